@@ -1,0 +1,311 @@
+//! The device catalog: every implementation the graph can name, as data.
+//!
+//! The checker, completion, hover, `nym check`'s hints, code generation and
+//! the documentation all read this one table; the in-process runner has a
+//! constructor for every entry that supports `unix` (a test holds it to it).
+use crate::types::{Kind, Target, ValueType};
+use libos::Value;
+
+/// What a parameter takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    /// A device of this kind (or one that fits it).
+    Device(Kind),
+    /// A value of this type.
+    Value(ValueType),
+}
+
+impl std::fmt::Display for ParamType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamType::Device(k) => write!(f, "{k}"),
+            ParamType::Value(v) => f.write_str(v.name()),
+        }
+    }
+}
+
+/// A parameter's default, for those that have one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Default {
+    /// An integer.
+    Int(i64),
+}
+
+impl Default {
+    /// The default as a value.
+    pub fn value(self) -> Value {
+        match self {
+            Default::Int(i) => Value::Int(i),
+        }
+    }
+}
+
+/// One parameter of an implementation.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// Its name, usable as `name = value`.
+    pub name: &'static str,
+    /// What it takes.
+    pub ty: ParamType,
+    /// Its default; a parameter without one is required.
+    pub default: Option<Default>,
+    /// The allowed range, for integers.
+    pub range: Option<(i64, i64)>,
+    /// One line of documentation.
+    pub doc: &'static str,
+}
+
+/// One implementation (MirageOS: a functor).
+#[derive(Debug, Clone, Copy)]
+pub struct Implementation {
+    /// Its name in the language, `kv::dir`.
+    pub name: &'static str,
+    /// The kind it provides.
+    pub provides: Kind,
+    /// Its parameters, in positional order.
+    pub params: &'static [Param],
+    /// The targets that have it.
+    pub targets: &'static [Target],
+    /// What to use on a target that lacks it.
+    pub instead: Option<&'static str>,
+    /// Documentation, first line a summary.
+    pub doc: &'static str,
+    /// The Rust expression that builds it in generated code. `{param}` is
+    /// replaced by the argument, `{platform}` by the target's platform module
+    /// (every platform offers the same functions); a trailing `?` marks a
+    /// constructor that can fail.
+    pub rust: &'static str,
+}
+
+impl PartialEq for Implementation {
+    /// Implementations are identified by name.
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Implementation {
+    /// Whether `target` has this implementation.
+    pub fn supports(&self, target: Target) -> bool {
+        self.targets.contains(&target)
+    }
+
+    /// `kv::dir(path: string) -> Kv`
+    pub fn signature(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| match p.default {
+                Some(d) => format!("{}: {} = {}", p.name, p.ty, d.value()),
+                None => format!("{}: {}", p.name, p.ty),
+            })
+            .collect();
+        format!("{}({}) -> {}", self.name, params.join(", "), self.provides)
+    }
+
+    /// The first line of the documentation.
+    pub fn summary(&self) -> &'static str {
+        self.doc.lines().next().unwrap_or("")
+    }
+}
+
+const ALL_TARGETS: &[Target] = &[Target::Unix, Target::Kvm, Target::Qemu, Target::Xen];
+const UNIX: &[Target] = &[Target::Unix];
+
+const fn device(name: &'static str, kind: Kind, doc: &'static str) -> Param {
+    Param {
+        name,
+        ty: ParamType::Device(kind),
+        default: None,
+        range: None,
+        doc,
+    }
+}
+
+const fn value(name: &'static str, ty: ValueType, doc: &'static str) -> Param {
+    Param {
+        name,
+        ty: ParamType::Value(ty),
+        default: None,
+        range: None,
+        doc,
+    }
+}
+
+const FACTOR: Param = Param {
+    name: "factor",
+    ty: ParamType::Value(ValueType::Int),
+    default: None,
+    range: Some((1, 1_000_000)),
+    doc: "how many times faster than the wrapped device",
+};
+
+/// The catalog.
+pub static CATALOG: &[Implementation] = &[
+    Implementation {
+        name: "console::default",
+        provides: Kind::Console,
+        params: &[],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "The platform's console.\nOn unix, standard output; in a unikernel, the monitor's console or the serial port.",
+        rust: "{platform}::console()?",
+    },
+    Implementation {
+        name: "clock::mono",
+        provides: Kind::MonoClock,
+        params: &[],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "The platform's monotonic clock: nanoseconds since start.",
+        rust: "{platform}::mono_clock()?",
+    },
+    Implementation {
+        name: "clock::wall",
+        provides: Kind::WallClock,
+        params: &[],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "The platform's wall clock: time since the Unix epoch.",
+        rust: "{platform}::wall_clock()?",
+    },
+    Implementation {
+        name: "clock::scaled",
+        provides: Kind::MonoClock,
+        params: &[device("clock", Kind::MonoClock, "the clock to speed up"), FACTOR],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "A monotonic clock running `factor` times faster than `clock`.\nFor testing expiry logic without waiting.",
+        rust: "libos::clock::Scaled::new({clock}, u64::try_from({factor})?)",
+    },
+    Implementation {
+        name: "time::default",
+        provides: Kind::Time,
+        params: &[],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "The platform's sleep.\nOn unix, tokio's timer; in a unikernel, the executor blocks in the platform's wait with a deadline.",
+        rust: "{platform}::time()?",
+    },
+    Implementation {
+        name: "time::scaled",
+        provides: Kind::Time,
+        params: &[device("time", Kind::Time, "the sleeper to speed up"), FACTOR],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "Sleeps `factor` times shorter than asked.\nThe partner of `clock::scaled` for tests that wait.",
+        rust: "libos::time::Scaled::new({time}, u32::try_from({factor})?)",
+    },
+    Implementation {
+        name: "random::default",
+        provides: Kind::Random,
+        params: &[],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "The platform's entropy source.\nOn unix, /dev/urandom; in a unikernel, RDRAND/RDSEED or the monitor's.",
+        rust: "{platform}::random()?",
+    },
+    Implementation {
+        name: "random::seeded",
+        provides: Kind::Random,
+        params: &[value("seed", ValueType::Int, "the seed")],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "A deterministic generator (SplitMix64): the same seed gives the same bytes everywhere.\nFor reproducible runs and tests; never for secrets.",
+        rust: "libos::random::Seeded::new(({seed}) as u64)",
+    },
+    Implementation {
+        name: "kv::mem",
+        provides: Kind::Kv,
+        params: &[],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "An in-memory key-value store.\nIts contents last as long as the program (and survive a hot reload).",
+        rust: "libos::kv::Mem::new()",
+    },
+    Implementation {
+        name: "kv::baked",
+        provides: Kind::KvRo,
+        params: &[value("dir", ValueType::Str, "the directory to bake in, relative to the project")],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "The files of a directory, read-only, baked into the program when it is built.\nKeys are paths relative to the directory, with `/` separators.",
+        rust: "libos::kv::Baked::from_static({dir})",
+    },
+    Implementation {
+        name: "kv::full",
+        provides: Kind::Kv,
+        params: &[device("kv", Kind::Kv, "the store to wrap")],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "A chaos device: every write fails with \"no space\".\nReads and removals go to the wrapped store.",
+        rust: "libos::kv::Full::new({kv})",
+    },
+    Implementation {
+        name: "kv::dir",
+        provides: Kind::Kv,
+        params: &[value("path", ValueType::Str, "the directory holding one file per key")],
+        targets: UNIX,
+        instead: Some("kv::mem"),
+        doc: "A key-value store in a host directory, one file per key.\nWrites are crash-safe (temporary file, fsync, rename): a value is old or new, never torn.",
+        rust: "nym_unix::devices::kv_dir::Dir::open({path})?",
+    },
+    Implementation {
+        name: "block::file",
+        provides: Kind::Block,
+        params: &[
+            value("path", ValueType::Str, "the backing file"),
+            Param {
+                name: "size",
+                ty: ParamType::Value(ValueType::Int),
+                default: Some(Default::Int(1 << 20)),
+                range: Some((512, 1 << 40)),
+                doc: "the size of a new file, in bytes, a multiple of 512",
+            },
+        ],
+        targets: &[Target::Unix, Target::Kvm],
+        instead: None,
+        doc: "A block device of 512-byte sectors backed by a host file.\nOn kvm the monitor serves the file to the guest.",
+        rust: "{platform}::block_file({path}, u64::try_from({size})?)?",
+    },
+];
+
+/// The implementation named `name`.
+pub fn lookup(name: &str) -> Option<&'static Implementation> {
+    CATALOG.iter().find(|i| i.name == name)
+}
+
+/// The implementations that provide a device fitting `kind`.
+pub fn providing(kind: Kind) -> impl Iterator<Item = &'static Implementation> {
+    CATALOG.iter().filter(move |i| i.provides.fits(kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_names_only_its_parameters_and_alternatives_exist() {
+        for imp in CATALOG {
+            let mut rest = imp.rust;
+            while let Some(open) = rest.find('{') {
+                let close = rest[open..].find('}').expect("unclosed placeholder") + open;
+                let name = &rest[open + 1..close];
+                assert!(
+                    name == "platform" || imp.params.iter().any(|p| p.name == name),
+                    "{}: unknown placeholder {{{name}}}",
+                    imp.name
+                );
+                rest = &rest[close + 1..];
+            }
+            if let Some(alt) = imp.instead {
+                assert!(
+                    lookup(alt).is_some(),
+                    "{}: alternative {alt} is not in the catalog",
+                    imp.name
+                );
+            }
+            assert!(!imp.targets.is_empty());
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Job signatures, read from the application's Rust source with `syn`, so
+//! `job hello::start(console::default())` is checked against
+//! `pub async fn start(c: impl Console)` before anything is compiled.
+use crate::catalog::ParamType;
+use crate::types::{Kind, ValueType};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use syn::spanned::Spanned;
+
+/// A job parameter as the graph sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobParam {
+    /// The Rust parameter's name.
+    pub name: String,
+    /// What the graph must pass.
+    pub ty: ParamType,
+    /// For integers, the Rust type (`u32`), whose range the checker enforces.
+    pub int_ty: Option<&'static str>,
+}
+
+/// A job's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSig {
+    /// `hello::start`
+    pub path: String,
+    /// The parameters in order.
+    pub params: Vec<JobParam>,
+    /// The Rust declaration, for hover: `pub async fn start(c: impl Console)`.
+    pub rust: String,
+    /// The file it is in, relative to the project.
+    pub file: PathBuf,
+    /// 1-based line of the `fn`.
+    pub line: usize,
+}
+
+/// Why a job's function cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// The path's crate is not the application's.
+    #[error("`{found}` is not the application crate (it is `{expected}`)")]
+    UnknownCrate {
+        /// What the graph wrote.
+        found: String,
+        /// The application crate's name.
+        expected: String,
+    },
+    /// The path is a crate with no function.
+    #[error("a job names a function: write `job {krate}::start(...)`")]
+    NoFunction {
+        /// The crate written.
+        krate: String,
+    },
+    /// A module on the path does not exist.
+    #[error("module `{module}` not found in the application (looked in {looked})")]
+    NoModule {
+        /// The module's path.
+        module: String,
+        /// The files tried.
+        looked: String,
+    },
+    /// The function does not exist.
+    #[error("no function `{name}` in `{module}`")]
+    NotFound {
+        /// The function's name.
+        name: String,
+        /// Where it was looked for.
+        module: String,
+        /// Public async functions that do exist there.
+        candidates: Vec<String>,
+    },
+    /// The function is not `pub`.
+    #[error("`{0}` is not `pub`: a job must be a public function")]
+    NotPublic(String),
+    /// The function is not `async`.
+    #[error("`{0}` is not `async`: a job is a `pub async fn`")]
+    NotAsync(String),
+    /// A parameter's type is neither a device nor a value.
+    #[error("parameter `{name}: {ty}` of `{job}` is neither a device (`impl Console`, …) nor a value (integer, `String`, `bool`, `Duration`, `Ipv4Cidr`)")]
+    BadParam {
+        /// The job.
+        job: String,
+        /// The parameter.
+        name: String,
+        /// Its Rust type.
+        ty: String,
+    },
+    /// The return type is neither `()` nor a `Result`.
+    #[error("`{0}` must return `()` or `Result<(), E>`")]
+    BadReturn(String),
+    /// A source file does not parse as Rust.
+    #[error("{file} does not parse as Rust: {message}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// rustc-free parse error from syn.
+        message: String,
+    },
+}
+
+/// Reads a source file given its path relative to the project.
+pub type Reader = Box<dyn Fn(&Path) -> Option<String> + Send + Sync>;
+
+/// The application crate, as far as jobs are concerned.
+pub struct RustCrate {
+    name: String,
+    read: Reader,
+}
+
+impl RustCrate {
+    /// The crate `name` (as in Cargo.toml; `-` becomes `_`) at `root`.
+    pub fn on_disk(name: &str, root: &Path) -> Self {
+        let root = root.to_owned();
+        Self::with_reader(
+            name,
+            Box::new(move |p| std::fs::read_to_string(root.join(p)).ok()),
+        )
+    }
+
+    /// A crate whose files are given in memory (tests, unsaved buffers).
+    pub fn in_memory(name: &str, files: HashMap<PathBuf, String>) -> Self {
+        Self::with_reader(name, Box::new(move |p| files.get(p).cloned()))
+    }
+
+    /// A crate whose files come from `read`.
+    pub fn with_reader(name: &str, read: Reader) -> Self {
+        Self {
+            name: name.replace('-', "_"),
+            read,
+        }
+    }
+
+    /// The crate's name as Rust code writes it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The public async functions at the crate root: candidates for jobs.
+    pub fn root_jobs(&self) -> Vec<String> {
+        self.parse(Path::new("src/lib.rs"))
+            .map(|f| public_async_fns(&f.items))
+            .unwrap_or_default()
+    }
+
+    fn parse(&self, file: &Path) -> Option<syn::File> {
+        syn::parse_file(&(self.read)(file)?).ok()
+    }
+
+    /// The signature of the job at `path` (`["hello", "start"]`).
+    pub fn job(&self, path: &[String]) -> Result<JobSig, JobError> {
+        let (krate, rest) = path.split_first().ok_or(JobError::NoFunction {
+            krate: String::new(),
+        })?;
+        if krate != &self.name {
+            return Err(JobError::UnknownCrate {
+                found: krate.clone(),
+                expected: self.name.clone(),
+            });
+        }
+        let (fname, modules) = rest.split_last().ok_or(JobError::NoFunction {
+            krate: krate.clone(),
+        })?;
+
+        // Walk the modules from src/lib.rs, following `mod x;` to files and
+        // `mod x { }` inline.
+        let mut file = PathBuf::from("src/lib.rs");
+        let mut dir = PathBuf::from("src");
+        let text = (self.read)(&file).ok_or_else(|| JobError::NoModule {
+            module: krate.clone(),
+            looked: file.display().to_string(),
+        })?;
+        let syntax = syn::parse_file(&text).map_err(|e| JobError::Syntax {
+            file: file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let mut items: Vec<syn::Item> = syntax.items;
+        let mut module_path = krate.clone();
+        for m in modules {
+            module_path = format!("{module_path}::{m}");
+            let found = items.iter().find_map(|i| match i {
+                syn::Item::Mod(md) if md.ident == m.as_str() => Some(md.clone()),
+                _ => None,
+            });
+            let Some(md) = found else {
+                return Err(JobError::NoModule {
+                    module: module_path,
+                    looked: file.display().to_string(),
+                });
+            };
+            if let Some((_, inline)) = &md.content {
+                items = inline.clone();
+                dir = dir.join(m);
+                continue;
+            }
+            let candidates = [dir.join(format!("{m}.rs")), dir.join(m).join("mod.rs")];
+            let Some((path, text)) = candidates
+                .iter()
+                .find_map(|p| (self.read)(p).map(|t| (p.clone(), t)))
+            else {
+                return Err(JobError::NoModule {
+                    module: module_path,
+                    looked: candidates
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                });
+            };
+            items = syn::parse_file(&text)
+                .map_err(|e| JobError::Syntax {
+                    file: path.display().to_string(),
+                    message: e.to_string(),
+                })?
+                .items;
+            file = path;
+            dir = dir.join(m);
+        }
+
+        let full = path.join("::");
+        let func = items.iter().find_map(|i| match i {
+            syn::Item::Fn(f) if f.sig.ident == fname.as_str() => Some(f),
+            _ => None,
+        });
+        let Some(func) = func else {
+            return Err(JobError::NotFound {
+                name: fname.clone(),
+                module: module_path,
+                candidates: public_async_fns(&items),
+            });
+        };
+        if !matches!(func.vis, syn::Visibility::Public(_)) {
+            return Err(JobError::NotPublic(full));
+        }
+        if func.sig.asyncness.is_none() {
+            return Err(JobError::NotAsync(full));
+        }
+        match &func.sig.output {
+            syn::ReturnType::Default => {}
+            syn::ReturnType::Type(_, ty) => {
+                let ok = match &**ty {
+                    syn::Type::Tuple(t) => t.elems.is_empty(),
+                    syn::Type::Path(p) => {
+                        p.path.segments.last().is_some_and(|s| s.ident == "Result")
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return Err(JobError::BadReturn(full));
+                }
+            }
+        }
+        let mut params = Vec::new();
+        for input in &func.sig.inputs {
+            let syn::FnArg::Typed(pt) = input else {
+                return Err(JobError::BadParam {
+                    job: full,
+                    name: "self".into(),
+                    ty: "Self".into(),
+                });
+            };
+            let name = match &*pt.pat {
+                syn::Pat::Ident(i) => i.ident.to_string(),
+                other => tokens(other),
+            };
+            let Some((ty, int_ty)) = param_type(&pt.ty, &func.sig.generics) else {
+                return Err(JobError::BadParam {
+                    job: full,
+                    name,
+                    ty: tokens(&*pt.ty),
+                });
+            };
+            params.push(JobParam { name, ty, int_ty });
+        }
+        let sig = &func.sig;
+        Ok(JobSig {
+            path: full,
+            params,
+            rust: format!("pub {}", tokens(sig)),
+            file,
+            line: sig.fn_token.span().start().line,
+        })
+    }
+}
+
+fn tokens(t: &dyn quote::ToTokens) -> String {
+    t.to_token_stream()
+        .to_string()
+        .replace(" :", ":")
+        .replace(" ,", ",")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(" (", "(")
+        .replace("& ", "&")
+        .replace(" < ", "<")
+        .replace(" <", "<")
+        .replace(" >", ">")
+}
+
+fn public_async_fns(items: &[syn::Item]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            syn::Item::Fn(f)
+                if f.sig.asyncness.is_some() && matches!(f.vis, syn::Visibility::Public(_)) =>
+            {
+                Some(f.sig.ident.to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+const INTS: &[&str] = &[
+    "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
+];
+
+fn bound_kind<'a>(bounds: impl IntoIterator<Item = &'a syn::TypeParamBound>) -> Option<Kind> {
+    bounds.into_iter().find_map(|b| match b {
+        syn::TypeParamBound::Trait(t) => t
+            .path
+            .segments
+            .last()
+            .and_then(|s| Kind::from_trait_name(&s.ident.to_string())),
+        _ => None,
+    })
+}
+
+fn param_type(
+    ty: &syn::Type,
+    generics: &syn::Generics,
+) -> Option<(ParamType, Option<&'static str>)> {
+    match ty {
+        syn::Type::ImplTrait(it) => bound_kind(&it.bounds).map(|k| (ParamType::Device(k), None)),
+        syn::Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?.ident.to_string();
+            if let Some(int) = INTS.iter().find(|i| **i == last) {
+                return Some((ParamType::Value(ValueType::Int), Some(int)));
+            }
+            let value = match last.as_str() {
+                "String" => Some(ValueType::Str),
+                "bool" => Some(ValueType::Bool),
+                "Duration" => Some(ValueType::Duration),
+                "Ipv4Cidr" => Some(ValueType::Cidr),
+                _ => None,
+            };
+            if let Some(v) = value {
+                return Some((ParamType::Value(v), None));
+            }
+            // A generic parameter: its bounds, inline or in the where clause.
+            let inline = generics
+                .type_params()
+                .find(|tp| tp.ident == last)
+                .and_then(|tp| bound_kind(&tp.bounds));
+            let in_where = || {
+                generics
+                    .where_clause
+                    .as_ref()?
+                    .predicates
+                    .iter()
+                    .find_map(|pred| match pred {
+                        syn::WherePredicate::Type(pt) if tokens(&pt.bounded_ty) == last => {
+                            bound_kind(&pt.bounds)
+                        }
+                        _ => None,
+                    })
+            };
+            inline
+                .or_else(in_where)
+                .map(|k| (ParamType::Device(k), None))
+        }
+        syn::Type::Paren(p) => param_type(&p.elem, generics),
+        _ => None,
+    }
+}

@@ -1,0 +1,431 @@
+//! The parser: tokens to a [`File`], with error recovery.
+//!
+//! A statement that fails to parse is reported once and skipped up to its
+//! `;` (or to the next `let`), and an argument that fails is skipped up to
+//! the next `,` or `)`, so independent mistakes each get their own
+//! diagnostic and the rest of the file is still checked.
+use crate::diagnostic::Diagnostic;
+use crate::lexer::{lex, Token, TokenKind};
+use crate::syntax::{Arg, Expr, ExprKind, File, Ident, Path, Span, Stmt};
+use libos::value::{parse_duration, parse_int, Value};
+
+/// Parses `src`, returning the tree and the syntax errors.
+pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
+    let (tokens, comments) = lex(src);
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        diags: Vec::new(),
+    };
+    let mut stmts = Vec::new();
+    while !p.at(&TokenKind::Eof) {
+        let before = p.pos;
+        match p.stmt() {
+            Ok(s) => stmts.push(s),
+            Err(()) => p.recover_stmt(),
+        }
+        if p.pos == before {
+            p.bump(); // always make progress
+        }
+    }
+    (File { stmts, comments }, p.diags)
+}
+
+/// Parses one expression on its own (the REPL's input), with its errors.
+pub fn parse_expr(src: &str) -> (Option<Expr>, Vec<Diagnostic>) {
+    let (tokens, _) = lex(src);
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        diags: Vec::new(),
+    };
+    let e = p.expr().ok();
+    if e.is_some() && !p.at(&TokenKind::Eof) {
+        let t = p.peek().clone();
+        p.diags.push(Diagnostic::error(
+            "nym::syntax",
+            t.span,
+            format!("unexpected {} after the expression", describe(&t.kind)),
+        ));
+    }
+    (e, p.diags)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+    diags: Vec<Diagnostic>,
+}
+
+type PResult<T> = Result<T, ()>;
+
+const MAX_DEPTH: usize = 64;
+
+fn describe(kind: &TokenKind) -> String {
+    match kind {
+        TokenKind::Ident(s) => format!("`{s}`"),
+        TokenKind::Number(s) | TokenKind::Ipv4(s) => format!("`{s}`"),
+        TokenKind::Str(_) => "a string".into(),
+        TokenKind::PathSep => "`::`".into(),
+        TokenKind::LParen => "`(`".into(),
+        TokenKind::RParen => "`)`".into(),
+        TokenKind::LBracket => "`[`".into(),
+        TokenKind::RBracket => "`]`".into(),
+        TokenKind::Comma => "`,`".into(),
+        TokenKind::Semi => "`;`".into(),
+        TokenKind::Eq => "`=`".into(),
+        TokenKind::Error(e) => e.clone(),
+        TokenKind::Eof => "the end of the file".into(),
+    }
+}
+
+impl Parser {
+    fn peek(&self) -> &Token {
+        &self.tokens[self.pos.min(self.tokens.len() - 1)]
+    }
+    fn peek_at(&self, n: usize) -> &Token {
+        &self.tokens[(self.pos + n).min(self.tokens.len() - 1)]
+    }
+    fn at(&self, kind: &TokenKind) -> bool {
+        &self.peek().kind == kind
+    }
+    fn at_keyword(&self, kw: &str) -> bool {
+        matches!(&self.peek().kind, TokenKind::Ident(s) if s == kw)
+    }
+    fn bump(&mut self) -> Token {
+        let t = self.peek().clone();
+        if self.pos < self.tokens.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+    fn prev_end(&self) -> usize {
+        self.pos
+            .checked_sub(1)
+            .map_or(0, |i| self.tokens[i].span.end)
+    }
+
+    /// Reports what was found instead of `what`.
+    fn unexpected(&mut self, what: &str) {
+        let t = self.peek().clone();
+        let d = match t.kind {
+            TokenKind::Error(msg) => {
+                Diagnostic::error("nym::syntax", t.span, msg.clone()).label(msg)
+            }
+            _ => Diagnostic::error(
+                "nym::syntax",
+                t.span,
+                format!("expected {what}, found {}", describe(&t.kind)),
+            )
+            .label(format!("expected {what}")),
+        };
+        self.diags.push(d);
+    }
+
+    fn expect(&mut self, kind: TokenKind, what: &str) -> PResult<Token> {
+        if self.at(&kind) {
+            Ok(self.bump())
+        } else {
+            self.unexpected(what);
+            Err(())
+        }
+    }
+
+    fn ident(&mut self, what: &str) -> PResult<Ident> {
+        match &self.peek().kind {
+            TokenKind::Ident(name) if !is_keyword(name) => {
+                let name = name.clone();
+                let span = self.bump().span;
+                Ok(Ident { name, span })
+            }
+            _ => {
+                self.unexpected(what);
+                Err(())
+            }
+        }
+    }
+
+    /// Skips to just after the next `;`, or to the next `let`.
+    fn recover_stmt(&mut self) {
+        loop {
+            match &self.peek().kind {
+                TokenKind::Eof => return,
+                TokenKind::Semi => {
+                    self.bump();
+                    return;
+                }
+                TokenKind::Ident(k) if k == "let" => return,
+                _ => {
+                    self.bump();
+                }
+            }
+        }
+    }
+
+    fn stmt(&mut self) -> PResult<Stmt> {
+        let start = self.peek().span;
+        if self.at_keyword("let") {
+            self.bump();
+            let name = self.ident("a binding name after `let`")?;
+            self.expect(TokenKind::Eq, "`=`")?;
+            let value = self.expr()?;
+            self.semi()?;
+            Ok(Stmt::Let {
+                name,
+                value,
+                span: start.to(Span::new(self.prev_end(), self.prev_end())),
+            })
+        } else {
+            let expr = self.expr()?;
+            self.semi()?;
+            Ok(Stmt::Expr {
+                expr,
+                span: start.to(Span::new(self.prev_end(), self.prev_end())),
+            })
+        }
+    }
+
+    /// A missing `;` is reported at the end of the statement; parsing goes
+    /// on as if it were there when the next token starts a statement.
+    fn semi(&mut self) -> PResult<()> {
+        if self.at(&TokenKind::Semi) {
+            self.bump();
+            return Ok(());
+        }
+        let end = self.prev_end();
+        let next_starts_stmt = self.at_keyword("let") || self.at(&TokenKind::Eof);
+        self.diags.push(
+            Diagnostic::error(
+                "nym::syntax",
+                Span::new(end, end),
+                format!("expected `;`, found {}", describe(&self.peek().kind)),
+            )
+            .label("add `;` here")
+            .fix("add `;`", Span::new(end, end), ";"),
+        );
+        if next_starts_stmt {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    fn expr(&mut self) -> PResult<Expr> {
+        self.expr_at(0)
+    }
+
+    fn expr_at(&mut self, depth: usize) -> PResult<Expr> {
+        if depth > MAX_DEPTH {
+            let span = self.peek().span;
+            self.diags.push(Diagnostic::error(
+                "nym::syntax",
+                span,
+                format!("expressions nest deeper than {MAX_DEPTH} levels"),
+            ));
+            return Err(());
+        }
+        let t = self.peek().clone();
+        let lit = |v| {
+            Ok(Expr {
+                kind: ExprKind::Lit(v),
+                span: t.span,
+            })
+        };
+        match &t.kind {
+            TokenKind::Str(s) => {
+                self.bump();
+                lit(Value::Str(s.clone()))
+            }
+            TokenKind::Number(text) => {
+                self.bump();
+                self.number(text, t.span)
+            }
+            TokenKind::Ipv4(text) => {
+                self.bump();
+                Ok(Expr {
+                    kind: match text.parse() {
+                        Ok(c) => ExprKind::Lit(Value::Cidr(c)),
+                        Err(_) => ExprKind::BadCidr(text.clone()),
+                    },
+                    span: t.span,
+                })
+            }
+            TokenKind::LBracket => {
+                self.bump();
+                let items = self.list(depth)?;
+                let close = self.expect(TokenKind::RBracket, "`]`")?;
+                Ok(Expr {
+                    kind: ExprKind::List(items),
+                    span: t.span.to(close.span),
+                })
+            }
+            TokenKind::Ident(k) if k == "true" || k == "false" => {
+                self.bump();
+                lit(Value::Bool(k == "true"))
+            }
+            TokenKind::Ident(k) if k == "job" => {
+                self.bump();
+                let path = self.path()?;
+                if !self.at(&TokenKind::LParen) {
+                    self.unexpected("`(` after the job's function");
+                    return Err(());
+                }
+                let (args, close) = self.args(depth)?;
+                Ok(Expr {
+                    span: t.span.to(close),
+                    kind: ExprKind::Job { path, args, close },
+                })
+            }
+            TokenKind::Ident(k) if !is_keyword(k) => {
+                let path = self.path()?;
+                if self.at(&TokenKind::LParen) {
+                    let (args, close) = self.args(depth)?;
+                    Ok(Expr {
+                        span: path.span.to(close),
+                        kind: ExprKind::Call { path, args, close },
+                    })
+                } else if path.segments.len() == 1 {
+                    let id = path.segments.into_iter().next().ok_or(())?;
+                    Ok(Expr {
+                        span: id.span,
+                        kind: ExprKind::Name(id),
+                    })
+                } else {
+                    self.unexpected("`(` to apply the implementation");
+                    Err(())
+                }
+            }
+            _ => {
+                self.unexpected("an expression");
+                Err(())
+            }
+        }
+    }
+
+    fn number(&mut self, text: &str, span: Span) -> PResult<Expr> {
+        let first_alpha = text.find(|c: char| c.is_ascii_alphabetic());
+        let value = match first_alpha.map(|i| &text[i..]) {
+            Some("KiB" | "MiB" | "GiB") | None => parse_int(text)
+                .map(Value::Int)
+                .map_err(|_| "integer out of range"),
+            Some(_) => parse_duration(text)
+                .map(Value::Duration)
+                .map_err(|_| "unknown unit (durations: ns us ms s min h; sizes: KiB MiB GiB)"),
+        };
+        match value {
+            Ok(v) => Ok(Expr {
+                kind: ExprKind::Lit(v),
+                span,
+            }),
+            Err(msg) => {
+                self.diags.push(
+                    Diagnostic::error("nym::bad-value", span, format!("`{text}`: {msg}"))
+                        .label(msg),
+                );
+                Ok(Expr {
+                    kind: ExprKind::Error,
+                    span,
+                })
+            }
+        }
+    }
+
+    fn path(&mut self) -> PResult<Path> {
+        let first = self.ident("a name")?;
+        let mut span = first.span;
+        let mut segments = vec![first];
+        while self.at(&TokenKind::PathSep) {
+            self.bump();
+            let seg = self.ident("a name after `::`")?;
+            span = span.to(seg.span);
+            segments.push(seg);
+        }
+        Ok(Path { segments, span })
+    }
+
+    /// `( arg, name = arg, ... )`: returns the arguments and the `)` span.
+    fn args(&mut self, depth: usize) -> PResult<(Vec<Arg>, Span)> {
+        self.expect(TokenKind::LParen, "`(`")?;
+        let mut args = Vec::new();
+        loop {
+            if self.at(&TokenKind::RParen) {
+                return Ok((args, self.bump().span));
+            }
+            if self.at(&TokenKind::Eof) || self.at(&TokenKind::Semi) {
+                self.unexpected("`)`");
+                return Err(());
+            }
+            let named = matches!(self.peek().kind, TokenKind::Ident(_))
+                && self.peek_at(1).kind == TokenKind::Eq;
+            let name = if named {
+                let n = self.ident("a parameter name")?;
+                self.bump(); // `=`
+                Some(n)
+            } else {
+                None
+            };
+            match self.expr_at(depth + 1) {
+                Ok(value) => args.push(Arg { name, value }),
+                Err(()) => {
+                    // Skip this argument, keep the others.
+                    let start = self.peek().span;
+                    self.skip_until_arg_end();
+                    let span = start.to(Span::new(
+                        self.prev_end().max(start.start),
+                        self.prev_end().max(start.start),
+                    ));
+                    args.push(Arg {
+                        name,
+                        value: Expr {
+                            kind: ExprKind::Error,
+                            span,
+                        },
+                    });
+                }
+            }
+            if self.at(&TokenKind::Comma) {
+                self.bump();
+            } else if !self.at(&TokenKind::RParen) {
+                self.unexpected("`,` or `)`");
+                self.skip_until_arg_end();
+                if self.at(&TokenKind::Comma) {
+                    self.bump();
+                } else if !self.at(&TokenKind::RParen) {
+                    return Err(());
+                }
+            }
+        }
+    }
+
+    /// Skips to the `,` or `)` that ends the current argument, minding nesting.
+    fn skip_until_arg_end(&mut self) {
+        let mut depth = 0usize;
+        loop {
+            match self.peek().kind {
+                TokenKind::Eof | TokenKind::Semi => return,
+                TokenKind::LParen | TokenKind::LBracket => depth += 1,
+                TokenKind::RParen | TokenKind::RBracket if depth == 0 => return,
+                TokenKind::RParen | TokenKind::RBracket => depth -= 1,
+                TokenKind::Comma if depth == 0 => return,
+                _ => {}
+            }
+            self.bump();
+        }
+    }
+
+    fn list(&mut self, depth: usize) -> PResult<Vec<Expr>> {
+        let mut items = Vec::new();
+        while !self.at(&TokenKind::RBracket) {
+            items.push(self.expr_at(depth + 1)?);
+            if !self.at(&TokenKind::Comma) {
+                break;
+            }
+            self.bump();
+        }
+        Ok(items)
+    }
+}
+
+fn is_keyword(s: &str) -> bool {
+    matches!(s, "let" | "job" | "true" | "false")
+}

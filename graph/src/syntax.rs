@@ -1,0 +1,162 @@
+//! The syntax tree of a `.nym` file: what the parser produces and the
+//! checker, printer and language server read. Every node carries its span.
+use libos::Value;
+
+/// A byte range in the source, `start..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    /// The range `start..end`.
+    pub fn new(start: usize, end: usize) -> Self {
+        Self { start, end }
+    }
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+    /// Whether `offset` lies inside (or just after) the span.
+    pub fn contains(self, offset: usize) -> bool {
+        self.start <= offset && offset <= self.end
+    }
+}
+
+/// A name with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident {
+    /// The name.
+    pub name: String,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// `a::b::c`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    /// The segments, at least one.
+    pub segments: Vec<Ident>,
+    /// The whole path.
+    pub span: Span,
+}
+
+impl Path {
+    /// The path as written, `kv::mem`.
+    pub fn text(&self) -> String {
+        self.segments
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join("::")
+    }
+}
+
+/// One argument of an application, positional or `name = value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arg {
+    /// The parameter's name, for a named argument.
+    pub name: Option<Ident>,
+    /// The argument.
+    pub value: Expr,
+}
+
+/// An expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    /// What it is.
+    pub kind: ExprKind,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// The forms of expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    /// An application of an implementation or a builtin: `kv::dir("data")`,
+    /// `key("count", 3)`, `register("hello", [...])`.
+    Call {
+        /// What is applied.
+        path: Path,
+        /// Its arguments.
+        args: Vec<Arg>,
+        /// The closing parenthesis (where a missing argument is reported).
+        close: Span,
+    },
+    /// `job crate::function(args)`.
+    Job {
+        /// The Rust function.
+        path: Path,
+        /// Its arguments.
+        args: Vec<Arg>,
+        /// The closing parenthesis.
+        close: Span,
+    },
+    /// A reference to a `let` binding.
+    Name(Ident),
+    /// A literal value.
+    Lit(Value),
+    /// An IPv4 literal that did not parse as a CIDR (reported by the checker).
+    BadCidr(String),
+    /// `[a, b]`.
+    List(Vec<Expr>),
+    /// What the parser left where an expression failed to parse; the
+    /// checker stays silent about it so one typo gives one diagnostic.
+    Error,
+}
+
+/// A statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stmt {
+    /// `let name = value;`
+    Let {
+        /// The binding.
+        name: Ident,
+        /// Its value.
+        value: Expr,
+        /// The whole statement.
+        span: Span,
+    },
+    /// An expression statement, `register(...);`
+    Expr {
+        /// The expression.
+        expr: Expr,
+        /// The whole statement.
+        span: Span,
+    },
+}
+
+impl Stmt {
+    /// The whole statement's span.
+    pub fn span(&self) -> Span {
+        match self {
+            Stmt::Let { span, .. } | Stmt::Expr { span, .. } => *span,
+        }
+    }
+}
+
+/// A parsed file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct File {
+    /// The statements in order.
+    pub stmts: Vec<Stmt>,
+    /// The comments, for the formatter.
+    pub comments: Vec<Span>,
+}
+
+impl Expr {
+    /// Visits this expression and every expression inside it, depth first.
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
+        f(self);
+        match &self.kind {
+            ExprKind::Call { args, .. } | ExprKind::Job { args, .. } => {
+                args.iter().for_each(|a| a.value.walk(f))
+            }
+            ExprKind::List(items) => items.iter().for_each(|e| e.walk(f)),
+            _ => {}
+        }
+    }
+}

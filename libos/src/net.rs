@@ -1,0 +1,76 @@
+//! Networking: raw Ethernet interfaces ([`Netif`]) and TCP/IP stacks
+//! ([`Stack`]) that hand out [`Flow`]s.
+//!
+//! The implementations (smoltcp over any `Netif`, host sockets, tap devices,
+//! the monitor's virtual link) arrive with the networking work; the traits
+//! are part of the device model from the start so graphs and jobs can name
+//! them.
+use crate::{BoxFuture, Flow};
+use alloc::boxed::Box;
+use core::net::SocketAddrV4;
+
+/// Why a network operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    /// The address or port is taken.
+    #[error("address in use")]
+    AddrInUse,
+    /// The peer refused the connection.
+    #[error("connection refused")]
+    Refused,
+    /// The frame is larger than the interface's MTU.
+    #[error("frame of {len} bytes exceeds the MTU of {mtu}")]
+    FrameTooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The interface's MTU.
+        mtu: usize,
+    },
+    /// The interface or stack is shut down.
+    #[error("the interface is down")]
+    Down,
+    /// The backend failed.
+    #[error("network I/O: {0}")]
+    Io(#[from] crate::IoError),
+}
+
+/// A network interface carrying Ethernet frames (MirageOS: `Mirage_net`).
+pub trait Netif: Send + Sync {
+    /// The interface's MAC address.
+    fn mac(&self) -> [u8; 6];
+    /// The largest frame, in bytes, including the Ethernet header.
+    fn mtu(&self) -> usize;
+    /// Sends one frame.
+    fn send<'a>(&'a self, frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>>;
+    /// Receives one frame into `buf`, returning its length.
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>>;
+}
+
+crate::delegate_arc!(Netif {
+    fn mac(&self) -> [u8; 6];
+    fn mtu(&self) -> usize;
+    fn send<'a>(&'a self, frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>>;
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>>;
+});
+
+/// An accepted connection and the peer's address.
+pub type Accepted = (Box<dyn Flow>, SocketAddrV4);
+
+/// A listening TCP socket.
+pub trait Listener: Send {
+    /// Waits for the next connection.
+    fn accept(&mut self) -> BoxFuture<'_, Result<Accepted, NetError>>;
+}
+
+/// A TCP/IP stack (MirageOS: `Mirage_stack`).
+pub trait Stack: Send + Sync {
+    /// Listens for TCP connections on `port`.
+    fn listen(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn Listener>, NetError>>;
+    /// Opens a TCP connection to `addr`.
+    fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>>;
+}
+
+crate::delegate_arc!(Stack {
+    fn listen(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn Listener>, NetError>>;
+    fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>>;
+});
