@@ -1,1 +1,123 @@
-fn main() {}
+//! `nym`: the command-line front end of the nym library operating system.
+//!
+//! One binary with subcommands. It holds no language logic of its own: it
+//! opens a project, hands the graph to `nym-graph` for checking and code
+//! generation, and to a target (`nym-unix` today) for running.
+mod cargo;
+mod commands;
+mod new;
+mod project;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A library operating system: write against device traits, wire devices
+/// with a typed graph, run in-process or as a unikernel.
+#[derive(Parser)]
+#[command(name = "nym", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where a graph runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetArg {
+    /// In-process on this Unix host.
+    Unix,
+    /// A unikernel in nym's KVM monitor.
+    Kvm,
+    /// A PVH unikernel under QEMU.
+    Qemu,
+    /// A PVH unikernel under Xen.
+    Xen,
+}
+
+impl From<TargetArg> for nym_graph::Target {
+    fn from(t: TargetArg) -> Self {
+        match t {
+            TargetArg::Unix => nym_graph::Target::Unix,
+            TargetArg::Kvm => nym_graph::Target::Kvm,
+            TargetArg::Qemu => nym_graph::Target::Qemu,
+            TargetArg::Xen => nym_graph::Target::Xen,
+        }
+    }
+}
+
+/// Options shared by the commands that read a project.
+#[derive(clap::Args, Clone)]
+pub struct ProjectArgs {
+    /// The graph file (default: unikernel.nym here or in a parent directory).
+    #[arg(long, short = 'f')]
+    file: Option<PathBuf>,
+    /// The target to check the graph for.
+    #[arg(long, short = 't', value_enum, default_value = "unix")]
+    target: TargetArg,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a project: unikernel.nym, Cargo.toml and src/lib.rs.
+    New {
+        /// The project's name (also its directory).
+        name: String,
+        /// What the project starts as.
+        #[arg(long, value_enum, default_value = "hello")]
+        template: new::Template,
+    },
+    /// Type-check the graph; errors are printed with their place and a hint.
+    Check {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// One line per diagnostic instead of source excerpts.
+        #[arg(long)]
+        short: bool,
+    },
+    /// Print the resolved device graph.
+    Graph {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Graphviz DOT instead of text (`nym graph --dot | dot -Tsvg > graph.svg`).
+        #[arg(long)]
+        dot: bool,
+    },
+    /// Build the application and run the graph (in-process on unix).
+    Run {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Key values for the graph's `key()`s, after `--`: `-- --count 5`.
+        #[arg(last = true)]
+        keys: Vec<String>,
+    },
+    /// Generate the compiled program for a target and build it.
+    Build {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Build with optimisations.
+        #[arg(long)]
+        release: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("nym: error: cannot read the current directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::New { name, template } => commands::new(&cwd, &name, template),
+        Command::Check { project, short } => commands::check(&cwd, &project, short),
+        Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),
+        Command::Run { project, keys } => commands::run(&cwd, &project, &keys),
+        Command::Build { project, release } => commands::build(&cwd, &project, release),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("nym: error: {e}");
+        e.exit_code()
+    })
+}

@@ -1051,25 +1051,25 @@ impl Checker<'_> {
         let (name, registered, _) = self.register.clone()?;
         let mut node_live = vec![false; self.nodes.len()];
         let mut key_live = vec![false; self.keys.len()];
-        fn mark(args: &[GArg], nodes: &[Node], node_live: &mut [bool], key_live: &mut [bool]) {
+        fn mark(args: &[GArg], node_live: &mut [bool], key_live: &mut [bool]) {
             for a in args {
                 match a {
-                    GArg::Node(n) if !node_live[*n] => {
-                        node_live[*n] = true;
-                        mark(&nodes[*n].args, nodes, node_live, key_live);
-                    }
+                    GArg::Node(n) => node_live[*n] = true,
                     GArg::Key(k) => key_live[*k] = true,
-                    _ => {}
+                    GArg::Value(_) => {}
                 }
             }
         }
         for &j in &registered {
-            mark(
-                &self.jobs[j].args,
-                &self.nodes,
-                &mut node_live,
-                &mut key_live,
-            );
+            mark(&self.jobs[j].args, &mut node_live, &mut key_live);
+        }
+        // A node's arguments are nodes built before it, so one pass from
+        // the last node back reaches everything, without recursing down a
+        // long chain of devices.
+        for n in (0..self.nodes.len()).rev() {
+            if node_live[n] {
+                mark(&self.nodes[n].args, &mut node_live, &mut key_live);
+            }
         }
         let renumber = |live: &[bool]| {
             let mut next = 0;

@@ -71,8 +71,9 @@ fn arg_expr(g: &Graph, a: &GArg) -> String {
     }
 }
 
-/// Files under `dir`, as (key with `/` separators, absolute path), sorted.
-fn baked_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, CodegenError> {
+/// Files under `dir`, as (key with `/` separators, absolute path), sorted:
+/// what `kv::baked(dir)` serves, in a build and in-process alike.
+pub fn baked_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, CodegenError> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();

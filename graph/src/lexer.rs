@@ -132,10 +132,11 @@ fn string(src: &str, start: usize) -> (TokenKind, usize) {
                 Some((_, 't')) => out.push('\t'),
                 Some((_, '\\')) => out.push('\\'),
                 Some((_, '"')) => out.push('"'),
-                Some((o, _)) => {
+                // End after the escaped character, however many bytes it takes.
+                Some((o, c)) => {
                     return (
                         TokenKind::Error("unknown escape (use \\n \\t \\\\ \\\")".into()),
-                        start + 2 + o,
+                        start + 1 + o + c.len_utf8(),
                     )
                 }
                 None => break,

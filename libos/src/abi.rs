@@ -29,7 +29,9 @@ pub const FINGERPRINT_SYMBOL: &[u8] = b"nym_abi_fingerprint";
 /// The symbol of the shim's `static JobTable`.
 pub const TABLE_SYMBOL: &[u8] = b"nym_job_table";
 
-/// One argument of a job: a device or a value.
+/// One argument of a job: a device or a value. Cloning a device argument
+/// shares the device.
+#[derive(Clone)]
 pub enum Arg {
     /// A console.
     Console(Arc<dyn Console>),
@@ -82,6 +84,18 @@ impl Arg {
             Arg::Bool(_) => "bool",
             Arg::Duration(_) => "duration",
             Arg::Cidr(_) => "ipv4 cidr",
+        }
+    }
+}
+
+impl From<crate::Value> for Arg {
+    fn from(v: crate::Value) -> Self {
+        match v {
+            crate::Value::Str(s) => Arg::Str(s),
+            crate::Value::Int(i) => Arg::Int(i),
+            crate::Value::Bool(b) => Arg::Bool(b),
+            crate::Value::Duration(d) => Arg::Duration(d),
+            crate::Value::Cidr(c) => Arg::Cidr(c),
         }
     }
 }

@@ -1,0 +1,161 @@
+//! Building generated crates with cargo: the in-process shim library and
+//! standalone programs. Cargo's progress and compiler errors go to the
+//! user's terminal as cargo prints them; nym reads the artifact paths from
+//! cargo's JSON messages.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// nym's own source tree, where generated crates find libos and the targets.
+pub fn nym_src() -> PathBuf {
+    std::env::var_os("NYM_SRC")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
+/// nym's Cargo.lock: generated crates start from it, so they build the same
+/// dependency versions as nym itself (and share compiled artifacts).
+const LOCKFILE: &str = include_str!("../Cargo.lock");
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Writing the generated crate failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// cargo could not be started.
+    #[error("cannot run cargo: {0}\n  hint: is the Rust toolchain installed and on PATH?")]
+    Spawn(std::io::Error),
+    /// cargo reported errors (already printed).
+    #[error("the build failed (cargo's errors are above)")]
+    Failed,
+    /// cargo succeeded but produced no artifact of the kind asked for.
+    #[error("cargo built no {0}")]
+    NoArtifact(&'static str),
+}
+
+/// A generated crate to build.
+pub struct Crate<'a> {
+    /// The directory to write it to.
+    pub dir: PathBuf,
+    /// `Cargo.toml`.
+    pub manifest: String,
+    /// The source files, relative to `dir`.
+    pub files: Vec<(&'a str, String)>,
+}
+
+fn write(path: &Path, text: &str) -> Result<(), BuildError> {
+    // Unchanged files are left alone so cargo's fingerprints stay fresh.
+    if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| BuildError::Write {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    std::fs::write(path, text).map_err(|source| BuildError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// What to build and how.
+#[derive(Clone, Copy)]
+pub enum Artifact {
+    /// A `cdylib`.
+    Cdylib,
+    /// A binary.
+    Bin,
+}
+
+/// Writes `krate` and builds it into `target_dir`, returning the artifact's path.
+pub fn build(
+    krate: &Crate,
+    target_dir: &Path,
+    artifact: Artifact,
+    release: bool,
+) -> Result<PathBuf, BuildError> {
+    write(&krate.dir.join("Cargo.toml"), &krate.manifest)?;
+    for (name, text) in &krate.files {
+        write(&krate.dir.join(name), text)?;
+    }
+    let lock = krate.dir.join("Cargo.lock");
+    if !lock.exists() {
+        write(&lock, LOCKFILE)?;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(krate.dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .arg("--message-format=json-render-diagnostics")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if release {
+        cmd.arg("--release");
+    }
+    // A nym run from inside `cargo test` or `cargo run` must not inherit the
+    // outer build's settings for this unrelated crate.
+    for var in [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_PKG_NAME",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().map_err(BuildError::Spawn)?;
+    if !out.status.success() {
+        return Err(BuildError::Failed);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut found = None;
+    for line in stdout.lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let kinds = msg["target"]["kind"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        match artifact {
+            Artifact::Cdylib if kinds.iter().any(|k| k == "cdylib") => {
+                found = msg["filenames"]
+                    .as_array()
+                    .and_then(|f| {
+                        f.iter()
+                            .filter_map(|v| v.as_str())
+                            .find(|f| f.ends_with(".so") || f.ends_with(".dylib"))
+                    })
+                    .map(PathBuf::from);
+            }
+            Artifact::Bin if kinds.iter().any(|k| k == "bin") => {
+                found = msg["executable"].as_str().map(PathBuf::from);
+            }
+            _ => {}
+        }
+    }
+    found.ok_or(BuildError::NoArtifact(match artifact {
+        Artifact::Cdylib => "library",
+        Artifact::Bin => "executable",
+    }))
+}
+
+/// A `[dependencies]` line for a path dependency.
+pub fn path_dep(name: &str, path: &Path, extra: &str) -> String {
+    format!(
+        "{name} = {{ path = {:?}{extra} }}\n",
+        path.display().to_string()
+    )
+}

@@ -1,0 +1,267 @@
+//! The subcommands. Each opens the project, asks `nym-graph` for the
+//! checked graph, and hands it to a target.
+use crate::cargo::{self, Artifact, BuildError, Crate};
+use crate::new::{self, NewError, Template};
+use crate::project::{Project, ProjectError};
+use crate::ProjectArgs;
+use nym_graph::codegen::{self, CodegenError};
+use nym_graph::{analyze, diagnostic, print, Graph, Severity, Target};
+use nym_unix::keys::{KeyError, Keys};
+use nym_unix::runner::{Devices, Library, RunError};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The project cannot be opened.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// `nym new` failed.
+    #[error(transparent)]
+    New(#[from] NewError),
+    /// The graph has errors (already printed).
+    #[error("{file} has {errors} error(s); nothing was run")]
+    Invalid {
+        /// The graph file.
+        file: String,
+        /// How many.
+        errors: usize,
+    },
+    /// Code generation failed.
+    #[error(transparent)]
+    Codegen(#[from] CodegenError),
+    /// cargo failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Bad key arguments.
+    #[error("{0}\n  hint: `nym graph` lists the keys and their defaults")]
+    Keys(#[from] KeyError),
+    /// Starting the graph failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The graph has no application crate.
+    #[error("{} has no Cargo.toml next to it: there is no application to build", .0.display())]
+    NoCrate(PathBuf),
+    /// The target cannot run or build images yet.
+    #[error("target {0}: building and booting unikernel images is not available yet; `nym check --target {0}` works")]
+    TargetNotReady(Target),
+    /// A host operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    /// The exit status: 2 for usage mistakes, 1 for everything else.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Keys(_) | CliError::TargetNotReady(_) => ExitCode::from(2),
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Opens the project, checks its graph and prints every diagnostic.
+/// Returns the project, and the graph when there are no errors.
+fn checked(
+    cwd: &Path,
+    args: &ProjectArgs,
+    short: bool,
+) -> Result<(Project, Option<Graph>, usize, usize), CliError> {
+    let project = Project::open(cwd, args.file.as_deref())?;
+    let krate = project.krate();
+    let analysis = analyze(&project.source, args.target.into(), krate.as_ref());
+    let name = project.display_path(cwd);
+    let diags = analysis.diagnostics();
+    if !diags.is_empty() {
+        let text = if short {
+            diagnostic::render_short(diags, &name, &project.source)
+        } else {
+            diagnostic::render(diags, &name, &project.source, color())
+        };
+        eprint!("{text}");
+    }
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = diags.len() - errors;
+    let graph = analysis.checked.graph;
+    Ok((project, graph, errors, warnings))
+}
+
+fn load(cwd: &Path, args: &ProjectArgs) -> Result<(Project, Graph), CliError> {
+    let (project, graph, errors, _) = checked(cwd, args, false)?;
+    match graph {
+        Some(g) => Ok((project, g)),
+        None => Err(CliError::Invalid {
+            file: project.display_path(cwd),
+            errors: errors.max(1),
+        }),
+    }
+}
+
+/// `nym new`.
+pub fn new(cwd: &Path, name: &str, template: Template) -> Result<ExitCode, CliError> {
+    let dir = new::create(cwd, name, template)?;
+    eprintln!(
+        "created {} from the {template:?} template",
+        dir.strip_prefix(cwd).unwrap_or(&dir).display()
+    );
+    eprintln!("next: cd {name} && nym run");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nym check`.
+pub fn check(cwd: &Path, args: &ProjectArgs, short: bool) -> Result<ExitCode, CliError> {
+    let (project, _, errors, warnings) = checked(cwd, args, short)?;
+    let target: Target = args.target.into();
+    eprintln!(
+        "checked {} for {target}: {errors} error(s), {warnings} warning(s)",
+        project.display_path(cwd)
+    );
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `nym graph`.
+pub fn graph(cwd: &Path, args: &ProjectArgs, dot: bool) -> Result<ExitCode, CliError> {
+    let (_, g) = load(cwd, args)?;
+    print!("{}", if dot { print::dot(&g) } else { print::text(&g) });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rust_name(project: &Project) -> Result<(String, String), CliError> {
+    match (&project.package, project.rust_name()) {
+        (Some(p), Some(r)) => Ok((p.clone(), r)),
+        _ => Err(CliError::NoCrate(project.graph_path.clone())),
+    }
+}
+
+/// Builds the shim library exposing the graph's jobs to the in-process runner.
+fn build_shim(project: &Project, graph: &Graph) -> Result<PathBuf, CliError> {
+    let (package, krate) = rust_name(project)?;
+    let src = cargo::nym_src();
+    let jobs: Vec<_> = graph.registered.iter().map(|&j| &graph.jobs[j]).collect();
+    let manifest = format!(
+        "[package]\nname = \"nym-shim-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [lib]\ncrate-type = [\"cdylib\"]\npath = \"lib.rs\"\n\n[dependencies]\n{}{}\n[workspace]\n",
+        cargo::path_dep(&package, &project.root, ""),
+        cargo::path_dep("libos", &src.join("libos"), ""),
+    );
+    let shim = Crate {
+        dir: project.nym_dir(Target::Unix).join("shim"),
+        manifest,
+        files: vec![("lib.rs", codegen::shim_rs(&jobs, &krate))],
+    };
+    Ok(cargo::build(
+        &shim,
+        &project.target_dir(),
+        Artifact::Cdylib,
+        false,
+    )?)
+}
+
+/// Loads a fresh copy of the library: `dlopen` caches by path, and a copy
+/// lets the next build overwrite the original while this one runs.
+fn load_copy(project: &Project, so: &Path) -> Result<Library, CliError> {
+    let dir = project.nym_dir(Target::Unix).join("loaded");
+    let io = |what: String| move |source| CliError::Io { what, source };
+    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let copy = dir.join(format!("app-{}-{stamp}.so", std::process::id()));
+    std::fs::copy(so, &copy).map_err(io(format!("copying {}", so.display())))?;
+    let lib = Library::load(&copy);
+    // The mapping outlives the file; removing it now leaves nothing behind.
+    let _ = std::fs::remove_file(&copy);
+    Ok(lib?)
+}
+
+/// `nym run`.
+pub fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String]) -> Result<ExitCode, CliError> {
+    let target: Target = args.target.into();
+    if target != Target::Unix {
+        return Err(CliError::TargetNotReady(target));
+    }
+    let (project, graph) = load(cwd, args)?;
+    let defaults = graph
+        .keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.default.clone()))
+        .collect();
+    let keys = Keys::parse(defaults, key_args)?;
+    let so = build_shim(&project, &graph)?;
+    let library = load_copy(&project, &so)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            what: "starting the runtime".into(),
+            source,
+        })?;
+    let ended = runtime.block_on(async {
+        let devices = Devices::instantiate(&graph, &keys, &project.root)?;
+        let jobs = library.start_jobs(&graph, &devices, &keys)?;
+        Ok::<_, CliError>(nym_unix::jobs::run(jobs, nym_unix::jobs::interrupted()).await)
+    })?;
+    nym_unix::jobs::report(&ended);
+    // Jobs are done or aborted; their futures are dropped with the runtime
+    // before the library's code is unloaded.
+    drop(runtime);
+    drop(library);
+    Ok(ended.exit_code())
+}
+
+/// `nym build`.
+pub fn build(cwd: &Path, args: &ProjectArgs, release: bool) -> Result<ExitCode, CliError> {
+    let target: Target = args.target.into();
+    if target != Target::Unix {
+        return Err(CliError::TargetNotReady(target));
+    }
+    let (project, graph) = load(cwd, args)?;
+    let (package, krate) = rust_name(&project)?;
+    let src = cargo::nym_src();
+    let main = codegen::main_rs(&graph, &krate, &project.root)?;
+    let manifest = format!(
+        "[package]\nname = \"nym-main-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [[bin]]\nname = \"{}\"\npath = \"main.rs\"\n\n[dependencies]\n{}{}{}\n[workspace]\n",
+        graph.name,
+        cargo::path_dep(&package, &project.root, ""),
+        cargo::path_dep("libos", &src.join("libos"), ""),
+        cargo::path_dep("nym-unix", &src.join("targets/unix"), ""),
+    );
+    let dir = project.nym_dir(target);
+    let gen = Crate {
+        dir: dir.join("main"),
+        manifest,
+        files: vec![("main.rs", main)],
+    };
+    let exe = cargo::build(&gen, &project.target_dir(), Artifact::Bin, release)?;
+    let out = dir.join(&graph.name);
+    std::fs::copy(&exe, &out).map_err(|source| CliError::Io {
+        what: format!("copying {} to {}", exe.display(), out.display()),
+        source,
+    })?;
+    eprintln!(
+        "built {} (generated code: {})",
+        out.strip_prefix(cwd).unwrap_or(&out).display(),
+        dir.join("main/main.rs").display()
+    );
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
+}

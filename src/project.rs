@@ -1,0 +1,136 @@
+//! A nym project on disk: `unikernel.nym` next to a `Cargo.toml` whose
+//! crate holds the jobs.
+use nym_graph::RustCrate;
+use std::path::{Path, PathBuf};
+
+/// The graph file's name.
+pub const GRAPH_FILE: &str = "unikernel.nym";
+
+/// Why a project cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// No graph in this directory or above.
+    #[error("no {GRAPH_FILE} in {} or any parent directory\n  hint: create a project with `nym new NAME`, or pass --file", .0.display())]
+    NotFound(PathBuf),
+    /// A file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No package name in Cargo.toml.
+    #[error("{} has no `name = \"...\"` in its [package] section", .0.display())]
+    NoPackageName(PathBuf),
+}
+
+/// An opened project.
+pub struct Project {
+    /// The directory holding the graph and Cargo.toml.
+    pub root: PathBuf,
+    /// The graph file.
+    pub graph_path: PathBuf,
+    /// The graph's text.
+    pub source: String,
+    /// The Cargo package's name, when there is a Cargo.toml.
+    pub package: Option<String>,
+}
+
+impl Project {
+    /// Opens the project at `file` if given, else the nearest one at or
+    /// above `cwd`.
+    pub fn open(cwd: &Path, file: Option<&Path>) -> Result<Project, ProjectError> {
+        let graph_path = match file {
+            Some(f) => cwd.join(f),
+            None => cwd
+                .ancestors()
+                .map(|d| d.join(GRAPH_FILE))
+                .find(|p| p.is_file())
+                .ok_or_else(|| ProjectError::NotFound(cwd.to_owned()))?,
+        };
+        let source = std::fs::read_to_string(&graph_path).map_err(|source| ProjectError::Read {
+            path: graph_path.clone(),
+            source,
+        })?;
+        let root = graph_path
+            .parent()
+            .map_or_else(|| cwd.to_owned(), Path::to_owned);
+        let cargo = root.join("Cargo.toml");
+        let package = match std::fs::read_to_string(&cargo) {
+            Ok(text) => Some(package_name(&text).ok_or(ProjectError::NoPackageName(cargo))?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(ProjectError::Read {
+                    path: cargo,
+                    source,
+                })
+            }
+        };
+        Ok(Project {
+            root,
+            graph_path,
+            source,
+            package,
+        })
+    }
+
+    /// The graph file's path as the user should see it.
+    pub fn display_path(&self, cwd: &Path) -> String {
+        self.graph_path
+            .strip_prefix(cwd)
+            .unwrap_or(&self.graph_path)
+            .display()
+            .to_string()
+    }
+
+    /// The application crate, for job signatures.
+    pub fn krate(&self) -> Option<RustCrate> {
+        self.package
+            .as_deref()
+            .map(|p| RustCrate::on_disk(p, &self.root))
+    }
+
+    /// The crate's name as Rust code writes it.
+    pub fn rust_name(&self) -> Option<String> {
+        self.package.as_ref().map(|p| p.replace('-', "_"))
+    }
+
+    /// Where cargo puts build output: `$CARGO_TARGET_DIR`, else `target/` in the project.
+    pub fn target_dir(&self) -> PathBuf {
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| self.root.join("target"), PathBuf::from)
+    }
+
+    /// nym's own files for target `t`: generated crates, built images.
+    pub fn nym_dir(&self, t: nym_graph::Target) -> PathBuf {
+        self.root.join("target").join("nym").join(t.name())
+    }
+}
+
+/// The `name` of the `[package]` section of a Cargo.toml.
+fn package_name(toml: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package {
+            if let Some(rest) = line.strip_prefix("name") {
+                let value = rest.trim_start().strip_prefix('=')?.trim();
+                return Some(value.trim_matches('"').to_owned());
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_package_name() {
+        let toml = "[workspace]\nname = \"no\"\n[package]\nversion = \"1\"\nname = \"my-app\"\n[dependencies]\n";
+        assert_eq!(package_name(toml).as_deref(), Some("my-app"));
+        assert_eq!(package_name("[dependencies]\nname = \"x\"\n"), None);
+    }
+}

@@ -1,0 +1,155 @@
+//! Running a unikernel's jobs on the host's tokio runtime: all at once,
+//! until they all finish, one fails, or the user presses Ctrl-C.
+use libos::abi::JobFuture;
+use std::process::ExitCode;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Every job returned successfully.
+    Finished,
+    /// A job returned an error or panicked; the others were stopped.
+    Failed {
+        /// The job.
+        job: String,
+        /// Its error.
+        error: String,
+    },
+    /// Ctrl-C; every job was stopped.
+    Interrupted,
+}
+
+impl Ended {
+    /// The process exit status for this ending: 0, 1, or 130 as shells use for SIGINT.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Ended::Finished => ExitCode::SUCCESS,
+            Ended::Failed { .. } => ExitCode::from(1),
+            Ended::Interrupted => ExitCode::from(130),
+        }
+    }
+}
+
+/// Runs `jobs` concurrently on the current tokio runtime until they all
+/// finish, one fails, or `stop` completes (pass Ctrl-C for an interactive run).
+pub async fn run(
+    jobs: Vec<(String, JobFuture)>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Ended {
+    let mut set = tokio::task::JoinSet::new();
+    let mut names = std::collections::HashMap::new();
+    for (name, fut) in jobs {
+        let handle = set.spawn(fut);
+        names.insert(handle.id(), name);
+    }
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            next = set.join_next_with_id() => match next {
+                None => return Ended::Finished,
+                Some(Ok((_, Ok(())))) => {}
+                Some(Ok((id, Err(error)))) => {
+                    set.abort_all();
+                    return Ended::Failed { job: names.remove(&id).unwrap_or_default(), error };
+                }
+                Some(Err(e)) => {
+                    let job = names.remove(&e.id()).unwrap_or_default();
+                    set.abort_all();
+                    let error = if e.is_panic() { panic_message(e.into_panic()) } else { "cancelled".into() };
+                    return Ended::Failed { job, error };
+                }
+            },
+            () = &mut stop => {
+                set.abort_all();
+                while set.join_next().await.is_some() {}
+                return Ended::Interrupted;
+            }
+        }
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".into());
+    format!("panicked: {msg}")
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM; never, if neither can be watched.
+pub async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Tells the user how the run ended (on stderr, so stdout is the job's alone).
+pub fn report(ended: &Ended) {
+    match ended {
+        Ended::Finished => {}
+        Ended::Failed { job, error } => eprintln!("nym: job {job} failed: {error}"),
+        Ended::Interrupted => eprintln!("nym: interrupted; jobs stopped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(f: impl std::future::Future<Output = Result<(), String>> + Send + 'static) -> JobFuture {
+        Box::pin(f)
+    }
+
+    #[tokio::test]
+    async fn all_finish() {
+        let jobs = vec![
+            ("a".into(), job(async { Ok(()) })),
+            ("b".into(), job(async { Ok(()) })),
+        ];
+        assert_eq!(run(jobs, std::future::pending()).await, Ended::Finished);
+    }
+
+    #[tokio::test]
+    async fn a_failure_stops_the_others() {
+        let jobs = vec![
+            ("forever".into(), job(std::future::pending())),
+            ("bad".into(), job(async { Err("disk on fire".into()) })),
+        ];
+        let ended = run(jobs, std::future::pending()).await;
+        assert_eq!(
+            ended,
+            Ended::Failed {
+                job: "bad".into(),
+                error: "disk on fire".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_failure_with_its_message() {
+        let jobs = vec![("p".into(), job(async { panic!("boom") }))];
+        let ended = run(jobs, std::future::pending()).await;
+        assert_eq!(
+            ended,
+            Ended::Failed {
+                job: "p".into(),
+                error: "panicked: boom".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_interrupts_running_jobs() {
+        let jobs = vec![("forever".into(), job(std::future::pending()))];
+        assert_eq!(run(jobs, async {}).await, Ended::Interrupted);
+    }
+}

@@ -1,0 +1,325 @@
+//! The in-process runner: a checked graph instantiated live inside `nym`.
+//!
+//! Every implementation the catalog offers on `unix` has a constructor here
+//! over trait objects ([`construct`]); devices are made in the graph's
+//! dependency order and lent, as `Arc<dyn Trait>`, to jobs that live in the
+//! application library ([`Library`]). The library is refused unless its ABI
+//! fingerprint equals ours.
+use crate::devices::kv_dir;
+use crate::keys::Keys;
+use crate::platform;
+use libos::abi::{self, Arg, Args, JobFuture, JobTable};
+use nym_graph::catalog::Implementation;
+use nym_graph::check::{GArg, Graph};
+use std::ffi::{c_char, CStr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why the graph could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A device failed to initialise.
+    #[error("device `{node}` ({imp}): {source}")]
+    Init {
+        /// The node's label.
+        node: String,
+        /// Its implementation.
+        imp: &'static str,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The catalog names an implementation this runner cannot build.
+    #[error("`{0}` has no in-process constructor (a nym bug: the catalog says it runs on unix)")]
+    NoConstructor(&'static str),
+    /// The application library cannot be loaded.
+    #[error("cannot load the application library {}: {reason}", path.display())]
+    Load {
+        /// The library.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The library was built by another compiler or against another libos.
+    #[error("refusing {}: it was built against another nym ABI\n  library: {theirs}\n  nym:     {ours}\nrebuild it with this nym (`nym run` does) or use the nym that built it", path.display())]
+    AbiMismatch {
+        /// The library.
+        path: PathBuf,
+        /// Its fingerprint.
+        theirs: String,
+        /// Ours.
+        ours: String,
+    },
+    /// The graph registers a job the library does not have.
+    #[error("the application library has no job `{0}`; it has: {1}")]
+    MissingJob(String, String),
+    /// A job's arguments do not fit its entry point.
+    #[error("job `{job}`: {source}")]
+    Args {
+        /// The job.
+        job: String,
+        /// Why.
+        source: abi::ArgError,
+    },
+}
+
+/// A loaded application library. Dropping it unloads the code, so keep it
+/// alive while any job from it runs.
+pub struct Library {
+    lib: libloading::Library,
+    path: PathBuf,
+}
+
+impl Library {
+    /// Loads the shim library at `path`, checking its fingerprint first.
+    /// `path` should be a fresh copy: `dlopen` caches libraries by path.
+    pub fn load(path: &Path) -> Result<Library, RunError> {
+        let load_err = |reason: String| RunError::Load {
+            path: path.to_owned(),
+            reason,
+        };
+        // SAFETY: loading runs the library's initialisers. The library is the
+        // shim nym generated and built; foreign libraries are refused by the
+        // fingerprint check below before any of their Rust code is called.
+        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| load_err(e.to_string()))?;
+        // SAFETY: the symbol is declared by the shim as
+        // `extern "C" fn() -> *const c_char`; the C ABI is stable across compilers.
+        let fingerprint: libloading::Symbol<extern "C" fn() -> *const c_char> = unsafe {
+            lib.get(abi::FINGERPRINT_SYMBOL)
+        }
+        .map_err(|_| load_err("it is not a nym application library (no ABI fingerprint)".into()))?;
+        let ptr = fingerprint();
+        if ptr.is_null() {
+            return Err(load_err("its ABI fingerprint is null".into()));
+        }
+        // SAFETY: the shim returns a pointer to a NUL-terminated static string.
+        let theirs = unsafe { CStr::from_ptr(ptr) }
+            .to_string_lossy()
+            .into_owned();
+        let ours = abi::FINGERPRINT.trim_end_matches('\0');
+        if theirs != ours {
+            return Err(RunError::AbiMismatch {
+                path: path.to_owned(),
+                theirs,
+                ours: ours.to_owned(),
+            });
+        }
+        Ok(Library {
+            lib,
+            path: path.to_owned(),
+        })
+    }
+
+    fn table(&self) -> Result<&JobTable, RunError> {
+        // SAFETY: the fingerprint matched, so the library was built by this
+        // compiler against this libos: its `JobTable` has our layout.
+        let table: libloading::Symbol<*const JobTable> = unsafe { self.lib.get(abi::TABLE_SYMBOL) }
+            .map_err(|_| RunError::Load {
+                path: self.path.clone(),
+                reason: "no job table".into(),
+            })?;
+        // SAFETY: the symbol is a `static` in the library, valid while it is loaded.
+        Ok(unsafe { &**table })
+    }
+
+    /// The jobs the library offers.
+    pub fn job_paths(&self) -> Result<Vec<&'static str>, RunError> {
+        Ok(self.table()?.jobs.iter().map(|j| j.path).collect())
+    }
+
+    /// Starts the graph's registered jobs with their arguments taken from
+    /// `devices` and `keys`.
+    pub fn start_jobs(
+        &self,
+        graph: &Graph,
+        devices: &Devices,
+        keys: &Keys,
+    ) -> Result<Vec<(String, JobFuture)>, RunError> {
+        let table = self.table()?;
+        let mut out = Vec::new();
+        for &j in &graph.registered {
+            let job = &graph.jobs[j];
+            let spec = table
+                .jobs
+                .iter()
+                .find(|s| s.path == job.sig.path)
+                .ok_or_else(|| {
+                    RunError::MissingJob(
+                        job.sig.path.clone(),
+                        table
+                            .jobs
+                            .iter()
+                            .map(|s| s.path)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                })?;
+            let args = job.args.iter().map(|a| devices.arg(a, keys)).collect();
+            let fut = (spec.entry)(Args::new(args)).map_err(|source| RunError::Args {
+                job: job.label.clone(),
+                source,
+            })?;
+            out.push((job.label.clone(), fut));
+        }
+        Ok(out)
+    }
+}
+
+/// The live devices of a graph, one per node.
+pub struct Devices {
+    nodes: Vec<Arg>,
+}
+
+impl Devices {
+    /// Builds every node of `graph` in order. Relative paths are taken from `root`.
+    pub fn instantiate(graph: &Graph, keys: &Keys, root: &Path) -> Result<Devices, RunError> {
+        let mut devices = Devices {
+            nodes: Vec::with_capacity(graph.nodes.len()),
+        };
+        for node in &graph.nodes {
+            let args = node.args.iter().map(|a| devices.arg(a, keys)).collect();
+            let made = construct(node.imp, args, root).map_err(|e| match e {
+                Made::Missing => RunError::NoConstructor(node.imp.name),
+                Made::Failed(source) => RunError::Init {
+                    node: node.label.clone(),
+                    imp: node.imp.name,
+                    source,
+                },
+            })?;
+            devices.nodes.push(made);
+        }
+        Ok(devices)
+    }
+
+    fn arg(&self, a: &GArg, keys: &Keys) -> Arg {
+        match a {
+            GArg::Node(n) => self.nodes[*n].clone(),
+            GArg::Value(v) => v.clone().into(),
+            // The checker gave every key a default, so a key is never absent.
+            GArg::Key(k) => keys
+                .iter()
+                .nth(*k)
+                .map_or(Arg::Bool(false), |(_, v)| v.clone().into()),
+        }
+    }
+
+    /// The device of node `n`.
+    pub fn node(&self, n: usize) -> Option<&Arg> {
+        self.nodes.get(n)
+    }
+}
+
+/// Why [`construct`] made nothing.
+pub enum Made {
+    /// No constructor for that implementation.
+    Missing,
+    /// The constructor failed.
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Made {
+    fn from(e: E) -> Self {
+        Made::Failed(Box::new(e))
+    }
+}
+
+/// Builds the device `imp` from its arguments (in catalog parameter order).
+pub fn construct(imp: &Implementation, args: Vec<Arg>, root: &Path) -> Result<Arg, Made> {
+    let mut a = Args::new(args);
+    let path = |p: String| root.join(p);
+    Ok(match imp.name {
+        "console::default" => Arg::Console(Arc::new(platform::console()?)),
+        "clock::mono" => Arg::MonoClock(Arc::new(platform::mono_clock()?)),
+        "clock::wall" => Arg::WallClock(Arc::new(platform::wall_clock()?)),
+        "clock::scaled" => Arg::MonoClock(Arc::new(libos::clock::Scaled::new(
+            a.mono_clock()?,
+            a.int::<u64>("u64")?,
+        ))),
+        "time::default" => Arg::Time(Arc::new(platform::time()?)),
+        "time::scaled" => Arg::Time(Arc::new(libos::time::Scaled::new(
+            a.time()?,
+            a.int::<u32>("u32")?,
+        ))),
+        "random::default" => Arg::Random(Arc::new(platform::random()?)),
+        "random::seeded" => Arg::Random(Arc::new(libos::random::Seeded::new(
+            a.int::<i64>("i64")? as u64
+        ))),
+        "kv::mem" => Arg::Kv(Arc::new(libos::kv::Mem::new())),
+        "kv::full" => Arg::Kv(Arc::new(libos::kv::Full::new(a.kv()?))),
+        "kv::dir" => Arg::Kv(Arc::new(kv_dir::Dir::open(path(a.string()?))?)),
+        "kv::baked" => {
+            let dir = path(a.string()?);
+            let mut entries = Vec::new();
+            for (key, file) in nym_graph::codegen::baked_files(&dir)? {
+                let bytes = std::fs::read(&file)
+                    .map_err(|e| Made::Failed(format!("{}: {e}", file.display()).into()))?;
+                entries.push((key, bytes));
+            }
+            Arg::KvRo(Arc::new(libos::kv::Baked::from_entries(entries)))
+        }
+        "block::file" => Arg::Block(Arc::new(platform::block_file(
+            path(a.string()?),
+            a.int::<u64>("u64")?,
+        )?)),
+        _ => return Err(Made::Missing),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nym_graph::catalog::CATALOG;
+    use nym_graph::types::Target;
+
+    /// The catalog is the one list of implementations: every entry that
+    /// claims `unix` must be constructible here.
+    #[test]
+    fn every_unix_implementation_in_the_catalog_has_a_constructor() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("www")).unwrap();
+        std::fs::write(dir.path().join("www/index.html"), "hi").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        for imp in CATALOG.iter().filter(|i| i.supports(Target::Unix)) {
+            let args: Vec<Arg> = imp
+                .params
+                .iter()
+                .map(|p| match p.ty {
+                    nym_graph::catalog::ParamType::Device(k) => sample_device(k),
+                    nym_graph::catalog::ParamType::Value(libos::ValueType::Str) => {
+                        Arg::Str(if imp.name == "kv::baked" {
+                            "www".into()
+                        } else {
+                            format!("x-{}", imp.name.replace("::", "-"))
+                        })
+                    }
+                    nym_graph::catalog::ParamType::Value(_) => {
+                        Arg::Int(p.default.map_or(4, |_| 4096))
+                    }
+                })
+                .collect();
+            match construct(imp, args, dir.path()) {
+                Ok(made) => assert_eq!(
+                    made.kind_name().to_lowercase().replace(' ', ""),
+                    imp.provides.name().to_lowercase(),
+                    "{}",
+                    imp.name
+                ),
+                Err(Made::Missing) => panic!("{} has no constructor", imp.name),
+                Err(Made::Failed(e)) => panic!("{} failed: {e}", imp.name),
+            }
+        }
+    }
+
+    fn sample_device(k: nym_graph::Kind) -> Arg {
+        use nym_graph::Kind::*;
+        match k {
+            MonoClock => Arg::MonoClock(Arc::new(platform::mono_clock().unwrap())),
+            Time => Arg::Time(Arc::new(platform::time().unwrap())),
+            Kv | KvRo => Arg::Kv(Arc::new(libos::kv::Mem::new())),
+            other => panic!("no sample for {other}"),
+        }
+    }
+}
