@@ -219,7 +219,7 @@ pub fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String]) -> Result<ExitCo
         let jobs = library.start_jobs(&graph, &devices, &keys)?;
         Ok::<_, CliError>(nym_unix::jobs::run(jobs, nym_unix::jobs::interrupted()).await)
     })?;
-    nym_unix::jobs::report(&ended);
+    nym_unix::jobs::report("nym", &ended);
     // Jobs are done or aborted; their futures are dropped with the runtime
     // before the library's code is unloaded.
     drop(runtime);

@@ -204,7 +204,7 @@ impl Checker<'_> {
                     }
                 }
                 let (ty, eval) = self.expr(value, None);
-                if let Some(prev) = self.bindings.iter().find(|b| b.name.name == name.name) {
+                if let Some(prev) = self.scope.get(&name.name).map(|b| &self.bindings[b.index]) {
                     self.diags.push(
                         Diagnostic::error(
                             "nym::duplicate",

@@ -88,7 +88,7 @@ pub enum JobError {
     #[error("`{0}` must return `()` or `Result<(), E>`")]
     BadReturn(String),
     /// A source file does not parse as Rust.
-    #[error("{file} does not parse as Rust: {message}")]
+    #[error("{file} does not parse as Rust ({message}); fix it first: `cargo check` shows the whole error")]
     Syntax {
         /// The file.
         file: String,
@@ -168,10 +168,7 @@ impl RustCrate {
             module: krate.clone(),
             looked: file.display().to_string(),
         })?;
-        let syntax = syn::parse_file(&text).map_err(|e| JobError::Syntax {
-            file: file.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let syntax = syn::parse_file(&text).map_err(|e| syntax_error(&file, &e))?;
         let mut items: Vec<syn::Item> = syntax.items;
         let mut module_path = krate.clone();
         for m in modules {
@@ -278,6 +275,20 @@ impl RustCrate {
             file,
             line: sig.fn_token.span().start().line,
         })
+    }
+}
+
+fn syntax_error(file: &Path, e: &syn::Error) -> JobError {
+    let at = e.span().start();
+    // Unbalanced delimiters fail before parsing, with no position.
+    let file = if at.line > 0 {
+        format!("{}:{}:{}", file.display(), at.line, at.column + 1)
+    } else {
+        file.display().to_string()
+    };
+    JobError::Syntax {
+        file,
+        message: e.to_string(),
     }
 }
 

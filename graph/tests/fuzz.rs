@@ -68,6 +68,17 @@ const VOCAB: &[&str] = &[
     "hello::store",
     "hello::sub::run",
     "hello::not_async",
+    "hello::private",
+    "hello::serve",
+    "hello::weird",
+    "hello::nope",
+    "nope::start",
+    "clock::mono",
+    "clock::scaled",
+    "kv::baked",
+    "block::file",
+    "random::seeded",
+    "Console",
     "factor",
     "(",
     ")",
@@ -82,6 +93,7 @@ const VOCAB: &[&str] = &[
     "\"count\"",
     "\"hello\"",
     "\"10.0.0.2/24\"",
+    "\"1.2.3.4\"",
     "\"unterminated",
     "\"esc\\",
     "\\",
@@ -256,6 +268,16 @@ fn the_good_graph_is_good() {
     }
 }
 
+/// Inputs the properties once failed on, checked every run.
+#[test]
+fn past_failures() {
+    // An unknown escape of a multi-byte character ended the error token
+    // inside the character, and the lexer then sliced the source there.
+    for src in ["\"esc\\é", "let a = kv::dir(\"\\😀\");"] {
+        check_all(src).unwrap();
+    }
+}
+
 #[test]
 fn deep_nesting_and_large_files_return() {
     let deep = 10_000;
@@ -272,7 +294,6 @@ fn deep_nesting_and_large_files_return() {
         ),
     ];
     for src in &nested {
-        eprintln!("DBG {}", &src[..20]);
         let a = analyze(src, Target::Unix, Some(app()));
         assert!(a.has_errors());
         check_analysis(src, &a).unwrap();
@@ -301,7 +322,6 @@ fn deep_nesting_and_large_files_return() {
         i - 1
     ));
     big.push_str(&register.replace("[hello]", "[hello, deep]"));
-    eprintln!("DBG big");
     let a = analyze(&big, Target::Unix, Some(app()));
     assert!(!a.has_errors(), "{:?}", a.diagnostics().first());
     assert!(a.graph().is_some());

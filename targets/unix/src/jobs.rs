@@ -92,12 +92,13 @@ pub async fn interrupted() {
     }
 }
 
-/// Tells the user how the run ended (on stderr, so stdout is the job's alone).
-pub fn report(ended: &Ended) {
+/// Tells the user how the run ended, as `program` (on stderr, so stdout is
+/// the jobs' alone).
+pub fn report(program: &str, ended: &Ended) {
     match ended {
         Ended::Finished => {}
-        Ended::Failed { job, error } => eprintln!("nym: job {job} failed: {error}"),
-        Ended::Interrupted => eprintln!("nym: interrupted; jobs stopped"),
+        Ended::Failed { job, error } => eprintln!("{program}: job {job} failed: {error}"),
+        Ended::Interrupted => eprintln!("{program}: interrupted; jobs stopped"),
     }
 }
 

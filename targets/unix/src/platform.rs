@@ -82,7 +82,7 @@ pub fn main(
         };
         let jobs = jobs.into_iter().map(|(n, f)| (n.to_owned(), f)).collect();
         let ended = crate::jobs::run(jobs, crate::jobs::interrupted()).await;
-        crate::jobs::report(&ended);
+        crate::jobs::report(name, &ended);
         ended.exit_code()
     })
 }

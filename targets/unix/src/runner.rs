@@ -313,6 +313,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_library_that_is_not_a_nym_shim_is_refused_before_any_call() {
+        let libm = [
+            "/lib/x86_64-linux-gnu/libm.so.6",
+            "/usr/lib/x86_64-linux-gnu/libm.so.6",
+            "/lib64/libm.so.6",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("a libm to try");
+        match Library::load(libm) {
+            Err(RunError::Load { reason, .. }) => {
+                assert!(reason.contains("not a nym application library"), "{reason}")
+            }
+            Err(other) => panic!("wrong error: {other}"),
+            Ok(_) => panic!("libm was accepted as an application"),
+        }
+        let truncated = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(truncated.path(), b"\x7fELF\x02\x01").unwrap();
+        assert!(matches!(
+            Library::load(truncated.path()),
+            Err(RunError::Load { .. })
+        ));
+    }
+
     fn sample_device(k: nym_graph::Kind) -> Arg {
         use nym_graph::Kind::*;
         match k {

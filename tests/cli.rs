@@ -1,0 +1,302 @@
+//! End-to-end tests of the `nym` binary, run as a user would: `nym new`,
+//! `check`, `graph`, `run`, `build`, with real cargo builds and real peers
+//! (Graphviz's `dot`). Generated builds share one target directory so the
+//! dependencies compile once for the whole suite.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn shared_target() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e")
+}
+
+fn nym(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nym"));
+    c.current_dir(dir)
+        .env("CARGO_TARGET_DIR", shared_target())
+        .env("NO_COLOR", "1");
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("nym starts");
+    eprintln!(
+        "--- stderr of {cmd:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A new project from `template` in a fresh temporary directory.
+fn project(name: &str, template: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(nym(tmp.path()).args(["new", name, "--template", template]));
+    assert!(out.status.success(), "nym new failed");
+    let dir = tmp.path().join(name);
+    (tmp, dir)
+}
+
+#[test]
+fn new_check_run_prints_the_greetings() {
+    let (_tmp, dir) = project("greeter", "hello");
+    for f in ["Cargo.toml", "unikernel.nym", "src/lib.rs"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let graph = std::fs::read_to_string(dir.join("unikernel.nym")).unwrap();
+    assert!(
+        graph.contains("job greeter::start"),
+        "the template's job is renamed:\n{graph}"
+    );
+
+    let check = run(nym(&dir).arg("check"));
+    assert!(check.status.success());
+    assert!(stderr(&check).contains("checked unikernel.nym for unix: 0 error(s), 0 warning(s)"));
+
+    let out = run(nym(&dir).args(["run", "--", "--count", "2"]));
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out),
+        "hello from nym #1\nhello from nym #2\n2 greetings; the clock agrees: ok\n"
+    );
+}
+
+#[test]
+fn build_for_unix_runs_the_same_as_run() {
+    let (_tmp, dir) = project("twin", "hello");
+    let inproc = run(nym(&dir).args(["run", "--", "--count", "4"]));
+    assert!(inproc.status.success());
+
+    let build = run(nym(&dir).args(["build", "--target", "unix"]));
+    assert!(build.status.success());
+    let exe = PathBuf::from(stdout(&build).trim());
+    assert_eq!(exe, dir.join("target/nym/unix/twin"));
+    let main_rs = std::fs::read_to_string(dir.join("target/nym/unix/main/main.rs")).unwrap();
+    assert!(
+        main_rs.contains("twin::start("),
+        "generated code calls the job:\n{main_rs}"
+    );
+
+    let standalone = run(Command::new(&exe).args(["--count", "4"]));
+    assert!(standalone.status.success());
+    assert_eq!(stdout(&standalone), stdout(&inproc));
+    assert_eq!(stdout(&standalone).lines().count(), 5);
+
+    let bad = run(Command::new(&exe).args(["--count", "lots"]));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("`--count lots`: not an integer"));
+}
+
+#[test]
+fn graph_dot_is_accepted_by_graphviz() {
+    let (_tmp, dir) = project("pictured", "kv");
+    let text = run(nym(&dir).arg("graph"));
+    assert!(text.status.success());
+    assert!(
+        stdout(&text).contains("  #1  store    kv::dir(\"data\")     : Kv\n"),
+        "{}",
+        stdout(&text)
+    );
+
+    let dot = run(nym(&dir).args(["graph", "--dot"]));
+    assert!(dot.status.success());
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("Graphviz's `dot` is installed (scripts/install.sh installs it)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &dot.stdout).unwrap();
+    let svg = child.wait_with_output().unwrap();
+    assert!(
+        svg.status.success(),
+        "dot rejected the graph: {}",
+        String::from_utf8_lossy(&svg.stderr)
+    );
+    let svg = String::from_utf8_lossy(&svg.stdout);
+    assert!(svg.contains("<svg") && svg.contains("kv::dir"), "{svg}");
+}
+
+#[test]
+fn check_reports_every_error_with_its_place_and_a_hint() {
+    let (_tmp, dir) = project("broken", "hello");
+    std::fs::write(
+        dir.join("unikernel.nym"),
+        "let console = console::defualt();\nlet time = time::default()\nlet j = job broken::start(console, clock::mono(), time, key(\"count\", 3));\nregister(\"broken\", [j]);\n",
+    )
+    .unwrap();
+    let out = run(nym(&dir).arg("check"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("unknown implementation `console::defualt`"),
+        "{err}"
+    );
+    assert!(err.contains("[unikernel.nym:1:15]"), "{err}");
+    assert!(
+        err.contains("help: did you mean `console::default`?"),
+        "{err}"
+    );
+    assert!(err.contains("expected `;`"), "{err}");
+    assert!(err.contains("[unikernel.nym:2:27]"), "{err}");
+    assert!(err.contains("2 error(s)"), "{err}");
+
+    let short = run(nym(&dir).args(["check", "--short"]));
+    assert_eq!(
+        stderr(&short).lines().take(2).collect::<Vec<_>>(),
+        [
+            "unikernel.nym:1:15: error[nym::unknown-impl]: unknown implementation `console::defualt`",
+            "unikernel.nym:2:27: error[nym::syntax]: expected `;`, found `let`"
+        ]
+    );
+
+    let run_it = run(nym(&dir).arg("run"));
+    assert_eq!(run_it.status.code(), Some(1));
+    assert!(stderr(&run_it).contains("has 2 error(s); nothing was run"));
+}
+
+#[test]
+fn check_for_kvm_names_the_implementation_to_use_instead() {
+    let (_tmp, dir) = project("retarget", "kv");
+    let out = run(nym(&dir).args(["check", "--target", "kvm"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`kv::dir` is not available on target kvm"),
+        "{err}"
+    );
+    assert!(err.contains("on kvm use `kv::mem` instead"), "{err}");
+    assert!(run(nym(&dir).args(["check", "--target", "unix"]))
+        .status
+        .success());
+}
+
+#[test]
+fn kv_dir_values_survive_a_restart() {
+    let (_tmp, dir) = project("counter", "kv");
+    let first = run(nym(&dir).arg("run"));
+    assert!(first.status.success());
+    assert_eq!(
+        stdout(&first),
+        "run #1\ngreeting = hello, store\nkeys: greeting, runs\n"
+    );
+    let second = run(nym(&dir).arg("run"));
+    assert!(second.status.success());
+    assert!(
+        stdout(&second).starts_with("run #2\n"),
+        "{}",
+        stdout(&second)
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("data/runs")).unwrap(), "2");
+}
+
+#[test]
+fn ctrl_c_stops_a_running_graph_cleanly() {
+    let (_tmp, dir) = project("sleeper", "hello");
+    // Build first so the timed part below is only the run.
+    assert!(run(nym(&dir).args(["run", "--", "--count", "1"]))
+        .status
+        .success());
+    let mut child = nym(&dir)
+        .args(["run", "--", "--count", "1000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "hello from nym #1");
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nym did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("interrupted; jobs stopped"), "{err}");
+}
+
+#[test]
+fn bad_keys_targets_and_projects_get_clear_errors() {
+    let (tmp, dir) = project("careful", "hello");
+    let out = run(nym(&dir).args(["run", "--", "--cuont", "2"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown key `--cuont`; the keys are: --count"));
+
+    let out = run(nym(&dir).args(["run", "--target", "kvm"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out)
+        .contains("target kvm: building and booting unikernel images is not available yet"));
+
+    let out = run(nym(tmp.path()).arg("check"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no unikernel.nym in"));
+
+    let out = run(nym(tmp.path()).args(["new", "careful"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"));
+    let out = run(nym(tmp.path()).args(["new", "Bad Name"]));
+    assert!(stderr(&out).contains("not a valid project name"));
+}
+
+#[test]
+fn a_failing_job_and_a_broken_build_are_reported() {
+    let (_tmp, dir) = project("faulty", "kv");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/runs"), "not a number").unwrap();
+    let out = run(nym(&dir).arg("run"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("job app failed: the counter holds \"not a number\", not a number"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A Rust syntax error: the checker cannot read the job and says where.
+    let lib = dir.join("src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        text.replace("pub async fn start(", "pub async fn start(,"),
+    )
+    .unwrap();
+    let out = run(nym(&dir).arg("run"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("src/lib.rs:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not parse as Rust"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A type error: only rustc sees it, and cargo's report reaches the user.
+    std::fs::write(&lib, text.replace("    Ok(())\n}\n", "    Ok(42)\n}\n")).unwrap();
+    let out = run(nym(&dir).arg("run"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error[E0308]") && err.contains("src/lib.rs"),
+        "cargo's error is shown: {err}"
+    );
+    assert!(err.contains("the build failed"), "{err}");
+}
