@@ -7,35 +7,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use nym_graph::syntax::Span;
-use nym_graph::{analyze, diagnostic, RustCrate, Target};
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use nym_graph::{analyze, diagnostic, Target};
+#[path = "../../graph/tests/common/mod.rs"]
+mod common;
+use common::app;
 
-/// The application crate of `graph/tests/check.rs`.
-fn app() -> &'static RustCrate {
-    const APP: &str = r#"
-use libos::{Console, Ipv4Cidr, Kv, KvRo, Time};
-use core::time::Duration;
-
-pub async fn start(console: impl Console, time: impl Time, count: u32) {}
-pub async fn store(console: impl Console, kv: impl Kv) -> Result<(), libos::KvError> { Ok(()) }
-pub async fn serve(files: impl KvRo, ip: Ipv4Cidr, every: Duration, verbose: bool) {}
-pub fn not_async(console: impl Console) {}
-async fn private(console: impl Console) {}
-pub async fn weird(bytes: Vec<u8>) {}
-pub mod sub;
-"#;
-    const SUB: &str = "pub async fn run<C>(c: C) where C: libos::Console {}";
-    static APP_CRATE: OnceLock<RustCrate> = OnceLock::new();
-    APP_CRATE.get_or_init(|| {
-        let files = HashMap::from([
-            (PathBuf::from("src/lib.rs"), APP.to_owned()),
-            (PathBuf::from("src/sub.rs"), SUB.to_owned()),
-        ]);
-        RustCrate::in_memory("hello", files)
-    })
-}
 
 fn check_span(src: &str, span: Span, code: &str) {
     assert!(

@@ -203,7 +203,7 @@ impl Checker<'_> {
                         return;
                     }
                 }
-                let (ty, eval) = self.expr(value, None);
+                let (ty, eval) = self.expr(value);
                 if let Some(prev) = self.scope.get(&name.name).map(|b| &self.bindings[b.index]) {
                     self.diags.push(
                         Diagnostic::error(
@@ -246,7 +246,7 @@ impl Checker<'_> {
                 }
                 ExprKind::Error => {}
                 _ => {
-                    let (ty, _) = self.expr(expr, None);
+                    let (ty, _) = self.expr(expr);
                     if ty != Type::Error {
                         self.diags.push(
                             Diagnostic::warning(
@@ -263,15 +263,15 @@ impl Checker<'_> {
         }
     }
 
-    fn expr(&mut self, e: &Expr, expected: Option<ParamType>) -> (Type, Eval) {
-        let (ty, eval) = self.expr_inner(e, expected);
+    fn expr(&mut self, e: &Expr) -> (Type, Eval) {
+        let (ty, eval) = self.expr_inner(e);
         if ty != Type::Error && !matches!(e.kind, ExprKind::Lit(_)) {
             self.types.push((e.span, ty));
         }
         (ty, eval)
     }
 
-    fn expr_inner(&mut self, e: &Expr, expected: Option<ParamType>) -> (Type, Eval) {
+    fn expr_inner(&mut self, e: &Expr) -> (Type, Eval) {
         match &e.kind {
             ExprKind::Error => (Type::Error, Eval::Error),
             ExprKind::Lit(v) => (Type::Value(v.ty()), Eval::Value(v.clone())),
@@ -294,15 +294,12 @@ impl Checker<'_> {
             }
             ExprKind::Name(id) => self.name(id),
             ExprKind::List(items) => {
-                let evals = items
-                    .iter()
-                    .map(|i| (self.expr(i, None).1, i.span))
-                    .collect();
+                let evals = items.iter().map(|i| (self.expr(i).1, i.span)).collect();
                 (Type::List, Eval::List(evals))
             }
             ExprKind::Job { path, args, close } => self.job(e.span, path, args, *close),
             ExprKind::Call { path, args, close } => match path.text().as_str() {
-                "key" => self.key(e.span, args, *close, expected),
+                "key" => self.key(e.span, args, *close),
                 "register" => {
                     self.diags.push(
                         Diagnostic::error(
@@ -370,7 +367,7 @@ impl Checker<'_> {
             self.unknown_impl(path);
             // Still check the arguments, for their own mistakes.
             for a in args {
-                self.expr(&a.value, None);
+                self.expr(&a.value);
             }
             return (Type::Error, Eval::Error);
         };
@@ -495,7 +492,7 @@ impl Checker<'_> {
                         .label("give this one a name too, or move it before the named ones"),
                     );
                     ok = false;
-                    self.expr(&arg.value, None);
+                    self.expr(&arg.value);
                     continue;
                 }
                 None => {
@@ -513,7 +510,7 @@ impl Checker<'_> {
                             .help(format!("the parameters are: {}", describe_params(params))),
                         );
                         ok = false;
-                        self.expr(&arg.value, None);
+                        self.expr(&arg.value);
                         continue;
                     }
                     position - 1
@@ -557,7 +554,7 @@ impl Checker<'_> {
                             }
                             self.diags.push(d);
                             ok = false;
-                            self.expr(&arg.value, None);
+                            self.expr(&arg.value);
                             continue;
                         }
                     }
@@ -600,7 +597,7 @@ impl Checker<'_> {
         range: Option<(i64, i64)>,
         e: &Expr,
     ) -> Option<GArg> {
-        let (ty, eval) = self.expr(e, Some(expected));
+        let (ty, eval) = self.expr(e);
         if ty == Type::Error {
             return None;
         }
@@ -723,13 +720,7 @@ impl Checker<'_> {
         None
     }
 
-    fn key(
-        &mut self,
-        span: Span,
-        args: &[Arg],
-        close: Span,
-        expected: Option<ParamType>,
-    ) -> (Type, Eval) {
+    fn key(&mut self, span: Span, args: &[Arg], close: Span) -> (Type, Eval) {
         let usage = "write `key(\"name\", default)`, like `key(\"count\", 3)`";
         if args.len() != 2 || args.iter().any(|a| a.name.is_some()) {
             let at = if args.len() > 2 {
@@ -781,7 +772,7 @@ impl Checker<'_> {
             ExprKind::Lit(v) => v.clone(),
             ExprKind::Error => return (Type::Error, Eval::Error),
             _ => {
-                let (ty, _) = self.expr(&args[1].value, None);
+                let (ty, _) = self.expr(&args[1].value);
                 if ty != Type::Error {
                     self.diags.push(
                         Diagnostic::error("nym::key", args[1].value.span, "a key's default must be a literal value")
@@ -792,7 +783,6 @@ impl Checker<'_> {
                 return (Type::Error, Eval::Error);
             }
         };
-        let _ = expected;
         if let Some(i) = self.keys.iter().position(|k| k.name == name) {
             if self.keys[i].default != default {
                 self.diags.push(
@@ -872,7 +862,7 @@ impl Checker<'_> {
                 }
                 self.diags.push(d);
                 for a in args {
-                    self.expr(&a.value, None);
+                    self.expr(&a.value);
                 }
                 return (Type::Error, Eval::Error);
             }
@@ -944,7 +934,7 @@ impl Checker<'_> {
                 String::new()
             }
         };
-        let (ty, eval) = self.expr(&args[1].value, None);
+        let (ty, eval) = self.expr(&args[1].value);
         let mut jobs = Vec::new();
         match eval {
             Eval::List(items) => {

@@ -2,36 +2,13 @@
 //! diagnostics (as `nym check` prints them) or the resolved graph out.
 //! Update the snapshots with `UPDATE_EXPECT=1 cargo test -p nym-graph`.
 use expect_test::{expect, Expect};
-use nym_graph::{analyze, diagnostic, print, RustCrate, Target};
-use std::collections::HashMap;
-use std::path::PathBuf;
+use nym_graph::{analyze, diagnostic, print, Target};
 
-const APP: &str = r#"
-use libos::{Console, Ipv4Cidr, Kv, KvRo, Time};
-use core::time::Duration;
-
-pub async fn start(console: impl Console, time: impl Time, count: u32) {}
-pub async fn store(console: impl Console, kv: impl Kv) -> Result<(), libos::KvError> { Ok(()) }
-pub async fn serve(files: impl KvRo, ip: Ipv4Cidr, every: Duration, verbose: bool) {}
-pub fn not_async(console: impl Console) {}
-async fn private(console: impl Console) {}
-pub async fn weird(bytes: Vec<u8>) {}
-pub mod sub;
-"#;
-
-const SUB: &str = "pub async fn run<C>(c: C) where C: libos::Console {}";
-
-fn app() -> RustCrate {
-    let files = HashMap::from([
-        (PathBuf::from("src/lib.rs"), APP.to_owned()),
-        (PathBuf::from("src/sub.rs"), SUB.to_owned()),
-    ]);
-    RustCrate::in_memory("hello", files)
-}
+mod common;
+use common::app;
 
 fn check_for(target: Target, src: &str, expect: Expect) {
-    let krate = app();
-    let a = analyze(src, target, Some(&krate));
+    let a = analyze(src, target, Some(app()));
     let mut out = diagnostic::render(a.diagnostics(), "unikernel.nym", src, false);
     if let Some(g) = a.graph() {
         out.push_str(&print::text(g));

@@ -7,38 +7,12 @@
 //! there), renders without panicking, and hands out a graph exactly when it
 //! reports no error. `fuzz/` runs the same checks under libFuzzer.
 use nym_graph::syntax::Span;
-use nym_graph::{analyze, diagnostic, Analysis, RustCrate, Target};
+use nym_graph::{analyze, diagnostic, Analysis, Target};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::{Config, TestCaseError};
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-/// The application crate of `tests/check.rs`.
-fn app() -> &'static RustCrate {
-    const APP: &str = r#"
-use libos::{Console, Ipv4Cidr, Kv, KvRo, Time};
-use core::time::Duration;
-
-pub async fn start(console: impl Console, time: impl Time, count: u32) {}
-pub async fn store(console: impl Console, kv: impl Kv) -> Result<(), libos::KvError> { Ok(()) }
-pub async fn serve(files: impl KvRo, ip: Ipv4Cidr, every: Duration, verbose: bool) {}
-pub fn not_async(console: impl Console) {}
-async fn private(console: impl Console) {}
-pub async fn weird(bytes: Vec<u8>) {}
-pub mod sub;
-"#;
-    const SUB: &str = "pub async fn run<C>(c: C) where C: libos::Console {}";
-    static APP_CRATE: OnceLock<RustCrate> = OnceLock::new();
-    APP_CRATE.get_or_init(|| {
-        let files = HashMap::from([
-            (PathBuf::from("src/lib.rs"), APP.to_owned()),
-            (PathBuf::from("src/sub.rs"), SUB.to_owned()),
-        ]);
-        RustCrate::in_memory("hello", files)
-    })
-}
+mod common;
+use common::app;
 
 /// The graph of `a_good_graph_resolves_in_dependency_order` in `tests/check.rs`.
 const GOOD: &str = r#"

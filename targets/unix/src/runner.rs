@@ -52,6 +52,9 @@ pub enum RunError {
     /// The graph registers a job the library does not have.
     #[error("the application library has no job `{0}`; it has: {1}")]
     MissingJob(String, String),
+    /// The graph has a key the key values lack (a nym bug).
+    #[error("no value for key `{0}`")]
+    MissingKey(String),
     /// A job's arguments do not fit its entry point.
     #[error("job `{job}`: {source}")]
     Args {
@@ -153,7 +156,11 @@ impl Library {
                             .join(", "),
                     )
                 })?;
-            let args = job.args.iter().map(|a| devices.arg(a, keys)).collect();
+            let args = job
+                .args
+                .iter()
+                .map(|a| devices.arg(graph, a, keys))
+                .collect::<Result<_, _>>()?;
             let fut = (spec.entry)(Args::new(args)).map_err(|source| RunError::Args {
                 job: job.label.clone(),
                 source,
@@ -176,7 +183,11 @@ impl Devices {
             nodes: Vec::with_capacity(graph.nodes.len()),
         };
         for node in &graph.nodes {
-            let args = node.args.iter().map(|a| devices.arg(a, keys)).collect();
+            let args = node
+                .args
+                .iter()
+                .map(|a| devices.arg(graph, a, keys))
+                .collect::<Result<_, _>>()?;
             let made = construct(node.imp, args, root).map_err(|e| match e {
                 Made::Missing => RunError::NoConstructor(node.imp.name),
                 Made::Failed(source) => RunError::Init {
@@ -190,16 +201,18 @@ impl Devices {
         Ok(devices)
     }
 
-    fn arg(&self, a: &GArg, keys: &Keys) -> Arg {
-        match a {
+    fn arg(&self, graph: &Graph, a: &GArg, keys: &Keys) -> Result<Arg, RunError> {
+        Ok(match a {
             GArg::Node(n) => self.nodes[*n].clone(),
             GArg::Value(v) => v.clone().into(),
-            // The checker gave every key a default, so a key is never absent.
-            GArg::Key(k) => keys
-                .iter()
-                .nth(*k)
-                .map_or(Arg::Bool(false), |(_, v)| v.clone().into()),
-        }
+            GArg::Key(k) => {
+                let name = &graph.keys[*k].name;
+                keys.get(name)
+                    .ok_or_else(|| RunError::MissingKey(name.clone()))?
+                    .clone()
+                    .into()
+            }
+        })
     }
 
     /// The device of node `n`.
