@@ -73,13 +73,9 @@ pub enum Artifact {
     Bin,
 }
 
-/// Writes `krate` and builds it into `target_dir`, returning the artifact's path.
-pub fn build(
-    krate: &Crate,
-    target_dir: &Path,
-    artifact: Artifact,
-    release: bool,
-) -> Result<PathBuf, BuildError> {
+/// Writes `krate` and builds it into `target_dir` (with `extra` cargo
+/// arguments), returning the artifact's path.
+pub fn build(krate: &Crate, target_dir: &Path, artifact: Artifact, release: bool, extra: &[String]) -> Result<PathBuf, BuildError> {
     write(&krate.dir.join("Cargo.toml"), &krate.manifest)?;
     for (name, text) in &krate.files {
         write(&krate.dir.join(name), text)?;
@@ -101,6 +97,7 @@ pub fn build(
     if release {
         cmd.arg("--release");
     }
+    cmd.args(extra);
     // A nym run from inside `cargo test` or `cargo run` must not inherit the
     // outer build's settings for this unrelated crate.
     for var in [
@@ -158,4 +155,27 @@ pub fn path_dep(name: &str, path: &Path, extra: &str) -> String {
         "{name} = {{ path = {:?}{extra} }}\n",
         path.display().to_string()
     )
+}
+
+/// The Rust target of unikernel images.
+pub const GUEST_TARGET: &str = "x86_64-unknown-none";
+
+/// The cargo arguments that build a guest image: the target, and the
+/// flags that link it where it runs (no relocation, so gdb's symbols land
+/// without offsets) with frame pointers (for crash backtraces).
+pub fn guest_args() -> Vec<String> {
+    let script = nym_src().join("targets/baremetal/link.ld");
+    let flags = [
+        format!("link-arg=-T{}", script.display()),
+        "relocation-model=static".into(),
+        "code-model=small".into(),
+        "force-frame-pointers=yes".into(),
+    ];
+    let list: Vec<String> = flags.iter().flat_map(|f| ["\"-C\"".to_owned(), format!("{f:?}")]).collect();
+    vec![
+        "--target".into(),
+        GUEST_TARGET.into(),
+        "--config".into(),
+        format!("target.{GUEST_TARGET}.rustflags=[{}]", list.join(",")),
+    ]
 }

@@ -5,6 +5,7 @@ use crate::new::{self, NewError, Template};
 use crate::project::{Project, ProjectError};
 use crate::ProjectArgs;
 use nym_graph::codegen::{self, CodegenError};
+use nym_graph::check::GArg;
 use nym_graph::{analyze, diagnostic, print, Graph, Severity, Target};
 use nym_unix::keys::{KeyError, Keys};
 use nym_unix::runner::{Devices, Library, RunError};
@@ -44,6 +45,12 @@ pub enum CliError {
     /// The graph has no application crate.
     #[error("{} has no Cargo.toml next to it: there is no application to build", .0.display())]
     NoCrate(PathBuf),
+    /// The monitor could not boot the guest.
+    #[error(transparent)]
+    Monitor(#[from] nym_hvt::MonitorError),
+    /// A key value that cannot travel on a guest command line.
+    #[error("`{0}`: key values for a guest cannot contain white space")]
+    GuestArg(String),
     /// The target cannot run or build images yet.
     #[error("target {0}: building and booting unikernel images is not available yet; `nym check --target {0}` works")]
     TargetNotReady(Target),
@@ -61,7 +68,7 @@ impl CliError {
     /// The exit status: 2 for usage mistakes, 1 for everything else.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Keys(_) | CliError::TargetNotReady(_) => ExitCode::from(2),
+            CliError::Keys(_) | CliError::TargetNotReady(_) | CliError::GuestArg(_) => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }
@@ -172,6 +179,7 @@ fn build_shim(project: &Project, graph: &Graph) -> Result<PathBuf, CliError> {
         &project.target_dir(),
         Artifact::Cdylib,
         false,
+        &[],
     )?)
 }
 
@@ -193,12 +201,15 @@ fn load_copy(project: &Project, so: &Path) -> Result<Library, CliError> {
 }
 
 /// `nym run`.
-pub fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String]) -> Result<ExitCode, CliError> {
+pub fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String], mem: u64) -> Result<ExitCode, CliError> {
     let target: Target = args.target.into();
-    if target != Target::Unix {
+    if !matches!(target, Target::Unix | Target::Kvm) {
         return Err(CliError::TargetNotReady(target));
     }
     let (project, graph) = load(cwd, args)?;
+    if target == Target::Kvm {
+        return run_kvm(cwd, &project, &graph, key_args, mem);
+    }
     let defaults = graph
         .keys
         .iter()
@@ -227,41 +238,84 @@ pub fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String]) -> Result<ExitCo
     Ok(ended.exit_code())
 }
 
-/// `nym build`.
-pub fn build(cwd: &Path, args: &ProjectArgs, release: bool) -> Result<ExitCode, CliError> {
-    let target: Target = args.target.into();
-    if target != Target::Unix {
-        return Err(CliError::TargetNotReady(target));
-    }
-    let (project, graph) = load(cwd, args)?;
-    let (package, krate) = rust_name(&project)?;
+/// Generates the compiled program of `graph` for its target and builds it:
+/// a standalone executable on unix, an ELF image on kvm.
+fn build_program(cwd: &Path, project: &Project, graph: &Graph, release: bool) -> Result<PathBuf, CliError> {
+    let target = graph.target;
+    let (package, krate) = rust_name(project)?;
     let src = cargo::nym_src();
-    let main = codegen::main_rs(&graph, &krate, &project.root)?;
+    let main = codegen::main_rs(graph, &krate, &project.root)?;
+    let (runtime, extra, profile, file) = match target {
+        Target::Unix => (cargo::path_dep("nym-unix", &src.join("targets/unix"), ""), vec![], "", graph.name.clone()),
+        Target::Kvm => (
+            cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), ""),
+            cargo::guest_args(),
+            "\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\ndebug = true\n",
+            format!("{}.elf", graph.name),
+        ),
+        t => return Err(CliError::TargetNotReady(t)),
+    };
     let manifest = format!(
         "[package]\nname = \"nym-main-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [[bin]]\nname = \"{}\"\npath = \"main.rs\"\n\n[dependencies]\n{}{}{}\n[workspace]\n",
+         [[bin]]\nname = \"{}\"\npath = \"main.rs\"\ntest = false\nbench = false\n\n[dependencies]\n{}{}{runtime}{profile}\n[workspace]\n",
         graph.name,
         cargo::path_dep(&package, &project.root, ""),
         cargo::path_dep("libos", &src.join("libos"), ""),
-        cargo::path_dep("nym-unix", &src.join("targets/unix"), ""),
     );
     let dir = project.nym_dir(target);
-    let gen = Crate {
-        dir: dir.join("main"),
-        manifest,
-        files: vec![("main.rs", main)],
-    };
-    let exe = cargo::build(&gen, &project.target_dir(), Artifact::Bin, release)?;
-    let out = dir.join(&graph.name);
-    std::fs::copy(&exe, &out).map_err(|source| CliError::Io {
-        what: format!("copying {} to {}", exe.display(), out.display()),
-        source,
-    })?;
-    eprintln!(
-        "built {} (generated code: {})",
-        out.strip_prefix(cwd).unwrap_or(&out).display(),
-        dir.join("main/main.rs").display()
-    );
+    let gen = Crate { dir: dir.join("main"), manifest, files: vec![("main.rs", main)] };
+    let exe = cargo::build(&gen, &project.target_dir(), Artifact::Bin, release, &extra)?;
+    let out = dir.join(file);
+    std::fs::copy(&exe, &out).map_err(|source| CliError::Io { what: format!("copying {} to {}", exe.display(), out.display()), source })?;
+    eprintln!("built {} (generated code: {})", out.strip_prefix(cwd).unwrap_or(&out).display(), dir.join("main/main.rs").display());
+    Ok(out)
+}
+
+/// `nym build`.
+pub fn build(cwd: &Path, args: &ProjectArgs, release: bool) -> Result<ExitCode, CliError> {
+    let (project, graph) = load(cwd, args)?;
+    let out = build_program(cwd, &project, &graph, release)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The value an argument has at boot: a literal, or a key's value.
+fn boot_value(graph: &Graph, a: &GArg, keys: &Keys) -> Option<libos::Value> {
+    match a {
+        GArg::Value(v) => Some(v.clone()),
+        GArg::Key(k) => keys.get(&graph.keys[*k].name).cloned(),
+        GArg::Node(_) => None,
+    }
+}
+
+/// The host file behind the graph's `block::file`, if it has one.
+fn block_file(project: &Project, graph: &Graph, keys: &Keys) -> Option<nym_hvt::BlockFile> {
+    let node = graph.nodes.iter().find(|n| n.imp.name == "block::file")?;
+    let path = match boot_value(graph, &node.args[0], keys)? {
+        libos::Value::Str(p) => project.root.join(p),
+        _ => return None,
+    };
+    let size = match boot_value(graph, &node.args[1], keys)? {
+        libos::Value::Int(s) => u64::try_from(s).ok()?,
+        _ => return None,
+    };
+    Some(nym_hvt::BlockFile { path, size })
+}
+
+/// `nym run --target kvm`: builds the image and boots it in nym's monitor.
+fn run_kvm(cwd: &Path, project: &Project, graph: &Graph, key_args: &[String], mem: u64) -> Result<ExitCode, CliError> {
+    let defaults = graph.keys.iter().map(|k| (k.name.as_str(), k.default.clone())).collect();
+    let keys = Keys::parse(defaults, key_args)?;
+    if let Some(bad) = key_args.iter().find(|a| a.chars().any(char::is_whitespace)) {
+        return Err(CliError::GuestArg(bad.clone()));
+    }
+    let image = build_program(cwd, project, graph, false)?;
+    let config = nym_hvt::Config { image, mem_size: mem, cmdline: key_args.join(" "), block: block_file(project, graph, &keys) };
+    let outcome = nym_hvt::run(&config, &mut std::io::stdout().lock())?;
+    match &outcome {
+        nym_hvt::Outcome::Exited(_) => {}
+        nym_hvt::Outcome::Violation(v) => eprintln!("nym: the guest broke the hypercall ABI and was stopped: {v}"),
+        nym_hvt::Outcome::Crashed(report) => eprint!("nym: {report}"),
+    }
+    Ok(ExitCode::from(outcome.status().clamp(0, 255) as u8))
 }

@@ -86,6 +86,9 @@ enum Command {
     Run {
         #[command(flatten)]
         project: ProjectArgs,
+        /// Guest memory for unikernel targets: 32M, 512M, 1G.
+        #[arg(long, short = 'm', default_value = "32M", value_parser = parse_mem)]
+        mem: u64,
         /// Key values for the graph's `key()`s, after `--`: `-- --count 5`.
         #[arg(last = true)]
         keys: Vec<String>,
@@ -98,6 +101,22 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
+}
+
+/// Parses a memory size: `32M`, `1G`, `512MiB`, `4096K`.
+fn parse_mem(text: &str) -> Result<u64, String> {
+    let t = text.trim_end_matches("iB").trim_end_matches('B');
+    let (digits, scale) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("`{text}` is not a size; write it like 32M or 1G"))
 }
 
 fn main() -> ExitCode {
@@ -113,7 +132,7 @@ fn main() -> ExitCode {
         Command::New { name, template } => commands::new(&cwd, &name, template),
         Command::Check { project, short } => commands::check(&cwd, &project, short),
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),
-        Command::Run { project, keys } => commands::run(&cwd, &project, &keys),
+        Command::Run { project, mem, keys } => commands::run(&cwd, &project, &keys, mem),
         Command::Build { project, release } => commands::build(&cwd, &project, release),
     };
     result.unwrap_or_else(|e| {

@@ -1,5 +1,9 @@
 //! Block devices: fixed-size sectors read and written by number.
+//!
+//! Besides the trait, this module has one portable device, [`Mem`]: sectors
+//! kept in memory.
 use crate::BoxFuture;
+use alloc::{boxed::Box, collections::BTreeMap};
 
 /// The geometry of a block device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,5 +82,133 @@ pub fn check_request(info: &BlockInfo, sector: u64, len: usize) -> Result<(), Bl
             end: end.unwrap_or(u64::MAX),
             sectors: info.sectors,
         }),
+    }
+}
+
+/// An in-memory block device (`block::mem(size)`): fast, and gone when the
+/// program ends. Sectors never written read as zeros, and only sectors holding
+/// something other than zeros take memory, so a large device costs only what
+/// is written to it.
+pub struct Mem {
+    info: BlockInfo,
+    /// Non-zero sectors by number, each `sector_size` bytes long.
+    sectors: spin::Mutex<BTreeMap<u64, Box<[u8]>>>,
+}
+
+impl Mem {
+    /// A writable device of `sectors` sectors of `sector_size` bytes (a power
+    /// of two, usually 512), all zeros.
+    pub fn new(sectors: u64, sector_size: u32) -> Self {
+        Self {
+            info: BlockInfo {
+                sector_size,
+                sectors,
+                writable: true,
+            },
+            sectors: spin::Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Block for Mem {
+    fn info(&self) -> BlockInfo {
+        self.info
+    }
+
+    fn read<'a>(&'a self, sector: u64, buf: &'a mut [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
+        Box::pin(async move {
+            check_request(&self.info, sector, buf.len())?;
+            let stored = self.sectors.lock();
+            let chunks = buf.chunks_exact_mut(self.info.sector_size as usize);
+            for (n, chunk) in (sector..).zip(chunks) {
+                match stored.get(&n) {
+                    Some(data) => chunk.copy_from_slice(data),
+                    None => chunk.fill(0),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn write<'a>(&'a self, sector: u64, data: &'a [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
+        Box::pin(async move {
+            check_request(&self.info, sector, data.len())?;
+            let mut stored = self.sectors.lock();
+            let chunks = data.chunks_exact(self.info.sector_size as usize);
+            for (n, chunk) in (sector..).zip(chunks) {
+                if chunk.iter().all(|&b| b == 0) {
+                    stored.remove(&n);
+                } else {
+                    stored.insert(n, chunk.into());
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::block_on;
+    use alloc::vec;
+
+    #[test]
+    fn mem_reads_back_writes_and_zeros_elsewhere() {
+        let disk = Mem::new(8, 512);
+        assert_eq!(
+            disk.info(),
+            BlockInfo {
+                sector_size: 512,
+                sectors: 8,
+                writable: true
+            }
+        );
+        block_on(async {
+            let data: alloc::vec::Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8 + 1).collect();
+            disk.write(2, &data).await.unwrap();
+            disk.write(7, &[0xab; 512]).await.unwrap();
+            disk.flush().await.unwrap();
+
+            let mut all = vec![0xffu8; 4096];
+            disk.read(0, &mut all).await.unwrap();
+            assert_eq!(&all[1024..2048], &data[..]);
+            assert_eq!(&all[3584..], &[0xab; 512][..]);
+            assert!(all[..1024].iter().chain(&all[2048..3584]).all(|&b| b == 0));
+
+            disk.write(7, &[0; 512]).await.unwrap();
+            let mut one = [0xffu8; 512];
+            disk.read(7, &mut one).await.unwrap();
+            assert_eq!(one, [0; 512], "a sector overwritten with zeros reads as zeros");
+            assert_eq!(disk.sectors.lock().len(), 2, "and takes no memory");
+        });
+    }
+
+    #[test]
+    fn mem_rejects_what_check_request_rejects() {
+        let disk = Mem::new(4, 512);
+        block_on(async {
+            assert_eq!(
+                disk.write(3, &[1; 1024]).await,
+                Err(BlockError::OutOfRange {
+                    start: 3,
+                    end: 5,
+                    sectors: 4
+                })
+            );
+            let mut odd = [0u8; 100];
+            assert_eq!(
+                disk.read(0, &mut odd).await,
+                Err(BlockError::Unaligned {
+                    len: 100,
+                    sector_size: 512
+                })
+            );
+            assert!(disk.sectors.lock().is_empty(), "a refused write changes nothing");
+        });
     }
 }

@@ -4,6 +4,7 @@
 //! characters; every implementation checks them with [`validate_key`], so a
 //! key that works on one backend works on all.
 use crate::BoxFuture;
+pub use crate::kv_block::Block;
 use alloc::{borrow::Cow, boxed::Box, collections::BTreeMap, string::String, vec::Vec};
 
 /// The longest key, in bytes.
@@ -83,14 +84,14 @@ crate::delegate_arc!(Kv {
     fn remove<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), KvError>>;
 });
 
-fn lookup<V: AsRef<[u8]>>(map: &BTreeMap<String, V>, key: &str) -> Result<Vec<u8>, KvError> {
+pub(crate) fn lookup<V: AsRef<[u8]>>(map: &BTreeMap<String, V>, key: &str) -> Result<Vec<u8>, KvError> {
     validate_key(key)?;
     map.get(key)
         .map(|v| v.as_ref().to_vec())
         .ok_or_else(|| KvError::NotFound(key.into()))
 }
 
-fn keys_with_prefix<V>(map: &BTreeMap<String, V>, prefix: &str) -> Vec<String> {
+pub(crate) fn keys_with_prefix<V>(map: &BTreeMap<String, V>, prefix: &str) -> Vec<String> {
     map.range::<str, _>((
         core::ops::Bound::Included(prefix),
         core::ops::Bound::Unbounded,

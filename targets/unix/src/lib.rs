@@ -10,7 +10,8 @@
 //! device backs which argument. It holds no language logic of its own.
 pub mod devices;
 pub mod jobs;
-pub mod keys;
+/// Keys are parsed by libos, the same on every target.
+pub use libos::keys;
 pub mod platform;
 #[cfg(feature = "runner")]
 pub mod runner;

@@ -1,8 +1,10 @@
-//! Boot-time keys on a Unix command line: `--count 5`, `--ipv4=10.0.0.9/24`.
-//! Both `nym run -- ...` and standalone builds parse them here.
-use libos::value::{parse_value, ValueError};
-use libos::{Ipv4Cidr, Value, ValueType};
-use std::time::Duration;
+//! Boot-time keys (MirageOS: keys): `--count 5`, `--ipv4=10.0.0.9/24`.
+//! `nym run -- ...`, standalone Unix builds and the guest's command line
+//! all parse them here, so a key means the same on every target.
+use crate::value::{parse_value, ValueError};
+use crate::{Ipv4Cidr, Value, ValueType};
+use alloc::{borrow::ToOwned, format, string::String, vec::Vec};
+use core::time::Duration;
 
 /// Why the key arguments cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,6 +163,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::{string::ToString, vec};
 
     fn defaults() -> Vec<(&'static str, Value)> {
         vec![

@@ -1,0 +1,109 @@
+//! Devices over the monitor's hypercalls.
+use super::executor::Sleep;
+use super::hvt::{self, call};
+use alloc::boxed::Box;
+use core::time::Duration;
+use libos::{Block, BlockError, BlockInfo, BoxFuture, Console, ConsoleError, IoError, MonoClock, Random, RandomError, Time, WallClock};
+use nym_hvt_abi::{self as abi, nr};
+
+/// Why a device could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The monitor serves no such device.
+    #[error("the monitor serves no {0}")]
+    NoDevice(&'static str),
+}
+
+/// The monitor's console.
+pub struct HvtConsole;
+
+impl Console for HvtConsole {
+    fn write<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<(), ConsoleError>> {
+        hvt::puts(text.as_bytes());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The monitor's clocks.
+pub struct HvtClock;
+
+impl MonoClock for HvtClock {
+    fn elapsed_ns(&self) -> u64 {
+        hvt::monotime()
+    }
+}
+
+impl WallClock for HvtClock {
+    fn now_unix_ns(&self) -> u64 {
+        hvt::walltime()
+    }
+}
+
+/// Sleeping through the executor's timers.
+pub struct HvtTime;
+
+impl Time for HvtTime {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(Sleep::new(duration))
+    }
+}
+
+/// The host's entropy, through the monitor.
+pub struct HvtRandom;
+
+impl Random for HvtRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
+        for chunk in buf.chunks_mut(abi::RANDOM_MAX as usize) {
+            let mut r = abi::Random { data: chunk.as_mut_ptr() as u64, len: chunk.len() as u64 };
+            call(nr::RANDOM, &mut r);
+        }
+        Ok(())
+    }
+}
+
+/// The block device the monitor serves from a host file.
+pub struct HvtBlock {
+    info: BlockInfo,
+}
+
+impl HvtBlock {
+    /// Asks the monitor for its block device.
+    pub fn open() -> Result<HvtBlock, InitError> {
+        let mut i = abi::BlockInfo::default();
+        call(nr::BLOCK_INFO, &mut i);
+        if i.ret != abi::Ret::Ok as u64 {
+            return Err(InitError::NoDevice("block device"));
+        }
+        Ok(HvtBlock { info: BlockInfo { sector_size: i.sector_size as u32, sectors: i.sectors, writable: i.writable != 0 } })
+    }
+
+    fn io(&self, read: bool, sector: u64, ptr: u64, len: usize) -> Result<(), BlockError> {
+        libos::block::check_request(&self.info, sector, len)?;
+        let mut io = abi::BlockIo { ret: 0, sector, data: ptr, len: len as u64 };
+        call(if read { nr::BLOCK_READ } else { nr::BLOCK_WRITE }, &mut io);
+        match abi::Ret::from_u64(io.ret) {
+            Some(abi::Ret::Ok) => Ok(()),
+            Some(abi::Ret::OutOfRange) => Err(BlockError::OutOfRange { start: sector, end: sector, sectors: self.info.sectors }),
+            Some(abi::Ret::Unaligned) => Err(BlockError::Unaligned { len, sector_size: self.info.sector_size }),
+            _ => Err(BlockError::Io(IoError::Other("the monitor's block I/O failed"))),
+        }
+    }
+}
+
+impl Block for HvtBlock {
+    fn info(&self) -> BlockInfo {
+        self.info
+    }
+    fn read<'a>(&'a self, sector: u64, buf: &'a mut [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
+        let r = self.io(true, sector, buf.as_mut_ptr() as u64, buf.len());
+        Box::pin(async move { r })
+    }
+    fn write<'a>(&'a self, sector: u64, data: &'a [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
+        let r = self.io(false, sector, data.as_ptr() as u64, data.len());
+        Box::pin(async move { r })
+    }
+    fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
+        // The monitor syncs each write before returning.
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -1,0 +1,69 @@
+//! Entry from nym's monitor (64-bit, boot info in `rdi`) to `nym_main`.
+use super::{exceptions, heap, hvt};
+use nym_hvt_abi::BootInfo;
+
+core::arch::global_asm!(
+    ".section .text.boot, \"ax\"",
+    ".global _start",
+    "_start:",
+    "    and rsp, -16",
+    "    xor ebp, ebp",
+    "    call {entry}",
+    "    ud2",
+    entry = sym hvt_entry,
+);
+
+extern "Rust" {
+    /// The generated program's main (see `nym build --target kvm`).
+    fn nym_main() -> i32;
+}
+
+static mut CMDLINE: &str = "";
+
+/// The guest's command line.
+pub fn cmdline() -> &'static str {
+    // SAFETY: written once in `hvt_entry` before anything reads it.
+    unsafe { CMDLINE }
+}
+
+extern "C" fn hvt_entry(info: &BootInfo) -> ! {
+    heap::init(info.heap_start, info.heap_end);
+    exceptions::install();
+    // SAFETY: the monitor wrote `cmdline_len` bytes at `cmdline` (inside
+    // guest memory, identity-mapped); they are never written again.
+    let bytes = unsafe { core::slice::from_raw_parts(info.cmdline as *const u8, info.cmdline_len as usize) };
+    // SAFETY: single-threaded boot, before anything reads CMDLINE.
+    unsafe { CMDLINE = core::str::from_utf8(bytes).unwrap_or("") };
+    // SAFETY: `nym_main` is defined by the generated program this runtime is
+    // linked into, with exactly this signature.
+    let status = unsafe { nym_main() };
+    hvt::exit(status)
+}
+
+/// Writes formatted text straight to the console, allocating nothing (a
+/// panic may come from a failed allocation).
+struct Raw;
+
+impl core::fmt::Write for Raw {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        hvt::puts(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let _ = core::fmt::write(&mut Raw, format_args!("panicked at {}: {}\n", LocationOr(info), info.message()));
+    hvt::exit(101)
+}
+
+struct LocationOr<'a>(&'a core::panic::PanicInfo<'a>);
+
+impl core::fmt::Display for LocationOr<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0.location() {
+            Some(l) => write!(f, "{}:{}:{}", l.file(), l.line(), l.column()),
+            None => f.write_str("an unknown place"),
+        }
+    }
+}

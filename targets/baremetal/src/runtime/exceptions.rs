@@ -1,0 +1,97 @@
+//! CPU exceptions: an IDT whose 32 handlers report the fault to the monitor
+//! (vector, error code, rip, cr2 and the frame pointer to walk), which
+//! prints it with a symbolised backtrace and ends the guest.
+use super::hvt;
+use nym_hvt_abi as abi;
+
+/// What the stubs leave on the stack, lowest address first.
+#[repr(C)]
+#[allow(dead_code)]
+struct Frame {
+    rbp: u64,
+    vector: u64,
+    error_code: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+// Vectors 8, 10–14, 17, 21, 29 and 30 push an error code; the others get a 0.
+core::arch::global_asm!(
+    ".altmacro",
+    ".macro nym_stub v, code",
+    ".global nym_exc_\\v",
+    "nym_exc_\\v:",
+    ".if \\code == 0",
+    "    push 0",
+    ".endif",
+    "    push \\v",
+    "    jmp nym_exc_common",
+    ".endm",
+    "nym_stub 0, 0", "nym_stub 1, 0", "nym_stub 2, 0", "nym_stub 3, 0",
+    "nym_stub 4, 0", "nym_stub 5, 0", "nym_stub 6, 0", "nym_stub 7, 0",
+    "nym_stub 8, 1", "nym_stub 9, 0", "nym_stub 10, 1", "nym_stub 11, 1",
+    "nym_stub 12, 1", "nym_stub 13, 1", "nym_stub 14, 1", "nym_stub 15, 0",
+    "nym_stub 16, 0", "nym_stub 17, 1", "nym_stub 18, 0", "nym_stub 19, 0",
+    "nym_stub 20, 0", "nym_stub 21, 1", "nym_stub 22, 0", "nym_stub 23, 0",
+    "nym_stub 24, 0", "nym_stub 25, 0", "nym_stub 26, 0", "nym_stub 27, 0",
+    "nym_stub 28, 0", "nym_stub 29, 1", "nym_stub 30, 1", "nym_stub 31, 0",
+    "nym_exc_common:",
+    "    push rbp",
+    "    mov rdi, rsp",
+    "    and rsp, -16",
+    "    call {handler}",
+    "    ud2",
+    ".global nym_exc_table",
+    "nym_exc_table:",
+    ".irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    "    .quad nym_exc_\\v",
+    ".endr",
+    handler = sym exception,
+);
+
+extern "C" {
+    static nym_exc_table: [u64; 32];
+}
+
+#[repr(C, packed)]
+struct Idtr {
+    limit: u16,
+    base: u64,
+}
+
+static mut IDT: [[u64; 2]; 32] = [[0; 2]; 32];
+
+/// Installs the exception handlers.
+pub fn install() {
+    // SAFETY: boot is single-threaded; the table is only written here, then
+    // loaded with `lidt` and read by the CPU.
+    unsafe {
+        let idt = &mut *core::ptr::addr_of_mut!(IDT);
+        for (entry, &handler) in idt.iter_mut().zip(nym_exc_table.iter()) {
+            // Interrupt gate (0x8E), code selector 0x08, no IST.
+            entry[0] = (handler & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
+            entry[1] = handler >> 32;
+        }
+        let idtr = Idtr { limit: (core::mem::size_of::<[[u64; 2]; 32]>() - 1) as u16, base: idt.as_ptr() as u64 };
+        core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags));
+    }
+}
+
+extern "C" fn exception(frame: &Frame) -> ! {
+    let cr2: u64;
+    // SAFETY: reading cr2 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    let mut f = abi::Fault {
+        vector: frame.vector,
+        error_code: frame.error_code,
+        rip: frame.rip,
+        rsp: frame.rsp,
+        rbp: frame.rbp,
+        cr2,
+    };
+    hvt::call(abi::nr::FAULT, &mut f);
+    hvt::exit(abi::EXIT_CRASH)
+}

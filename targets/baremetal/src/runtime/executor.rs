@@ -1,0 +1,107 @@
+//! A single-threaded executor: polls the jobs that were woken, and when
+//! none is runnable sleeps in the platform's wait primitive until the
+//! earliest timer deadline, so an idle guest costs the host nothing.
+use super::hvt;
+use alloc::{string::String, vec::Vec};
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use core::time::Duration;
+use libos::abi::JobFuture;
+
+/// Set by any wake-up; the executor polls again when it is.
+static WOKEN: AtomicBool = AtomicBool::new(true);
+
+/// Timers: (deadline in monotonic ns, who to wake).
+static TIMERS: spin::Mutex<Vec<(u64, Waker)>> = spin::Mutex::new(Vec::new());
+
+const VTABLE: RawWakerVTable = RawWakerVTable::new(|p| RawWaker::new(p, &VTABLE), wake, wake, |_| {});
+
+fn wake(_: *const ()) {
+    WOKEN.store(true, Ordering::Release);
+}
+
+fn waker() -> Waker {
+    // SAFETY: the vtable's functions ignore the data pointer and are sound
+    // for any number of clones.
+    unsafe { Waker::from_raw(RawWaker::new(core::ptr::null(), &VTABLE)) }
+}
+
+/// How a run ended.
+pub enum Ended {
+    /// Every job returned.
+    Finished,
+    /// A job failed.
+    Failed {
+        /// The job.
+        job: &'static str,
+        /// Its error.
+        error: String,
+    },
+    /// Every job waits on something that can never happen.
+    Stuck,
+}
+
+/// Runs `jobs` until all finish or one fails.
+pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
+    let mut jobs: Vec<Option<(&'static str, JobFuture)>> = jobs.into_iter().map(Some).collect();
+    let waker = waker();
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if WOKEN.swap(false, Ordering::AcqRel) {
+            for slot in jobs.iter_mut() {
+                let Some((name, fut)) = slot else { continue };
+                match fut.as_mut().poll(&mut cx) {
+                    Poll::Pending => {}
+                    Poll::Ready(Ok(())) => *slot = None,
+                    Poll::Ready(Err(error)) => return Ended::Failed { job: name, error },
+                }
+            }
+            if jobs.iter().all(Option::is_none) {
+                return Ended::Finished;
+            }
+            continue;
+        }
+        let next = TIMERS.lock().iter().map(|(d, _)| *d).min();
+        let Some(deadline) = next else { return Ended::Stuck };
+        if hvt::monotime() < deadline {
+            hvt::wait(deadline);
+        }
+        let now = hvt::monotime();
+        let due: Vec<Waker> = {
+            let mut timers = TIMERS.lock();
+            let (due, later): (Vec<_>, Vec<_>) = timers.drain(..).partition(|(d, _)| *d <= now);
+            *timers = later;
+            due.into_iter().map(|(_, w)| w).collect()
+        };
+        due.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// A future that completes at a monotonic deadline.
+pub struct Sleep {
+    duration: Duration,
+    deadline: Option<u64>,
+}
+
+impl Sleep {
+    /// Completes `duration` after its first poll.
+    pub fn new(duration: Duration) -> Sleep {
+        Sleep { duration, deadline: None }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let now = hvt::monotime();
+        let nanos = u64::try_from(self.duration.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = *self.deadline.get_or_insert(now.saturating_add(nanos));
+        if now >= deadline {
+            return Poll::Ready(());
+        }
+        TIMERS.lock().push((deadline, cx.waker().clone()));
+        Poll::Pending
+    }
+}

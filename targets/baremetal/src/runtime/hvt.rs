@@ -1,0 +1,51 @@
+//! Hypercalls to nym's KVM monitor: `out dx, eax` with the argument
+//! struct's address (guest memory is identity-mapped, so a pointer is its
+//! physical address).
+use nym_hvt_abi::{self as abi, PORT_BASE};
+
+/// Makes hypercall `nr` with `arg`, which the monitor may update in place.
+pub fn call<T>(nr: u16, arg: &mut T) {
+    let addr = arg as *mut T as usize as u32;
+    // SAFETY: the monitor reads and writes only `*arg` (checked against guest
+    // memory) and resumes after the `out`; no other state changes.
+    unsafe {
+        core::arch::asm!("out dx, eax", in("dx") PORT_BASE + nr, in("eax") addr, options(nostack, preserves_flags));
+    }
+}
+
+/// Ends the guest with `status`.
+pub fn exit(status: i32) -> ! {
+    let mut e = abi::Exit { status: status as u64 };
+    call(abi::nr::EXIT, &mut e);
+    // The monitor never resumes after EXIT; halt in case it does.
+    loop {
+        // SAFETY: halting with interrupts off just stops this vCPU.
+        unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
+    }
+}
+
+/// Writes `bytes` to the console.
+pub fn puts(bytes: &[u8]) {
+    let mut p = abi::Puts { data: bytes.as_ptr() as u64, len: bytes.len() as u64 };
+    call(abi::nr::PUTS, &mut p);
+}
+
+/// The monotonic time in nanoseconds.
+pub fn monotime() -> u64 {
+    let mut t = abi::Time::default();
+    call(abi::nr::MONOTIME, &mut t);
+    t.nanos
+}
+
+/// The wall time in nanoseconds since the Unix epoch.
+pub fn walltime() -> u64 {
+    let mut t = abi::Time::default();
+    call(abi::nr::WALLTIME, &mut t);
+    t.nanos
+}
+
+/// Blocks until the monotonic time reaches `deadline`.
+pub fn wait(deadline: u64) {
+    let mut w = abi::Wait { deadline };
+    call(abi::nr::WAIT, &mut w);
+}

@@ -1,0 +1,22 @@
+//! The runtime proper (only built for `target_os = "none"`).
+mod devices;
+mod entry;
+mod exceptions;
+mod executor;
+mod heap;
+mod hvt;
+mod note;
+pub mod platform;
+
+pub use note::Note;
+
+/// Declares the devices the image needs, in the ELF note the monitor reads
+/// before boot: `nym_baremetal::manifest!(block: true);`
+#[macro_export]
+macro_rules! manifest {
+    (block: $block:expr) => {
+        #[used]
+        #[link_section = ".note.nym"]
+        static NYM_MANIFEST: $crate::Note = $crate::Note::manifest($block);
+    };
+}

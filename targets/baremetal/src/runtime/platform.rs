@@ -1,0 +1,77 @@
+//! The guest platform as generated code sees it: the same functions every
+//! platform offers (`console()`, `time()`, …) and [`main`].
+use super::devices::{HvtBlock, HvtClock, HvtConsole, HvtRandom, HvtTime, InitError};
+use super::{entry, executor};
+use alloc::{boxed::Box, format, vec::Vec};
+use libos::abi::JobFuture;
+use libos::keys::Keys;
+use libos::Value;
+
+pub use super::devices::InitError as DeviceError;
+
+/// Any error on the way to running the jobs.
+pub type BoxError = Box<dyn core::error::Error + Send + Sync>;
+
+/// The jobs built by generated code, each with its name.
+pub type Jobs = Vec<(&'static str, JobFuture)>;
+
+/// `console::default()`.
+pub fn console() -> Result<HvtConsole, InitError> {
+    Ok(HvtConsole)
+}
+/// `clock::mono()`.
+pub fn mono_clock() -> Result<HvtClock, InitError> {
+    Ok(HvtClock)
+}
+/// `clock::wall()`.
+pub fn wall_clock() -> Result<HvtClock, InitError> {
+    Ok(HvtClock)
+}
+/// `time::default()`.
+pub fn time() -> Result<HvtTime, InitError> {
+    Ok(HvtTime)
+}
+/// `random::default()`.
+pub fn random() -> Result<HvtRandom, InitError> {
+    Ok(HvtRandom)
+}
+/// `block::file(path, size)`: the monitor opens the file; the guest sees
+/// its block device.
+pub fn block_file(_path: impl AsRef<str>, _size: u64) -> Result<HvtBlock, InitError> {
+    HvtBlock::open()
+}
+
+fn say(text: &str) {
+    super::hvt::puts(text.as_bytes());
+}
+
+/// The guest's main: reads the keys from the command line, builds the
+/// devices and jobs with `build`, runs them, and returns the exit status.
+pub fn main(name: &str, keys: Vec<(&str, Value)>, build: impl FnOnce(&Keys) -> Result<Jobs, BoxError>) -> i32 {
+    let args: Vec<&str> = entry::cmdline().split_whitespace().collect();
+    let keys = match Keys::parse(keys, &args) {
+        Ok(k) => k,
+        Err(e) => {
+            say(&format!("{name}: {e}\n"));
+            return 2;
+        }
+    };
+    let jobs = match build(&keys) {
+        Ok(j) => j,
+        Err(e) => {
+            say(&format!("{name}: cannot build the devices: {e}\n"));
+            return 1;
+        }
+    };
+    match executor::run(jobs) {
+        executor::Ended::Finished => 0,
+        executor::Ended::Failed { job, error } => {
+            say(&format!("{name}: job {job} failed: {error}\n"));
+            1
+        }
+        executor::Ended::Stuck => {
+            say(&format!("{name}: every job is waiting and nothing can wake them\n"));
+            1
+        }
+    }
+}

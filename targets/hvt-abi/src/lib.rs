@@ -1,0 +1,272 @@
+//! # nym-hvt-abi: the contract between nym's KVM monitor and its guests
+//!
+//! This crate is the one place the hypercall ABI is written down. The
+//! monitor (`targets/hvt`) and the guest runtime (`targets/baremetal`) both
+//! depend on it; neither defines a number or a layout of its own.
+//!
+//! ## Boot
+//!
+//! The monitor loads the ELF image at the physical addresses its program
+//! headers name, builds page tables (identity map, W^X from the segment
+//! flags, page 0 unmapped), and starts the vCPU **in 64-bit long mode** at
+//! the ELF entry with:
+//!
+//! | register | value |
+//! |---|---|
+//! | `rdi` | guest-physical address of a [`BootInfo`] |
+//! | `rsp` | top of the stack, 16-byte aligned |
+//! | `rflags` | `0x2` (interrupts off) |
+//!
+//! ## Hypercalls
+//!
+//! A hypercall is `out dx, eax` with `dx = PORT_BASE + number` and `eax` the
+//! guest-physical address of the call's argument struct (8-byte aligned,
+//! wholly inside guest memory). The monitor reads the struct, performs the
+//! call, writes the results back into it, and resumes the guest. Buffers a
+//! struct points to are checked against guest memory too. **A struct or
+//! buffer outside guest memory, misaligned, or whose length overflows is a
+//! violation: the monitor ends the guest with a message naming the call and
+//! the bad address, and exits with status [`EXIT_VIOLATION`].**
+//!
+//! | number | name | struct | what it does |
+//! |---|---|---|---|
+//! | 1 | `WALLTIME` | [`Time`] | `nanos` = ns since the Unix epoch |
+//! | 2 | `MONOTIME` | [`Time`] | `nanos` = ns since the guest started |
+//! | 3 | `PUTS` | [`Puts`] | write `len` bytes at `data` to the console |
+//! | 4 | `WAIT` | [`Wait`] | sleep until monotonic `deadline` (no busy loop) |
+//! | 5 | `BLOCK_INFO` | [`BlockInfo`] | the block device's geometry |
+//! | 6 | `BLOCK_READ` | [`BlockIo`] | read sectors into `data` |
+//! | 7 | `BLOCK_WRITE` | [`BlockIo`] | write sectors from `data` |
+//! | 8 | `RANDOM` | [`Random`] | fill `len` bytes at `data` from the host's entropy |
+//! | 9 | `EXIT` | [`Exit`] | end the guest with `status` |
+//! | 10 | `FAULT` | [`Fault`] | report a CPU exception; the monitor symbolises and exits |
+//!
+//! Calls that can fail set `ret` to a [`Ret`] value.
+//!
+//! ## The manifest
+//!
+//! An image carries an ELF note (name [`NOTE_NAME`], type
+//! [`NOTE_MANIFEST`]) whose descriptor is a [`Manifest`]: the devices it
+//! needs. The monitor refuses to boot an image whose devices it was not
+//! given (a block file), naming what is missing.
+#![no_std]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+/// The first hypercall port; call `n` is `PORT_BASE + n`.
+pub const PORT_BASE: u16 = 0x500;
+/// The number of hypercall ports.
+pub const PORT_COUNT: u16 = 16;
+
+/// Hypercall numbers.
+pub mod nr {
+    /// [`super::Time`]: wall clock.
+    pub const WALLTIME: u16 = 1;
+    /// [`super::Time`]: monotonic clock.
+    pub const MONOTIME: u16 = 2;
+    /// [`super::Puts`]: console output.
+    pub const PUTS: u16 = 3;
+    /// [`super::Wait`]: block until a deadline.
+    pub const WAIT: u16 = 4;
+    /// [`super::BlockInfo`]: block geometry.
+    pub const BLOCK_INFO: u16 = 5;
+    /// [`super::BlockIo`]: read sectors.
+    pub const BLOCK_READ: u16 = 6;
+    /// [`super::BlockIo`]: write sectors.
+    pub const BLOCK_WRITE: u16 = 7;
+    /// [`super::Random`]: host entropy.
+    pub const RANDOM: u16 = 8;
+    /// [`super::Exit`]: end the guest.
+    pub const EXIT: u16 = 9;
+    /// [`super::Fault`]: report a CPU exception.
+    pub const FAULT: u16 = 10;
+}
+
+/// The monitor's exit status when the guest broke the ABI.
+pub const EXIT_VIOLATION: i32 = 125;
+/// The monitor's exit status when the guest crashed (exception, triple fault).
+pub const EXIT_CRASH: i32 = 124;
+
+/// Results of calls that can fail.
+#[repr(u64)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ret {
+    /// Done.
+    Ok = 0,
+    /// The image has no such device (no block file was given).
+    NoDevice = 1,
+    /// The request is outside the device (sectors past the end).
+    OutOfRange = 2,
+    /// The length is not a whole number of sectors.
+    Unaligned = 3,
+    /// The host failed.
+    Io = 4,
+}
+
+impl Ret {
+    /// The value for `v`, if it is one.
+    pub fn from_u64(v: u64) -> Option<Ret> {
+        Some(match v {
+            0 => Ret::Ok,
+            1 => Ret::NoDevice,
+            2 => Ret::OutOfRange,
+            3 => Ret::Unaligned,
+            4 => Ret::Io,
+            _ => return None,
+        })
+    }
+}
+
+/// Handed to the guest in `rdi` at boot.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BootInfo {
+    /// Bytes of guest memory, from physical address 0.
+    pub mem_size: u64,
+    /// First free byte after the image (page aligned): the heap starts here.
+    pub heap_start: u64,
+    /// One past the last byte the heap may use (the stack sits above).
+    pub heap_end: u64,
+    /// Guest-physical address of the command line (UTF-8, not NUL-terminated).
+    pub cmdline: u64,
+    /// Its length in bytes.
+    pub cmdline_len: u64,
+}
+
+/// `WALLTIME`, `MONOTIME`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Time {
+    /// Out: nanoseconds.
+    pub nanos: u64,
+}
+
+/// `PUTS`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Puts {
+    /// In: guest-physical address of the text.
+    pub data: u64,
+    /// In: its length.
+    pub len: u64,
+}
+
+/// `WAIT`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wait {
+    /// In: the monotonic time (ns) to sleep until.
+    pub deadline: u64,
+}
+
+/// `BLOCK_INFO`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Out: [`Ret`].
+    pub ret: u64,
+    /// Out: bytes per sector.
+    pub sector_size: u64,
+    /// Out: number of sectors.
+    pub sectors: u64,
+    /// Out: 1 if writable.
+    pub writable: u64,
+}
+
+/// `BLOCK_READ`, `BLOCK_WRITE`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockIo {
+    /// Out: [`Ret`].
+    pub ret: u64,
+    /// In: the first sector.
+    pub sector: u64,
+    /// In: guest-physical address of the buffer.
+    pub data: u64,
+    /// In: its length, a multiple of the sector size.
+    pub len: u64,
+}
+
+/// `RANDOM`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Random {
+    /// In: guest-physical address of the buffer.
+    pub data: u64,
+    /// In: its length (at most [`RANDOM_MAX`]).
+    pub len: u64,
+}
+
+/// The most bytes one `RANDOM` call fills.
+pub const RANDOM_MAX: u64 = 4096;
+
+/// `EXIT`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exit {
+    /// In: the exit status (0–255 are passed on as they are).
+    pub status: u64,
+}
+
+/// `FAULT`: what the guest's exception handler saw.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fault {
+    /// The exception vector (14 = page fault, 13 = general protection, …).
+    pub vector: u64,
+    /// The error code the CPU pushed, or 0.
+    pub error_code: u64,
+    /// Where it happened.
+    pub rip: u64,
+    /// The stack pointer then.
+    pub rsp: u64,
+    /// The frame pointer then (the backtrace walks from it).
+    pub rbp: u64,
+    /// The faulting address, for page faults.
+    pub cr2: u64,
+}
+
+/// The ELF note's name.
+pub const NOTE_NAME: &[u8] = b"nym";
+/// The ELF note type of the [`Manifest`].
+pub const NOTE_MANIFEST: u32 = 0x6e79_6d01;
+
+/// The devices an image needs, from its ELF note.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// A bit per device, [`DEVICE_BLOCK`], …
+    pub devices: u32,
+}
+
+/// The manifest layout this crate describes.
+pub const MANIFEST_VERSION: u32 = 1;
+/// The image uses the block device.
+pub const DEVICE_BLOCK: u32 = 1 << 0;
+
+/// Names the exception `vector`, as Intel's manual does.
+pub fn exception_name(vector: u64) -> &'static str {
+    match vector {
+        0 => "divide error",
+        1 => "debug",
+        2 => "non-maskable interrupt",
+        3 => "breakpoint",
+        4 => "overflow",
+        5 => "bound range exceeded",
+        6 => "invalid opcode",
+        7 => "device not available",
+        8 => "double fault",
+        10 => "invalid TSS",
+        11 => "segment not present",
+        12 => "stack-segment fault",
+        13 => "general protection fault",
+        14 => "page fault",
+        16 => "x87 floating-point error",
+        17 => "alignment check",
+        18 => "machine check",
+        19 => "SIMD floating-point error",
+        _ => "exception",
+    }
+}

@@ -1,0 +1,203 @@
+//! Preparing a guest to start in 64-bit long mode: the low memory layout,
+//! the GDT, identity page tables with W^X taken from the image's segment
+//! flags (page 0 left unmapped, so a null dereference faults), the boot
+//! info, and the vCPU's registers.
+//!
+//! ```text
+//! 0x0000_0000  page 0: not mapped
+//! 0x0000_1000  GDT
+//! 0x0000_2000  BootInfo
+//! 0x0000_3000  command line (up to 4 KiB)
+//! 0x0001_0000  page tables
+//! 0x0010_0000  the image's segments, then the heap
+//! mem - STACK  the stack, growing down from the top of memory
+//! ```
+use crate::elf::{Flags, Image};
+use crate::memory::{BadAddress, GuestMemory};
+use nym_hvt_abi::BootInfo;
+
+/// Where the GDT lives.
+pub const GDT: u64 = 0x1000;
+/// Where the boot info lives.
+pub const BOOT_INFO: u64 = 0x2000;
+/// Where the command line lives.
+pub const CMDLINE: u64 = 0x3000;
+/// The longest command line.
+pub const CMDLINE_MAX: usize = 4096;
+/// Where the page tables start.
+pub const PAGE_TABLES: u64 = 0x1_0000;
+/// The end of the page-table area; images load at or above it.
+pub const IMAGE_MIN: u64 = 0x10_0000;
+/// Bytes reserved for the stack at the top of memory.
+pub const STACK_SIZE: u64 = 1 << 20;
+
+const PAGE: u64 = 0x1000;
+const HUGE: u64 = 2 << 20;
+const PRESENT: u64 = 1;
+const WRITABLE: u64 = 1 << 1;
+const HUGE_PAGE: u64 = 1 << 7;
+const NO_EXEC: u64 = 1 << 63;
+
+/// Selectors in the GDT.
+pub const CODE_SELECTOR: u16 = 0x08;
+/// The data segment's selector.
+pub const DATA_SELECTOR: u16 = 0x10;
+
+/// Why a guest could not be laid out.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The command line is too long.
+    #[error("the guest command line is {0} bytes; at most {CMDLINE_MAX}")]
+    CmdlineTooLong(usize),
+    /// Two segments with different permissions share a page.
+    #[error("segments at {0:#x} and {1:#x} share a page with different permissions; link the image with page-aligned segments")]
+    SharedPage(u64, u64),
+    /// The image and the page tables do not fit.
+    #[error("the image needs more page tables than fit below 1 MiB; it is too large")]
+    TooManyTables,
+    /// The image leaves no room for heap and stack.
+    #[error("{0} bytes of guest memory leave no room for the heap and stack; give more with -m")]
+    TooSmall(u64),
+    /// A write into guest memory failed (a nym bug: the layout is fixed).
+    #[error("laying out guest memory: {0}")]
+    Memory(#[from] BadAddress),
+}
+
+/// Copies the image's segments into memory, writes the GDT, page tables,
+/// boot info and command line. Returns the boot info.
+pub fn load(mem: &mut GuestMemory, image: &Image, cmdline: &str) -> Result<BootInfo, BootError> {
+    for seg in image.segments() {
+        let dst = mem.range(seg.paddr, seg.mem_size)?;
+        let bytes = mem.bytes_mut(dst);
+        let file = &image.bytes()[seg.file_range.clone()];
+        bytes[..file.len()].copy_from_slice(file);
+        bytes[file.len()..].fill(0);
+    }
+    write_gdt(mem)?;
+    page_tables(mem, image)?;
+
+    if cmdline.len() > CMDLINE_MAX {
+        return Err(BootError::CmdlineTooLong(cmdline.len()));
+    }
+    let r = mem.range(CMDLINE, cmdline.len() as u64)?;
+    mem.bytes_mut(r).copy_from_slice(cmdline.as_bytes());
+
+    let heap_start = image.end().div_ceil(PAGE) * PAGE;
+    let heap_end = mem.size().checked_sub(STACK_SIZE).filter(|e| *e > heap_start).ok_or(BootError::TooSmall(mem.size()))?;
+    let info = BootInfo { mem_size: mem.size(), heap_start, heap_end, cmdline: CMDLINE, cmdline_len: cmdline.len() as u64 };
+    mem.write(BOOT_INFO, &info)?;
+    Ok(info)
+}
+
+fn write_gdt(mem: &mut GuestMemory) -> Result<(), BadAddress> {
+    // null; 64-bit code (L=1, P, S, exec/read); data (P, S, read/write).
+    let entries: [u64; 3] = [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff];
+    for (i, e) in entries.iter().enumerate() {
+        mem.write(GDT + 8 * i as u64, e)?;
+    }
+    Ok(())
+}
+
+/// Identity-maps all of memory: 4 KiB pages up to the first 2 MiB boundary
+/// past the image (each page with its segment's permissions; everything
+/// else read-write, never executable; page 0 absent), 2 MiB pages above.
+fn page_tables(mem: &mut GuestMemory, image: &Image) -> Result<(), BootError> {
+    let size = mem.size();
+    let fine_end = image.end().max(HUGE).div_ceil(HUGE) * HUGE;
+    let pts = fine_end / HUGE;
+    let pds = size.div_ceil(1 << 30);
+    // PML4, PDPT, the PDs, then the PTs.
+    let pml4 = PAGE_TABLES;
+    let pdpt = pml4 + PAGE;
+    let pd = pdpt + PAGE;
+    let pt = pd + pds * PAGE;
+    if pt + pts * PAGE > IMAGE_MIN {
+        return Err(BootError::TooManyTables);
+    }
+    let r = mem.range(PAGE_TABLES, IMAGE_MIN - PAGE_TABLES)?;
+    mem.bytes_mut(r).fill(0);
+    mem.write(pml4, &(pdpt | PRESENT | WRITABLE))?;
+    for i in 0..pds {
+        mem.write(pdpt + 8 * i, &((pd + i * PAGE) | PRESENT | WRITABLE))?;
+    }
+    let mut addr = 0;
+    while addr < size {
+        let pde = pd + 8 * (addr / HUGE);
+        if addr < fine_end {
+            let table = pt + (addr / HUGE) * PAGE;
+            mem.write(pde, &(table | PRESENT | WRITABLE))?;
+            for page in 0..512 {
+                let a = addr + page * PAGE;
+                mem.write(table + 8 * page, &page_entry(image, a)?)?;
+            }
+        } else {
+            mem.write(pde, &(addr | PRESENT | WRITABLE | HUGE_PAGE | NO_EXEC))?;
+        }
+        addr += HUGE;
+    }
+    Ok(())
+}
+
+fn page_entry(image: &Image, addr: u64) -> Result<u64, BootError> {
+    if addr == 0 {
+        return Ok(0);
+    }
+    let mut flags: Option<(Flags, u64)> = None;
+    for seg in image.segments() {
+        let start = seg.paddr / PAGE * PAGE;
+        let end = (seg.paddr + seg.mem_size).div_ceil(PAGE) * PAGE;
+        if (start..end).contains(&addr) {
+            match flags {
+                Some((f, other)) if f != seg.flags => return Err(BootError::SharedPage(other, seg.paddr)),
+                _ => flags = Some((seg.flags, seg.paddr)),
+            }
+        }
+    }
+    Ok(match flags {
+        Some((f, _)) => addr | PRESENT | if f.write { WRITABLE } else { 0 } | if f.exec { 0 } else { NO_EXEC },
+        None => addr | PRESENT | WRITABLE | NO_EXEC,
+    })
+}
+
+/// The vCPU's special registers for long mode with the tables above.
+pub fn sregs(mut s: kvm_bindings::kvm_sregs) -> kvm_bindings::kvm_sregs {
+    const CR0_PE: u64 = 1;
+    const CR0_MP: u64 = 1 << 1;
+    const CR0_ET: u64 = 1 << 4;
+    const CR0_NE: u64 = 1 << 5;
+    const CR0_WP: u64 = 1 << 16;
+    const CR0_PG: u64 = 1 << 31;
+    const CR4_PAE: u64 = 1 << 5;
+    const CR4_OSFXSR: u64 = 1 << 9;
+    const CR4_OSXMMEXCPT: u64 = 1 << 10;
+    const EFER_LME: u64 = 1 << 8;
+    const EFER_LMA: u64 = 1 << 10;
+    const EFER_NXE: u64 = 1 << 11;
+    s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+    s.cr3 = PAGE_TABLES;
+    s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+    s.efer = EFER_LME | EFER_LMA | EFER_NXE;
+    let code = kvm_bindings::kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector: CODE_SELECTOR,
+        type_: 0xb,
+        present: 1,
+        dpl: 0,
+        db: 0,
+        s: 1,
+        l: 1,
+        g: 1,
+        ..Default::default()
+    };
+    let data = kvm_bindings::kvm_segment { selector: DATA_SELECTOR, type_: 0x3, db: 1, l: 0, ..code };
+    s.cs = code;
+    s.ds = data;
+    s.es = data;
+    s.fs = data;
+    s.gs = data;
+    s.ss = data;
+    s.gdt.base = GDT;
+    s.gdt.limit = 3 * 8 - 1;
+    s
+}

@@ -1,0 +1,171 @@
+//! Decoding hypercalls: an I/O port write becomes a [`Call`] whose every
+//! address and length has been checked against guest memory, or a
+//! [`Violation`] naming the call and what was wrong. Handlers only ever see
+//! the validated form.
+use crate::memory::{BadAddress, GuestMemory, GuestRange};
+use nym_hvt_abi::{self as abi, nr};
+
+/// A validated hypercall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// Write the wall time into the [`abi::Time`] at `at`.
+    WallTime {
+        /// The struct.
+        at: u64,
+    },
+    /// Write the monotonic time into the [`abi::Time`] at `at`.
+    MonoTime {
+        /// The struct.
+        at: u64,
+    },
+    /// Print this text.
+    Puts(GuestRange),
+    /// Sleep until this monotonic time.
+    Wait {
+        /// Nanoseconds.
+        deadline: u64,
+    },
+    /// Write the block geometry into the [`abi::BlockInfo`] at `at`.
+    BlockInfo {
+        /// The struct.
+        at: u64,
+    },
+    /// Read or write sectors.
+    BlockIo {
+        /// The struct (for `ret`).
+        at: u64,
+        /// Reading (else writing).
+        read: bool,
+        /// The first sector.
+        sector: u64,
+        /// The guest buffer.
+        buf: GuestRange,
+    },
+    /// Fill this buffer with entropy.
+    Random(GuestRange),
+    /// End with this status.
+    Exit(u64),
+    /// The guest crashed.
+    Fault(abi::Fault),
+}
+
+/// A hypercall that broke the ABI.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("hypercall {call}: {problem}")]
+pub struct Violation {
+    /// The call's name, or its port.
+    pub call: String,
+    /// What was wrong.
+    pub problem: String,
+}
+
+fn name(n: u16) -> &'static str {
+    match n {
+        nr::WALLTIME => "WALLTIME",
+        nr::MONOTIME => "MONOTIME",
+        nr::PUTS => "PUTS",
+        nr::WAIT => "WAIT",
+        nr::BLOCK_INFO => "BLOCK_INFO",
+        nr::BLOCK_READ => "BLOCK_READ",
+        nr::BLOCK_WRITE => "BLOCK_WRITE",
+        nr::RANDOM => "RANDOM",
+        nr::EXIT => "EXIT",
+        nr::FAULT => "FAULT",
+        _ => "unknown",
+    }
+}
+
+/// Whether `port` is a hypercall port.
+pub fn is_hypercall(port: u16) -> bool {
+    (abi::PORT_BASE..abi::PORT_BASE + abi::PORT_COUNT).contains(&port)
+}
+
+/// Decodes the guest's `out` of `data` to hypercall `port`.
+pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violation> {
+    let n = port.wrapping_sub(abi::PORT_BASE);
+    let violation = |problem: String| Violation { call: name(n).into(), problem };
+    let bad = |e: BadAddress| violation(e.to_string());
+    let Ok(bytes) = <[u8; 4]>::try_from(data) else {
+        return Err(violation(format!("the argument must be a 4-byte guest address, got {} byte(s)", data.len())));
+    };
+    let at = u64::from(u32::from_le_bytes(bytes));
+    // Checks the struct itself: aligned and inside memory.
+    macro_rules! load {
+        ($t:ty) => {
+            mem.read::<$t>(at).map_err(bad)?
+        };
+    }
+    Ok(match n {
+        nr::WALLTIME => {
+            load!(abi::Time);
+            Call::WallTime { at }
+        }
+        nr::MONOTIME => {
+            load!(abi::Time);
+            Call::MonoTime { at }
+        }
+        nr::PUTS => {
+            let p = load!(abi::Puts);
+            Call::Puts(mem.range(p.data, p.len).map_err(bad)?)
+        }
+        nr::WAIT => Call::Wait { deadline: load!(abi::Wait).deadline },
+        nr::BLOCK_INFO => {
+            load!(abi::BlockInfo);
+            Call::BlockInfo { at }
+        }
+        nr::BLOCK_READ | nr::BLOCK_WRITE => {
+            let io = load!(abi::BlockIo);
+            Call::BlockIo { at, read: n == nr::BLOCK_READ, sector: io.sector, buf: mem.range(io.data, io.len).map_err(bad)? }
+        }
+        nr::RANDOM => {
+            let r = load!(abi::Random);
+            if r.len > abi::RANDOM_MAX {
+                return Err(violation(format!("asked for {} bytes; at most {} per call", r.len, abi::RANDOM_MAX)));
+            }
+            Call::Random(mem.range(r.data, r.len).map_err(bad)?)
+        }
+        nr::EXIT => Call::Exit(load!(abi::Exit).status),
+        nr::FAULT => Call::Fault(load!(abi::Fault)),
+        other => return Err(Violation { call: format!("on port {port:#x}"), problem: format!("there is no hypercall number {other}") }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MIN_SIZE;
+
+    fn out(n: u16, at: u32) -> (u16, [u8; 4]) {
+        (abi::PORT_BASE + n, at.to_le_bytes())
+    }
+
+    #[test]
+    fn well_formed_calls_decode_and_hostile_ones_are_violations() {
+        let mut m = GuestMemory::new(MIN_SIZE).unwrap();
+        m.write(0x2000, &abi::Puts { data: 0x3000, len: 5 }).unwrap();
+        let (p, d) = out(nr::PUTS, 0x2000);
+        assert_eq!(decode(&m, p, &d), Ok(Call::Puts(m.range(0x3000, 5).unwrap())));
+
+        // The buffer runs past memory, the length overflows, the struct is
+        // misaligned or outside memory, the port is unknown, the width wrong.
+        let cases: Vec<(u16, u32, abi::Puts, &str)> = vec![
+            (nr::PUTS, 0x2000, abi::Puts { data: MIN_SIZE - 2, len: 5 }, "reach past the end"),
+            (nr::PUTS, 0x2000, abi::Puts { data: 0x3000, len: u64::MAX }, "reach past the end"),
+            (nr::PUTS, 0x2004, abi::Puts::default(), "not 8-byte aligned"),
+            (nr::PUTS, u32::MAX - 7, abi::Puts::default(), "reach past the end"),
+            (nr::BLOCK_WRITE, 0x2000, abi::Puts { data: 5, len: u64::MAX - 1 }, "reach past the end"),
+            (15, 0x2000, abi::Puts::default(), "no hypercall number 15"),
+        ];
+        for (n, at, puts, expect) in cases {
+            m.write(0x2000, &puts).unwrap();
+            let (p, d) = out(n, at);
+            let err = decode(&m, p, &d).unwrap_err();
+            assert!(err.to_string().contains(expect), "{err}");
+        }
+        let err = decode(&m, abi::PORT_BASE + nr::EXIT, &[1]).unwrap_err();
+        assert!(err.to_string().contains("got 1 byte"), "{err}");
+        m.write(0x2000, &abi::Random { data: 0x3000, len: abi::RANDOM_MAX + 1 }).unwrap();
+        let (p, d) = out(nr::RANDOM, 0x2000);
+        assert!(decode(&m, p, &d).unwrap_err().to_string().contains("at most 4096"));
+    }
+}

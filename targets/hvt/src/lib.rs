@@ -1,0 +1,21 @@
+//! # nym-hvt: nym's KVM monitor
+//!
+//! Boots a unikernel image built for `x86_64-unknown-none` directly in long
+//! mode on `/dev/kvm` (no firmware, no QEMU) and serves the hypercalls of
+//! [`nym_hvt_abi`]: console, clocks, wait-with-deadline, block, entropy,
+//! exit, and fault reports with a symbolised backtrace.
+//!
+//! Layers: [`elf`] validates an image into a typed [`elf::Image`];
+//! `memory` owns guest memory and turns guest addresses into checked host
+//! slices; `vcpu` sets up long mode; `hypercall` decodes each call into a
+//! validated request before any handler sees it; `monitor` runs the loop.
+//!
+//! Invariant: every guest-supplied address and length is checked against
+//! guest memory before use; a violation ends the guest, never the monitor.
+pub mod elf;
+pub mod boot;
+pub mod hypercall;
+pub mod memory;
+pub mod monitor;
+
+pub use monitor::{run, BlockFile, Config, MonitorError, Outcome};

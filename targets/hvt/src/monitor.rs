@@ -1,0 +1,366 @@
+//! The monitor's run loop: set up a VM, boot the image, serve hypercalls
+//! until the guest exits, crashes or breaks the ABI.
+use crate::boot::{self, BootError, BOOT_INFO};
+use crate::elf::{ElfError, Image};
+use crate::hypercall::{self, Call, Violation};
+use crate::memory::{GuestMemory, MemoryError};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
+use nym_hvt_abi as abi;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What to boot and with what.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The image.
+    pub image: PathBuf,
+    /// Guest memory in bytes.
+    pub mem_size: u64,
+    /// The guest's command line (its keys).
+    pub cmdline: String,
+    /// The block device's backing file, if the image has one.
+    pub block: Option<BlockFile>,
+}
+
+/// A host file served as the guest's block device.
+#[derive(Debug, Clone)]
+pub struct BlockFile {
+    /// The file; created with `size` bytes if missing.
+    pub path: PathBuf,
+    /// The size of a new file.
+    pub size: u64,
+}
+
+/// Why the guest could not be booted.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The image cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The image is not a bootable ELF.
+    #[error("{}: {source}", path.display())]
+    Elf {
+        /// The image.
+        path: PathBuf,
+        /// What is wrong.
+        source: ElfError,
+    },
+    /// The image has no nym manifest.
+    #[error("{}: not a nym image (no manifest note); build images with `nym build --target kvm`", .0.display())]
+    NoManifest(PathBuf),
+    /// The image needs a device it was not given.
+    #[error("the image uses {0}, but the monitor was given none")]
+    MissingDevice(&'static str),
+    /// Guest memory.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// Layout.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// The block file.
+    #[error("block file {}: {source}", path.display())]
+    Block {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// KVM refused something.
+    #[error("KVM: {what}: {source}\n  hint: is /dev/kvm present and accessible to you?")]
+    Kvm {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        source: kvm_ioctls::Error,
+    },
+}
+
+/// How a guest ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The guest called `EXIT`.
+    Exited(i32),
+    /// The guest broke the ABI; it was stopped.
+    Violation(Violation),
+    /// The guest crashed; the report names the exception and the backtrace.
+    Crashed(String),
+}
+
+impl Outcome {
+    /// The status `nym` exits with.
+    pub fn status(&self) -> i32 {
+        match self {
+            Outcome::Exited(s) => *s,
+            Outcome::Violation(_) => abi::EXIT_VIOLATION,
+            Outcome::Crashed(_) => abi::EXIT_CRASH,
+        }
+    }
+}
+
+fn kvm<T>(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> MonitorError {
+    move |source| MonitorError::Kvm { what, source }
+}
+
+/// Loads and validates an image, checking that it fits `mem_size`.
+pub fn load_image(path: &std::path::Path, mem_size: u64) -> Result<Image, MonitorError> {
+    let bytes = std::fs::read(path).map_err(|source| MonitorError::Read { path: path.to_owned(), source })?;
+    let elf = |source| MonitorError::Elf { path: path.to_owned(), source };
+    let image = Image::parse(bytes).map_err(elf)?;
+    image.check_fits(mem_size, boot::IMAGE_MIN).map_err(elf)?;
+    Ok(image)
+}
+
+/// Boots `config.image`, writing the guest's console to `console`.
+pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorError> {
+    let image = load_image(&config.image, config.mem_size)?;
+    let manifest = image
+        .manifest()
+        .map_err(|source| MonitorError::Elf { path: config.image.clone(), source })?
+        .ok_or_else(|| MonitorError::NoManifest(config.image.clone()))?;
+    let block = match (&config.block, manifest.devices & abi::DEVICE_BLOCK != 0) {
+        (Some(b), true) => Some(open_block(b)?),
+        (None, true) => return Err(MonitorError::MissingDevice("a block device (block::file): give it a file")),
+        (_, false) => None,
+    };
+
+    let mut mem = GuestMemory::new(config.mem_size)?;
+    boot::load(&mut mem, &image, &config.cmdline)?;
+
+    let kvm_fd = Kvm::new().map_err(kvm::<()>("opening /dev/kvm"))?;
+    let vm = kvm_fd.create_vm().map_err(kvm::<()>("creating a VM"))?;
+    let region = kvm_bindings::kvm_userspace_memory_region {
+        slot: 0,
+        guest_phys_addr: 0,
+        memory_size: mem.size(),
+        userspace_addr: mem.host_base(),
+        flags: 0,
+    };
+    // SAFETY: the region is `mem`'s mapping, which outlives the VM (both are
+    // locals here, and `vm` is declared after `mem` so it is dropped first).
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm::<()>("mapping guest memory"))?;
+    let mut vcpu = vm.create_vcpu(0).map_err(kvm::<()>("creating the vCPU"))?;
+    let cpuid = kvm_fd.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES).map_err(kvm::<()>("reading CPUID"))?;
+    vcpu.set_cpuid2(&cpuid).map_err(kvm::<()>("setting CPUID"))?;
+    let sregs = boot::sregs(vcpu.get_sregs().map_err(kvm::<()>("reading sregs"))?);
+    vcpu.set_sregs(&sregs).map_err(kvm::<()>("entering long mode"))?;
+    let regs = kvm_bindings::kvm_regs { rip: image.entry(), rsp: mem.size(), rdi: BOOT_INFO, rflags: 0x2, ..Default::default() };
+    vcpu.set_regs(&regs).map_err(kvm::<()>("setting registers"))?;
+
+    let mut guest = Guest { mem, image, block, started: Instant::now(), console, random: None };
+    guest.run(&mut vcpu)
+}
+
+fn open_block(b: &BlockFile) -> Result<(File, u64), MonitorError> {
+    let err = |source| MonitorError::Block { path: b.path.clone(), source };
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&b.path).map_err(err)?;
+    let mut len = file.metadata().map_err(err)?.len();
+    if len == 0 {
+        file.set_len(b.size).map_err(err)?;
+        len = b.size;
+    }
+    if len % 512 != 0 || len == 0 {
+        return Err(err(std::io::Error::other(format!("its size, {len} bytes, is not a positive multiple of 512"))));
+    }
+    Ok((file, len / 512))
+}
+
+enum Exit {
+    Out(u16, Vec<u8>),
+    In(u16),
+    Hlt,
+    Shutdown,
+    Mmio(u64),
+    Other(String),
+}
+
+struct Guest<'c> {
+    mem: GuestMemory,
+    image: Image,
+    block: Option<(File, u64)>,
+    started: Instant,
+    console: &'c mut dyn Write,
+    random: Option<File>,
+}
+
+impl Guest<'_> {
+    fn run(&mut self, vcpu: &mut VcpuFd) -> Result<Outcome, MonitorError> {
+        loop {
+            let exit = match vcpu.run() {
+                Ok(VcpuExit::IoOut(port, data)) => Exit::Out(port, data.to_vec()),
+                Ok(VcpuExit::IoIn(port, _)) => Exit::In(port),
+                Ok(VcpuExit::Hlt) => Exit::Hlt,
+                Ok(VcpuExit::Shutdown) => Exit::Shutdown,
+                Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => Exit::Mmio(addr),
+                Ok(other) => Exit::Other(format!("{other:?}")),
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+                Err(source) => return Err(MonitorError::Kvm { what: "running the vCPU", source }),
+            };
+            match exit {
+                Exit::Out(port, data) if hypercall::is_hypercall(port) => {
+                    let call = match hypercall::decode(&self.mem, port, &data) {
+                        Ok(c) => c,
+                        Err(v) => return Ok(Outcome::Violation(v)),
+                    };
+                    if let Some(outcome) = self.serve(call, vcpu)? {
+                        return Ok(outcome);
+                    }
+                }
+                Exit::Out(port, _) | Exit::In(port) => {
+                    return Ok(Outcome::Violation(Violation {
+                        call: format!("on port {port:#x}"),
+                        problem: "the guest used an I/O port nym's monitor does not serve".into(),
+                    }))
+                }
+                Exit::Mmio(addr) => {
+                    return Ok(Outcome::Violation(Violation {
+                        call: "memory access".into(),
+                        problem: format!("guest-physical address {addr:#x} is outside guest memory ({:#x} bytes)", self.mem.size()),
+                    }))
+                }
+                Exit::Hlt => return Ok(Outcome::Crashed(self.report_regs("the guest halted without calling EXIT", vcpu))),
+                Exit::Shutdown => {
+                    return Ok(Outcome::Crashed(self.report_regs("the guest triple-faulted (an exception it could not handle)", vcpu)))
+                }
+                Exit::Other(what) => return Ok(Outcome::Crashed(self.report_regs(&format!("unexpected VM exit: {what}"), vcpu))),
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Serves one call; `Some` ends the guest.
+    fn serve(&mut self, call: Call, vcpu: &mut VcpuFd) -> Result<Option<Outcome>, MonitorError> {
+        match call {
+            Call::WallTime { at } => {
+                let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+                let _ = self.mem.write(at, &abi::Time { nanos });
+            }
+            Call::MonoTime { at } => {
+                let nanos = self.now();
+                let _ = self.mem.write(at, &abi::Time { nanos });
+            }
+            Call::Puts(text) => {
+                let _ = self.console.write_all(self.mem.bytes(text));
+                let _ = self.console.flush();
+            }
+            Call::Wait { deadline } => {
+                let now = self.now();
+                if deadline > now {
+                    std::thread::sleep(Duration::from_nanos(deadline - now));
+                }
+            }
+            Call::BlockInfo { at } => {
+                let info = match &self.block {
+                    Some((_, sectors)) => abi::BlockInfo { ret: abi::Ret::Ok as u64, sector_size: 512, sectors: *sectors, writable: 1 },
+                    None => abi::BlockInfo { ret: abi::Ret::NoDevice as u64, ..Default::default() },
+                };
+                let _ = self.mem.write(at, &info);
+            }
+            Call::BlockIo { at, read, sector, buf } => {
+                let ret = self.block_io(read, sector, buf);
+                let mut io: abi::BlockIo = self.mem.read(at).unwrap_or_default();
+                io.ret = ret as u64;
+                let _ = self.mem.write(at, &io);
+            }
+            Call::Random(buf) => {
+                if self.random.is_none() {
+                    self.random = File::open("/dev/urandom").ok();
+                }
+                let dst = self.mem.bytes_mut(buf);
+                if let Some(f) = &mut self.random {
+                    let _ = f.read_exact(dst);
+                }
+            }
+            Call::Exit(status) => return Ok(Some(Outcome::Exited((status & 0xff) as i32))),
+            Call::Fault(f) => return Ok(Some(Outcome::Crashed(self.report_fault(&f, vcpu)))),
+        }
+        Ok(None)
+    }
+
+    fn block_io(&mut self, read: bool, sector: u64, buf: crate::memory::GuestRange) -> abi::Ret {
+        let Some((file, sectors)) = &self.block else { return abi::Ret::NoDevice };
+        if buf.len() % 512 != 0 {
+            return abi::Ret::Unaligned;
+        }
+        let count = (buf.len() / 512) as u64;
+        match sector.checked_add(count) {
+            Some(end) if end <= *sectors => {}
+            _ => return abi::Ret::OutOfRange,
+        }
+        let offset = sector * 512;
+        let result = if read {
+            file.read_exact_at(self.mem.bytes_mut(buf), offset)
+        } else {
+            file.write_all_at(self.mem.bytes(buf), offset).and_then(|()| file.sync_data())
+        };
+        if result.is_ok() {
+            abi::Ret::Ok
+        } else {
+            abi::Ret::Io
+        }
+    }
+
+    fn symbol(&self, addr: u64) -> String {
+        match self.image.symbolize(addr) {
+            Some(s) => {
+                let at = s.location.map(|(file, line)| format!(" at {file}:{line}")).unwrap_or_default();
+                format!("{}+{:#x}{at}", s.name, s.offset)
+            }
+            None => "??".into(),
+        }
+    }
+
+    /// The frames from `rbp` up: each frame holds the caller's rbp and the
+    /// return address (the image is built with frame pointers).
+    fn backtrace(&self, rip: u64, mut rbp: u64) -> String {
+        let mut out = format!("  #0  {rip:#010x}  {}\n", self.symbol(rip));
+        for i in 1..64 {
+            let (Ok(next), Ok(ret)) = (self.mem.read::<u64>(rbp), self.mem.read::<u64>(rbp.wrapping_add(8))) else { break };
+            if ret == 0 {
+                break;
+            }
+            // The call instruction is just before the return address.
+            out.push_str(&format!("  #{i:<2} {ret:#010x}  {}\n", self.symbol(ret - 1)));
+            if next <= rbp {
+                break;
+            }
+            rbp = next;
+        }
+        out
+    }
+
+    fn report_fault(&self, f: &abi::Fault, _vcpu: &mut VcpuFd) -> String {
+        let mut head = format!("guest crashed: {} (vector {})", abi::exception_name(f.vector), f.vector);
+        if f.vector == 14 {
+            let access = if f.error_code & 0x10 != 0 {
+                "executing"
+            } else if f.error_code & 0x2 != 0 {
+                "writing"
+            } else {
+                "reading"
+            };
+            let why = if f.error_code & 1 != 0 { "a protected page" } else { "an unmapped page" };
+            head.push_str(&format!(" {access} {why} at address {:#x}", f.cr2));
+        } else if f.error_code != 0 {
+            head.push_str(&format!(", error code {:#x}", f.error_code));
+        }
+        format!("{head}\n  in {}\nbacktrace:\n{}", self.symbol(f.rip), self.backtrace(f.rip, f.rbp))
+    }
+
+    fn report_regs(&self, what: &str, vcpu: &mut VcpuFd) -> String {
+        match vcpu.get_regs() {
+            Ok(r) => format!("{what}\n  at {:#x} in {}\nbacktrace:\n{}", r.rip, self.symbol(r.rip), self.backtrace(r.rip, r.rbp)),
+            Err(_) => what.to_owned(),
+        }
+    }
+}
