@@ -75,7 +75,13 @@ pub enum Artifact {
 
 /// Writes `krate` and builds it into `target_dir` (with `extra` cargo
 /// arguments), returning the artifact's path.
-pub fn build(krate: &Crate, target_dir: &Path, artifact: Artifact, release: bool, extra: &[String]) -> Result<PathBuf, BuildError> {
+pub fn build(
+    krate: &Crate,
+    target_dir: &Path,
+    artifact: Artifact,
+    release: bool,
+    extra: &[String],
+) -> Result<PathBuf, BuildError> {
     write(&krate.dir.join("Cargo.toml"), &krate.manifest)?;
     for (name, text) in &krate.files {
         write(&krate.dir.join(name), text)?;
@@ -171,7 +177,10 @@ pub fn guest_args() -> Vec<String> {
         "code-model=small".into(),
         "force-frame-pointers=yes".into(),
     ];
-    let list: Vec<String> = flags.iter().flat_map(|f| ["\"-C\"".to_owned(), format!("{f:?}")]).collect();
+    let list: Vec<String> = flags
+        .iter()
+        .flat_map(|f| ["\"-C\"".to_owned(), format!("{f:?}")])
+        .collect();
     vec![
         "--target".into(),
         GUEST_TARGET.into(),

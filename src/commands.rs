@@ -4,8 +4,8 @@ use crate::cargo::{self, Artifact, BuildError, Crate};
 use crate::new::{self, NewError, Template};
 use crate::project::{Project, ProjectError};
 use crate::ProjectArgs;
-use nym_graph::codegen::{self, CodegenError};
 use nym_graph::check::GArg;
+use nym_graph::codegen::{self, CodegenError};
 use nym_graph::{analyze, diagnostic, print, Graph, Severity, Target};
 use nym_unix::keys::{KeyError, Keys};
 use nym_unix::runner::{Devices, Library, RunError};
@@ -68,7 +68,9 @@ impl CliError {
     /// The exit status: 2 for usage mistakes, 1 for everything else.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Keys(_) | CliError::TargetNotReady(_) | CliError::GuestArg(_) => ExitCode::from(2),
+            CliError::Keys(_) | CliError::TargetNotReady(_) | CliError::GuestArg(_) => {
+                ExitCode::from(2)
+            }
             _ => ExitCode::from(1),
         }
     }
@@ -201,7 +203,12 @@ fn load_copy(project: &Project, so: &Path) -> Result<Library, CliError> {
 }
 
 /// `nym run`.
-pub fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String], mem: u64) -> Result<ExitCode, CliError> {
+pub fn run(
+    cwd: &Path,
+    args: &ProjectArgs,
+    key_args: &[String],
+    mem: u64,
+) -> Result<ExitCode, CliError> {
     let target: Target = args.target.into();
     if !matches!(target, Target::Unix | Target::Kvm) {
         return Err(CliError::TargetNotReady(target));
@@ -240,7 +247,12 @@ pub fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String], mem: u64) -> Res
 
 /// Generates the compiled program of `graph` for its target and builds it:
 /// a standalone executable on unix, an ELF image on kvm.
-fn build_program(cwd: &Path, project: &Project, graph: &Graph, release: bool) -> Result<PathBuf, CliError> {
+fn build_program(
+    cwd: &Path,
+    project: &Project,
+    graph: &Graph,
+    release: bool,
+) -> Result<PathBuf, CliError> {
     let target = graph.target;
     let (package, krate) = rust_name(project)?;
     let src = cargo::nym_src();
@@ -263,11 +275,22 @@ fn build_program(cwd: &Path, project: &Project, graph: &Graph, release: bool) ->
         cargo::path_dep("libos", &src.join("libos"), ""),
     );
     let dir = project.nym_dir(target);
-    let gen = Crate { dir: dir.join("main"), manifest, files: vec![("main.rs", main)] };
+    let gen = Crate {
+        dir: dir.join("main"),
+        manifest,
+        files: vec![("main.rs", main)],
+    };
     let exe = cargo::build(&gen, &project.target_dir(), Artifact::Bin, release, &extra)?;
     let out = dir.join(file);
-    std::fs::copy(&exe, &out).map_err(|source| CliError::Io { what: format!("copying {} to {}", exe.display(), out.display()), source })?;
-    eprintln!("built {} (generated code: {})", out.strip_prefix(cwd).unwrap_or(&out).display(), dir.join("main/main.rs").display());
+    std::fs::copy(&exe, &out).map_err(|source| CliError::Io {
+        what: format!("copying {} to {}", exe.display(), out.display()),
+        source,
+    })?;
+    eprintln!(
+        "built {} (generated code: {})",
+        out.strip_prefix(cwd).unwrap_or(&out).display(),
+        dir.join("main/main.rs").display()
+    );
     Ok(out)
 }
 
@@ -303,18 +326,39 @@ fn block_file(project: &Project, graph: &Graph, keys: &Keys) -> Option<nym_hvt::
 }
 
 /// `nym run --target kvm`: builds the image and boots it in nym's monitor.
-fn run_kvm(cwd: &Path, project: &Project, graph: &Graph, key_args: &[String], mem: u64) -> Result<ExitCode, CliError> {
-    let defaults = graph.keys.iter().map(|k| (k.name.as_str(), k.default.clone())).collect();
+fn run_kvm(
+    cwd: &Path,
+    project: &Project,
+    graph: &Graph,
+    key_args: &[String],
+    mem: u64,
+) -> Result<ExitCode, CliError> {
+    let defaults = graph
+        .keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.default.clone()))
+        .collect();
     let keys = Keys::parse(defaults, key_args)?;
     if let Some(bad) = key_args.iter().find(|a| a.chars().any(char::is_whitespace)) {
         return Err(CliError::GuestArg(bad.clone()));
     }
     let image = build_program(cwd, project, graph, false)?;
-    let config = nym_hvt::Config { image, mem_size: mem, cmdline: key_args.join(" "), block: block_file(project, graph, &keys) };
+    boot(nym_hvt::Config {
+        image,
+        mem_size: mem,
+        cmdline: key_args.join(" "),
+        block: block_file(project, graph, &keys),
+    })
+}
+
+/// Boots an image in nym's monitor; the guest's status becomes nym's.
+pub fn boot(config: nym_hvt::Config) -> Result<ExitCode, CliError> {
     let outcome = nym_hvt::run(&config, &mut std::io::stdout().lock())?;
     match &outcome {
         nym_hvt::Outcome::Exited(_) => {}
-        nym_hvt::Outcome::Violation(v) => eprintln!("nym: the guest broke the hypercall ABI and was stopped: {v}"),
+        nym_hvt::Outcome::Violation(v) => {
+            eprintln!("nym: the guest broke the hypercall ABI and was stopped: {v}")
+        }
         nym_hvt::Outcome::Crashed(report) => eprint!("nym: {report}"),
     }
     Ok(ExitCode::from(outcome.status().clamp(0, 255) as u8))

@@ -93,6 +93,23 @@ enum Command {
         #[arg(last = true)]
         keys: Vec<String>,
     },
+    /// Boot a built unikernel image in nym's KVM monitor.
+    Boot {
+        /// The image (`nym build --target kvm` writes target/nym/kvm/NAME.elf).
+        image: PathBuf,
+        /// Guest memory: 32M, 512M, 1G.
+        #[arg(long, short = 'm', default_value = "32M", value_parser = parse_mem)]
+        mem: u64,
+        /// A host file to serve as the guest's block device.
+        #[arg(long)]
+        block: Option<PathBuf>,
+        /// Size of a new block file.
+        #[arg(long, default_value = "1M", value_parser = parse_mem)]
+        block_size: u64,
+        /// The guest's command line (its keys), after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Generate the compiled program for a target and build it.
     Build {
         #[command(flatten)]
@@ -134,6 +151,24 @@ fn main() -> ExitCode {
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),
         Command::Run { project, mem, keys } => commands::run(&cwd, &project, &keys, mem),
         Command::Build { project, release } => commands::build(&cwd, &project, release),
+        Command::Boot {
+            image,
+            mem,
+            block,
+            block_size,
+            args,
+        } => {
+            let block = block.map(|path| nym_hvt::BlockFile {
+                path,
+                size: block_size,
+            });
+            commands::boot(nym_hvt::Config {
+                image: cwd.join(image),
+                mem_size: mem,
+                cmdline: args.join(" "),
+                block,
+            })
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("nym: error: {e}");

@@ -3,47 +3,12 @@
 //! (Graphviz's `dot`). Generated builds share one target directory so the
 //! dependencies compile once for the whole suite.
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn shared_target() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e")
-}
-
-fn nym(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nym"));
-    c.current_dir(dir)
-        .env("CARGO_TARGET_DIR", shared_target())
-        .env("NO_COLOR", "1");
-    c
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("nym starts");
-    eprintln!(
-        "--- stderr of {cmd:?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A new project from `template` in a fresh temporary directory.
-fn project(name: &str, template: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = run(nym(tmp.path()).args(["new", name, "--template", template]));
-    assert!(out.status.success(), "nym new failed");
-    let dir = tmp.path().join(name);
-    (tmp, dir)
-}
+mod common;
+use common::{nym, project, run, stderr, stdout};
 
 #[test]
 fn new_check_run_prints_the_greetings() {

@@ -251,6 +251,15 @@ pub static CATALOG: &[Implementation] = &[
         rust: "nym_unix::devices::kv_dir::Dir::open({path})?",
     },
     Implementation {
+        name: "kv::block",
+        provides: Kind::Kv,
+        params: &[device("block", Kind::Block, "the block device to keep the store on")],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "A key-value store kept on a block device, read into memory on first use.\nEach write stores the whole store as one checksummed snapshot, alternately in the two halves of the device: a crash leaves every value old or new, never torn. It holds up to half the device, less a sector. A device of zeros is an empty store; one holding anything else that is not a store is refused, never overwritten.",
+        rust: "libos::kv::Block::new({block})",
+    },
+    Implementation {
         name: "block::file",
         provides: Kind::Block,
         params: &[
@@ -267,6 +276,21 @@ pub static CATALOG: &[Implementation] = &[
         instead: None,
         doc: "A block device of 512-byte sectors backed by a host file.\nOn kvm the monitor serves the file to the guest.",
         rust: "{platform}::block_file({path}, u64::try_from({size})?)?",
+    },
+    Implementation {
+        name: "block::mem",
+        provides: Kind::Block,
+        params: &[Param {
+            name: "size",
+            ty: ParamType::Value(ValueType::Int),
+            default: Some(Default::Int(1 << 20)),
+            range: Some((512, 1 << 30)),
+            doc: "the size in bytes, rounded down to a multiple of 512",
+        }],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "An in-memory block device of 512-byte sectors, all zeros at first.\nIts contents last as long as the program (and survive a hot reload); only sectors written with something other than zeros take memory.",
+        rust: "libos::block::Mem::new(u64::try_from({size})? / 512, 512)",
     },
 ];
 

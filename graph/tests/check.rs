@@ -125,7 +125,7 @@ register("hello", [j]);
              1 │ let console = console::default();
              2 │ let kv = kv::memm();
                ·          ────┬───
-               ·              ╰── `kv` has: mem, baked, full, dir
+               ·              ╰── `kv` has: mem, baked, full, dir, block
              3 │ let j = job hello::store(consle, kv);
                ╰────
               help: did you mean `kv::mem`?
@@ -166,7 +166,7 @@ register("hello", [j, c]);
                ·                  ╰── this is a `Console` device
              3 │ let d = kv::dir("a", "b");
                ╰────
-              help: implementations providing Kv on unix: kv::mem, kv::full, kv::dir
+              help: implementations providing Kv on unix: kv::mem, kv::full, kv::dir, kv::block
             nym::arity
 
               × `kv::dir` takes 1 argument but 2 were given

@@ -183,7 +183,10 @@ mod tests {
             disk.write(7, &[0; 512]).await.unwrap();
             let mut one = [0xffu8; 512];
             disk.read(7, &mut one).await.unwrap();
-            assert_eq!(one, [0; 512], "a sector overwritten with zeros reads as zeros");
+            assert_eq!(
+                one, [0; 512],
+                "a sector overwritten with zeros reads as zeros"
+            );
             assert_eq!(disk.sectors.lock().len(), 2, "and takes no memory");
         });
     }
@@ -208,7 +211,10 @@ mod tests {
                     sector_size: 512
                 })
             );
-            assert!(disk.sectors.lock().is_empty(), "a refused write changes nothing");
+            assert!(
+                disk.sectors.lock().is_empty(),
+                "a refused write changes nothing"
+            );
         });
     }
 }

@@ -3,8 +3,12 @@
 //! Keys are UTF-8 strings of 1 to [`MAX_KEY_LEN`] bytes without control
 //! characters; every implementation checks them with [`validate_key`], so a
 //! key that works on one backend works on all.
-use crate::BoxFuture;
+//!
+//! Portable stores: [`Mem`] (in memory), [`Baked`] (files fixed at build
+//! time), [`Block`] (on any block device, crash-safe) and the chaos wrapper
+//! [`Full`].
 pub use crate::kv_block::Block;
+use crate::BoxFuture;
 use alloc::{borrow::Cow, boxed::Box, collections::BTreeMap, string::String, vec::Vec};
 
 /// The longest key, in bytes.
@@ -84,7 +88,10 @@ crate::delegate_arc!(Kv {
     fn remove<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), KvError>>;
 });
 
-pub(crate) fn lookup<V: AsRef<[u8]>>(map: &BTreeMap<String, V>, key: &str) -> Result<Vec<u8>, KvError> {
+pub(crate) fn lookup<V: AsRef<[u8]>>(
+    map: &BTreeMap<String, V>,
+    key: &str,
+) -> Result<Vec<u8>, KvError> {
     validate_key(key)?;
     map.get(key)
         .map(|v| v.as_ref().to_vec())

@@ -27,7 +27,8 @@
 //!   dynamically (`Arc<dyn Console>`, lent by the in-process runner). Each kind
 //!   has its own error enum; nothing is stringly typed.
 //! - **Portable implementations**, usable on every target: [`kv::Mem`],
-//!   [`kv::Baked`], [`random::Seeded`], and the *middleware* devices that wrap
+//!   [`kv::Baked`], [`kv::Block`] (a crash-safe store on any [`Block`]
+//!   device), [`block::Mem`], [`random::Seeded`], and the *middleware* devices that wrap
 //!   another device of the same kind: [`clock::Scaled`], [`time::Scaled`] (run
 //!   fast, for tests of expiry logic) and [`kv::Full`] (a chaos device whose
 //!   writes all fail with "no space").

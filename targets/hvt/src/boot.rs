@@ -83,8 +83,18 @@ pub fn load(mem: &mut GuestMemory, image: &Image, cmdline: &str) -> Result<BootI
     mem.bytes_mut(r).copy_from_slice(cmdline.as_bytes());
 
     let heap_start = image.end().div_ceil(PAGE) * PAGE;
-    let heap_end = mem.size().checked_sub(STACK_SIZE).filter(|e| *e > heap_start).ok_or(BootError::TooSmall(mem.size()))?;
-    let info = BootInfo { mem_size: mem.size(), heap_start, heap_end, cmdline: CMDLINE, cmdline_len: cmdline.len() as u64 };
+    let heap_end = mem
+        .size()
+        .checked_sub(STACK_SIZE)
+        .filter(|e| *e > heap_start)
+        .ok_or(BootError::TooSmall(mem.size()))?;
+    let info = BootInfo {
+        mem_size: mem.size(),
+        heap_start,
+        heap_end,
+        cmdline: CMDLINE,
+        cmdline_len: cmdline.len() as u64,
+    };
     mem.write(BOOT_INFO, &info)?;
     Ok(info)
 }
@@ -148,13 +158,17 @@ fn page_entry(image: &Image, addr: u64) -> Result<u64, BootError> {
         let end = (seg.paddr + seg.mem_size).div_ceil(PAGE) * PAGE;
         if (start..end).contains(&addr) {
             match flags {
-                Some((f, other)) if f != seg.flags => return Err(BootError::SharedPage(other, seg.paddr)),
+                Some((f, other)) if f != seg.flags => {
+                    return Err(BootError::SharedPage(other, seg.paddr))
+                }
                 _ => flags = Some((seg.flags, seg.paddr)),
             }
         }
     }
     Ok(match flags {
-        Some((f, _)) => addr | PRESENT | if f.write { WRITABLE } else { 0 } | if f.exec { 0 } else { NO_EXEC },
+        Some((f, _)) => {
+            addr | PRESENT | if f.write { WRITABLE } else { 0 } | if f.exec { 0 } else { NO_EXEC }
+        }
         None => addr | PRESENT | WRITABLE | NO_EXEC,
     })
 }
@@ -190,7 +204,13 @@ pub fn sregs(mut s: kvm_bindings::kvm_sregs) -> kvm_bindings::kvm_sregs {
         g: 1,
         ..Default::default()
     };
-    let data = kvm_bindings::kvm_segment { selector: DATA_SELECTOR, type_: 0x3, db: 1, l: 0, ..code };
+    let data = kvm_bindings::kvm_segment {
+        selector: DATA_SELECTOR,
+        type_: 0x3,
+        db: 1,
+        l: 0,
+        ..code
+    };
     s.cs = code;
     s.ds = data;
     s.es = data;

@@ -83,10 +83,16 @@ pub fn is_hypercall(port: u16) -> bool {
 /// Decodes the guest's `out` of `data` to hypercall `port`.
 pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violation> {
     let n = port.wrapping_sub(abi::PORT_BASE);
-    let violation = |problem: String| Violation { call: name(n).into(), problem };
+    let violation = |problem: String| Violation {
+        call: name(n).into(),
+        problem,
+    };
     let bad = |e: BadAddress| violation(e.to_string());
     let Ok(bytes) = <[u8; 4]>::try_from(data) else {
-        return Err(violation(format!("the argument must be a 4-byte guest address, got {} byte(s)", data.len())));
+        return Err(violation(format!(
+            "the argument must be a 4-byte guest address, got {} byte(s)",
+            data.len()
+        )));
     };
     let at = u64::from(u32::from_le_bytes(bytes));
     // Checks the struct itself: aligned and inside memory.
@@ -108,25 +114,41 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
             let p = load!(abi::Puts);
             Call::Puts(mem.range(p.data, p.len).map_err(bad)?)
         }
-        nr::WAIT => Call::Wait { deadline: load!(abi::Wait).deadline },
+        nr::WAIT => Call::Wait {
+            deadline: load!(abi::Wait).deadline,
+        },
         nr::BLOCK_INFO => {
             load!(abi::BlockInfo);
             Call::BlockInfo { at }
         }
         nr::BLOCK_READ | nr::BLOCK_WRITE => {
             let io = load!(abi::BlockIo);
-            Call::BlockIo { at, read: n == nr::BLOCK_READ, sector: io.sector, buf: mem.range(io.data, io.len).map_err(bad)? }
+            Call::BlockIo {
+                at,
+                read: n == nr::BLOCK_READ,
+                sector: io.sector,
+                buf: mem.range(io.data, io.len).map_err(bad)?,
+            }
         }
         nr::RANDOM => {
             let r = load!(abi::Random);
             if r.len > abi::RANDOM_MAX {
-                return Err(violation(format!("asked for {} bytes; at most {} per call", r.len, abi::RANDOM_MAX)));
+                return Err(violation(format!(
+                    "asked for {} bytes; at most {} per call",
+                    r.len,
+                    abi::RANDOM_MAX
+                )));
             }
             Call::Random(mem.range(r.data, r.len).map_err(bad)?)
         }
         nr::EXIT => Call::Exit(load!(abi::Exit).status),
         nr::FAULT => Call::Fault(load!(abi::Fault)),
-        other => return Err(Violation { call: format!("on port {port:#x}"), problem: format!("there is no hypercall number {other}") }),
+        other => {
+            return Err(Violation {
+                call: format!("on port {port:#x}"),
+                problem: format!("there is no hypercall number {other}"),
+            })
+        }
     })
 }
 
@@ -142,18 +164,57 @@ mod tests {
     #[test]
     fn well_formed_calls_decode_and_hostile_ones_are_violations() {
         let mut m = GuestMemory::new(MIN_SIZE).unwrap();
-        m.write(0x2000, &abi::Puts { data: 0x3000, len: 5 }).unwrap();
+        m.write(
+            0x2000,
+            &abi::Puts {
+                data: 0x3000,
+                len: 5,
+            },
+        )
+        .unwrap();
         let (p, d) = out(nr::PUTS, 0x2000);
-        assert_eq!(decode(&m, p, &d), Ok(Call::Puts(m.range(0x3000, 5).unwrap())));
+        assert_eq!(
+            decode(&m, p, &d),
+            Ok(Call::Puts(m.range(0x3000, 5).unwrap()))
+        );
 
         // The buffer runs past memory, the length overflows, the struct is
         // misaligned or outside memory, the port is unknown, the width wrong.
         let cases: Vec<(u16, u32, abi::Puts, &str)> = vec![
-            (nr::PUTS, 0x2000, abi::Puts { data: MIN_SIZE - 2, len: 5 }, "reach past the end"),
-            (nr::PUTS, 0x2000, abi::Puts { data: 0x3000, len: u64::MAX }, "reach past the end"),
+            (
+                nr::PUTS,
+                0x2000,
+                abi::Puts {
+                    data: MIN_SIZE - 2,
+                    len: 5,
+                },
+                "reach past the end",
+            ),
+            (
+                nr::PUTS,
+                0x2000,
+                abi::Puts {
+                    data: 0x3000,
+                    len: u64::MAX,
+                },
+                "reach past the end",
+            ),
             (nr::PUTS, 0x2004, abi::Puts::default(), "not 8-byte aligned"),
-            (nr::PUTS, u32::MAX - 7, abi::Puts::default(), "reach past the end"),
-            (nr::BLOCK_WRITE, 0x2000, abi::Puts { data: 5, len: u64::MAX - 1 }, "reach past the end"),
+            (
+                nr::PUTS,
+                u32::MAX - 7,
+                abi::Puts::default(),
+                "reach past the end",
+            ),
+            (
+                nr::BLOCK_WRITE,
+                0x2000,
+                abi::Puts {
+                    data: 5,
+                    len: u64::MAX - 1,
+                },
+                "reach past the end",
+            ),
             (15, 0x2000, abi::Puts::default(), "no hypercall number 15"),
         ];
         for (n, at, puts, expect) in cases {
@@ -164,8 +225,18 @@ mod tests {
         }
         let err = decode(&m, abi::PORT_BASE + nr::EXIT, &[1]).unwrap_err();
         assert!(err.to_string().contains("got 1 byte"), "{err}");
-        m.write(0x2000, &abi::Random { data: 0x3000, len: abi::RANDOM_MAX + 1 }).unwrap();
+        m.write(
+            0x2000,
+            &abi::Random {
+                data: 0x3000,
+                len: abi::RANDOM_MAX + 1,
+            },
+        )
+        .unwrap();
         let (p, d) = out(nr::RANDOM, 0x2000);
-        assert!(decode(&m, p, &d).unwrap_err().to_string().contains("at most 4096"));
+        assert!(decode(&m, p, &d)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 4096"));
     }
 }

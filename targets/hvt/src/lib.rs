@@ -12,8 +12,8 @@
 //!
 //! Invariant: every guest-supplied address and length is checked against
 //! guest memory before use; a violation ends the guest, never the monitor.
-pub mod elf;
 pub mod boot;
+pub mod elf;
 pub mod hypercall;
 pub mod memory;
 pub mod monitor;

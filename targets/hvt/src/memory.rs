@@ -32,7 +32,9 @@ impl GuestRange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BadAddress {
     /// The range leaves guest memory.
-    #[error("{len} bytes at guest address {addr:#x} reach past the end of guest memory ({size:#x})")]
+    #[error(
+        "{len} bytes at guest address {addr:#x} reach past the end of guest memory ({size:#x})"
+    )]
     OutOfBounds {
         /// The address.
         addr: u64,
@@ -129,10 +131,19 @@ impl GuestMemory {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(MemoryError::Map { size, source: std::io::Error::last_os_error() });
+            return Err(MemoryError::Map {
+                size,
+                source: std::io::Error::last_os_error(),
+            });
         }
-        let base = NonNull::new(ptr.cast()).ok_or(MemoryError::Map { size, source: std::io::Error::other("null mapping") })?;
-        Ok(GuestMemory { base, size: size as usize })
+        let base = NonNull::new(ptr.cast()).ok_or(MemoryError::Map {
+            size,
+            source: std::io::Error::other("null mapping"),
+        })?;
+        Ok(GuestMemory {
+            base,
+            size: size as usize,
+        })
     }
 
     /// The size in bytes.
@@ -147,25 +158,42 @@ impl GuestMemory {
 
     /// Checks `len` bytes at guest address `addr`.
     pub fn range(&self, addr: u64, len: u64) -> Result<GuestRange, BadAddress> {
-        let bad = BadAddress::OutOfBounds { addr, len, size: self.size as u64 };
+        let bad = BadAddress::OutOfBounds {
+            addr,
+            len,
+            size: self.size as u64,
+        };
         let end = addr.checked_add(len).ok_or(bad)?;
         if end > self.size as u64 {
             return Err(bad);
         }
-        Ok(GuestRange { start: addr as usize, len: len as usize })
+        Ok(GuestRange {
+            start: addr as usize,
+            len: len as usize,
+        })
     }
 
     /// The bytes of a checked range.
     pub fn bytes(&self, r: GuestRange) -> &[u8] {
         // SAFETY: `r` was checked against this memory's size by `range`, and
         // ranges are only made by `range` on memories of at least that size.
-        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(r.start), r.len.min(self.size - r.start.min(self.size))) }
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.as_ptr().add(r.start),
+                r.len.min(self.size - r.start.min(self.size)),
+            )
+        }
     }
 
     /// The bytes of a checked range, writable.
     pub fn bytes_mut(&mut self, r: GuestRange) -> &mut [u8] {
         // SAFETY: as in `bytes`; `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr().add(r.start), r.len.min(self.size - r.start.min(self.size))) }
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.base.as_ptr().add(r.start),
+                r.len.min(self.size - r.start.min(self.size)),
+            )
+        }
     }
 
     /// Reads a `T` at `addr`, which must be 8-byte aligned and inside memory.
@@ -173,7 +201,12 @@ impl GuestMemory {
         let r = self.aligned(addr, std::mem::size_of::<T>())?;
         let mut v = T::default();
         // SAFETY: `T: Plain`, so any bytes make a valid `T`; sizes match.
-        let dst = unsafe { std::slice::from_raw_parts_mut((&mut v as *mut T).cast::<u8>(), std::mem::size_of::<T>()) };
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(
+                (&mut v as *mut T).cast::<u8>(),
+                std::mem::size_of::<T>(),
+            )
+        };
         dst.copy_from_slice(self.bytes(r));
         Ok(v)
     }
@@ -182,7 +215,9 @@ impl GuestMemory {
     pub fn write<T: Plain>(&mut self, addr: u64, v: &T) -> Result<(), BadAddress> {
         let r = self.aligned(addr, std::mem::size_of::<T>())?;
         // SAFETY: `T: Plain` has no padding, so all its bytes are initialised.
-        let src = unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) };
+        let src = unsafe {
+            std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        };
         self.bytes_mut(r).copy_from_slice(src);
         Ok(())
     }
@@ -216,10 +251,16 @@ mod tests {
         assert!(m.range(u64::MAX, 2).is_err(), "overflow");
         assert!(m.range(MIN_SIZE, 0).is_ok(), "empty range at the end");
         assert!(m.range(MIN_SIZE + 1, 0).is_err());
-        assert_eq!(m.read::<u64>(4), Err(BadAddress::Misaligned { addr: 4, align: 8 }));
+        assert_eq!(
+            m.read::<u64>(4),
+            Err(BadAddress::Misaligned { addr: 4, align: 8 })
+        );
         m.write(8, &0xdead_beef_u64).unwrap();
         assert_eq!(m.read::<u64>(8), Ok(0xdead_beef));
         assert!(m.write(MIN_SIZE - 4, &1u64).is_err());
-        assert!(matches!(GuestMemory::new(3 << 20), Err(MemoryError::BadSize(_))));
+        assert!(matches!(
+            GuestMemory::new(3 << 20),
+            Err(MemoryError::BadSize(_))
+        ));
     }
 }

@@ -111,8 +111,14 @@ fn kvm<T>(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> MonitorError 
 
 /// Loads and validates an image, checking that it fits `mem_size`.
 pub fn load_image(path: &std::path::Path, mem_size: u64) -> Result<Image, MonitorError> {
-    let bytes = std::fs::read(path).map_err(|source| MonitorError::Read { path: path.to_owned(), source })?;
-    let elf = |source| MonitorError::Elf { path: path.to_owned(), source };
+    let bytes = std::fs::read(path).map_err(|source| MonitorError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let elf = |source| MonitorError::Elf {
+        path: path.to_owned(),
+        source,
+    };
     let image = Image::parse(bytes).map_err(elf)?;
     image.check_fits(mem_size, boot::IMAGE_MIN).map_err(elf)?;
     Ok(image)
@@ -123,11 +129,18 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     let image = load_image(&config.image, config.mem_size)?;
     let manifest = image
         .manifest()
-        .map_err(|source| MonitorError::Elf { path: config.image.clone(), source })?
+        .map_err(|source| MonitorError::Elf {
+            path: config.image.clone(),
+            source,
+        })?
         .ok_or_else(|| MonitorError::NoManifest(config.image.clone()))?;
     let block = match (&config.block, manifest.devices & abi::DEVICE_BLOCK != 0) {
         (Some(b), true) => Some(open_block(b)?),
-        (None, true) => return Err(MonitorError::MissingDevice("a block device (block::file): give it a file")),
+        (None, true) => {
+            return Err(MonitorError::MissingDevice(
+                "a block device (block::file): give it a file",
+            ))
+        }
         (_, false) => None,
     };
 
@@ -147,27 +160,56 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     // locals here, and `vm` is declared after `mem` so it is dropped first).
     unsafe { vm.set_user_memory_region(region) }.map_err(kvm::<()>("mapping guest memory"))?;
     let mut vcpu = vm.create_vcpu(0).map_err(kvm::<()>("creating the vCPU"))?;
-    let cpuid = kvm_fd.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES).map_err(kvm::<()>("reading CPUID"))?;
-    vcpu.set_cpuid2(&cpuid).map_err(kvm::<()>("setting CPUID"))?;
+    let cpuid = kvm_fd
+        .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+        .map_err(kvm::<()>("reading CPUID"))?;
+    vcpu.set_cpuid2(&cpuid)
+        .map_err(kvm::<()>("setting CPUID"))?;
     let sregs = boot::sregs(vcpu.get_sregs().map_err(kvm::<()>("reading sregs"))?);
-    vcpu.set_sregs(&sregs).map_err(kvm::<()>("entering long mode"))?;
-    let regs = kvm_bindings::kvm_regs { rip: image.entry(), rsp: mem.size(), rdi: BOOT_INFO, rflags: 0x2, ..Default::default() };
-    vcpu.set_regs(&regs).map_err(kvm::<()>("setting registers"))?;
+    vcpu.set_sregs(&sregs)
+        .map_err(kvm::<()>("entering long mode"))?;
+    let regs = kvm_bindings::kvm_regs {
+        rip: image.entry(),
+        rsp: mem.size(),
+        rdi: BOOT_INFO,
+        rflags: 0x2,
+        ..Default::default()
+    };
+    vcpu.set_regs(&regs)
+        .map_err(kvm::<()>("setting registers"))?;
 
-    let mut guest = Guest { mem, image, block, started: Instant::now(), console, random: None };
+    let mut guest = Guest {
+        mem,
+        image,
+        block,
+        started: Instant::now(),
+        console,
+        random: None,
+    };
     guest.run(&mut vcpu)
 }
 
 fn open_block(b: &BlockFile) -> Result<(File, u64), MonitorError> {
-    let err = |source| MonitorError::Block { path: b.path.clone(), source };
-    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&b.path).map_err(err)?;
+    let err = |source| MonitorError::Block {
+        path: b.path.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&b.path)
+        .map_err(err)?;
     let mut len = file.metadata().map_err(err)?.len();
     if len == 0 {
         file.set_len(b.size).map_err(err)?;
         len = b.size;
     }
     if len % 512 != 0 || len == 0 {
-        return Err(err(std::io::Error::other(format!("its size, {len} bytes, is not a positive multiple of 512"))));
+        return Err(err(std::io::Error::other(format!(
+            "its size, {len} bytes, is not a positive multiple of 512"
+        ))));
     }
     Ok((file, len / 512))
 }
@@ -198,10 +240,17 @@ impl Guest<'_> {
                 Ok(VcpuExit::IoIn(port, _)) => Exit::In(port),
                 Ok(VcpuExit::Hlt) => Exit::Hlt,
                 Ok(VcpuExit::Shutdown) => Exit::Shutdown,
-                Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => Exit::Mmio(addr),
+                Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
+                    Exit::Mmio(addr)
+                }
                 Ok(other) => Exit::Other(format!("{other:?}")),
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
-                Err(source) => return Err(MonitorError::Kvm { what: "running the vCPU", source }),
+                Err(source) => {
+                    return Err(MonitorError::Kvm {
+                        what: "running the vCPU",
+                        source,
+                    })
+                }
             };
             match exit {
                 Exit::Out(port, data) if hypercall::is_hypercall(port) => {
@@ -219,17 +268,29 @@ impl Guest<'_> {
                         problem: "the guest used an I/O port nym's monitor does not serve".into(),
                     }))
                 }
-                Exit::Mmio(addr) => {
-                    return Ok(Outcome::Violation(Violation {
-                        call: "memory access".into(),
-                        problem: format!("guest-physical address {addr:#x} is outside guest memory ({:#x} bytes)", self.mem.size()),
-                    }))
+                Exit::Mmio(addr) => return Ok(Outcome::Violation(Violation {
+                    call: "memory access".into(),
+                    problem: format!(
+                        "guest-physical address {addr:#x} is outside guest memory ({:#x} bytes)",
+                        self.mem.size()
+                    ),
+                })),
+                Exit::Hlt => {
+                    return Ok(Outcome::Crashed(
+                        self.report_regs("the guest halted without calling EXIT", vcpu),
+                    ))
                 }
-                Exit::Hlt => return Ok(Outcome::Crashed(self.report_regs("the guest halted without calling EXIT", vcpu))),
                 Exit::Shutdown => {
-                    return Ok(Outcome::Crashed(self.report_regs("the guest triple-faulted (an exception it could not handle)", vcpu)))
+                    return Ok(Outcome::Crashed(self.report_regs(
+                        "the guest triple-faulted (an exception it could not handle)",
+                        vcpu,
+                    )))
                 }
-                Exit::Other(what) => return Ok(Outcome::Crashed(self.report_regs(&format!("unexpected VM exit: {what}"), vcpu))),
+                Exit::Other(what) => {
+                    return Ok(Outcome::Crashed(
+                        self.report_regs(&format!("unexpected VM exit: {what}"), vcpu),
+                    ))
+                }
             }
         }
     }
@@ -242,7 +303,9 @@ impl Guest<'_> {
     fn serve(&mut self, call: Call, vcpu: &mut VcpuFd) -> Result<Option<Outcome>, MonitorError> {
         match call {
             Call::WallTime { at } => {
-                let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
                 let _ = self.mem.write(at, &abi::Time { nanos });
             }
             Call::MonoTime { at } => {
@@ -261,12 +324,25 @@ impl Guest<'_> {
             }
             Call::BlockInfo { at } => {
                 let info = match &self.block {
-                    Some((_, sectors)) => abi::BlockInfo { ret: abi::Ret::Ok as u64, sector_size: 512, sectors: *sectors, writable: 1 },
-                    None => abi::BlockInfo { ret: abi::Ret::NoDevice as u64, ..Default::default() },
+                    Some((_, sectors)) => abi::BlockInfo {
+                        ret: abi::Ret::Ok as u64,
+                        sector_size: 512,
+                        sectors: *sectors,
+                        writable: 1,
+                    },
+                    None => abi::BlockInfo {
+                        ret: abi::Ret::NoDevice as u64,
+                        ..Default::default()
+                    },
                 };
                 let _ = self.mem.write(at, &info);
             }
-            Call::BlockIo { at, read, sector, buf } => {
+            Call::BlockIo {
+                at,
+                read,
+                sector,
+                buf,
+            } => {
                 let ret = self.block_io(read, sector, buf);
                 let mut io: abi::BlockIo = self.mem.read(at).unwrap_or_default();
                 io.ret = ret as u64;
@@ -288,7 +364,9 @@ impl Guest<'_> {
     }
 
     fn block_io(&mut self, read: bool, sector: u64, buf: crate::memory::GuestRange) -> abi::Ret {
-        let Some((file, sectors)) = &self.block else { return abi::Ret::NoDevice };
+        let Some((file, sectors)) = &self.block else {
+            return abi::Ret::NoDevice;
+        };
         if buf.len() % 512 != 0 {
             return abi::Ret::Unaligned;
         }
@@ -301,7 +379,8 @@ impl Guest<'_> {
         let result = if read {
             file.read_exact_at(self.mem.bytes_mut(buf), offset)
         } else {
-            file.write_all_at(self.mem.bytes(buf), offset).and_then(|()| file.sync_data())
+            file.write_all_at(self.mem.bytes(buf), offset)
+                .and_then(|()| file.sync_data())
         };
         if result.is_ok() {
             abi::Ret::Ok
@@ -313,7 +392,10 @@ impl Guest<'_> {
     fn symbol(&self, addr: u64) -> String {
         match self.image.symbolize(addr) {
             Some(s) => {
-                let at = s.location.map(|(file, line)| format!(" at {file}:{line}")).unwrap_or_default();
+                let at = s
+                    .location
+                    .map(|(file, line)| format!(" at {file}:{line}"))
+                    .unwrap_or_default();
                 format!("{}+{:#x}{at}", s.name, s.offset)
             }
             None => "??".into(),
@@ -325,12 +407,20 @@ impl Guest<'_> {
     fn backtrace(&self, rip: u64, mut rbp: u64) -> String {
         let mut out = format!("  #0  {rip:#010x}  {}\n", self.symbol(rip));
         for i in 1..64 {
-            let (Ok(next), Ok(ret)) = (self.mem.read::<u64>(rbp), self.mem.read::<u64>(rbp.wrapping_add(8))) else { break };
+            let (Ok(next), Ok(ret)) = (
+                self.mem.read::<u64>(rbp),
+                self.mem.read::<u64>(rbp.wrapping_add(8)),
+            ) else {
+                break;
+            };
             if ret == 0 {
                 break;
             }
             // The call instruction is just before the return address.
-            out.push_str(&format!("  #{i:<2} {ret:#010x}  {}\n", self.symbol(ret - 1)));
+            out.push_str(&format!(
+                "  #{i:<2} {ret:#010x}  {}\n",
+                self.symbol(ret - 1)
+            ));
             if next <= rbp {
                 break;
             }
@@ -340,7 +430,11 @@ impl Guest<'_> {
     }
 
     fn report_fault(&self, f: &abi::Fault, _vcpu: &mut VcpuFd) -> String {
-        let mut head = format!("guest crashed: {} (vector {})", abi::exception_name(f.vector), f.vector);
+        let mut head = format!(
+            "guest crashed: {} (vector {})",
+            abi::exception_name(f.vector),
+            f.vector
+        );
         if f.vector == 14 {
             let access = if f.error_code & 0x10 != 0 {
                 "executing"
@@ -349,17 +443,30 @@ impl Guest<'_> {
             } else {
                 "reading"
             };
-            let why = if f.error_code & 1 != 0 { "a protected page" } else { "an unmapped page" };
+            let why = if f.error_code & 1 != 0 {
+                "a protected page"
+            } else {
+                "an unmapped page"
+            };
             head.push_str(&format!(" {access} {why} at address {:#x}", f.cr2));
         } else if f.error_code != 0 {
             head.push_str(&format!(", error code {:#x}", f.error_code));
         }
-        format!("{head}\n  in {}\nbacktrace:\n{}", self.symbol(f.rip), self.backtrace(f.rip, f.rbp))
+        format!(
+            "{head}\n  in {}\nbacktrace:\n{}",
+            self.symbol(f.rip),
+            self.backtrace(f.rip, f.rbp)
+        )
     }
 
     fn report_regs(&self, what: &str, vcpu: &mut VcpuFd) -> String {
         match vcpu.get_regs() {
-            Ok(r) => format!("{what}\n  at {:#x} in {}\nbacktrace:\n{}", r.rip, self.symbol(r.rip), self.backtrace(r.rip, r.rbp)),
+            Ok(r) => format!(
+                "{what}\n  at {:#x} in {}\nbacktrace:\n{}",
+                r.rip,
+                self.symbol(r.rip),
+                self.backtrace(r.rip, r.rbp)
+            ),
             Err(_) => what.to_owned(),
         }
     }

@@ -259,6 +259,7 @@ pub fn construct(imp: &Implementation, args: Vec<Arg>, root: &Path) -> Result<Ar
         "kv::mem" => Arg::Kv(Arc::new(libos::kv::Mem::new())),
         "kv::full" => Arg::Kv(Arc::new(libos::kv::Full::new(a.kv()?))),
         "kv::dir" => Arg::Kv(Arc::new(kv_dir::Dir::open(path(a.string()?))?)),
+        "kv::block" => Arg::Kv(Arc::new(libos::kv::Block::new(a.block()?))),
         "kv::baked" => {
             let dir = path(a.string()?);
             let mut entries = Vec::new();
@@ -273,6 +274,10 @@ pub fn construct(imp: &Implementation, args: Vec<Arg>, root: &Path) -> Result<Ar
             path(a.string()?),
             a.int::<u64>("u64")?,
         )?)),
+        "block::mem" => Arg::Block(Arc::new(libos::block::Mem::new(
+            a.int::<u64>("u64")? / 512,
+            512,
+        ))),
         _ => return Err(Made::Missing),
     })
 }
@@ -358,6 +363,7 @@ mod tests {
             MonoClock => Arg::MonoClock(Arc::new(platform::mono_clock().unwrap())),
             Time => Arg::Time(Arc::new(platform::time().unwrap())),
             Kv | KvRo => Arg::Kv(Arc::new(libos::kv::Mem::new())),
+            Block => Arg::Block(Arc::new(libos::block::Mem::new(8, 512))),
             other => panic!("no sample for {other}"),
         }
     }

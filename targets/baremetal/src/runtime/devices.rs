@@ -3,7 +3,10 @@ use super::executor::Sleep;
 use super::hvt::{self, call};
 use alloc::boxed::Box;
 use core::time::Duration;
-use libos::{Block, BlockError, BlockInfo, BoxFuture, Console, ConsoleError, IoError, MonoClock, Random, RandomError, Time, WallClock};
+use libos::{
+    Block, BlockError, BlockInfo, BoxFuture, Console, ConsoleError, IoError, MonoClock, Random,
+    RandomError, Time, WallClock,
+};
 use nym_hvt_abi::{self as abi, nr};
 
 /// Why a device could not be made.
@@ -54,7 +57,10 @@ pub struct HvtRandom;
 impl Random for HvtRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
         for chunk in buf.chunks_mut(abi::RANDOM_MAX as usize) {
-            let mut r = abi::Random { data: chunk.as_mut_ptr() as u64, len: chunk.len() as u64 };
+            let mut r = abi::Random {
+                data: chunk.as_mut_ptr() as u64,
+                len: chunk.len() as u64,
+            };
             call(nr::RANDOM, &mut r);
         }
         Ok(())
@@ -74,18 +80,45 @@ impl HvtBlock {
         if i.ret != abi::Ret::Ok as u64 {
             return Err(InitError::NoDevice("block device"));
         }
-        Ok(HvtBlock { info: BlockInfo { sector_size: i.sector_size as u32, sectors: i.sectors, writable: i.writable != 0 } })
+        Ok(HvtBlock {
+            info: BlockInfo {
+                sector_size: i.sector_size as u32,
+                sectors: i.sectors,
+                writable: i.writable != 0,
+            },
+        })
     }
 
     fn io(&self, read: bool, sector: u64, ptr: u64, len: usize) -> Result<(), BlockError> {
         libos::block::check_request(&self.info, sector, len)?;
-        let mut io = abi::BlockIo { ret: 0, sector, data: ptr, len: len as u64 };
-        call(if read { nr::BLOCK_READ } else { nr::BLOCK_WRITE }, &mut io);
+        let mut io = abi::BlockIo {
+            ret: 0,
+            sector,
+            data: ptr,
+            len: len as u64,
+        };
+        call(
+            if read {
+                nr::BLOCK_READ
+            } else {
+                nr::BLOCK_WRITE
+            },
+            &mut io,
+        );
         match abi::Ret::from_u64(io.ret) {
             Some(abi::Ret::Ok) => Ok(()),
-            Some(abi::Ret::OutOfRange) => Err(BlockError::OutOfRange { start: sector, end: sector, sectors: self.info.sectors }),
-            Some(abi::Ret::Unaligned) => Err(BlockError::Unaligned { len, sector_size: self.info.sector_size }),
-            _ => Err(BlockError::Io(IoError::Other("the monitor's block I/O failed"))),
+            Some(abi::Ret::OutOfRange) => Err(BlockError::OutOfRange {
+                start: sector,
+                end: sector,
+                sectors: self.info.sectors,
+            }),
+            Some(abi::Ret::Unaligned) => Err(BlockError::Unaligned {
+                len,
+                sector_size: self.info.sector_size,
+            }),
+            _ => Err(BlockError::Io(IoError::Other(
+                "the monitor's block I/O failed",
+            ))),
         }
     }
 }

@@ -31,7 +31,9 @@ extern "C" fn hvt_entry(info: &BootInfo) -> ! {
     exceptions::install();
     // SAFETY: the monitor wrote `cmdline_len` bytes at `cmdline` (inside
     // guest memory, identity-mapped); they are never written again.
-    let bytes = unsafe { core::slice::from_raw_parts(info.cmdline as *const u8, info.cmdline_len as usize) };
+    let bytes = unsafe {
+        core::slice::from_raw_parts(info.cmdline as *const u8, info.cmdline_len as usize)
+    };
     // SAFETY: single-threaded boot, before anything reads CMDLINE.
     unsafe { CMDLINE = core::str::from_utf8(bytes).unwrap_or("") };
     // SAFETY: `nym_main` is defined by the generated program this runtime is
@@ -53,7 +55,10 @@ impl core::fmt::Write for Raw {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    let _ = core::fmt::write(&mut Raw, format_args!("panicked at {}: {}\n", LocationOr(info), info.message()));
+    let _ = core::fmt::write(
+        &mut Raw,
+        format_args!("panicked at {}: {}\n", LocationOr(info), info.message()),
+    );
     hvt::exit(101)
 }
 

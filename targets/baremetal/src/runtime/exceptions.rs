@@ -72,10 +72,14 @@ pub fn install() {
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
         for (entry, &handler) in idt.iter_mut().zip(nym_exc_table.iter()) {
             // Interrupt gate (0x8E), code selector 0x08, no IST.
-            entry[0] = (handler & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
+            entry[0] =
+                (handler & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
             entry[1] = handler >> 32;
         }
-        let idtr = Idtr { limit: (core::mem::size_of::<[[u64; 2]; 32]>() - 1) as u16, base: idt.as_ptr() as u64 };
+        let idtr = Idtr {
+            limit: (core::mem::size_of::<[[u64; 2]; 32]>() - 1) as u16,
+            base: idt.as_ptr() as u64,
+        };
         core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags));
     }
 }
@@ -83,7 +87,9 @@ pub fn install() {
 extern "C" fn exception(frame: &Frame) -> ! {
     let cr2: u64;
     // SAFETY: reading cr2 has no side effects.
-    unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags))
+    };
     let mut f = abi::Fault {
         vector: frame.vector,
         error_code: frame.error_code,

@@ -16,7 +16,8 @@ static WOKEN: AtomicBool = AtomicBool::new(true);
 /// Timers: (deadline in monotonic ns, who to wake).
 static TIMERS: spin::Mutex<Vec<(u64, Waker)>> = spin::Mutex::new(Vec::new());
 
-const VTABLE: RawWakerVTable = RawWakerVTable::new(|p| RawWaker::new(p, &VTABLE), wake, wake, |_| {});
+const VTABLE: RawWakerVTable =
+    RawWakerVTable::new(|p| RawWaker::new(p, &VTABLE), wake, wake, |_| {});
 
 fn wake(_: *const ()) {
     WOKEN.store(true, Ordering::Release);
@@ -64,7 +65,9 @@ pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
             continue;
         }
         let next = TIMERS.lock().iter().map(|(d, _)| *d).min();
-        let Some(deadline) = next else { return Ended::Stuck };
+        let Some(deadline) = next else {
+            return Ended::Stuck;
+        };
         if hvt::monotime() < deadline {
             hvt::wait(deadline);
         }
@@ -88,7 +91,10 @@ pub struct Sleep {
 impl Sleep {
     /// Completes `duration` after its first poll.
     pub fn new(duration: Duration) -> Sleep {
-        Sleep { duration, deadline: None }
+        Sleep {
+            duration,
+            deadline: None,
+        }
     }
 }
 

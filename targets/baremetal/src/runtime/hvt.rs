@@ -15,7 +15,9 @@ pub fn call<T>(nr: u16, arg: &mut T) {
 
 /// Ends the guest with `status`.
 pub fn exit(status: i32) -> ! {
-    let mut e = abi::Exit { status: status as u64 };
+    let mut e = abi::Exit {
+        status: status as u64,
+    };
     call(abi::nr::EXIT, &mut e);
     // The monitor never resumes after EXIT; halt in case it does.
     loop {
@@ -26,7 +28,10 @@ pub fn exit(status: i32) -> ! {
 
 /// Writes `bytes` to the console.
 pub fn puts(bytes: &[u8]) {
-    let mut p = abi::Puts { data: bytes.as_ptr() as u64, len: bytes.len() as u64 };
+    let mut p = abi::Puts {
+        data: bytes.as_ptr() as u64,
+        len: bytes.len() as u64,
+    };
     call(abi::nr::PUTS, &mut p);
 }
 

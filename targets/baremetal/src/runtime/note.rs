@@ -19,7 +19,10 @@ impl Note {
             descsz: core::mem::size_of::<Manifest>() as u32,
             ty: NOTE_MANIFEST,
             name: *b"nym\0",
-            desc: Manifest { version: MANIFEST_VERSION, devices: if block { DEVICE_BLOCK } else { 0 } },
+            desc: Manifest {
+                version: MANIFEST_VERSION,
+                devices: if block { DEVICE_BLOCK } else { 0 },
+            },
         }
     }
 }

@@ -47,7 +47,11 @@ fn say(text: &str) {
 
 /// The guest's main: reads the keys from the command line, builds the
 /// devices and jobs with `build`, runs them, and returns the exit status.
-pub fn main(name: &str, keys: Vec<(&str, Value)>, build: impl FnOnce(&Keys) -> Result<Jobs, BoxError>) -> i32 {
+pub fn main(
+    name: &str,
+    keys: Vec<(&str, Value)>,
+    build: impl FnOnce(&Keys) -> Result<Jobs, BoxError>,
+) -> i32 {
     let args: Vec<&str> = entry::cmdline().split_whitespace().collect();
     let keys = match Keys::parse(keys, &args) {
         Ok(k) => k,
@@ -70,7 +74,9 @@ pub fn main(name: &str, keys: Vec<(&str, Value)>, build: impl FnOnce(&Keys) -> R
             1
         }
         executor::Ended::Stuck => {
-            say(&format!("{name}: every job is waiting and nothing can wake them\n"));
+            say(&format!(
+                "{name}: every job is waiting and nothing can wake them\n"
+            ));
             1
         }
     }

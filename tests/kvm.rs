@@ -1,0 +1,253 @@
+//! The KVM target end to end: graphs built into images and booted in nym's
+//! own monitor on /dev/kvm (no mocks), compared with the in-process run;
+//! crashing, hostile and malformed guests.
+use std::process::Command;
+
+mod common;
+use common::{kvm_available, nym, project, rewrite, run, stderr, stdout};
+
+#[test]
+fn hello_on_kvm_prints_what_it_prints_in_process() {
+    if !kvm_available() {
+        return;
+    }
+    let (_tmp, dir) = project("kvmhello", "hello");
+    let unix = run(nym(&dir).args(["run", "--", "--count", "3"]));
+    assert!(unix.status.success());
+    let kvm = run(nym(&dir).args(["run", "--target", "kvm", "--", "--count", "3"]));
+    assert!(kvm.status.success(), "exit {:?}", kvm.status);
+    assert_eq!(stdout(&kvm), stdout(&unix));
+    assert_eq!(stdout(&kvm).lines().count(), 4);
+
+    let image = dir.join("target/nym/kvm/kvmhello.elf");
+    assert!(image.is_file());
+    let booted = run(nym(&dir)
+        .arg("boot")
+        .arg(&image)
+        .args(["-m", "64M", "--", "--count", "1"]));
+    assert_eq!(
+        stdout(&booted),
+        "hello from nym #1\n1 greetings; the clock agrees: ok\n"
+    );
+
+    let bad_key = run(nym(&dir)
+        .arg("boot")
+        .arg(&image)
+        .args(["--", "--count", "many"]));
+    assert_eq!(
+        bad_key.status.code(),
+        Some(2),
+        "the guest rejects a bad key with status 2"
+    );
+    assert!(stdout(&bad_key).contains("`--count many`: not an integer"));
+}
+
+const FAILING: &str = r#"#![no_std]
+extern crate alloc;
+use libos::Console;
+
+pub async fn start(console: impl Console, how: u32) -> Result<(), &'static str> {
+    let _ = console.log("about to fail").await;
+    match how {
+        0 => Err("the disk is on fire"),
+        1 => panic!("the guest gave up"),
+        2 => {
+            // SAFETY: not safe at all: this job dereferences null on purpose.
+            let v = unsafe { core::ptr::read_volatile(core::ptr::null::<u64>()) };
+            let _ = console.log(&alloc::format!("read {v}")).await;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+"#;
+
+#[test]
+fn errors_panics_and_crashes_are_reported_with_their_place() {
+    if !kvm_available() {
+        return;
+    }
+    let (_tmp, dir) = project("crashy", "hello");
+    rewrite(&dir, FAILING, "let j = job crashy::start(console::default(), key(\"how\", 9));\nregister(\"crashy\", [j]);\n");
+
+    let err = run(nym(&dir).args(["run", "--target", "kvm", "--", "--how", "0"]));
+    assert_eq!(err.status.code(), Some(1));
+    assert!(
+        stdout(&err).contains("crashy: job j failed: the disk is on fire"),
+        "{}",
+        stdout(&err)
+    );
+
+    let image = dir.join("target/nym/kvm/crashy.elf");
+    let panic = run(nym(&dir).arg("boot").arg(&image).args(["--", "--how", "1"]));
+    assert_eq!(panic.status.code(), Some(101));
+    assert!(
+        stdout(&panic).contains("crashy/src/lib.rs:9:14: the guest gave up"),
+        "{}",
+        stdout(&panic)
+    );
+    assert!(stdout(&panic).contains("the guest gave up"));
+
+    let crash = run(nym(&dir).arg("boot").arg(&image).args(["--", "--how", "2"]));
+    assert_eq!(crash.status.code(), Some(124));
+    let report = stderr(&crash);
+    assert!(
+        report.contains(
+            "guest crashed: page fault (vector 14) reading an unmapped page at address 0x0"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("crashy::start"),
+        "the report names the function: {report}"
+    );
+    assert!(report.contains("backtrace:"), "{report}");
+    assert!(
+        !stdout(&crash).contains("read "),
+        "nothing after the fault runs"
+    );
+}
+
+const HOSTILE: &str = r#"#![no_std]
+use libos::Console;
+
+fn hypercall(nr: u16, arg: u32) {
+    // SAFETY: a hostile guest: the arguments are wrong on purpose.
+    unsafe { core::arch::asm!("out dx, eax", in("dx") 0x500u16 + nr, in("eax") arg) }
+}
+
+#[repr(C, align(8))]
+struct Args([u64; 4]);
+
+/// Breaks the hypercall ABI in the way `case` says.
+pub async fn start(console: impl Console, case: u32) {
+    let _ = console.log("hostile guest starting").await;
+    let mut a = Args([0; 4]);
+    let at = |a: &mut Args| a as *mut Args as u32;
+    match case {
+        0 => hypercall(3, 0xffff_fff8),                                   // PUTS: struct outside memory
+        1 => { a.0 = [0x10_0000, u64::MAX, 0, 0]; hypercall(3, at(&mut a)) } // PUTS: length overflows
+        2 => { a.0 = [0xffff_0000_0000, 16, 0, 0]; hypercall(3, at(&mut a)) } // PUTS: buffer outside memory
+        3 => hypercall(3, at(&mut a) + 4),                                 // PUTS: misaligned struct
+        4 => { a.0 = [0, 0, 0x1ff_f000, 0x2000]; hypercall(6, at(&mut a)) } // BLOCK_READ: buffer past the end
+        5 => { a.0 = [0x10_0000, 1 << 20, 0, 0]; hypercall(8, at(&mut a)) } // RANDOM: too much
+        6 => hypercall(15, at(&mut a)),                                    // no such hypercall
+        7 => unsafe { core::arch::asm!("out dx, al", in("dx") 0x503u16, in("al") 1u8) }, // wrong width
+        8 => unsafe { core::arch::asm!("out dx, al", in("dx") 0x3f8u16, in("al") b'x') }, // a port nobody serves
+        _ => {}
+    }
+    let _ = console.log("still running after a violation").await;
+}
+"#;
+
+#[test]
+fn a_hostile_guest_is_stopped_at_every_violation_and_the_monitor_survives() {
+    if !kvm_available() {
+        return;
+    }
+    let (_tmp, dir) = project("hostile", "hello");
+    rewrite(&dir, HOSTILE, "let j = job hostile::start(console::default(), key(\"case\", 99));\nregister(\"hostile\", [j]);\n");
+    let clean = run(nym(&dir).args(["run", "--target", "kvm"]));
+    assert!(clean.status.success(), "case 99 breaks nothing");
+    assert!(stdout(&clean).contains("still running"));
+
+    let image = dir.join("target/nym/kvm/hostile.elf");
+    let expect = [
+        "hypercall PUTS: 16 bytes at guest address 0xfffffff8 reach past the end of guest memory (0x2000000)",
+        "hypercall PUTS: 18446744073709551615 bytes at guest address 0x100000 reach past the end",
+        "hypercall PUTS: 16 bytes at guest address 0xffff00000000 reach past the end",
+        "is not 8-byte aligned",
+        "hypercall BLOCK_READ: 8192 bytes at guest address 0x1fff000 reach past the end",
+        "hypercall RANDOM: asked for 1048576 bytes; at most 4096",
+        "there is no hypercall number 15",
+        "the argument must be a 4-byte guest address, got 1 byte(s)",
+        "hypercall on port 0x3f8: the guest used an I/O port nym's monitor does not serve",
+    ];
+    for (case, message) in expect.iter().enumerate() {
+        let out = run(nym(&dir)
+            .arg("boot")
+            .arg(&image)
+            .args(["--", "--case", &case.to_string()]));
+        assert_eq!(out.status.code(), Some(125), "case {case}");
+        assert!(
+            stderr(&out).contains(message),
+            "case {case}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("the guest broke the hypercall ABI and was stopped"));
+        assert!(
+            !stdout(&out).contains("still running"),
+            "case {case}: the guest went on"
+        );
+    }
+}
+
+#[test]
+fn bad_images_get_a_one_line_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty.elf");
+    std::fs::write(&empty, b"").unwrap();
+    let text = tmp.path().join("text.elf");
+    std::fs::write(&text, b"#!/bin/sh\necho hi\n").unwrap();
+    let truncated = tmp.path().join("truncated.elf");
+    let mut header = vec![0x7f, b'E', b'L', b'F', 2, 1, 1];
+    header.resize(40, 0);
+    std::fs::write(&truncated, &header).unwrap();
+    let cases = [
+        (empty.as_path(), "empty file"),
+        (text.as_path(), "not an ELF file (bad magic)"),
+        (truncated.as_path(), "truncated"),
+        (std::path::Path::new("/bin/true"), "not an executable"),
+        (
+            std::path::Path::new("/nonexistent.elf"),
+            "cannot read /nonexistent.elf",
+        ),
+    ];
+    for (path, message) in cases {
+        let out = run(nym(tmp.path()).arg("boot").arg(path));
+        assert_eq!(out.status.code(), Some(1), "{}", path.display());
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(message), "{err}");
+    }
+}
+
+#[test]
+fn an_image_that_needs_a_block_file_is_refused_without_one() {
+    if !kvm_available() {
+        return;
+    }
+    let (_tmp, dir) = project("needy", "hello");
+    rewrite(
+        &dir,
+        "#![no_std]\nuse libos::{Block, Console};\npub async fn start(c: impl Console, b: impl Block) {\n    let _ = c.log(if b.info().sectors > 0 { \"has a disk\" } else { \"no disk\" }).await;\n}\n",
+        "let j = job needy::start(console::default(), block::file(\"disk.img\", size = 64KiB));\nregister(\"needy\", [j]);\n",
+    );
+    let ok = run(nym(&dir).args(["run", "--target", "kvm"]));
+    assert!(ok.status.success());
+    assert_eq!(stdout(&ok), "has a disk\n");
+    assert_eq!(
+        std::fs::metadata(dir.join("disk.img")).unwrap().len(),
+        64 * 1024
+    );
+
+    let out = run(nym(&dir)
+        .arg("boot")
+        .arg(dir.join("target/nym/kvm/needy.elf")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the image uses a block device (block::file): give it a file"),
+        "{}",
+        stderr(&out)
+    );
+
+    let foreign = run(Command::new(env!("CARGO_BIN_EXE_nym"))
+        .arg("boot")
+        .arg(dir.join("target/nym/unix/needy"))
+        .current_dir(&dir));
+    assert_eq!(
+        foreign.status.code(),
+        Some(1),
+        "a host program is not an image"
+    );
+}
