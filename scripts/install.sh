@@ -23,19 +23,41 @@ if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; 
     rustup target add x86_64-unknown-none
 fi
 
+# QEMU 10 comes from Debian's bookworm-backports (bookworm's own is 7.2):
+# add the suite from the same mirror as the machine's other entries.
+ensure_backports() {
+    grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/ && return
+    local uri
+    uri=$(grep -rhs '^URIs:' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1 | awk '{print $2}')
+    [ -n "$uri" ] || uri=http://deb.debian.org/debian
+    say "adding bookworm-backports from $uri"
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri" |
+        sudo_if_needed tee /etc/apt/sources.list.d/nym-backports.sources >/dev/null
+}
+
 # Debian packages: binary to look for, package that provides it.
 missing=()
 for pair in dot:graphviz; do
     bin=${pair%%:*} pkg=${pair#*:}
     command -v "$bin" >/dev/null || missing+=("$pkg")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+need_qemu=
+command -v qemu-system-x86_64 >/dev/null || need_qemu=1
+if [ ${#missing[@]} -gt 0 ] || [ -n "$need_qemu" ]; then
     if ! command -v apt-get >/dev/null; then
-        say "please install: ${missing[*]} (no apt-get here)"
+        say "please install: ${missing[*]} ${need_qemu:+qemu-system-x86 (10 or later)} (no apt-get here)"
         exit 1
     fi
-    say "installing ${missing[*]}"
+    [ -n "$need_qemu" ] && ensure_backports
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]}"
+        sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if [ -n "$need_qemu" ]; then
+        say "installing qemu-system-x86 from bookworm-backports"
+        sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            -t bookworm-backports qemu-system-x86 >/dev/null
+    fi
 fi
 say "all set"

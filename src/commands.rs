@@ -51,6 +51,9 @@ pub enum CliError {
     /// A key value that cannot travel on a guest command line.
     #[error("`{0}`: key values for a guest cannot contain white space")]
     GuestArg(String),
+    /// QEMU could not run the guest.
+    #[error(transparent)]
+    Qemu(#[from] crate::qemu::QemuError),
     /// The target cannot run or build images yet.
     #[error("target {0}: building and booting unikernel images is not available yet; `nym check --target {0}` works")]
     TargetNotReady(Target),
@@ -210,12 +213,18 @@ pub fn run(
     mem: u64,
 ) -> Result<ExitCode, CliError> {
     let target: Target = args.target.into();
-    if !matches!(target, Target::Unix | Target::Kvm) {
+    if target == Target::Xen {
         return Err(CliError::TargetNotReady(target));
     }
     let (project, graph) = load(cwd, args)?;
-    if target == Target::Kvm {
-        return run_kvm(cwd, &project, &graph, key_args, mem);
+    match target {
+        Target::Kvm => return run_kvm(cwd, &project, &graph, key_args, mem),
+        Target::Qemu => {
+            let cmdline = guest_cmdline(&graph, key_args)?;
+            let image = build_program(cwd, &project, &graph, false)?;
+            return Ok(crate::qemu::run(&image, mem, &cmdline)?);
+        }
+        _ => {}
     }
     let defaults = graph
         .keys
@@ -259,7 +268,7 @@ fn build_program(
     let main = codegen::main_rs(graph, &krate, &project.root)?;
     let (runtime, extra, profile, file) = match target {
         Target::Unix => (cargo::path_dep("nym-unix", &src.join("targets/unix"), ""), vec![], "", graph.name.clone()),
-        Target::Kvm => (
+        Target::Kvm | Target::Qemu => (
             cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), ""),
             cargo::guest_args(),
             "\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\ndebug = true\n",
@@ -294,11 +303,15 @@ fn build_program(
     Ok(out)
 }
 
-/// `nym build`.
+/// `nym build`: prints the program's path, or for qemu the command that
+/// boots it.
 pub fn build(cwd: &Path, args: &ProjectArgs, release: bool) -> Result<ExitCode, CliError> {
     let (project, graph) = load(cwd, args)?;
     let out = build_program(cwd, &project, &graph, release)?;
-    println!("{}", out.display());
+    match graph.target {
+        Target::Qemu => println!("{}", crate::qemu::command_line(&out, 32 << 20, "")),
+        _ => println!("{}", out.display()),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -333,22 +346,33 @@ fn run_kvm(
     key_args: &[String],
     mem: u64,
 ) -> Result<ExitCode, CliError> {
-    let defaults = graph
-        .keys
-        .iter()
-        .map(|k| (k.name.as_str(), k.default.clone()))
-        .collect();
-    let keys = Keys::parse(defaults, key_args)?;
-    if let Some(bad) = key_args.iter().find(|a| a.chars().any(char::is_whitespace)) {
-        return Err(CliError::GuestArg(bad.clone()));
-    }
+    let cmdline = guest_cmdline(graph, key_args)?;
+    let keys = Keys::parse(key_defaults(graph), key_args)?;
     let image = build_program(cwd, project, graph, false)?;
     boot(nym_hvt::Config {
         image,
         mem_size: mem,
-        cmdline: key_args.join(" "),
+        cmdline,
         block: block_file(project, graph, &keys),
     })
+}
+
+fn key_defaults(graph: &Graph) -> Vec<(&str, libos::Value)> {
+    graph
+        .keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.default.clone()))
+        .collect()
+}
+
+/// Checks the key arguments here (clear errors before a build) and joins
+/// them into a guest command line.
+fn guest_cmdline(graph: &Graph, key_args: &[String]) -> Result<String, CliError> {
+    Keys::parse(key_defaults(graph), key_args)?;
+    if let Some(bad) = key_args.iter().find(|a| a.chars().any(char::is_whitespace)) {
+        return Err(CliError::GuestArg(bad.clone()));
+    }
+    Ok(key_args.join(" "))
 }
 
 /// Boots an image in nym's monitor; the guest's status becomes nym's.

@@ -7,6 +7,7 @@ mod cargo;
 mod commands;
 mod new;
 mod project;
+mod qemu;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

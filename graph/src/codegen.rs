@@ -32,7 +32,7 @@ pub enum CodegenError {
 fn platform(target: Target) -> Result<&'static str, CodegenError> {
     match target {
         Target::Unix => Ok("nym_unix::platform"),
-        Target::Kvm => Ok("nym_baremetal::platform"),
+        Target::Kvm | Target::Qemu => Ok("nym_baremetal::platform"),
         t => Err(CodegenError::Unsupported(t)),
     }
 }

@@ -73,11 +73,11 @@ const BAD_REQUEST: &str = "kv::block: the device refused a request that fits its
 /// it old or new.
 ///
 /// A device whose two header sectors are all zeros has never been written:
-/// it is an empty store. A device with no valid slot that is *not* zeros is
-/// refused with an error (corrupt, or written by something else), so the
-/// store never silently discards, or overwrites, data it cannot read. So is a
-/// store whose headers name another geometry than the device's (the device
-/// was resized).
+/// it is an empty store. A device with no valid slot that is *not* zeros
+/// is refused with a [`KvError::Io`] that says so (it is corrupt, or
+/// something else wrote it), so the store never silently discards, or
+/// overwrites, data it cannot read. So is a store whose headers name
+/// another geometry than the device's (the device was resized).
 ///
 /// ## Concurrency
 ///

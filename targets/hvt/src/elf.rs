@@ -3,11 +3,12 @@
 //!
 //! [`Image::parse`] checks the ELF header and program headers: a 64-bit,
 //! little-endian, static (`ET_EXEC`) x86_64 image with no interpreter; every
-//! `PT_LOAD` segment has its file bytes inside the file, does not wrap the
-//! address space, does not touch the null page, is not both writable and
-//! executable, and overlaps no other; the entry point lies in an executable
-//! segment. Once an `Image` exists, slicing [`Image::bytes`] with a
-//! [`Segment::file_range`] cannot go out of bounds. [`Image::check_fits`]
+//! `PT_LOAD` segment has its file bytes inside the file, is loaded where it
+//! is linked to run (`p_paddr == p_vaddr`: the guest's memory is
+//! identity-mapped), does not wrap the address space, does not touch the null
+//! page, is not both writable and executable, and overlaps no other; the
+//! entry point lies in an executable segment. Once an `Image` exists, slicing
+//! [`Image::bytes`] with a [`Segment::file_range`] cannot go out of bounds. [`Image::check_fits`]
 //! adds the one check that needs the guest's memory size.
 //!
 //! Section headers are *not* needed to load an image: a stripped image loads.
@@ -134,6 +135,17 @@ pub enum ElfError {
         file_size: u64,
         /// `p_memsz`.
         mem_size: u64,
+    },
+    /// A segment is linked to run at one address and loaded at another; the
+    /// monitor identity-maps memory, so it would run at the wrong one.
+    #[error("segment {index} is linked at {vaddr:#x} but loads at {paddr:#x}; the monitor identity-maps memory, so they must match")]
+    NotIdentity {
+        /// The program header's index.
+        index: usize,
+        /// `p_vaddr`.
+        vaddr: u64,
+        /// `p_paddr`.
+        paddr: u64,
     },
     /// A segment's address plus its size does not fit in 64 bits.
     #[error("segment {index} at {addr:#x} with size {size:#x} wraps around the address space")]
@@ -315,7 +327,7 @@ impl fmt::Display for Flags {
 pub struct Segment {
     /// Where it goes in guest-physical memory.
     pub paddr: u64,
-    /// Where the image was linked to run it.
+    /// Where the image was linked to run it; always equal to `paddr`.
     pub vaddr: u64,
     /// Its size in memory (at least `file_range.len()`, never 0).
     pub mem_size: u64,
@@ -830,17 +842,23 @@ fn load_segment(index: usize, ph: &ProgramHeader, len: usize) -> Result<Option<S
         });
     }
     let file_range = file_range(Part::Segment(index), ph.offset, ph.file_size, len)?;
-    for addr in [ph.paddr, ph.vaddr] {
-        if addr.checked_add(ph.mem_size).is_none() {
-            return Err(ElfError::AddressOverflow {
-                index,
-                addr,
-                size: ph.mem_size,
-            });
-        }
-        if addr < NULL_PAGE_END {
-            return Err(ElfError::NullPage { index, addr });
-        }
+    if ph.vaddr != ph.paddr {
+        return Err(ElfError::NotIdentity {
+            index,
+            vaddr: ph.vaddr,
+            paddr: ph.paddr,
+        });
+    }
+    let addr = ph.paddr;
+    if addr.checked_add(ph.mem_size).is_none() {
+        return Err(ElfError::AddressOverflow {
+            index,
+            addr,
+            size: ph.mem_size,
+        });
+    }
+    if addr < NULL_PAGE_END {
+        return Err(ElfError::NullPage { index, addr });
     }
     Ok(Some(Segment {
         paddr: ph.paddr,
@@ -1107,6 +1125,8 @@ mod tests {
         align: u64,
         /// Overrides where the builder put `data`.
         offset: Option<u64>,
+        /// A `p_paddr` other than `addr`.
+        paddr: Option<u64>,
     }
 
     impl Seg {
@@ -1119,6 +1139,7 @@ mod tests {
                 mem_size,
                 align: 0x1000,
                 offset: None,
+                paddr: None,
             }
         }
 
@@ -1131,6 +1152,7 @@ mod tests {
                 mem_size: data.len() as u64,
                 align: 4,
                 offset: None,
+                paddr: None,
             }
         }
     }
@@ -1246,7 +1268,11 @@ mod tests {
                 put(&mut out, at + 4, &seg.flags.to_le_bytes());
                 put(&mut out, at + 8, &offset.to_le_bytes());
                 put(&mut out, at + 16, &seg.addr.to_le_bytes());
-                put(&mut out, at + 24, &seg.addr.to_le_bytes());
+                put(
+                    &mut out,
+                    at + 24,
+                    &seg.paddr.unwrap_or(seg.addr).to_le_bytes(),
+                );
                 put(&mut out, at + 32, &(seg.data.len() as u64).to_le_bytes());
                 put(&mut out, at + 40, &seg.mem_size.to_le_bytes());
                 put(&mut out, at + 48, &seg.align.to_le_bytes());
@@ -1739,6 +1765,26 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().ends_with("wraps around the address space"));
+    }
+
+    #[test]
+    fn loaded_where_linked() {
+        let mut elf = TestElf::good();
+        elf.segs[1].paddr = Some(0x30_0000);
+        let e = err(&elf);
+        assert!(matches!(
+            e,
+            ElfError::NotIdentity {
+                index: 1,
+                vaddr: DATA,
+                paddr: 0x30_0000
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "segment 1 is linked at 0x200000 but loads at 0x300000; \
+             the monitor identity-maps memory, so they must match"
+        );
     }
 
     #[test]

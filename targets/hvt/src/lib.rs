@@ -19,3 +19,4 @@ pub mod memory;
 pub mod monitor;
 
 pub use monitor::{run, BlockFile, Config, MonitorError, Outcome};
+pub use nym_hvt_abi as abi;

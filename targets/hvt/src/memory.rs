@@ -115,7 +115,7 @@ unsafe impl Send for GuestMemory {}
 impl GuestMemory {
     /// Maps `size` bytes of zeroed memory.
     pub fn new(size: u64) -> Result<GuestMemory, MemoryError> {
-        if !(MIN_SIZE..=MAX_SIZE).contains(&size) || size % (2 << 20) != 0 {
+        if !(MIN_SIZE..=MAX_SIZE).contains(&size) || !size.is_multiple_of(2 << 20) {
             return Err(MemoryError::BadSize(size));
         }
         // SAFETY: an anonymous private mapping with no address hint; the
@@ -223,7 +223,7 @@ impl GuestMemory {
     }
 
     fn aligned(&self, addr: u64, len: usize) -> Result<GuestRange, BadAddress> {
-        if addr % 8 != 0 {
+        if !addr.is_multiple_of(8) {
             return Err(BadAddress::Misaligned { addr, align: 8 });
         }
         self.range(addr, len as u64)

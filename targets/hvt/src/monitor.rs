@@ -105,7 +105,7 @@ impl Outcome {
     }
 }
 
-fn kvm<T>(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> MonitorError {
+fn kvm(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> MonitorError {
     move |source| MonitorError::Kvm { what, source }
 }
 
@@ -147,8 +147,8 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     let mut mem = GuestMemory::new(config.mem_size)?;
     boot::load(&mut mem, &image, &config.cmdline)?;
 
-    let kvm_fd = Kvm::new().map_err(kvm::<()>("opening /dev/kvm"))?;
-    let vm = kvm_fd.create_vm().map_err(kvm::<()>("creating a VM"))?;
+    let kvm_fd = Kvm::new().map_err(kvm("opening /dev/kvm"))?;
+    let vm = kvm_fd.create_vm().map_err(kvm("creating a VM"))?;
     let region = kvm_bindings::kvm_userspace_memory_region {
         slot: 0,
         guest_phys_addr: 0,
@@ -158,16 +158,14 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     };
     // SAFETY: the region is `mem`'s mapping, which outlives the VM (both are
     // locals here, and `vm` is declared after `mem` so it is dropped first).
-    unsafe { vm.set_user_memory_region(region) }.map_err(kvm::<()>("mapping guest memory"))?;
-    let mut vcpu = vm.create_vcpu(0).map_err(kvm::<()>("creating the vCPU"))?;
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm("mapping guest memory"))?;
+    let mut vcpu = vm.create_vcpu(0).map_err(kvm("creating the vCPU"))?;
     let cpuid = kvm_fd
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
-        .map_err(kvm::<()>("reading CPUID"))?;
-    vcpu.set_cpuid2(&cpuid)
-        .map_err(kvm::<()>("setting CPUID"))?;
-    let sregs = boot::sregs(vcpu.get_sregs().map_err(kvm::<()>("reading sregs"))?);
-    vcpu.set_sregs(&sregs)
-        .map_err(kvm::<()>("entering long mode"))?;
+        .map_err(kvm("reading CPUID"))?;
+    vcpu.set_cpuid2(&cpuid).map_err(kvm("setting CPUID"))?;
+    let sregs = boot::sregs(vcpu.get_sregs().map_err(kvm("reading sregs"))?);
+    vcpu.set_sregs(&sregs).map_err(kvm("entering long mode"))?;
     let regs = kvm_bindings::kvm_regs {
         rip: image.entry(),
         rsp: mem.size(),
@@ -175,8 +173,7 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         rflags: 0x2,
         ..Default::default()
     };
-    vcpu.set_regs(&regs)
-        .map_err(kvm::<()>("setting registers"))?;
+    vcpu.set_regs(&regs).map_err(kvm("setting registers"))?;
 
     let mut guest = Guest {
         mem,
@@ -206,7 +203,7 @@ fn open_block(b: &BlockFile) -> Result<(File, u64), MonitorError> {
         file.set_len(b.size).map_err(err)?;
         len = b.size;
     }
-    if len % 512 != 0 || len == 0 {
+    if !len.is_multiple_of(512) || len == 0 {
         return Err(err(std::io::Error::other(format!(
             "its size, {len} bytes, is not a positive multiple of 512"
         ))));
@@ -268,13 +265,15 @@ impl Guest<'_> {
                         problem: "the guest used an I/O port nym's monitor does not serve".into(),
                     }))
                 }
-                Exit::Mmio(addr) => return Ok(Outcome::Violation(Violation {
-                    call: "memory access".into(),
-                    problem: format!(
+                Exit::Mmio(addr) => {
+                    return Ok(Outcome::Violation(Violation {
+                        call: "memory access".into(),
+                        problem: format!(
                         "guest-physical address {addr:#x} is outside guest memory ({:#x} bytes)",
                         self.mem.size()
                     ),
-                })),
+                    }))
+                }
                 Exit::Hlt => {
                     return Ok(Outcome::Crashed(
                         self.report_regs("the guest halted without calling EXIT", vcpu),
@@ -367,7 +366,7 @@ impl Guest<'_> {
         let Some((file, sectors)) = &self.block else {
             return abi::Ret::NoDevice;
         };
-        if buf.len() % 512 != 0 {
+        if !buf.len().is_multiple_of(512) {
             return abi::Ret::Unaligned;
         }
         let count = (buf.len() / 512) as u64;

@@ -1,6 +1,8 @@
-//! Devices over the monitor's hypercalls.
+//! Devices over the platform primitives: the monitor's hypercalls, or
+//! PVH's serial port, kvmclock and timer. Block is the monitor's only.
 use super::executor::Sleep;
-use super::hvt::{self, call};
+use super::hvt::call;
+use super::{pvh, sys};
 use alloc::boxed::Box;
 use core::time::Duration;
 use libos::{
@@ -22,7 +24,7 @@ pub struct HvtConsole;
 
 impl Console for HvtConsole {
     fn write<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<(), ConsoleError>> {
-        hvt::puts(text.as_bytes());
+        sys::puts(text.as_bytes());
         Box::pin(async { Ok(()) })
     }
 }
@@ -32,13 +34,13 @@ pub struct HvtClock;
 
 impl MonoClock for HvtClock {
     fn elapsed_ns(&self) -> u64 {
-        hvt::monotime()
+        sys::monotime()
     }
 }
 
 impl WallClock for HvtClock {
     fn now_unix_ns(&self) -> u64 {
-        hvt::walltime()
+        sys::walltime()
     }
 }
 
@@ -56,6 +58,15 @@ pub struct HvtRandom;
 
 impl Random for HvtRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
+        if sys::is_pvh() {
+            for chunk in buf.chunks_mut(8) {
+                let v = pvh::rdrand().ok_or(RandomError::Unavailable(IoError::Other(
+                    "the CPU has no RDRAND",
+                )))?;
+                chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
+            }
+            return Ok(());
+        }
         for chunk in buf.chunks_mut(abi::RANDOM_MAX as usize) {
             let mut r = abi::Random {
                 data: chunk.as_mut_ptr() as u64,
@@ -75,6 +86,9 @@ pub struct HvtBlock {
 impl HvtBlock {
     /// Asks the monitor for its block device.
     pub fn open() -> Result<HvtBlock, InitError> {
+        if sys::is_pvh() {
+            return Err(InitError::NoDevice("block device under PVH (QEMU) yet"));
+        }
         let mut i = abi::BlockInfo::default();
         call(nr::BLOCK_INFO, &mut i);
         if i.ret != abi::Ret::Ok as u64 {

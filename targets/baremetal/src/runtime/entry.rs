@@ -1,5 +1,6 @@
-//! Entry from nym's monitor (64-bit, boot info in `rdi`) to `nym_main`.
-use super::{exceptions, heap, hvt};
+//! Entry from nym's monitor (64-bit, boot info in `rdi`) to `nym_main`,
+//! and the panic handler.
+use super::{exceptions, heap, sys};
 use nym_hvt_abi::BootInfo;
 
 core::arch::global_asm!(
@@ -34,12 +35,18 @@ extern "C" fn hvt_entry(info: &BootInfo) -> ! {
     let bytes = unsafe {
         core::slice::from_raw_parts(info.cmdline as *const u8, info.cmdline_len as usize)
     };
+    start(core::str::from_utf8(bytes).unwrap_or(""))
+}
+
+/// Runs the program with `cmdline` as its arguments, then exits with its
+/// status. Both entries end here.
+pub fn start(cmdline: &'static str) -> ! {
     // SAFETY: single-threaded boot, before anything reads CMDLINE.
-    unsafe { CMDLINE = core::str::from_utf8(bytes).unwrap_or("") };
+    unsafe { CMDLINE = cmdline };
     // SAFETY: `nym_main` is defined by the generated program this runtime is
     // linked into, with exactly this signature.
     let status = unsafe { nym_main() };
-    hvt::exit(status)
+    sys::exit(status)
 }
 
 /// Writes formatted text straight to the console, allocating nothing (a
@@ -48,7 +55,7 @@ struct Raw;
 
 impl core::fmt::Write for Raw {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        hvt::puts(s.as_bytes());
+        sys::puts(s.as_bytes());
         Ok(())
     }
 }
@@ -59,7 +66,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         &mut Raw,
         format_args!("panicked at {}: {}\n", LocationOr(info), info.message()),
     );
-    hvt::exit(101)
+    sys::exit(101)
 }
 
 struct LocationOr<'a>(&'a core::panic::PanicInfo<'a>);

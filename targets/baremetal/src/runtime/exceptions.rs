@@ -1,7 +1,7 @@
 //! CPU exceptions: an IDT whose 32 handlers report the fault to the monitor
 //! (vector, error code, rip, cr2 and the frame pointer to walk), which
 //! prints it with a symbolised backtrace and ends the guest.
-use super::hvt;
+use super::{hvt, sys};
 use nym_hvt_abi as abi;
 
 /// What the stubs leave on the stack, lowest address first.
@@ -44,6 +44,23 @@ core::arch::global_asm!(
     "    and rsp, -16",
     "    call {handler}",
     "    ud2",
+    // Timer and spurious interrupts (PVH): acknowledge and return.
+    ".global nym_irq_timer",
+    "nym_irq_timer:",
+    "    push rax",
+    "    push rcx",
+    "    push rdx",
+    "    mov ecx, 0x80b",
+    "    xor eax, eax",
+    "    xor edx, edx",
+    "    wrmsr",
+    "    pop rdx",
+    "    pop rcx",
+    "    pop rax",
+    "    iretq",
+    ".global nym_irq_spurious",
+    "nym_irq_spurious:",
+    "    iretq",
     ".global nym_exc_table",
     "nym_exc_table:",
     ".irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
@@ -54,6 +71,29 @@ core::arch::global_asm!(
 
 extern "C" {
     static nym_exc_table: [u64; 32];
+    fn nym_irq_timer();
+    fn nym_irq_spurious();
+}
+
+/// An interrupt-gate descriptor for `handler`.
+fn gate(handler: u64) -> [u64; 2] {
+    // Interrupt gate (0x8E), code selector 0x08, no IST.
+    [
+        (handler & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48,
+        handler >> 32,
+    ]
+}
+
+/// Routes `timer` and `spurious` to handlers that acknowledge the local
+/// APIC and return (PVH only).
+pub fn set_interrupt_handlers(timer: u8, spurious: u8) {
+    // SAFETY: boot is single-threaded and interrupts are off; the CPU reads
+    // the table only when an interrupt is delivered.
+    unsafe {
+        let idt = &mut *core::ptr::addr_of_mut!(IDT);
+        idt[usize::from(timer)] = gate(nym_irq_timer as *const () as u64);
+        idt[usize::from(spurious)] = gate(nym_irq_spurious as *const () as u64);
+    }
 }
 
 #[repr(C, packed)]
@@ -62,7 +102,7 @@ struct Idtr {
     base: u64,
 }
 
-static mut IDT: [[u64; 2]; 32] = [[0; 2]; 32];
+static mut IDT: [[u64; 2]; 256] = [[0; 2]; 256];
 
 /// Installs the exception handlers.
 pub fn install() {
@@ -77,7 +117,7 @@ pub fn install() {
             entry[1] = handler >> 32;
         }
         let idtr = Idtr {
-            limit: (core::mem::size_of::<[[u64; 2]; 32]>() - 1) as u16,
+            limit: (core::mem::size_of::<[[u64; 2]; 256]>() - 1) as u16,
             base: idt.as_ptr() as u64,
         };
         core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags));
@@ -98,6 +138,54 @@ extern "C" fn exception(frame: &Frame) -> ! {
         rbp: frame.rbp,
         cr2,
     };
-    hvt::call(abi::nr::FAULT, &mut f);
-    hvt::exit(abi::EXIT_CRASH)
+    if sys::is_pvh() {
+        report_on_console(&f);
+    } else {
+        // The monitor prints the report, symbolised, and ends the guest.
+        hvt::call(abi::nr::FAULT, &mut f);
+    }
+    sys::exit(abi::EXIT_CRASH)
+}
+
+/// Without a monitor to read our memory, the guest prints the fault and its
+/// frames itself, in a line `nym run` symbolises from the image:
+/// `nym-fault: vector=14 error=0x0 cr2=0x0 frames=0x1029ba,0x105e27,...`
+fn report_on_console(f: &abi::Fault) {
+    use core::fmt::Write;
+    struct Out;
+    impl Write for Out {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            sys::puts(s.as_bytes());
+            Ok(())
+        }
+    }
+    extern "C" {
+        static __image_end: u8;
+    }
+    // Frame pointers are only followed inside the image and its statics, so
+    // a corrupt chain cannot fault again.
+    let end = core::ptr::addr_of!(__image_end) as u64;
+    let stack = end..end + (64 << 20);
+    let _ = write!(
+        Out,
+        "nym-fault: vector={} error={:#x} cr2={:#x} frames={:#x}",
+        f.vector, f.error_code, f.cr2, f.rip
+    );
+    let mut rbp = f.rbp;
+    for _ in 0..32 {
+        if !rbp.is_multiple_of(8) || !stack.contains(&rbp) {
+            break;
+        }
+        // SAFETY: `rbp` is aligned and inside the mapped stack area checked above.
+        let (next, ret) = unsafe { (*(rbp as *const u64), *((rbp + 8) as *const u64)) };
+        if ret == 0 {
+            break;
+        }
+        let _ = write!(Out, ",{:#x}", ret - 1);
+        if next <= rbp {
+            break;
+        }
+        rbp = next;
+    }
+    let _ = writeln!(Out);
 }

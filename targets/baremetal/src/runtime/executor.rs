@@ -1,7 +1,7 @@
 //! A single-threaded executor: polls the jobs that were woken, and when
 //! none is runnable sleeps in the platform's wait primitive until the
 //! earliest timer deadline, so an idle guest costs the host nothing.
-use super::hvt;
+use super::sys;
 use alloc::{string::String, vec::Vec};
 use core::future::Future;
 use core::pin::Pin;
@@ -68,10 +68,10 @@ pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
         let Some(deadline) = next else {
             return Ended::Stuck;
         };
-        if hvt::monotime() < deadline {
-            hvt::wait(deadline);
+        if sys::monotime() < deadline {
+            sys::wait(deadline);
         }
-        let now = hvt::monotime();
+        let now = sys::monotime();
         let due: Vec<Waker> = {
             let mut timers = TIMERS.lock();
             let (due, later): (Vec<_>, Vec<_>) = timers.drain(..).partition(|(d, _)| *d <= now);
@@ -101,7 +101,7 @@ impl Sleep {
 impl Future for Sleep {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let now = hvt::monotime();
+        let now = sys::monotime();
         let nanos = u64::try_from(self.duration.as_nanos()).unwrap_or(u64::MAX);
         let deadline = *self.deadline.get_or_insert(now.saturating_add(nanos));
         if now >= deadline {

@@ -7,6 +7,8 @@ mod heap;
 mod hvt;
 mod note;
 pub mod platform;
+mod pvh;
+mod sys;
 
 pub use note::Note;
 

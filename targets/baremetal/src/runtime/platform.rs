@@ -42,7 +42,7 @@ pub fn block_file(_path: impl AsRef<str>, _size: u64) -> Result<HvtBlock, InitEr
 }
 
 fn say(text: &str) {
-    super::hvt::puts(text.as_bytes());
+    super::sys::puts(text.as_bytes());
 }
 
 /// The guest's main: reads the keys from the command line, builds the

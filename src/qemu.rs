@@ -1,0 +1,157 @@
+//! The qemu target: the PVH image under `qemu-system-x86_64 -accel kvm`
+//! (`-cpu host` less `arch-capabilities`, an MSR nested KVM refuses),
+//! its serial console on our stdout, its isa-debug-exit status turned back
+//! into the guest's own, and a crash line (`nym-fault: …`) symbolised from
+//! the image, as nym's monitor would.
+use nym_hvt::elf::Image;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+
+/// The QEMU binary.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// The arguments that boot `image` with `mem` bytes and `cmdline`.
+pub fn args(image: &Path, mem: u64, cmdline: &str) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host,-arch-capabilities",
+        "-M",
+        "microvm",
+        "-nodefaults",
+        "-nographic",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend([
+        "-m".into(),
+        format!("{}M", mem >> 20),
+        "-kernel".into(),
+        image.display().to_string(),
+    ]);
+    if !cmdline.is_empty() {
+        a.extend(["-append".into(), cmdline.into()]);
+    }
+    a
+}
+
+/// The command line as a user would type it.
+pub fn command_line(image: &Path, mem: u64, cmdline: &str) -> String {
+    std::iter::once(QEMU.to_owned())
+        .chain(args(image, mem, cmdline).into_iter().map(|a| {
+            if a.contains(' ') || a.is_empty() {
+                format!("'{a}'")
+            } else {
+                a
+            }
+        }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Why QEMU could not run the guest.
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    /// QEMU is not installed.
+    #[error("cannot start {QEMU}: {0}\n  hint: scripts/install.sh installs QEMU 10 from bookworm-backports")]
+    Spawn(std::io::Error),
+    /// QEMU failed on its own (bad options, no KVM).
+    #[error("{QEMU} failed with status {0} before the guest finished (its message is above)")]
+    Failed(i32),
+    /// QEMU ended without the guest's status.
+    #[error("{QEMU} ended without the guest reporting a status ({0})")]
+    NoStatus(String),
+}
+
+/// Boots `image` under QEMU; the guest's status becomes nym's.
+pub fn run(image: &Path, mem: u64, cmdline: &str) -> Result<ExitCode, QemuError> {
+    let mut child = Command::new(QEMU)
+        .args(args(image, mem, cmdline))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(QemuError::Spawn)?;
+    let elf = std::fs::read(image).ok().and_then(|b| Image::parse(b).ok());
+    if let Some(out) = child.stdout.take() {
+        let mut stdout = std::io::stdout().lock();
+        // The firmware writes to the same serial port: skip to the guest's marker.
+        let mut started = false;
+        for line in BufReader::new(out).split(b'\n') {
+            let Ok(line) = line else { break };
+            if !started {
+                started = line.ends_with(b"nym: guest started");
+                continue;
+            }
+            match std::str::from_utf8(&line)
+                .ok()
+                .and_then(|l| l.strip_prefix("nym-fault: "))
+            {
+                Some(fault) => eprint!("nym: {}", report(elf.as_ref(), fault)),
+                None => {
+                    let _ = stdout.write_all(&line);
+                    let _ = stdout.write_all(b"\n");
+                    let _ = stdout.flush();
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(QemuError::Spawn)?;
+    match status.code() {
+        // isa-debug-exit: QEMU exits with 2·status + 1.
+        Some(c) if c % 2 == 1 => Ok(ExitCode::from(((c - 1) / 2) as u8)),
+        Some(0) => Err(QemuError::NoStatus("it exited with 0".into())),
+        Some(c) => Err(QemuError::Failed(c)),
+        None => Err(QemuError::NoStatus("it was killed by a signal".into())),
+    }
+}
+
+/// The report for a `nym-fault:` line: `vector=14 error=0x0 cr2=0x0 frames=0x…,0x…`.
+fn report(elf: Option<&Image>, fault: &str) -> String {
+    let field = |name: &str| {
+        fault
+            .split(' ')
+            .find_map(|kv| kv.strip_prefix(name))
+            .unwrap_or("")
+    };
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or(0);
+    let vector: u64 = field("vector=").parse().unwrap_or(u64::MAX);
+    let mut out = format!(
+        "guest crashed: {} (vector {vector})",
+        nym_hvt::abi::exception_name(vector)
+    );
+    if vector == 14 {
+        out.push_str(&format!(" at address {}", field("cr2=")));
+    }
+    out.push_str("\nbacktrace:\n");
+    for (i, frame) in field("frames=")
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .enumerate()
+    {
+        let addr = hex(frame);
+        let name = elf.and_then(|e| e.symbolize(addr)).map_or_else(
+            || "??".to_owned(),
+            |s| {
+                format!(
+                    "{}+{:#x}{}",
+                    s.name,
+                    s.offset,
+                    s.location
+                        .map(|(f, l)| format!(" at {f}:{l}"))
+                        .unwrap_or_default()
+                )
+            },
+        );
+        out.push_str(&format!("  #{i:<2} {addr:#010x}  {name}\n"));
+    }
+    out
+}

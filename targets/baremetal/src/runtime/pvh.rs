@@ -1,0 +1,466 @@
+//! The PVH entry (ELF note type 18, XEN_ELFNOTE_PHYS32_ENTRY), shared by
+//! QEMU and Xen, and the devices of a PVH guest under QEMU/KVM: the serial
+//! port for the console, kvmclock for time, the x2APIC TSC-deadline timer
+//! with `hlt` for waiting (no busy loop), RDRAND for entropy and QEMU's
+//! isa-debug-exit device to end with a status.
+//!
+//! The entry runs in 32-bit protected mode with paging off and `ebx`
+//! pointing at `hvm_start_info`. It builds identity page tables for the
+//! first 4 GiB (4 KiB pages for the first 2 MiB, 2 MiB pages above),
+//! enables long mode, loads a GDT with the same selectors nym's monitor
+//! uses, and calls `pvh_entry`, which copies what it needs from the start
+//! info and then unmaps page 0, so a null dereference faults.
+//!
+//! The firmware (SeaBIOS under `-M microvm`) prints on the same serial
+//! port, so the guest starts its output with [`BOOT_MARKER`]; `nym run`
+//! shows only what follows it.
+use super::{entry, exceptions, heap};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+core::arch::global_asm!(
+    // The note QEMU and Xen look for: the 32-bit entry's physical address.
+    ".pushsection .note.Xen, \"a\", @note",
+    ".balign 4",
+    ".long 4",
+    ".long 4",
+    ".long 18",
+    ".asciz \"Xen\"",
+    ".balign 4",
+    ".long nym_pvh_start32",
+    ".popsection",
+    ".section .text.boot, \"ax\"",
+    ".code32",
+    ".global nym_pvh_start32",
+    "nym_pvh_start32:",
+    "    cli",
+    "    mov esi, ebx",
+    // PT: 4 KiB pages for the first 2 MiB. Page 0 is mapped while the
+    // firmware's start info (which may live there) is read, then unmapped.
+    "    mov edi, offset nym_pvh_pt",
+    "    mov eax, 0x3",
+    "    mov ecx, 0",
+    "2:  mov [edi + ecx*8], eax",
+    "    add eax, 0x1000",
+    "    inc ecx",
+    "    cmp ecx, 512",
+    "    jb 2b",
+    // PDs: 2048 entries of 2 MiB, the first pointing at the PT.
+    "    mov edi, offset nym_pvh_pd",
+    "    mov eax, 0x200083",
+    "    mov ecx, 1",
+    "3:  mov [edi + ecx*8], eax",
+    "    mov dword ptr [edi + ecx*8 + 4], 0",
+    "    add eax, 0x200000",
+    "    inc ecx",
+    "    cmp ecx, 2048",
+    "    jb 3b",
+    "    mov eax, offset nym_pvh_pt",
+    "    or eax, 3",
+    "    mov [edi], eax",
+    // PDPT: four entries, one per PD page.
+    "    mov edi, offset nym_pvh_pdpt",
+    "    mov eax, offset nym_pvh_pd",
+    "    or eax, 3",
+    "    mov ecx, 0",
+    "4:  mov [edi + ecx*8], eax",
+    "    add eax, 0x1000",
+    "    inc ecx",
+    "    cmp ecx, 4",
+    "    jb 4b",
+    "    mov edi, offset nym_pvh_pml4",
+    "    mov eax, offset nym_pvh_pdpt",
+    "    or eax, 3",
+    "    mov [edi], eax",
+    // PAE, then the tables, then long mode (and NX), then paging.
+    "    mov eax, cr4",
+    "    or eax, 0x620",
+    "    mov cr4, eax",
+    "    mov eax, offset nym_pvh_pml4",
+    "    mov cr3, eax",
+    "    mov ecx, 0xc0000080",
+    "    rdmsr",
+    "    or eax, 0x900",
+    "    wrmsr",
+    "    mov eax, cr0",
+    "    or eax, 0x80010023",
+    "    mov cr0, eax",
+    "    lgdt [nym_pvh_gdtr]",
+    "    push 0x08",
+    // `push imm32` spelled out: the assembler would pick a 16-bit push.
+    "    .byte 0x68",
+    "    .long nym_pvh_start64",
+    "    retf",
+    ".code64",
+    "nym_pvh_start64:",
+    "    mov ax, 0x10",
+    "    mov ds, ax",
+    "    mov es, ax",
+    "    mov ss, ax",
+    "    mov fs, ax",
+    "    mov gs, ax",
+    "    mov rsp, offset nym_pvh_stack_top",
+    "    mov edi, esi",
+    "    xor ebp, ebp",
+    "    call {entry}",
+    "    ud2",
+    ".section .rodata",
+    ".balign 8",
+    "nym_pvh_gdt:",
+    "    .quad 0",
+    "    .quad 0x00af9b000000ffff",
+    "    .quad 0x00cf93000000ffff",
+    "nym_pvh_gdtr:",
+    "    .word 23",
+    "    .quad nym_pvh_gdt",
+    ".section .bss",
+    ".balign 4096",
+    "nym_pvh_pml4: .skip 4096",
+    "nym_pvh_pdpt: .skip 4096",
+    "nym_pvh_pd: .skip 4096 * 4",
+    ".global nym_pvh_pt",
+    "nym_pvh_pt: .skip 4096",
+    "nym_pvh_stack: .skip 1024 * 1024",
+    "nym_pvh_stack_top:",
+    ".text",
+    entry = sym pvh_entry,
+);
+
+/// The PVH start info (only the fields read here).
+#[repr(C)]
+struct StartInfo {
+    magic: u32,
+    version: u32,
+    flags: u32,
+    nr_modules: u32,
+    modlist_paddr: u64,
+    cmdline_paddr: u64,
+    rsdp_paddr: u64,
+    memmap_paddr: u64,
+    memmap_entries: u32,
+    reserved: u32,
+}
+
+#[repr(C)]
+struct MemmapEntry {
+    addr: u64,
+    size: u64,
+    ty: u32,
+    reserved: u32,
+}
+
+const START_MAGIC: u32 = 0x336e_c578;
+
+/// The line the guest prints first on the serial port.
+pub const BOOT_MARKER: &[u8] = b"\x1b[0m\nnym: guest started\n";
+
+extern "C" {
+    static __image_end: u8;
+    static mut nym_pvh_pt: [u64; 512];
+}
+
+extern "C" fn pvh_entry(info: &StartInfo) -> ! {
+    super::sys::set_pvh();
+    exceptions::install();
+    if info.magic != START_MAGIC {
+        super::sys::puts(b"nym: bad PVH start info magic\n");
+        exit(super::sys::EXIT_CRASH);
+    }
+    // The heap: from the end of the image to the end of the RAM region
+    // holding it (capped at 4 GiB, what the page tables map).
+    let start = core::ptr::addr_of!(__image_end) as u64;
+    let mut end = 0;
+    if info.version >= 1 && info.memmap_paddr != 0 {
+        // SAFETY: the loader wrote `memmap_entries` entries at `memmap_paddr`.
+        let map = unsafe {
+            core::slice::from_raw_parts(
+                info.memmap_paddr as *const MemmapEntry,
+                info.memmap_entries as usize,
+            )
+        };
+        for e in map.iter().filter(|e| e.ty == 1) {
+            if (e.addr..e.addr + e.size).contains(&start) {
+                end = (e.addr + e.size).min(4 << 30);
+            }
+        }
+    }
+    if end <= start {
+        super::sys::puts(b"nym: no RAM for the heap in the PVH memory map\n");
+        exit(super::sys::EXIT_CRASH);
+    }
+    heap::init(start, end);
+    clock_init();
+    timer_init();
+    let cmdline: &'static str = if info.cmdline_paddr == 0 {
+        ""
+    } else {
+        // SAFETY: the loader wrote a NUL-terminated command line there.
+        let c =
+            unsafe { core::ffi::CStr::from_ptr(info.cmdline_paddr as *const core::ffi::c_char) };
+        alloc::string::String::leak(alloc::string::String::from(c.to_str().unwrap_or("")))
+    };
+    // Everything needed from the start info is copied: unmap page 0.
+    // SAFETY: the entry's page table maps the first 2 MiB; clearing entry 0
+    // and flushing its TLB entry only removes the null page.
+    unsafe {
+        core::ptr::addr_of_mut!(nym_pvh_pt[0]).write_volatile(0);
+        core::arch::asm!("invlpg [{}]", in(reg) 0u64, options(nostack, preserves_flags));
+    }
+    puts(BOOT_MARKER);
+    entry::start(cmdline)
+}
+
+// --- console: COM1 ---------------------------------------------------------
+
+const COM1: u16 = 0x3f8;
+
+fn outb(port: u16, v: u8) {
+    // SAFETY: port I/O to the serial and debug-exit devices only.
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+    }
+}
+
+fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: reading the serial port's status register.
+    unsafe {
+        core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
+    }
+    v
+}
+
+/// Writes bytes to the serial port.
+pub fn puts(bytes: &[u8]) {
+    for &b in bytes {
+        let mut spins = 0;
+        while inb(COM1 + 5) & 0x20 == 0 && spins < 100_000 {
+            spins += 1;
+        }
+        outb(COM1, b);
+    }
+}
+
+/// Ends the guest through QEMU's isa-debug-exit (QEMU exits with 2·status+1).
+pub fn exit(status: i32) -> ! {
+    outb(0xf4, status as u8);
+    loop {
+        // SAFETY: halting with interrupts off stops this vCPU.
+        unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
+    }
+}
+
+// --- clock: kvmclock -------------------------------------------------------
+
+#[repr(C, align(32))]
+struct PvClock {
+    version: u32,
+    pad0: u32,
+    tsc_timestamp: u64,
+    system_time: u64,
+    tsc_to_system_mul: u32,
+    tsc_shift: i8,
+    flags: u8,
+    pad: [u8; 2],
+}
+
+#[repr(C, align(4))]
+struct WallClockInfo {
+    version: u32,
+    sec: u32,
+    nsec: u32,
+}
+
+static mut PVCLOCK: PvClock = PvClock {
+    version: 0,
+    pad0: 0,
+    tsc_timestamp: 0,
+    system_time: 0,
+    tsc_to_system_mul: 0,
+    tsc_shift: 0,
+    flags: 0,
+    pad: [0; 2],
+};
+static mut WALL: WallClockInfo = WallClockInfo {
+    version: 0,
+    sec: 0,
+    nsec: 0,
+};
+static BOOT_NS: AtomicU64 = AtomicU64::new(0);
+static WALL_BASE_NS: AtomicU64 = AtomicU64::new(0);
+
+fn wrmsr(msr: u32, v: u64) {
+    // SAFETY: writing the architectural and KVM MSRs named in this module.
+    unsafe {
+        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32, options(nostack, preserves_flags))
+    }
+}
+
+fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: reading the architectural MSRs named in this module.
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+fn rdtsc() -> u64 {
+    // SAFETY: reading the time-stamp counter has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+fn cpuid(leaf: u32) -> core::arch::x86_64::CpuidResult {
+    core::arch::x86_64::__cpuid(leaf)
+}
+
+fn kvm_features() -> Option<u32> {
+    let sig = cpuid(0x4000_0000);
+    let name = [
+        sig.ebx.to_le_bytes(),
+        sig.ecx.to_le_bytes(),
+        sig.edx.to_le_bytes(),
+    ]
+    .concat();
+    (name.as_slice() == b"KVMKVMKVM\0\0\0").then(|| cpuid(0x4000_0001).eax)
+}
+
+fn clock_init() {
+    const MSR_KVM_WALL_CLOCK_NEW: u32 = 0x4b56_4d00;
+    const MSR_KVM_SYSTEM_TIME_NEW: u32 = 0x4b56_4d01;
+    const KVM_FEATURE_CLOCKSOURCE2: u32 = 1 << 3;
+    match kvm_features() {
+        Some(f) if f & KVM_FEATURE_CLOCKSOURCE2 != 0 => {}
+        _ => {
+            puts(b"nym: no kvmclock (run QEMU with -accel kvm)\n");
+            exit(super::sys::EXIT_CRASH);
+        }
+    }
+    // Identity mapping: the statics' addresses are their physical addresses.
+    wrmsr(
+        MSR_KVM_SYSTEM_TIME_NEW,
+        core::ptr::addr_of!(PVCLOCK) as u64 | 1,
+    );
+    wrmsr(MSR_KVM_WALL_CLOCK_NEW, core::ptr::addr_of!(WALL) as u64);
+    // SAFETY: KVM wrote the wall clock synchronously during the wrmsr.
+    let wall = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(WALL)) };
+    WALL_BASE_NS.store(
+        u64::from(wall.sec) * 1_000_000_000 + u64::from(wall.nsec),
+        Ordering::Relaxed,
+    );
+    BOOT_NS.store(system_ns(), Ordering::Relaxed);
+}
+
+/// (tsc_timestamp, system_time, mul, shift), read consistently.
+fn pvclock() -> (u64, u64, u32, i8) {
+    loop {
+        let p = core::ptr::addr_of!(PVCLOCK);
+        // SAFETY: KVM updates the struct in place; the version protocol
+        // (odd while updating, changed after) makes the read consistent.
+        unsafe {
+            let v1 = core::ptr::read_volatile(core::ptr::addr_of!((*p).version));
+            core::sync::atomic::fence(Ordering::Acquire);
+            let r = (
+                core::ptr::read_volatile(core::ptr::addr_of!((*p).tsc_timestamp)),
+                core::ptr::read_volatile(core::ptr::addr_of!((*p).system_time)),
+                core::ptr::read_volatile(core::ptr::addr_of!((*p).tsc_to_system_mul)),
+                core::ptr::read_volatile(core::ptr::addr_of!((*p).tsc_shift)),
+            );
+            core::sync::atomic::fence(Ordering::Acquire);
+            let v2 = core::ptr::read_volatile(core::ptr::addr_of!((*p).version));
+            if v1 == v2 && v1 & 1 == 0 {
+                return r;
+            }
+        }
+    }
+}
+
+fn scale(delta: u64, mul: u32, shift: i8) -> u64 {
+    let d = if shift >= 0 {
+        delta << shift
+    } else {
+        delta >> -shift
+    };
+    ((u128::from(d) * u128::from(mul)) >> 32) as u64
+}
+
+fn system_ns() -> u64 {
+    let (ts, sys, mul, shift) = pvclock();
+    sys + scale(rdtsc().saturating_sub(ts), mul, shift)
+}
+
+/// Nanoseconds since boot.
+pub fn monotime() -> u64 {
+    system_ns().saturating_sub(BOOT_NS.load(Ordering::Relaxed))
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn walltime() -> u64 {
+    WALL_BASE_NS.load(Ordering::Relaxed) + system_ns()
+}
+
+// --- waiting: x2APIC TSC-deadline timer + hlt -------------------------------
+
+const TIMER_VECTOR: u8 = 0x20;
+const SPURIOUS_VECTOR: u8 = 0xff;
+
+fn timer_init() {
+    // The firmware leaves the legacy 8259 PICs routing the PIT to low
+    // vectors; this runtime uses the local APIC only, so mask them all.
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
+    const IA32_APIC_BASE: u32 = 0x1b;
+    const X2APIC_SVR: u32 = 0x80f;
+    const X2APIC_LVT_TIMER: u32 = 0x832;
+    let f = cpuid(1);
+    if f.ecx & (1 << 21) == 0 || f.ecx & (1 << 24) == 0 {
+        puts(b"nym: the CPU lacks x2APIC or the TSC-deadline timer (run QEMU with -cpu host)\n");
+        exit(super::sys::EXIT_CRASH);
+    }
+    wrmsr(
+        IA32_APIC_BASE,
+        rdmsr(IA32_APIC_BASE) | (1 << 11) | (1 << 10),
+    );
+    wrmsr(X2APIC_SVR, 0x100 | u64::from(SPURIOUS_VECTOR));
+    wrmsr(X2APIC_LVT_TIMER, u64::from(TIMER_VECTOR) | (0b10 << 17));
+    exceptions::set_interrupt_handlers(TIMER_VECTOR, SPURIOUS_VECTOR);
+}
+
+/// Sleeps until monotonic time `deadline`, halting the CPU between timer
+/// interrupts.
+pub fn wait(deadline: u64) {
+    const IA32_TSC_DEADLINE: u32 = 0x6e0;
+    loop {
+        let now = monotime();
+        if now >= deadline {
+            return;
+        }
+        let (_, _, mul, shift) = pvclock();
+        // Inverse of `scale`: nanoseconds to TSC ticks.
+        let mut ticks = ((u128::from(deadline - now) << 32) / u128::from(mul.max(1))) as u64;
+        ticks = if shift >= 0 {
+            ticks >> shift
+        } else {
+            ticks << -shift
+        };
+        wrmsr(IA32_TSC_DEADLINE, rdtsc().saturating_add(ticks.max(1)));
+        // SAFETY: `sti; hlt` sleeps until the timer's interrupt (the one-
+        // instruction shadow of sti makes the pair atomic); the handler only
+        // acknowledges it.
+        unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+    }
+}
+
+/// 32 random bits from RDRAND, retried as Intel advises.
+pub fn rdrand() -> Option<u64> {
+    if cpuid(1).ecx & (1 << 30) == 0 {
+        return None;
+    }
+    for _ in 0..10 {
+        let mut v = 0u64;
+        // SAFETY: RDRAND is present (checked above) and only writes `v`.
+        if unsafe { core::arch::x86_64::_rdrand64_step(&mut v) } == 1 {
+            return Some(v);
+        }
+    }
+    None
+}

@@ -1,0 +1,64 @@
+//! The platform primitives, chosen at boot by the entry the image was
+//! started through: nym's monitor (hypercalls) or PVH (QEMU).
+use super::{hvt, pvh};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+static PVH: AtomicBool = AtomicBool::new(false);
+
+/// The status a crashed guest exits with (the monitor's, for both platforms).
+pub const EXIT_CRASH: i32 = nym_hvt_abi::EXIT_CRASH;
+
+/// Marks this boot as PVH. Called first thing by the PVH entry.
+pub fn set_pvh() {
+    PVH.store(true, Ordering::Relaxed);
+}
+
+/// Whether this boot came through the PVH entry.
+pub fn is_pvh() -> bool {
+    PVH.load(Ordering::Relaxed)
+}
+
+/// Writes to the console.
+pub fn puts(bytes: &[u8]) {
+    if is_pvh() {
+        pvh::puts(bytes)
+    } else {
+        hvt::puts(bytes)
+    }
+}
+
+/// Nanoseconds since boot.
+pub fn monotime() -> u64 {
+    if is_pvh() {
+        pvh::monotime()
+    } else {
+        hvt::monotime()
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn walltime() -> u64 {
+    if is_pvh() {
+        pvh::walltime()
+    } else {
+        hvt::walltime()
+    }
+}
+
+/// Sleeps until monotonic time `deadline`.
+pub fn wait(deadline: u64) {
+    if is_pvh() {
+        pvh::wait(deadline)
+    } else {
+        hvt::wait(deadline)
+    }
+}
+
+/// Ends the guest.
+pub fn exit(status: i32) -> ! {
+    if is_pvh() {
+        pvh::exit(status)
+    } else {
+        hvt::exit(status)
+    }
+}
