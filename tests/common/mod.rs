@@ -65,3 +65,21 @@ pub fn rewrite(dir: &Path, lib_rs: &str, graph: &str) {
     std::fs::write(dir.join("src/lib.rs"), lib_rs).unwrap();
     std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
 }
+
+/// Fails loudly under CI when QEMU (or KVM, which it uses) is missing;
+/// elsewhere says why the test does nothing and returns false.
+pub fn qemu_available() -> bool {
+    let ok = kvm_available()
+        && Command::new("qemu-system-x86_64")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI=true but qemu-system-x86_64 cannot run: scripts/install.sh installs it"
+        );
+        eprintln!("skipped: qemu-system-x86_64 is not installed");
+    }
+    ok
+}

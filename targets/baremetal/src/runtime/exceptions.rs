@@ -159,13 +159,9 @@ fn report_on_console(f: &abi::Fault) {
             Ok(())
         }
     }
-    extern "C" {
-        static __image_end: u8;
-    }
-    // Frame pointers are only followed inside the image and its statics, so
-    // a corrupt chain cannot fault again.
-    let end = core::ptr::addr_of!(__image_end) as u64;
-    let stack = end..end + (64 << 20);
+    // Frame pointers are only followed inside what the PVH page tables map
+    // (the first 4 GiB less page 0), so a corrupt chain cannot fault again.
+    let stack = 0x1000u64..(4 << 30);
     let _ = write!(
         Out,
         "nym-fault: vector={} error={:#x} cr2={:#x} frames={:#x}",
