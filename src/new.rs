@@ -87,7 +87,7 @@ pub fn create(parent: &Path, name: &str, template: Template) -> Result<PathBuf, 
         ("Cargo.toml", manifest),
         ("unikernel.nym", graph),
         ("src/lib.rs", lib.to_owned()),
-        (".gitignore", "/target\n/data\n".to_owned()),
+        (".gitignore", "/target\n/data\n/kv.img\n".to_owned()),
     ];
     for (rel, text) in files {
         let path = dir.join(rel);

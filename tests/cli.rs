@@ -132,6 +132,14 @@ fn check_reports_every_error_with_its_place_and_a_hint() {
 #[test]
 fn check_for_kvm_names_the_implementation_to_use_instead() {
     let (_tmp, dir) = project("retarget", "kv");
+    assert!(
+        run(nym(&dir).args(["check", "--target", "kvm"]))
+            .status
+            .success(),
+        "the template matches on the target"
+    );
+    let graph = "let store = kv::dir(\"data\");\nlet app = job retarget::start(console::default(), store);\nregister(\"retarget\", [app]);\n";
+    std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
     let out = run(nym(&dir).args(["check", "--target", "kvm"]));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -208,10 +216,10 @@ fn bad_keys_targets_and_projects_get_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown key `--cuont`; the keys are: --count"));
 
-    let out = run(nym(&dir).args(["run", "--target", "kvm"]));
+    let out = run(nym(&dir).args(["run", "--target", "xen"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out)
-        .contains("target kvm: building and booting unikernel images is not available yet"));
+        .contains("target xen: building and booting unikernel images is not available yet"));
 
     let out = run(nym(tmp.path()).arg("check"));
     assert_eq!(out.status.code(), Some(1));

@@ -251,3 +251,41 @@ fn an_image_that_needs_a_block_file_is_refused_without_one() {
         "a host program is not an image"
     );
 }
+
+#[test]
+fn kv_on_kvm_persists_on_the_block_file_across_boots() {
+    if !kvm_available() {
+        return;
+    }
+    let (_tmp, dir) = project("kvmstore", "kv");
+    let unix = run(nym(&dir).arg("run"));
+    assert!(unix.status.success());
+    let first = run(nym(&dir).args(["run", "--target", "kvm"]));
+    assert!(first.status.success(), "exit {:?}", first.status);
+    assert_eq!(
+        stdout(&first),
+        stdout(&unix),
+        "a first run prints the same on kvm as on unix"
+    );
+    assert_eq!(
+        stdout(&first),
+        "run #1\ngreeting = hello, store\nkeys: greeting, runs\n"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("kv.img")).unwrap().len(),
+        64 * 1024
+    );
+    let second = run(nym(&dir).args(["run", "--target", "kvm"]));
+    assert!(second.status.success());
+    assert!(
+        stdout(&second).starts_with("run #2\n"),
+        "{}",
+        stdout(&second)
+    );
+    let third = run(nym(&dir)
+        .arg("boot")
+        .arg(dir.join("target/nym/kvm/kvmstore.elf"))
+        .arg("--block")
+        .arg(dir.join("kv.img")));
+    assert!(stdout(&third).starts_with("run #3\n"), "{}", stdout(&third));
+}

@@ -72,3 +72,15 @@ pub async fn start(console: impl Console, how: u32) -> Result<(), &'static str> 
         "symbolised from the image: {report}"
     );
 }
+
+#[test]
+fn kv_under_qemu_prints_what_a_first_unix_run_prints() {
+    if !qemu_available() {
+        return;
+    }
+    let (_tmp, dir) = project("qemustore", "kv");
+    let unix = run(nym(&dir).arg("run"));
+    let qemu = run(nym(&dir).args(["run", "--target", "qemu"]));
+    assert!(qemu.status.success(), "exit {:?}", qemu.status);
+    assert_eq!(stdout(&qemu), stdout(&unix));
+}

@@ -10,7 +10,7 @@
 use crate::catalog::{self, Implementation, ParamType};
 use crate::diagnostic::Diagnostic;
 use crate::jobs::{JobError, JobParam, JobSig, RustCrate};
-use crate::syntax::{Arg, Expr, ExprKind, File, Ident, Path, Span, Stmt};
+use crate::syntax::{Arg, Expr, ExprKind, File, Ident, MatchArm, Path, Span, Stmt};
 use crate::types::{Kind, Target, Type, ValueType};
 use libos::Value;
 use std::collections::HashMap;
@@ -298,6 +298,7 @@ impl Checker<'_> {
                 (Type::List, Eval::List(evals))
             }
             ExprKind::Job { path, args, close } => self.job(e.span, path, args, *close),
+            ExprKind::Match(arms) => self.match_target(e.span, arms),
             ExprKind::Call { path, args, close } => match path.text().as_str() {
                 "key" => self.key(e.span, args, *close),
                 "register" => {
@@ -313,6 +314,56 @@ impl Checker<'_> {
                 }
                 _ => self.apply(e.span, path, args, *close),
             },
+        }
+    }
+
+    /// Evaluates the arm for the target being checked; the other arms are
+    /// checked when the graph is checked for their targets.
+    fn match_target(&mut self, span: Span, arms: &[MatchArm]) -> (Type, Eval) {
+        let mut chosen = None;
+        for arm in arms {
+            for t in &arm.targets {
+                if Target::from_name(&t.name).is_none() {
+                    let mut d = Diagnostic::error(
+                        "nym::unknown-target",
+                        t.span,
+                        format!("unknown target `{}`", t.name),
+                    )
+                    .label("not a target")
+                    .help(format!(
+                        "the targets are: {}",
+                        Target::ALL
+                            .iter()
+                            .map(|t| t.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    if let Some(best) = closest(&t.name, Target::ALL.iter().map(|t| t.name())) {
+                        d = d.fix(format!("use `{best}`"), t.span, best);
+                    }
+                    self.diags.push(d);
+                }
+            }
+            let matches =
+                arm.targets.is_empty() || arm.targets.iter().any(|t| t.name == self.target.name());
+            if matches && chosen.is_none() {
+                chosen = Some(arm);
+            }
+        }
+        match chosen {
+            Some(arm) => self.expr(&arm.value),
+            None => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "nym::match",
+                        span,
+                        format!("no arm of this `match target` is for {}", self.target),
+                    )
+                    .label(format!("nothing for {}", self.target))
+                    .help(format!("add `{} => ...` or `_ => ...`", self.target)),
+                );
+                (Type::Error, Eval::Error)
+            }
         }
     }
 

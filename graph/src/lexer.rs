@@ -29,6 +29,14 @@ pub enum TokenKind {
     Semi,
     /// `=`
     Eq,
+    /// `{`
+    LBrace,
+    /// `}`
+    RBrace,
+    /// `=>`
+    FatArrow,
+    /// `|`
+    Pipe,
     /// Something the lexer could not read, with the reason.
     Error(String),
     /// The end of input.
@@ -65,7 +73,11 @@ pub fn lex(src: &str) -> (Vec<Token>, Vec<Span>) {
                 comments.push(Span::new(start, i));
                 continue;
             }
-            b'(' | b')' | b'[' | b']' | b',' | b';' | b'=' => {
+            b'=' if bytes.get(i + 1) == Some(&b'>') => {
+                i += 2;
+                TokenKind::FatArrow
+            }
+            b'(' | b')' | b'[' | b']' | b',' | b';' | b'=' | b'{' | b'}' | b'|' => {
                 i += 1;
                 match c {
                     b'(' => TokenKind::LParen,
@@ -74,6 +86,9 @@ pub fn lex(src: &str) -> (Vec<Token>, Vec<Span>) {
                     b']' => TokenKind::RBracket,
                     b',' => TokenKind::Comma,
                     b';' => TokenKind::Semi,
+                    b'{' => TokenKind::LBrace,
+                    b'}' => TokenKind::RBrace,
+                    b'|' => TokenKind::Pipe,
                     _ => TokenKind::Eq,
                 }
             }

@@ -6,7 +6,7 @@
 //! diagnostic and the rest of the file is still checked.
 use crate::diagnostic::Diagnostic;
 use crate::lexer::{lex, Token, TokenKind};
-use crate::syntax::{Arg, Expr, ExprKind, File, Ident, Path, Span, Stmt};
+use crate::syntax::{Arg, Expr, ExprKind, File, Ident, MatchArm, Path, Span, Stmt};
 use libos::value::{parse_duration, parse_int, Value};
 
 /// Parses `src`, returning the tree and the syntax errors.
@@ -74,6 +74,10 @@ fn describe(kind: &TokenKind) -> String {
         TokenKind::Comma => "`,`".into(),
         TokenKind::Semi => "`;`".into(),
         TokenKind::Eq => "`=`".into(),
+        TokenKind::LBrace => "`{`".into(),
+        TokenKind::RBrace => "`}`".into(),
+        TokenKind::FatArrow => "`=>`".into(),
+        TokenKind::Pipe => "`|`".into(),
         TokenKind::Error(e) => e.clone(),
         TokenKind::Eof => "the end of the file".into(),
     }
@@ -263,6 +267,10 @@ impl Parser {
                 self.bump();
                 lit(Value::Bool(k == "true"))
             }
+            TokenKind::Ident(k) if k == "match" => {
+                self.bump();
+                self.match_target(t.span, depth)
+            }
             TokenKind::Ident(k) if k == "job" => {
                 self.bump();
                 let path = self.path()?;
@@ -300,6 +308,43 @@ impl Parser {
                 Err(())
             }
         }
+    }
+
+    /// `match target { pattern => expr, ... }` after the `match`.
+    fn match_target(&mut self, start: Span, depth: usize) -> PResult<Expr> {
+        if !matches!(&self.peek().kind, TokenKind::Ident(k) if k == "target") {
+            self.unexpected("`target` (a graph can match on the target it is built for)");
+            return Err(());
+        }
+        self.bump();
+        self.expect(TokenKind::LBrace, "`{`")?;
+        let mut arms = Vec::new();
+        while !self.at(&TokenKind::RBrace) {
+            let mut targets = Vec::new();
+            if matches!(&self.peek().kind, TokenKind::Ident(k) if k == "_") {
+                self.bump();
+            } else {
+                targets.push(self.ident("a target name or `_`")?);
+                while self.at(&TokenKind::Pipe) {
+                    self.bump();
+                    targets.push(self.ident("a target name after `|`")?);
+                }
+            }
+            self.expect(TokenKind::FatArrow, "`=>`")?;
+            let value = self.expr_at(depth + 1)?;
+            arms.push(MatchArm { targets, value });
+            if self.at(&TokenKind::Comma) {
+                self.bump();
+            } else if !self.at(&TokenKind::RBrace) {
+                self.unexpected("`,` or `}`");
+                return Err(());
+            }
+        }
+        let close = self.bump().span;
+        Ok(Expr {
+            kind: ExprKind::Match(arms),
+            span: start.to(close),
+        })
     }
 
     fn number(&mut self, text: &str, span: Span) -> PResult<Expr> {
@@ -403,9 +448,9 @@ impl Parser {
         loop {
             match self.peek().kind {
                 TokenKind::Eof | TokenKind::Semi => return,
-                TokenKind::LParen | TokenKind::LBracket => depth += 1,
-                TokenKind::RParen | TokenKind::RBracket if depth == 0 => return,
-                TokenKind::RParen | TokenKind::RBracket => depth -= 1,
+                TokenKind::LParen | TokenKind::LBracket | TokenKind::LBrace => depth += 1,
+                TokenKind::RParen | TokenKind::RBracket | TokenKind::RBrace if depth == 0 => return,
+                TokenKind::RParen | TokenKind::RBracket | TokenKind::RBrace => depth -= 1,
                 TokenKind::Comma if depth == 0 => return,
                 _ => {}
             }
@@ -427,5 +472,5 @@ impl Parser {
 }
 
 fn is_keyword(s: &str) -> bool {
-    matches!(s, "let" | "job" | "true" | "false")
+    matches!(s, "let" | "job" | "true" | "false" | "match")
 }

@@ -103,9 +103,21 @@ pub enum ExprKind {
     BadCidr(String),
     /// `[a, b]`.
     List(Vec<Expr>),
+    /// `match target { unix => a, kvm | qemu => b, _ => c }`: the arm
+    /// whose pattern names the target being checked for.
+    Match(Vec<MatchArm>),
     /// What the parser left where an expression failed to parse; the
     /// checker stays silent about it so one typo gives one diagnostic.
     Error,
+}
+
+/// One arm of a `match target`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchArm {
+    /// The targets it is for; empty for `_`.
+    pub targets: Vec<Ident>,
+    /// Its value.
+    pub value: Expr,
 }
 
 /// A statement.
@@ -156,6 +168,7 @@ impl Expr {
                 args.iter().for_each(|a| a.value.walk(f))
             }
             ExprKind::List(items) => items.iter().for_each(|e| e.walk(f)),
+            ExprKind::Match(arms) => arms.iter().for_each(|a| a.value.walk(f)),
             _ => {}
         }
     }

@@ -615,3 +615,82 @@ register("hello", [j]);
         "#]],
     );
 }
+
+const PER_TARGET: &str = r#"let c = console::default();
+let store = match target {
+    unix => kv::dir("data"),
+    kvm => kv::block(block::file("kv.img", size = 64KiB)),
+    _ => kv::mem(),
+};
+let j = job hello::store(c, store);
+register("hello", [j]);
+"#;
+
+#[test]
+fn match_target_picks_the_arm_for_the_target() {
+    check_for(
+        Target::Kvm,
+        PER_TARGET,
+        expect![[r#"
+            unikernel "hello" for kvm
+
+            devices
+              #0  c            console::default()            : Console
+              #1  block::file  block::file("kv.img", 65536)  : Block
+              #2  store        kv::block(block::file)        : Kv
+
+            jobs
+              hello::store(c, store)
+        "#]],
+    );
+    check_for(
+        Target::Qemu,
+        PER_TARGET,
+        expect![[r#"
+            unikernel "hello" for qemu
+
+            devices
+              #0  c      console::default()  : Console
+              #1  store  kv::mem()           : Kv
+
+            jobs
+              hello::store(c, store)
+        "#]],
+    );
+}
+
+#[test]
+fn match_target_names_must_be_targets_and_cover_the_target() {
+    check_for(
+        Target::Qemu,
+        r#"let c = console::default();
+let store = match target { unix => kv::dir("data"), kvn => kv::mem() };
+let j = job hello::store(c, store);
+register("hello", [j]);
+"#,
+        expect![[r#"
+            nym::match
+
+              × no arm of this `match target` is for qemu
+               ╭─[unikernel.nym:2:13]
+             1 │ let c = console::default();
+             2 │ let store = match target { unix => kv::dir("data"), kvn => kv::mem() };
+               ·             ─────────────────────────────┬────────────────────────────
+               ·                                          ╰── nothing for qemu
+             3 │ let j = job hello::store(c, store);
+               ╰────
+              help: add `qemu => ...` or `_ => ...`
+            nym::unknown-target
+
+              × unknown target `kvn`
+               ╭─[unikernel.nym:2:53]
+             1 │ let c = console::default();
+             2 │ let store = match target { unix => kv::dir("data"), kvn => kv::mem() };
+               ·                                                     ─┬─
+               ·                                                      ╰── not a target
+             3 │ let j = job hello::store(c, store);
+               ╰────
+              help: the targets are: unix, kvm, qemu, xen
+        "#]],
+    );
+}
