@@ -354,6 +354,7 @@ fn run_kvm(
         mem_size: mem,
         cmdline,
         block: block_file(project, graph, &keys),
+        seccomp: true,
     })
 }
 

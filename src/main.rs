@@ -168,6 +168,7 @@ fn main() -> ExitCode {
                 mem_size: mem,
                 cmdline: args.join(" "),
                 block,
+                seccomp: true,
             })
         }
     };

@@ -289,3 +289,36 @@ fn kv_on_kvm_persists_on_the_block_file_across_boots() {
         .arg(dir.join("kv.img")));
     assert!(stdout(&third).starts_with("run #3\n"), "{}", stdout(&third));
 }
+
+#[test]
+fn the_monitor_runs_the_guest_under_a_seccomp_filter() {
+    if !kvm_available() {
+        return;
+    }
+    let (_tmp, dir) = project("filtered", "hello");
+    assert!(run(nym(&dir).args(["build", "--target", "kvm"])).status.success());
+    let mut child = nym(&dir)
+        .arg("boot")
+        .arg(dir.join("target/nym/kvm/filtered.elf"))
+        .args(["--", "--count", "40"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let started = std::time::Instant::now();
+    let mut mode = String::new();
+    while started.elapsed() < std::time::Duration::from_secs(10) {
+        mode = std::fs::read_to_string(&status)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:").map(|v| v.trim().to_owned()))
+            .unwrap_or_default();
+        if mode == "2" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(mode, "2", "the monitor's process is in seccomp filter mode while the guest runs");
+}

@@ -6,6 +6,7 @@
 //! exit, and fault reports with a symbolised backtrace.
 //!
 //! Layers: [`elf`] validates an image into a typed [`elf::Image`];
+//! `seccomp` drops every system call the run loop does not need;
 //! `memory` owns guest memory and turns guest addresses into checked host
 //! slices; `vcpu` sets up long mode; `hypercall` decodes each call into a
 //! validated request before any handler sees it; `monitor` runs the loop.
@@ -17,6 +18,7 @@ pub mod elf;
 pub mod hypercall;
 pub mod memory;
 pub mod monitor;
+pub mod seccomp;
 
 pub use monitor::{run, BlockFile, Config, MonitorError, Outcome};
 pub use nym_hvt_abi as abi;

@@ -23,6 +23,9 @@ pub struct Config {
     pub cmdline: String,
     /// The block device's backing file, if the image has one.
     pub block: Option<BlockFile>,
+    /// Install the system-call allowlist before the guest runs (on unless
+    /// debugging the monitor itself).
+    pub seccomp: bool,
 }
 
 /// A host file served as the guest's block device.
@@ -73,6 +76,9 @@ pub enum MonitorError {
         /// Why.
         source: std::io::Error,
     },
+    /// The allowlist could not be installed.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// KVM refused something.
     #[error("KVM: {what}: {source}\n  hint: is /dev/kvm present and accessible to you?")]
     Kvm {
@@ -348,9 +354,6 @@ impl Guest<'_> {
                 let _ = self.mem.write(at, &io);
             }
             Call::Random(buf) => {
-                if self.random.is_none() {
-                    self.random = File::open("/dev/urandom").ok();
-                }
                 let dst = self.mem.bytes_mut(buf);
                 if let Some(f) = &mut self.random {
                     let _ = f.read_exact(dst);
