@@ -296,7 +296,9 @@ fn the_monitor_runs_the_guest_under_a_seccomp_filter() {
         return;
     }
     let (_tmp, dir) = project("filtered", "hello");
-    assert!(run(nym(&dir).args(["build", "--target", "kvm"])).status.success());
+    assert!(run(nym(&dir).args(["build", "--target", "kvm"]))
+        .status
+        .success());
     let mut child = nym(&dir)
         .arg("boot")
         .arg(dir.join("target/nym/kvm/filtered.elf"))
@@ -320,5 +322,8 @@ fn the_monitor_runs_the_guest_under_a_seccomp_filter() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(mode, "2", "the monitor's process is in seccomp filter mode while the guest runs");
+    assert_eq!(
+        mode, "2",
+        "the monitor's process is in seccomp filter mode while the guest runs"
+    );
 }

@@ -181,13 +181,18 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     };
     vcpu.set_regs(&regs).map_err(kvm("setting registers"))?;
 
+    // Everything the run loop touches is open before the allowlist goes on.
+    let random = File::open("/dev/urandom").ok();
+    if config.seccomp {
+        crate::seccomp::install()?;
+    }
     let mut guest = Guest {
         mem,
         image,
         block,
         started: Instant::now(),
         console,
-        random: None,
+        random,
     };
     guest.run(&mut vcpu)
 }

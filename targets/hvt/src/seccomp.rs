@@ -13,15 +13,30 @@ pub struct SeccompError(String);
 
 /// The system calls the run loop needs, and why.
 const ALLOWED: &[(i64, &str)] = &[
-    (libc::SYS_ioctl, "KVM_RUN, and reading registers for crash reports"),
+    (
+        libc::SYS_ioctl,
+        "KVM_RUN, and reading registers for crash reports",
+    ),
     (libc::SYS_write, "the console"),
     (libc::SYS_writev, "the console, through buffered writers"),
-    (libc::SYS_read, "the entropy source opened before the filter"),
+    (
+        libc::SYS_read,
+        "the entropy source opened before the filter",
+    ),
     (libc::SYS_pread64, "block reads"),
     (libc::SYS_pwrite64, "block writes"),
-    (libc::SYS_fdatasync, "block writes are durable before the guest resumes"),
-    (libc::SYS_fsync, "block writes are durable before the guest resumes"),
-    (libc::SYS_clock_gettime, "the guest's clocks (when the vDSO falls back)"),
+    (
+        libc::SYS_fdatasync,
+        "block writes are durable before the guest resumes",
+    ),
+    (
+        libc::SYS_fsync,
+        "block writes are durable before the guest resumes",
+    ),
+    (
+        libc::SYS_clock_gettime,
+        "the guest's clocks (when the vDSO falls back)",
+    ),
     (libc::SYS_clock_nanosleep, "WAIT"),
     (libc::SYS_nanosleep, "WAIT"),
     (libc::SYS_mmap, "allocation (crash reports, symbolisation)"),
@@ -31,7 +46,14 @@ const ALLOWED: &[(i64, &str)] = &[
     (libc::SYS_madvise, "the allocator returning memory"),
     (libc::SYS_futex, "locks in std (stdout)"),
     (libc::SYS_close, "closing the VM and files at exit"),
-    (libc::SYS_sigaltstack, "std's stack-overflow handler at thread exit"),
+    (
+        libc::SYS_fcntl,
+        "checking descriptors as they are closed at exit",
+    ),
+    (
+        libc::SYS_sigaltstack,
+        "std's stack-overflow handler at thread exit",
+    ),
     (libc::SYS_rt_sigreturn, "returning from a signal handler"),
     (libc::SYS_rt_sigprocmask, "std's signal handling"),
     (libc::SYS_sched_yield, "spin loops in std"),
@@ -41,9 +63,17 @@ const ALLOWED: &[(i64, &str)] = &[
 
 /// Installs the allowlist on every thread of the process.
 pub fn install() -> Result<(), SeccompError> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = ALLOWED.iter().map(|(nr, _)| (*nr, vec![])).collect();
-    let filter = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64)
-        .map_err(|e| SeccompError(e.to_string()))?;
-    let program: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| SeccompError(e.to_string()))?;
+    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+        ALLOWED.iter().map(|(nr, _)| (*nr, vec![])).collect();
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::KillProcess,
+        SeccompAction::Allow,
+        TargetArch::x86_64,
+    )
+    .map_err(|e| SeccompError(e.to_string()))?;
+    let program: BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| SeccompError(e.to_string()))?;
     seccompiler::apply_filter_all_threads(&program).map_err(|e| SeccompError(e.to_string()))
 }
