@@ -168,13 +168,14 @@ pub const GUEST_TARGET: &str = "x86_64-unknown-none";
 
 /// The cargo arguments that build a guest image: the target, and the
 /// flags that link it where it runs (no relocation, so gdb's symbols land
-/// without offsets) with frame pointers (for crash backtraces).
+/// without offsets) with frame pointers (for crash backtraces). The target's
+/// own code model (kernel) is kept: its sign-extended 32-bit addresses reach
+/// an image at 1 MiB, and it matches the precompiled `core` under LTO.
 pub fn guest_args() -> Vec<String> {
     let script = nym_src().join("targets/baremetal/link.ld");
     let flags = [
         format!("link-arg=-T{}", script.display()),
         "relocation-model=static".into(),
-        "code-model=small".into(),
         "force-frame-pointers=yes".into(),
     ];
     let list: Vec<String> = flags

@@ -271,7 +271,7 @@ fn build_program(
         Target::Kvm | Target::Qemu => (
             cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), ""),
             cargo::guest_args(),
-            "\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\ndebug = true\n",
+            "\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n",
             format!("{}.elf", graph.name),
         ),
         t => return Err(CliError::TargetNotReady(t)),

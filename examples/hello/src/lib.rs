@@ -1,5 +1,5 @@
-//! hello: the smallest nym unikernel. It greets `count` times with a pause
-//! between greetings, then checks the monotonic clock saw the pauses.
+//! hello: the smallest nym unikernel. It greets `count` times, `pause`
+//! apart, then checks the monotonic clock saw the pauses.
 //!
 //! It is written only against libos's device traits and is `no_std`, so the
 //! same code runs in-process on Unix and links into a unikernel image.
@@ -10,25 +10,23 @@ use alloc::format;
 use core::time::Duration;
 use libos::{Console, ConsoleError, MonoClock, Time};
 
-/// The pause between two greetings.
-const PAUSE: Duration = Duration::from_millis(100);
-
-/// The job: prints `hello from nym #i` for i in 1..=count.
+/// The job: prints `hello from nym #i` for i in 1..=count, `pause` apart.
 pub async fn start(
     console: impl Console,
     clock: impl MonoClock,
     time: impl Time,
     count: u32,
+    pause: Duration,
 ) -> Result<(), ConsoleError> {
     let started = clock.elapsed_ns();
     for i in 1..=count {
         console.log(&format!("hello from nym #{i}")).await?;
         if i < count {
-            time.sleep(PAUSE).await;
+            time.sleep(pause).await;
         }
     }
     let waited = Duration::from_nanos(clock.elapsed_ns().saturating_sub(started));
-    let expected = PAUSE * count.saturating_sub(1);
+    let expected = pause * count.saturating_sub(1);
     let verdict = if waited >= expected { "ok" } else { "too fast" };
     console
         .log(&format!("{count} greetings; the clock agrees: {verdict}"))

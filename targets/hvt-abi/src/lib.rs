@@ -31,9 +31,9 @@
 //! | number | name | struct | what it does |
 //! |---|---|---|---|
 //! | 1 | `WALLTIME` | [`Time`] | `nanos` = ns since the Unix epoch |
-//! | 2 | `MONOTIME` | [`Time`] | `nanos` = ns since the guest started |
+//! | 2 | `MONOTIME` | [`Time`] | `nanos` = ns since the guest started (guests with kvmclock read time without an exit) |
 //! | 3 | `PUTS` | [`Puts`] | write `len` bytes at `data` to the console |
-//! | 4 | `WAIT` | [`Wait`] | sleep until monotonic `deadline` (no busy loop) |
+//! | 4 | `WAIT` | [`Wait`] | block the vCPU for at most `timeout` ns (no busy loop) |
 //! | 5 | `BLOCK_INFO` | [`BlockInfo`] | the block device's geometry |
 //! | 6 | `BLOCK_READ` | [`BlockIo`] | read sectors into `data` |
 //! | 7 | `BLOCK_WRITE` | [`BlockIo`] | write sectors from `data` |
@@ -151,12 +151,13 @@ pub struct Puts {
     pub len: u64,
 }
 
-/// `WAIT`.
+/// `WAIT`. Relative, so the guest may keep time its own way (kvmclock)
+/// without agreeing with the monitor on a clock's origin.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Wait {
-    /// In: the monotonic time (ns) to sleep until.
-    pub deadline: u64,
+    /// In: the longest the guest wants to sleep, in nanoseconds.
+    pub timeout: u64,
 }
 
 /// `BLOCK_INFO`.

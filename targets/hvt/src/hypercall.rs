@@ -20,10 +20,10 @@ pub enum Call {
     },
     /// Print this text.
     Puts(GuestRange),
-    /// Sleep until this monotonic time.
+    /// Sleep for at most this long.
     Wait {
         /// Nanoseconds.
-        deadline: u64,
+        timeout: u64,
     },
     /// Write the block geometry into the [`abi::BlockInfo`] at `at`.
     BlockInfo {
@@ -115,7 +115,7 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
             Call::Puts(mem.range(p.data, p.len).map_err(bad)?)
         }
         nr::WAIT => Call::Wait {
-            deadline: load!(abi::Wait).deadline,
+            timeout: load!(abi::Wait).timeout,
         },
         nr::BLOCK_INFO => {
             load!(abi::BlockInfo);
@@ -179,46 +179,41 @@ mod tests {
         );
 
         // The buffer runs past memory, the length overflows, the struct is
-        // misaligned or outside memory, the port is unknown, the width wrong.
-        let cases: Vec<(u16, u32, abi::Puts, &str)> = vec![
+        // misaligned or outside memory, the port is unknown. Each case is the
+        // raw words of the argument struct at `at`.
+        let cases: Vec<(u16, u32, [u64; 4], &str)> = vec![
             (
                 nr::PUTS,
                 0x2000,
-                abi::Puts {
-                    data: MIN_SIZE - 2,
-                    len: 5,
-                },
+                [MIN_SIZE - 2, 5, 0, 0],
                 "reach past the end",
             ),
             (
                 nr::PUTS,
                 0x2000,
-                abi::Puts {
-                    data: 0x3000,
-                    len: u64::MAX,
-                },
+                [0x3000, u64::MAX, 0, 0],
                 "reach past the end",
             ),
-            (nr::PUTS, 0x2004, abi::Puts::default(), "not 8-byte aligned"),
-            (
-                nr::PUTS,
-                u32::MAX - 7,
-                abi::Puts::default(),
-                "reach past the end",
-            ),
+            (nr::PUTS, 0x2004, [0; 4], "not 8-byte aligned"),
+            (nr::PUTS, u32::MAX - 7, [0; 4], "reach past the end"),
             (
                 nr::BLOCK_WRITE,
                 0x2000,
-                abi::Puts {
-                    data: 5,
-                    len: u64::MAX - 1,
-                },
+                [0, 0, 5, u64::MAX - 1],
                 "reach past the end",
             ),
-            (15, 0x2000, abi::Puts::default(), "no hypercall number 15"),
+            (
+                nr::BLOCK_READ,
+                0x2000,
+                [0, 0, MIN_SIZE - 512, 1024],
+                "reach past the end",
+            ),
+            (15, 0x2000, [0; 4], "no hypercall number 15"),
         ];
-        for (n, at, puts, expect) in cases {
-            m.write(0x2000, &puts).unwrap();
+        for (n, at, words, expect) in cases {
+            for (i, w) in words.iter().enumerate() {
+                m.write(0x2000 + 8 * i as u64, w).unwrap();
+            }
             let (p, d) = out(n, at);
             let err = decode(&m, p, &d).unwrap_err();
             assert!(err.to_string().contains(expect), "{err}");

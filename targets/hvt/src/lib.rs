@@ -2,7 +2,7 @@
 //!
 //! Boots a unikernel image built for `x86_64-unknown-none` directly in long
 //! mode on `/dev/kvm` (no firmware, no QEMU) and serves the hypercalls of
-//! [`nym_hvt_abi`]: console, clocks, wait-with-deadline, block, entropy,
+//! [`nym_hvt_abi`]: console, clocks, wait-with-timeout, block, entropy,
 //! exit, and fault reports with a symbolised backtrace.
 //!
 //! Layers: [`elf`] validates an image into a typed [`elf::Image`];

@@ -326,12 +326,7 @@ impl Guest<'_> {
                 let _ = self.console.write_all(self.mem.bytes(text));
                 let _ = self.console.flush();
             }
-            Call::Wait { deadline } => {
-                let now = self.now();
-                if deadline > now {
-                    std::thread::sleep(Duration::from_nanos(deadline - now));
-                }
-            }
+            Call::Wait { timeout } => std::thread::sleep(Duration::from_nanos(timeout)),
             Call::BlockInfo { at } => {
                 let info = match &self.block {
                     Some((_, sectors)) => abi::BlockInfo {

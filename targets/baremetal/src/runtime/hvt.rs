@@ -49,8 +49,8 @@ pub fn walltime() -> u64 {
     t.nanos
 }
 
-/// Blocks until the monotonic time reaches `deadline`.
-pub fn wait(deadline: u64) {
-    let mut w = abi::Wait { deadline };
+/// Blocks for at most `timeout` nanoseconds.
+pub fn wait(timeout: u64) {
+    let mut w = abi::Wait { timeout };
     call(abi::nr::WAIT, &mut w);
 }

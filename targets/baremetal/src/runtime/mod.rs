@@ -5,6 +5,7 @@ mod exceptions;
 mod executor;
 mod heap;
 mod hvt;
+mod kvmclock;
 mod note;
 pub mod platform;
 mod pvh;
