@@ -193,7 +193,17 @@ fn bad_images_get_a_one_line_error() {
     let mut header = vec![0x7f, b'E', b'L', b'F', 2, 1, 1];
     header.resize(40, 0);
     std::fs::write(&truncated, &header).unwrap();
+    // A well-formed 64-bit header for AArch64 (machine 183).
+    let foreign = tmp.path().join("aarch64.elf");
+    let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+    elf.resize(16, 0);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf.extend_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.resize(64, 0);
+    std::fs::write(&foreign, &elf).unwrap();
     let cases = [
+        (foreign.as_path(), "built for machine 183 (AArch64), not x86_64"),
         (empty.as_path(), "empty file"),
         (text.as_path(), "not an ELF file (bad magic)"),
         (truncated.as_path(), "truncated"),
