@@ -60,4 +60,21 @@ if [ ${#missing[@]} -gt 0 ] || [ -n "$need_qemu" ]; then
             -t bookworm-backports qemu-system-x86 >/dev/null
     fi
 fi
+# Xen for the xen target's tests: the hypervisor from Debian's package,
+# uncompressed (QEMU's -kernel takes the multiboot image), without installing
+# the package (no boot-loader hooks on this machine).
+XEN=/var/cache/nym/xen-4.17-amd64
+if [ ! -s "$XEN" ]; then
+    say "extracting the Xen 4.17 hypervisor to $XEN"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq xen-hypervisor-4.17-amd64 2>/dev/null) || {
+        sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        (cd "$tmp" && apt-get download -qq xen-hypervisor-4.17-amd64)
+    }
+    dpkg-deb -x "$tmp"/xen-hypervisor-4.17-amd64_*.deb "$tmp/x"
+    sudo_if_needed mkdir -p "$(dirname "$XEN")"
+    zcat "$tmp"/x/boot/xen-4.17-amd64.gz | sudo_if_needed tee "$XEN.tmp" >/dev/null
+    sudo_if_needed mv "$XEN.tmp" "$XEN"
+    rm -rf "$tmp"
+fi
 say "all set"

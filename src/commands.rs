@@ -54,9 +54,10 @@ pub enum CliError {
     /// QEMU could not run the guest.
     #[error(transparent)]
     Qemu(#[from] crate::qemu::QemuError),
-    /// The target cannot run or build images yet.
-    #[error("target {0}: building and booting unikernel images is not available yet; `nym check --target {0}` works")]
-    TargetNotReady(Target),
+    /// Xen could not run the guest.
+    #[error(transparent)]
+    Xen(#[from] crate::xen::XenError),
+
     /// A host operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -71,9 +72,7 @@ impl CliError {
     /// The exit status: 2 for usage mistakes, 1 for everything else.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Keys(_) | CliError::TargetNotReady(_) | CliError::GuestArg(_) => {
-                ExitCode::from(2)
-            }
+            CliError::Keys(_) | CliError::GuestArg(_) => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }
@@ -213,9 +212,6 @@ pub fn run(
     mem: u64,
 ) -> Result<ExitCode, CliError> {
     let target: Target = args.target.into();
-    if target == Target::Xen {
-        return Err(CliError::TargetNotReady(target));
-    }
     let (project, graph) = load(cwd, args)?;
     match target {
         Target::Kvm => return run_kvm(cwd, &project, &graph, key_args, mem),
@@ -223,6 +219,11 @@ pub fn run(
             let cmdline = guest_cmdline(&graph, key_args)?;
             let image = build_program(cwd, &project, &graph, false)?;
             return Ok(crate::qemu::run(&image, mem, &cmdline)?);
+        }
+        Target::Xen => {
+            let cmdline = guest_cmdline(&graph, key_args)?;
+            let image = build_program(cwd, &project, &graph, false)?;
+            return Ok(crate::xen::run(&image, mem, &cmdline)?);
         }
         _ => {}
     }
@@ -268,13 +269,12 @@ fn build_program(
     let main = codegen::main_rs(graph, &krate, &project.root)?;
     let (runtime, extra, profile, file) = match target {
         Target::Unix => (cargo::path_dep("nym-unix", &src.join("targets/unix"), ""), vec![], "", graph.name.clone()),
-        Target::Kvm | Target::Qemu => (
+        Target::Kvm | Target::Qemu | Target::Xen => (
             cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), ""),
             cargo::guest_args(),
             "\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n",
             format!("{}.elf", graph.name),
         ),
-        t => return Err(CliError::TargetNotReady(t)),
     };
     let manifest = format!(
         "[package]\nname = \"nym-main-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
@@ -303,13 +303,26 @@ fn build_program(
     Ok(out)
 }
 
-/// `nym build`: prints the program's path, or for qemu the command that
-/// boots it.
+/// `nym build`: prints the program's path; for qemu the command that boots
+/// it; for xen the path of the `xl` domain config written next to it.
 pub fn build(cwd: &Path, args: &ProjectArgs, release: bool) -> Result<ExitCode, CliError> {
     let (project, graph) = load(cwd, args)?;
     let out = build_program(cwd, &project, &graph, release)?;
     match graph.target {
         Target::Qemu => println!("{}", crate::qemu::command_line(&out, 32 << 20, "")),
+        Target::Xen => {
+            let cfg = out.with_extension("cfg");
+            let text = crate::xen::xl_config(&graph.name, &out, 32 << 20, "");
+            std::fs::write(&cfg, text).map_err(|source| CliError::Io {
+                what: format!("writing {}", cfg.display()),
+                source,
+            })?;
+            eprintln!(
+                "wrote {} (boot it on a Xen host with `xl create`)",
+                cfg.display()
+            );
+            println!("{}", cfg.display());
+        }
         _ => println!("{}", out.display()),
     }
     Ok(ExitCode::SUCCESS)
@@ -369,10 +382,10 @@ fn key_defaults(graph: &Graph) -> Vec<(&str, libos::Value)> {
 /// Checks the key arguments here (clear errors before a build) and joins
 /// them into a guest command line.
 fn guest_cmdline(graph: &Graph, key_args: &[String]) -> Result<String, CliError> {
-    Keys::parse(key_defaults(graph), key_args)?;
     if let Some(bad) = key_args.iter().find(|a| a.chars().any(char::is_whitespace)) {
         return Err(CliError::GuestArg(bad.clone()));
     }
+    Keys::parse(key_defaults(graph), key_args)?;
     Ok(key_args.join(" "))
 }
 

@@ -8,6 +8,7 @@ mod commands;
 mod new;
 mod project;
 mod qemu;
+mod xen;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -114,6 +114,12 @@ pub fn run(image: &Path, mem: u64, cmdline: &str) -> Result<ExitCode, QemuError>
     }
 }
 
+/// The report for a `nym-fault:` line printed by the guest in `image`.
+pub fn fault_report(image: &Path, fault: &str) -> String {
+    let elf = std::fs::read(image).ok().and_then(|b| Image::parse(b).ok());
+    report(elf.as_ref(), fault)
+}
+
 /// The report for a `nym-fault:` line: `vector=14 error=0x0 cr2=0x0 frames=0x…,0x…`.
 fn report(elf: Option<&Image>, fault: &str) -> String {
     let field = |name: &str| {

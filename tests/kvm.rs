@@ -203,7 +203,10 @@ fn bad_images_get_a_one_line_error() {
     elf.resize(64, 0);
     std::fs::write(&foreign, &elf).unwrap();
     let cases = [
-        (foreign.as_path(), "built for machine 183 (AArch64), not x86_64"),
+        (
+            foreign.as_path(),
+            "built for machine 183 (AArch64), not x86_64",
+        ),
         (empty.as_path(), "empty file"),
         (text.as_path(), "not an ELF file (bad magic)"),
         (truncated.as_path(), "truncated"),

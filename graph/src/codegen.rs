@@ -23,17 +23,13 @@ pub enum CodegenError {
         /// Why.
         source: std::io::Error,
     },
-    /// The target has no code generation yet.
-    #[error("target {0} cannot be built yet")]
-    Unsupported(Target),
 }
 
 /// The module that offers `console()`, `time()`, … on `target`.
-fn platform(target: Target) -> Result<&'static str, CodegenError> {
+fn platform(target: Target) -> &'static str {
     match target {
-        Target::Unix => Ok("nym_unix::platform"),
-        Target::Kvm | Target::Qemu => Ok("nym_baremetal::platform"),
-        t => Err(CodegenError::Unsupported(t)),
+        Target::Unix => "nym_unix::platform",
+        Target::Kvm | Target::Qemu | Target::Xen => "nym_baremetal::platform",
     }
 }
 
@@ -104,7 +100,7 @@ pub fn baked_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, CodegenError> {
 /// The `main.rs` of a standalone program for `g.target` running the
 /// application crate `krate` (its Rust name) found at `project`.
 pub fn main_rs(g: &Graph, krate: &str, project: &Path) -> Result<String, CodegenError> {
-    let platform = platform(g.target)?;
+    let platform = platform(g.target);
     let mut statics = String::new();
     let mut body = String::new();
     for (i, n) in g.nodes.iter().enumerate() {

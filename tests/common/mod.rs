@@ -83,3 +83,27 @@ pub fn qemu_available() -> bool {
     }
     ok
 }
+
+/// Fails loudly under CI when QEMU or the Xen hypervisor image is missing;
+/// elsewhere says why the test does nothing and returns false. (Xen runs in
+/// QEMU's software emulation: no KVM needed.)
+pub fn xen_available() -> bool {
+    let xen = std::env::var_os("NYM_XEN").map_or_else(
+        || PathBuf::from("/var/cache/nym/xen-4.17-amd64"),
+        PathBuf::from,
+    );
+    let ok = xen.is_file()
+        && Command::new("qemu-system-x86_64")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI=true but Xen ({}) or QEMU is missing: scripts/install.sh installs them",
+            xen.display()
+        );
+        eprintln!("skipped: no Xen hypervisor image or no QEMU");
+    }
+    ok
+}

@@ -1,7 +1,8 @@
-//! kvmclock: KVM's paravirtual clock. The guest registers two structures
-//! with KVM through MSRs and reads the time from them and the TSC, with no
-//! VM exit: used under nym's monitor and under QEMU/KVM alike.
-use core::sync::atomic::{AtomicU64, Ordering};
+//! The paravirtual clock: a `pvclock_vcpu_time_info` the hypervisor keeps
+//! up to date, read with the TSC and no VM exit. KVM's kvmclock (registered
+//! through MSRs; PVH under QEMU) and Xen's (in the shared info page) use
+//! the same structure, so one reader serves both.
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 #[repr(C, align(32))]
 struct PvClock {
@@ -37,6 +38,8 @@ static mut WALL: WallClockInfo = WallClockInfo {
     sec: 0,
     nsec: 0,
 };
+/// The clock structure in use: KVM's (ours) or Xen's (in shared info).
+static CLOCK: AtomicPtr<PvClock> = AtomicPtr::new(core::ptr::null_mut());
 static BOOT_NS: AtomicU64 = AtomicU64::new(0);
 static WALL_BASE_NS: AtomicU64 = AtomicU64::new(0);
 
@@ -65,15 +68,17 @@ pub fn cpuid(leaf: u32) -> core::arch::x86_64::CpuidResult {
     core::arch::x86_64::__cpuid(leaf)
 }
 
+/// The 12-byte hypervisor signature in a CPUID result's ebx, ecx, edx.
+pub fn signature(r: &core::arch::x86_64::CpuidResult) -> [u8; 12] {
+    let mut sig = [0u8; 12];
+    sig[..4].copy_from_slice(&r.ebx.to_le_bytes());
+    sig[4..8].copy_from_slice(&r.ecx.to_le_bytes());
+    sig[8..].copy_from_slice(&r.edx.to_le_bytes());
+    sig
+}
+
 fn kvm_features() -> Option<u32> {
-    let sig = cpuid(0x4000_0000);
-    let name = [
-        sig.ebx.to_le_bytes(),
-        sig.ecx.to_le_bytes(),
-        sig.edx.to_le_bytes(),
-    ]
-    .concat();
-    (name.as_slice() == b"KVMKVMKVM\0\0\0").then(|| cpuid(0x4000_0001).eax)
+    (signature(&cpuid(0x4000_0000)) == *b"KVMKVMKVM\0\0\0").then(|| cpuid(0x4000_0001).eax)
 }
 
 /// Registers the clock structures with KVM; false if KVM offers no
@@ -86,6 +91,7 @@ pub fn init() -> bool {
         Some(f) if f & KVM_FEATURE_CLOCKSOURCE2 != 0 => {}
         _ => return false,
     }
+    CLOCK.store(core::ptr::addr_of_mut!(PVCLOCK), Ordering::Relaxed);
     // Identity mapping: the statics' addresses are their physical addresses.
     wrmsr(
         MSR_KVM_SYSTEM_TIME_NEW,
@@ -105,7 +111,7 @@ pub fn init() -> bool {
 /// (tsc_timestamp, system_time, mul, shift), read consistently.
 fn pvclock() -> (u64, u64, u32, i8) {
     loop {
-        let p = core::ptr::addr_of!(PVCLOCK);
+        let p = CLOCK.load(Ordering::Relaxed).cast_const();
         // SAFETY: KVM updates the struct in place; the version protocol
         // (odd while updating, changed after) makes the read consistent.
         unsafe {
@@ -143,6 +149,35 @@ fn scale(delta: u64, mul: u32, shift: i8) -> u64 {
 fn system_ns() -> u64 {
     let (ts, sys, mul, shift) = pvclock();
     sys + scale(rdtsc().saturating_sub(ts), mul, shift)
+}
+
+/// Reads Xen's clock: `time` is vcpu_info[0].time in the shared info page,
+/// `wall` its wall-clock fields (version, seconds, nanoseconds, seconds'
+/// high bits).
+pub fn use_xen(time: u64, wall: u64) {
+    CLOCK.store(time as *mut PvClock, Ordering::Relaxed);
+    // SAFETY: the shared info page is mapped (identity) and Xen keeps these
+    // fields up to date; a torn read is retried through the version.
+    let base = loop {
+        let w = wall as *const u32;
+        unsafe {
+            let v1 = core::ptr::read_volatile(w);
+            let sec = u64::from(core::ptr::read_volatile(w.add(1)));
+            let nsec = u64::from(core::ptr::read_volatile(w.add(2)));
+            let hi = u64::from(core::ptr::read_volatile(w.add(3)));
+            if v1 & 1 == 0 && v1 == core::ptr::read_volatile(w) {
+                break ((hi << 32) | sec) * 1_000_000_000 + nsec;
+            }
+        }
+    };
+    WALL_BASE_NS.store(base, Ordering::Relaxed);
+    BOOT_NS.store(system_ns(), Ordering::Relaxed);
+}
+
+/// The hypervisor's system time at monotonic time `mono` (for timeouts
+/// given to the hypervisor).
+pub fn system_time_at(mono: u64) -> u64 {
+    BOOT_NS.load(Ordering::Relaxed).saturating_add(mono)
 }
 
 /// Nanoseconds since boot.

@@ -34,6 +34,8 @@ core::arch::global_asm!(
     "nym_pvh_start32:",
     "    cli",
     "    mov esi, ebx",
+    // The PVH ABI leaves esp undefined (Xen starts it at 0): use ours.
+    "    mov esp, offset nym_pvh_stack_top",
     // PT: 4 KiB pages for the first 2 MiB. Page 0 is mapped while the
     // firmware's start info (which may live there) is read, then unmapped.
     "    mov edi, offset nym_pvh_pt",
@@ -125,6 +127,32 @@ core::arch::global_asm!(
     entry = sym pvh_entry,
 );
 
+static mut CMDLINE: [u8; 4096] = [0; 4096];
+
+/// Copies the NUL-terminated command line at `paddr` (at most 4095 bytes)
+/// into a static buffer.
+fn copy_cmdline(paddr: u64) -> &'static str {
+    if paddr == 0 {
+        return "";
+    }
+    // SAFETY: the loader wrote a NUL-terminated string at `paddr`; reading
+    // stops at the NUL or after 4095 bytes. CMDLINE is written only here,
+    // once, during single-threaded boot.
+    unsafe {
+        let buf = &mut *core::ptr::addr_of_mut!(CMDLINE);
+        let mut n = 0;
+        while n < buf.len() - 1 {
+            let b = *((paddr + n as u64) as *const u8);
+            if b == 0 {
+                break;
+            }
+            buf[n] = b;
+            n += 1;
+        }
+        core::str::from_utf8(&buf[..n]).unwrap_or("")
+    }
+}
+
 /// The PVH start info (only the fields read here).
 #[repr(C)]
 struct StartInfo {
@@ -161,10 +189,17 @@ extern "C" {
 extern "C" fn pvh_entry(info: &StartInfo) -> ! {
     super::sys::set_pvh();
     exceptions::install();
+    let xen = super::xen::detect() && super::xen::init();
+    if xen {
+        super::sys::set_xen();
+    }
     if info.magic != START_MAGIC {
         super::sys::puts(b"nym: bad PVH start info magic\n");
-        exit(super::sys::EXIT_CRASH);
+        super::sys::exit(super::sys::EXIT_CRASH);
     }
+    // The loader may put the command line right after the image, where the
+    // heap will go: copy it first.
+    let cmdline = copy_cmdline(info.cmdline_paddr);
     // The heap: from the end of the image to the end of the RAM region
     // holding it (capped at 4 GiB, what the page tables map).
     let start = core::ptr::addr_of!(__image_end) as u64;
@@ -183,24 +218,22 @@ extern "C" fn pvh_entry(info: &StartInfo) -> ! {
             }
         }
     }
+    if end <= start && xen {
+        // Xen's start info for dom0 may carry no memory map: ask Xen.
+        end = super::xen::ram_end().unwrap_or(0).min(4 << 30);
+    }
     if end <= start {
         super::sys::puts(b"nym: no RAM for the heap in the PVH memory map\n");
-        exit(super::sys::EXIT_CRASH);
+        super::sys::exit(super::sys::EXIT_CRASH);
     }
     heap::init(start, end);
-    if !super::sys::init_kvmclock() {
-        puts(b"nym: no kvmclock (run QEMU with -accel kvm)\n");
-        exit(super::sys::EXIT_CRASH);
+    if !xen && !super::sys::init_kvmclock() {
+        super::sys::puts(b"nym: no kvmclock (run QEMU with -accel kvm)\n");
+        super::sys::exit(super::sys::EXIT_CRASH);
     }
-    timer_init();
-    let cmdline: &'static str = if info.cmdline_paddr == 0 {
-        ""
-    } else {
-        // SAFETY: the loader wrote a NUL-terminated command line there.
-        let c =
-            unsafe { core::ffi::CStr::from_ptr(info.cmdline_paddr as *const core::ffi::c_char) };
-        alloc::string::String::leak(alloc::string::String::from(c.to_str().unwrap_or("")))
-    };
+    if !xen {
+        timer_init();
+    }
     // Everything needed from the start info is copied: unmap page 0.
     // SAFETY: the entry's page table maps the first 2 MiB; clearing entry 0
     // and flushing its TLB entry only removes the null page.
@@ -208,7 +241,7 @@ extern "C" fn pvh_entry(info: &StartInfo) -> ! {
         core::ptr::addr_of_mut!(nym_pvh_pt[0]).write_volatile(0);
         core::arch::asm!("invlpg [{}]", in(reg) 0u64, options(nostack, preserves_flags));
     }
-    puts(BOOT_MARKER);
+    super::sys::puts(BOOT_MARKER);
     entry::start(cmdline)
 }
 

@@ -1,9 +1,21 @@
 //! The platform primitives, chosen at boot by the entry the image was
 //! started through: nym's monitor (hypercalls) or PVH (QEMU).
-use super::{hvt, kvmclock, pvh};
+use super::{hvt, kvmclock, pvh, xen};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 static PVH: AtomicBool = AtomicBool::new(false);
+static XEN: AtomicBool = AtomicBool::new(false);
+
+/// Marks this boot as running under Xen (after the PVH entry found it).
+pub fn set_xen() {
+    XEN.store(true, Ordering::Relaxed);
+    KVMCLOCK.store(true, Ordering::Relaxed);
+}
+
+/// Whether Xen runs this guest.
+pub fn is_xen() -> bool {
+    XEN.load(Ordering::Relaxed)
+}
 static KVMCLOCK: AtomicBool = AtomicBool::new(false);
 
 /// Keeps time with kvmclock (PVH, where no monitor serves the time);
@@ -31,7 +43,9 @@ pub fn is_pvh() -> bool {
 
 /// Writes to the console.
 pub fn puts(bytes: &[u8]) {
-    if is_pvh() {
+    if is_xen() {
+        xen::puts(bytes)
+    } else if is_pvh() {
         pvh::puts(bytes)
     } else {
         hvt::puts(bytes)
@@ -58,7 +72,9 @@ pub fn walltime() -> u64 {
 
 /// Sleeps until monotonic time `deadline`.
 pub fn wait(deadline: u64) {
-    if is_pvh() {
+    if is_xen() {
+        xen::wait(deadline)
+    } else if is_pvh() {
         pvh::wait(deadline)
     } else {
         hvt::wait(deadline.saturating_sub(monotime()))
@@ -67,7 +83,9 @@ pub fn wait(deadline: u64) {
 
 /// Ends the guest.
 pub fn exit(status: i32) -> ! {
-    if is_pvh() {
+    if is_xen() {
+        xen::exit(status)
+    } else if is_pvh() {
         pvh::exit(status)
     } else {
         hvt::exit(status)
