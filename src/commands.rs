@@ -305,14 +305,20 @@ fn build_program(
 
 /// `nym build`: prints the program's path; for qemu the command that boots
 /// it; for xen the path of the `xl` domain config written next to it.
-pub fn build(cwd: &Path, args: &ProjectArgs, release: bool) -> Result<ExitCode, CliError> {
+pub fn build(
+    cwd: &Path,
+    args: &ProjectArgs,
+    release: bool,
+    key_args: &[String],
+) -> Result<ExitCode, CliError> {
     let (project, graph) = load(cwd, args)?;
+    let cmdline = guest_cmdline(&graph, key_args)?;
     let out = build_program(cwd, &project, &graph, release)?;
     match graph.target {
-        Target::Qemu => println!("{}", crate::qemu::command_line(&out, 32 << 20, "")),
+        Target::Qemu => println!("{}", crate::qemu::command_line(&out, 32 << 20, &cmdline)),
         Target::Xen => {
             let cfg = out.with_extension("cfg");
-            let text = crate::xen::xl_config(&graph.name, &out, 32 << 20, "");
+            let text = crate::xen::xl_config(&graph.name, &out, 32 << 20, &cmdline);
             std::fs::write(&cfg, text).map_err(|source| CliError::Io {
                 what: format!("writing {}", cfg.display()),
                 source,

@@ -119,6 +119,10 @@ enum Command {
         /// Build with optimisations.
         #[arg(long)]
         release: bool,
+        /// Key values to boot with, after `--` (written into the xen target's
+        /// xl config and the qemu target's command line).
+        #[arg(last = true)]
+        keys: Vec<String>,
     },
 }
 
@@ -152,7 +156,11 @@ fn main() -> ExitCode {
         Command::Check { project, short } => commands::check(&cwd, &project, short),
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),
         Command::Run { project, mem, keys } => commands::run(&cwd, &project, &keys, mem),
-        Command::Build { project, release } => commands::build(&cwd, &project, release),
+        Command::Build {
+            project,
+            release,
+            keys,
+        } => commands::build(&cwd, &project, release, &keys),
         Command::Boot {
             image,
             mem,

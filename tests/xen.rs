@@ -35,7 +35,7 @@ fn build_for_xen_writes_an_xl_config() {
         return;
     }
     let (_tmp, dir) = project("xencfg", "hello");
-    let out = run(nym(&dir).args(["build", "--target", "xen"]));
+    let out = run(nym(&dir).args(["build", "--target", "xen", "--", "--count", "5"]));
     assert!(out.status.success());
     let cfg = std::path::PathBuf::from(stdout(&out).trim());
     assert_eq!(cfg, dir.join("target/nym/xen/xencfg.cfg"));
@@ -49,6 +49,10 @@ fn build_for_xen_writes_an_xl_config() {
         "{text}"
     );
     assert!(text.contains("on_crash = \"destroy\""), "{text}");
+    assert!(
+        text.contains("cmdline = \"--count 5\""),
+        "the keys go on the command line: {text}"
+    );
     assert!(dir.join("target/nym/xen/xencfg.elf").is_file());
 }
 
