@@ -48,6 +48,17 @@ pub enum CliError {
     /// The monitor could not boot the guest.
     #[error(transparent)]
     Monitor(#[from] nym_hvt::MonitorError),
+    /// The gdb address cannot be listened on.
+    #[error("cannot listen for gdb on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why (a port in use, a bad address).
+        source: std::io::Error,
+    },
+    /// `--gdb` with a target that has no stub.
+    #[error("--gdb works with --target kvm (nym's monitor), not {0}")]
+    GdbTarget(Target),
     /// A key value that cannot travel on a guest command line.
     #[error("`{0}`: key values for a guest cannot contain white space")]
     GuestArg(String),
@@ -210,11 +221,18 @@ pub fn run(
     args: &ProjectArgs,
     key_args: &[String],
     mem: u64,
+    gdb: Option<&str>,
 ) -> Result<ExitCode, CliError> {
     let target: Target = args.target.into();
+    if gdb.is_some() && target != Target::Kvm {
+        return Err(CliError::GdbTarget(target));
+    }
     let (project, graph) = load(cwd, args)?;
     match target {
-        Target::Kvm => return run_kvm(cwd, &project, &graph, key_args, mem),
+        Target::Kvm => {
+            let gdb = listen(gdb)?;
+            return run_kvm(cwd, &project, &graph, key_args, mem, gdb);
+        }
         Target::Qemu => {
             let cmdline = guest_cmdline(&graph, key_args)?;
             let image = build_program(cwd, &project, &graph, false)?;
@@ -364,6 +382,7 @@ fn run_kvm(
     graph: &Graph,
     key_args: &[String],
     mem: u64,
+    gdb: Option<std::net::TcpListener>,
 ) -> Result<ExitCode, CliError> {
     let cmdline = guest_cmdline(graph, key_args)?;
     let keys = Keys::parse(key_defaults(graph), key_args)?;
@@ -374,7 +393,85 @@ fn run_kvm(
         cmdline,
         block: block_file(project, graph, &keys),
         seccomp: true,
+        gdb,
     })
+}
+
+/// Listens for gdb on `addr`, if given.
+pub fn listen(addr: Option<&str>) -> Result<Option<std::net::TcpListener>, CliError> {
+    addr.map(|a| {
+        std::net::TcpListener::bind(a).map_err(|source| CliError::Listen {
+            addr: a.to_owned(),
+            source,
+        })
+    })
+    .transpose()
+}
+
+/// `nym debug`: the monitor with its stub on a free loopback port, and a
+/// stock gdb attached with the image's symbols and a first breakpoint.
+pub fn debug(
+    cwd: &Path,
+    args: &ProjectArgs,
+    key_args: &[String],
+    mem: u64,
+    break_at: Option<String>,
+) -> Result<ExitCode, CliError> {
+    let (project, graph) = load(
+        cwd,
+        &ProjectArgs {
+            target: crate::TargetArg::Kvm,
+            ..args.clone()
+        },
+    )?;
+    let cmdline = guest_cmdline(&graph, key_args)?;
+    let keys = Keys::parse(key_defaults(&graph), key_args)?;
+    let image = build_program(cwd, &project, &graph, false)?;
+    let listener = listen(Some("127.0.0.1:0"))?.ok_or(CliError::Listen {
+        addr: "127.0.0.1:0".into(),
+        source: std::io::Error::other("no listener"),
+    })?;
+    let addr = listener.local_addr().map_err(|source| CliError::Listen {
+        addr: "127.0.0.1:0".into(),
+        source,
+    })?;
+    let location = break_at.unwrap_or_else(|| {
+        graph
+            .registered
+            .first()
+            .map_or("nym_main".into(), |&j| graph.jobs[j].sig.path.clone())
+    });
+    let config = nym_hvt::Config {
+        image: image.clone(),
+        mem_size: mem,
+        cmdline,
+        block: block_file(&project, &graph, &keys),
+        seccomp: false,
+        gdb: Some(listener),
+    };
+    let monitor = std::thread::spawn(move || nym_hvt::run(&config, &mut std::io::stdout()));
+    let gdb = std::process::Command::new("gdb")
+        .arg("-q")
+        .arg(&image)
+        .args([
+            "-ex",
+            &format!("target remote {addr}"),
+            "-ex",
+            &format!("break {location}"),
+        ])
+        .status();
+    let outcome = monitor.join().map_err(|_| CliError::Io {
+        what: "the monitor thread".into(),
+        source: std::io::Error::other("panicked"),
+    })??;
+    if let Err(source) = gdb {
+        return Err(CliError::Io {
+            what: "starting gdb (is it installed?)".into(),
+            source,
+        });
+    }
+    report(&outcome);
+    Ok(ExitCode::from(outcome.status().clamp(0, 255) as u8))
 }
 
 fn key_defaults(graph: &Graph) -> Vec<(&str, libos::Value)> {
@@ -397,13 +494,20 @@ fn guest_cmdline(graph: &Graph, key_args: &[String]) -> Result<String, CliError>
 
 /// Boots an image in nym's monitor; the guest's status becomes nym's.
 pub fn boot(config: nym_hvt::Config) -> Result<ExitCode, CliError> {
-    let outcome = nym_hvt::run(&config, &mut std::io::stdout().lock())?;
+    let outcome = nym_hvt::run(&config, &mut std::io::stdout())?;
+    report(&outcome);
+    Ok(ExitCode::from(outcome.status().clamp(0, 255) as u8))
+}
+
+/// Tells the user how a guest ended, when it did not end by itself.
+fn report(outcome: &nym_hvt::Outcome) {
     match &outcome {
         nym_hvt::Outcome::Exited(_) => {}
         nym_hvt::Outcome::Violation(v) => {
             eprintln!("nym: the guest broke the hypercall ABI and was stopped: {v}")
         }
+        // Empty when it was already shown (during a gdb session).
+        nym_hvt::Outcome::Crashed(report) if report.is_empty() => {}
         nym_hvt::Outcome::Crashed(report) => eprint!("nym: {report}"),
     }
-    Ok(ExitCode::from(outcome.status().clamp(0, 255) as u8))
 }

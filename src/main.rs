@@ -91,7 +91,26 @@ enum Command {
         /// Guest memory for unikernel targets: 32M, 512M, 1G.
         #[arg(long, short = 'm', default_value = "32M", value_parser = parse_mem)]
         mem: u64,
+        /// Serve gdb on this address (kvm): the guest waits before its first
+        /// instruction until gdb attaches.
+        #[arg(long, value_name = "ADDR")]
+        gdb: Option<String>,
         /// Key values for the graph's `key()`s, after `--`: `-- --count 5`.
+        #[arg(last = true)]
+        keys: Vec<String>,
+    },
+    /// Debug the guest: boot it in nym's KVM monitor with a gdb already
+    /// attached, a breakpoint set before its first instruction.
+    Debug {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Where to stop first (default: the first registered job).
+        #[arg(long = "break", value_name = "LOCATION")]
+        break_at: Option<String>,
+        /// Guest memory: 32M, 512M, 1G.
+        #[arg(long, short = 'm', default_value = "32M", value_parser = parse_mem)]
+        mem: u64,
+        /// Key values, after `--`.
         #[arg(last = true)]
         keys: Vec<String>,
     },
@@ -108,6 +127,9 @@ enum Command {
         /// Size of a new block file.
         #[arg(long, default_value = "1M", value_parser = parse_mem)]
         block_size: u64,
+        /// Serve gdb on this address: the guest waits until gdb attaches.
+        #[arg(long, value_name = "ADDR")]
+        gdb: Option<String>,
         /// The guest's command line (its keys), after `--`.
         #[arg(last = true)]
         args: Vec<String>,
@@ -155,7 +177,18 @@ fn main() -> ExitCode {
         Command::New { name, template } => commands::new(&cwd, &name, template),
         Command::Check { project, short } => commands::check(&cwd, &project, short),
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),
-        Command::Run { project, mem, keys } => commands::run(&cwd, &project, &keys, mem),
+        Command::Run {
+            project,
+            mem,
+            gdb,
+            keys,
+        } => commands::run(&cwd, &project, &keys, mem, gdb.as_deref()),
+        Command::Debug {
+            project,
+            break_at,
+            mem,
+            keys,
+        } => commands::debug(&cwd, &project, &keys, mem, break_at),
         Command::Build {
             project,
             release,
@@ -166,18 +199,22 @@ fn main() -> ExitCode {
             mem,
             block,
             block_size,
+            gdb,
             args,
         } => {
             let block = block.map(|path| nym_hvt::BlockFile {
                 path,
                 size: block_size,
             });
-            commands::boot(nym_hvt::Config {
-                image: cwd.join(image),
-                mem_size: mem,
-                cmdline: args.join(" "),
-                block,
-                seccomp: true,
+            commands::listen(gdb.as_deref()).and_then(|gdb| {
+                commands::boot(nym_hvt::Config {
+                    image: cwd.join(image),
+                    mem_size: mem,
+                    cmdline: args.join(" "),
+                    block,
+                    seccomp: true,
+                    gdb,
+                })
             })
         }
     };

@@ -5,9 +5,10 @@
 //! [`Debuggee`]: registers, memory by guest *virtual* address, hardware
 //! breakpoint and watchpoint slots, and resuming with an interrupt check.
 //! Software breakpoints are kept here: the stub saves the byte under each
-//! and writes `int3` through [`Debuggee::write_memory`], which writes guest
-//! memory from outside, so the guest's own page permissions (W^X) never
-//! change.
+//! and writes the debuggee's one-byte trap ([`Debuggee::breakpoint_byte`],
+//! `int3` unless it says otherwise) through [`Debuggee::write_memory`],
+//! which writes guest memory from outside, so the guest's own page
+//! permissions (W^X) never change.
 //!
 //! The monitor (`targets/hvt`) implements [`Debuggee`] with KVM's
 //! guest-debug interface; the tests here use a fake. This crate knows
@@ -17,11 +18,13 @@ use gdbstub::conn::ConnectionExt;
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub, SingleThreadStopReason};
 use gdbstub::target::ext::base::singlethread::{
-    SingleThreadBase, SingleThreadResume, SingleThreadResumeOps, SingleThreadSingleStep, SingleThreadSingleStepOps,
+    SingleThreadBase, SingleThreadResume, SingleThreadResumeOps, SingleThreadSingleStep,
+    SingleThreadSingleStepOps,
 };
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::breakpoints::{
-    Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint, SwBreakpointOps,
+    Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps,
+    SwBreakpoint, SwBreakpointOps,
 };
 use gdbstub::target::{Target, TargetError, TargetResult};
 use std::collections::BTreeMap;
@@ -88,11 +91,20 @@ pub trait Debuggee {
     fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<bool, Self::Error>;
     /// Programs the four hardware slots.
     fn set_hw_slots(&mut self, slots: &[Option<HwSlot>; 4]) -> Result<(), Self::Error>;
+    /// The one-byte instruction planted for a software breakpoint; when it
+    /// traps, [`Debuggee::resume`] reports [`Stop::SwBreak`] with rip on it.
+    fn breakpoint_byte(&self) -> u8 {
+        0xcc
+    }
     /// Runs (one instruction if `step`) until it stops. It calls
     /// `interrupted` whenever it can (at least every few tens of
     /// milliseconds, sleeping guests included) and stops with
     /// [`Stop::Interrupted`] once that returns true.
-    fn resume(&mut self, step: bool, interrupted: &mut dyn FnMut() -> bool) -> Result<Stop, Self::Error>;
+    fn resume(
+        &mut self,
+        step: bool,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Stop, Self::Error>;
 }
 
 /// How a debugging session ended.
@@ -110,8 +122,6 @@ pub enum Ending {
     Disconnected(String),
 }
 
-const INT3: u8 = 0xcc;
-
 /// The gdbstub target: a debuggee plus the stub's breakpoint bookkeeping.
 pub struct Stub<'d, D: Debuggee> {
     debuggee: &'d mut D,
@@ -125,7 +135,13 @@ pub struct Stub<'d, D: Debuggee> {
 impl<'d, D: Debuggee> Stub<'d, D> {
     /// Wraps `debuggee`.
     pub fn new(debuggee: &'d mut D) -> Self {
-        Self { debuggee, sw: BTreeMap::new(), hw: [None; 4], step: false, last_error: None }
+        Self {
+            debuggee,
+            sw: BTreeMap::new(),
+            hw: [None; 4],
+            step: false,
+            last_error: None,
+        }
     }
 
     /// Removes every breakpoint the stub planted, restoring the code, and
@@ -150,9 +166,14 @@ impl<'d, D: Debuggee> Stub<'d, D> {
         match stop {
             Stop::SwBreak => SingleThreadStopReason::SwBreak(()),
             Stop::Hw(slot) => match self.hw.get(slot).copied().flatten() {
-                Some(HwSlot { addr, kind: HwKind::Data { kind, .. } }) => {
-                    SingleThreadStopReason::Watch { tid: (), kind, addr }
-                }
+                Some(HwSlot {
+                    addr,
+                    kind: HwKind::Data { kind, .. },
+                }) => SingleThreadStopReason::Watch {
+                    tid: (),
+                    kind,
+                    addr,
+                },
                 _ => SingleThreadStopReason::HwBreak(()),
             },
             Stop::Step => SingleThreadStopReason::DoneStep,
@@ -186,10 +207,15 @@ impl<D: Debuggee> SingleThreadBase for Stub<'_, D> {
         Ok(())
     }
     fn write_registers(&mut self, regs: &Registers) -> TargetResult<(), Self> {
-        self.debuggee.write_registers(regs).map_err(|e| self.fatal(e))
+        self.debuggee
+            .write_registers(regs)
+            .map_err(|e| self.fatal(e))
     }
     fn read_addrs(&mut self, addr: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
-        let n = self.debuggee.read_memory(addr, data).map_err(|e| self.fatal(e))?;
+        let n = self
+            .debuggee
+            .read_memory(addr, data)
+            .map_err(|e| self.fatal(e))?;
         if n == 0 && !data.is_empty() {
             return Err(TargetError::Errno(14)); // EFAULT: nothing mapped there
         }
@@ -246,52 +272,90 @@ impl<D: Debuggee> SwBreakpoint for Stub<'_, D> {
             return Ok(true);
         }
         let mut old = [0u8];
-        if self.debuggee.read_memory(addr, &mut old).map_err(|e| self.fatal(e))? != 1 {
+        if self
+            .debuggee
+            .read_memory(addr, &mut old)
+            .map_err(|e| self.fatal(e))?
+            != 1
+        {
             return Ok(false);
         }
-        if !self.debuggee.write_memory(addr, &[INT3]).map_err(|e| self.fatal(e))? {
+        let trap = self.debuggee.breakpoint_byte();
+        if !self
+            .debuggee
+            .write_memory(addr, &[trap])
+            .map_err(|e| self.fatal(e))?
+        {
             return Ok(false);
         }
         self.sw.insert(addr, old[0]);
         Ok(true)
     }
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        let Some(old) = self.sw.remove(&addr) else { return Ok(false) };
-        self.debuggee.write_memory(addr, &[old]).map_err(|e| self.fatal(e))
+        let Some(old) = self.sw.remove(&addr) else {
+            return Ok(false);
+        };
+        self.debuggee
+            .write_memory(addr, &[old])
+            .map_err(|e| self.fatal(e))
     }
 }
 
 impl<D: Debuggee> Stub<'_, D> {
     fn add_slot(&mut self, slot: HwSlot) -> TargetResult<bool, Self> {
-        let Some(free) = self.hw.iter().position(Option::is_none) else { return Ok(false) };
+        let Some(free) = self.hw.iter().position(Option::is_none) else {
+            return Ok(false);
+        };
         self.hw[free] = Some(slot);
-        self.debuggee.set_hw_slots(&self.hw).map_err(|e| self.fatal(e))?;
+        self.debuggee
+            .set_hw_slots(&self.hw)
+            .map_err(|e| self.fatal(e))?;
         Ok(true)
     }
     fn remove_slot(&mut self, slot: HwSlot) -> TargetResult<bool, Self> {
-        let Some(i) = self.hw.iter().position(|s| *s == Some(slot)) else { return Ok(false) };
+        let Some(i) = self.hw.iter().position(|s| *s == Some(slot)) else {
+            return Ok(false);
+        };
         self.hw[i] = None;
-        self.debuggee.set_hw_slots(&self.hw).map_err(|e| self.fatal(e))?;
+        self.debuggee
+            .set_hw_slots(&self.hw)
+            .map_err(|e| self.fatal(e))?;
         Ok(true)
     }
 }
 
 fn data_slot(addr: u64, len: u64, kind: WatchKind) -> Option<HwSlot> {
-    let len = u8::try_from(len).ok().filter(|l| matches!(l, 1 | 2 | 4 | 8))?;
-    addr.is_multiple_of(u64::from(len)).then_some(HwSlot { addr, kind: HwKind::Data { kind, len } })
+    let len = u8::try_from(len)
+        .ok()
+        .filter(|l| matches!(l, 1 | 2 | 4 | 8))?;
+    addr.is_multiple_of(u64::from(len)).then_some(HwSlot {
+        addr,
+        kind: HwKind::Data { kind, len },
+    })
 }
 
 impl<D: Debuggee> HwBreakpoint for Stub<'_, D> {
     fn add_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        self.add_slot(HwSlot { addr, kind: HwKind::Exec })
+        self.add_slot(HwSlot {
+            addr,
+            kind: HwKind::Exec,
+        })
     }
     fn remove_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        self.remove_slot(HwSlot { addr, kind: HwKind::Exec })
+        self.remove_slot(HwSlot {
+            addr,
+            kind: HwKind::Exec,
+        })
     }
 }
 
 impl<D: Debuggee> HwWatchpoint for Stub<'_, D> {
-    fn add_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
+    fn add_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: WatchKind,
+    ) -> TargetResult<bool, Self> {
         // x86 debug registers watch 1, 2, 4 or 8 aligned bytes; gdb splits
         // larger watches itself when told no.
         match data_slot(addr, len, kind) {
@@ -299,7 +363,12 @@ impl<D: Debuggee> HwWatchpoint for Stub<'_, D> {
             None => Ok(false),
         }
     }
-    fn remove_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
+    fn remove_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: WatchKind,
+    ) -> TargetResult<bool, Self> {
         match data_slot(addr, len, kind) {
             Some(slot) => self.remove_slot(slot),
             None => Ok(false),
@@ -340,7 +409,19 @@ impl<'d, D: Debuggee, C: ConnectionExt> BlockingEventLoop for EventLoop<'d, D, C
         if let Some(e) = conn_error {
             return Err(WaitForStopReasonError::Connection(e));
         }
-        let stop = stop.map_err(|e| WaitForStopReasonError::Target(e.to_string()))?;
+        let mut stop = stop.map_err(|e| WaitForStopReasonError::Target(e.to_string()))?;
+        if stop == Stop::SwBreak {
+            // Only a trap the stub planted is a breakpoint; the guest's own
+            // copy of that instruction is a crash.
+            let rip = target
+                .debuggee
+                .read_registers()
+                .map_err(|e| WaitForStopReasonError::Target(e.to_string()))?
+                .rip;
+            if !target.sw.contains_key(&rip) {
+                stop = Stop::Crashed;
+            }
+        }
         if stop == Stop::Interrupted && incoming {
             let byte = conn.read().map_err(WaitForStopReasonError::Connection)?;
             return Ok(Event::IncomingData(byte));

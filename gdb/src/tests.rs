@@ -22,10 +22,18 @@ impl Fake {
     fn new(code: &[u8]) -> Fake {
         let mut mem = vec![0x90; 0x1000];
         mem[..code.len()].copy_from_slice(code);
-        Fake { mem, rip: BASE, rax: 0, slots: [None; 4], stop_after: None }
+        Fake {
+            mem,
+            rip: BASE,
+            rax: 0,
+            slots: [None; 4],
+            stop_after: None,
+        }
     }
     fn byte(&self, addr: u64) -> Option<u8> {
-        addr.checked_sub(BASE).and_then(|o| self.mem.get(o as usize)).copied()
+        addr.checked_sub(BASE)
+            .and_then(|o| self.mem.get(o as usize))
+            .copied()
     }
 }
 
@@ -34,7 +42,11 @@ impl Debuggee for Fake {
     fn read_registers(&mut self) -> Result<Registers, String> {
         let mut regs = [0; 16];
         regs[0] = self.rax;
-        Ok(Registers { rip: self.rip, regs, ..Default::default() })
+        Ok(Registers {
+            rip: self.rip,
+            regs,
+            ..Default::default()
+        })
     }
     fn write_registers(&mut self, regs: &Registers) -> Result<(), String> {
         self.rip = regs.rip;
@@ -64,7 +76,11 @@ impl Debuggee for Fake {
         self.slots = *slots;
         Ok(())
     }
-    fn resume(&mut self, step: bool, interrupted: &mut dyn FnMut() -> bool) -> Result<Stop, String> {
+    fn resume(
+        &mut self,
+        step: bool,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Stop, String> {
         let mut executed = 0;
         loop {
             if interrupted() || self.stop_after == Some(executed) {
@@ -72,7 +88,12 @@ impl Debuggee for Fake {
             }
             // A hardware breakpoint fires before its instruction, except
             // the one the debuggee is resuming from.
-            if let Some(i) = self.slots.iter().position(|s| *s == Some(HwSlot { addr: self.rip, kind: HwKind::Exec })) {
+            if let Some(i) = self.slots.iter().position(|s| {
+                *s == Some(HwSlot {
+                    addr: self.rip,
+                    kind: HwKind::Exec,
+                })
+            }) {
                 if executed > 0 {
                     return Ok(Stop::Hw(i));
                 }
@@ -88,7 +109,15 @@ impl Debuggee for Fake {
                     let o = (DATA - BASE) as usize;
                     self.mem[o] = self.mem[o].wrapping_add(1);
                     self.rip += 1;
-                    if let Some(i) = self.slots.iter().position(|s| matches!(s, Some(HwSlot { addr: DATA, kind: HwKind::Data { .. } }))) {
+                    if let Some(i) = self.slots.iter().position(|s| {
+                        matches!(
+                            s,
+                            Some(HwSlot {
+                                addr: DATA,
+                                kind: HwKind::Data { .. }
+                            })
+                        )
+                    }) {
                         return Ok(Stop::Hw(i));
                     }
                 }
@@ -152,7 +181,8 @@ fn session(code: &[u8], client: impl FnOnce(&mut Client) + Send + 'static) -> (E
     let addr = listener.local_addr().unwrap();
     let t = std::thread::spawn(move || {
         let mut c = Client(TcpStream::connect(addr).unwrap());
-        c.0.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        c.0.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
         client(&mut c);
     });
     let (stream, _) = listener.accept().unwrap();
@@ -165,7 +195,9 @@ fn session(code: &[u8], client: impl FnOnce(&mut Client) + Send + 'static) -> (E
 fn rip_of(g_reply: &str) -> u64 {
     // 16 general registers of 8 bytes (16 hex digits each), then rip.
     let hex = &g_reply[16 * 16..17 * 16];
-    u64::from_le_bytes(std::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()))
+    u64::from_le_bytes(std::array::from_fn(|i| {
+        u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()
+    }))
 }
 
 #[test]
@@ -213,7 +245,10 @@ fn ctrl_c_interrupts_a_running_debuggee() {
         c.0.read_exact(&mut ack).unwrap();
         Write::write_all(&mut c.0, &[0x03]).unwrap();
         let stop = c.reply();
-        assert!(stop.starts_with("S02") || stop.starts_with("T02"), "SIGINT: {stop}");
+        assert!(
+            stop.starts_with("S02") || stop.starts_with("T02"),
+            "SIGINT: {stop}"
+        );
         // `k` has no reply: the stub ends the session.
         Write::write_all(&mut c.0, b"$k#6b").unwrap();
         let mut rest = Vec::new();
@@ -238,12 +273,21 @@ fn a_vanished_gdb_ends_the_session_and_removes_its_breakpoints() {
 #[test]
 fn garbage_and_bad_addresses_get_errors_not_panics() {
     let (ending, _) = session(&[0xc3], |c| {
-        assert!(c.send("m9999999,4").starts_with('E'), "unmapped memory is an error reply");
+        assert!(
+            c.send("m9999999,4").starts_with('E'),
+            "unmapped memory is an error reply"
+        );
         assert!(c.send("M9999999,1:00").starts_with('E'));
         let refused = c.send("Z0,99999999,1");
-        assert!(refused.is_empty() || refused.starts_with('E'), "a breakpoint on nothing is refused: {refused}");
+        assert!(
+            refused.is_empty() || refused.starts_with('E'),
+            "a breakpoint on nothing is refused: {refused}"
+        );
         let declined = c.send("Z2,1801,4");
-        assert!(declined.is_empty() || declined.starts_with('E'), "a misaligned watch is declined: {declined}");
+        assert!(
+            declined.is_empty() || declined.starts_with('E'),
+            "a misaligned watch is declined: {declined}"
+        );
         let _ = c.send("vNoSuchPacket");
         assert_eq!(c.send("D"), "OK");
     });

@@ -225,6 +225,61 @@ pub struct Fault {
     pub rbp: u64,
     /// The faulting address, for page faults.
     pub cr2: u64,
+    /// Guest address of the [`FaultFrame`] the handler saved.
+    pub frame: u64,
+}
+
+/// What the guest's exception handler saves on its stack, lowest address
+/// first: every general register as it was, then what the CPU pushed. With
+/// it, a debugger-aware monitor can put the vCPU back exactly where the
+/// exception struck (how `int3` breakpoints work under nym's gdb stub).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultFrame {
+    /// r15 down to r8.
+    pub r15: u64,
+    /// r14.
+    pub r14: u64,
+    /// r13.
+    pub r13: u64,
+    /// r12.
+    pub r12: u64,
+    /// r11.
+    pub r11: u64,
+    /// r10.
+    pub r10: u64,
+    /// r9.
+    pub r9: u64,
+    /// r8.
+    pub r8: u64,
+    /// rbp.
+    pub rbp: u64,
+    /// rdi.
+    pub rdi: u64,
+    /// rsi.
+    pub rsi: u64,
+    /// rdx.
+    pub rdx: u64,
+    /// rcx.
+    pub rcx: u64,
+    /// rbx.
+    pub rbx: u64,
+    /// rax.
+    pub rax: u64,
+    /// The exception vector.
+    pub vector: u64,
+    /// The error code (0 for vectors without one).
+    pub error_code: u64,
+    /// The instruction pointer the CPU pushed (after the `int3` for #BP).
+    pub rip: u64,
+    /// cs.
+    pub cs: u64,
+    /// rflags.
+    pub rflags: u64,
+    /// rsp before the exception.
+    pub rsp: u64,
+    /// ss.
+    pub ss: u64,
 }
 
 /// The ELF note's name.

@@ -14,6 +14,7 @@
 //! Invariant: every guest-supplied address and length is checked against
 //! guest memory before use; a violation ends the guest, never the monitor.
 pub mod boot;
+mod debug;
 pub mod elf;
 pub mod hypercall;
 pub mod memory;

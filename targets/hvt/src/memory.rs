@@ -100,6 +100,8 @@ unsafe impl Plain for nym_hvt_abi::Random {}
 unsafe impl Plain for nym_hvt_abi::Exit {}
 // SAFETY: as above.
 unsafe impl Plain for nym_hvt_abi::Fault {}
+// SAFETY: as above.
+unsafe impl Plain for nym_hvt_abi::FaultFrame {}
 // SAFETY: a u64 is plain.
 unsafe impl Plain for u64 {}
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What to boot and with what.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Config {
     /// The image.
     pub image: PathBuf,
@@ -24,8 +24,11 @@ pub struct Config {
     /// The block device's backing file, if the image has one.
     pub block: Option<BlockFile>,
     /// Install the system-call allowlist before the guest runs (on unless
-    /// debugging the monitor itself).
+    /// debugging the monitor itself; never while gdb is attached).
     pub seccomp: bool,
+    /// Serve gdb here; the guest waits before its first instruction until
+    /// gdb attaches.
+    pub gdb: Option<std::net::TcpListener>,
 }
 
 /// A host file served as the guest's block device.
@@ -79,6 +82,14 @@ pub enum MonitorError {
     /// The allowlist could not be installed.
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    /// The gdb connection failed.
+    #[error("gdb stub: {what}: {source}")]
+    Gdb {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
     /// KVM refused something.
     #[error("KVM: {what}: {source}\n  hint: is /dev/kvm present and accessible to you?")]
     Kvm {
@@ -183,9 +194,6 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
 
     // Everything the run loop touches is open before the allowlist goes on.
     let random = File::open("/dev/urandom").ok();
-    if config.seccomp {
-        crate::seccomp::install()?;
-    }
     let mut guest = Guest {
         mem,
         image,
@@ -194,7 +202,53 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         console,
         random,
     };
+    if let Some(listener) = &config.gdb {
+        if let Some(outcome) = debug_session(listener, &config.image, &mut guest, &mut vcpu)? {
+            return Ok(outcome);
+        }
+    } else if config.seccomp {
+        // Not while debugging: the stub needs sockets and a kicker thread.
+        crate::seccomp::install()?;
+    }
     guest.run(&mut vcpu)
+}
+
+/// Waits for gdb, then serves it until the session ends. `Some` if the
+/// guest ended during the session; `None` if it should run on.
+fn debug_session(
+    listener: &std::net::TcpListener,
+    image: &std::path::Path,
+    guest: &mut Guest,
+    vcpu: &mut VcpuFd,
+) -> Result<Option<Outcome>, MonitorError> {
+    let addr = listener.local_addr().map_err(|source| MonitorError::Gdb {
+        what: "reading the listener's address",
+        source,
+    })?;
+    eprintln!(
+        "nym: the guest waits for gdb on {addr}: gdb {} -ex 'target remote {addr}'",
+        image.display()
+    );
+    let (stream, _) = listener.accept().map_err(|source| MonitorError::Gdb {
+        what: "accepting gdb",
+        source,
+    })?;
+    let _ = stream.set_nodelay(true);
+    let mut debugged = crate::debug::Debugged::new(guest, vcpu);
+    let ending = nym_gdb::serve(&mut debugged, stream);
+    let outcome = debugged.release()?;
+    match ending {
+        nym_gdb::Ending::Killed => {
+            eprintln!("nym: gdb killed the guest");
+            return Ok(Some(outcome.unwrap_or(Outcome::Exited(137))));
+        }
+        nym_gdb::Ending::Detached => eprintln!("nym: gdb detached; the guest runs on"),
+        nym_gdb::Ending::Disconnected(why) => {
+            eprintln!("nym: gdb went away ({why}); the guest runs on")
+        }
+        nym_gdb::Ending::Exited(_) | nym_gdb::Ending::Crashed => {}
+    }
+    Ok(outcome)
 }
 
 fn open_block(b: &BlockFile) -> Result<(File, u64), MonitorError> {
@@ -222,18 +276,53 @@ fn open_block(b: &BlockFile) -> Result<(File, u64), MonitorError> {
     Ok((file, len / 512))
 }
 
-enum Exit {
+/// Why `KVM_RUN` returned, copied out of the vCPU's run area.
+pub(crate) enum Exit {
     Out(u16, Vec<u8>),
     In(u16),
     Hlt,
     Shutdown,
     Mmio(u64),
+    /// A debug exception the debugger asked for (breakpoint, step, watch).
+    Debug(kvm_bindings::kvm_debug_exit_arch),
+    /// A signal cut the run short (the debugger's periodic kick).
+    Kicked,
     Other(String),
 }
 
-struct Guest<'c> {
-    mem: GuestMemory,
-    image: Image,
+/// Runs the vCPU until its next exit.
+pub(crate) fn next_exit(vcpu: &mut VcpuFd) -> Result<Exit, MonitorError> {
+    Ok(match vcpu.run() {
+        Ok(VcpuExit::IoOut(port, data)) => Exit::Out(port, data.to_vec()),
+        Ok(VcpuExit::IoIn(port, _)) => Exit::In(port),
+        Ok(VcpuExit::Hlt) => Exit::Hlt,
+        Ok(VcpuExit::Shutdown) => Exit::Shutdown,
+        Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => Exit::Mmio(addr),
+        Ok(VcpuExit::Debug(arch)) => Exit::Debug(arch),
+        Ok(VcpuExit::InternalError) => {
+            // SAFETY: after KVM_EXIT_INTERNAL_ERROR the run area's union
+            // holds the `internal` member.
+            let internal = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal };
+            let data = &internal.data[..(internal.ndata as usize).min(internal.data.len())];
+            Exit::Other(format!(
+                "KVM internal error {} {data:x?}",
+                internal.suberror
+            ))
+        }
+        Ok(other) => Exit::Other(format!("{other:?}")),
+        Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Exit::Kicked,
+        Err(source) => {
+            return Err(MonitorError::Kvm {
+                what: "running the vCPU",
+                source,
+            })
+        }
+    })
+}
+
+pub(crate) struct Guest<'c> {
+    pub(crate) mem: GuestMemory,
+    pub(crate) image: Image,
     block: Option<(File, u64)>,
     started: Instant,
     console: &'c mut dyn Write,
@@ -243,65 +332,51 @@ struct Guest<'c> {
 impl Guest<'_> {
     fn run(&mut self, vcpu: &mut VcpuFd) -> Result<Outcome, MonitorError> {
         loop {
-            let exit = match vcpu.run() {
-                Ok(VcpuExit::IoOut(port, data)) => Exit::Out(port, data.to_vec()),
-                Ok(VcpuExit::IoIn(port, _)) => Exit::In(port),
-                Ok(VcpuExit::Hlt) => Exit::Hlt,
-                Ok(VcpuExit::Shutdown) => Exit::Shutdown,
-                Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
-                    Exit::Mmio(addr)
-                }
-                Ok(other) => Exit::Other(format!("{other:?}")),
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
-                Err(source) => {
-                    return Err(MonitorError::Kvm {
-                        what: "running the vCPU",
-                        source,
-                    })
-                }
-            };
-            match exit {
-                Exit::Out(port, data) if hypercall::is_hypercall(port) => {
-                    let call = match hypercall::decode(&self.mem, port, &data) {
-                        Ok(c) => c,
-                        Err(v) => return Ok(Outcome::Violation(v)),
-                    };
-                    if let Some(outcome) = self.serve(call, vcpu)? {
-                        return Ok(outcome);
-                    }
-                }
-                Exit::Out(port, _) | Exit::In(port) => {
-                    return Ok(Outcome::Violation(Violation {
-                        call: format!("on port {port:#x}"),
-                        problem: "the guest used an I/O port nym's monitor does not serve".into(),
-                    }))
-                }
-                Exit::Mmio(addr) => {
-                    return Ok(Outcome::Violation(Violation {
-                        call: "memory access".into(),
-                        problem: format!(
-                        "guest-physical address {addr:#x} is outside guest memory ({:#x} bytes)",
-                        self.mem.size()
-                    ),
-                    }))
-                }
-                Exit::Hlt => {
-                    return Ok(Outcome::Crashed(
-                        self.report_regs("the guest halted without calling EXIT", vcpu),
-                    ))
-                }
-                Exit::Shutdown => {
-                    return Ok(Outcome::Crashed(self.report_regs(
-                        "the guest triple-faulted (an exception it could not handle)",
-                        vcpu,
-                    )))
-                }
-                Exit::Other(what) => {
-                    return Ok(Outcome::Crashed(
-                        self.report_regs(&format!("unexpected VM exit: {what}"), vcpu),
-                    ))
+            let exit = next_exit(vcpu)?;
+            if let Some(outcome) = self.handle(exit, vcpu)? {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// Handles one exit; `Some` ends the guest.
+    pub(crate) fn handle(
+        &mut self,
+        exit: Exit,
+        vcpu: &mut VcpuFd,
+    ) -> Result<Option<Outcome>, MonitorError> {
+        let violation = |call: String, problem: String| {
+            Ok(Some(Outcome::Violation(Violation { call, problem })))
+        };
+        match exit {
+            Exit::Kicked | Exit::Debug(_) => Ok(None),
+            Exit::Out(port, data) if hypercall::is_hypercall(port) => {
+                match hypercall::decode(&self.mem, port, &data) {
+                    Ok(call) => self.serve(call, vcpu),
+                    Err(v) => Ok(Some(Outcome::Violation(v))),
                 }
             }
+            Exit::Out(port, _) | Exit::In(port) => violation(
+                format!("on port {port:#x}"),
+                "the guest used an I/O port nym's monitor does not serve".into(),
+            ),
+            Exit::Mmio(addr) => violation(
+                "memory access".into(),
+                format!(
+                    "guest-physical address {addr:#x} is outside guest memory ({:#x} bytes)",
+                    self.mem.size()
+                ),
+            ),
+            Exit::Hlt => Ok(Some(Outcome::Crashed(
+                self.report_regs("the guest halted without calling EXIT", vcpu),
+            ))),
+            Exit::Shutdown => Ok(Some(Outcome::Crashed(self.report_regs(
+                "the guest triple-faulted (an exception it could not handle)",
+                vcpu,
+            )))),
+            Exit::Other(what) => Ok(Some(Outcome::Crashed(
+                self.report_regs(&format!("unexpected VM exit: {what}"), vcpu),
+            ))),
         }
     }
 
@@ -310,7 +385,11 @@ impl Guest<'_> {
     }
 
     /// Serves one call; `Some` ends the guest.
-    fn serve(&mut self, call: Call, vcpu: &mut VcpuFd) -> Result<Option<Outcome>, MonitorError> {
+    pub(crate) fn serve(
+        &mut self,
+        call: Call,
+        vcpu: &mut VcpuFd,
+    ) -> Result<Option<Outcome>, MonitorError> {
         match call {
             Call::WallTime { at } => {
                 let nanos = SystemTime::now()

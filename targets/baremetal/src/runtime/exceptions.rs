@@ -4,19 +4,9 @@
 use super::{hvt, sys};
 use nym_hvt_abi as abi;
 
-/// What the stubs leave on the stack, lowest address first.
-#[repr(C)]
-#[allow(dead_code)]
-struct Frame {
-    rbp: u64,
-    vector: u64,
-    error_code: u64,
-    rip: u64,
-    cs: u64,
-    rflags: u64,
-    rsp: u64,
-    ss: u64,
-}
+/// What the stubs leave on the stack: the ABI's frame, so the monitor can
+/// read it too.
+type Frame = abi::FaultFrame;
 
 // Vectors 8, 10–14, 17, 21, 29 and 30 push an error code; the others get a 0.
 core::arch::global_asm!(
@@ -39,7 +29,21 @@ core::arch::global_asm!(
     "nym_stub 24, 0", "nym_stub 25, 0", "nym_stub 26, 0", "nym_stub 27, 0",
     "nym_stub 28, 0", "nym_stub 29, 1", "nym_stub 30, 1", "nym_stub 31, 0",
     "nym_exc_common:",
+    "    push rax",
+    "    push rbx",
+    "    push rcx",
+    "    push rdx",
+    "    push rsi",
+    "    push rdi",
     "    push rbp",
+    "    push r8",
+    "    push r9",
+    "    push r10",
+    "    push r11",
+    "    push r12",
+    "    push r13",
+    "    push r14",
+    "    push r15",
     "    mov rdi, rsp",
     "    and rsp, -16",
     "    call {handler}",
@@ -137,6 +141,7 @@ extern "C" fn exception(frame: &Frame) -> ! {
         rsp: frame.rsp,
         rbp: frame.rbp,
         cr2,
+        frame: frame as *const Frame as u64,
     };
     if sys::is_pvh() {
         report_on_console(&f);

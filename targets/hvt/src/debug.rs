@@ -1,0 +1,353 @@
+//! The monitor as a gdb debuggee: KVM's guest-debug interface behind
+//! [`nym_gdb::Debuggee`].
+//!
+//! Software breakpoints are one-byte traps the stub writes through guest
+//! memory from outside (the guest's page permissions never change). The
+//! trap is `hlt`, not `int3`: with no in-kernel interrupt controller a
+//! `hlt` exits to the monitor, which puts rip back on it, while `int3`
+//! makes KVM emulate a soft interrupt, which fails on this project's nested
+//! AMD hosts (no next-RIP support). Hardware
+//! breakpoints and watchpoints are the four debug registers; single steps
+//! are `KVM_GUESTDBG_SINGLESTEP`. Addresses are guest *virtual*: each page
+//! is translated by KVM through the guest's own page tables.
+//!
+//! Ctrl-C: while the vCPU runs, a helper thread sends it a signal every
+//! few milliseconds, so `KVM_RUN` returns and the stub can look for gdb's
+//! interrupt even in a guest that never exits on its own; a guest asleep in
+//! WAIT sleeps in short slices for the same reason.
+use crate::hypercall::{self, Call};
+use crate::monitor::{next_exit, Exit, Guest, MonitorError, Outcome};
+use kvm_bindings::{
+    kvm_guest_debug, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP,
+};
+use kvm_ioctls::VcpuFd;
+use nym_gdb::{HwKind, HwSlot, Registers, Stop, WatchKind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a running vCPU is kicked to look for gdb's Ctrl-C.
+const KICK: Duration = Duration::from_millis(10);
+
+extern "C" fn on_kick(_: libc::c_int) {}
+
+/// Kicks the vCPU thread out of `KVM_RUN` while `running` is set.
+struct Kicker {
+    alive: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Kicker {
+    fn start(running: Arc<AtomicBool>) -> Kicker {
+        // SAFETY: installs a handler that does nothing, for SIGUSR1 only,
+        // without SA_RESTART, so the signal makes KVM_RUN return EINTR.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_kick as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+        }
+        // SAFETY: pthread_self has no preconditions.
+        let vcpu_thread = unsafe { libc::pthread_self() };
+        let alive = Arc::new(AtomicBool::new(true));
+        let still = alive.clone();
+        let thread = std::thread::spawn(move || {
+            while still.load(Ordering::Relaxed) {
+                std::thread::sleep(KICK);
+                if running.load(Ordering::Relaxed) {
+                    // SAFETY: the vCPU thread outlives this one (joined in drop).
+                    unsafe { libc::pthread_kill(vcpu_thread, libc::SIGUSR1) };
+                }
+            }
+        });
+        Kicker {
+            alive,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Kicker {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A guest under the debugger.
+pub(crate) struct Debugged<'g, 'c> {
+    guest: &'g mut Guest<'c>,
+    vcpu: &'g mut VcpuFd,
+    slots: [Option<HwSlot>; 4],
+    running: Arc<AtomicBool>,
+    _kicker: Kicker,
+    /// How the guest ended, once it has.
+    pub(crate) outcome: Option<Outcome>,
+}
+
+impl<'g, 'c> Debugged<'g, 'c> {
+    pub(crate) fn new(guest: &'g mut Guest<'c>, vcpu: &'g mut VcpuFd) -> Self {
+        let running = Arc::new(AtomicBool::new(false));
+        let kicker = Kicker::start(running.clone());
+        Debugged {
+            guest,
+            vcpu,
+            slots: [None; 4],
+            running,
+            _kicker: kicker,
+            outcome: None,
+        }
+    }
+
+    fn program(&mut self, step: bool) -> Result<(), MonitorError> {
+        let mut d = kvm_guest_debug {
+            control: KVM_GUESTDBG_ENABLE,
+            ..Default::default()
+        };
+        if step {
+            d.control |= KVM_GUESTDBG_SINGLESTEP;
+        }
+        if self.slots.iter().any(Option::is_some) {
+            d.control |= KVM_GUESTDBG_USE_HW_BP;
+            let mut dr7 = 0u64;
+            for (i, slot) in self.slots.iter().enumerate() {
+                let Some(slot) = slot else { continue };
+                d.arch.debugreg[i] = slot.addr;
+                let (rw, len) = match slot.kind {
+                    HwKind::Exec => (0b00, 0b00),
+                    HwKind::Data { kind, len } => (
+                        if kind == WatchKind::Write { 0b01 } else { 0b11 },
+                        match len {
+                            1 => 0b00,
+                            2 => 0b01,
+                            8 => 0b10,
+                            _ => 0b11,
+                        },
+                    ),
+                };
+                dr7 |= 1 << (2 * i) | (rw | len << 2) << (16 + 4 * i);
+            }
+            d.arch.debugreg[7] = dr7;
+        }
+        self.vcpu
+            .set_guest_debug(&d)
+            .map_err(|source| MonitorError::Kvm {
+                what: "setting guest debug",
+                source,
+            })
+    }
+
+    /// Stops debugging: no breakpoints, no single steps.
+    pub(crate) fn release(self) -> Result<Option<Outcome>, MonitorError> {
+        let d = kvm_guest_debug::default();
+        self.vcpu
+            .set_guest_debug(&d)
+            .map_err(|source| MonitorError::Kvm {
+                what: "clearing guest debug",
+                source,
+            })?;
+        Ok(self.outcome)
+    }
+
+    /// The guest-physical address of `gva`, if mapped.
+    fn translate(&self, gva: u64) -> Option<u64> {
+        let t = self.vcpu.translate_gva(gva).ok()?;
+        (t.valid != 0).then_some(t.physical_address)
+    }
+
+    /// Visits `len` bytes at `gva` page by page as checked guest ranges;
+    /// returns how many bytes were mapped before the first hole.
+    fn pages(
+        &mut self,
+        gva: u64,
+        len: usize,
+        mut f: impl FnMut(&mut Guest, crate::memory::GuestRange, usize),
+    ) -> usize {
+        let mut done = 0;
+        while done < len {
+            let addr = gva.wrapping_add(done as u64);
+            let in_page = (0x1000 - (addr & 0xfff)) as usize;
+            let n = in_page.min(len - done);
+            let Some(gpa) = self.translate(addr) else {
+                break;
+            };
+            let Ok(range) = self.guest.mem.range(gpa, n as u64) else {
+                break;
+            };
+            f(self.guest, range, done);
+            done += n;
+        }
+        done
+    }
+
+    fn finish(&mut self, outcome: Outcome) -> Stop {
+        let stop = match &outcome {
+            Outcome::Exited(s) => Stop::Exited(*s as u8),
+            Outcome::Violation(_) => Stop::Exited(nym_hvt_abi::EXIT_VIOLATION as u8),
+            Outcome::Crashed(_) => Stop::Crashed,
+        };
+        // The crash report is shown now, while gdb is attached, and not
+        // again when the guest's outcome is reported at the end.
+        let outcome = match outcome {
+            Outcome::Crashed(report) => {
+                eprint!("nym: {report}");
+                Outcome::Crashed(String::new())
+            }
+            other => other,
+        };
+        self.outcome = Some(outcome);
+        stop
+    }
+}
+
+impl nym_gdb::Debuggee for Debugged<'_, '_> {
+    type Error = MonitorError;
+
+    fn read_registers(&mut self) -> Result<Registers, MonitorError> {
+        let kvm = |what| move |source| MonitorError::Kvm { what, source };
+        let r = self.vcpu.get_regs().map_err(kvm("reading registers"))?;
+        let s = self
+            .vcpu
+            .get_sregs()
+            .map_err(kvm("reading segment registers"))?;
+        let f = self.vcpu.get_fpu().map_err(kvm("reading FPU registers"))?;
+        let mut regs = Registers {
+            regs: [
+                r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11,
+                r.r12, r.r13, r.r14, r.r15,
+            ],
+            eflags: r.rflags as u32,
+            rip: r.rip,
+            mxcsr: f.mxcsr,
+            ..Default::default()
+        };
+        regs.segments.cs = s.cs.selector.into();
+        regs.segments.ss = s.ss.selector.into();
+        regs.segments.ds = s.ds.selector.into();
+        regs.segments.es = s.es.selector.into();
+        regs.segments.fs = s.fs.selector.into();
+        regs.segments.gs = s.gs.selector.into();
+        for (dst, src) in regs.st.iter_mut().zip(f.fpr.iter()) {
+            dst.copy_from_slice(&src[..10]);
+        }
+        regs.fpu.fctrl = f.fcw.into();
+        regs.fpu.fstat = f.fsw.into();
+        regs.fpu.ftag = f.ftwx.into();
+        regs.fpu.fop = f.last_opcode.into();
+        for (dst, src) in regs.xmm.iter_mut().zip(f.xmm.iter()) {
+            *dst = u128::from_le_bytes(*src);
+        }
+        Ok(regs)
+    }
+
+    fn write_registers(&mut self, regs: &Registers) -> Result<(), MonitorError> {
+        let kvm = |what| move |source| MonitorError::Kvm { what, source };
+        let mut r = self.vcpu.get_regs().map_err(kvm("reading registers"))?;
+        let g = &regs.regs;
+        (r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp) =
+            (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
+        (r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15) =
+            (g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+        r.rip = regs.rip;
+        r.rflags = u64::from(regs.eflags) | 0x2;
+        self.vcpu.set_regs(&r).map_err(kvm("writing registers"))
+    }
+
+    fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, MonitorError> {
+        let len = buf.len();
+        Ok(self.pages(addr, len, |g, range, at| {
+            buf[at..at + range.len()].copy_from_slice(g.mem.bytes(range))
+        }))
+    }
+
+    fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<bool, MonitorError> {
+        let n = self.pages(addr, data.len(), |g, range, at| {
+            g.mem
+                .bytes_mut(range)
+                .copy_from_slice(&data[at..at + range.len()])
+        });
+        Ok(n == data.len())
+    }
+
+    fn breakpoint_byte(&self) -> u8 {
+        0xf4 // hlt
+    }
+
+    fn set_hw_slots(&mut self, slots: &[Option<HwSlot>; 4]) -> Result<(), MonitorError> {
+        self.slots = *slots;
+        self.program(false)
+    }
+
+    fn resume(
+        &mut self,
+        step: bool,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Stop, MonitorError> {
+        if self.outcome.is_some() {
+            // Already over: say so again rather than run a dead vCPU.
+            return Ok(match self.outcome {
+                Some(Outcome::Exited(s)) => Stop::Exited(s as u8),
+                Some(Outcome::Crashed(_)) => Stop::Crashed,
+                _ => Stop::Exited(nym_hvt_abi::EXIT_VIOLATION as u8),
+            });
+        }
+        self.program(step)?;
+        loop {
+            if interrupted() {
+                return Ok(Stop::Interrupted);
+            }
+            self.running.store(true, Ordering::Relaxed);
+            let exit = next_exit(self.vcpu);
+            self.running.store(false, Ordering::Relaxed);
+            match exit? {
+                // A planted hlt: KVM has already stepped past it.
+                Exit::Hlt => {
+                    let kvm = |source| MonitorError::Kvm {
+                        what: "rewinding to the breakpoint",
+                        source,
+                    };
+                    let mut r = self.vcpu.get_regs().map_err(kvm)?;
+                    r.rip = r.rip.wrapping_sub(1);
+                    self.vcpu.set_regs(&r).map_err(kvm)?;
+                    return Ok(Stop::SwBreak);
+                }
+                Exit::Debug(arch) => {
+                    return Ok(match arch.exception {
+                        3 => Stop::SwBreak,
+                        _ if arch.dr6 & 0xf != 0 => Stop::Hw(arch.dr6.trailing_zeros() as usize),
+                        _ => Stop::Step,
+                    });
+                }
+                Exit::Out(port, data) if hypercall::is_hypercall(port) => {
+                    match hypercall::decode(&self.guest.mem, port, &data) {
+                        // Sleep in slices, so Ctrl-C reaches a sleeping guest.
+                        Ok(Call::Wait { timeout }) => {
+                            let until = Instant::now() + Duration::from_nanos(timeout);
+                            while Instant::now() < until {
+                                if interrupted() {
+                                    return Ok(Stop::Interrupted);
+                                }
+                                std::thread::sleep(
+                                    KICK.min(until.saturating_duration_since(Instant::now())),
+                                );
+                            }
+                        }
+                        Ok(call) => {
+                            if let Some(outcome) = self.guest.serve(call, self.vcpu)? {
+                                return Ok(self.finish(outcome));
+                            }
+                        }
+                        Err(v) => return Ok(self.finish(Outcome::Violation(v))),
+                    }
+                }
+                other => {
+                    if let Some(outcome) = self.guest.handle(other, self.vcpu)? {
+                        return Ok(self.finish(outcome));
+                    }
+                }
+            }
+        }
+    }
+}
