@@ -1,0 +1,355 @@
+//! Step-debugging guests with the stock gdb (`/usr/bin/gdb`, batch mode)
+//! against nym's monitor on /dev/kvm: breakpoints by source line, bt,
+//! next, locals, hardware breakpoints, watchpoints on a static, Ctrl-C of
+//! a sleeping guest, detach, kill, a gdb that dies mid-session, a port in use.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{kvm_available, nym, project, rewrite, run};
+
+const APP: &str = r#"#![no_std]
+extern crate alloc;
+use core::time::Duration;
+use libos::{Console, Time};
+
+/// Written by the job, for watchpoints.
+#[no_mangle]
+pub static mut NYM_COUNTER: u64 = 0;
+
+pub async fn start(console: impl Console, time: impl Time, count: u32, pause: Duration) {
+    for i in 1..=count {
+        // SAFETY: one job, no other writer.
+        unsafe { core::ptr::addr_of_mut!(NYM_COUNTER).write_volatile(u64::from(i)) };
+        let line = alloc::format!("tick {i}");
+        let _ = console.log(&line).await;
+        time.sleep(pause).await;
+    }
+    let _ = console.log("done").await;
+}
+"#;
+const TICK_LINE: u32 = 14; // `let line = ...`
+
+fn gdb_available() -> bool {
+    let ok = kvm_available()
+        && Command::new("gdb")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI=true but gdb or KVM is missing"
+        );
+    }
+    ok
+}
+
+/// A project with the ticking app, its image built.
+fn ticker() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let (tmp, dir) = project("ticker", "hello");
+    rewrite(
+        &dir,
+        APP,
+        "let j = job ticker::start(console::default(), time::default(), key(\"count\", 3), key(\"pause\", 50ms));\nregister(\"ticker\", [j]);\n",
+    );
+    assert!(run(nym(&dir).args(["build", "--target", "kvm"]))
+        .status
+        .success());
+    let image = dir.join("target/nym/kvm/ticker.elf");
+    (tmp, dir, image)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Boots `image` under the stub and waits until it listens.
+fn boot(dir: &Path, image: &Path, port: u16, keys: &[&str]) -> Child {
+    let mut child = nym(dir)
+        .arg("boot")
+        .arg(image)
+        .args(["--gdb", &format!("127.0.0.1:{port}"), "--"])
+        .args(keys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("waits for gdb"), "{line}");
+    // Keep draining stderr so the monitor never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    child
+}
+
+fn gdb(image: &Path, port: u16, commands: &[&str]) -> Output {
+    let mut cmd = Command::new("gdb");
+    cmd.args([
+        "-batch",
+        "-nx",
+        "-ex",
+        "set confirm off",
+        "-ex",
+        &format!("target remote 127.0.0.1:{port}"),
+    ]);
+    for c in commands {
+        cmd.args(["-ex", c]);
+    }
+    let out = cmd.arg(image).output().unwrap();
+    eprintln!(
+        "--- gdb:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn finish(mut child: Child) -> (Option<i32>, String) {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+            return (status.code(), out);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the monitor did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn break_bt_next_print_locals_and_detach() {
+    if !gdb_available() {
+        return;
+    }
+    let (_tmp, dir, image) = ticker();
+    let port = free_port();
+    let monitor = boot(&dir, &image, port, &[]);
+    let out = gdb(
+        &image,
+        port,
+        &[
+            &format!("break lib.rs:{TICK_LINE}"),
+            "continue",
+            "bt",
+            "print i",
+            "next",
+            "next",
+            "info locals",
+            "detach",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("lib.rs:{TICK_LINE}")),
+        "stopped at the line: {text}"
+    );
+    assert!(
+        text.contains("#0  ticker::start::{async_fn#0}"),
+        "bt shows the job's frame: {text}"
+    );
+    assert!(text.contains("$1 = 1"), "the local i: {text}");
+    assert!(text.contains("count = 3"), "info locals: {text}");
+    let (status, output) = finish(monitor);
+    assert_eq!(status, Some(0));
+    assert_eq!(
+        output, "tick 1\ntick 2\ntick 3\ndone\n",
+        "after detach the guest ran on, with no breakpoint left"
+    );
+}
+
+#[test]
+fn hardware_breakpoints_stop_in_the_right_iteration_and_kill_ends_the_guest() {
+    if !gdb_available() {
+        return;
+    }
+    let (_tmp, dir, image) = ticker();
+    let port = free_port();
+    let monitor = boot(&dir, &image, port, &[]);
+    let out = gdb(
+        &image,
+        port,
+        &[
+            &format!("hbreak lib.rs:{TICK_LINE}"),
+            "continue",
+            "continue",
+            "print i",
+            "stepi",
+            "info registers rip",
+            "kill",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Hardware assisted breakpoint 1"), "{text}");
+    assert!(
+        text.contains("$1 = 2"),
+        "the second hit is the second tick: {text}"
+    );
+    let (status, output) = finish(monitor);
+    assert_eq!(status, Some(137), "kill ends the guest");
+    assert_eq!(output, "tick 1\n", "nothing ran after the kill");
+}
+
+/// Data watchpoints program DR0–DR3/DR7 through KVM's guest debug, as
+/// execution breakpoints do, but this project's nested AMD hosts do not
+/// deliver data-breakpoint #DB exits to the guest's hypervisor (DR7 is
+/// set, no exit arrives). Run it on bare metal: `cargo test --test gdb --
+/// --ignored`.
+#[test]
+#[ignore = "data breakpoints are not delivered under this project's nested KVM"]
+fn a_watchpoint_on_a_static_triggers_at_the_write() {
+    if !gdb_available() {
+        return;
+    }
+    let (_tmp, dir, image) = ticker();
+    let port = free_port();
+    let monitor = boot(&dir, &image, port, &[]);
+    let out = gdb(
+        &image,
+        port,
+        &[
+            "set language c",
+            "watch *(unsigned long *)&NYM_COUNTER",
+            "continue",
+            "continue",
+            "kill",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Hardware watchpoint 1"), "{text}");
+    assert!(
+        text.contains("Old value = 0") && text.contains("New value = 1"),
+        "the first write: {text}"
+    );
+    assert!(
+        text.contains("Old value = 1") && text.contains("New value = 2"),
+        "the second write: {text}"
+    );
+    let (status, _) = finish(monitor);
+    assert_eq!(status, Some(137));
+}
+
+#[test]
+fn ctrl_c_interrupts_a_sleeping_guest() {
+    if !gdb_available() {
+        return;
+    }
+    let (_tmp, dir, image) = ticker();
+    let port = free_port();
+    let monitor = boot(&dir, &image, port, &["--count", "2", "--pause", "30s"]);
+    // gdb turns a SIGINT during `continue` into the remote interrupt, as a
+    // user's Ctrl-C does; the guest is asleep in WAIT by then.
+    let g = Command::new("gdb")
+        .args([
+            "-batch",
+            "-nx",
+            "-ex",
+            &format!("target remote 127.0.0.1:{port}"),
+            "-ex",
+            "continue",
+            "-ex",
+            "bt 2",
+            "-ex",
+            "kill",
+        ])
+        .arg(&image)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(Command::new("kill")
+        .args(["-INT", &g.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = g.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let all = format!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("SIGINT"), "gdb reports the interrupt: {all}");
+    assert!(
+        text.contains("hvt::wait"),
+        "stopped while asleep in WAIT: {text}"
+    );
+    let started = Instant::now();
+    let (status, output) = finish(monitor);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not after the 30 s sleep"
+    );
+    assert_eq!(status, Some(137));
+    assert_eq!(output, "tick 1\n", "interrupted during the first sleep");
+}
+
+#[test]
+fn a_gdb_killed_mid_session_leaves_the_guest_to_finish() {
+    if !gdb_available() {
+        return;
+    }
+    let (_tmp, dir, image) = ticker();
+    let port = free_port();
+    let monitor = boot(&dir, &image, port, &[]);
+    let mut g = Command::new("gdb")
+        .args([
+            "-batch",
+            "-nx",
+            "-ex",
+            &format!("target remote 127.0.0.1:{port}"),
+        ])
+        .args([
+            "-ex",
+            &format!("break lib.rs:{TICK_LINE}"),
+            "-ex",
+            "continue",
+            "-ex",
+            "shell sleep 60",
+        ])
+        .arg(&image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    g.kill().unwrap(); // stopped at a breakpoint, then gone
+    let _ = g.wait();
+    let (status, output) = finish(monitor);
+    assert_eq!(status, Some(0), "the monitor neither hangs nor crashes");
+    assert_eq!(
+        output, "tick 1\ntick 2\ntick 3\ndone\n",
+        "the breakpoint was removed: the guest ran to its end"
+    );
+}
+
+#[test]
+fn a_gdb_port_in_use_is_a_clear_error() {
+    if !gdb_available() {
+        return;
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(nym(tmp.path()).args([
+        "boot",
+        "/nonexistent.elf",
+        "--gdb",
+        &format!("127.0.0.1:{port}"),
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen for gdb on 127.0.0.1:{port}"))
+            && err.contains("in use"),
+        "{err}"
+    );
+}
