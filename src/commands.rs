@@ -435,11 +435,14 @@ pub fn debug(
         addr: "127.0.0.1:0".into(),
         source,
     })?;
+    // By default the first statement of the first job: a job is generic
+    // (its devices are type parameters) and async, so a source line finds
+    // its body where a name would not.
     let location = break_at.unwrap_or_else(|| {
-        graph
-            .registered
-            .first()
-            .map_or("nym_main".into(), |&j| graph.jobs[j].sig.path.clone())
+        graph.registered.first().map_or_else(
+            || "nym_main".into(),
+            |&j| format!("{}:{}", graph.jobs[j].sig.file.display(), graph.jobs[j].sig.body_line),
+        )
     });
     let config = nym_hvt::Config {
         image: image.clone(),

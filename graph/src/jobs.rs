@@ -31,6 +31,10 @@ pub struct JobSig {
     pub file: PathBuf,
     /// 1-based line of the `fn`.
     pub line: usize,
+    /// 1-based line of the first statement of its body (where a debugger
+    /// should stop first: an async job's body runs in its future, not in
+    /// the `fn`).
+    pub body_line: usize,
 }
 
 /// Why a job's function cannot be used.
@@ -274,6 +278,7 @@ impl RustCrate {
             rust: format!("pub {}", tokens(sig)),
             file,
             line: sig.fn_token.span().start().line,
+            body_line: func.block.stmts.first().map_or_else(|| func.block.span().start().line, |st| st.span().start().line),
         })
     }
 }
