@@ -441,7 +441,13 @@ pub fn debug(
     let location = break_at.unwrap_or_else(|| {
         graph.registered.first().map_or_else(
             || "nym_main".into(),
-            |&j| format!("{}:{}", graph.jobs[j].sig.file.display(), graph.jobs[j].sig.body_line),
+            |&j| {
+                format!(
+                    "{}:{}",
+                    graph.jobs[j].sig.file.display(),
+                    graph.jobs[j].sig.body_line
+                )
+            },
         )
     });
     let config = nym_hvt::Config {

@@ -368,23 +368,46 @@ fn nym_debug_starts_the_guest_with_gdb_attached_and_a_first_breakpoint() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"continue\nprint i\ncontinue\nprint i\ndelete\ncontinue\n").unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"continue\nprint i\ncontinue\nprint i\ndelete\ncontinue\n",
+    )
+    .unwrap();
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("Breakpoint 1 at"), "the breakpoint is set before the guest starts: {text}");
+    assert!(
+        text.contains("Breakpoint 1 at"),
+        "the breakpoint is set before the guest starts: {text}"
+    );
     assert!(text.contains("$1 = 1") && text.contains("$2 = 2"), "{text}");
-    assert!(text.contains("tick 3") && text.contains("done"), "the guest ran to its end: {text}");
+    assert!(
+        text.contains("tick 3") && text.contains("done"),
+        "the guest ran to its end: {text}"
+    );
     assert_eq!(out.status.code(), Some(0), "the guest's status");
 
     // Without --break it stops in the first job's async body.
-    let mut child = nym(&dir).arg("debug").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"continue\ninfo locals\ndelete\ncontinue\n").unwrap();
+    let mut child = nym(&dir)
+        .arg("debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"continue\ninfo locals\ndelete\ncontinue\n",
+    )
+    .unwrap();
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Breakpoint 1.1, ticker::start::{async_fn#0}"), "{text}");
+    assert!(
+        text.contains("Breakpoint 1.1, ticker::start::{async_fn#0}"),
+        "{text}"
+    );
     assert!(text.contains("count = 3"), "the job's locals: {text}");
     assert_eq!(out.status.code(), Some(0));
 }

@@ -278,7 +278,10 @@ impl RustCrate {
             rust: format!("pub {}", tokens(sig)),
             file,
             line: sig.fn_token.span().start().line,
-            body_line: func.block.stmts.first().map_or_else(|| func.block.span().start().line, |st| st.span().start().line),
+            body_line: func.block.stmts.first().map_or_else(
+                || func.block.span().start().line,
+                |st| st.span().start().line,
+            ),
         })
     }
 }
