@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{kvm_available, nym, project, rewrite, run};
+use common::{kvm_available, nym, project, required, rewrite, run, runs};
 
 const APP: &str = r#"#![no_std]
 extern crate alloc;
@@ -33,18 +33,11 @@ pub async fn start(console: impl Console, time: impl Time, count: u32, pause: Du
 const TICK_LINE: u32 = 14; // `let line = ...`
 
 fn gdb_available() -> bool {
-    let ok = kvm_available()
-        && Command::new("gdb")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI=true but gdb or KVM is missing"
-        );
-    }
-    ok
+    kvm_available()
+        && required(
+            runs("gdb"),
+            "gdb cannot run: scripts/install.sh installs it",
+        )
 }
 
 /// A project with the ticking app, its image built.
@@ -354,29 +347,40 @@ fn a_gdb_port_in_use_is_a_clear_error() {
     );
 }
 
+/// Runs `nym debug ARGS` in `dir` with `input` as gdb's commands (gdb reads
+/// them from standard input when it is not a terminal).
+fn nym_debug(dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = nym(dir)
+        .arg("debug")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
 fn nym_debug_starts_the_guest_with_gdb_attached_and_a_first_breakpoint() {
     if !gdb_available() {
         return;
     }
     let (_tmp, dir, _image) = ticker();
-    // gdb reads its commands from standard input when it is not a terminal.
-    let mut child = nym(&dir)
-        .args(["debug", "--break", &format!("lib.rs:{TICK_LINE}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
+    let out = nym_debug(
+        &dir,
+        &["--break", &format!("lib.rs:{TICK_LINE}")],
         b"continue\nprint i\ncontinue\nprint i\ndelete\ncontinue\n",
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         text.contains("Breakpoint 1 at"),
         "the breakpoint is set before the guest starts: {text}"
@@ -389,20 +393,7 @@ fn nym_debug_starts_the_guest_with_gdb_attached_and_a_first_breakpoint() {
     assert_eq!(out.status.code(), Some(0), "the guest's status");
 
     // Without --break it stops in the first job's async body.
-    let mut child = nym(&dir)
-        .arg("debug")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        b"continue\ninfo locals\ndelete\ncontinue\n",
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
+    let out = nym_debug(&dir, &[], b"continue\ninfo locals\ndelete\ncontinue\n");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("Breakpoint 1.1, ticker::start::{async_fn#0}"),

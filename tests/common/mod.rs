@@ -42,22 +42,33 @@ pub fn project(name: &str, template: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
-/// Fails loudly under CI when `/dev/kvm` is missing; elsewhere says why the
-/// test does nothing and returns false.
+/// `ok`, or, when a peer or device the test needs is missing, a loud
+/// failure under CI (`CI=true`) and a note saying why the test does nothing
+/// elsewhere.
+pub fn required(ok: bool, missing: &str) -> bool {
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "CI=true but {missing}");
+        eprintln!("skipped: {missing}");
+    }
+    ok
+}
+
+/// Whether `program --version` runs.
+pub fn runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether KVM can be used (see [`required`]).
 pub fn kvm_available() -> bool {
     let ok = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
         .is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI=true but /dev/kvm cannot be opened: KVM tests must run in CI"
-        );
-        eprintln!("skipped: /dev/kvm cannot be opened here");
-    }
-    ok
+    required(ok, "/dev/kvm cannot be opened: the KVM tests must run")
 }
 
 /// Replaces a project's application and graph.
@@ -66,44 +77,25 @@ pub fn rewrite(dir: &Path, lib_rs: &str, graph: &str) {
     std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
 }
 
-/// Fails loudly under CI when QEMU (or KVM, which it uses) is missing;
-/// elsewhere says why the test does nothing and returns false.
+/// Whether QEMU (with KVM, which it uses) can run (see [`required`]).
 pub fn qemu_available() -> bool {
-    let ok = kvm_available()
-        && Command::new("qemu-system-x86_64")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI=true but qemu-system-x86_64 cannot run: scripts/install.sh installs it"
-        );
-        eprintln!("skipped: qemu-system-x86_64 is not installed");
-    }
-    ok
+    kvm_available()
+        && required(
+            runs("qemu-system-x86_64"),
+            "qemu-system-x86_64 cannot run: scripts/install.sh installs it",
+        )
 }
 
-/// Fails loudly under CI when QEMU or the Xen hypervisor image is missing;
-/// elsewhere says why the test does nothing and returns false. (Xen runs in
-/// QEMU's software emulation: no KVM needed.)
+/// Whether QEMU and the Xen hypervisor image are there (see [`required`]).
+/// Xen runs in QEMU's software emulation: no KVM needed.
 pub fn xen_available() -> bool {
     let xen = std::env::var_os("NYM_XEN").map_or_else(
         || PathBuf::from("/var/cache/nym/xen-4.17-amd64"),
         PathBuf::from,
     );
-    let ok = xen.is_file()
-        && Command::new("qemu-system-x86_64")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI=true but Xen ({}) or QEMU is missing: scripts/install.sh installs them",
-            xen.display()
-        );
-        eprintln!("skipped: no Xen hypervisor image or no QEMU");
-    }
-    ok
+    let missing = format!(
+        "Xen ({}) or QEMU is missing: scripts/install.sh installs them",
+        xen.display()
+    );
+    required(xen.is_file() && runs("qemu-system-x86_64"), &missing)
 }
