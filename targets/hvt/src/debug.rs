@@ -81,6 +81,11 @@ pub(crate) struct Debugged<'g, 'c> {
     guest: &'g mut Guest<'c>,
     vcpu: &'g mut VcpuFd,
     slots: [Option<HwSlot>; 4],
+    /// Page-table entries made read-only (or not-present) for watchpoints:
+    /// (guest-physical address of the entry, its original value).
+    protected: Vec<(u64, u64)>,
+    /// Whether the watched pages are protected (see `protect`).
+    armed: bool,
     running: Arc<AtomicBool>,
     _kicker: Kicker,
     /// How the guest ended, once it has.
@@ -95,6 +100,8 @@ impl<'g, 'c> Debugged<'g, 'c> {
             guest,
             vcpu,
             slots: [None; 4],
+            protected: Vec::new(),
+            armed: false,
             running,
             _kicker: kicker,
             outcome: None,
@@ -109,11 +116,24 @@ impl<'g, 'c> Debugged<'g, 'c> {
         if step {
             d.control |= KVM_GUESTDBG_SINGLESTEP;
         }
-        if self.slots.iter().any(Option::is_some) {
+        // Only execution breakpoints go to the debug registers: this
+        // project's nested hosts never deliver data-breakpoint traps, so
+        // watchpoints protect pages instead (see `protect`).
+        if self.slots.iter().any(|s| {
+            matches!(
+                s,
+                Some(HwSlot {
+                    kind: HwKind::Exec,
+                    ..
+                })
+            )
+        }) {
             d.control |= KVM_GUESTDBG_USE_HW_BP;
             let mut dr7 = 0u64;
             for (i, slot) in self.slots.iter().enumerate() {
-                let Some(slot) = slot else { continue };
+                let Some(slot) = slot.filter(|s| s.kind == HwKind::Exec) else {
+                    continue;
+                };
                 d.arch.debugreg[i] = slot.addr;
                 let (rw, len) = match slot.kind {
                     HwKind::Exec => (0b00, 0b00),
@@ -139,8 +159,9 @@ impl<'g, 'c> Debugged<'g, 'c> {
             })
     }
 
-    /// Stops debugging: no breakpoints, no single steps.
-    pub(crate) fn release(self) -> Result<Option<Outcome>, MonitorError> {
+    /// Stops debugging: no breakpoints, no watched pages, no single steps.
+    pub(crate) fn release(mut self) -> Result<Option<Outcome>, MonitorError> {
+        self.unprotect()?;
         let d = kvm_guest_debug::default();
         self.vcpu
             .set_guest_debug(&d)
@@ -180,6 +201,189 @@ impl<'g, 'c> Debugged<'g, 'c> {
             done += n;
         }
         done
+    }
+
+    /// The guest-physical address of the page-table entry that maps `gva`
+    /// (a 4 KiB PTE, or a 2 MiB PDE), by walking the guest's own tables.
+    fn leaf_entry(&mut self, gva: u64) -> Result<Option<u64>, MonitorError> {
+        let sregs = self.vcpu.get_sregs().map_err(|source| MonitorError::Kvm {
+            what: "reading cr3",
+            source,
+        })?;
+        let mut table = sregs.cr3 & 0x000f_ffff_ffff_f000;
+        for (level, shift) in [(4, 39), (3, 30), (2, 21), (1, 12)] {
+            let at = table + ((gva >> shift) & 0x1ff) * 8;
+            let Ok(entry) = self.guest.mem.read::<u64>(at) else {
+                return Ok(None);
+            };
+            if entry & 1 == 0 {
+                return Ok(None);
+            }
+            if level == 1 || (level == 2 && entry & 0x80 != 0) {
+                return Ok(Some(at));
+            }
+            table = entry & 0x000f_ffff_ffff_f000;
+        }
+        Ok(None)
+    }
+
+    /// Makes every watched page trap: read-only for write watches,
+    /// not-present for read and access watches. Only once the guest can
+    /// take a page fault (its IDT is loaded): before that a protected page
+    /// would triple-fault it, so arming waits for a later exit.
+    fn protect(&mut self) -> Result<(), MonitorError> {
+        let sregs = self.vcpu.get_sregs().map_err(|source| MonitorError::Kvm {
+            what: "reading the IDT",
+            source,
+        })?;
+        // The reset state has IDTR base 0 (limit 0xffff); the guest's own
+        // table is a static, never at 0.
+        self.armed = sregs.idt.base != 0;
+        if !self.armed {
+            return Ok(());
+        }
+        for slot in self.slots.iter().flatten().copied().collect::<Vec<_>>() {
+            let HwKind::Data { kind, len } = slot.kind else {
+                continue;
+            };
+            for page in [
+                slot.addr & !0xfff,
+                (slot.addr + u64::from(len) - 1) & !0xfff,
+            ] {
+                let Some(at) = self.leaf_entry(page)? else {
+                    continue;
+                };
+                let original = self
+                    .protected
+                    .iter()
+                    .find(|(a, _)| *a == at)
+                    .map(|(_, v)| *v);
+                let original = match original {
+                    Some(v) => v,
+                    None => {
+                        let v = self.guest.mem.read::<u64>(at).unwrap_or(0);
+                        self.protected.push((at, v));
+                        v
+                    }
+                };
+                let mask = if kind == WatchKind::Write {
+                    !0b10
+                } else {
+                    !0b1
+                };
+                let current = self.guest.mem.read::<u64>(at).unwrap_or(original);
+                let _ = self.guest.mem.write(at, &(current & mask));
+            }
+        }
+        self.flush_tlb()
+    }
+
+    /// Gives every protected entry back its original value.
+    fn unprotect(&mut self) -> Result<(), MonitorError> {
+        for (at, original) in std::mem::take(&mut self.protected) {
+            let _ = self.guest.mem.write(at, &original);
+        }
+        self.flush_tlb()
+    }
+
+    /// Drops the guest's cached translations: KVM resets the vCPU's MMU
+    /// context when CR4 changes, so toggling a bit there and back flushes.
+    fn flush_tlb(&mut self) -> Result<(), MonitorError> {
+        let kvm = |source| MonitorError::Kvm {
+            what: "flushing the guest's TLB",
+            source,
+        };
+        let mut s = self.vcpu.get_sregs().map_err(kvm)?;
+        let cr4 = s.cr4;
+        s.cr4 = cr4 ^ (1 << 7); // PGE
+        self.vcpu.set_sregs(&s).map_err(kvm)?;
+        s.cr4 = cr4;
+        self.vcpu.set_sregs(&s).map_err(kvm)
+    }
+
+    /// Puts the vCPU back as it was when the guest's exception struck, from
+    /// the frame its handler saved.
+    fn rewind(&mut self, frame: u64) -> Result<(), MonitorError> {
+        let f: nym_hvt_abi::FaultFrame =
+            self.guest.mem.read(frame).map_err(|e| MonitorError::Gdb {
+                what: "reading the exception frame",
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let r = kvm_bindings::kvm_regs {
+            rax: f.rax,
+            rbx: f.rbx,
+            rcx: f.rcx,
+            rdx: f.rdx,
+            rsi: f.rsi,
+            rdi: f.rdi,
+            rsp: f.rsp,
+            rbp: f.rbp,
+            r8: f.r8,
+            r9: f.r9,
+            r10: f.r10,
+            r11: f.r11,
+            r12: f.r12,
+            r13: f.r13,
+            r14: f.r14,
+            r15: f.r15,
+            rip: f.rip,
+            rflags: f.rflags,
+        };
+        self.vcpu.set_regs(&r).map_err(|source| MonitorError::Kvm {
+            what: "rewinding to the faulting instruction",
+            source,
+        })
+    }
+
+    /// A page fault on a watched page: rewinds to the access, lets it
+    /// happen with the page unprotected for one step, protects it again,
+    /// and says which watchpoint (if any) the access hit.
+    fn watched_access(
+        &mut self,
+        fault: &nym_hvt_abi::Fault,
+    ) -> Result<Result<Option<usize>, Stop>, MonitorError> {
+        self.rewind(fault.frame)?;
+        self.unprotect()?;
+        self.program(true)?;
+        loop {
+            self.running.store(true, Ordering::Relaxed);
+            let exit = next_exit(self.vcpu);
+            self.running.store(false, Ordering::Relaxed);
+            match exit? {
+                Exit::Debug(_) => break,
+                Exit::Kicked => {}
+                other => {
+                    if let Some(outcome) = self.guest.handle(other, self.vcpu)? {
+                        return Ok(Err(self.finish(outcome)));
+                    }
+                }
+            }
+        }
+        self.protect()?;
+        let write = fault.error_code & 0b10 != 0;
+        let hit = self.slots.iter().position(|s| match s {
+            Some(HwSlot {
+                addr,
+                kind: HwKind::Data { kind, len },
+            }) => {
+                (*addr..addr + u64::from(*len)).contains(&fault.cr2)
+                    && (write || *kind != WatchKind::Write)
+            }
+            _ => false,
+        });
+        Ok(Ok(hit))
+    }
+
+    /// Whether `addr` lies in a page the watchpoints protect.
+    fn is_protected(&self, addr: u64) -> bool {
+        let page = |a: u64| a & !0xfff;
+        self.armed
+            && self.slots.iter().flatten().any(|s| match s.kind {
+                HwKind::Data { len, .. } => {
+                    page(addr) == page(s.addr) || page(addr) == page(s.addr + u64::from(len) - 1)
+                }
+                HwKind::Exec => false,
+            })
     }
 
     fn finish(&mut self, outcome: Outcome) -> Stop {
@@ -276,7 +480,9 @@ impl nym_gdb::Debuggee for Debugged<'_, '_> {
     }
 
     fn set_hw_slots(&mut self, slots: &[Option<HwSlot>; 4]) -> Result<(), MonitorError> {
+        self.unprotect()?;
         self.slots = *slots;
+        self.protect()?;
         self.program(false)
     }
 
@@ -301,7 +507,12 @@ impl nym_gdb::Debuggee for Debugged<'_, '_> {
             self.running.store(true, Ordering::Relaxed);
             let exit = next_exit(self.vcpu);
             self.running.store(false, Ordering::Relaxed);
-            match exit? {
+            let exit = exit?;
+            let watching = self.slots.iter().flatten().any(|s| s.kind != HwKind::Exec);
+            if watching && !self.armed {
+                self.protect()?;
+            }
+            match exit {
                 // A planted hlt: KVM has already stepped past it.
                 Exit::Hlt => {
                     let kvm = |source| MonitorError::Kvm {
@@ -332,6 +543,14 @@ impl nym_gdb::Debuggee for Debugged<'_, '_> {
                                 std::thread::sleep(
                                     KICK.min(until.saturating_duration_since(Instant::now())),
                                 );
+                            }
+                        }
+                        Ok(Call::Fault(f)) if f.vector == 14 && self.is_protected(f.cr2) => {
+                            match self.watched_access(&f)? {
+                                Err(stop) => return Ok(stop),
+                                Ok(Some(slot)) => return Ok(Stop::Hw(slot)),
+                                Ok(None) if step => return Ok(Stop::Step),
+                                Ok(None) => self.program(false)?,
                             }
                         }
                         Ok(call) => {
