@@ -134,6 +134,8 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Serve the Language Server Protocol on stdio for *.nym files.
+    Lsp,
     /// Generate the compiled program for a target and build it.
     Build {
         #[command(flatten)]
@@ -175,6 +177,22 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::New { name, template } => commands::new(&cwd, &name, template),
+        Command::Lsp => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => {
+                rt.block_on(nym_lsp::serve_stdio());
+                // stdin's reader may still block on a client that keeps
+                // its end open after `exit`: do not wait for it.
+                rt.shutdown_background();
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(source) => Err(commands::CliError::Io {
+                what: "starting the runtime".into(),
+                source,
+            }),
+        },
         Command::Check { project, short } => commands::check(&cwd, &project, short),
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),
         Command::Run {

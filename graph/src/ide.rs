@@ -1,0 +1,323 @@
+//! Editor features over an [`Analysis`], as plain data: what the language
+//! server (and its tests) turn into LSP messages. Positions are byte
+//! offsets; the server converts them.
+use crate::catalog::{self, ParamType};
+use crate::check::Binding;
+use crate::jobs::{JobSig, RustCrate};
+use crate::syntax::{Arg, Expr, ExprKind, Path, Span, Stmt};
+use crate::types::Type;
+use crate::Analysis;
+
+/// What the cursor is on.
+enum Found<'a> {
+    Impl(&'a Path),
+    Job(&'a Path),
+    Name(&'a str, Span),
+    None,
+}
+
+fn find_in_expr<'a>(e: &'a Expr, offset: usize) -> Found<'a> {
+    if !e.span.contains(offset) {
+        return Found::None;
+    }
+    match &e.kind {
+        ExprKind::Call { path, args, .. } | ExprKind::Job { path, args, .. } => {
+            if path.span.contains(offset) {
+                return if matches!(e.kind, ExprKind::Job { .. }) {
+                    Found::Job(path)
+                } else {
+                    Found::Impl(path)
+                };
+            }
+            args.iter()
+                .map(|a| find_in_expr(&a.value, offset))
+                .find(|f| !matches!(f, Found::None))
+                .unwrap_or(Found::None)
+        }
+        ExprKind::Name(id) => Found::Name(&id.name, id.span),
+        ExprKind::List(items) => items
+            .iter()
+            .map(|i| find_in_expr(i, offset))
+            .find(|f| !matches!(f, Found::None))
+            .unwrap_or(Found::None),
+        ExprKind::Match(arms) => arms
+            .iter()
+            .map(|a| find_in_expr(&a.value, offset))
+            .find(|f| !matches!(f, Found::None))
+            .unwrap_or(Found::None),
+        _ => Found::None,
+    }
+}
+
+fn find(a: &Analysis, offset: usize) -> Found<'_> {
+    for stmt in &a.file.stmts {
+        match stmt {
+            Stmt::Let { name, value, .. } => {
+                if name.span.contains(offset) {
+                    return Found::Name(&name.name, name.span);
+                }
+                let f = find_in_expr(value, offset);
+                if !matches!(f, Found::None) {
+                    return f;
+                }
+            }
+            Stmt::Expr { expr, .. } => {
+                let f = find_in_expr(expr, offset);
+                if !matches!(f, Found::None) {
+                    return f;
+                }
+            }
+        }
+    }
+    Found::None
+}
+
+fn binding<'a>(a: &'a Analysis, name: &str) -> Option<&'a Binding> {
+    a.checked.bindings.iter().find(|b| b.name.name == name)
+}
+
+fn job_sig(krate: Option<&RustCrate>, path: &Path) -> Option<JobSig> {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.name.clone()).collect();
+    krate?.job(&segments).ok()
+}
+
+/// Hover text (Markdown) for what is at `offset`, and the span it covers.
+pub fn hover(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<(Span, String)> {
+    match find(a, offset) {
+        Found::Impl(path) => {
+            let imp = catalog::lookup(&path.text())?;
+            let targets: Vec<&str> = imp.targets.iter().map(|t| t.name()).collect();
+            Some((
+                path.span,
+                format!(
+                    "```nym\n{}\n```\n{}\n\ntargets: {}",
+                    imp.signature(),
+                    imp.doc,
+                    targets.join(", ")
+                ),
+            ))
+        }
+        Found::Job(path) => {
+            let sig = job_sig(krate, path)?;
+            Some((
+                path.span,
+                format!(
+                    "```rust\n{}\n```\njob in {}:{}",
+                    sig.rust,
+                    sig.file.display(),
+                    sig.line
+                ),
+            ))
+        }
+        Found::Name(name, span) => {
+            let b = binding(a, name)?;
+            Some((span, format!("```nym\nlet {}: {}\n```", b.name.name, b.ty)))
+        }
+        Found::None => None,
+    }
+}
+
+/// Where a definition lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Definition {
+    /// A `let` in this file.
+    Here(Span),
+    /// A job's Rust function: file (relative to the project) and 1-based line.
+    Rust(std::path::PathBuf, usize),
+}
+
+/// Go to definition from `offset`.
+pub fn definition(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<Definition> {
+    match find(a, offset) {
+        Found::Name(name, _) => binding(a, name).map(|b| Definition::Here(b.name.span)),
+        Found::Job(path) => job_sig(krate, path).map(|s| Definition::Rust(s.file, s.line)),
+        _ => None,
+    }
+}
+
+/// The kind of a completion item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompletionKind {
+    /// An implementation from the catalog.
+    Implementation,
+    /// A `let` binding.
+    Binding,
+    /// A key.
+    Key,
+    /// A keyword or builtin.
+    Keyword,
+}
+
+/// One completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// What is inserted.
+    pub label: String,
+    /// Its signature or type.
+    pub detail: String,
+    /// What it is.
+    pub kind: CompletionKind,
+}
+
+/// The argument slot around `offset`: the parameter type expected there.
+fn expected_at(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<ParamType> {
+    fn in_expr(e: &Expr, krate: Option<&RustCrate>, offset: usize) -> Option<Option<ParamType>> {
+        let (path, args, close, job) = match &e.kind {
+            ExprKind::Call { path, args, close } => (path, args, close, false),
+            ExprKind::Job { path, args, close } => (path, args, close, true),
+            ExprKind::List(items) => return items.iter().find_map(|i| in_expr(i, krate, offset)),
+            ExprKind::Match(arms) => {
+                return arms
+                    .iter()
+                    .find_map(|arm| in_expr(&arm.value, krate, offset))
+            }
+            _ => return None,
+        };
+        if !(path.span.end < offset && offset <= close.start) {
+            return None;
+        }
+        if let Some(inner) = args
+            .iter()
+            .find_map(|arg: &Arg| in_expr(&arg.value, krate, offset))
+        {
+            return Some(inner);
+        }
+        let index = args
+            .iter()
+            .filter(|arg| arg.value.span.end < offset)
+            .count();
+        let named = args
+            .iter()
+            .find(|arg| arg.value.span.contains(offset))
+            .and_then(|arg| arg.name.as_ref());
+        let params: Vec<(String, ParamType)> = if job {
+            job_sig(krate, path)?
+                .params
+                .into_iter()
+                .map(|p| (p.name, p.ty))
+                .collect()
+        } else {
+            catalog::lookup(&path.text())?
+                .params
+                .iter()
+                .map(|p| (p.name.to_owned(), p.ty))
+                .collect()
+        };
+        Some(match named {
+            Some(n) => params
+                .iter()
+                .find(|(name, _)| *name == n.name)
+                .map(|(_, t)| *t),
+            None => params.get(index).map(|(_, t)| *t),
+        })
+    }
+    a.file.stmts.iter().find_map(|s| match s {
+        Stmt::Let { value, .. } => in_expr(value, krate, offset),
+        Stmt::Expr { expr, .. } => in_expr(expr, krate, offset),
+    })?
+}
+
+/// Completions at `offset` in `src`: after `module::` the module's
+/// implementations; in an argument, what fits the parameter (implementations
+/// providing a fitting kind, bindings of that type); elsewhere everything.
+pub fn completions(
+    src: &str,
+    a: &Analysis,
+    krate: Option<&RustCrate>,
+    offset: usize,
+) -> Vec<Completion> {
+    let offset = offset.min(src.len());
+    let before = &src[..src.floor_char_boundary(offset)];
+    let word_start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+        .map_or(0, |i| i + 1);
+    let word = &before[word_start..];
+    let expected = expected_at(a, krate, offset);
+    let fits = |t: Type| match (expected, t) {
+        (None, _) => true,
+        (Some(ParamType::Device(want)), Type::Device(have)) => have.fits(want),
+        (Some(ParamType::Value(want)), Type::Value(have)) => have == want,
+        _ => false,
+    };
+    let mut out: Vec<Completion> = catalog::CATALOG
+        .iter()
+        .filter(|imp| imp.name.starts_with(word) || !word.contains("::"))
+        .filter(|imp| fits(Type::Device(imp.provides)))
+        .map(|imp| Completion {
+            label: imp.name.to_owned(),
+            detail: imp.signature(),
+            kind: CompletionKind::Implementation,
+        })
+        .collect();
+    if word.contains("::") {
+        return out;
+    }
+    for b in &a.checked.bindings {
+        if b.stmt.end <= offset && fits(b.ty) {
+            out.push(Completion {
+                label: b.name.name.clone(),
+                detail: b.ty.to_string(),
+                kind: CompletionKind::Binding,
+            });
+        }
+    }
+    if expected.is_none() {
+        for kw in ["let", "job", "key", "register", "match target"] {
+            out.push(Completion {
+                label: kw.into(),
+                detail: "keyword".into(),
+                kind: CompletionKind::Keyword,
+            });
+        }
+    } else if matches!(expected, Some(ParamType::Value(_))) {
+        out.push(Completion {
+            label: "key".into(),
+            detail: "key(\"name\", default): a boot-time argument".into(),
+            kind: CompletionKind::Key,
+        });
+    }
+    out
+}
+
+/// One entry of the outline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    /// The binding or statement.
+    pub name: String,
+    /// Its type.
+    pub detail: String,
+    /// The whole statement.
+    pub span: Span,
+    /// The name's span.
+    pub selection: Span,
+}
+
+/// The outline: every `let` and the `register`.
+pub fn symbols(a: &Analysis) -> Vec<Symbol> {
+    a.file
+        .stmts
+        .iter()
+        .filter_map(|s| match s {
+            Stmt::Let { name, span, .. } => Some(Symbol {
+                name: name.name.clone(),
+                detail: binding(a, &name.name).map_or_else(String::new, |b| b.ty.to_string()),
+                span: *span,
+                selection: name.span,
+            }),
+            Stmt::Expr {
+                expr:
+                    Expr {
+                        kind: ExprKind::Call { path, .. },
+                        ..
+                    },
+                span,
+            } if path.text() == "register" => Some(Symbol {
+                name: "register".into(),
+                detail: "the jobs that run".into(),
+                span: *span,
+                selection: path.span,
+            }),
+            _ => None,
+        })
+        .collect()
+}

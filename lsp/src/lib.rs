@@ -1,0 +1,525 @@
+//! # nym-lsp: the language server for `.nym` files
+//!
+//! Speaks the Language Server Protocol on stdio (tower-lsp-server) and
+//! answers from `nym-graph`: the same parser and checker as `nym check`
+//! for diagnostics, and `nym_graph::ide` for hover, completion, definition
+//! and the outline. It holds documents and converts positions; it has no
+//! language logic of its own.
+use nym_graph::diagnostic::{Diagnostic, Severity};
+use nym_graph::ide::{self, CompletionKind, Definition};
+use nym_graph::syntax::Span;
+use nym_graph::{analyze, Analysis, RustCrate, Target};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer, LspService, Server};
+
+/// Byte offsets ↔ LSP positions (lines and UTF-16 columns).
+pub struct LineIndex<'a> {
+    src: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    /// Indexes `src`.
+    pub fn new(src: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
+        Self { src, starts }
+    }
+
+    /// The position of byte `offset` (clamped to the text).
+    pub fn position(&self, offset: usize) -> Position {
+        let offset = self.src.floor_char_boundary(offset.min(self.src.len()));
+        let line = self.starts.partition_point(|&s| s <= offset) - 1;
+        let col: usize = self.src[self.starts[line]..offset]
+            .chars()
+            .map(char::len_utf16)
+            .sum();
+        Position::new(line as u32, col as u32)
+    }
+
+    /// The byte offset of `pos`; positions past a line's end or the text's
+    /// end are clamped, as the protocol asks.
+    pub fn offset(&self, pos: Position) -> usize {
+        let Some(&start) = self.starts.get(pos.line as usize) else {
+            return self.src.len();
+        };
+        let end = self
+            .starts
+            .get(pos.line as usize + 1)
+            .map_or(self.src.len(), |e| e.saturating_sub(1).max(start));
+        let mut units = 0;
+        for (i, c) in self.src[start..end].char_indices() {
+            if units >= pos.character as usize {
+                return start + i;
+            }
+            units += c.len_utf16();
+        }
+        end
+    }
+
+    /// The range of `span`.
+    pub fn range(&self, span: Span) -> Range {
+        Range::new(self.position(span.start), self.position(span.end))
+    }
+}
+
+/// An open document.
+struct Doc {
+    text: String,
+    version: i32,
+}
+
+/// The server's state.
+pub struct Backend {
+    client: Client,
+    docs: Mutex<HashMap<Uri, Doc>>,
+    target: Mutex<Target>,
+}
+
+/// The application crate of the project holding `file`: the nearest
+/// directory above it with a Cargo.toml.
+fn krate_for(uri: &Uri) -> Option<RustCrate> {
+    let path: PathBuf = uri.to_file_path()?.into_owned();
+    let dir = path
+        .parent()?
+        .ancestors()
+        .find(|d| d.join("Cargo.toml").is_file())?
+        .to_owned();
+    let toml = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+    let name = package_name(&toml)?;
+    Some(RustCrate::on_disk(&name, &dir))
+}
+
+fn package_name(toml: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package {
+            if let Some(rest) = line.strip_prefix("name") {
+                return Some(
+                    rest.trim_start()
+                        .strip_prefix('=')?
+                        .trim()
+                        .trim_matches('"')
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    None
+}
+
+fn to_lsp(d: &Diagnostic, index: &LineIndex, uri: &Uri) -> tower_lsp_server::ls_types::Diagnostic {
+    let mut message = d.message.clone();
+    if let Some(help) = &d.help {
+        message.push_str("\nhelp: ");
+        message.push_str(help);
+    }
+    let related = d
+        .related
+        .iter()
+        .map(|(span, label)| DiagnosticRelatedInformation {
+            location: Location::new(uri.clone(), index.range(*span)),
+            message: label.clone(),
+        })
+        .collect::<Vec<_>>();
+    tower_lsp_server::ls_types::Diagnostic {
+        range: index.range(d.span),
+        severity: Some(match d.severity {
+            Severity::Error => DiagnosticSeverity::ERROR,
+            Severity::Warning => DiagnosticSeverity::WARNING,
+        }),
+        code: Some(NumberOrString::String(d.code.to_owned())),
+        source: Some("nym".into()),
+        message,
+        related_information: (!related.is_empty()).then_some(related),
+        ..Default::default()
+    }
+}
+
+impl Backend {
+    fn with_doc<T>(
+        &self,
+        uri: &Uri,
+        f: impl FnOnce(&str, &Analysis, Option<&RustCrate>) -> T,
+    ) -> Option<T> {
+        let text = self.docs.lock().ok()?.get(uri)?.text.clone();
+        let krate = krate_for(uri);
+        let target = *self.target.lock().ok()?;
+        let analysis = analyze(&text, target, krate.as_ref());
+        Some(f(&text, &analysis, krate.as_ref()))
+    }
+
+    async fn publish(&self, uri: Uri) {
+        let version = self
+            .docs
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&uri).map(|d| d.version));
+        let Some(diags) = self.with_doc(&uri, |text, a, _| {
+            let index = LineIndex::new(text);
+            a.diagnostics()
+                .iter()
+                .map(|d| to_lsp(d, &index, &uri))
+                .collect::<Vec<_>>()
+        }) else {
+            return;
+        };
+        self.client.publish_diagnostics(uri, diags, version).await;
+    }
+}
+
+fn apply(text: &mut String, change: TextDocumentContentChangeEvent) {
+    match change.range {
+        None => *text = change.text,
+        Some(range) => {
+            let index = LineIndex::new(text);
+            let (start, end) = (index.offset(range.start), index.offset(range.end));
+            let (start, end) = (start.min(end), start.max(end));
+            text.replace_range(start..end, &change.text);
+        }
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let target = params
+            .initialization_options
+            .as_ref()
+            .and_then(|o| o.get("target"))
+            .and_then(|t| t.as_str())
+            .and_then(Target::from_name);
+        if let (Some(t), Ok(mut slot)) = (target, self.target.lock()) {
+            *slot = t;
+        }
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                text_document_sync: Some(TextDocumentSyncCapability::Kind(
+                    TextDocumentSyncKind::INCREMENTAL,
+                )),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: Some(vec![":".into(), "(".into()]),
+                    ..Default::default()
+                }),
+                definition_provider: Some(OneOf::Left(true)),
+                document_symbol_provider: Some(OneOf::Left(true)),
+                ..Default::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "nym".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            offset_encoding: None,
+        })
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let doc = params.text_document;
+        if let Ok(mut docs) = self.docs.lock() {
+            docs.insert(
+                doc.uri.clone(),
+                Doc {
+                    text: doc.text,
+                    version: doc.version,
+                },
+            );
+        }
+        self.publish(doc.uri).await;
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let uri = params.text_document.uri;
+        // Edits are applied before any await, in arrival order; a version
+        // older than the document's is ignored.
+        if let Ok(mut docs) = self.docs.lock() {
+            let Some(doc) = docs.get_mut(&uri) else {
+                return;
+            };
+            if params.text_document.version < doc.version {
+                return;
+            }
+            for change in params.content_changes {
+                apply(&mut doc.text, change);
+            }
+            doc.version = params.text_document.version;
+        }
+        self.publish(uri).await;
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        if let Ok(mut docs) = self.docs.lock() {
+            docs.remove(&params.text_document.uri);
+        }
+        self.client
+            .publish_diagnostics(params.text_document.uri, vec![], None)
+            .await;
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        let pos = params.text_document_position_params;
+        Ok(self
+            .with_doc(&pos.text_document.uri, |text, a, krate| {
+                let index = LineIndex::new(text);
+                ide::hover(a, krate, index.offset(pos.position)).map(|(span, md)| Hover {
+                    contents: HoverContents::Markup(MarkupContent {
+                        kind: MarkupKind::Markdown,
+                        value: md,
+                    }),
+                    range: Some(index.range(span)),
+                })
+            })
+            .flatten())
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        let pos = params.text_document_position;
+        Ok(self.with_doc(&pos.text_document.uri, |text, a, krate| {
+            let index = LineIndex::new(text);
+            let items = ide::completions(text, a, krate, index.offset(pos.position))
+                .into_iter()
+                .map(|c| CompletionItem {
+                    label: c.label,
+                    detail: Some(c.detail),
+                    kind: Some(match c.kind {
+                        CompletionKind::Implementation => CompletionItemKind::FUNCTION,
+                        CompletionKind::Binding => CompletionItemKind::VARIABLE,
+                        CompletionKind::Key => CompletionItemKind::CONSTANT,
+                        CompletionKind::Keyword => CompletionItemKind::KEYWORD,
+                    }),
+                    ..Default::default()
+                })
+                .collect();
+            CompletionResponse::Array(items)
+        }))
+    }
+
+    async fn goto_definition(
+        &self,
+        params: GotoDefinitionParams,
+    ) -> Result<Option<GotoDefinitionResponse>> {
+        let pos = params.text_document_position_params;
+        let uri = pos.text_document.uri;
+        Ok(self
+            .with_doc(&uri, |text, a, krate| {
+                let index = LineIndex::new(text);
+                match ide::definition(a, krate, index.offset(pos.position))? {
+                    Definition::Here(span) => Some(GotoDefinitionResponse::Scalar(Location::new(
+                        uri.clone(),
+                        index.range(span),
+                    ))),
+                    Definition::Rust(file, line) => {
+                        let project = uri
+                            .to_file_path()?
+                            .parent()?
+                            .ancestors()
+                            .find(|d| d.join("Cargo.toml").is_file())?
+                            .to_owned();
+                        let target = Uri::from_file_path(project.join(&file))?;
+                        let at = Position::new(line.saturating_sub(1) as u32, 0);
+                        Some(GotoDefinitionResponse::Scalar(Location::new(
+                            target,
+                            Range::new(at, at),
+                        )))
+                    }
+                }
+            })
+            .flatten())
+    }
+
+    async fn document_symbol(
+        &self,
+        params: DocumentSymbolParams,
+    ) -> Result<Option<DocumentSymbolResponse>> {
+        Ok(self.with_doc(&params.text_document.uri, |text, a, _| {
+            let index = LineIndex::new(text);
+            #[allow(deprecated)]
+            let symbols = ide::symbols(a)
+                .into_iter()
+                .map(|s| DocumentSymbol {
+                    name: s.name,
+                    detail: Some(s.detail),
+                    kind: SymbolKind::VARIABLE,
+                    tags: None,
+                    deprecated: None,
+                    range: index.range(s.span),
+                    selection_range: index.range(s.selection),
+                    children: None,
+                })
+                .collect();
+            DocumentSymbolResponse::Nested(symbols)
+        }))
+    }
+}
+
+/// Reads one `Content-Length`-framed message; `None` at the end of input.
+/// A frame without a length is skipped (its headers are consumed).
+async fn read_frame<R: AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+    loop {
+        let mut len = None;
+        let mut any = false;
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).await? == 0 {
+                return Ok(None);
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                if any {
+                    break;
+                }
+                continue;
+            }
+            any = true;
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    len = value.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let Some(len) = len.filter(|l| *l <= MAX_MESSAGE) else {
+            continue;
+        };
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).await?;
+        return Ok(Some(body));
+    }
+}
+
+/// The largest message accepted (a 10 MB document fits).
+const MAX_MESSAGE: usize = 64 << 20;
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Why a body is not a JSON-RPC message tower-lsp can take (its framed
+/// reader ends the whole stream on such a body, so they never reach it).
+fn reject(body: &[u8]) -> Option<serde_json::Value> {
+    let error = |code: i32, message: &str, id: serde_json::Value| serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Some(error(-32700, "Parse error", serde_json::Value::Null));
+    };
+    let id = v.get("id").cloned().unwrap_or(serde_json::Value::Null);
+    let ok = v.is_object()
+        && v.get("jsonrpc").and_then(|j| j.as_str()) == Some("2.0")
+        && (v.get("method").is_some_and(|m| m.is_string())
+            || (v.get("id").is_some() && (v.get("result").is_some() || v.get("error").is_some())));
+    (!ok).then(|| error(-32600, "Invalid Request", id))
+}
+
+/// Serves the protocol on stdin/stdout until the client exits. Malformed
+/// messages get their JSON-RPC error and the session goes on.
+pub async fn serve_stdio() {
+    let (service, socket) = LspService::new(|client| Backend {
+        client,
+        docs: Mutex::new(HashMap::new()),
+        target: Mutex::new(Target::Unix),
+    });
+    let (mut to_server, server_in) = tokio::io::duplex(1 << 20);
+    let (server_out, from_server) = tokio::io::duplex(1 << 20);
+    let (errors_tx, mut errors_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+
+    // One writer owns stdout: the server's frames and the guard's errors
+    // never interleave.
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        let mut from_server = tokio::io::BufReader::new(from_server);
+        let mut errors_open = true;
+        loop {
+            let out = tokio::select! {
+                f = read_frame(&mut from_server) => match f { Ok(Some(body)) => frame(&body), _ => break },
+                e = errors_rx.recv(), if errors_open => match e {
+                    Some(body) => frame(&body),
+                    None => {
+                        errors_open = false;
+                        continue;
+                    }
+                },
+            };
+            if stdout.write_all(&out).await.is_err() || stdout.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let guard = tokio::spawn(async move {
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        while let Ok(Some(body)) = read_frame(&mut stdin).await {
+            match reject(&body) {
+                Some(error) => {
+                    let _ = errors_tx.send(error.to_string().into_bytes());
+                }
+                None => {
+                    if to_server.write_all(&frame(&body)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Server::new(server_in, server_out, socket)
+        .serve(service)
+        .await;
+    guard.abort();
+    let _ = writer.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_messages_are_answered_not_forwarded() {
+        assert_eq!(reject(b"{ nope").unwrap()["error"]["code"], -32700);
+        assert_eq!(reject(br#"{"id": 3}"#).unwrap()["error"]["code"], -32600);
+        assert_eq!(reject(br#"{"id": 3}"#).unwrap()["id"], 3);
+        assert_eq!(reject(br#"[1, 2]"#).unwrap()["error"]["code"], -32600);
+        assert!(reject(br#"{"jsonrpc":"2.0","method":"initialized","params":{}}"#).is_none());
+        assert!(reject(br#"{"jsonrpc":"2.0","id":1,"result":null}"#).is_none());
+    }
+
+    #[test]
+    fn positions_round_trip_and_clamp() {
+        let src = "let a = 1;\nlet é = \"ü\";\n";
+        let idx = LineIndex::new(src);
+        assert_eq!(idx.position(0), Position::new(0, 0));
+        let off = src.find('é').unwrap();
+        assert_eq!(idx.position(off), Position::new(1, 4));
+        assert_eq!(idx.offset(Position::new(1, 4)), off);
+        assert_eq!(
+            idx.offset(Position::new(1, 999)),
+            src.len() - 1,
+            "past the line's end: its end"
+        );
+        assert_eq!(
+            idx.offset(Position::new(99, 0)),
+            src.len(),
+            "past the text: its end"
+        );
+        let mut t = String::from(src);
+        apply(
+            &mut t,
+            TextDocumentContentChangeEvent {
+                range: Some(Range::new(Position::new(50, 0), Position::new(0, 0))),
+                range_length: None,
+                text: "x".into(),
+            },
+        );
+        assert!(
+            t.ends_with('x') || t.starts_with('x'),
+            "a backwards, out-of-range edit is clamped, not a panic"
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! `nym lsp` end to end: the real binary on stdio, spoken to as an editor
+//! would (JSON-RPC with Content-Length framing), garbage included.
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+
+mod common;
+use common::project;
+
+struct Client {
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+fn json(s: &str) -> String {
+    s.to_owned()
+}
+
+impl Client {
+    fn send_raw(&mut self, body: &str) {
+        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        self.stdin.flush().unwrap();
+    }
+    fn request(&mut self, id: u32, method: &str, params: &str) -> String {
+        self.send_raw(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
+        ));
+        self.until(|m| m.contains(&format!(r#""id":{id}"#)) && !m.contains(r#""method""#))
+    }
+    fn notify(&mut self, method: &str, params: &str) {
+        self.send_raw(&format!(
+            r#"{{"jsonrpc":"2.0","method":"{method}","params":{params}}}"#
+        ));
+    }
+    fn recv(&mut self) -> String {
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.stdout.read_line(&mut line).unwrap() > 0,
+                "the server closed its output"
+            );
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.strip_prefix("Content-Length: ") {
+                len = v.parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        self.stdout.read_exact(&mut body).unwrap();
+        let m = String::from_utf8(body).unwrap();
+        eprintln!("<- {m}");
+        m
+    }
+    fn until(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        for _ in 0..50 {
+            let m = self.recv();
+            if pred(&m) {
+                return m;
+            }
+        }
+        panic!("no matching message");
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[test]
+fn diagnostics_hover_completion_definition_symbols_and_garbage() {
+    let (_tmp, dir) = project("editing", "kv");
+    let path = dir.join("unikernel.nym");
+    let uri = format!("file://{}", path.display());
+    let broken = "let console = console::default();\nlet store = kv::memm();\nlet app = job editing::start(console, store);\nregister(\"editing\", [app]);\n";
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nym"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut c = Client {
+        stdin: child.stdin.take().unwrap(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+    };
+
+    let init = c.request(
+        1,
+        "initialize",
+        &json(r#"{"capabilities":{},"initializationOptions":{"target":"unix"}}"#),
+    );
+    assert!(init.contains(r#""hoverProvider":true"#), "{init}");
+    assert!(
+        init.contains(r#""textDocumentSync":2"#),
+        "incremental sync: {init}"
+    );
+    c.notify("initialized", "{}");
+
+    c.notify(
+        "textDocument/didOpen",
+        &format!(
+            r#"{{"textDocument":{{"uri":"{uri}","languageId":"nym","version":1,"text":"{}"}}}}"#,
+            escape(broken)
+        ),
+    );
+    let diags = c.until(|m| m.contains("publishDiagnostics"));
+    assert!(
+        diags.contains("unknown implementation `kv::memm`"),
+        "{diags}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&diags).unwrap();
+    assert_eq!(
+        v["params"]["diagnostics"][0]["range"],
+        serde_json::json!({"start": {"line": 1, "character": 12}, "end": {"line": 1, "character": 20}})
+    );
+    assert!(
+        diags.contains("did you mean `kv::mem`?"),
+        "the hint travels too: {diags}"
+    );
+
+    // Fix it with an incremental edit: replace `memm` by `mem`.
+    c.notify(
+        "textDocument/didChange",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}","version":2}},"contentChanges":[{{"range":{{"start":{{"line":1,"character":16}},"end":{{"line":1,"character":20}}}},"text":"mem"}}]}}"#),
+    );
+    let diags = c.until(|m| m.contains("publishDiagnostics"));
+    assert!(
+        diags.contains(r#""diagnostics":[]"#),
+        "the edit fixed it: {diags}"
+    );
+
+    let hover = c.request(
+        2,
+        "textDocument/hover",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}"}},"position":{{"line":1,"character":14}}}}"#),
+    );
+    assert!(
+        hover.contains("kv::mem() -> Kv") && hover.contains("targets: unix, kvm, qemu, xen"),
+        "{hover}"
+    );
+    let hover = c.request(
+        3,
+        "textDocument/hover",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}"}},"position":{{"line":2,"character":16}}}}"#),
+    );
+    assert!(
+        hover.contains("pub async fn start"),
+        "a job's Rust signature: {hover}"
+    );
+
+    let def = c.request(
+        4,
+        "textDocument/definition",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}"}},"position":{{"line":2,"character":39}}}}"#),
+    );
+    let v: serde_json::Value = serde_json::from_str(&def).unwrap();
+    assert_eq!(
+        v["result"]["range"],
+        serde_json::json!({"start": {"line": 1, "character": 4}, "end": {"line": 1, "character": 9}}),
+        "`store` goes to its let: {def}"
+    );
+    let def = c.request(
+        5,
+        "textDocument/definition",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}"}},"position":{{"line":2,"character":16}}}}"#),
+    );
+    assert!(
+        def.contains("src/lib.rs"),
+        "a job goes to its Rust function: {def}"
+    );
+
+    // In the job's second argument (a Kv), completion offers stores only.
+    let comp = c.request(
+        6,
+        "textDocument/completion",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}"}},"position":{{"line":2,"character":38}}}}"#),
+    );
+    assert!(
+        comp.contains(r#""label":"kv::mem""#) && comp.contains(r#""label":"store""#),
+        "{comp}"
+    );
+    assert!(
+        !comp.contains(r#""label":"console::default""#) && !comp.contains(r#""label":"console""#),
+        "consoles do not fit a Kv: {comp}"
+    );
+
+    let syms = c.request(
+        7,
+        "textDocument/documentSymbol",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}"}}}}"#),
+    );
+    for name in ["console", "store", "app", "register"] {
+        assert!(syms.contains(&format!(r#""name":"{name}""#)), "{syms}");
+    }
+
+    // Garbage: a body that is not JSON, an unknown method, an edit far out
+    // of range. Each gets its protocol answer; the server keeps serving.
+    c.send_raw("{ this is not json");
+    let err = c.until(|m| m.contains("-32700"));
+    assert!(err.contains("error"), "{err}");
+    let unknown = c.request(8, "nym/noSuchMethod", "{}");
+    assert!(unknown.contains("-32601"), "{unknown}");
+    c.notify(
+        "textDocument/didChange",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}","version":3}},"contentChanges":[{{"range":{{"start":{{"line":900,"character":5}},"end":{{"line":999,"character":0}}}},"text":"\n"}}]}}"#),
+    );
+    let _ = c.until(|m| m.contains("publishDiagnostics"));
+    let hover = c.request(
+        9,
+        "textDocument/hover",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}"}},"position":{{"line":1,"character":14}}}}"#),
+    );
+    assert!(hover.contains("kv::mem"), "still serving: {hover}");
+
+    let _ = c.request(10, "shutdown", "null");
+    c.notify("exit", "null");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
