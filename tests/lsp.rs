@@ -122,6 +122,21 @@ fn diagnostics_hover_completion_definition_symbols_and_garbage() {
         "the hint travels too: {diags}"
     );
 
+    // The quick fix the checker suggests, as a code action.
+    let actions = c.request(
+        20,
+        "textDocument/codeAction",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}"}},"range":{{"start":{{"line":1,"character":14}},"end":{{"line":1,"character":14}}}},"context":{{"diagnostics":[]}}}}"#),
+    );
+    let v: serde_json::Value = serde_json::from_str(&actions).unwrap();
+    assert_eq!(v["result"][0]["title"], "use `kv::mem`", "{actions}");
+    let edit = &v["result"][0]["edit"]["changes"][&uri][0];
+    assert_eq!(edit["newText"], "kv::mem");
+    assert_eq!(
+        edit["range"],
+        serde_json::json!({"start": {"line": 1, "character": 12}, "end": {"line": 1, "character": 20}})
+    );
+
     // Fix it with an incremental edit: replace `memm` by `mem`.
     c.notify(
         "textDocument/didChange",

@@ -321,3 +321,130 @@ pub fn symbols(a: &Analysis) -> Vec<Symbol> {
         })
         .collect()
 }
+
+/// The binding at `offset` (its `let` or a use) and every place it occurs,
+/// its `let` first: references, and the ranges a rename rewrites.
+pub fn occurrences(a: &Analysis, offset: usize) -> Option<Vec<Span>> {
+    let Found::Name(name, _) = find(a, offset) else {
+        return None;
+    };
+    let b = binding(a, name)?;
+    Some(
+        std::iter::once(b.name.span)
+            .chain(b.uses.iter().copied())
+            .collect(),
+    )
+}
+
+/// Why a rename cannot be done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenameError {
+    /// Nothing renameable at the cursor.
+    NotABinding,
+    /// The new name is not a name.
+    BadName(String),
+    /// Another binding already has it.
+    Taken(String),
+}
+
+impl std::fmt::Display for RenameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RenameError::NotABinding => f.write_str("only `let` bindings can be renamed"),
+            RenameError::BadName(n) => write!(
+                f,
+                "`{n}` is not a name: letters, digits and `_`, not starting with a digit"
+            ),
+            RenameError::Taken(n) => write!(f, "`{n}` is already bound"),
+        }
+    }
+}
+
+/// The edits that rename the binding at `offset` to `new`.
+pub fn rename(a: &Analysis, offset: usize, new: &str) -> Result<Vec<(Span, String)>, RenameError> {
+    let spans = occurrences(a, offset).ok_or(RenameError::NotABinding)?;
+    let valid = new
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && new.chars().all(|c| c.is_alphanumeric() || c == '_')
+        && !matches!(new, "let" | "job" | "true" | "false" | "match");
+    if !valid {
+        return Err(RenameError::BadName(new.into()));
+    }
+    if binding(a, new).is_some() {
+        return Err(RenameError::Taken(new.into()));
+    }
+    Ok(spans.into_iter().map(|s| (s, new.to_owned())).collect())
+}
+
+/// Inlay hints: the type of each `let`, after its name.
+pub fn inlay_hints(a: &Analysis) -> Vec<(usize, String)> {
+    a.checked
+        .bindings
+        .iter()
+        .map(|b| (b.name.span.end, format!(": {}", b.ty)))
+        .collect()
+}
+
+/// Signature help inside an application: the callee's signature, its
+/// parameters' labels, and the index of the one at `offset`.
+pub fn signature_help(
+    a: &Analysis,
+    krate: Option<&RustCrate>,
+    offset: usize,
+) -> Option<(String, Vec<String>, usize)> {
+    fn in_expr(
+        e: &Expr,
+        krate: Option<&RustCrate>,
+        offset: usize,
+    ) -> Option<(String, Vec<String>, usize)> {
+        let (path, args, close, job) = match &e.kind {
+            ExprKind::Call { path, args, close } => (path, args, close, false),
+            ExprKind::Job { path, args, close } => (path, args, close, true),
+            ExprKind::List(items) => return items.iter().find_map(|i| in_expr(i, krate, offset)),
+            ExprKind::Match(arms) => {
+                return arms
+                    .iter()
+                    .find_map(|arm| in_expr(&arm.value, krate, offset))
+            }
+            _ => return None,
+        };
+        if !(path.span.end < offset && offset <= close.start) {
+            return None;
+        }
+        if let Some(inner) = args
+            .iter()
+            .find_map(|arg| in_expr(&arg.value, krate, offset))
+        {
+            return Some(inner);
+        }
+        let index = args
+            .iter()
+            .filter(|arg| arg.value.span.end < offset)
+            .count();
+        let (label, params) = if job {
+            let sig = job_sig(krate, path)?;
+            let params = sig
+                .params
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.ty))
+                .collect();
+            (sig.rust, params)
+        } else {
+            let imp = catalog::lookup(&path.text())?;
+            (
+                imp.signature(),
+                imp.params
+                    .iter()
+                    .map(|p| format!("{}: {}", p.name, p.ty))
+                    .collect(),
+            )
+        };
+        Some((label, params, index))
+    }
+    a.file.stmts.iter().find_map(|s| match s {
+        Stmt::Let { value, .. } => in_expr(value, krate, offset),
+        Stmt::Expr { expr, .. } => in_expr(expr, krate, offset),
+    })
+}

@@ -209,6 +209,14 @@ impl LanguageServer for Backend {
                     ..Default::default()
                 }),
                 definition_provider: Some(OneOf::Left(true)),
+                references_provider: Some(OneOf::Left(true)),
+                rename_provider: Some(OneOf::Left(true)),
+                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+                inlay_hint_provider: Some(OneOf::Left(true)),
+                signature_help_provider: Some(SignatureHelpOptions {
+                    trigger_characters: Some(vec!["(".into(), ",".into()]),
+                    ..Default::default()
+                }),
                 document_symbol_provider: Some(OneOf::Left(true)),
                 ..Default::default()
             },
@@ -337,6 +345,112 @@ impl LanguageServer for Backend {
             .flatten())
     }
 
+    async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
+        Ok(self.references_impl(params).await)
+    }
+
+    async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
+        let pos = params.text_document_position;
+        let uri = pos.text_document.uri;
+        let result = self.with_doc(&uri, |text, a, _| {
+            let index = LineIndex::new(text);
+            ide::rename(a, index.offset(pos.position), &params.new_name).map(|edits| {
+                edits
+                    .into_iter()
+                    .map(|(span, new)| TextEdit::new(index.range(span), new))
+                    .collect::<Vec<_>>()
+            })
+        });
+        match result {
+            None => Ok(None),
+            Some(Ok(edits)) => Ok(Some(WorkspaceEdit {
+                changes: Some(HashMap::from([(uri, edits)])),
+                ..Default::default()
+            })),
+            Some(Err(e)) => Err(tower_lsp_server::jsonrpc::Error::invalid_params(
+                e.to_string(),
+            )),
+        }
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        let uri = params.text_document.uri;
+        Ok(self.with_doc(&uri, |text, a, _| {
+            let index = LineIndex::new(text);
+            let (start, end) = (
+                index.offset(params.range.start),
+                index.offset(params.range.end),
+            );
+            a.diagnostics()
+                .iter()
+                .filter(|d| d.span.start <= end && start <= d.span.end.max(d.span.start + 1))
+                .filter_map(|d| {
+                    let fix = d.fix.as_ref()?;
+                    let edit = TextEdit::new(index.range(fix.span), fix.text.clone());
+                    Some(CodeActionOrCommand::CodeAction(CodeAction {
+                        title: fix.title.clone(),
+                        kind: Some(CodeActionKind::QUICKFIX),
+                        diagnostics: Some(vec![to_lsp(d, &index, &uri)]),
+                        edit: Some(WorkspaceEdit {
+                            changes: Some(HashMap::from([(uri.clone(), vec![edit])])),
+                            ..Default::default()
+                        }),
+                        is_preferred: Some(true),
+                        ..Default::default()
+                    }))
+                })
+                .collect()
+        }))
+    }
+
+    async fn inlay_hint(&self, params: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
+        Ok(self.with_doc(&params.text_document.uri, |text, a, _| {
+            let index = LineIndex::new(text);
+            ide::inlay_hints(a)
+                .into_iter()
+                .map(|(offset, label)| InlayHint {
+                    position: index.position(offset),
+                    label: InlayHintLabel::String(label),
+                    kind: Some(InlayHintKind::TYPE),
+                    text_edits: None,
+                    tooltip: None,
+                    padding_left: None,
+                    padding_right: None,
+                    data: None,
+                })
+                .collect()
+        }))
+    }
+
+    async fn signature_help(&self, params: SignatureHelpParams) -> Result<Option<SignatureHelp>> {
+        let pos = params.text_document_position_params;
+        Ok(self
+            .with_doc(&pos.text_document.uri, |text, a, krate| {
+                let index = LineIndex::new(text);
+                let (label, params, active) =
+                    ide::signature_help(a, krate, index.offset(pos.position))?;
+                Some(SignatureHelp {
+                    signatures: vec![SignatureInformation {
+                        label,
+                        documentation: None,
+                        parameters: Some(
+                            params
+                                .into_iter()
+                                .map(|p| ParameterInformation {
+                                    label: ParameterLabel::Simple(p),
+                                    documentation: None,
+                                })
+                                .collect(),
+                        ),
+                        active_parameter: Some(active as u32),
+                    }],
+                    active_signature: Some(0),
+                    active_parameter: Some(active as u32),
+                })
+            })
+            .flatten())
+    }
+
     async fn document_symbol(
         &self,
         params: DocumentSymbolParams,
@@ -359,6 +473,26 @@ impl LanguageServer for Backend {
                 .collect();
             DocumentSymbolResponse::Nested(symbols)
         }))
+    }
+}
+
+impl Backend {
+    async fn references_impl(&self, params: ReferenceParams) -> Option<Vec<Location>> {
+        let pos = params.text_document_position;
+        let uri = pos.text_document.uri;
+        self.with_doc(&uri, |text, a, _| {
+            let index = LineIndex::new(text);
+            let spans = ide::occurrences(a, index.offset(pos.position))?;
+            let skip = usize::from(!params.context.include_declaration);
+            Some(
+                spans
+                    .into_iter()
+                    .skip(skip)
+                    .map(|s| Location::new(uri.clone(), index.range(s)))
+                    .collect(),
+            )
+        })
+        .flatten()
     }
 }
 
