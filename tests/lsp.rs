@@ -6,6 +6,7 @@ use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 mod common;
 use common::project;
 
+
 struct Client {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
@@ -235,4 +236,59 @@ fn diagnostics_hover_completion_definition_symbols_and_garbage() {
     c.notify("exit", "null");
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// A stock editor's LSP client: Debian's Neovim (0.7, so
+/// `vim.lsp.start_client`) opens a graph with a mistake and prints the
+/// diagnostics `nym lsp` sent it.
+#[test]
+fn neovim_shows_the_diagnostics_of_nym_lsp() {
+    if !common::required(common::runs("nvim"), "nvim cannot run: scripts/install.sh installs neovim") {
+        return;
+    }
+    let (_tmp, dir) = project("innvim", "hello");
+    std::fs::write(dir.join("unikernel.nym"), "let console = console::defualt();\nlet j = job innvim::start(console, clock::mono(), time::default(), 3, 100ms);\nregister(\"innvim\", [j]);\n").unwrap();
+    let script = dir.join("check.lua");
+    std::fs::write(
+        &script,
+        format!(
+            r#"
+vim.filetype.add({{ extension = {{ nym = "nym" }} }})
+local client = vim.lsp.start_client({{ name = "nym", cmd = {{ "{nym}", "lsp" }}, root_dir = "{root}" }})
+vim.cmd("edit {root}/unikernel.nym")
+vim.lsp.buf_attach_client(0, client)
+local ok = vim.wait(10000, function() return #vim.diagnostic.get(0) > 0 end, 50)
+for _, d in ipairs(vim.diagnostic.get(0)) do
+  print(string.format("diag %d:%d %s", d.lnum + 1, d.col + 1, (d.message:gsub("\n", " | "))))
+end
+if not ok then print("no diagnostics arrived") end
+vim.cmd("qa!")
+"#,
+            nym = env!("CARGO_BIN_EXE_nym"),
+            root = dir.display()
+        ),
+    )
+    .unwrap();
+    // Neovim 0.7 runs a Lua file with `-c luafile`; with no terminal it
+    // must not wait for input, and the script ends it after 10 s at most.
+    let mut child = Command::new("nvim")
+        .args(["--headless", "--clean", "-c", &format!("luafile {}", script.display())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("nvim did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(text.contains("diag 1:15 unknown implementation `console::defualt`"), "the first diagnostic, at its place: {text}");
+    assert!(text.contains("did you mean `console::default`?"), "{text}");
 }
