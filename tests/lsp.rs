@@ -6,7 +6,6 @@ use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 mod common;
 use common::project;
 
-
 struct Client {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
@@ -243,7 +242,10 @@ fn diagnostics_hover_completion_definition_symbols_and_garbage() {
 /// diagnostics `nym lsp` sent it.
 #[test]
 fn neovim_shows_the_diagnostics_of_nym_lsp() {
-    if !common::required(common::runs("nvim"), "nvim cannot run: scripts/install.sh installs neovim") {
+    if !common::required(
+        common::runs("nvim"),
+        "nvim cannot run: scripts/install.sh installs neovim",
+    ) {
         return;
     }
     let (_tmp, dir) = project("innvim", "hello");
@@ -272,7 +274,12 @@ vim.cmd("qa!")
     // Neovim 0.7 runs a Lua file with `-c luafile`; with no terminal it
     // must not wait for input, and the script ends it after 10 s at most.
     let mut child = Command::new("nvim")
-        .args(["--headless", "--clean", "-c", &format!("luafile {}", script.display())])
+        .args([
+            "--headless",
+            "--clean",
+            "-c",
+            &format!("luafile {}", script.display()),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -287,8 +294,148 @@ vim.cmd("qa!")
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!("{text}");
-    assert!(text.contains("diag 1:15 unknown implementation `console::defualt`"), "the first diagnostic, at its place: {text}");
+    assert!(
+        text.contains("diag 1:15 unknown implementation `console::defualt`"),
+        "the first diagnostic, at its place: {text}"
+    );
     assert!(text.contains("did you mean `console::default`?"), "{text}");
+}
+
+/// Random edits through the server: it never crashes, and after every edit
+/// its diagnostics are exactly `nym check`'s on the same text (one checker).
+#[test]
+fn random_edits_keep_the_server_alive_and_agreeing_with_nym_check() {
+    let (_tmp, dir) = project("fuzzed", "kv");
+    let path = dir.join("unikernel.nym");
+    let uri = format!("file://{}", path.display());
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nym"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut c = Client {
+        stdin: child.stdin.take().unwrap(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+    };
+    let _ = c.request(1, "initialize", r#"{"capabilities":{}}"#);
+    c.notify("initialized", "{}");
+    c.notify(
+        "textDocument/didOpen",
+        &format!(
+            r#"{{"textDocument":{{"uri":"{uri}","languageId":"nym","version":1,"text":"{}"}}}}"#,
+            escape(&text)
+        ),
+    );
+    let _ = c.until(|m| m.contains("publishDiagnostics"));
+
+    // ASCII pieces, so LSP columns are byte columns on the client side too.
+    const PIECES: &[&str] = &[
+        "kv::mem()",
+        "console",
+        ";",
+        "(",
+        ")",
+        ",",
+        "let x = ",
+        "key(\"k\", 3)",
+        "job",
+        "\n",
+        "\"s\"",
+        "10.0.0.1/8",
+        "::",
+        "store",
+        " ",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut with_errors = 0;
+    for version in 2..62 {
+        let start = rand(text.len() + 1);
+        let end = (start + rand(6)).min(text.len());
+        let insert = if rand(3) == 0 {
+            ""
+        } else {
+            PIECES[rand(PIECES.len())]
+        };
+        let pos = |off: usize| {
+            let line = text[..off].matches('\n').count();
+            let col = off - text[..off].rfind('\n').map_or(0, |i| i + 1);
+            format!(r#"{{"line":{line},"character":{col}}}"#)
+        };
+        let change = format!(
+            r#"{{"textDocument":{{"uri":"{uri}","version":{version}}},"contentChanges":[{{"range":{{"start":{},"end":{}}},"text":"{}"}}]}}"#,
+            pos(start),
+            pos(end),
+            escape(insert)
+        );
+        text.replace_range(start..end, insert);
+        c.notify("textDocument/didChange", &change);
+        let published = c.until(|m| {
+            m.contains("publishDiagnostics") && m.contains(&format!(r#""version":{version}"#))
+        });
+        let v: serde_json::Value = serde_json::from_str(&published).unwrap();
+        let from_server: Vec<String> = v["params"]["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let first = d["message"]
+                    .as_str()
+                    .unwrap()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                format!(
+                    "{}:{} {} {first}",
+                    d["range"]["start"]["line"].as_u64().unwrap() + 1,
+                    d["range"]["start"]["character"].as_u64().unwrap() + 1,
+                    d["code"].as_str().unwrap()
+                )
+            })
+            .collect();
+
+        std::fs::write(&path, &text).unwrap();
+        let check = Command::new(env!("CARGO_BIN_EXE_nym"))
+            .args(["check", "--short"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let from_check: Vec<String> = String::from_utf8_lossy(&check.stderr)
+            .lines()
+            .filter_map(|l| l.strip_prefix("unikernel.nym:"))
+            .map(|l| {
+                // line:col: severity[code]: message
+                let (place, rest) = l.split_once(": ").unwrap();
+                let (sev_code, message) = rest.split_once("]: ").unwrap();
+                let code = sev_code.split_once('[').unwrap().1;
+                format!("{place} {code} {message}").replacen(':', ":", 1)
+            })
+            .collect();
+        assert_eq!(
+            from_server, from_check,
+            "after edit {version} the text is:\n{text}"
+        );
+        with_errors += usize::from(!from_check.is_empty());
+    }
+    assert!(
+        with_errors > 10,
+        "the edits broke the graph often enough to compare something ({with_errors})"
+    );
+    let _ = c.request(99, "shutdown", "null");
+    c.notify("exit", "null");
+    assert!(child.wait().unwrap().success());
 }
