@@ -159,6 +159,39 @@ pub fn check(cwd: &Path, args: &ProjectArgs, short: bool) -> Result<ExitCode, Cl
     })
 }
 
+/// `nym fmt`.
+pub fn fmt(cwd: &Path, file: Option<&Path>, check: bool) -> Result<ExitCode, CliError> {
+    let project = Project::open(cwd, file)?;
+    let name = project.display_path(cwd);
+    let formatted = match nym_graph::format::format(&project.source) {
+        Ok(f) => f,
+        Err(errors) => {
+            eprint!(
+                "{}",
+                diagnostic::render(&errors, &name, &project.source, color())
+            );
+            return Err(CliError::Invalid {
+                file: name,
+                errors: errors.len(),
+            });
+        }
+    };
+    if formatted == project.source {
+        eprintln!("{name} is formatted");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if check {
+        eprintln!("{name} is not formatted; `nym fmt` formats it");
+        return Ok(ExitCode::from(1));
+    }
+    std::fs::write(&project.graph_path, formatted).map_err(|source| CliError::Io {
+        what: format!("writing {name}"),
+        source,
+    })?;
+    eprintln!("formatted {name}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `nym graph`.
 pub fn graph(cwd: &Path, args: &ProjectArgs, dot: bool) -> Result<ExitCode, CliError> {
     let (_, g) = load(cwd, args)?;

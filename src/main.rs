@@ -134,6 +134,15 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Format the graph file in place (the layout `nym lsp` formats to).
+    Fmt {
+        /// The graph file (default: unikernel.nym here or in a parent directory).
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
+        /// Change nothing; exit 1 if the file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
     /// Serve the Language Server Protocol on stdio for *.nym files.
     Lsp,
     /// Generate the compiled program for a target and build it.
@@ -194,6 +203,7 @@ fn main() -> ExitCode {
             }),
         },
         Command::Check { project, short } => commands::check(&cwd, &project, short),
+        Command::Fmt { file, check } => commands::fmt(&cwd, file.as_deref(), check),
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),
         Command::Run {
             project,

@@ -272,3 +272,31 @@ fn a_failing_job_and_a_broken_build_are_reported() {
     );
     assert!(err.contains("the build failed"), "{err}");
 }
+
+#[test]
+fn fmt_formats_in_place_checks_and_refuses_broken_files() {
+    let (_tmp, dir) = project("tidy", "hello");
+    let out = run(nym(&dir).args(["fmt", "--check"]));
+    assert_eq!(out.status.code(), Some(0), "a new project is formatted");
+    std::fs::write(dir.join("unikernel.nym"), "let c=console::default();\nlet j = job tidy::start(c,clock::mono(),time::default(),3,100ms);\nregister(\"tidy\",[j]);\n").unwrap();
+    let out = run(nym(&dir).args(["fmt", "--check"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not formatted"));
+    assert!(run(nym(&dir).arg("fmt")).status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("unikernel.nym")).unwrap(),
+        "let c = console::default();\nlet j = job tidy::start(c, clock::mono(), time::default(), 3, 100ms);\nregister(\"tidy\", [j]);\n"
+    );
+    assert!(
+        run(nym(&dir).args(["fmt", "--check"])).status.success(),
+        "idempotent"
+    );
+    std::fs::write(dir.join("unikernel.nym"), "let c = ;\n").unwrap();
+    let out = run(nym(&dir).arg("fmt"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("unikernel.nym")).unwrap(),
+        "let c = ;\n",
+        "a broken file is left as it was"
+    );
+}

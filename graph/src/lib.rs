@@ -34,6 +34,7 @@ pub mod catalog;
 pub mod check;
 pub mod codegen;
 pub mod diagnostic;
+pub mod format;
 pub mod ide;
 pub mod jobs;
 pub mod lexer;

@@ -227,6 +227,25 @@ proptest! {
     ) {
         check_all(&apply(GOOD, &edits))?;
     }
+
+    /// Formatting is idempotent and changes nothing the checker sees.
+    #[test]
+    fn formatting_is_idempotent_and_keeps_the_meaning(
+        edits in prop::collection::vec(edit(), 0..3)
+    ) {
+        let src = apply(GOOD, &edits);
+        if let Ok(once) = nym_graph::format::format(&src) {
+            let twice = nym_graph::format::format(&once);
+            prop_assert_eq!(twice.as_deref(), Ok(once.as_str()), "idempotent");
+            let codes = |text: &str| {
+                let a = analyze(text, Target::Unix, Some(app()));
+                let mut c: Vec<&'static str> = a.diagnostics().iter().map(|d| d.code).collect();
+                c.sort_unstable();
+                (c, a.graph().map(nym_graph::print::text))
+            };
+            prop_assert_eq!(codes(&src), codes(&once), "the same findings and the same graph");
+        }
+    }
 }
 
 #[test]

@@ -210,6 +210,7 @@ impl LanguageServer for Backend {
                 }),
                 definition_provider: Some(OneOf::Left(true)),
                 references_provider: Some(OneOf::Left(true)),
+                document_formatting_provider: Some(OneOf::Left(true)),
                 rename_provider: Some(OneOf::Left(true)),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 inlay_hint_provider: Some(OneOf::Left(true)),
@@ -341,6 +342,22 @@ impl LanguageServer for Backend {
                         )))
                     }
                 }
+            })
+            .flatten())
+    }
+
+    async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
+        Ok(self
+            .with_doc(&params.text_document.uri, |text, _, _| {
+                // A file with syntax errors is left alone: no edits.
+                let formatted = nym_graph::format::format(text).ok()?;
+                let index = LineIndex::new(text);
+                (formatted != text).then(|| {
+                    vec![TextEdit::new(
+                        index.range(Span::new(0, text.len())),
+                        formatted,
+                    )]
+                })
             })
             .flatten())
     }
