@@ -231,6 +231,24 @@ fn diagnostics_hover_completion_definition_symbols_and_garbage() {
     );
     assert!(hover.contains("kv::mem"), "still serving: {hover}");
 
+    // Switching the target re-checks the document for it: kv::dir is fine
+    // on unix and not on kvm.
+    c.notify(
+        "textDocument/didChange",
+        &format!(r#"{{"textDocument":{{"uri":"{uri}","version":4}},"contentChanges":[{{"text":"{}"}}]}}"#, escape(&broken.replace("kv::memm()", "kv::dir(\"d\")"))),
+    );
+    let on_unix = c.until(|m| m.contains("publishDiagnostics") && m.contains(r#""version":4"#));
+    assert!(on_unix.contains(r#""diagnostics":[]"#), "{on_unix}");
+    c.notify(
+        "workspace/didChangeConfiguration",
+        r#"{"settings":{"nym":{"target":"kvm"}}}"#,
+    );
+    let on_kvm = c.until(|m| m.contains("publishDiagnostics"));
+    assert!(
+        on_kvm.contains("`kv::dir` is not available on target kvm"),
+        "{on_kvm}"
+    );
+
     let _ = c.request(10, "shutdown", "null");
     c.notify("exit", "null");
     let status = child.wait().unwrap();

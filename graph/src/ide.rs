@@ -124,6 +124,16 @@ pub enum Definition {
     Here(Span),
     /// A job's Rust function: file (relative to the project) and 1-based line.
     Rust(std::path::PathBuf, usize),
+    /// An implementation's entry in the catalog's source, 1-based line.
+    Catalog(usize),
+}
+
+/// The catalog's source, to point at an implementation's entry.
+const CATALOG_SOURCE: &str = include_str!("catalog.rs");
+
+/// The path of the catalog's source file.
+pub fn catalog_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog.rs")
 }
 
 /// Go to definition from `offset`.
@@ -131,7 +141,14 @@ pub fn definition(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Opt
     match find(a, offset) {
         Found::Name(name, _) => binding(a, name).map(|b| Definition::Here(b.name.span)),
         Found::Job(path) => job_sig(krate, path).map(|s| Definition::Rust(s.file, s.line)),
-        _ => None,
+        Found::Impl(path) => {
+            let entry = format!("name: {:?},", path.text());
+            let at = CATALOG_SOURCE.find(&entry)?;
+            Some(Definition::Catalog(
+                CATALOG_SOURCE[..at].matches('\n').count() + 1,
+            ))
+        }
+        Found::None => None,
     }
 }
 
@@ -217,6 +234,134 @@ fn expected_at(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option
     })?
 }
 
+/// The parameters of the implementation applied around `offset` that are
+/// not given yet, for `name = ` completions.
+fn params_around(
+    a: &Analysis,
+    _krate: Option<&RustCrate>,
+    offset: usize,
+) -> Vec<(String, ParamType)> {
+    fn in_expr(e: &Expr, offset: usize) -> Option<Vec<(String, ParamType)>> {
+        match &e.kind {
+            ExprKind::Call { path, args, close }
+                if path.span.end < offset && offset <= close.start =>
+            {
+                if let Some(inner) = args.iter().find_map(|arg| in_expr(&arg.value, offset)) {
+                    return Some(inner);
+                }
+                let imp = catalog::lookup(&path.text())?;
+                let positional = args.iter().filter(|arg| arg.name.is_none()).count();
+                Some(
+                    imp.params
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, p)| {
+                            *i >= positional
+                                && !args
+                                    .iter()
+                                    .any(|arg| arg.name.as_ref().is_some_and(|n| n.name == p.name))
+                        })
+                        .map(|(_, p)| (p.name.to_owned(), p.ty))
+                        .collect(),
+                )
+            }
+            ExprKind::Call { args, .. } | ExprKind::Job { args, .. } => {
+                args.iter().find_map(|arg| in_expr(&arg.value, offset))
+            }
+            ExprKind::List(items) => items.iter().find_map(|i| in_expr(i, offset)),
+            ExprKind::Match(arms) => arms.iter().find_map(|arm| in_expr(&arm.value, offset)),
+            _ => None,
+        }
+    }
+    a.file
+        .stmts
+        .iter()
+        .find_map(|s| match s {
+            Stmt::Let { value, .. } => in_expr(value, offset),
+            Stmt::Expr { expr, .. } => in_expr(expr, offset),
+        })
+        .unwrap_or_default()
+}
+
+/// Semantic token kinds, in the legend's order.
+pub const TOKEN_TYPES: &[&str] = &[
+    "keyword",
+    "function",
+    "variable",
+    "string",
+    "number",
+    "comment",
+    "namespace",
+    "parameter",
+];
+
+/// Semantic tokens: (start, length, index into [`TOKEN_TYPES`]), in order.
+pub fn semantic_tokens(src: &str, a: &Analysis) -> Vec<(usize, usize, u32)> {
+    let mut out = Vec::new();
+    for c in &a.file.comments {
+        out.push((c.start, c.end - c.start, 5));
+    }
+    fn expr(e: &Expr, src: &str, out: &mut Vec<(usize, usize, u32)>) {
+        match &e.kind {
+            ExprKind::Call { path, args, .. } | ExprKind::Job { path, args, .. } => {
+                if matches!(e.kind, ExprKind::Job { .. }) {
+                    out.push((e.span.start, 3, 0));
+                }
+                let (last, modules) = path
+                    .segments
+                    .split_last()
+                    .map_or((None, &[][..]), |(l, m)| (Some(l), m));
+                for m in modules {
+                    out.push((m.span.start, m.span.end - m.span.start, 6));
+                }
+                if let Some(l) = last {
+                    out.push((l.span.start, l.span.end - l.span.start, 1));
+                }
+                for arg in args {
+                    if let Some(n) = &arg.name {
+                        out.push((n.span.start, n.span.end - n.span.start, 7));
+                    }
+                    expr(&arg.value, src, out);
+                }
+            }
+            ExprKind::Name(id) => out.push((id.span.start, id.span.end - id.span.start, 2)),
+            ExprKind::Lit(v) => {
+                let kind = if matches!(v, libos::Value::Str(_)) {
+                    3
+                } else {
+                    4
+                };
+                out.push((e.span.start, e.span.end - e.span.start, kind));
+            }
+            ExprKind::BadCidr(_) => out.push((e.span.start, e.span.end - e.span.start, 4)),
+            ExprKind::List(items) => items.iter().for_each(|i| expr(i, src, out)),
+            ExprKind::Match(arms) => {
+                out.push((e.span.start, 5, 0));
+                for arm in arms {
+                    arm.targets
+                        .iter()
+                        .for_each(|t| out.push((t.span.start, t.span.end - t.span.start, 6)));
+                    expr(&arm.value, src, out);
+                }
+            }
+            ExprKind::Error => {}
+        }
+    }
+    for stmt in &a.file.stmts {
+        match stmt {
+            Stmt::Let { name, value, span } => {
+                out.push((span.start, 3, 0));
+                out.push((name.span.start, name.span.end - name.span.start, 2));
+                expr(value, src, &mut out);
+            }
+            Stmt::Expr { expr: e, .. } => expr(e, src, &mut out),
+        }
+    }
+    out.sort_unstable();
+    out.dedup_by_key(|t| t.0);
+    out
+}
+
 /// Completions at `offset` in `src`: after `module::` the module's
 /// implementations; in an argument, what fits the parameter (implementations
 /// providing a fitting kind, bindings of that type); elsewhere everything.
@@ -259,6 +404,38 @@ pub fn completions(
                 detail: b.ty.to_string(),
                 kind: CompletionKind::Binding,
             });
+        }
+    }
+    // Named parameters of the implementation being applied.
+    for (name, ty) in params_around(a, krate, offset) {
+        out.push(Completion {
+            label: format!("{name} = "),
+            detail: ty.to_string(),
+            kind: CompletionKind::Key,
+        });
+    }
+    // Keys already declared, and a literal of the expected value type.
+    if let Some(ParamType::Value(want)) = expected {
+        let sample = match want {
+            libos::ValueType::Str => "\"text\"",
+            libos::ValueType::Int => "42",
+            libos::ValueType::Bool => "true",
+            libos::ValueType::Duration => "100ms",
+            libos::ValueType::Cidr => "10.0.0.2/24",
+        };
+        out.push(Completion {
+            label: sample.into(),
+            detail: format!("a {}", want.name()),
+            kind: CompletionKind::Keyword,
+        });
+        if let Some(g) = a.graph() {
+            for k in g.keys.iter().filter(|k| k.ty == want) {
+                out.push(Completion {
+                    label: format!("key({:?}, {})", k.name, k.default),
+                    detail: format!("the key --{}", k.name),
+                    kind: CompletionKind::Key,
+                });
+            }
         }
     }
     if expected.is_none() {

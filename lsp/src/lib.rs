@@ -211,6 +211,21 @@ impl LanguageServer for Backend {
                 definition_provider: Some(OneOf::Left(true)),
                 references_provider: Some(OneOf::Left(true)),
                 document_formatting_provider: Some(OneOf::Left(true)),
+                semantic_tokens_provider: Some(
+                    SemanticTokensServerCapabilities::SemanticTokensOptions(
+                        SemanticTokensOptions {
+                            legend: SemanticTokensLegend {
+                                token_types: ide::TOKEN_TYPES
+                                    .iter()
+                                    .map(|t| SemanticTokenType::new(t))
+                                    .collect(),
+                                token_modifiers: vec![],
+                            },
+                            full: Some(SemanticTokensFullOptions::Bool(true)),
+                            ..Default::default()
+                        },
+                    ),
+                ),
                 rename_provider: Some(OneOf::Left(true)),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 inlay_hint_provider: Some(OneOf::Left(true)),
@@ -327,6 +342,13 @@ impl LanguageServer for Backend {
                         uri.clone(),
                         index.range(span),
                     ))),
+                    Definition::Catalog(line) => {
+                        let at = Position::new(line.saturating_sub(1) as u32, 0);
+                        Some(GotoDefinitionResponse::Scalar(Location::new(
+                            Uri::from_file_path(ide::catalog_path())?,
+                            Range::new(at, at),
+                        )))
+                    }
                     Definition::Rust(file, line) => {
                         let project = uri
                             .to_file_path()?
@@ -344,6 +366,64 @@ impl LanguageServer for Backend {
                 }
             })
             .flatten())
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        // `{"nym": {"target": "kvm"}}` or `{"target": "kvm"}`.
+        let s = &params.settings;
+        let target = s
+            .get("nym")
+            .unwrap_or(s)
+            .get("target")
+            .and_then(|t| t.as_str())
+            .and_then(Target::from_name);
+        let Some(target) = target else { return };
+        if let Ok(mut slot) = self.target.lock() {
+            *slot = target;
+        }
+        let uris: Vec<Uri> = self
+            .docs
+            .lock()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
+        for uri in uris {
+            self.publish(uri).await;
+        }
+    }
+
+    async fn semantic_tokens_full(
+        &self,
+        params: SemanticTokensParams,
+    ) -> Result<Option<SemanticTokensResult>> {
+        Ok(self.with_doc(&params.text_document.uri, |text, a, _| {
+            let index = LineIndex::new(text);
+            let mut data = Vec::new();
+            let (mut line, mut col) = (0, 0);
+            for (start, len, kind) in ide::semantic_tokens(text, a) {
+                let (from, to) = (index.position(start), index.position(start + len));
+                if to.line != from.line {
+                    continue; // tokens never span lines in the protocol
+                }
+                let delta_line = from.line - line;
+                let delta_start = if delta_line == 0 {
+                    from.character - col
+                } else {
+                    from.character
+                };
+                data.push(SemanticToken {
+                    delta_line,
+                    delta_start,
+                    length: to.character - from.character,
+                    token_type: kind,
+                    token_modifiers_bitset: 0,
+                });
+                (line, col) = (from.line, from.character);
+            }
+            SemanticTokensResult::Tokens(SemanticTokens {
+                result_id: None,
+                data,
+            })
+        }))
     }
 
     async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
