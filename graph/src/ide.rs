@@ -296,12 +296,12 @@ pub const TOKEN_TYPES: &[&str] = &[
 ];
 
 /// Semantic tokens: (start, length, index into [`TOKEN_TYPES`]), in order.
-pub fn semantic_tokens(src: &str, a: &Analysis) -> Vec<(usize, usize, u32)> {
+pub fn semantic_tokens(a: &Analysis) -> Vec<(usize, usize, u32)> {
     let mut out = Vec::new();
     for c in &a.file.comments {
         out.push((c.start, c.end - c.start, 5));
     }
-    fn expr(e: &Expr, src: &str, out: &mut Vec<(usize, usize, u32)>) {
+    fn expr(e: &Expr, out: &mut Vec<(usize, usize, u32)>) {
         match &e.kind {
             ExprKind::Call { path, args, .. } | ExprKind::Job { path, args, .. } => {
                 if matches!(e.kind, ExprKind::Job { .. }) {
@@ -321,7 +321,7 @@ pub fn semantic_tokens(src: &str, a: &Analysis) -> Vec<(usize, usize, u32)> {
                     if let Some(n) = &arg.name {
                         out.push((n.span.start, n.span.end - n.span.start, 7));
                     }
-                    expr(&arg.value, src, out);
+                    expr(&arg.value, out);
                 }
             }
             ExprKind::Name(id) => out.push((id.span.start, id.span.end - id.span.start, 2)),
@@ -334,14 +334,14 @@ pub fn semantic_tokens(src: &str, a: &Analysis) -> Vec<(usize, usize, u32)> {
                 out.push((e.span.start, e.span.end - e.span.start, kind));
             }
             ExprKind::BadCidr(_) => out.push((e.span.start, e.span.end - e.span.start, 4)),
-            ExprKind::List(items) => items.iter().for_each(|i| expr(i, src, out)),
+            ExprKind::List(items) => items.iter().for_each(|i| expr(i, out)),
             ExprKind::Match(arms) => {
                 out.push((e.span.start, 5, 0));
                 for arm in arms {
                     arm.targets
                         .iter()
                         .for_each(|t| out.push((t.span.start, t.span.end - t.span.start, 6)));
-                    expr(&arm.value, src, out);
+                    expr(&arm.value, out);
                 }
             }
             ExprKind::Error => {}
@@ -352,9 +352,9 @@ pub fn semantic_tokens(src: &str, a: &Analysis) -> Vec<(usize, usize, u32)> {
             Stmt::Let { name, value, span } => {
                 out.push((span.start, 3, 0));
                 out.push((name.span.start, name.span.end - name.span.start, 2));
-                expr(value, src, &mut out);
+                expr(value, &mut out);
             }
-            Stmt::Expr { expr: e, .. } => expr(e, src, &mut out),
+            Stmt::Expr { expr: e, .. } => expr(e, &mut out),
         }
     }
     out.sort_unstable();

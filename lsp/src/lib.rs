@@ -399,7 +399,7 @@ impl LanguageServer for Backend {
             let index = LineIndex::new(text);
             let mut data = Vec::new();
             let (mut line, mut col) = (0, 0);
-            for (start, len, kind) in ide::semantic_tokens(text, a) {
+            for (start, len, kind) in ide::semantic_tokens(a) {
                 let (from, to) = (index.position(start), index.position(start + len));
                 if to.line != from.line {
                     continue; // tokens never span lines in the protocol
