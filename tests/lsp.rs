@@ -50,7 +50,7 @@ impl Client {
         let mut body = vec![0; len];
         self.stdout.read_exact(&mut body).unwrap();
         let m = String::from_utf8(body).unwrap();
-        eprintln!("<- {m}");
+        eprintln!("<- {}", m.chars().take(400).collect::<String>());
         m
     }
     fn until(&mut self, pred: impl Fn(&str) -> bool) -> String {
@@ -454,6 +454,127 @@ fn random_edits_keep_the_server_alive_and_agreeing_with_nym_check() {
         "the edits broke the graph often enough to compare something ({with_errors})"
     );
     let _ = c.request(99, "shutdown", "null");
+    c.notify("exit", "null");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_ten_megabyte_document_gets_an_answer_and_the_server_goes_on() {
+    let (_tmp, dir) = project("huge", "hello");
+    let uri = format!("file://{}", dir.join("unikernel.nym").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nym"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut c = Client {
+        stdin: child.stdin.take().unwrap(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+    };
+    let _ = c.request(1, "initialize", r#"{"capabilities":{}}"#);
+    let line = format!("// {}\\n", "x".repeat(1000));
+    let text = format!(
+        "{}let c = console::default();\\n",
+        line.repeat(10 * 1024 * 1024 / line.len())
+    );
+    c.notify(
+        "textDocument/didOpen",
+        &format!(
+            r#"{{"textDocument":{{"uri":"{uri}","languageId":"nym","version":1,"text":"{text}"}}}}"#
+        ),
+    );
+    let diags = c.until(|m| m.contains("publishDiagnostics"));
+    assert!(
+        diags.contains("no `register(...)`"),
+        "checked to the end: {}",
+        &diags[..diags.len().min(300)]
+    );
+    let hover = c.request(
+        2,
+        "textDocument/hover",
+        &format!(
+            r#"{{"textDocument":{{"uri":"{uri}"}},"position":{{"line":10400,"character":10}}}}"#
+        ),
+    );
+    assert!(hover.contains(r#""id":2"#));
+    let _ = c.request(3, "shutdown", "null");
+    c.notify("exit", "null");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn quick_fixes_for_a_missing_target_a_missing_register_and_an_unused_binding() {
+    let (_tmp, dir) = project("fixes", "kv");
+    let uri = format!("file://{}", dir.join("unikernel.nym").display());
+    let text = "let unused = kv::mem();\nlet store = kv::dir(\"d\");\nlet app = job fixes::start(console::default(), store);\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nym"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut c = Client {
+        stdin: child.stdin.take().unwrap(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+    };
+    let _ = c.request(
+        1,
+        "initialize",
+        r#"{"capabilities":{},"initializationOptions":{"target":"kvm"}}"#,
+    );
+    c.notify(
+        "textDocument/didOpen",
+        &format!(
+            r#"{{"textDocument":{{"uri":"{uri}","languageId":"nym","version":1,"text":"{}"}}}}"#,
+            escape(text)
+        ),
+    );
+    let _ = c.until(|m| m.contains("publishDiagnostics"));
+    let actions = |c: &mut Client, id: u32, line: u32, ch: u32| {
+        let reply = c.request(
+            id,
+            "textDocument/codeAction",
+            &format!(r#"{{"textDocument":{{"uri":"{uri}"}},"range":{{"start":{{"line":{line},"character":{ch}}},"end":{{"line":{line},"character":{ch}}}}},"context":{{"diagnostics":[]}}}}"#),
+        );
+        let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        v["result"].as_array().cloned().unwrap_or_default()
+    };
+    let fix = |a: &serde_json::Value| {
+        (
+            a["title"].as_str().unwrap_or("").to_owned(),
+            a["edit"]["changes"][&uri][0]["newText"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        )
+    };
+
+    let on_dir = actions(&mut c, 2, 1, 15);
+    assert!(
+        on_dir
+            .iter()
+            .map(fix)
+            .any(|(t, n)| t == "replace with `kv::mem()`" && n == "kv::mem()"),
+        "{on_dir:?}"
+    );
+    let on_unused = actions(&mut c, 3, 0, 6);
+    assert!(
+        on_unused
+            .iter()
+            .map(fix)
+            .any(|(t, n)| t == "remove `unused`" && n.is_empty()),
+        "{on_unused:?}"
+    );
+    let at_end = actions(&mut c, 4, 3, 0);
+    assert!(
+        at_end
+            .iter()
+            .map(fix)
+            .any(|(t, n)| t == "add `register`" && n.contains("register(\"fixes\", [app]);")),
+        "{at_end:?}"
+    );
+    let _ = c.request(5, "shutdown", "null");
     c.notify("exit", "null");
     assert!(child.wait().unwrap().success());
 }

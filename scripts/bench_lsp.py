@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Latency of `nym lsp` (release build) on a generated 5,000-line graph:
+after a one-character edit, the time until the new diagnostics arrive and
+the time a completion takes, p50 and p95 over 100 edits. Prints a Markdown
+section for BENCHMARKS.md.
+
+    scripts/bench_lsp.py
+"""
+import json, os, statistics, subprocess, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NYM = os.path.join(ROOT, "target", "release", "nym")
+
+
+class Client:
+    def __init__(self, proc):
+        self.p = proc
+
+    def send(self, msg):
+        body = json.dumps(msg).encode()
+        self.p.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.p.stdin.flush()
+
+    def recv(self):
+        length = 0
+        while True:
+            line = self.p.stdout.readline().strip()
+            if not line:
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        return json.loads(self.p.stdout.read(length))
+
+    def until(self, pred):
+        while True:
+            m = self.recv()
+            if pred(m):
+                return m
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "--bin", "nym"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = tempfile.mkdtemp(prefix="nym-bench-lsp-")
+    subprocess.run([NYM, "new", "big"], cwd=work, check=True, stderr=subprocess.DEVNULL)
+    proj = os.path.join(work, "big")
+    lines = ["let console = console::default();", "let clock = clock::mono();", "let t0 = time::default();"]
+    for i in range(1, 4990):
+        lines.append(f"let t{i} = time::scaled(t{i - 1}, factor = 2);")
+    lines.append(f'let j = job big::start(console, clock, t4989, key("count", 3), key("pause", 100ms));')
+    lines.append('register("big", [j]);')
+    text = "\n".join(lines) + "\n"
+    uri = "file://" + os.path.join(proj, "unikernel.nym")
+
+    proc = subprocess.Popen([NYM, "lsp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    c = Client(proc)
+    c.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}})
+    c.until(lambda m: m.get("id") == 1)
+    c.send({"jsonrpc": "2.0", "method": "textDocument/didOpen",
+            "params": {"textDocument": {"uri": uri, "languageId": "nym", "version": 1, "text": text}}})
+    c.until(lambda m: m.get("method") == "textDocument/publishDiagnostics")
+
+    diag_ms, comp_ms = [], []
+    last = len(lines) - 2  # the job line: `key("count", 3)` toggles between 3 and 4
+    col = lines[last].index('", 3)') + 3
+    for i in range(100):
+        version = i + 2
+        new = "4" if i % 2 == 0 else "3"
+        t0 = time.perf_counter()
+        c.send({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+            "textDocument": {"uri": uri, "version": version},
+            "contentChanges": [{"range": {"start": {"line": last, "character": col}, "end": {"line": last, "character": col + 1}}, "text": new}]}})
+        c.until(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"].get("version") == version)
+        diag_ms.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        c.send({"jsonrpc": "2.0", "id": 1000 + i, "method": "textDocument/completion",
+                "params": {"textDocument": {"uri": uri}, "position": {"line": last, "character": col - 3}}})
+        c.until(lambda m: m.get("id") == 1000 + i)
+        comp_ms.append((time.perf_counter() - t0) * 1e3)
+    c.send({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
+    c.until(lambda m: m.get("id") == 2)
+    c.send({"jsonrpc": "2.0", "method": "exit"})
+    proc.wait(timeout=10)
+
+    print("## Language server (issue 7)\n")
+    print(f"Measured with `scripts/bench_lsp.py` on {os.uname().nodename} ({os.cpu_count()} cores), "
+          f"{time.strftime('%Y-%m-%d')}: a generated {len(lines)}-line graph, 100 one-character edits.\n")
+    print("| after a one-character edit | p50 | p95 |\n|---|---|---|")
+    print(f"| diagnostics published | {percentile(diag_ms, 50):.1f} ms | {percentile(diag_ms, 95):.1f} ms |")
+    print(f"| completion answered | {percentile(comp_ms, 50):.1f} ms | {percentile(comp_ms, 95):.1f} ms |")
+    p95 = max(percentile(diag_ms, 95), percentile(comp_ms, 95))
+    print(f"\nTarget: p95 ≤ 20 ms ({'met' if p95 <= 20 else 'not met'}). Each request re-parses and re-checks the whole file"
+          " (no incremental reparsing yet).")
+
+
+if __name__ == "__main__":
+    main()
