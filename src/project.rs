@@ -1,5 +1,6 @@
 //! A nym project on disk: `unikernel.nym` next to a `Cargo.toml` whose
 //! crate holds the jobs.
+use nym_graph::jobs::package_name;
 use nym_graph::RustCrate;
 use std::path::{Path, PathBuf};
 
@@ -105,22 +106,6 @@ impl Project {
     pub fn nym_dir(&self, t: nym_graph::Target) -> PathBuf {
         self.root.join("target").join("nym").join(t.name())
     }
-}
-
-/// The `name` of the `[package]` section of a Cargo.toml.
-fn package_name(toml: &str) -> Option<String> {
-    let mut in_package = false;
-    for line in toml.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if in_package {
-            if let Some(rest) = line.strip_prefix("name") {
-                let value = rest.trim_start().strip_prefix('=')?.trim();
-                return Some(value.trim_matches('"').to_owned());
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `nym lsp` end to end: the real binary on stdio, spoken to as an editor
 //! would (JSON-RPC with Content-Length framing), garbage included.
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 mod common;
 use common::project;
@@ -64,6 +64,21 @@ impl Client {
     }
 }
 
+/// A `nym lsp` process and a client on its stdio.
+fn start() -> (Child, Client) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nym"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let c = Client {
+        stdin: child.stdin.take().unwrap(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+    };
+    (child, c)
+}
+
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -77,16 +92,7 @@ fn diagnostics_hover_completion_definition_symbols_and_garbage() {
     let uri = format!("file://{}", path.display());
     let broken = "let console = console::default();\nlet store = kv::memm();\nlet app = job editing::start(console, store);\nregister(\"editing\", [app]);\n";
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nym"))
-        .arg("lsp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut c = Client {
-        stdin: child.stdin.take().unwrap(),
-        stdout: BufReader::new(child.stdout.take().unwrap()),
-    };
+    let (mut child, mut c) = start();
 
     let init = c.request(
         1,
@@ -333,16 +339,7 @@ fn random_edits_keep_the_server_alive_and_agreeing_with_nym_check() {
     let path = dir.join("unikernel.nym");
     let uri = format!("file://{}", path.display());
     let mut text = std::fs::read_to_string(&path).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nym"))
-        .arg("lsp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut c = Client {
-        stdin: child.stdin.take().unwrap(),
-        stdout: BufReader::new(child.stdout.take().unwrap()),
-    };
+    let (mut child, mut c) = start();
     let _ = c.request(1, "initialize", r#"{"capabilities":{}}"#);
     c.notify("initialized", "{}");
     c.notify(
@@ -462,16 +459,7 @@ fn random_edits_keep_the_server_alive_and_agreeing_with_nym_check() {
 fn a_ten_megabyte_document_gets_an_answer_and_the_server_goes_on() {
     let (_tmp, dir) = project("huge", "hello");
     let uri = format!("file://{}", dir.join("unikernel.nym").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nym"))
-        .arg("lsp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut c = Client {
-        stdin: child.stdin.take().unwrap(),
-        stdout: BufReader::new(child.stdout.take().unwrap()),
-    };
+    let (mut child, mut c) = start();
     let _ = c.request(1, "initialize", r#"{"capabilities":{}}"#);
     let line = format!("// {}\\n", "x".repeat(1000));
     let text = format!(
@@ -508,16 +496,7 @@ fn quick_fixes_for_a_missing_target_a_missing_register_and_an_unused_binding() {
     let (_tmp, dir) = project("fixes", "kv");
     let uri = format!("file://{}", dir.join("unikernel.nym").display());
     let text = "let unused = kv::mem();\nlet store = kv::dir(\"d\");\nlet app = job fixes::start(console::default(), store);\n";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nym"))
-        .arg("lsp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut c = Client {
-        stdin: child.stdin.take().unwrap(),
-        stdout: BufReader::new(child.stdout.take().unwrap()),
-    };
+    let (mut child, mut c) = start();
     let _ = c.request(
         1,
         "initialize",

@@ -176,111 +176,107 @@ pub struct Completion {
     pub kind: CompletionKind,
 }
 
-/// The argument slot around `offset`: the parameter type expected there.
-fn expected_at(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<ParamType> {
-    fn in_expr(e: &Expr, krate: Option<&RustCrate>, offset: usize) -> Option<Option<ParamType>> {
+/// The innermost application whose argument list holds `offset`.
+struct CallSite<'a> {
+    path: &'a Path,
+    args: &'a [Arg],
+    job: bool,
+    /// The argument at `offset`: how many arguments end before it.
+    index: usize,
+}
+
+fn call_at(a: &Analysis, offset: usize) -> Option<CallSite<'_>> {
+    fn in_expr(e: &Expr, offset: usize) -> Option<CallSite<'_>> {
         let (path, args, close, job) = match &e.kind {
             ExprKind::Call { path, args, close } => (path, args, close, false),
             ExprKind::Job { path, args, close } => (path, args, close, true),
-            ExprKind::List(items) => return items.iter().find_map(|i| in_expr(i, krate, offset)),
+            ExprKind::List(items) => return items.iter().find_map(|i| in_expr(i, offset)),
             ExprKind::Match(arms) => {
-                return arms
-                    .iter()
-                    .find_map(|arm| in_expr(&arm.value, krate, offset))
+                return arms.iter().find_map(|arm| in_expr(&arm.value, offset))
             }
             _ => return None,
         };
         if !(path.span.end < offset && offset <= close.start) {
             return None;
         }
-        if let Some(inner) = args
-            .iter()
-            .find_map(|arg: &Arg| in_expr(&arg.value, krate, offset))
-        {
-            return Some(inner);
-        }
-        let index = args
-            .iter()
-            .filter(|arg| arg.value.span.end < offset)
-            .count();
-        let named = args
-            .iter()
-            .find(|arg| arg.value.span.contains(offset))
-            .and_then(|arg| arg.name.as_ref());
-        let params: Vec<(String, ParamType)> = if job {
-            job_sig(krate, path)?
-                .params
-                .into_iter()
-                .map(|p| (p.name, p.ty))
-                .collect()
-        } else {
-            catalog::lookup(&path.text())?
-                .params
-                .iter()
-                .map(|p| (p.name.to_owned(), p.ty))
-                .collect()
-        };
-        Some(match named {
-            Some(n) => params
-                .iter()
-                .find(|(name, _)| *name == n.name)
-                .map(|(_, t)| *t),
-            None => params.get(index).map(|(_, t)| *t),
-        })
+        args.iter()
+            .find_map(|arg| in_expr(&arg.value, offset))
+            .or_else(|| {
+                let index = args
+                    .iter()
+                    .filter(|arg| arg.value.span.end < offset)
+                    .count();
+                Some(CallSite {
+                    path,
+                    args,
+                    job,
+                    index,
+                })
+            })
     }
     a.file.stmts.iter().find_map(|s| match s {
-        Stmt::Let { value, .. } => in_expr(value, krate, offset),
-        Stmt::Expr { expr, .. } => in_expr(expr, krate, offset),
-    })?
+        Stmt::Let { value, .. } => in_expr(value, offset),
+        Stmt::Expr { expr, .. } => in_expr(expr, offset),
+    })
+}
+
+/// The parameters of the application at `site`, as (name, type).
+fn params_of(site: &CallSite, krate: Option<&RustCrate>) -> Option<Vec<(String, ParamType)>> {
+    Some(if site.job {
+        job_sig(krate, site.path)?
+            .params
+            .into_iter()
+            .map(|p| (p.name, p.ty))
+            .collect()
+    } else {
+        catalog::lookup(&site.path.text())?
+            .params
+            .iter()
+            .map(|p| (p.name.to_owned(), p.ty))
+            .collect()
+    })
+}
+
+/// The argument slot around `offset`: the parameter type expected there.
+fn expected_at(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<ParamType> {
+    let site = call_at(a, offset)?;
+    let params = params_of(&site, krate)?;
+    let named = site
+        .args
+        .iter()
+        .find(|arg| arg.value.span.contains(offset))
+        .and_then(|arg| arg.name.as_ref());
+    match named {
+        Some(n) => params
+            .iter()
+            .find(|(name, _)| *name == n.name)
+            .map(|(_, t)| *t),
+        None => params.get(site.index).map(|(_, t)| *t),
+    }
 }
 
 /// The parameters of the implementation applied around `offset` that are
 /// not given yet, for `name = ` completions.
-fn params_around(
-    a: &Analysis,
-    _krate: Option<&RustCrate>,
-    offset: usize,
-) -> Vec<(String, ParamType)> {
-    fn in_expr(e: &Expr, offset: usize) -> Option<Vec<(String, ParamType)>> {
-        match &e.kind {
-            ExprKind::Call { path, args, close }
-                if path.span.end < offset && offset <= close.start =>
-            {
-                if let Some(inner) = args.iter().find_map(|arg| in_expr(&arg.value, offset)) {
-                    return Some(inner);
-                }
-                let imp = catalog::lookup(&path.text())?;
-                let positional = args.iter().filter(|arg| arg.name.is_none()).count();
-                Some(
-                    imp.params
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, p)| {
-                            *i >= positional
-                                && !args
-                                    .iter()
-                                    .any(|arg| arg.name.as_ref().is_some_and(|n| n.name == p.name))
-                        })
-                        .map(|(_, p)| (p.name.to_owned(), p.ty))
-                        .collect(),
-                )
-            }
-            ExprKind::Call { args, .. } | ExprKind::Job { args, .. } => {
-                args.iter().find_map(|arg| in_expr(&arg.value, offset))
-            }
-            ExprKind::List(items) => items.iter().find_map(|i| in_expr(i, offset)),
-            ExprKind::Match(arms) => arms.iter().find_map(|arm| in_expr(&arm.value, offset)),
-            _ => None,
-        }
-    }
-    a.file
-        .stmts
+fn params_around(a: &Analysis, offset: usize) -> Vec<(String, ParamType)> {
+    let Some(site) = call_at(a, offset).filter(|s| !s.job) else {
+        return Vec::new();
+    };
+    let Some(imp) = catalog::lookup(&site.path.text()) else {
+        return Vec::new();
+    };
+    let positional = site.args.iter().filter(|arg| arg.name.is_none()).count();
+    imp.params
         .iter()
-        .find_map(|s| match s {
-            Stmt::Let { value, .. } => in_expr(value, offset),
-            Stmt::Expr { expr, .. } => in_expr(expr, offset),
+        .enumerate()
+        .filter(|(i, p)| {
+            *i >= positional
+                && !site
+                    .args
+                    .iter()
+                    .any(|arg| arg.name.as_ref().is_some_and(|n| n.name == p.name))
         })
-        .unwrap_or_default()
+        .map(|(_, p)| (p.name.to_owned(), p.ty))
+        .collect()
 }
 
 /// Semantic token kinds, in the legend's order.
@@ -407,7 +403,7 @@ pub fn completions(
         }
     }
     // Named parameters of the implementation being applied.
-    for (name, ty) in params_around(a, krate, offset) {
+    for (name, ty) in params_around(a, offset) {
         out.push(Completion {
             label: format!("{name} = "),
             detail: ty.to_string(),
@@ -571,57 +567,15 @@ pub fn signature_help(
     krate: Option<&RustCrate>,
     offset: usize,
 ) -> Option<(String, Vec<String>, usize)> {
-    fn in_expr(
-        e: &Expr,
-        krate: Option<&RustCrate>,
-        offset: usize,
-    ) -> Option<(String, Vec<String>, usize)> {
-        let (path, args, close, job) = match &e.kind {
-            ExprKind::Call { path, args, close } => (path, args, close, false),
-            ExprKind::Job { path, args, close } => (path, args, close, true),
-            ExprKind::List(items) => return items.iter().find_map(|i| in_expr(i, krate, offset)),
-            ExprKind::Match(arms) => {
-                return arms
-                    .iter()
-                    .find_map(|arm| in_expr(&arm.value, krate, offset))
-            }
-            _ => return None,
-        };
-        if !(path.span.end < offset && offset <= close.start) {
-            return None;
-        }
-        if let Some(inner) = args
-            .iter()
-            .find_map(|arg| in_expr(&arg.value, krate, offset))
-        {
-            return Some(inner);
-        }
-        let index = args
-            .iter()
-            .filter(|arg| arg.value.span.end < offset)
-            .count();
-        let (label, params) = if job {
-            let sig = job_sig(krate, path)?;
-            let params = sig
-                .params
-                .iter()
-                .map(|p| format!("{}: {}", p.name, p.ty))
-                .collect();
-            (sig.rust, params)
-        } else {
-            let imp = catalog::lookup(&path.text())?;
-            (
-                imp.signature(),
-                imp.params
-                    .iter()
-                    .map(|p| format!("{}: {}", p.name, p.ty))
-                    .collect(),
-            )
-        };
-        Some((label, params, index))
-    }
-    a.file.stmts.iter().find_map(|s| match s {
-        Stmt::Let { value, .. } => in_expr(value, krate, offset),
-        Stmt::Expr { expr, .. } => in_expr(expr, krate, offset),
-    })
+    let site = call_at(a, offset)?;
+    let label = if site.job {
+        job_sig(krate, site.path)?.rust
+    } else {
+        catalog::lookup(&site.path.text())?.signature()
+    };
+    let params = params_of(&site, krate)?
+        .into_iter()
+        .map(|(name, ty)| format!("{name}: {ty}"))
+        .collect();
+    Some((label, params, site.index))
 }

@@ -120,6 +120,14 @@ impl RustCrate {
         )
     }
 
+    /// The application crate of the project holding `path`: the nearest
+    /// directory at or above it with a Cargo.toml naming a package.
+    pub fn find(path: &Path) -> Option<(RustCrate, PathBuf)> {
+        let dir = path.ancestors().find(|d| d.join("Cargo.toml").is_file())?;
+        let name = package_name(&std::fs::read_to_string(dir.join("Cargo.toml")).ok()?)?;
+        Some((RustCrate::on_disk(&name, dir), dir.to_owned()))
+    }
+
     /// A crate whose files are given in memory (tests, unsaved buffers).
     pub fn in_memory(name: &str, files: HashMap<PathBuf, String>) -> Self {
         Self::with_reader(name, Box::new(move |p| files.get(p).cloned()))
@@ -284,6 +292,27 @@ impl RustCrate {
             ),
         })
     }
+}
+
+/// The `name` of the `[package]` section of a Cargo.toml.
+pub fn package_name(toml: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package {
+            if let Some(rest) = line.strip_prefix("name") {
+                return Some(
+                    rest.trim_start()
+                        .strip_prefix('=')?
+                        .trim()
+                        .trim_matches('"')
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    None
 }
 
 fn syntax_error(file: &Path, e: &syn::Error) -> JobError {

@@ -81,38 +81,10 @@ pub struct Backend {
     target: Mutex<Target>,
 }
 
-/// The application crate of the project holding `file`: the nearest
-/// directory above it with a Cargo.toml.
+/// The application crate of the project holding `file`.
 fn krate_for(uri: &Uri) -> Option<RustCrate> {
     let path: PathBuf = uri.to_file_path()?.into_owned();
-    let dir = path
-        .parent()?
-        .ancestors()
-        .find(|d| d.join("Cargo.toml").is_file())?
-        .to_owned();
-    let toml = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
-    let name = package_name(&toml)?;
-    Some(RustCrate::on_disk(&name, &dir))
-}
-
-fn package_name(toml: &str) -> Option<String> {
-    let mut in_package = false;
-    for line in toml.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if in_package {
-            if let Some(rest) = line.strip_prefix("name") {
-                return Some(
-                    rest.trim_start()
-                        .strip_prefix('=')?
-                        .trim()
-                        .trim_matches('"')
-                        .to_owned(),
-                );
-            }
-        }
-    }
-    None
+    RustCrate::find(path.parent()?).map(|(krate, _)| krate)
 }
 
 fn to_lsp(d: &Diagnostic, index: &LineIndex, uri: &Uri) -> tower_lsp_server::ls_types::Diagnostic {
