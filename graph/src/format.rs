@@ -32,8 +32,11 @@ pub fn format(src: &str) -> Result<String, Vec<Diagnostic>> {
             out.push('\n');
         }
     };
-    for stmt in &file.stmts {
+    // A slice that is empty rather than backwards.
+    let between = |from: usize, to: usize| &src[from.min(to).min(src.len())..to.min(src.len())];
+    for (i, stmt) in file.stmts.iter().enumerate() {
         let span = stmt.span();
+        let next_start = file.stmts.get(i + 1).map_or(src.len(), |n| n.span().start);
         // Comments and blank lines before the statement.
         let mut leading = Vec::new();
         while let Some(c) = comments.peek() {
@@ -44,7 +47,7 @@ pub fn format(src: &str) -> Result<String, Vec<Diagnostic>> {
                 break;
             }
         }
-        let gap = &src[prev_end.min(span.start)..leading.first().map_or(span.start, |c| c.start)];
+        let gap = between(prev_end, leading.first().map_or(span.start, |c| c.start));
         let blank = prev_end > 0 && gap.matches('\n').count() >= 2;
         if blank || !leading.is_empty() {
             flush(&mut group, &mut out);
@@ -56,25 +59,41 @@ pub fn format(src: &str) -> Result<String, Vec<Diagnostic>> {
             out.push_str(src[c.start..c.end].trim_end());
             out.push('\n');
         }
-        // A comment later on the statement's own line trails it.
+        // A statement with a comment inside is kept as written: re-printing
+        // it would move or lose the comment.
+        let mut inner = false;
+        while let Some(c) = comments.peek() {
+            if c.start < span.end {
+                inner = true;
+                comments.next();
+            } else {
+                break;
+            }
+        }
+        // A comment later on the statement's own line, before the next
+        // statement, trails it.
         let line_end = src[span.end..]
             .find('\n')
             .map_or(src.len(), |i| span.end + i);
         let trailing = comments
             .peek()
-            .filter(|c| c.start >= span.end && c.start < line_end)
+            .filter(|c| c.start >= span.end && c.start < line_end && c.start < next_start)
             .map(|c| src[c.start..c.end].trim_end().to_owned());
         if trailing.is_some() {
             comments.next();
         }
         match stmt {
-            Stmt::Let { name, value, .. } => {
+            Stmt::Let { name, value, .. } if !inner => {
                 group.push((name.name.clone(), expr(src, value, 0), trailing));
             }
-            Stmt::Expr { expr: e, .. } => {
+            _ => {
                 flush(&mut group, &mut out);
-                out.push_str(&expr(src, e, 0));
-                out.push(';');
+                if inner {
+                    out.push_str(src[span.start..span.end].trim_end());
+                } else if let Stmt::Expr { expr: e, .. } = stmt {
+                    out.push_str(&expr(src, e, 0));
+                    out.push(';');
+                }
                 if let Some(c) = trailing {
                     out.push(' ');
                     out.push_str(&c);
@@ -82,17 +101,12 @@ pub fn format(src: &str) -> Result<String, Vec<Diagnostic>> {
                 out.push('\n');
             }
         }
-        prev_end = line_end.max(span.end);
+        prev_end = span.end.max(line_end.min(next_start));
     }
     flush(&mut group, &mut out);
     let rest: Vec<Span> = comments.copied().collect();
     if !rest.is_empty() {
-        if src[prev_end.min(src.len())..rest[0].start]
-            .matches('\n')
-            .count()
-            >= 2
-            && !out.is_empty()
-        {
+        if between(prev_end, rest[0].start).matches('\n').count() >= 2 && !out.is_empty() {
             out.push('\n');
         }
         for c in rest {
@@ -185,6 +199,16 @@ mod tests {
         assert_eq!(out, "let s = match target {\n    unix       => kv::dir(\"d\"),\n    kvm | qemu => kv::mem(),\n    _          => kv::mem(),\n};\n");
         assert_eq!(format(&out).unwrap(), out);
         assert!(format("let a = ;\n").is_err());
+    }
+
+    #[test]
+    fn comments_inside_a_statement_keep_it_as_written() {
+        let src =
+            "let a = kv::mem();\nregister(\"x\", [a//why\n]);\nlet b = 1; let c = 2; // both\n";
+        let out = format(src).unwrap();
+        assert!(out.contains("register(\"x\", [a//why\n]);"), "{out}");
+        assert!(out.contains("// both"), "{out}");
+        assert_eq!(format(&out).unwrap(), out, "idempotent");
     }
 
     #[test]
