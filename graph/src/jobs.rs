@@ -146,17 +146,6 @@ impl RustCrate {
         &self.name
     }
 
-    /// The public async functions at the crate root: candidates for jobs.
-    pub fn root_jobs(&self) -> Vec<String> {
-        self.parse(Path::new("src/lib.rs"))
-            .map(|f| public_async_fns(&f.items))
-            .unwrap_or_default()
-    }
-
-    fn parse(&self, file: &Path) -> Option<syn::File> {
-        syn::parse_file(&(self.read)(file)?).ok()
-    }
-
     /// The signature of the job at `path` (`["hello", "start"]`).
     pub fn job(&self, path: &[String]) -> Result<JobSig, JobError> {
         let (krate, rest) = path.split_first().ok_or(JobError::NoFunction {

@@ -158,18 +158,3 @@ pub struct File {
     /// The comments, for the formatter.
     pub comments: Vec<Span>,
 }
-
-impl Expr {
-    /// Visits this expression and every expression inside it, depth first.
-    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
-        f(self);
-        match &self.kind {
-            ExprKind::Call { args, .. } | ExprKind::Job { args, .. } => {
-                args.iter().for_each(|a| a.value.walk(f))
-            }
-            ExprKind::List(items) => items.iter().for_each(|e| e.walk(f)),
-            ExprKind::Match(arms) => arms.iter().for_each(|a| a.value.walk(f)),
-            _ => {}
-        }
-    }
-}

@@ -124,11 +124,6 @@ impl Library {
         Ok(unsafe { &**table })
     }
 
-    /// The jobs the library offers.
-    pub fn job_paths(&self) -> Result<Vec<&'static str>, RunError> {
-        Ok(self.table()?.jobs.iter().map(|j| j.path).collect())
-    }
-
     /// Starts the graph's registered jobs with their arguments taken from
     /// `devices` and `keys`.
     pub fn start_jobs(
@@ -213,11 +208,6 @@ impl Devices {
                     .into()
             }
         })
-    }
-
-    /// The device of node `n`.
-    pub fn node(&self, n: usize) -> Option<&Arg> {
-        self.nodes.get(n)
     }
 }
 

@@ -7,8 +7,6 @@ use libos::abi::JobFuture;
 use libos::keys::Keys;
 use libos::Value;
 
-pub use super::devices::InitError as DeviceError;
-
 /// Any error on the way to running the jobs.
 pub type BoxError = Box<dyn core::error::Error + Send + Sync>;
 
