@@ -59,7 +59,10 @@ pub mod keys;
 pub mod kv;
 mod kv_block;
 pub mod net;
+pub mod netif;
 pub mod random;
+pub mod stack;
+pub mod task;
 pub mod time;
 pub mod value;
 

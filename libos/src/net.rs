@@ -1,10 +1,10 @@
 //! Networking: raw Ethernet interfaces ([`Netif`]) and TCP/IP stacks
 //! ([`Stack`]) that hand out [`Flow`]s.
 //!
-//! The implementations (smoltcp over any `Netif`, host sockets, tap devices,
-//! the monitor's virtual link) arrive with the networking work; the traits
-//! are part of the device model from the start so graphs and jobs can name
-//! them.
+//! Portable implementations live in [`crate::stack`] (smoltcp over any
+//! `Netif`) and [`crate::netif`] (in-memory links, a lossy wrapper); host
+//! sockets and tap devices in `targets/unix`, the monitor's virtual link in
+//! `targets/baremetal`.
 use crate::{BoxFuture, Flow};
 use alloc::boxed::Box;
 use core::net::SocketAddrV4;
@@ -26,6 +26,9 @@ pub enum NetError {
         /// The interface's MTU.
         mtu: usize,
     },
+    /// The device was configured with something it cannot use.
+    #[error("bad network configuration: {0}")]
+    BadConfig(&'static str),
     /// The interface or stack is shut down.
     #[error("the interface is down")]
     Down,

@@ -1,7 +1,7 @@
 //! The Unix platform as generated code sees it: the same function names
 //! every platform offers (`console()`, `time()`, …), and [`main`], the
 //! runtime of a standalone build.
-use crate::devices::{block_file, clock, console, random, time, InitError};
+use crate::devices::{block_file, clock, console, random, socket, tap, time, InitError};
 use crate::keys::Keys;
 use libos::abi::JobFuture;
 use libos::Value;
@@ -31,6 +31,21 @@ pub fn random() -> Result<random::Host, InitError> {
 /// `block::file(path, size)`.
 pub fn block_file(path: impl AsRef<Path>, size: u64) -> Result<block_file::File, InitError> {
     block_file::File::open(path, size)
+}
+
+/// `stack::socket()`: the host's TCP/IP stack.
+pub fn socket_stack() -> Result<socket::Socket, InitError> {
+    socket::Socket::new()
+}
+/// `netif::tap(name)`.
+pub fn tap(name: &str) -> Result<tap::Tap, InitError> {
+    tap::Tap::open(name)
+}
+/// Runs a device's background task (a `stack::direct`'s driver) on the
+/// current tokio runtime for as long as the device lives.
+pub fn driven<T: libos::stack::Driven>(device: T) -> T {
+    tokio::spawn(device.driver());
+    device
 }
 
 /// Any error on the way to running the jobs.

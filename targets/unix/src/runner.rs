@@ -268,6 +268,28 @@ pub fn construct(imp: &Implementation, args: Vec<Arg>, root: &Path) -> Result<Ar
             a.int::<u64>("u64")? / 512,
             512,
         ))),
+        "stack::socket" => Arg::Stack(Arc::new(platform::socket_stack()?)),
+        "stack::direct" => {
+            let netif = a.netif()?;
+            let config = libos::stack::Config {
+                ipv4: a.cidr()?,
+                gateway: None,
+            };
+            Arg::Stack(Arc::new(platform::driven(libos::stack::Direct::new(
+                netif,
+                platform::mono_clock()?,
+                platform::time()?,
+                platform::random()?,
+                config,
+            )?)))
+        }
+        "netif::tap" => Arg::Netif(Arc::new(platform::tap(&a.string()?)?)),
+        "netif::pair" => Arg::Netif(Arc::new(libos::netif::pair_named(&a.string()?))),
+        "netif::lossy" => Arg::Netif(Arc::new(libos::netif::Lossy::new(
+            a.netif()?,
+            a.int::<u32>("u32")?,
+            a.int::<i64>("i64")? as u64,
+        ))),
         _ => return Err(Made::Missing),
     })
 }
@@ -301,6 +323,12 @@ mod tests {
                             "www".into()
                         } else {
                             format!("x-{}", imp.name.replace("::", "-"))
+                        })
+                    }
+                    nym_graph::catalog::ParamType::Value(libos::ValueType::Cidr) => {
+                        Arg::Cidr(libos::Ipv4Cidr {
+                            addr: std::net::Ipv4Addr::new(10, 9, 9, 2),
+                            prefix: 24,
                         })
                     }
                     nym_graph::catalog::ParamType::Value(_) => {
@@ -354,6 +382,7 @@ mod tests {
             Time => Arg::Time(Arc::new(platform::time().unwrap())),
             Kv | KvRo => Arg::Kv(Arc::new(libos::kv::Mem::new())),
             Block => Arg::Block(Arc::new(libos::block::Mem::new(8, 512))),
+            Netif => Arg::Netif(Arc::new(libos::netif::pair().0)),
             other => panic!("no sample for {other}"),
         }
     }

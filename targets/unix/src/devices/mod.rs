@@ -10,7 +10,11 @@
 //! - [`kv_dir::Dir`] — a store with one file per key in a directory, whose
 //!   writes survive a crash whole or not at all ([`libos::Kv`]);
 //! - [`block_file::File`] — a block device backed by a file of 512-byte
-//!   sectors ([`libos::Block`]).
+//!   sectors ([`libos::Block`]);
+//! - [`socket::Socket`] — the host's TCP/IP stack through tokio
+//!   ([`libos::Stack`]);
+//! - [`tap::Tap`] — a Linux tap device carrying Ethernet frames
+//!   ([`libos::Netif`]), for `stack::direct` on a real network.
 //!
 //! Every constructor returns [`InitError`], naming the device and the path
 //! it could not use; once made, a device reports failures through its kind's
@@ -31,6 +35,8 @@ pub mod clock;
 pub mod console;
 pub mod kv_dir;
 pub mod random;
+pub mod socket;
+pub mod tap;
 pub mod time;
 
 /// Why a host device could not be made.

@@ -1,0 +1,637 @@
+//! `stack::direct`: a TCP/IP stack (smoltcp) over any [`Netif`].
+//!
+//! The stack is two halves. [`Direct`] is the handle the graph lends to jobs:
+//! its [`Stack`] methods open listeners and connections whose [`Flow`]s read
+//! and write smoltcp's socket buffers under a lock. The *driver*
+//! ([`Driven::driver`]) is a future the platform runs beside the jobs: it
+//! feeds received frames to smoltcp, sends what smoltcp wants sent, and
+//! sleeps until a frame arrives, a timer (retransmission, delayed ACK) is
+//! due, or a job has queued data ("poked"). Nothing here spawns or blocks, so
+//! the same code runs on tokio in-process and on a unikernel's executor.
+use crate::net::Accepted;
+use crate::{
+    BoxFuture, Flow, FlowError, Ipv4Cidr, MonoClock, NetError, Netif, Random, Stack, Time,
+};
+use alloc::{boxed::Box, collections::BTreeSet, collections::VecDeque, sync::Arc, vec, vec::Vec};
+use core::future::{poll_fn, Future};
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
+
+/// Each TCP socket's receive and send buffer. Above 64 KiB smoltcp scales
+/// the window, so one connection can keep a fast link busy.
+const BUFFER: usize = 128 * 1024;
+/// Listening sockets kept ready per port: connections that can complete
+/// their handshake while the job has not yet called `accept` again.
+const BACKLOG: usize = 8;
+/// Frames queued in each direction between smoltcp and the netif; beyond
+/// that a frame is dropped, as a busy link would, and TCP resends it.
+const QUEUE: usize = 128;
+/// Local ports for outgoing connections.
+const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
+/// How long an abandoned connection may linger before it is aborted.
+const LINGER: Duration = Duration::from_secs(30);
+
+/// How the stack is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// The interface's address and subnet.
+    pub ipv4: Ipv4Cidr,
+    /// The router for addresses outside the subnet, if any.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl Config {
+    /// An address and subnet, no gateway.
+    pub fn new(ipv4: Ipv4Cidr) -> Config {
+        Config {
+            ipv4,
+            gateway: None,
+        }
+    }
+}
+
+/// A device that needs a background task: the platform runs
+/// [`driver`](Driven::driver) beside the jobs for as long as the device lives.
+pub trait Driven {
+    /// The background task. It ends when the device is dropped; asking twice
+    /// gives a task that ends at once.
+    fn driver(&self) -> BoxFuture<'static, ()>;
+}
+
+impl<T: Driven + ?Sized> Driven for Arc<T> {
+    fn driver(&self) -> BoxFuture<'static, ()> {
+        (**self).driver()
+    }
+}
+
+/// smoltcp over a [`Netif`]: `stack::direct(netif, ipv4 = ...)`.
+pub struct Direct {
+    shared: Arc<Shared>,
+    parts: spin::Mutex<Option<DriverParts>>,
+}
+
+struct DriverParts {
+    netif: Arc<dyn Netif>,
+    clock: Arc<dyn MonoClock>,
+    time: Arc<dyn Time>,
+}
+
+struct Shared {
+    state: spin::Mutex<State_>,
+    poke: Poke,
+    stopped: AtomicBool,
+}
+
+// `State` is smoltcp's TCP state; this is the stack's.
+#[allow(non_camel_case_types)]
+struct State_ {
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    rx: VecDeque<Vec<u8>>,
+    tx: VecDeque<Vec<u8>>,
+    mtu: usize,
+    /// Ports with a listener.
+    ports: BTreeSet<u16>,
+    /// Sockets whose flow was dropped: closed gracefully, removed when done.
+    orphans: Vec<(SocketHandle, Option<u64>)>,
+    next_port: u16,
+    /// Monotonic microseconds at the last poll.
+    now: i64,
+}
+
+impl Direct {
+    /// A stack with `config`'s address on `netif`, keeping time with `clock`
+    /// and `time`; `random` seeds sequence numbers and ports.
+    pub fn new(
+        netif: impl Netif + 'static,
+        clock: impl MonoClock + 'static,
+        time: impl Time + 'static,
+        random: impl Random,
+        config: Config,
+    ) -> Result<Direct, NetError> {
+        let mac = EthernetAddress(netif.mac());
+        if !mac.is_unicast() {
+            return Err(NetError::BadConfig(
+                "the netif's MAC address is not unicast",
+            ));
+        }
+        if config.ipv4.prefix > 32 || config.ipv4.addr.is_unspecified() {
+            return Err(NetError::BadConfig("the IPv4 address is unusable"));
+        }
+        let mtu = netif.mtu();
+        if !(576..=65535).contains(&mtu) {
+            return Err(NetError::BadConfig(
+                "the netif's MTU is outside 576..=65535",
+            ));
+        }
+        let mut seed = [0u8; 8];
+        random
+            .fill(&mut seed)
+            .map_err(|_| NetError::BadConfig("no random seed"))?;
+        let seed = u64::from_le_bytes(seed);
+        let mut rx = VecDeque::new();
+        let mut tx = VecDeque::new();
+        let mut cfg = IfaceConfig::new(HardwareAddress::Ethernet(mac));
+        cfg.random_seed = seed;
+        let now = micros(&clock);
+        let mut iface = Interface::new(
+            cfg,
+            &mut Queues {
+                rx: &mut rx,
+                tx: &mut tx,
+                mtu,
+            },
+            Instant::from_micros(now),
+        );
+        let cidr = IpCidr::new(IpAddress::Ipv4(config.ipv4.addr), config.ipv4.prefix);
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(cidr);
+        });
+        if let Some(gw) = config.gateway {
+            iface
+                .routes_mut()
+                .add_default_ipv4_route(gw)
+                .map_err(|_| NetError::BadConfig("no room for the default route"))?;
+        }
+        let span = u64::from(EPHEMERAL.end() - EPHEMERAL.start());
+        let next_port = EPHEMERAL.start() + (seed % span) as u16;
+        Ok(Direct {
+            shared: Arc::new(Shared {
+                state: spin::Mutex::new(State_ {
+                    iface,
+                    sockets: SocketSet::new(Vec::new()),
+                    rx,
+                    tx,
+                    mtu,
+                    ports: BTreeSet::new(),
+                    orphans: Vec::new(),
+                    next_port,
+                    now,
+                }),
+                poke: Poke::default(),
+                stopped: AtomicBool::new(false),
+            }),
+            parts: spin::Mutex::new(Some(DriverParts {
+                netif: Arc::new(netif),
+                clock: Arc::new(clock),
+                time: Arc::new(time),
+            })),
+        })
+    }
+
+    /// How many sockets the stack holds (listening, open and closing).
+    pub fn sockets(&self) -> usize {
+        self.shared.state.lock().sockets.iter().count()
+    }
+}
+
+impl Drop for Direct {
+    fn drop(&mut self) {
+        self.shared.stopped.store(true, Ordering::Release);
+        self.shared.poke.poke();
+    }
+}
+
+fn micros(clock: &impl MonoClock) -> i64 {
+    i64::try_from(clock.elapsed_ns() / 1000).unwrap_or(i64::MAX)
+}
+
+impl Driven for Direct {
+    fn driver(&self) -> BoxFuture<'static, ()> {
+        let parts = self.parts.lock().take();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            if let Some(parts) = parts {
+                drive(shared, parts).await
+            }
+        })
+    }
+}
+
+type Received = Pin<Box<dyn Future<Output = (Vec<u8>, Result<usize, NetError>)> + Send>>;
+
+async fn drive(shared: Arc<Shared>, parts: DriverParts) {
+    let DriverParts { netif, clock, time } = parts;
+    let mtu = netif.mtu();
+    let mut recv: Option<Received> = None;
+    let mut failures: u32 = 0;
+    while !shared.stopped.load(Ordering::Acquire) {
+        let (delay, backlogged) = shared.poll(micros(&clock));
+        // Send what smoltcp queued, outside the lock.
+        loop {
+            let frame = shared.state.lock().tx.pop_front();
+            let Some(frame) = frame else { break };
+            // A frame the link refuses is a frame lost on the wire: TCP resends.
+            let _ = netif.send(&frame).await;
+        }
+        if backlogged {
+            continue;
+        }
+        let pending = recv.get_or_insert_with(|| {
+            let netif = netif.clone();
+            Box::pin(async move {
+                let mut buf = vec![0; mtu];
+                let got = netif.recv(&mut buf).await;
+                (buf, got)
+            })
+        });
+        let mut sleep = delay.map(|d| time.sleep(d));
+        let woke = poll_fn(|cx| {
+            if let Poll::Ready(got) = pending.as_mut().poll(cx) {
+                return Poll::Ready(Some(got));
+            }
+            if shared.poke.poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(None),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
+        drop(sleep);
+        let Some((mut frame, got)) = woke else {
+            continue;
+        };
+        recv = None;
+        match got {
+            Ok(len) if len <= frame.len() => {
+                failures = 0;
+                frame.truncate(len);
+                let mut st = shared.state.lock();
+                if st.rx.len() < QUEUE {
+                    st.rx.push_back(frame);
+                }
+            }
+            // A frame too large for the MTU, or a netif lying about lengths:
+            // drop it and go on.
+            Ok(_) | Err(NetError::FrameTooLarge { .. }) => {}
+            Err(_) => {
+                // A failing link: back off rather than spin, and keep trying.
+                failures = failures.saturating_add(1);
+                time.sleep(Duration::from_millis(10 * u64::from(failures.min(100))))
+                    .await;
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Runs smoltcp once at `now` (µs): ingress, egress, timers. Returns how
+    /// long it may sleep, and whether the transmit queue filled up (then it
+    /// must run again as soon as the queue is sent).
+    fn poll(&self, now: i64) -> (Option<Duration>, bool) {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        st.now = now;
+        let at = Instant::from_micros(now);
+        let mut dev = Queues {
+            rx: &mut st.rx,
+            tx: &mut st.tx,
+            mtu: st.mtu,
+        };
+        st.iface.poll(at, &mut dev, &mut st.sockets);
+        let backlogged = st.tx.len() >= QUEUE || !st.rx.is_empty();
+        let sockets = &mut st.sockets;
+        st.orphans.retain(|&(h, deadline)| {
+            let s = sockets.get_mut::<tcp::Socket>(h);
+            let expired = deadline.is_some_and(|d| now as u64 >= d);
+            if matches!(s.state(), State::Closed | State::TimeWait) || expired {
+                s.abort();
+                sockets.remove(h);
+                false
+            } else {
+                true
+            }
+        });
+        let delay = st
+            .iface
+            .poll_delay(at, &st.sockets)
+            .map(|d| Duration::from_micros(d.total_micros()));
+        let delay = match (delay, st.orphans.is_empty()) {
+            // Wake up in time to reap what lingers.
+            (None, false) => Some(Duration::from_secs(1)),
+            (d, _) => d,
+        };
+        (delay, backlogged)
+    }
+
+    fn listening_socket(st: &mut State_, port: u16) -> Result<SocketHandle, NetError> {
+        let mut s = new_socket();
+        s.listen(port)
+            .map_err(|_| NetError::BadConfig("cannot listen on port 0"))?;
+        Ok(st.sockets.add(s))
+    }
+}
+
+fn new_socket() -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; BUFFER]),
+        tcp::SocketBuffer::new(vec![0; BUFFER]),
+    );
+    s.set_nagle_enabled(false);
+    s
+}
+
+impl Stack for Direct {
+    fn listen(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn crate::Listener>, NetError>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            if port == 0 {
+                return Err(NetError::BadConfig("cannot listen on port 0"));
+            }
+            let mut st = shared.state.lock();
+            if !st.ports.insert(port) {
+                return Err(NetError::AddrInUse);
+            }
+            let mut backlog = Vec::with_capacity(BACKLOG);
+            for _ in 0..BACKLOG {
+                backlog.push(Shared::listening_socket(&mut st, port)?);
+            }
+            drop(st);
+            Ok(Box::new(DirectListener {
+                shared: shared.clone(),
+                port,
+                backlog,
+            }) as Box<dyn crate::Listener>)
+        })
+    }
+
+    fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let handle = {
+                let mut guard = shared.state.lock();
+                let st = &mut *guard;
+                let local = st.next_port;
+                st.next_port = if local == *EPHEMERAL.end() {
+                    *EPHEMERAL.start()
+                } else {
+                    local + 1
+                };
+                let mut s = new_socket();
+                s.set_timeout(Some(smoltcp::time::Duration::from_secs(30)));
+                s.connect(
+                    st.iface.context(),
+                    (IpAddress::Ipv4(*addr.ip()), addr.port()),
+                    local,
+                )
+                .map_err(|_| NetError::BadConfig("cannot connect to that address"))?;
+                st.sockets.add(s)
+            };
+            shared.poke.poke();
+            // Made first, so a failed or abandoned connect is reaped by its drop.
+            let flow = DirectFlow {
+                shared: shared.clone(),
+                handle,
+            };
+            poll_fn(|cx| {
+                let mut st = shared.state.lock();
+                let s = st.sockets.get_mut::<tcp::Socket>(handle);
+                match s.state() {
+                    State::SynSent | State::SynReceived => {
+                        s.register_send_waker(cx.waker());
+                        Poll::Pending
+                    }
+                    State::Closed | State::TimeWait => Poll::Ready(Err(NetError::Refused)),
+                    _ => {
+                        s.set_timeout(None);
+                        Poll::Ready(Ok(()))
+                    }
+                }
+            })
+            .await?;
+            Ok(Box::new(flow) as Box<dyn Flow>)
+        })
+    }
+}
+
+/// A listener of [`Direct`]: a backlog of listening sockets on one port.
+struct DirectListener {
+    shared: Arc<Shared>,
+    port: u16,
+    backlog: Vec<SocketHandle>,
+}
+
+impl crate::Listener for DirectListener {
+    fn accept(&mut self) -> BoxFuture<'_, Result<Accepted, NetError>> {
+        Box::pin(poll_fn(|cx| {
+            let mut guard = self.shared.state.lock();
+            let st = &mut *guard;
+            for i in 0..self.backlog.len() {
+                let h = self.backlog[i];
+                let s = st.sockets.get_mut::<tcp::Socket>(h);
+                match s.state() {
+                    State::Listen | State::SynReceived => s.register_recv_waker(cx.waker()),
+                    State::Closed => {
+                        // Reset during the handshake: listen again.
+                        s.abort();
+                        let _ = s.listen(self.port);
+                        s.register_recv_waker(cx.waker());
+                    }
+                    _ => {
+                        let peer = match s.remote_endpoint() {
+                            Some(IpEndpoint {
+                                addr: IpAddress::Ipv4(a),
+                                port,
+                            }) => SocketAddrV4::new(a, port),
+                            _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                        };
+                        let fresh = Shared::listening_socket(st, self.port)?;
+                        self.backlog[i] = fresh;
+                        drop(guard);
+                        let flow = DirectFlow {
+                            shared: self.shared.clone(),
+                            handle: h,
+                        };
+                        return Poll::Ready(Ok((Box::new(flow) as Box<dyn Flow>, peer)));
+                    }
+                }
+            }
+            Poll::Pending
+        }))
+    }
+}
+
+impl Drop for DirectListener {
+    fn drop(&mut self) {
+        let mut st = self.shared.state.lock();
+        for &h in &self.backlog {
+            st.sockets.get_mut::<tcp::Socket>(h).abort();
+            st.sockets.remove(h);
+        }
+        st.ports.remove(&self.port);
+        drop(st);
+        self.shared.poke.poke();
+    }
+}
+
+/// A TCP connection of [`Direct`].
+struct DirectFlow {
+    shared: Arc<Shared>,
+    handle: SocketHandle,
+}
+
+impl Flow for DirectFlow {
+    fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, FlowError>> {
+        Box::pin(poll_fn(move |cx| {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            let mut st = self.shared.state.lock();
+            let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
+            if s.can_recv() {
+                let n = s.recv_slice(buf).unwrap_or(0);
+                drop(st);
+                // The window opened: let the driver tell the peer.
+                self.shared.poke.poke();
+                return Poll::Ready(Ok(n));
+            }
+            if !s.may_recv() {
+                return Poll::Ready(match s.state() {
+                    // Closed without the peer's FIN: a reset or a timeout.
+                    State::Closed if s.remote_endpoint().is_none() => Err(FlowError::Reset),
+                    _ => Ok(0),
+                });
+            }
+            s.register_recv_waker(cx.waker());
+            Poll::Pending
+        }))
+    }
+
+    fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, Result<usize, FlowError>> {
+        Box::pin(poll_fn(move |cx| {
+            if data.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            let mut st = self.shared.state.lock();
+            let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
+            if !s.may_send() {
+                return Poll::Ready(Err(match s.state() {
+                    State::Closed | State::TimeWait => FlowError::Reset,
+                    _ => FlowError::Closed,
+                }));
+            }
+            if s.can_send() {
+                let n = s.send_slice(data).unwrap_or(0);
+                drop(st);
+                self.shared.poke.poke();
+                return Poll::Ready(Ok(n));
+            }
+            s.register_send_waker(cx.waker());
+            Poll::Pending
+        }))
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, Result<(), FlowError>> {
+        self.shared
+            .state
+            .lock()
+            .sockets
+            .get_mut::<tcp::Socket>(self.handle)
+            .close();
+        self.shared.poke.poke();
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Drop for DirectFlow {
+    fn drop(&mut self) {
+        let mut guard = self.shared.state.lock();
+        let st = &mut *guard;
+        st.sockets.get_mut::<tcp::Socket>(self.handle).close();
+        let deadline = (st.now as u64).saturating_add(LINGER.as_micros() as u64);
+        st.orphans.push((self.handle, Some(deadline)));
+        drop(guard);
+        self.shared.poke.poke();
+    }
+}
+
+/// Wakes the driver when a job changed a socket.
+#[derive(Default)]
+struct Poke {
+    flag: AtomicBool,
+    waker: spin::Mutex<Option<Waker>>,
+}
+
+impl Poke {
+    fn poke(&self) {
+        self.flag.store(true, Ordering::Release);
+        if let Some(w) = self.waker.lock().take() {
+            w.wake();
+        }
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.flag.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        *self.waker.lock() = Some(cx.waker().clone());
+        if self.flag.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// smoltcp's view of the frame queues.
+struct Queues<'a> {
+    rx: &'a mut VecDeque<Vec<u8>>,
+    tx: &'a mut VecDeque<Vec<u8>>,
+    mtu: usize,
+}
+
+impl Device for Queues<'_> {
+    type RxToken<'b>
+        = Rx
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = Tx<'b>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+        let frame = self.rx.pop_front()?;
+        Some((Rx(frame), Tx(self.tx)))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+        (self.tx.len() < QUEUE).then_some(Tx(&mut *self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu;
+        caps
+    }
+}
+
+struct Rx(Vec<u8>);
+
+impl RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
+
+impl TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0; len];
+        let r = f(&mut frame);
+        self.0.push_back(frame);
+        r
+    }
+}

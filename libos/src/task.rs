@@ -1,0 +1,79 @@
+//! Running several futures inside one job, without a spawner.
+//!
+//! A job is one future; a server job wants a task per connection. A
+//! [`Group`] holds those tasks and polls them while the job awaits something
+//! else (its next `accept`), so a slow or vanished client never stalls the
+//! others, on tokio and on a unikernel's executor alike.
+//!
+//! ```
+//! # use libos::task::Group;
+//! # async fn serve(n: u32) {}
+//! # async fn next() -> u32 { 1 }
+//! # async fn job() {
+//! let mut conns = Group::new();
+//! for _ in 0..3 {
+//!     let n = conns.alongside(next()).await;
+//!     conns.push(serve(n));
+//! }
+//! conns.join().await;
+//! # }
+//! ```
+use alloc::{boxed::Box, vec::Vec};
+use core::future::{poll_fn, Future};
+use core::pin::pin;
+use core::task::{Context, Poll};
+
+/// Tasks polled together; see the [module](self).
+#[derive(Default)]
+pub struct Group<'a> {
+    tasks: Vec<crate::BoxFuture<'a, ()>>,
+}
+
+impl<'a> Group<'a> {
+    /// An empty group.
+    pub fn new() -> Self {
+        Group { tasks: Vec::new() }
+    }
+
+    /// Adds a task; it first runs at the next `alongside` or `join`.
+    pub fn push(&mut self, task: impl Future<Output = ()> + Send + 'a) {
+        self.tasks.push(Box::pin(task));
+    }
+
+    /// How many tasks have not finished.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether every task has finished.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Awaits `fut` while running the group's tasks.
+    pub async fn alongside<F: Future>(&mut self, fut: F) -> F::Output {
+        let mut fut = pin!(fut);
+        poll_fn(|cx| {
+            self.poll_tasks(cx);
+            fut.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    /// Runs the tasks until all have finished.
+    pub async fn join(&mut self) {
+        poll_fn(|cx| {
+            self.poll_tasks(cx);
+            if self.tasks.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    fn poll_tasks(&mut self, cx: &mut Context<'_>) {
+        self.tasks.retain_mut(|t| t.as_mut().poll(cx).is_pending());
+    }
+}

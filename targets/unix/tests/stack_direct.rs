@@ -1,0 +1,236 @@
+//! `stack::direct` (smoltcp in libos) end to end: two stacks over an
+//! in-memory link exchange data over TCP, through loss and garbage.
+use libos::netif::{pair, Lossy, PairEnd};
+use libos::stack::{Config, Direct, Driven};
+use libos::{BoxFuture, Flow, Ipv4Cidr, NetError, Netif, Stack};
+use nym_unix::platform;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+fn stack(netif: impl Netif + 'static, last: u8) -> Direct {
+    let d = Direct::new(
+        netif,
+        platform::mono_clock().unwrap(),
+        platform::time().unwrap(),
+        platform::random().unwrap(),
+        Config {
+            ipv4: Ipv4Cidr {
+                addr: Ipv4Addr::new(10, 0, 0, last),
+                prefix: 24,
+            },
+            gateway: None,
+        },
+    )
+    .unwrap();
+    tokio::spawn(d.driver());
+    d
+}
+
+/// A deterministic payload and its checksum (FNV-1a).
+fn payload(len: usize) -> Vec<u8> {
+    let mut x = 0x1234_5678u32;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Server on 10.0.0.1:5000 sends `len` bytes to a client on 10.0.0.2,
+/// which returns what it received.
+async fn transfer(server: Direct, client: Direct, len: usize) -> Vec<u8> {
+    let data = payload(len);
+    let sent = data.clone();
+    let mut listener = server.listen(5000).await.unwrap();
+    let serve = tokio::spawn(async move {
+        let (mut flow, peer) = listener.accept().await.unwrap();
+        assert_eq!(*peer.ip(), Ipv4Addr::new(10, 0, 0, 2));
+        for chunk in sent.chunks(7000) {
+            flow.write_all(chunk).await.unwrap();
+        }
+        flow.close().await.unwrap();
+        // Keep the stack alive until the client has read everything.
+        let mut rest = [0u8; 1];
+        let _ = flow.read(&mut rest).await;
+        drop(server);
+    });
+    let mut flow = client
+        .connect(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5000))
+        .await
+        .unwrap();
+    let mut got = Vec::with_capacity(len);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match flow.read(&mut buf).await.unwrap() {
+            0 => break,
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    flow.close().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), serve)
+        .await
+        .expect("the server ends")
+        .unwrap();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stacks_over_a_pair_move_ten_megabytes_intact() {
+    let (a, b) = pair();
+    let len = 10 << 20;
+    let got = tokio::time::timeout(
+        Duration::from_secs(120),
+        transfer(stack(a, 1), stack(b, 2), len),
+    )
+    .await
+    .expect("10 MB within two minutes");
+    assert_eq!(got.len(), len);
+    assert_eq!(fnv(&got), fnv(&payload(len)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_link_still_delivers_every_byte_in_order() {
+    // smoltcp resends go-back-N without SACK: at 5 % loss a 10 MB
+    // transfer takes minutes; at 1 % about 6 s.
+    const LOSS: u32 = 1;
+    let (a, b) = pair();
+    let len = 10 << 20;
+    let t = std::time::Instant::now();
+    let got = tokio::time::timeout(
+        Duration::from_secs(180),
+        transfer(
+            stack(Lossy::new(a, LOSS, 7), 1),
+            stack(Lossy::new(b, LOSS, 8), 2),
+            len,
+        ),
+    )
+    .await
+    .expect("10 MB through 1 % loss each way within three minutes");
+    eprintln!("lossy: {len} bytes in {:?}", t.elapsed());
+    assert_eq!(got.len(), len);
+    assert_eq!(fnv(&got), fnv(&payload(len)));
+}
+
+/// A netif that slips garbage between the real frames: random bytes,
+/// truncated headers, and frames too large for the buffer.
+struct Garbage {
+    inner: PairEnd,
+    n: AtomicU32,
+}
+
+impl Netif for Garbage {
+    fn mac(&self) -> [u8; 6] {
+        self.inner.mac()
+    }
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+    fn send<'a>(&'a self, frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>> {
+        self.inner.send(frame)
+    }
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>> {
+        Box::pin(async move {
+            let n = self.n.fetch_add(1, Ordering::Relaxed);
+            match n % 4 {
+                1 => {
+                    // Random bytes, addressed to us so they get parsed.
+                    let len = 14 + (n as usize * 37) % 1400;
+                    buf[..6].copy_from_slice(&self.inner.mac());
+                    for (i, b) in buf[6..len].iter_mut().enumerate() {
+                        *b = (i as u32).wrapping_mul(n).wrapping_add(0x9e) as u8;
+                    }
+                    // Claim IPv4 so the IP parser sees it.
+                    buf[12] = 0x08;
+                    buf[13] = 0x00;
+                    Ok(len)
+                }
+                2 => Ok(3),
+                3 => Err(NetError::FrameTooLarge {
+                    len: 100_000,
+                    mtu: buf.len(),
+                }),
+                _ => self.inner.recv(buf).await,
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_frames_are_dropped_and_the_stack_keeps_serving() {
+    let (a, b) = pair();
+    let server = stack(
+        Garbage {
+            inner: a,
+            n: AtomicU32::new(0),
+        },
+        1,
+    );
+    let len = 1 << 20;
+    let got = tokio::time::timeout(Duration::from_secs(60), transfer(server, stack(b, 2), len))
+        .await
+        .expect("1 MB through garbage within a minute");
+    assert_eq!(fnv(&got), fnv(&payload(len)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_vanishes_and_a_closed_port_do_not_stop_the_listener() {
+    let (a, b) = pair();
+    let server = stack(a, 1);
+    let client = stack(b, 2);
+    let mut listener = server.listen(80).await.unwrap();
+    assert!(
+        matches!(server.listen(80).await, Err(NetError::AddrInUse)),
+        "a second listener on the same port is refused"
+    );
+    let addr = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80);
+    // Connects and drops at once, before the server accepts.
+    drop(client.connect(addr).await.unwrap());
+    // Nobody listens on 81: refused, not hung.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.connect(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 81)),
+    )
+    .await
+    .expect("a refusal, not a hang");
+    assert!(
+        matches!(refused, Err(NetError::Refused)),
+        "{:?}",
+        refused.err()
+    );
+    let echo = tokio::spawn(async move {
+        for _ in 0..2 {
+            let (mut flow, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 64];
+            let n = flow.read(&mut buf).await.unwrap_or(0);
+            let _ = flow.write_all(&buf[..n]).await;
+            let _ = flow.close().await;
+        }
+        server
+    });
+    let mut flow = client.connect(addr).await.unwrap();
+    flow.write_all(b"still there?").await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), flow.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert_eq!(&buf[..n], b"still there?");
+    let server = tokio::time::timeout(Duration::from_secs(10), echo)
+        .await
+        .expect("the echo task ends")
+        .unwrap();
+    // Closed flows are reaped: only the listener's backlog is left.
+    drop(flow);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(server.sockets() <= 9, "{} sockets linger", server.sockets());
+}
