@@ -10,6 +10,10 @@ pub enum Template {
     Hello,
     /// A key-value store whose counter survives restarts.
     Kv,
+    /// A TCP echo server on port 7.
+    Echo,
+    /// A web server on port 8080: a page, baked files and a store.
+    Http,
 }
 
 impl Template {
@@ -18,6 +22,25 @@ impl Template {
         match self {
             Template::Hello => "hello",
             Template::Kv => "kv",
+            Template::Echo => "echo",
+            Template::Http => "http",
+        }
+    }
+
+    /// Files beyond the graph and `src/lib.rs`, relative to the project.
+    fn extra(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Template::Http => &[
+                (
+                    "www/hello.txt",
+                    include_str!("../examples/http/www/hello.txt"),
+                ),
+                (
+                    "www/style.css",
+                    include_str!("../examples/http/www/style.css"),
+                ),
+            ],
+            _ => &[],
         }
     }
 
@@ -30,6 +53,14 @@ impl Template {
             Template::Kv => (
                 include_str!("../examples/kv/unikernel.nym"),
                 include_str!("../examples/kv/src/lib.rs"),
+            ),
+            Template::Echo => (
+                include_str!("../examples/echo/unikernel.nym"),
+                include_str!("../examples/echo/src/lib.rs"),
+            ),
+            Template::Http => (
+                include_str!("../examples/http/unikernel.nym"),
+                include_str!("../examples/http/src/lib.rs"),
             ),
         }
     }
@@ -88,7 +119,9 @@ pub fn create(parent: &Path, name: &str, template: Template) -> Result<PathBuf, 
         ("unikernel.nym", graph),
         ("src/lib.rs", lib.to_owned()),
         (".gitignore", "/target\n/data\n/kv.img\n".to_owned()),
-    ];
+    ]
+    .into_iter()
+    .chain(template.extra().iter().map(|&(p, t)| (p, t.to_owned())));
     for (rel, text) in files {
         let path = dir.join(rel);
         let write = || -> std::io::Result<()> {

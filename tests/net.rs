@@ -1,0 +1,317 @@
+//! Networking end to end: the echo and http templates served by `nym run`
+//! to real clients (`curl`, raw sockets), over the host's sockets and over
+//! `stack::direct` on a tap device inside a network namespace.
+mod common;
+
+use common::{nym, project, required, runs};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A `nym run` in the background, stopped with Ctrl-C when dropped.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nym starts");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                eprintln!("server: {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server { child, lines }
+    }
+
+    /// Waits (building takes a while the first time) for a line containing `text`.
+    fn wait_for(&mut self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("nym run ended ({status}) before printing {text:?}");
+            }
+        }
+        panic!("no {text:?} from nym run");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `curl` with `args`, in network namespace `netns` if given; returns
+/// (HTTP status, body).
+fn curl(netns: Option<&str>, args: &[&str]) -> (u16, String) {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "curl"]);
+            c
+        }
+        None => Command::new("curl"),
+    };
+    let out = cmd
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The checks every http server passes, at `base` (`http://host:port`).
+fn http_answers_like_a_web_server(netns: Option<&str>, base: &str) {
+    assert_eq!(
+        curl(netns, &[&format!("{base}/")]),
+        (200, "Hello from nym!\n".into())
+    );
+    let (code, body) = curl(netns, &[&format!("{base}/hello.txt")]);
+    assert_eq!(code, 200);
+    assert!(body.contains("baked into the program"), "{body}");
+    assert_eq!(curl(netns, &[&format!("{base}/missing")]).0, 404);
+    assert_eq!(
+        curl(
+            netns,
+            &[
+                "-X",
+                "PUT",
+                "--data-binary",
+                "kept",
+                &format!("{base}/kv/note")
+            ]
+        )
+        .0,
+        204
+    );
+    assert_eq!(
+        curl(netns, &[&format!("{base}/kv/note")]),
+        (200, "kept".into())
+    );
+    assert_eq!(
+        curl(netns, &["-X", "DELETE", &format!("{base}/kv/note")]).0,
+        405
+    );
+    // Several requests on one kept-alive connection.
+    let (code, body) = curl(netns, &[&format!("{base}/"), &format!("{base}/hello.txt")]);
+    assert_eq!(code, 200);
+    assert!(body.starts_with("Hello from nym!\n"), "{body}");
+}
+
+fn wait_until_connectable(port: u16) {
+    for _ in 0..600 {
+        if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on port {port}");
+}
+
+fn send_raw(port: u16, request: &[u8]) -> String {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
+#[test]
+fn http_template_serves_curl_over_host_sockets_and_survives_bad_clients() {
+    if !required(
+        runs("curl"),
+        "curl is missing: scripts/install.sh installs it",
+    ) {
+        return;
+    }
+    let (_tmp, dir) = project("web", "http");
+    let port = free_port();
+    let mut server = Server::start({
+        let mut c = nym(&dir);
+        c.args(["run", "--", "--port", &port.to_string()]);
+        c
+    });
+    server.wait_for("listening on port");
+    let base = format!("http://127.0.0.1:{port}");
+    http_answers_like_a_web_server(None, &base);
+
+    // A client that connects and vanishes, one that sends half a request
+    // and stalls, and garbage: each gets nothing or a 4xx, and the server
+    // goes on serving everyone else meanwhile.
+    drop(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
+    let mut stalled = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    stalled.write_all(b"GET / HT").unwrap();
+    assert!(send_raw(port, b"\x16\x03\x01\x02\x00garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+    assert!(send_raw(port, b"GET /\r\n\r\n").starts_with("HTTP/1.1 400"));
+    let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    assert!(send_raw(port, huge.as_bytes()).starts_with("HTTP/1.1 431"));
+    assert!(send_raw(
+        port,
+        b"PUT /kv/x HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"
+    )
+    .starts_with("HTTP/1.1 413"));
+    assert_eq!(curl(None, &[&format!("{base}/")]).0, 200, "still serving");
+    drop(stalled);
+}
+
+#[test]
+fn echo_template_echoes_many_connections_at_once() {
+    let (_tmp, dir) = project("loud", "echo");
+    let port = free_port();
+    let mut server = Server::start({
+        let mut c = nym(&dir);
+        c.args(["run", "--", "--port", &port.to_string()]);
+        c
+    });
+    server.wait_for("listening on port");
+    wait_until_connectable(port);
+    let mut conns: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap())
+        .collect();
+    // Write on all before reading any: served concurrently, not in turn.
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(format!("line {i}\n").as_bytes()).unwrap();
+    }
+    for (i, c) in conns.iter_mut().rev().enumerate() {
+        let want = format!("line {}\n", 19 - i);
+        let mut got = vec![0u8; want.len()];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), want);
+    }
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let (_tmp, dir) = project("busy", "echo");
+    let taken = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = common::run(nym(&dir).args(["run", "--", "--port", &port.to_string()]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains(&format!("cannot listen on port {port}: address in use")),
+        "{err}"
+    );
+    assert!(err.contains("echo"), "names the job: {err}");
+}
+
+/// A network namespace with a tap device `tap0` at 10.0.0.1/24, removed
+/// when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Option<Netns> {
+        let name = format!("nym-test-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ip(&["netns", "add", &name]) {
+            return None;
+        }
+        let ns = Netns(name.clone());
+        let inside = |args: &[&str]| {
+            let mut full = vec!["netns", "exec", &name, "ip"];
+            full.extend_from_slice(args);
+            ip(&full)
+        };
+        let ok = inside(&["link", "set", "lo", "up"])
+            && inside(&["tuntap", "add", "tap0", "mode", "tap"])
+            && inside(&["addr", "add", "10.0.0.1/24", "dev", "tap0"])
+            && inside(&["link", "set", "tap0", "up"]);
+        ok.then_some(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn http_over_stack_direct_on_a_tap_in_a_network_namespace() {
+    if !required(
+        runs("curl"),
+        "curl is missing: scripts/install.sh installs it",
+    ) {
+        return;
+    }
+    let ns = Netns::new();
+    if !required(
+        ns.is_some(),
+        "cannot create a network namespace with a tap device (needs root and iproute2)",
+    ) {
+        return;
+    }
+    let ns = ns.unwrap();
+    let (_tmp, dir) = project("tapweb", "http");
+    let graph = std::fs::read_to_string(dir.join("unikernel.nym")).unwrap();
+    let graph = graph.replace(
+        "stack::socket()",
+        r#"stack::direct(netif::tap("tap0"), key("ipv4", "10.0.0.2/24"))"#,
+    );
+    assert!(graph.contains("netif::tap"));
+    std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
+    let mut server = Server::start({
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_nym"), "run"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", common::shared_target())
+            .env("NO_COLOR", "1");
+        c
+    });
+    server.wait_for("listening on port 8080");
+    http_answers_like_a_web_server(Some(&ns.0), "http://10.0.0.2:8080");
+    // The host sees the stack's own MAC in its neighbour table: ARP was answered by smoltcp.
+    let neigh = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "ip", "neigh", "show", "10.0.0.2"])
+        .output()
+        .unwrap();
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    assert!(neigh.contains("lladdr"), "{neigh}");
+    drop(server);
+}
