@@ -59,6 +59,9 @@ pub enum CliError {
     /// `--gdb` with a target that has no stub.
     #[error("--gdb works with --target kvm (nym's monitor), not {0}")]
     GdbTarget(Target),
+    /// `--watch` with a target that does not run in-process.
+    #[error("--watch reloads the application in-process, so it needs --target unix (not {0}); an image is rebuilt by running again")]
+    WatchTarget(Target),
     /// A key value that cannot travel on a guest command line.
     #[error("`{0}`: key values for a guest cannot contain white space")]
     GuestArg(String),
@@ -95,7 +98,7 @@ fn color() -> bool {
 
 /// Opens the project, checks its graph and prints every diagnostic.
 /// Returns the project, and the graph when there are no errors.
-fn checked(
+pub(crate) fn checked(
     cwd: &Path,
     args: &ProjectArgs,
     short: bool,
@@ -122,7 +125,7 @@ fn checked(
     Ok((project, graph, errors, warnings))
 }
 
-fn load(cwd: &Path, args: &ProjectArgs) -> Result<(Project, Graph), CliError> {
+pub(crate) fn load(cwd: &Path, args: &ProjectArgs) -> Result<(Project, Graph), CliError> {
     let (project, graph, errors, _) = checked(cwd, args, false)?;
     match graph {
         Some(g) => Ok((project, g)),
@@ -207,7 +210,7 @@ fn rust_name(project: &Project) -> Result<(String, String), CliError> {
 }
 
 /// Builds the shim library exposing the graph's jobs to the in-process runner.
-fn build_shim(project: &Project, graph: &Graph) -> Result<PathBuf, CliError> {
+pub(crate) fn build_shim(project: &Project, graph: &Graph) -> Result<PathBuf, CliError> {
     let (package, krate) = rust_name(project)?;
     let src = cargo::nym_src();
     let jobs: Vec<_> = graph.registered.iter().map(|&j| &graph.jobs[j]).collect();
@@ -233,7 +236,7 @@ fn build_shim(project: &Project, graph: &Graph) -> Result<PathBuf, CliError> {
 
 /// Loads a fresh copy of the library: `dlopen` caches by path, and a copy
 /// lets the next build overwrite the original while this one runs.
-fn load_copy(project: &Project, so: &Path) -> Result<Library, CliError> {
+pub(crate) fn load_copy(project: &Project, so: &Path) -> Result<Library, CliError> {
     let dir = project.nym_dir(Target::Unix).join("loaded");
     let io = |what: String| move |source| CliError::Io { what, source };
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
@@ -246,6 +249,16 @@ fn load_copy(project: &Project, so: &Path) -> Result<Library, CliError> {
     // The mapping outlives the file; removing it now leaves nothing behind.
     let _ = std::fs::remove_file(&copy);
     Ok(lib?)
+}
+
+/// The values of the graph's keys: its defaults, overridden by `key_args`.
+pub(crate) fn key_values(graph: &Graph, key_args: &[String]) -> Result<Keys, CliError> {
+    let defaults = graph
+        .keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.default.clone()))
+        .collect();
+    Ok(Keys::parse(defaults, key_args)?)
 }
 
 /// `nym run`.
@@ -278,12 +291,7 @@ pub fn run(
         }
         _ => {}
     }
-    let defaults = graph
-        .keys
-        .iter()
-        .map(|k| (k.name.as_str(), k.default.clone()))
-        .collect();
-    let keys = Keys::parse(defaults, key_args)?;
+    let keys = key_values(&graph, key_args)?;
     let so = build_shim(&project, &graph)?;
     let library = load_copy(&project, &so)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,6 +8,7 @@ mod commands;
 mod new;
 mod project;
 mod qemu;
+mod watch;
 mod xen;
 
 use clap::{Parser, Subcommand};
@@ -95,6 +96,10 @@ enum Command {
         /// instruction until gdb attaches.
         #[arg(long, value_name = "ADDR")]
         gdb: Option<String>,
+        /// Hot reload (unix): rebuild and swap in the application when
+        /// src/ or the graph changes, keeping the devices and their state.
+        #[arg(long, short = 'w', conflicts_with = "gdb")]
+        watch: bool,
         /// Key values for the graph's `key()`s, after `--`: `-- --count 5`.
         #[arg(last = true)]
         keys: Vec<String>,
@@ -207,9 +212,19 @@ fn main() -> ExitCode {
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),
         Command::Run {
             project,
+            watch: true,
+            keys,
+            ..
+        } => match nym_graph::Target::from(project.target) {
+            nym_graph::Target::Unix => watch::run(&cwd, &project, &keys),
+            other => Err(commands::CliError::WatchTarget(other)),
+        },
+        Command::Run {
+            project,
             mem,
             gdb,
             keys,
+            ..
         } => commands::run(&cwd, &project, &keys, mem, gdb.as_deref()),
         Command::Debug {
             project,

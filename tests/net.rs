@@ -3,80 +3,11 @@
 //! `stack::direct` on a tap device inside a network namespace.
 mod common;
 
-use common::{nym, project, required, runs};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{nym, project, required, runs, Server};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-/// A `nym run` in the background, stopped with Ctrl-C when dropped.
-struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nym starts");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                eprintln!("server: {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server { child, lines }
-    }
-
-    /// Waits (building takes a while the first time) for a line containing `text`.
-    fn wait_for(&mut self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) if line.contains(text) => return,
-                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("nym run ended ({status}) before printing {text:?}");
-            }
-        }
-        panic!("no {text:?} from nym run");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::process::Command;
+use std::time::Duration;
 
 /// `curl` with `args`, in network namespace `netns` if given; returns
 /// (HTTP status, body).
@@ -165,7 +96,7 @@ fn http_template_serves_curl_over_host_sockets_and_survives_bad_clients() {
         return;
     }
     let (_tmp, dir) = project("web", "http");
-    let port = free_port();
+    let port = common::free_port();
     let mut server = Server::start({
         let mut c = nym(&dir);
         c.args(["run", "--", "--port", &port.to_string()]);
@@ -197,7 +128,7 @@ fn http_template_serves_curl_over_host_sockets_and_survives_bad_clients() {
 #[test]
 fn echo_template_echoes_many_connections_at_once() {
     let (_tmp, dir) = project("loud", "echo");
-    let port = free_port();
+    let port = common::free_port();
     let mut server = Server::start({
         let mut c = nym(&dir);
         c.args(["run", "--", "--port", &port.to_string()]);

@@ -12,7 +12,8 @@ use crate::net::Accepted;
 use crate::{
     BoxFuture, Flow, FlowError, Ipv4Cidr, MonoClock, NetError, Netif, Random, Stack, Time,
 };
-use alloc::{boxed::Box, collections::BTreeSet, collections::VecDeque, sync::Arc, vec, vec::Vec};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::{boxed::Box, sync::Arc, vec, vec::Vec};
 use core::future::{poll_fn, Future};
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::pin::Pin;
@@ -100,6 +101,9 @@ struct State_ {
     mtu: usize,
     /// Ports with a listener.
     ports: BTreeSet<u16>,
+    /// Backlogs of dropped listeners, kept listening for the next `listen`
+    /// on their port: a job restarted by a hot reload loses no connection.
+    parked: BTreeMap<u16, Vec<SocketHandle>>,
     /// Sockets whose flow was dropped: closed gracefully, removed when done.
     orphans: Vec<(SocketHandle, Option<u64>)>,
     next_port: u16,
@@ -172,6 +176,7 @@ impl Direct {
                     tx,
                     mtu,
                     ports: BTreeSet::new(),
+                    parked: BTreeMap::new(),
                     orphans: Vec::new(),
                     next_port,
                     now,
@@ -352,8 +357,8 @@ impl Stack for Direct {
             if !st.ports.insert(port) {
                 return Err(NetError::AddrInUse);
             }
-            let mut backlog = Vec::with_capacity(BACKLOG);
-            for _ in 0..BACKLOG {
+            let mut backlog = st.parked.remove(&port).unwrap_or_default();
+            while backlog.len() < BACKLOG {
                 backlog.push(Shared::listening_socket(&mut st, port)?);
             }
             drop(st);
@@ -464,13 +469,9 @@ impl crate::Listener for DirectListener {
 impl Drop for DirectListener {
     fn drop(&mut self) {
         let mut st = self.shared.state.lock();
-        for &h in &self.backlog {
-            st.sockets.get_mut::<tcp::Socket>(h).abort();
-            st.sockets.remove(h);
-        }
         st.ports.remove(&self.port);
-        drop(st);
-        self.shared.poke.poke();
+        st.parked
+            .insert(self.port, core::mem::take(&mut self.backlog));
     }
 }
 

@@ -1,8 +1,12 @@
 //! Helpers shared by the end-to-end tests: run the real `nym` binary in a
 //! project, with generated builds sharing one target directory.
 #![allow(dead_code)]
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 pub fn shared_target() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e")
@@ -98,4 +102,79 @@ pub fn xen_available() -> bool {
         xen.display()
     );
     required(xen.is_file() && runs("qemu-system-x86_64"), &missing)
+}
+
+/// A `nym run` in the background, stopped with Ctrl-C when dropped.
+pub struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn start(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nym starts");
+        let (tx, lines) = mpsc::channel();
+        fn forward(out: impl Read + Send + 'static, tx: mpsc::Sender<String>) {
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    eprintln!("server: {line}");
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        forward(child.stdout.take().unwrap(), tx.clone());
+        forward(child.stderr.take().unwrap(), tx);
+        Server { child, lines }
+    }
+
+    /// Waits (building takes a while the first time) for a line of its
+    /// stdout or stderr containing `text`; returns the lines before it.
+    pub fn wait_for(&mut self, text: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut before = Vec::new();
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) if line.contains(text) => return before,
+                Ok(line) => before.push(line),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("nym run ended ({status}) before printing {text:?}");
+            }
+        }
+        panic!("no {text:?} from nym run");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP port free on this host right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -36,35 +36,70 @@ pub async fn run(
     jobs: Vec<(String, JobFuture)>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Ended {
-    let mut set = tokio::task::JoinSet::new();
-    let mut names = std::collections::HashMap::new();
-    for (name, fut) in jobs {
-        let handle = set.spawn(fut);
-        names.insert(handle.id(), name);
-    }
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            next = set.join_next_with_id() => match next {
-                None => return Ended::Finished,
-                Some(Ok((_, Ok(())))) => {}
-                Some(Ok((id, Err(error)))) => {
-                    set.abort_all();
-                    return Ended::Failed { job: names.remove(&id).unwrap_or_default(), error };
-                }
-                Some(Err(e)) => {
-                    let job = names.remove(&e.id()).unwrap_or_default();
-                    set.abort_all();
-                    let error = if e.is_panic() { panic_message(e.into_panic()) } else { "cancelled".into() };
-                    return Ended::Failed { job, error };
-                }
-            },
-            () = &mut stop => {
-                set.abort_all();
-                while set.join_next().await.is_some() {}
-                return Ended::Interrupted;
-            }
+    let mut running = Running::start(jobs);
+    tokio::select! {
+        ended = running.ended() => ended,
+        () = stop => {
+            running.stop().await;
+            Ended::Interrupted
         }
+    }
+}
+
+/// Jobs running on the current tokio runtime, each as its own task.
+pub struct Running {
+    set: tokio::task::JoinSet<Result<(), String>>,
+    names: std::collections::HashMap<tokio::task::Id, String>,
+}
+
+impl Running {
+    /// Spawns `jobs`.
+    pub fn start(jobs: Vec<(String, JobFuture)>) -> Running {
+        let mut set = tokio::task::JoinSet::new();
+        let mut names = std::collections::HashMap::new();
+        for (name, fut) in jobs {
+            let handle = set.spawn(fut);
+            names.insert(handle.id(), name);
+        }
+        Running { set, names }
+    }
+
+    /// Waits until every job has finished ([`Ended::Finished`]) or one
+    /// fails, which stops the others. With no jobs left it never completes.
+    /// Cancel-safe: a job that ends while this is not awaited is seen next time.
+    pub async fn ended(&mut self) -> Ended {
+        if self.set.is_empty() {
+            return std::future::pending().await;
+        }
+        loop {
+            let failed = match self.set.join_next_with_id().await {
+                None => return Ended::Finished,
+                Some(Ok((_, Ok(())))) => continue,
+                Some(Ok((id, Err(error)))) => (id, error),
+                Some(Err(e)) if e.is_cancelled() => continue,
+                Some(Err(e)) => {
+                    let id = e.id();
+                    let error = if e.is_panic() {
+                        panic_message(e.into_panic())
+                    } else {
+                        "cancelled".into()
+                    };
+                    (id, error)
+                }
+            };
+            self.stop().await;
+            return Ended::Failed {
+                job: self.names.remove(&failed.0).unwrap_or_default(),
+                error: failed.1,
+            };
+        }
+    }
+
+    /// Stops every job and waits until their futures are dropped (so code
+    /// they came from may be unloaded).
+    pub async fn stop(&mut self) {
+        self.set.abort_all();
+        while self.set.join_next().await.is_some() {}
     }
 }
 

@@ -5,7 +5,7 @@
 //! dependency order and lent, as `Arc<dyn Trait>`, to jobs that live in the
 //! application library ([`Library`]). The library is refused unless its ABI
 //! fingerprint equals ours.
-use crate::devices::kv_dir;
+use crate::devices::{self, kv_dir};
 use crate::keys::Keys;
 use crate::platform;
 use libos::abi::{self, Arg, Args, JobFuture, JobTable};
@@ -169,31 +169,130 @@ impl Library {
 /// The live devices of a graph, one per node.
 pub struct Devices {
     nodes: Vec<Arg>,
+    /// Each node's identity: its implementation and resolved arguments,
+    /// with the identities of the nodes it takes in place of them. Equal
+    /// identities across two versions of a graph mean the same device.
+    ids: Vec<String>,
+    /// The host stacks among the nodes, by node index: paused around a reload.
+    sockets: Vec<(usize, devices::socket::Socket)>,
+}
+
+/// What [`Devices::rewire`] did, by node label.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rewired {
+    /// Nodes whose device was kept, state and all.
+    pub kept: Vec<String>,
+    /// Nodes built anew: changed, new, or depending on one that changed.
+    pub made: Vec<String>,
 }
 
 impl Devices {
     /// Builds every node of `graph` in order. Relative paths are taken from `root`.
     pub fn instantiate(graph: &Graph, keys: &Keys, root: &Path) -> Result<Devices, RunError> {
+        let none = Devices {
+            nodes: Vec::new(),
+            ids: Vec::new(),
+            sockets: Vec::new(),
+        };
+        Ok(none.rewire(graph, keys, root)?.0)
+    }
+
+    /// The devices of `graph`, a new version of the graph these devices
+    /// were made for: a node whose implementation and arguments are
+    /// unchanged (its dependencies included) keeps its device; the others
+    /// are built. Nothing of `self` changes, so on an error it can go on.
+    pub fn rewire(
+        &self,
+        graph: &Graph,
+        keys: &Keys,
+        root: &Path,
+    ) -> Result<(Devices, Rewired), RunError> {
+        let mut old: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+        for (i, id) in self.ids.iter().enumerate().rev() {
+            old.entry(id.as_str()).or_default().push(i);
+        }
         let mut devices = Devices {
             nodes: Vec::with_capacity(graph.nodes.len()),
+            ids: Vec::with_capacity(graph.nodes.len()),
+            sockets: Vec::new(),
         };
+        let mut rewired = Rewired::default();
         for node in &graph.nodes {
             let args = node
                 .args
                 .iter()
                 .map(|a| devices.arg(graph, a, keys))
-                .collect::<Result<_, _>>()?;
-            let made = construct(node.imp, args, root).map_err(|e| match e {
-                Made::Missing => RunError::NoConstructor(node.imp.name),
-                Made::Failed(source) => RunError::Init {
-                    node: node.label.clone(),
-                    imp: node.imp.name,
-                    source,
-                },
-            })?;
+                .collect::<Result<Vec<_>, _>>()?;
+            let id = format!(
+                "{}({})",
+                node.imp.name,
+                node.args
+                    .iter()
+                    .map(|g| match g {
+                        GArg::Node(n) => devices.ids[*n].clone(),
+                        GArg::Value(v) => format!("{v:?}"),
+                        GArg::Key(k) => format!("{:?}", keys.get(&graph.keys[*k].name)),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let reused = old.get_mut(id.as_str()).and_then(Vec::pop);
+            let made = match reused {
+                Some(i) => {
+                    rewired.kept.push(node.label.clone());
+                    if let Some((_, s)) = self.sockets.iter().find(|(n, _)| *n == i) {
+                        devices.sockets.push((devices.nodes.len(), s.clone()));
+                    }
+                    self.nodes[i].clone()
+                }
+                None => {
+                    rewired.made.push(node.label.clone());
+                    if node.imp.name == "stack::socket" {
+                        let socket = platform::socket_stack().map_err(|e| RunError::Init {
+                            node: node.label.clone(),
+                            imp: node.imp.name,
+                            source: Box::new(e),
+                        })?;
+                        devices.sockets.push((devices.nodes.len(), socket.clone()));
+                        Arg::Stack(Arc::new(socket))
+                    } else {
+                        construct(node.imp, args, root).map_err(|e| match e {
+                            Made::Missing => RunError::NoConstructor(node.imp.name),
+                            Made::Failed(source) => RunError::Init {
+                                node: node.label.clone(),
+                                imp: node.imp.name,
+                                source,
+                            },
+                        })?
+                    }
+                }
+            };
             devices.nodes.push(made);
+            devices.ids.push(id);
         }
-        Ok(devices)
+        Ok((devices, rewired))
+    }
+
+    /// Readies the devices for their jobs to be stopped: host stacks stop
+    /// handing out connections (they wait in the kernel's queue), then up
+    /// to `grace` passes for the connections in flight to finish.
+    pub async fn quiesce(&self, grace: std::time::Duration) {
+        for (_, s) in &self.sockets {
+            s.pause(true);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.sockets.iter().any(|(_, s)| s.open_flows() > 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Lets host stacks hand out connections again.
+    pub fn resume(&self) {
+        for (_, s) in &self.sockets {
+            s.pause(false);
+        }
     }
 
     fn arg(&self, graph: &Graph, a: &GArg, keys: &Keys) -> Result<Arg, RunError> {
@@ -373,6 +472,110 @@ mod tests {
             Library::load(truncated.path()),
             Err(RunError::Load { .. })
         ));
+    }
+
+    #[test]
+    fn a_library_built_against_another_abi_is_refused_naming_both_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("other.c");
+        std::fs::write(
+            &c,
+            "const char *nym_abi_fingerprint(void) { return \"libos-0.0.1-0badc0de-rustc-elsewhere\"; }\n\
+             const void *nym_job_table = 0;\n",
+        )
+        .unwrap();
+        let so = dir.path().join("libother.so");
+        let built = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&so)
+            .arg(&c)
+            .status()
+            .expect("a C compiler (cc) to build the foreign library");
+        assert!(built.success());
+        match Library::load(&so) {
+            Err(e @ RunError::AbiMismatch { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("libos-0.0.1-0badc0de-rustc-elsewhere"),
+                    "{text}"
+                );
+                assert!(
+                    text.contains(abi::FINGERPRINT.trim_end_matches('\0')),
+                    "{text}"
+                );
+            }
+            Err(other) => panic!("wrong error: {other}"),
+            Ok(_) => panic!("a library with another fingerprint was loaded"),
+        }
+    }
+
+    fn graph(src: &str) -> Graph {
+        let app = nym_graph::RustCrate::in_memory(
+            "app",
+            std::collections::HashMap::from([(
+                PathBuf::from("src/lib.rs"),
+                "pub async fn start(a: impl libos::Kv, b: impl libos::Kv, s: impl libos::Stack) {}"
+                    .to_owned(),
+            )]),
+        );
+        let analysis = nym_graph::analyze(src, Target::Unix, Some(&app));
+        let diags = format!("{:?}", analysis.diagnostics());
+        analysis.checked.graph.unwrap_or_else(|| panic!("{diags}"))
+    }
+
+    #[test]
+    fn rewiring_keeps_unchanged_devices_and_rebuilds_changed_ones_and_their_dependents() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = |g: &Graph| {
+            Keys::parse(
+                g.keys
+                    .iter()
+                    .map(|k| (k.name.as_str(), k.default.clone()))
+                    .collect(),
+                &[] as &[String],
+            )
+            .unwrap()
+        };
+        let v1 = graph(
+            "let a = kv::mem(); let b = kv::full(kv::mem()); let s = stack::socket();\n\
+             let j = job app::start(a, b, s); register(\"x\", [j]);",
+        );
+        let devices = Devices::instantiate(&v1, &keys(&v1), dir.path()).unwrap();
+        let Arg::Kv(a) = devices.nodes[0].clone() else {
+            panic!()
+        };
+        rt.block_on(a.set("k", b"kept")).unwrap();
+
+        // Renamed bindings and reordered statements change nothing.
+        let same = graph(
+            "let s = stack::socket(); let first = kv::mem(); let second = kv::full(kv::mem());\n\
+             let j = job app::start(first, second, s); register(\"x\", [j]);",
+        );
+        let (_, rewired) = devices.rewire(&same, &keys(&same), dir.path()).unwrap();
+        assert!(rewired.made.is_empty(), "{rewired:?}");
+
+        // A changed inner device rebuilds it and the wrapper over it, nothing else.
+        let v2 = graph(
+            "let a = kv::mem(); let b = kv::full(kv::block(block::mem())); let s = stack::socket();\n\
+             let j = job app::start(a, b, s); register(\"x\", [j]);",
+        );
+        let (new, rewired) = devices.rewire(&v2, &keys(&v2), dir.path()).unwrap();
+        assert_eq!(rewired.kept, ["a", "s"], "{rewired:?}");
+        assert_eq!(rewired.made.len(), 3, "{rewired:?}");
+        let Arg::Kv(a2) = new.nodes[0].clone() else {
+            panic!()
+        };
+        assert_eq!(rt.block_on(a2.get("k")).unwrap(), b"kept");
+        assert_eq!(
+            new.sockets.len(),
+            1,
+            "the kept host stack is still paused and resumed"
+        );
     }
 
     fn sample_device(k: nym_graph::Kind) -> Arg {

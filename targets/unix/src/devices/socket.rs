@@ -3,26 +3,59 @@
 //! A listener that is dropped is *parked*, not closed: the next `listen` on
 //! its port takes it back. A job restarted by a hot reload therefore finds
 //! its port still bound, and clients see no refused connection in between.
+//! Before a reload the runner [pauses](Socket::pause) the stack (listeners
+//! stop taking connections, which queue in the kernel) and waits for the
+//! connections in flight to finish; one dropped while still open is closed
+//! with a FIN after its unread input is drained, never with a reset.
 use super::io_error;
 use libos::net::Accepted;
 use libos::{BoxFuture, Flow, FlowError, Listener, NetError, Stack};
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The host's sockets (`stack::socket()`).
-#[derive(Default)]
-pub struct Socket {
-    parked: Arc<Mutex<HashMap<u16, TcpListener>>>,
+/// The host's sockets (`stack::socket()`). Clones share the stack.
+#[derive(Clone)]
+pub struct Socket(Arc<Shared>);
+
+struct Shared {
+    parked: Mutex<HashMap<u16, TcpListener>>,
+    paused: tokio::sync::watch::Sender<bool>,
+    live: Arc<AtomicUsize>,
 }
 
 impl Socket {
     /// The host stack, listening on every address.
     pub fn new() -> Result<Socket, super::InitError> {
-        Ok(Socket::default())
+        Ok(Socket(Arc::new(Shared {
+            parked: Mutex::default(),
+            paused: tokio::sync::watch::Sender::new(false),
+            live: Arc::default(),
+        })))
+    }
+
+    /// Stops (`true`) or resumes (`false`) handing out new connections.
+    pub fn pause(&self, paused: bool) {
+        self.0.paused.send_replace(paused);
+    }
+
+    /// How many connections are open.
+    pub fn open_flows(&self) -> usize {
+        self.0.live.load(Ordering::Acquire)
+    }
+
+    fn flow(&self, stream: TcpStream) -> Box<dyn Flow> {
+        let _ = stream.set_nodelay(true);
+        self.0.live.fetch_add(1, Ordering::AcqRel);
+        Box::new(SocketFlow {
+            stream: Some(stream),
+            live: self.0.live.clone(),
+        })
     }
 }
 
@@ -46,6 +79,7 @@ impl Stack for Socket {
     fn listen(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn Listener>, NetError>> {
         Box::pin(async move {
             let parked = self
+                .0
                 .parked
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -59,7 +93,7 @@ impl Stack for Socket {
             Ok(Box::new(SocketListener {
                 listener: Some(listener),
                 port,
-                parked: self.parked.clone(),
+                stack: self.clone(),
             }) as Box<dyn Listener>)
         })
     }
@@ -67,8 +101,7 @@ impl Stack for Socket {
     fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>> {
         Box::pin(async move {
             let stream = TcpStream::connect(addr).await.map_err(|e| net_error(&e))?;
-            let _ = stream.set_nodelay(true);
-            Ok(Box::new(SocketFlow(stream)) as Box<dyn Flow>)
+            Ok(self.flow(stream))
         })
     }
 }
@@ -76,18 +109,26 @@ impl Stack for Socket {
 struct SocketListener {
     listener: Option<TcpListener>,
     port: u16,
-    parked: Arc<Mutex<HashMap<u16, TcpListener>>>,
+    stack: Socket,
 }
 
 impl Listener for SocketListener {
     fn accept(&mut self) -> BoxFuture<'_, Result<Accepted, NetError>> {
         Box::pin(async move {
             let listener = self.listener.as_ref().ok_or(NetError::Down)?;
+            let mut paused = self.stack.0.paused.subscribe();
             loop {
-                match listener.accept().await {
+                // While paused, connections wait in the kernel's backlog.
+                if paused.wait_for(|p| !*p).await.is_err() {
+                    return Err(NetError::Down);
+                }
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = paused.changed() => continue,
+                };
+                match accepted {
                     Ok((stream, SocketAddr::V4(peer))) => {
-                        let _ = stream.set_nodelay(true);
-                        return Ok((Box::new(SocketFlow(stream)) as Box<dyn Flow>, peer));
+                        return Ok((self.stack.flow(stream), peer));
                     }
                     // Listening on 0.0.0.0 takes only IPv4 peers.
                     Ok((_, SocketAddr::V6(_))) => continue,
@@ -111,7 +152,9 @@ impl Listener for SocketListener {
 impl Drop for SocketListener {
     fn drop(&mut self) {
         if let Some(l) = self.listener.take() {
-            self.parked
+            self.stack
+                .0
+                .parked
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(self.port, l);
@@ -119,18 +162,52 @@ impl Drop for SocketListener {
     }
 }
 
-struct SocketFlow(TcpStream);
+struct SocketFlow {
+    /// `None` only while being dropped.
+    stream: Option<TcpStream>,
+    live: Arc<AtomicUsize>,
+}
+
+impl SocketFlow {
+    fn stream(&mut self) -> Result<&mut TcpStream, FlowError> {
+        self.stream.as_mut().ok_or(FlowError::Closed)
+    }
+}
 
 impl Flow for SocketFlow {
     fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, FlowError>> {
-        Box::pin(async move { self.0.read(buf).await.map_err(|e| flow_error(&e)) })
+        Box::pin(async move { self.stream()?.read(buf).await.map_err(|e| flow_error(&e)) })
     }
 
     fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, Result<usize, FlowError>> {
-        Box::pin(async move { self.0.write(data).await.map_err(|e| flow_error(&e)) })
+        Box::pin(async move { self.stream()?.write(data).await.map_err(|e| flow_error(&e)) })
     }
 
     fn close(&mut self) -> BoxFuture<'_, Result<(), FlowError>> {
-        Box::pin(async move { self.0.shutdown().await.map_err(|e| flow_error(&e)) })
+        Box::pin(async move { self.stream()?.shutdown().await.map_err(|e| flow_error(&e)) })
+    }
+}
+
+/// How long a dropped connection may take to drain before it is closed.
+const LINGER: Duration = Duration::from_secs(2);
+
+impl Drop for SocketFlow {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        let Some(mut stream) = self.stream.take() else {
+            return;
+        };
+        // Closing a socket with unread input makes the kernel send a reset;
+        // send our FIN and drain instead, off the job's back.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = stream.shutdown().await;
+                let mut sink = [0u8; 4096];
+                let _ = tokio::time::timeout(LINGER, async {
+                    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                })
+                .await;
+            });
+        }
     }
 }
