@@ -56,6 +56,17 @@ pub enum CliError {
         /// Why (a port in use, a bad address).
         source: std::io::Error,
     },
+    /// A forwarded port cannot be listened on.
+    #[error("cannot forward port {port}: {source}")]
+    Forward {
+        /// The host port.
+        port: u16,
+        /// Why (a port in use).
+        source: std::io::Error,
+    },
+    /// `-p` with a target that has no forwarding.
+    #[error("-p forwards host ports to a unikernel on kvm; with --target {0} the stack uses the host's ports directly")]
+    ForwardTarget(Target),
     /// `--gdb` with a target that has no stub.
     #[error("--gdb works with --target kvm (nym's monitor), not {0}")]
     GdbTarget(Target),
@@ -268,16 +279,20 @@ pub fn run(
     key_args: &[String],
     mem: u64,
     gdb: Option<&str>,
+    forwards: &[(u16, u16)],
 ) -> Result<ExitCode, CliError> {
     let target: Target = args.target.into();
     if gdb.is_some() && target != Target::Kvm {
         return Err(CliError::GdbTarget(target));
     }
+    if !forwards.is_empty() && target != Target::Kvm {
+        return Err(CliError::ForwardTarget(target));
+    }
     let (project, graph) = load(cwd, args)?;
     match target {
         Target::Kvm => {
             let gdb = listen(gdb)?;
-            return run_kvm(cwd, &project, &graph, key_args, mem, gdb);
+            return run_kvm(cwd, &project, &graph, key_args, mem, gdb, forwards);
         }
         Target::Qemu => {
             let cmdline = guest_cmdline(&graph, key_args)?;
@@ -327,11 +342,19 @@ fn build_program(
     let src = cargo::nym_src();
     let main = codegen::main_rs(graph, &krate, &project.root)?;
     let (runtime, extra, profile, file) = match target {
-        Target::Unix => (cargo::path_dep("nym-unix", &src.join("targets/unix"), ""), vec![], "", graph.name.clone()),
+        Target::Unix => (cargo::path_dep("nym-unix", &src.join("targets/unix"), ""), vec![], String::new(), graph.name.clone()),
         Target::Kvm | Target::Qemu | Target::Xen => (
             cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), ""),
             cargo::guest_args(),
-            "\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n",
+            format!(
+                "\n[profile.dev]\npanic = \"abort\"\n\n\
+                 # libos, smoltcp and the runtime optimised (an unoptimised\n\
+                 # network stack is too slow to answer in time); the app and its\n\
+                 # main stay unoptimised for stepping in gdb.\n\
+                 [profile.dev.package.\"*\"]\nopt-level = 2\n\
+                 [profile.dev.package.{package:?}]\nopt-level = 0\n\n\
+                 [profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n"
+            ),
             format!("{}.elf", graph.name),
         ),
     };
@@ -424,9 +447,11 @@ fn run_kvm(
     key_args: &[String],
     mem: u64,
     gdb: Option<std::net::TcpListener>,
+    forwards: &[(u16, u16)],
 ) -> Result<ExitCode, CliError> {
     let cmdline = guest_cmdline(graph, key_args)?;
     let keys = Keys::parse(key_defaults(graph), key_args)?;
+    let net = net_config(forwards, guest_ip(graph, &keys))?;
     let image = build_program(cwd, project, graph, false)?;
     boot(nym_hvt::Config {
         image,
@@ -435,7 +460,47 @@ fn run_kvm(
         block: block_file(project, graph, &keys),
         seccomp: true,
         gdb,
+        net,
     })
+}
+
+/// The address the graph gives the stack over the monitor's link, if any.
+fn guest_ip(graph: &Graph, keys: &Keys) -> Option<std::net::Ipv4Addr> {
+    graph.nodes.iter().find_map(|n| {
+        let on_link = n.imp.name == "stack::direct"
+            && matches!(n.args.first(), Some(GArg::Node(i)) if graph.nodes[*i].imp.name == "netif::default");
+        match boot_value(graph, n.args.get(1)?, keys)? {
+            libos::Value::Cidr(c) if on_link => Some(c.addr),
+            _ => None,
+        }
+    })
+}
+
+/// The guest's network: `forwards` bound on the host's loopback now (so a
+/// port in use is reported before anything boots), to `guest_ip` or the
+/// conventional 10.0.2.15. `None` without forwards.
+pub fn net_config(
+    forwards: &[(u16, u16)],
+    guest_ip: Option<std::net::Ipv4Addr>,
+) -> Result<Option<nym_hvt::NetConfig>, CliError> {
+    if forwards.is_empty() {
+        return Ok(None);
+    }
+    let forwards = forwards
+        .iter()
+        .map(|&(host, guest)| {
+            let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, host))
+                .map_err(|source| CliError::Forward { port: host, source })?;
+            Ok(nym_hvt::Forward {
+                listener,
+                guest_port: guest,
+            })
+        })
+        .collect::<Result<_, CliError>>()?;
+    Ok(Some(nym_hvt::NetConfig {
+        forwards,
+        guest_ip: guest_ip.unwrap_or(nym_hvt::abi::NET_GUEST_IP.into()),
+    }))
 }
 
 /// Listens for gdb on `addr`, if given.
@@ -498,6 +563,7 @@ pub fn debug(
         block: block_file(&project, &graph, &keys),
         seccomp: false,
         gdb: Some(listener),
+        net: None,
     };
     let monitor = std::thread::spawn(move || nym_hvt::run(&config, &mut std::io::stdout()));
     let gdb = std::process::Command::new("gdb")

@@ -100,6 +100,10 @@ enum Command {
         /// src/ or the graph changes, keeping the devices and their state.
         #[arg(long, short = 'w', conflicts_with = "gdb")]
         watch: bool,
+        /// Forward a host port to the guest (kvm): `-p 8080:80` accepts on
+        /// 127.0.0.1:8080 and connects to the guest's port 80. Repeatable.
+        #[arg(long = "publish", short = 'p', value_name = "HOST:GUEST", value_parser = parse_forward)]
+        forwards: Vec<(u16, u16)>,
         /// Key values for the graph's `key()`s, after `--`: `-- --count 5`.
         #[arg(last = true)]
         keys: Vec<String>,
@@ -135,7 +139,11 @@ enum Command {
         /// Serve gdb on this address: the guest waits until gdb attaches.
         #[arg(long, value_name = "ADDR")]
         gdb: Option<String>,
-        /// The guest's command line (its keys), after `--`.
+        /// Forward a host port to the guest (kvm): `-p 8080:80` accepts on
+        /// 127.0.0.1:8080 and connects to the guest's port 80. Repeatable.
+        #[arg(long = "publish", short = 'p', value_name = "HOST:GUEST", value_parser = parse_forward)]
+        forwards: Vec<(u16, u16)>,
+        /// The command line (its keys), after `--`.
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -165,6 +173,13 @@ enum Command {
 }
 
 /// Parses a memory size: `32M`, `1G`, `512MiB`, `4096K`.
+fn parse_forward(text: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("`{text}` is not a port forward; write it HOST:GUEST, like 8080:80");
+    let (host, guest) = text.split_once(':').ok_or_else(bad)?;
+    let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(bad);
+    Ok((port(host)?, port(guest)?))
+}
+
 fn parse_mem(text: &str) -> Result<u64, String> {
     let t = text.trim_end_matches("iB").trim_end_matches('B');
     let (digits, scale) = match t.char_indices().last() {
@@ -223,9 +238,10 @@ fn main() -> ExitCode {
             project,
             mem,
             gdb,
+            forwards,
             keys,
             ..
-        } => commands::run(&cwd, &project, &keys, mem, gdb.as_deref()),
+        } => commands::run(&cwd, &project, &keys, mem, gdb.as_deref(), &forwards),
         Command::Debug {
             project,
             break_at,
@@ -243,6 +259,7 @@ fn main() -> ExitCode {
             block,
             block_size,
             gdb,
+            forwards,
             args,
         } => {
             let block = block.map(|path| nym_hvt::BlockFile {
@@ -257,6 +274,7 @@ fn main() -> ExitCode {
                     block,
                     seccomp: true,
                     gdb,
+                    net: commands::net_config(&forwards, None)?,
                 })
             })
         }

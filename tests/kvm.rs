@@ -134,6 +134,8 @@ pub async fn start(console: impl Console, case: u32) {
         6 => hypercall(15, at(&mut a)),                                    // no such hypercall
         7 => unsafe { core::arch::asm!("out dx, al", in("dx") 0x503u16, in("al") 1u8) }, // wrong width
         8 => unsafe { core::arch::asm!("out dx, al", in("dx") 0x3f8u16, in("al") b'x') }, // a port nobody serves
+        9 => { a.0 = [0, 0xffff_0000_0000, 64, 0]; hypercall(12, at(&mut a)) } // NET_WRITE: frame outside memory
+        10 => { a.0 = [0, 0x1ff_f000, 0x2000, 0]; hypercall(13, at(&mut a)) } // NET_READ: buffer past the end
         _ => {}
     }
     let _ = console.log("still running after a violation").await;
@@ -162,6 +164,8 @@ fn a_hostile_guest_is_stopped_at_every_violation_and_the_monitor_survives() {
         "there is no hypercall number 15",
         "the argument must be a 4-byte guest address, got 1 byte(s)",
         "hypercall on port 0x3f8: the guest used an I/O port nym's monitor does not serve",
+        "hypercall NET_WRITE: 64 bytes at guest address 0xffff00000000 reach past the end",
+        "hypercall NET_READ: 8192 bytes at guest address 0x1fff000 reach past the end",
     ];
     for (case, message) in expect.iter().enumerate() {
         let out = run(nym(&dir)

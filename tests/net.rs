@@ -246,3 +246,46 @@ fn http_over_stack_direct_on_a_tap_in_a_network_namespace() {
     assert!(neigh.contains("lladdr"), "{neigh}");
     drop(server);
 }
+
+#[test]
+fn http_on_kvm_is_served_to_curl_through_port_forwarding() {
+    if !common::kvm_available()
+        || !required(runs("curl"), "curl is missing: scripts/install.sh installs it")
+    {
+        return;
+    }
+    let (_tmp, dir) = project("kvmweb", "http");
+    // Without a forward the monitor refuses to boot, naming what is missing.
+    let out = common::run(nym(&dir).args(["run", "--target", "kvm"]));
+    assert_ne!(out.status.code(), Some(0));
+    let err = common::stderr(&out);
+    assert!(err.contains("network") && err.contains("-p HOST:GUEST"), "{err}");
+
+    let port = common::free_port();
+    let mut server = Server::start({
+        let mut c = nym(&dir);
+        c.args(["run", "--target", "kvm", "-p", &format!("{port}:8080")]);
+        c
+    });
+    server.wait_for("listening on port 8080");
+    http_answers_like_a_web_server(None, &format!("http://127.0.0.1:{port}"));
+    // A client that connects and vanishes, and garbage: the guest serves on.
+    drop(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
+    assert!(send_raw(port, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+    assert_eq!(curl(None, &[&format!("http://127.0.0.1:{port}/")]).0, 200);
+}
+
+#[test]
+fn a_forwarded_port_in_use_and_forwards_off_kvm_are_clear_errors() {
+    let (_tmp, dir) = project("fwd", "echo");
+    let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = common::run(nym(&dir).args(["run", "--target", "kvm", "-p", &format!("{port}:7")]));
+    assert_ne!(out.status.code(), Some(0));
+    let err = common::stderr(&out);
+    assert!(err.contains(&format!("cannot forward port {port}")), "{err}");
+    let out = common::run(nym(&dir).args(["run", "-p", "8080:7"]));
+    assert!(common::stderr(&out).contains("-p forwards host ports to a unikernel"));
+    let out = common::run(nym(&dir).args(["run", "--target", "kvm", "-p", "80"]));
+    assert!(common::stderr(&out).contains("not a port forward"));
+}

@@ -323,6 +323,15 @@ pub static CATALOG: &[Implementation] = &[
         rust: "{platform}::tap(&{name})?",
     },
     Implementation {
+        name: "netif::default",
+        provides: Kind::Netif,
+        params: &[],
+        targets: &[Target::Kvm],
+        instead: Some("netif::tap"),
+        doc: "The platform's network interface.\nOn kvm, a virtual Ethernet link to nym's monitor (10.0.2.2), which forwards host ports to the guest (`nym run --target kvm -p 8080:80`); the guest takes 10.0.2.15/24 by convention.",
+        rust: "{platform}::netif_default()?",
+    },
+    Implementation {
         name: "netif::pair",
         provides: Kind::Netif,
         params: &[value("name", ValueType::Str, "the link; the two ends share it")],

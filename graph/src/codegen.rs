@@ -174,9 +174,10 @@ pub fn main_rs(g: &Graph, krate: &str, project: &Path) -> Result<String, Codegen
         ),
         _ => {
             let block = g.nodes.iter().any(|n| n.imp.name == "block::file");
+            let net = g.nodes.iter().any(|n| n.imp.name == "netif::default");
             format!(
                 "{header}#![no_std]\n#![no_main]\n#![allow(unused_imports, clippy::all)]\nextern crate alloc;\n\n\
-                 nym_baremetal::manifest!(block: {block});\n\n{statics}\n\
+                 nym_baremetal::manifest!(block: {block}, net: {net});\n\n{statics}\n\
                  #[no_mangle]\npub fn nym_main() -> i32 {{\n    {run}\n}}\n"
             )
         }

@@ -148,7 +148,7 @@ impl Direct {
         let now = micros(&clock);
         let mut iface = Interface::new(
             cfg,
-            &mut Queues {
+            &mut Frames {
                 rx: &mut rx,
                 tx: &mut tx,
                 mtu,
@@ -298,7 +298,7 @@ impl Shared {
         let st = &mut *guard;
         st.now = now;
         let at = Instant::from_micros(now);
-        let mut dev = Queues {
+        let mut dev = Frames {
             rx: &mut st.rx,
             tx: &mut st.tx,
             mtu: st.mtu,
@@ -584,14 +584,19 @@ impl Poke {
     }
 }
 
-/// smoltcp's view of the frame queues.
-struct Queues<'a> {
-    rx: &'a mut VecDeque<Vec<u8>>,
-    tx: &'a mut VecDeque<Vec<u8>>,
-    mtu: usize,
+/// smoltcp's view of two frame queues: it takes received frames from `rx`
+/// and appends what it sends to `tx` (up to a bound, beyond which it holds
+/// back). Also used by nym's monitor for its end of a guest's link.
+pub struct Frames<'a> {
+    /// Frames received, oldest first.
+    pub rx: &'a mut VecDeque<Vec<u8>>,
+    /// Frames to send, oldest first.
+    pub tx: &'a mut VecDeque<Vec<u8>>,
+    /// The largest frame, Ethernet header included.
+    pub mtu: usize,
 }
 
-impl Device for Queues<'_> {
+impl Device for Frames<'_> {
     type RxToken<'b>
         = Rx
     where
@@ -618,7 +623,8 @@ impl Device for Queues<'_> {
     }
 }
 
-struct Rx(Vec<u8>);
+/// A received frame.
+pub struct Rx(Vec<u8>);
 
 impl RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -626,7 +632,8 @@ impl RxToken for Rx {
     }
 }
 
-struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
+/// Room to send a frame.
+pub struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
 
 impl TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {

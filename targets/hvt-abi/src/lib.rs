@@ -33,13 +33,25 @@
 //! | 1 | `WALLTIME` | [`Time`] | `nanos` = ns since the Unix epoch |
 //! | 2 | `MONOTIME` | [`Time`] | `nanos` = ns since the guest started (guests with kvmclock read time without an exit) |
 //! | 3 | `PUTS` | [`Puts`] | write `len` bytes at `data` to the console |
-//! | 4 | `WAIT` | [`Wait`] | block the vCPU for at most `timeout` ns (no busy loop) |
+//! | 4 | `WAIT` | [`Wait`] | block the vCPU for at most `timeout` ns (no busy loop), or until a frame waits for the guest |
 //! | 5 | `BLOCK_INFO` | [`BlockInfo`] | the block device's geometry |
 //! | 6 | `BLOCK_READ` | [`BlockIo`] | read sectors into `data` |
 //! | 7 | `BLOCK_WRITE` | [`BlockIo`] | write sectors from `data` |
 //! | 8 | `RANDOM` | [`Random`] | fill `len` bytes at `data` from the host's entropy |
 //! | 9 | `EXIT` | [`Exit`] | end the guest with `status` |
 //! | 10 | `FAULT` | [`Fault`] | report a CPU exception; the monitor symbolises and exits |
+//! | 11 | `NET_INFO` | [`NetInfo`] | the network interface's MAC address and MTU |
+//! | 12 | `NET_WRITE` | [`NetIo`] | send the Ethernet frame of `len` bytes at `data` |
+//! | 13 | `NET_READ` | [`NetIo`] | take the next frame for the guest into `data` (`len` bytes of room); `len` = its length, 0 if none waits |
+//!
+//! ## The network
+//!
+//! An image with a network (manifest bit [`DEVICE_NET`]) sits on a virtual
+//! Ethernet link to the monitor. The monitor's end is [`NET_HOST_IP`] with
+//! MAC [`NET_HOST_MAC`]; the guest takes its own address (by convention
+//! [`NET_GUEST_IP`], `/24`). With port forwarding the monitor accepts TCP
+//! connections on the host and opens each to the guest's port over the
+//! link, so nothing on the host needs configuring.
 //!
 //! Calls that can fail set `ret` to a [`Ret`] value.
 //!
@@ -80,7 +92,24 @@ pub mod nr {
     pub const EXIT: u16 = 9;
     /// [`super::Fault`]: report a CPU exception.
     pub const FAULT: u16 = 10;
+    /// [`super::NetInfo`]: the network interface.
+    pub const NET_INFO: u16 = 11;
+    /// [`super::NetIo`]: send a frame.
+    pub const NET_WRITE: u16 = 12;
+    /// [`super::NetIo`]: receive a frame.
+    pub const NET_READ: u16 = 13;
 }
+
+/// The monitor's address on the guest's link.
+pub const NET_HOST_IP: [u8; 4] = [10, 0, 2, 2];
+/// The monitor's MAC address on the guest's link.
+pub const NET_HOST_MAC: [u8; 6] = [0x02, 0x6e, 0x79, 0x6d, 0x00, 0x02];
+/// The guest's MAC address.
+pub const NET_GUEST_MAC: [u8; 6] = [0x02, 0x6e, 0x79, 0x6d, 0x00, 0x0f];
+/// The guest's address by convention (as under QEMU's user networking).
+pub const NET_GUEST_IP: [u8; 4] = [10, 0, 2, 15];
+/// The link's MTU: the largest frame, Ethernet header included.
+pub const NET_MTU: u64 = 1514;
 
 /// The monitor's exit status when the guest broke the ABI.
 pub const EXIT_VIOLATION: i32 = 125;
@@ -158,6 +187,32 @@ pub struct Puts {
 pub struct Wait {
     /// In: the longest the guest wants to sleep, in nanoseconds.
     pub timeout: u64,
+}
+
+/// `NET_INFO`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetInfo {
+    /// Out: [`Ret`] ([`Ret::NoDevice`] without a network).
+    pub ret: u64,
+    /// Out: the guest's MAC address in the low six bytes, first byte lowest.
+    pub mac: u64,
+    /// Out: the largest frame, Ethernet header included.
+    pub mtu: u64,
+}
+
+/// `NET_WRITE`, `NET_READ`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetIo {
+    /// Out: [`Ret`]: [`Ret::OutOfRange`] for a frame longer than the MTU
+    /// (write) or than the buffer (read; the frame is dropped).
+    pub ret: u64,
+    /// In: guest-physical address of the frame or buffer.
+    pub data: u64,
+    /// In: the frame's length (write) or the buffer's (read).
+    /// Out (read): the frame's length, 0 if none was waiting.
+    pub len: u64,
 }
 
 /// `BLOCK_INFO`.
@@ -301,6 +356,8 @@ pub struct Manifest {
 pub const MANIFEST_VERSION: u32 = 1;
 /// The image uses the block device.
 pub const DEVICE_BLOCK: u32 = 1 << 0;
+/// The image uses the network.
+pub const DEVICE_NET: u32 = 1 << 1;
 
 /// Names the exception `vector`, as Intel's manual does.
 pub fn exception_name(vector: u64) -> &'static str {

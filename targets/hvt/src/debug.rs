@@ -540,9 +540,12 @@ impl nym_gdb::Debuggee for Debugged<'_, '_> {
                                 if interrupted() {
                                     return Ok(Stop::Interrupted);
                                 }
-                                std::thread::sleep(
+                                self.guest.wait(
                                     KICK.min(until.saturating_duration_since(Instant::now())),
                                 );
+                                if self.guest.frame_waiting() {
+                                    break;
+                                }
                             }
                         }
                         Ok(Call::Fault(f)) if f.vector == 14 && self.is_protected(f.cr2) => {

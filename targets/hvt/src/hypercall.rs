@@ -47,6 +47,25 @@ pub enum Call {
     Exit(u64),
     /// The guest crashed.
     Fault(abi::Fault),
+    /// Write the network interface into the [`abi::NetInfo`] at `at`.
+    NetInfo {
+        /// The struct.
+        at: u64,
+    },
+    /// Send this frame.
+    NetWrite {
+        /// The struct (for `ret`).
+        at: u64,
+        /// The frame.
+        frame: GuestRange,
+    },
+    /// Receive a frame into this buffer.
+    NetRead {
+        /// The struct (for `ret` and `len`).
+        at: u64,
+        /// The buffer.
+        buf: GuestRange,
+    },
 }
 
 /// A hypercall that broke the ABI.
@@ -71,6 +90,9 @@ fn name(n: u16) -> &'static str {
         nr::RANDOM => "RANDOM",
         nr::EXIT => "EXIT",
         nr::FAULT => "FAULT",
+        nr::NET_INFO => "NET_INFO",
+        nr::NET_WRITE => "NET_WRITE",
+        nr::NET_READ => "NET_READ",
         _ => "unknown",
     }
 }
@@ -143,6 +165,24 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
         }
         nr::EXIT => Call::Exit(load!(abi::Exit).status),
         nr::FAULT => Call::Fault(load!(abi::Fault)),
+        nr::NET_INFO => {
+            load!(abi::NetInfo);
+            Call::NetInfo { at }
+        }
+        nr::NET_WRITE => {
+            let io = load!(abi::NetIo);
+            Call::NetWrite {
+                at,
+                frame: mem.range(io.data, io.len).map_err(bad)?,
+            }
+        }
+        nr::NET_READ => {
+            let io = load!(abi::NetIo);
+            Call::NetRead {
+                at,
+                buf: mem.range(io.data, io.len).map_err(bad)?,
+            }
+        }
         other => {
             return Err(Violation {
                 call: format!("on port {port:#x}"),

@@ -19,7 +19,9 @@ pub mod elf;
 pub mod hypercall;
 pub mod memory;
 pub mod monitor;
+pub mod net;
 pub mod seccomp;
 
 pub use monitor::{run, BlockFile, Config, MonitorError, Outcome};
+pub use net::{Forward, NetConfig};
 pub use nym_hvt_abi as abi;

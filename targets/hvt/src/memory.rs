@@ -99,6 +99,10 @@ unsafe impl Plain for nym_hvt_abi::Random {}
 // SAFETY: as above.
 unsafe impl Plain for nym_hvt_abi::Exit {}
 // SAFETY: as above.
+unsafe impl Plain for nym_hvt_abi::NetInfo {}
+// SAFETY: as above.
+unsafe impl Plain for nym_hvt_abi::NetIo {}
+// SAFETY: as above.
 unsafe impl Plain for nym_hvt_abi::Fault {}
 // SAFETY: as above.
 unsafe impl Plain for nym_hvt_abi::FaultFrame {}

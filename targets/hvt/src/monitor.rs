@@ -29,6 +29,8 @@ pub struct Config {
     /// Serve gdb here; the guest waits before its first instruction until
     /// gdb attaches.
     pub gdb: Option<std::net::TcpListener>,
+    /// The guest's network: its link and port forwards.
+    pub net: Option<crate::net::NetConfig>,
 }
 
 /// A host file served as the guest's block device.
@@ -82,6 +84,9 @@ pub enum MonitorError {
     /// The allowlist could not be installed.
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    /// The guest's network could not be set up.
+    #[error("setting up the guest's network: {0}")]
+    Net(std::io::Error),
     /// The gdb connection failed.
     #[error("gdb stub: {what}: {source}")]
     Gdb {
@@ -160,6 +165,12 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         }
         (_, false) => None,
     };
+    let needs_net = manifest.devices & abi::DEVICE_NET != 0;
+    if needs_net && config.net.is_none() {
+        return Err(MonitorError::MissingDevice(
+            "a network (netif::default): forward a port to it with -p HOST:GUEST",
+        ));
+    }
 
     let mut mem = GuestMemory::new(config.mem_size)?;
     boot::load(&mut mem, &image, &config.cmdline)?;
@@ -194,6 +205,26 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
 
     // Everything the run loop touches is open before the allowlist goes on.
     let random = File::open("/dev/urandom").ok();
+    let net = match config.net.as_ref().filter(|_| needs_net) {
+        Some(n) => Some(
+            crate::net::start(crate::net::NetConfig {
+                forwards: n
+                    .forwards
+                    .iter()
+                    .map(|f| {
+                        Ok(crate::net::Forward {
+                            listener: f.listener.try_clone()?,
+                            guest_port: f.guest_port,
+                        })
+                    })
+                    .collect::<std::io::Result<_>>()
+                    .map_err(MonitorError::Net)?,
+                guest_ip: n.guest_ip,
+            })
+            .map_err(MonitorError::Net)?,
+        ),
+        None => None,
+    };
     let mut guest = Guest {
         mem,
         image,
@@ -201,6 +232,7 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         started: Instant::now(),
         console,
         random,
+        net,
     };
     if let Some(listener) = &config.gdb {
         if let Some(outcome) = debug_session(listener, &config.image, &mut guest, &mut vcpu)? {
@@ -327,6 +359,7 @@ pub(crate) struct Guest<'c> {
     started: Instant,
     console: &'c mut dyn Write,
     random: Option<File>,
+    net: Option<crate::net::Net>,
 }
 
 impl Guest<'_> {
@@ -405,7 +438,7 @@ impl Guest<'_> {
                 let _ = self.console.write_all(self.mem.bytes(text));
                 let _ = self.console.flush();
             }
-            Call::Wait { timeout } => std::thread::sleep(Duration::from_nanos(timeout)),
+            Call::Wait { timeout } => self.wait(Duration::from_nanos(timeout)),
             Call::BlockInfo { at } => {
                 let info = match &self.block {
                     Some((_, sectors)) => abi::BlockInfo {
@@ -440,8 +473,64 @@ impl Guest<'_> {
             }
             Call::Exit(status) => return Ok(Some(Outcome::Exited((status & 0xff) as i32))),
             Call::Fault(f) => return Ok(Some(Outcome::Crashed(self.report_fault(&f, vcpu)))),
+            Call::NetInfo { at } => {
+                let info = match &self.net {
+                    Some(_) => abi::NetInfo {
+                        ret: abi::Ret::Ok as u64,
+                        mac: abi::NET_GUEST_MAC
+                            .iter()
+                            .rev()
+                            .fold(0, |m, &b| (m << 8) | u64::from(b)),
+                        mtu: abi::NET_MTU,
+                    },
+                    None => abi::NetInfo {
+                        ret: abi::Ret::NoDevice as u64,
+                        ..Default::default()
+                    },
+                };
+                let _ = self.mem.write(at, &info);
+            }
+            Call::NetWrite { at, frame } => {
+                let ret = match &self.net {
+                    None => abi::Ret::NoDevice,
+                    Some(_) if frame.len() as u64 > abi::NET_MTU => abi::Ret::OutOfRange,
+                    Some(net) => {
+                        net.link.from_guest(self.mem.bytes(frame).to_vec());
+                        abi::Ret::Ok
+                    }
+                };
+                let mut io: abi::NetIo = self.mem.read(at).unwrap_or_default();
+                io.ret = ret as u64;
+                let _ = self.mem.write(at, &io);
+            }
+            Call::NetRead { at, buf } => {
+                let mut io: abi::NetIo = self.mem.read(at).unwrap_or_default();
+                (io.ret, io.len) = match self.net.as_ref().map(|n| n.link.to_guest()) {
+                    None => (abi::Ret::NoDevice as u64, 0),
+                    Some(None) => (abi::Ret::Ok as u64, 0),
+                    Some(Some(f)) if f.len() > buf.len() => (abi::Ret::OutOfRange as u64, 0),
+                    Some(Some(f)) => {
+                        self.mem.bytes_mut(buf)[..f.len()].copy_from_slice(&f);
+                        (abi::Ret::Ok as u64, f.len() as u64)
+                    }
+                };
+                let _ = self.mem.write(at, &io);
+            }
         }
         Ok(None)
+    }
+
+    /// Whether a frame waits for the guest.
+    pub(crate) fn frame_waiting(&self) -> bool {
+        self.net.as_ref().is_some_and(|n| n.link.pending())
+    }
+
+    /// Blocks the vCPU for at most `d`; less when a frame waits for the guest.
+    pub(crate) fn wait(&self, d: Duration) {
+        match &self.net {
+            Some(net) => net.link.wait(d),
+            None => std::thread::sleep(d),
+        }
     }
 
     fn block_io(&mut self, read: bool, sector: u64, buf: crate::memory::GuestRange) -> abi::Ret {

@@ -58,13 +58,39 @@ const ALLOWED: &[(i64, &str)] = &[
     (libc::SYS_rt_sigprocmask, "std's signal handling"),
     (libc::SYS_sched_yield, "spin loops in std"),
     (libc::SYS_exit, "thread exit"),
+    (libc::SYS_poll, "netd waiting for frames and host sockets"),
+    (
+        libc::SYS_ppoll,
+        "netd waiting (libc may use ppoll for poll)",
+    ),
+    (libc::SYS_accept4, "netd accepting forwarded connections"),
+    (libc::SYS_accept, "netd accepting forwarded connections"),
+    (libc::SYS_recvfrom, "netd reading forwarded connections"),
+    (libc::SYS_sendto, "netd writing forwarded connections"),
+    (libc::SYS_shutdown, "netd passing a guest's FIN on"),
+    (
+        libc::SYS_setsockopt,
+        "netd disabling Nagle on forwarded connections",
+    ),
+    (libc::SYS_rseq, "a thread registering itself as it starts"),
     (libc::SYS_exit_group, "process exit"),
 ];
 
 /// Installs the allowlist on every thread of the process.
 pub fn install() -> Result<(), SeccompError> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+    let mut rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
         ALLOWED.iter().map(|(nr, _)| (*nr, vec![])).collect();
+    // The allocator of a second thread (netd) grows its heap with mprotect;
+    // never to make memory executable.
+    let no_exec = seccompiler::SeccompCondition::new(
+        2,
+        seccompiler::SeccompCmpArgLen::Dword,
+        seccompiler::SeccompCmpOp::MaskedEq(libc::PROT_EXEC as u64),
+        0,
+    )
+    .and_then(|c| seccompiler::SeccompRule::new(vec![c]))
+    .map_err(|e| SeccompError(e.to_string()))?;
+    rules.insert(libc::SYS_mprotect, vec![no_exec]);
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::KillProcess,

@@ -6,8 +6,8 @@ use super::{pvh, sys};
 use alloc::boxed::Box;
 use core::time::Duration;
 use libos::{
-    Block, BlockError, BlockInfo, BoxFuture, Console, ConsoleError, IoError, MonoClock, Random,
-    RandomError, Time, WallClock,
+    Block, BlockError, BlockInfo, BoxFuture, Console, ConsoleError, IoError, MonoClock, NetError,
+    Netif, Random, RandomError, Time, WallClock,
 };
 use nym_hvt_abi::{self as abi, nr};
 
@@ -152,5 +152,86 @@ impl Block for HvtBlock {
     fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
         // The monitor syncs each write before returning.
         Box::pin(async { Ok(()) })
+    }
+}
+
+/// The monitor's virtual Ethernet link (`netif::default()` on kvm).
+pub struct HvtNet {
+    mac: [u8; 6],
+    mtu: usize,
+}
+
+impl HvtNet {
+    /// Asks the monitor for the guest's network interface.
+    pub fn open() -> Result<HvtNet, InitError> {
+        if sys::is_pvh() {
+            return Err(InitError::NoDevice("network under PVH (QEMU, Xen) yet"));
+        }
+        let mut i = abi::NetInfo::default();
+        call(nr::NET_INFO, &mut i);
+        if i.ret != abi::Ret::Ok as u64 {
+            return Err(InitError::NoDevice("network (run with -p HOST:GUEST)"));
+        }
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&i.mac.to_le_bytes()[..6]);
+        Ok(HvtNet {
+            mac,
+            mtu: i.mtu as usize,
+        })
+    }
+}
+
+impl Netif for HvtNet {
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    fn send<'a>(&'a self, frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>> {
+        let mut io = abi::NetIo {
+            ret: 0,
+            data: frame.as_ptr() as u64,
+            len: frame.len() as u64,
+        };
+        call(nr::NET_WRITE, &mut io);
+        let sent = match abi::Ret::from_u64(io.ret) {
+            Some(abi::Ret::Ok) => Ok(()),
+            Some(abi::Ret::OutOfRange) => Err(NetError::FrameTooLarge {
+                len: frame.len(),
+                mtu: self.mtu,
+            }),
+            _ => Err(NetError::Down),
+        };
+        Box::pin(async move { sent })
+    }
+
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>> {
+        Box::pin(core::future::poll_fn(move |cx| {
+            let mut io = abi::NetIo {
+                ret: 0,
+                data: buf.as_mut_ptr() as u64,
+                len: buf.len() as u64,
+            };
+            call(nr::NET_READ, &mut io);
+            match abi::Ret::from_u64(io.ret) {
+                Some(abi::Ret::Ok) if io.len > 0 => core::task::Poll::Ready(Ok(io.len as usize)),
+                Some(abi::Ret::Ok) => {
+                    // Nothing yet: the executor wakes us after its next WAIT,
+                    // which the monitor ends early when a frame arrives.
+                    super::executor::wake_after_wait(cx.waker());
+                    core::task::Poll::Pending
+                }
+                Some(abi::Ret::OutOfRange) => {
+                    core::task::Poll::Ready(Err(NetError::FrameTooLarge {
+                        len: buf.len() + 1,
+                        mtu: buf.len(),
+                    }))
+                }
+                _ => core::task::Poll::Ready(Err(NetError::Down)),
+            }
+        }))
     }
 }

@@ -9,12 +9,34 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use core::time::Duration;
 use libos::abi::JobFuture;
+use libos::BoxFuture;
 
 /// Set by any wake-up; the executor polls again when it is.
 static WOKEN: AtomicBool = AtomicBool::new(true);
 
 /// Timers: (deadline in monotonic ns, who to wake).
 static TIMERS: spin::Mutex<Vec<(u64, Waker)>> = spin::Mutex::new(Vec::new());
+
+/// Tasks waiting for I/O (a frame): woken after every WAIT, which the
+/// monitor ends early when there is some.
+static IO: spin::Mutex<Vec<Waker>> = spin::Mutex::new(Vec::new());
+
+/// Background tasks of devices (a stack's driver), run beside the jobs.
+static BACKGROUND: spin::Mutex<Vec<BoxFuture<'static, ()>>> = spin::Mutex::new(Vec::new());
+
+/// Wakes `waker` after the executor next waits.
+pub fn wake_after_wait(waker: &Waker) {
+    IO.lock().push(waker.clone());
+}
+
+/// Runs `task` beside the jobs until they end.
+pub fn spawn(task: BoxFuture<'static, ()>) {
+    BACKGROUND.lock().push(task);
+    WOKEN.store(true, Ordering::Release);
+}
+
+/// How long to wait when only I/O can wake a task.
+const IO_POLL: u64 = 1_000_000_000;
 
 const VTABLE: RawWakerVTable =
     RawWakerVTable::new(|p| RawWaker::new(p, &VTABLE), wake, wake, |_| {});
@@ -47,10 +69,13 @@ pub enum Ended {
 /// Runs `jobs` until all finish or one fails.
 pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
     let mut jobs: Vec<Option<(&'static str, JobFuture)>> = jobs.into_iter().map(Some).collect();
+    let mut background: Vec<BoxFuture<'static, ()>> = Vec::new();
     let waker = waker();
     let mut cx = Context::from_waker(&waker);
     loop {
         if WOKEN.swap(false, Ordering::AcqRel) {
+            background.append(&mut BACKGROUND.lock());
+            background.retain_mut(|t| t.as_mut().poll(&mut cx).is_pending());
             for slot in jobs.iter_mut() {
                 let Some((name, fut)) = slot else { continue };
                 match fut.as_mut().poll(&mut cx) {
@@ -65,12 +90,17 @@ pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
             continue;
         }
         let next = TIMERS.lock().iter().map(|(d, _)| *d).min();
-        let Some(deadline) = next else {
-            return Ended::Stuck;
+        let io = !IO.lock().is_empty();
+        let deadline = match (next, io) {
+            (Some(d), _) => d,
+            (None, true) => sys::monotime().saturating_add(IO_POLL),
+            (None, false) => return Ended::Stuck,
         };
         if sys::monotime() < deadline {
             sys::wait(deadline);
         }
+        let ready: Vec<Waker> = core::mem::take(&mut *IO.lock());
+        ready.into_iter().for_each(Waker::wake);
         let now = sys::monotime();
         let due: Vec<Waker> = {
             let mut timers = TIMERS.lock();

@@ -15,12 +15,12 @@ mod xen;
 pub use note::Note;
 
 /// Declares the devices the image needs, in the ELF note the monitor reads
-/// before boot: `nym_baremetal::manifest!(block: true);`
+/// before boot: `nym_baremetal::manifest!(block: true, net: false);`
 #[macro_export]
 macro_rules! manifest {
-    (block: $block:expr) => {
+    (block: $block:expr, net: $net:expr) => {
         #[used]
         #[link_section = ".note.nym"]
-        static NYM_MANIFEST: $crate::Note = $crate::Note::manifest($block);
+        static NYM_MANIFEST: $crate::Note = $crate::Note::manifest($block, $net);
     };
 }

@@ -1,5 +1,5 @@
 //! The manifest note (see `nym_hvt_abi`'s crate docs).
-use nym_hvt_abi::{Manifest, DEVICE_BLOCK, MANIFEST_VERSION, NOTE_MANIFEST};
+use nym_hvt_abi::{Manifest, DEVICE_BLOCK, DEVICE_NET, MANIFEST_VERSION, NOTE_MANIFEST};
 
 /// An ELF note carrying a [`Manifest`], laid out as the ELF spec says.
 #[repr(C, align(4))]
@@ -12,8 +12,8 @@ pub struct Note {
 }
 
 impl Note {
-    /// The manifest of an image that uses a block device or not.
-    pub const fn manifest(block: bool) -> Note {
+    /// The manifest of an image that uses a block device, a network, or not.
+    pub const fn manifest(block: bool, net: bool) -> Note {
         Note {
             namesz: 4,
             descsz: core::mem::size_of::<Manifest>() as u32,
@@ -21,7 +21,7 @@ impl Note {
             name: *b"nym\0",
             desc: Manifest {
                 version: MANIFEST_VERSION,
-                devices: if block { DEVICE_BLOCK } else { 0 },
+                devices: if block { DEVICE_BLOCK } else { 0 } | if net { DEVICE_NET } else { 0 },
             },
         }
     }

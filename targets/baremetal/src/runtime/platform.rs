@@ -1,6 +1,6 @@
 //! The guest platform as generated code sees it: the same functions every
 //! platform offers (`console()`, `time()`, …) and [`main`].
-use super::devices::{HvtBlock, HvtClock, HvtConsole, HvtRandom, HvtTime, InitError};
+use super::devices::{HvtBlock, HvtClock, HvtConsole, HvtNet, HvtRandom, HvtTime, InitError};
 use super::{entry, executor};
 use alloc::{boxed::Box, format, vec::Vec};
 use libos::abi::JobFuture;
@@ -37,6 +37,18 @@ pub fn random() -> Result<HvtRandom, InitError> {
 /// its block device.
 pub fn block_file(_path: impl AsRef<str>, _size: u64) -> Result<HvtBlock, InitError> {
     HvtBlock::open()
+}
+
+/// `netif::default()`: the monitor's virtual link.
+pub fn netif_default() -> Result<HvtNet, InitError> {
+    HvtNet::open()
+}
+
+/// Runs a device's background task (a `stack::direct`'s driver) beside the
+/// jobs for as long as they run.
+pub fn driven<T: libos::stack::Driven>(device: T) -> T {
+    executor::spawn(device.driver());
+    device
 }
 
 fn say(text: &str) {
