@@ -348,11 +348,11 @@ fn build_program(
             cargo::guest_args(),
             format!(
                 "\n[profile.dev]\npanic = \"abort\"\n\n\
-                 # libos, smoltcp and the runtime optimised (an unoptimised\n\
-                 # network stack is too slow to answer in time); the app and its\n\
-                 # main stay unoptimised for stepping in gdb.\n\
-                 [profile.dev.package.\"*\"]\nopt-level = 2\n\
-                 [profile.dev.package.{package:?}]\nopt-level = 0\n\n\
+                 # libos, smoltcp and the allocator optimised: unoptimised they are\n\
+                 # too slow to answer a SYN in time. The rest stays steppable in gdb.\n\
+                 [profile.dev.package.smoltcp]\nopt-level = 2\n\
+                 [profile.dev.package.linked_list_allocator]\nopt-level = 2\n\
+                 [profile.dev.package.libos]\nopt-level = 2\n\n\
                  [profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n"
             ),
             format!("{}.elf", graph.name),
