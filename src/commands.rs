@@ -346,15 +346,14 @@ fn build_program(
         Target::Kvm | Target::Qemu | Target::Xen => (
             cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), ""),
             cargo::guest_args(),
-            format!(
-                "\n[profile.dev]\npanic = \"abort\"\n\n\
-                 # libos, smoltcp and the allocator optimised: unoptimised they are\n\
-                 # too slow to answer a SYN in time. The rest stays steppable in gdb.\n\
-                 [profile.dev.package.smoltcp]\nopt-level = 2\n\
-                 [profile.dev.package.linked_list_allocator]\nopt-level = 2\n\
-                 [profile.dev.package.libos]\nopt-level = 2\n\n\
-                 [profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n"
-            ),
+            "\n[profile.dev]\npanic = \"abort\"\n\n\
+             # libos, smoltcp and the allocator optimised: unoptimised they are\n\
+             # too slow to answer a SYN in time. The rest stays steppable in gdb.\n\
+             [profile.dev.package.smoltcp]\nopt-level = 2\n\
+             [profile.dev.package.linked_list_allocator]\nopt-level = 2\n\
+             [profile.dev.package.libos]\nopt-level = 2\n\n\
+             [profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n"
+                .to_owned(),
             format!("{}.elf", graph.name),
         ),
     };

@@ -250,7 +250,10 @@ fn http_over_stack_direct_on_a_tap_in_a_network_namespace() {
 #[test]
 fn http_on_kvm_is_served_to_curl_through_port_forwarding() {
     if !common::kvm_available()
-        || !required(runs("curl"), "curl is missing: scripts/install.sh installs it")
+        || !required(
+            runs("curl"),
+            "curl is missing: scripts/install.sh installs it",
+        )
     {
         return;
     }
@@ -259,7 +262,10 @@ fn http_on_kvm_is_served_to_curl_through_port_forwarding() {
     let out = common::run(nym(&dir).args(["run", "--target", "kvm"]));
     assert_ne!(out.status.code(), Some(0));
     let err = common::stderr(&out);
-    assert!(err.contains("network") && err.contains("-p HOST:GUEST"), "{err}");
+    assert!(
+        err.contains("network") && err.contains("-p HOST:GUEST"),
+        "{err}"
+    );
 
     let port = common::free_port();
     let mut server = Server::start({
@@ -283,7 +289,10 @@ fn a_forwarded_port_in_use_and_forwards_off_kvm_are_clear_errors() {
     let out = common::run(nym(&dir).args(["run", "--target", "kvm", "-p", &format!("{port}:7")]));
     assert_ne!(out.status.code(), Some(0));
     let err = common::stderr(&out);
-    assert!(err.contains(&format!("cannot forward port {port}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot forward port {port}")),
+        "{err}"
+    );
     let out = common::run(nym(&dir).args(["run", "-p", "8080:7"]));
     assert!(common::stderr(&out).contains("-p forwards host ports to a unikernel"));
     let out = common::run(nym(&dir).args(["run", "--target", "kvm", "-p", "80"]));

@@ -71,8 +71,7 @@ fn editing_code_and_graph_swaps_the_app_and_keeps_devices_sockets_and_state() {
         c.args(["run", "--watch", "--", "--port", &port.to_string()]);
         c
     });
-    server.wait_for("listening on port");
-    server.wait_for("watching");
+    server.wait_for_all(&["listening on port", "watching"]);
     put(port, "/kv/note", "written before the edit");
 
     // A client hammering the server through every swap below.

@@ -47,11 +47,18 @@ pub trait Netif: Send + Sync {
     fn send<'a>(&'a self, frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>>;
     /// Receives one frame into `buf`, returning its length.
     fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>>;
+    /// Whether the link cannot corrupt frames (memory to memory, as a
+    /// unikernel's link to its monitor), so a stack over it may skip IP
+    /// and TCP checksums both ways. Both ends must agree; the default is no.
+    fn reliable(&self) -> bool {
+        false
+    }
 }
 
 crate::delegate_arc!(Netif {
     fn mac(&self) -> [u8; 6];
     fn mtu(&self) -> usize;
+    fn reliable(&self) -> bool;
     fn send<'a>(&'a self, frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>>;
     fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>>;
 });

@@ -148,6 +148,10 @@ impl<N: Netif> Netif for Lossy<N> {
         self.inner.mac()
     }
 
+    fn reliable(&self) -> bool {
+        self.inner.reliable()
+    }
+
     fn mtu(&self) -> usize {
         self.inner.mtu()
     }

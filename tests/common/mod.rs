@@ -135,6 +135,21 @@ impl Server {
 
     /// Waits (building takes a while the first time) for a line of its
     /// stdout or stderr containing `text`; returns the lines before it.
+    /// Waits for lines containing each of `texts`, in any order (stdout
+    /// and stderr are read apart, so their lines may interleave either way).
+    pub fn wait_for_all(&mut self, texts: &[&str]) {
+        let mut left: Vec<&str> = texts.to_vec();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !left.is_empty() && Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => left.retain(|t| !line.contains(t)),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        assert!(left.is_empty(), "no {left:?} from nym run");
+    }
+
     pub fn wait_for(&mut self, text: &str) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(300);
         let mut before = Vec::new();

@@ -7,7 +7,9 @@
 //! connection over the link to the guest's port `GUEST`, and copies bytes
 //! both ways, as QEMU's user-mode networking does. The vCPU thread only
 //! moves frames in and out of two queues ([`Link`]); a guest frame is never
-//! parsed by anything but smoltcp.
+//! parsed by anything but smoltcp. The link is memory to memory, so neither
+//! end computes or checks IP and TCP checksums (the guest's `Netif` says
+//! it is `reliable`): a guest's CPU is the scarce thing under nested KVM.
 use libos::stack::Frames;
 use nym_hvt_abi as abi;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
@@ -196,6 +198,7 @@ impl Netd {
                 rx: &mut rx,
                 tx: &mut tx,
                 mtu: MTU,
+                reliable: true,
             },
             SmolInstant::from_micros(0),
         );
@@ -229,15 +232,23 @@ impl Netd {
             for _ in 0..64 {
                 let mut moved = self.take_guest_frames();
                 let now = self.now();
-                self.iface.poll(
-                    now,
-                    &mut Frames {
-                        rx: &mut self.rx,
-                        tx: &mut self.tx,
-                        mtu: MTU,
-                    },
-                    &mut self.sockets,
-                );
+                // One segment per socket per poll: poll until nothing more goes out.
+                for _ in 0..QUEUE {
+                    let before = self.tx.len();
+                    self.iface.poll(
+                        now,
+                        &mut Frames {
+                            rx: &mut self.rx,
+                            tx: &mut self.tx,
+                            mtu: MTU,
+                            reliable: true,
+                        },
+                        &mut self.sockets,
+                    );
+                    if self.tx.len() == before || self.tx.len() >= QUEUE {
+                        break;
+                    }
+                }
                 moved |= self.accept();
                 moved |= self.pump();
                 moved |= self.give_guest_frames();
@@ -406,7 +417,8 @@ impl Netd {
             }
             fds.push(pollfd(c.stream.as_raw_fd(), events));
         }
-        let timeout = delay.map_or(-1, |d| d.as_millis().min(60_000) as i32);
+        // Round up: a timer due in 0.4 ms must not become a busy loop.
+        let timeout = delay.map_or(-1, |d| d.as_micros().div_ceil(1000).min(60_000) as i32);
         // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         let mut sink = [0u8; 8];

@@ -26,7 +26,11 @@ static BACKGROUND: spin::Mutex<Vec<BoxFuture<'static, ()>>> = spin::Mutex::new(V
 
 /// Wakes `waker` after the executor next waits.
 pub fn wake_after_wait(waker: &Waker) {
-    IO.lock().push(waker.clone());
+    let mut io = IO.lock();
+    // Every waker of this executor is the same: one is enough.
+    if io.is_empty() {
+        io.push(waker.clone());
+    }
 }
 
 /// Runs `task` beside the jobs until they end.
@@ -116,6 +120,9 @@ pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
 pub struct Sleep {
     duration: Duration,
     deadline: Option<u64>,
+    /// Whether the timer is in [`TIMERS`]: once is enough, every waker of
+    /// this executor being the same.
+    registered: bool,
 }
 
 impl Sleep {
@@ -124,6 +131,7 @@ impl Sleep {
         Sleep {
             duration,
             deadline: None,
+            registered: false,
         }
     }
 }
@@ -137,7 +145,12 @@ impl Future for Sleep {
         if now >= deadline {
             return Poll::Ready(());
         }
-        TIMERS.lock().push((deadline, cx.waker().clone()));
+        if !self.registered {
+            // Registering at every poll grew the list without bound while
+            // a busy guest polled a pending sleep again and again.
+            TIMERS.lock().push((deadline, cx.waker().clone()));
+            self.registered = true;
+        }
         Poll::Pending
     }
 }
