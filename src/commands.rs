@@ -262,6 +262,17 @@ pub(crate) fn load_copy(project: &Project, so: &Path) -> Result<Library, CliErro
     Ok(lib?)
 }
 
+/// The multi-threaded tokio runtime the in-process jobs run on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            what: "starting the runtime".into(),
+            source,
+        })
+}
+
 /// The values of the graph's keys: its defaults, overridden by `key_args`.
 pub(crate) fn key_values(graph: &Graph, key_args: &[String]) -> Result<Keys, CliError> {
     let defaults = graph
@@ -309,13 +320,7 @@ pub fn run(
     let keys = key_values(&graph, key_args)?;
     let so = build_shim(&project, &graph)?;
     let library = load_copy(&project, &so)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| CliError::Io {
-            what: "starting the runtime".into(),
-            source,
-        })?;
+    let runtime = runtime()?;
     let ended = runtime.block_on(async {
         let devices = Devices::instantiate(&graph, &keys, &project.root)?;
         let jobs = library.start_jobs(&graph, &devices, &keys)?;

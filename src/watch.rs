@@ -44,13 +44,7 @@ pub fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String]) -> Result<ExitCo
     let so = build_shim(&project, &graph)?;
     let library = load_copy(&project, &so)?;
     let root = project.root.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| CliError::Io {
-            what: "starting the runtime".into(),
-            source,
-        })?;
+    let runtime = crate::commands::runtime()?;
     runtime.block_on(async {
         let (tx, mut changes) = mpsc::unbounded_channel();
         let _watcher = watch(&project.root, &project.graph_path, tx)?;

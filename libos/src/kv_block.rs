@@ -758,39 +758,25 @@ mod tests {
     /// polled together interleave their I/O.
     struct Yielding(Arc<Mem>);
 
-    async fn yield_once() {
-        let mut yielded = false;
-        core::future::poll_fn(|cx| {
-            if yielded {
-                Poll::Ready(())
-            } else {
-                yielded = true;
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        })
-        .await
-    }
-
     impl BlockDevice for Yielding {
         fn info(&self) -> BlockInfo {
             self.0.info()
         }
         fn read<'a>(&'a self, s: u64, b: &'a mut [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
             Box::pin(async move {
-                yield_once().await;
+                crate::task::yield_now().await;
                 self.0.read(s, b).await
             })
         }
         fn write<'a>(&'a self, s: u64, d: &'a [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
             Box::pin(async move {
-                yield_once().await;
+                crate::task::yield_now().await;
                 self.0.write(s, d).await
             })
         }
         fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
             Box::pin(async move {
-                yield_once().await;
+                crate::task::yield_now().await;
                 self.0.flush().await
             })
         }

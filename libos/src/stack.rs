@@ -245,7 +245,7 @@ async fn drive(shared: Arc<Shared>, parts: DriverParts) {
             // More to do at once, but let the jobs run first: frames that
             // keep coming must not starve them (nothing here ever waits
             // when the netif is always ready).
-            yield_now().await;
+            crate::task::yield_now().await;
             continue;
         }
         let pending = recv.get_or_insert_with(|| {
@@ -302,21 +302,6 @@ async fn drive(shared: Arc<Shared>, parts: DriverParts) {
             }
         }
     }
-}
-
-/// Returns once after letting every other ready task run.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 /// Takes every frame already waiting on `netif` (one whose `recv` is ready

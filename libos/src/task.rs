@@ -77,3 +77,19 @@ impl<'a> Group<'a> {
         self.tasks.retain_mut(|t| t.as_mut().poll(cx).is_pending());
     }
 }
+
+/// Returns once after letting every other ready task run: a long loop whose
+/// awaits all complete at once must not starve the rest of its executor.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
