@@ -196,6 +196,26 @@ impl Direct {
         })
     }
 
+    /// Each TCP socket's state, send and receive queue lengths (for tests
+    /// and diagnostics).
+    pub fn socket_states(&self) -> Vec<alloc::string::String> {
+        let st = self.shared.state.lock();
+        st.sockets
+            .iter()
+            .filter_map(|(_, s)| match s {
+                smoltcp::socket::Socket::Tcp(t) => Some(alloc::format!(
+                    "{} send {} recv {} win {}",
+                    t.state(),
+                    t.send_queue(),
+                    t.recv_queue(),
+                    t.recv_capacity() - t.recv_queue()
+                )),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            })
+            .collect()
+    }
+
     /// How many sockets the stack holds (listening, open and closing).
     pub fn sockets(&self) -> usize {
         self.shared.state.lock().sockets.iter().count()
