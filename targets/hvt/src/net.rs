@@ -181,6 +181,9 @@ struct Netd {
     epoch: Instant,
     /// `NYM_NET_TRACE` is set: print a line per frame on the link.
     trace: bool,
+    /// Where host bytes are read before they go to a socket (allocated
+    /// once: `pump` runs on every wake-up).
+    scratch: Vec<u8>,
 }
 
 impl Netd {
@@ -219,6 +222,7 @@ impl Netd {
             next_port: 40000,
             epoch,
             trace: std::env::var_os("NYM_NET_TRACE").is_some(),
+            scratch: vec![0; BUFFER],
         }
     }
 
@@ -333,7 +337,7 @@ impl Netd {
     /// Copies bytes both ways; removes finished connections.
     fn pump(&mut self) -> bool {
         let mut any = false;
-        let mut buf = vec![0u8; BUFFER];
+        let buf = &mut self.scratch;
         let sockets = &mut self.sockets;
         self.conns.retain_mut(|c| {
             let s = sockets.get_mut::<tcp::Socket>(c.socket);
