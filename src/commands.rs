@@ -1,107 +1,21 @@
 //! The subcommands. Each opens the project, asks `nym-graph` for the
 //! checked graph, and hands it to a target.
-use crate::cargo::{self, Artifact, BuildError, Crate};
-use crate::new::{self, NewError, Template};
-use crate::project::{Project, ProjectError};
+use crate::new::{self, Template};
 use crate::ProjectArgs;
-use nym_graph::check::GArg;
-use nym_graph::codegen::{self, CodegenError};
+use nym_driver::build::{
+    block_file, build_program, build_shim, guest_cmdline, guest_ip, key_defaults, key_values,
+    listen, load_copy, net_config, runtime,
+};
+use nym_driver::project::Project;
+use nym_driver::Out;
 use nym_graph::{analyze, diagnostic, print, Graph, Severity, Target};
-use nym_unix::keys::{KeyError, Keys};
-use nym_unix::runner::{Devices, Library, RunError};
+use nym_unix::keys::Keys;
+use nym_unix::runner::Devices;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-/// Why a command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// The project cannot be opened.
-    #[error(transparent)]
-    Project(#[from] ProjectError),
-    /// `nym new` failed.
-    #[error(transparent)]
-    New(#[from] NewError),
-    /// The graph has errors (already printed).
-    #[error("{file} has {errors} error(s); nothing was run")]
-    Invalid {
-        /// The graph file.
-        file: String,
-        /// How many.
-        errors: usize,
-    },
-    /// Code generation failed.
-    #[error(transparent)]
-    Codegen(#[from] CodegenError),
-    /// cargo failed.
-    #[error(transparent)]
-    Build(#[from] BuildError),
-    /// Bad key arguments.
-    #[error("{0}\n  hint: `nym graph` lists the keys and their defaults")]
-    Keys(#[from] KeyError),
-    /// Starting the graph failed.
-    #[error(transparent)]
-    Run(#[from] RunError),
-    /// The graph has no application crate.
-    #[error("{} has no Cargo.toml next to it: there is no application to build", .0.display())]
-    NoCrate(PathBuf),
-    /// The monitor could not boot the guest.
-    #[error(transparent)]
-    Monitor(#[from] nym_hvt::MonitorError),
-    /// The gdb address cannot be listened on.
-    #[error("cannot listen for gdb on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: String,
-        /// Why (a port in use, a bad address).
-        source: std::io::Error,
-    },
-    /// A forwarded port cannot be listened on.
-    #[error("cannot forward port {port}: {source}")]
-    Forward {
-        /// The host port.
-        port: u16,
-        /// Why (a port in use).
-        source: std::io::Error,
-    },
-    /// `-p` with a target that has no forwarding.
-    #[error("-p forwards host ports to a unikernel on kvm; with --target {0} the stack uses the host's ports directly")]
-    ForwardTarget(Target),
-    /// `--gdb` with a target that has no stub.
-    #[error("--gdb works with --target kvm (nym's monitor), not {0}")]
-    GdbTarget(Target),
-    /// `--watch` with a target that does not run in-process.
-    #[error("--watch reloads the application in-process, so it needs --target unix (not {0}); an image is rebuilt by running again")]
-    WatchTarget(Target),
-    /// A key value that cannot travel on a guest command line.
-    #[error("`{0}`: key values for a guest cannot contain white space")]
-    GuestArg(String),
-    /// QEMU could not run the guest.
-    #[error(transparent)]
-    Qemu(#[from] crate::qemu::QemuError),
-    /// Xen could not run the guest.
-    #[error(transparent)]
-    Xen(#[from] crate::xen::XenError),
-
-    /// A host operation failed.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// Why it failed.
-        source: std::io::Error,
-    },
-}
-
-impl CliError {
-    /// The exit status: 2 for usage mistakes, 1 for everything else.
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            CliError::Keys(_) | CliError::GuestArg(_) => ExitCode::from(2),
-            _ => ExitCode::from(1),
-        }
-    }
-}
+pub use nym_driver::Error as CliError;
 
 fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
@@ -149,7 +63,7 @@ pub(crate) fn load(cwd: &Path, args: &ProjectArgs) -> Result<(Project, Graph), C
 
 /// `nym new`.
 pub fn new(cwd: &Path, name: &str, template: Template) -> Result<ExitCode, CliError> {
-    let dir = new::create(cwd, name, template)?;
+    let dir = new::create(cwd, name, template).map_err(|e| CliError::Other(Box::new(e)))?;
     eprintln!(
         "created {} from the {template:?} template",
         dir.strip_prefix(cwd).unwrap_or(&dir).display()
@@ -213,76 +127,6 @@ pub fn graph(cwd: &Path, args: &ProjectArgs, dot: bool) -> Result<ExitCode, CliE
     Ok(ExitCode::SUCCESS)
 }
 
-fn rust_name(project: &Project) -> Result<(String, String), CliError> {
-    match (&project.package, project.rust_name()) {
-        (Some(p), Some(r)) => Ok((p.clone(), r)),
-        _ => Err(CliError::NoCrate(project.graph_path.clone())),
-    }
-}
-
-/// Builds the shim library exposing the graph's jobs to the in-process runner.
-pub(crate) fn build_shim(project: &Project, graph: &Graph) -> Result<PathBuf, CliError> {
-    let (package, krate) = rust_name(project)?;
-    let src = cargo::nym_src();
-    let jobs: Vec<_> = graph.registered.iter().map(|&j| &graph.jobs[j]).collect();
-    let manifest = format!(
-        "[package]\nname = \"nym-shim-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [lib]\ncrate-type = [\"cdylib\"]\npath = \"lib.rs\"\n\n[dependencies]\n{}{}\n[workspace]\n",
-        cargo::path_dep(&package, &project.root, ""),
-        cargo::path_dep("libos", &src.join("libos"), ""),
-    );
-    let shim = Crate {
-        dir: project.nym_dir(Target::Unix).join("shim"),
-        manifest,
-        files: vec![("lib.rs", codegen::shim_rs(&jobs, &krate))],
-    };
-    Ok(cargo::build(
-        &shim,
-        &project.target_dir(),
-        Artifact::Cdylib,
-        false,
-        &[],
-    )?)
-}
-
-/// Loads a fresh copy of the library: `dlopen` caches by path, and a copy
-/// lets the next build overwrite the original while this one runs.
-pub(crate) fn load_copy(project: &Project, so: &Path) -> Result<Library, CliError> {
-    let dir = project.nym_dir(Target::Unix).join("loaded");
-    let io = |what: String| move |source| CliError::Io { what, source };
-    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let copy = dir.join(format!("app-{}-{stamp}.so", std::process::id()));
-    std::fs::copy(so, &copy).map_err(io(format!("copying {}", so.display())))?;
-    let lib = Library::load(&copy);
-    // The mapping outlives the file; removing it now leaves nothing behind.
-    let _ = std::fs::remove_file(&copy);
-    Ok(lib?)
-}
-
-/// The multi-threaded tokio runtime the in-process jobs run on.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| CliError::Io {
-            what: "starting the runtime".into(),
-            source,
-        })
-}
-
-/// The values of the graph's keys: its defaults, overridden by `key_args`.
-pub(crate) fn key_values(graph: &Graph, key_args: &[String]) -> Result<Keys, CliError> {
-    let defaults = graph
-        .keys
-        .iter()
-        .map(|k| (k.name.as_str(), k.default.clone()))
-        .collect();
-    Ok(Keys::parse(defaults, key_args)?)
-}
-
 /// `nym run`.
 pub fn run(
     cwd: &Path,
@@ -307,18 +151,18 @@ pub fn run(
         }
         Target::Qemu => {
             let cmdline = guest_cmdline(&graph, key_args)?;
-            let image = build_program(cwd, &project, &graph, false)?;
-            return Ok(crate::qemu::run(&image, mem, &cmdline)?);
+            let image = build_program(cwd, &project, &graph, false, &Out::stderr())?;
+            return Ok(nym_driver::qemu::run(&image, mem, &cmdline)?);
         }
         Target::Xen => {
             let cmdline = guest_cmdline(&graph, key_args)?;
-            let image = build_program(cwd, &project, &graph, false)?;
-            return Ok(crate::xen::run(&image, mem, &cmdline)?);
+            let image = build_program(cwd, &project, &graph, false, &Out::stderr())?;
+            return Ok(nym_driver::xen::run(&image, mem, &cmdline)?);
         }
         _ => {}
     }
     let keys = key_values(&graph, key_args)?;
-    let so = build_shim(&project, &graph)?;
+    let so = build_shim(&project, &graph, &Out::stderr())?;
     let library = load_copy(&project, &so)?;
     let runtime = runtime()?;
     let ended = runtime.block_on(async {
@@ -334,61 +178,6 @@ pub fn run(
     Ok(ended.exit_code())
 }
 
-/// Generates the compiled program of `graph` for its target and builds it:
-/// a standalone executable on unix, an ELF image on kvm.
-fn build_program(
-    cwd: &Path,
-    project: &Project,
-    graph: &Graph,
-    release: bool,
-) -> Result<PathBuf, CliError> {
-    let target = graph.target;
-    let (package, krate) = rust_name(project)?;
-    let src = cargo::nym_src();
-    let main = codegen::main_rs(graph, &krate, &project.root)?;
-    let (runtime, extra, profile, file) = match target {
-        Target::Unix => (cargo::path_dep("nym-unix", &src.join("targets/unix"), ""), vec![], String::new(), graph.name.clone()),
-        Target::Kvm | Target::Qemu | Target::Xen => (
-            cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), ""),
-            cargo::guest_args(),
-            "\n[profile.dev]\npanic = \"abort\"\n\n\
-             # libos, smoltcp and the allocator optimised: unoptimised they are\n\
-             # too slow to answer a SYN in time. The rest stays steppable in gdb.\n\
-             [profile.dev.package.smoltcp]\nopt-level = 2\n\
-             [profile.dev.package.linked_list_allocator]\nopt-level = 2\n\
-             [profile.dev.package.libos]\nopt-level = 2\n\n\
-             [profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n"
-                .to_owned(),
-            format!("{}.elf", graph.name),
-        ),
-    };
-    let manifest = format!(
-        "[package]\nname = \"nym-main-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [[bin]]\nname = \"{}\"\npath = \"main.rs\"\ntest = false\nbench = false\n\n[dependencies]\n{}{}{runtime}{profile}\n[workspace]\n",
-        graph.name,
-        cargo::path_dep(&package, &project.root, ""),
-        cargo::path_dep("libos", &src.join("libos"), ""),
-    );
-    let dir = project.nym_dir(target);
-    let gen = Crate {
-        dir: dir.join("main"),
-        manifest,
-        files: vec![("main.rs", main)],
-    };
-    let exe = cargo::build(&gen, &project.target_dir(), Artifact::Bin, release, &extra)?;
-    let out = dir.join(file);
-    std::fs::copy(&exe, &out).map_err(|source| CliError::Io {
-        what: format!("copying {} to {}", exe.display(), out.display()),
-        source,
-    })?;
-    eprintln!(
-        "built {} (generated code: {})",
-        out.strip_prefix(cwd).unwrap_or(&out).display(),
-        dir.join("main/main.rs").display()
-    );
-    Ok(out)
-}
-
 /// `nym build`: prints the program's path; for qemu the command that boots
 /// it; for xen the path of the `xl` domain config written next to it.
 pub fn build(
@@ -399,12 +188,15 @@ pub fn build(
 ) -> Result<ExitCode, CliError> {
     let (project, graph) = load(cwd, args)?;
     let cmdline = guest_cmdline(&graph, key_args)?;
-    let out = build_program(cwd, &project, &graph, release)?;
+    let out = build_program(cwd, &project, &graph, release, &Out::stderr())?;
     match graph.target {
-        Target::Qemu => println!("{}", crate::qemu::command_line(&out, 32 << 20, &cmdline)),
+        Target::Qemu => println!(
+            "{}",
+            nym_driver::qemu::command_line(&out, 32 << 20, &cmdline)
+        ),
         Target::Xen => {
             let cfg = out.with_extension("cfg");
-            let text = crate::xen::xl_config(&graph.name, &out, 32 << 20, &cmdline);
+            let text = nym_driver::xen::xl_config(&graph.name, &out, 32 << 20, &cmdline);
             std::fs::write(&cfg, text).map_err(|source| CliError::Io {
                 what: format!("writing {}", cfg.display()),
                 source,
@@ -420,29 +212,6 @@ pub fn build(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The value an argument has at boot: a literal, or a key's value.
-fn boot_value(graph: &Graph, a: &GArg, keys: &Keys) -> Option<libos::Value> {
-    match a {
-        GArg::Value(v) => Some(v.clone()),
-        GArg::Key(k) => keys.get(&graph.keys[*k].name).cloned(),
-        GArg::Node(_) => None,
-    }
-}
-
-/// The host file behind the graph's `block::file`, if it has one.
-fn block_file(project: &Project, graph: &Graph, keys: &Keys) -> Option<nym_hvt::BlockFile> {
-    let node = graph.nodes.iter().find(|n| n.imp.name == "block::file")?;
-    let path = match boot_value(graph, &node.args[0], keys)? {
-        libos::Value::Str(p) => project.root.join(p),
-        _ => return None,
-    };
-    let size = match boot_value(graph, &node.args[1], keys)? {
-        libos::Value::Int(s) => u64::try_from(s).ok()?,
-        _ => return None,
-    };
-    Some(nym_hvt::BlockFile { path, size })
-}
-
 /// `nym run --target kvm`: builds the image and boots it in nym's monitor.
 fn run_kvm(
     cwd: &Path,
@@ -456,7 +225,7 @@ fn run_kvm(
     let cmdline = guest_cmdline(graph, key_args)?;
     let keys = Keys::parse(key_defaults(graph), key_args)?;
     let net = net_config(forwards, guest_ip(graph, &keys))?;
-    let image = build_program(cwd, project, graph, false)?;
+    let image = build_program(cwd, project, graph, false, &Out::stderr())?;
     boot(nym_hvt::Config {
         image,
         mem_size: mem,
@@ -466,56 +235,6 @@ fn run_kvm(
         gdb,
         net,
     })
-}
-
-/// The address the graph gives the stack over the monitor's link, if any.
-fn guest_ip(graph: &Graph, keys: &Keys) -> Option<std::net::Ipv4Addr> {
-    graph.nodes.iter().find_map(|n| {
-        let on_link = n.imp.name == "stack::direct"
-            && matches!(n.args.first(), Some(GArg::Node(i)) if graph.nodes[*i].imp.name == "netif::default");
-        match boot_value(graph, n.args.get(1)?, keys)? {
-            libos::Value::Cidr(c) if on_link => Some(c.addr),
-            _ => None,
-        }
-    })
-}
-
-/// The guest's network: `forwards` bound on the host's loopback now (so a
-/// port in use is reported before anything boots), to `guest_ip` or the
-/// conventional 10.0.2.15. `None` without forwards.
-pub fn net_config(
-    forwards: &[(u16, u16)],
-    guest_ip: Option<std::net::Ipv4Addr>,
-) -> Result<Option<nym_hvt::NetConfig>, CliError> {
-    if forwards.is_empty() {
-        return Ok(None);
-    }
-    let forwards = forwards
-        .iter()
-        .map(|&(host, guest)| {
-            let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, host))
-                .map_err(|source| CliError::Forward { port: host, source })?;
-            Ok(nym_hvt::Forward {
-                listener,
-                guest_port: guest,
-            })
-        })
-        .collect::<Result<_, CliError>>()?;
-    Ok(Some(nym_hvt::NetConfig {
-        forwards,
-        guest_ip: guest_ip.unwrap_or(nym_hvt::abi::NET_GUEST_IP.into()),
-    }))
-}
-
-/// Listens for gdb on `addr`, if given.
-pub fn listen(addr: Option<&str>) -> Result<Option<std::net::TcpListener>, CliError> {
-    addr.map(|a| {
-        std::net::TcpListener::bind(a).map_err(|source| CliError::Listen {
-            addr: a.to_owned(),
-            source,
-        })
-    })
-    .transpose()
 }
 
 /// `nym debug`: the monitor with its stub on a free loopback port, and a
@@ -536,7 +255,7 @@ pub fn debug(
     )?;
     let cmdline = guest_cmdline(&graph, key_args)?;
     let keys = Keys::parse(key_defaults(&graph), key_args)?;
-    let image = build_program(cwd, &project, &graph, false)?;
+    let image = build_program(cwd, &project, &graph, false, &Out::stderr())?;
     let listener = listen(Some("127.0.0.1:0"))?.ok_or(CliError::Listen {
         addr: "127.0.0.1:0".into(),
         source: std::io::Error::other("no listener"),
@@ -592,24 +311,6 @@ pub fn debug(
     }
     report(&outcome);
     Ok(ExitCode::from(outcome.status().clamp(0, 255) as u8))
-}
-
-fn key_defaults(graph: &Graph) -> Vec<(&str, libos::Value)> {
-    graph
-        .keys
-        .iter()
-        .map(|k| (k.name.as_str(), k.default.clone()))
-        .collect()
-}
-
-/// Checks the key arguments here (clear errors before a build) and joins
-/// them into a guest command line.
-fn guest_cmdline(graph: &Graph, key_args: &[String]) -> Result<String, CliError> {
-    if let Some(bad) = key_args.iter().find(|a| a.chars().any(char::is_whitespace)) {
-        return Err(CliError::GuestArg(bad.clone()));
-    }
-    Keys::parse(key_defaults(graph), key_args)?;
-    Ok(key_args.join(" "))
 }
 
 /// Boots an image in nym's monitor; the guest's status becomes nym's.

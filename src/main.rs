@@ -3,13 +3,9 @@
 //! One binary with subcommands. It holds no language logic of its own: it
 //! opens a project, hands the graph to `nym-graph` for checking and code
 //! generation, and to a target (`nym-unix` today) for running.
-mod cargo;
 mod commands;
 mod new;
-mod project;
-mod qemu;
 mod watch;
-mod xen;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -266,7 +262,7 @@ fn main() -> ExitCode {
                 path,
                 size: block_size,
             });
-            commands::listen(gdb.as_deref()).and_then(|gdb| {
+            nym_driver::build::listen(gdb.as_deref()).and_then(|gdb| {
                 commands::boot(nym_hvt::Config {
                     image: cwd.join(image),
                     mem_size: mem,
@@ -274,7 +270,7 @@ fn main() -> ExitCode {
                     block,
                     seccomp: true,
                     gdb,
-                    net: commands::net_config(&forwards, None)?,
+                    net: nym_driver::build::net_config(&forwards, None)?,
                 })
             })
         }

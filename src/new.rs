@@ -1,6 +1,6 @@
 //! `nym new`: a project from a template. The templates are the examples in
 //! the repository, so every template is built and tested as an example.
-use crate::cargo::nym_src;
+use nym_driver::cargo::nym_src;
 use std::path::{Path, PathBuf};
 
 /// A project template.
@@ -112,7 +112,7 @@ pub fn create(parent: &Path, name: &str, template: Template) -> Result<PathBuf, 
         "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
          [dependencies]\n{}\n\
          # A project of its own, even inside another Cargo workspace.\n[workspace]\n",
-        crate::cargo::path_dep("libos", &nym_src().join("libos"), "").trim_end()
+        nym_driver::cargo::path_dep("libos", &nym_src().join("libos"), "").trim_end()
     );
     let files = [
         ("Cargo.toml", manifest),

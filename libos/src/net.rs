@@ -7,6 +7,8 @@
 //! `targets/baremetal`.
 use crate::{BoxFuture, Flow};
 use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::net::SocketAddrV4;
 
 /// Why a network operation failed.
@@ -78,9 +80,15 @@ pub trait Stack: Send + Sync {
     fn listen(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn Listener>, NetError>>;
     /// Opens a TCP connection to `addr`.
     fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>>;
+    /// The stack's sockets and their states, one line each, for people
+    /// looking at a running stack (`:inspect` in the REPL).
+    fn describe(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 crate::delegate_arc!(Stack {
     fn listen(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn Listener>, NetError>>;
     fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>>;
+    fn describe(&self) -> Vec<String>;
 });

@@ -485,6 +485,15 @@ impl Stack for Direct {
             Ok(Box::new(flow) as Box<dyn Flow>)
         })
     }
+
+    fn describe(&self) -> Vec<alloc::string::String> {
+        let mut lines = alloc::vec![alloc::format!(
+            "listening on {:?}",
+            self.shared.state.lock().ports.iter().collect::<Vec<_>>()
+        )];
+        lines.extend(self.socket_states());
+        lines
+    }
 }
 
 /// A listener of [`Direct`]: a backlog of listening sockets on one port.

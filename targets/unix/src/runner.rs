@@ -175,6 +175,8 @@ pub struct Devices {
     ids: Vec<String>,
     /// The host stacks among the nodes, by node index: paused around a reload.
     sockets: Vec<(usize, devices::socket::Socket)>,
+    /// What `console::default()` is, when not standard output (a session's log).
+    console: Option<Arc<dyn libos::Console>>,
 }
 
 /// What [`Devices::rewire`] did, by node label.
@@ -189,12 +191,23 @@ pub struct Rewired {
 impl Devices {
     /// Builds every node of `graph` in order. Relative paths are taken from `root`.
     pub fn instantiate(graph: &Graph, keys: &Keys, root: &Path) -> Result<Devices, RunError> {
-        let none = Devices {
+        Ok(Devices::none(None).rewire(graph, keys, root)?.0)
+    }
+
+    /// No devices yet; `console::default()` will be `console` if given
+    /// (rather than standard output), here and in every rewired version.
+    pub fn none(console: Option<Arc<dyn libos::Console>>) -> Devices {
+        Devices {
             nodes: Vec::new(),
             ids: Vec::new(),
             sockets: Vec::new(),
-        };
-        Ok(none.rewire(graph, keys, root)?.0)
+            console,
+        }
+    }
+
+    /// The device of node `index` of the graph these devices were made for.
+    pub fn node(&self, index: usize) -> Option<&Arg> {
+        self.nodes.get(index)
     }
 
     /// The devices of `graph`, a new version of the graph these devices
@@ -215,6 +228,7 @@ impl Devices {
             nodes: Vec::with_capacity(graph.nodes.len()),
             ids: Vec::with_capacity(graph.nodes.len()),
             sockets: Vec::new(),
+            console: self.console.clone(),
         };
         let mut rewired = Rewired::default();
         for node in &graph.nodes {
@@ -247,7 +261,9 @@ impl Devices {
                 }
                 None => {
                     rewired.made.push(node.label.clone());
-                    if node.imp.name == "stack::socket" {
+                    if let (Some(c), "console::default") = (&self.console, node.imp.name) {
+                        Arg::Console(c.clone())
+                    } else if node.imp.name == "stack::socket" {
                         let socket = platform::socket_stack().map_err(|e| RunError::Init {
                             node: node.label.clone(),
                             imp: node.imp.name,

@@ -25,6 +25,8 @@ pub struct Socket(Arc<Shared>);
 
 struct Shared {
     parked: Mutex<HashMap<u16, TcpListener>>,
+    /// The ports jobs listen on now.
+    listening: Mutex<std::collections::BTreeSet<u16>>,
     paused: tokio::sync::watch::Sender<bool>,
     live: Arc<AtomicUsize>,
 }
@@ -34,6 +36,7 @@ impl Socket {
     pub fn new() -> Result<Socket, super::InitError> {
         Ok(Socket(Arc::new(Shared {
             parked: Mutex::default(),
+            listening: Mutex::default(),
             paused: tokio::sync::watch::Sender::new(false),
             live: Arc::default(),
         })))
@@ -90,6 +93,11 @@ impl Stack for Socket {
                     .await
                     .map_err(|e| net_error(&e))?,
             };
+            self.0
+                .listening
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(port);
             Ok(Box::new(SocketListener {
                 listener: Some(listener),
                 port,
@@ -103,6 +111,30 @@ impl Stack for Socket {
             let stream = TcpStream::connect(addr).await.map_err(|e| net_error(&e))?;
             Ok(self.flow(stream))
         })
+    }
+
+    fn describe(&self) -> Vec<String> {
+        let ports = |m: &Mutex<std::collections::BTreeSet<u16>>| {
+            m.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        let mut parked: Vec<u16> = self
+            .0
+            .parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        parked.sort_unstable();
+        vec![
+            format!("listening on {:?} (host sockets)", ports(&self.0.listening)),
+            format!("{} connection(s) open", self.open_flows()),
+            format!("parked for the next listen: {parked:?}"),
+        ]
     }
 }
 
@@ -151,6 +183,12 @@ impl Listener for SocketListener {
 
 impl Drop for SocketListener {
     fn drop(&mut self) {
+        self.stack
+            .0
+            .listening
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.port);
         if let Some(l) = self.listener.take() {
             self.stack
                 .0

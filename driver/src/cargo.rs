@@ -1,19 +1,24 @@
 //! Building generated crates with cargo: the in-process shim library and
 //! standalone programs. Cargo's progress and compiler errors go to the
-//! user's terminal as cargo prints them; nym reads the artifact paths from
-//! cargo's JSON messages.
+//! user's terminal (or a session's log) as cargo prints them; nym reads the
+//! artifact paths from cargo's JSON messages.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// nym's own source tree, where generated crates find libos and the targets.
 pub fn nym_src() -> PathBuf {
-    std::env::var_os("NYM_SRC")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+    std::env::var_os("NYM_SRC").map_or_else(
+        || {
+            let driver = Path::new(env!("CARGO_MANIFEST_DIR"));
+            driver.parent().unwrap_or(driver).to_owned()
+        },
+        PathBuf::from,
+    )
 }
 
 /// nym's Cargo.lock: generated crates start from it, so they build the same
 /// dependency versions as nym itself (and share compiled artifacts).
-const LOCKFILE: &str = include_str!("../Cargo.lock");
+const LOCKFILE: &str = include_str!("../../Cargo.lock");
 
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +86,7 @@ pub fn build(
     artifact: Artifact,
     release: bool,
     extra: &[String],
+    out: &crate::Out,
 ) -> Result<PathBuf, BuildError> {
     write(&krate.dir.join("Cargo.toml"), &krate.manifest)?;
     for (name, text) in &krate.files {
@@ -99,7 +105,11 @@ pub fn build(
         .arg(target_dir)
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(if out.is_stderr() {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
     if release {
         cmd.arg("--release");
     }
@@ -115,11 +125,31 @@ pub fn build(
     ] {
         cmd.env_remove(var);
     }
-    let out = cmd.output().map_err(BuildError::Spawn)?;
-    if !out.status.success() {
+    let mut child = cmd.spawn().map_err(BuildError::Spawn)?;
+    // cargo's progress and errors, line by line as it prints them, to a
+    // session's log (on the terminal they were inherited).
+    let forward = child.stderr.take().map(|err| {
+        let out = out.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                out.line(&line);
+            }
+        })
+    });
+    let mut json = Vec::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        use std::io::Read;
+        let _ = stdout.read_to_end(&mut json);
+    }
+    let status = child.wait().map_err(BuildError::Spawn)?;
+    if let Some(t) = forward {
+        let _ = t.join();
+    }
+    if !status.success() {
         return Err(BuildError::Failed);
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&json);
     let mut found = None;
     for line in stdout.lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {

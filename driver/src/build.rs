@@ -1,0 +1,241 @@
+//! From a checked graph to something that runs: the in-process shim
+//! library, compiled programs and images, key values, and the monitor's
+//! configuration derived from the graph.
+use crate::cargo::{self, Artifact, Crate};
+use crate::project::Project;
+use crate::{Error, Out};
+use nym_graph::check::GArg;
+use nym_graph::codegen;
+use nym_graph::{Graph, Target};
+use nym_unix::keys::Keys;
+use nym_unix::runner::Library;
+use std::path::{Path, PathBuf};
+
+pub fn rust_name(project: &Project) -> Result<(String, String), Error> {
+    match (&project.package, project.rust_name()) {
+        (Some(p), Some(r)) => Ok((p.clone(), r)),
+        _ => Err(Error::NoCrate(project.graph_path.clone())),
+    }
+}
+
+/// Builds the shim library exposing the graph's jobs to the in-process runner.
+pub fn build_shim(project: &Project, graph: &Graph, out: &Out) -> Result<PathBuf, Error> {
+    let (package, krate) = rust_name(project)?;
+    let src = cargo::nym_src();
+    let jobs: Vec<_> = graph.registered.iter().map(|&j| &graph.jobs[j]).collect();
+    let manifest = format!(
+        "[package]\nname = \"nym-shim-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [lib]\ncrate-type = [\"cdylib\"]\npath = \"lib.rs\"\n\n[dependencies]\n{}{}\n[workspace]\n",
+        cargo::path_dep(&package, &project.root, ""),
+        cargo::path_dep("libos", &src.join("libos"), ""),
+    );
+    let shim = Crate {
+        dir: project.nym_dir(Target::Unix).join("shim"),
+        manifest,
+        files: vec![("lib.rs", codegen::shim_rs(&jobs, &krate))],
+    };
+    Ok(cargo::build(
+        &shim,
+        &project.target_dir(),
+        Artifact::Cdylib,
+        false,
+        &[],
+        out,
+    )?)
+}
+
+/// Loads a fresh copy of the library: `dlopen` caches by path, and a copy
+/// lets the next build overwrite the original while this one runs.
+pub fn load_copy(project: &Project, so: &Path) -> Result<Library, Error> {
+    let dir = project.nym_dir(Target::Unix).join("loaded");
+    let io = |what: String| move |source| Error::Io { what, source };
+    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let copy = dir.join(format!("app-{}-{stamp}.so", std::process::id()));
+    std::fs::copy(so, &copy).map_err(io(format!("copying {}", so.display())))?;
+    let lib = Library::load(&copy);
+    // The mapping outlives the file; removing it now leaves nothing behind.
+    let _ = std::fs::remove_file(&copy);
+    Ok(lib?)
+}
+
+/// The multi-threaded tokio runtime the in-process jobs run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            what: "starting the runtime".into(),
+            source,
+        })
+}
+
+/// The values of the graph's keys: its defaults, overridden by `key_args`.
+pub fn key_values(graph: &Graph, key_args: &[String]) -> Result<Keys, Error> {
+    let defaults = graph
+        .keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.default.clone()))
+        .collect();
+    Ok(Keys::parse(defaults, key_args)?)
+}
+
+/// Generates the compiled program of `graph` for its target and builds it:
+/// a standalone executable on unix, an ELF image on kvm.
+pub fn build_program(
+    cwd: &Path,
+    project: &Project,
+    graph: &Graph,
+    release: bool,
+    out: &Out,
+) -> Result<PathBuf, Error> {
+    let target = graph.target;
+    let (package, krate) = rust_name(project)?;
+    let src = cargo::nym_src();
+    let main = codegen::main_rs(graph, &krate, &project.root)?;
+    let (runtime, extra, profile, file) = match target {
+        Target::Unix => (cargo::path_dep("nym-unix", &src.join("targets/unix"), ""), vec![], String::new(), graph.name.clone()),
+        Target::Kvm | Target::Qemu | Target::Xen => (
+            cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), ""),
+            cargo::guest_args(),
+            "\n[profile.dev]\npanic = \"abort\"\n\n\
+             # libos, smoltcp and the allocator optimised: unoptimised they are\n\
+             # too slow to answer a SYN in time. The rest stays steppable in gdb.\n\
+             [profile.dev.package.smoltcp]\nopt-level = 2\n\
+             [profile.dev.package.linked_list_allocator]\nopt-level = 2\n\
+             [profile.dev.package.libos]\nopt-level = 2\n\n\
+             [profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n"
+                .to_owned(),
+            format!("{}.elf", graph.name),
+        ),
+    };
+    let manifest = format!(
+        "[package]\nname = \"nym-main-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [[bin]]\nname = \"{}\"\npath = \"main.rs\"\ntest = false\nbench = false\n\n[dependencies]\n{}{}{runtime}{profile}\n[workspace]\n",
+        graph.name,
+        cargo::path_dep(&package, &project.root, ""),
+        cargo::path_dep("libos", &src.join("libos"), ""),
+    );
+    let dir = project.nym_dir(target);
+    let gen = Crate {
+        dir: dir.join("main"),
+        manifest,
+        files: vec![("main.rs", main)],
+    };
+    let exe = cargo::build(
+        &gen,
+        &project.target_dir(),
+        Artifact::Bin,
+        release,
+        &extra,
+        out,
+    )?;
+    let out_file = dir.join(file);
+    std::fs::copy(&exe, &out_file).map_err(|source| Error::Io {
+        what: format!("copying {} to {}", exe.display(), out_file.display()),
+        source,
+    })?;
+    out.line(&format!(
+        "built {} (generated code: {})",
+        out_path_display(cwd, &out_file),
+        dir.join("main/main.rs").display()
+    ));
+    Ok(out_file)
+}
+
+fn out_path_display(cwd: &Path, p: &Path) -> String {
+    p.strip_prefix(cwd).unwrap_or(p).display().to_string()
+}
+
+/// The value an argument has at boot: a literal, or a key's value.
+pub fn boot_value(graph: &Graph, a: &GArg, keys: &Keys) -> Option<libos::Value> {
+    match a {
+        GArg::Value(v) => Some(v.clone()),
+        GArg::Key(k) => keys.get(&graph.keys[*k].name).cloned(),
+        GArg::Node(_) => None,
+    }
+}
+
+/// The host file behind the graph's `block::file`, if it has one.
+pub fn block_file(project: &Project, graph: &Graph, keys: &Keys) -> Option<nym_hvt::BlockFile> {
+    let node = graph.nodes.iter().find(|n| n.imp.name == "block::file")?;
+    let path = match boot_value(graph, &node.args[0], keys)? {
+        libos::Value::Str(p) => project.root.join(p),
+        _ => return None,
+    };
+    let size = match boot_value(graph, &node.args[1], keys)? {
+        libos::Value::Int(s) => u64::try_from(s).ok()?,
+        _ => return None,
+    };
+    Some(nym_hvt::BlockFile { path, size })
+}
+
+/// The address the graph gives the stack over the monitor's link, if any.
+pub fn guest_ip(graph: &Graph, keys: &Keys) -> Option<std::net::Ipv4Addr> {
+    graph.nodes.iter().find_map(|n| {
+        let on_link = n.imp.name == "stack::direct"
+            && matches!(n.args.first(), Some(GArg::Node(i)) if graph.nodes[*i].imp.name == "netif::default");
+        match boot_value(graph, n.args.get(1)?, keys)? {
+            libos::Value::Cidr(c) if on_link => Some(c.addr),
+            _ => None,
+        }
+    })
+}
+
+/// The guest's network: `forwards` bound on the host's loopback now (so a
+/// port in use is reported before anything boots), to `guest_ip` or the
+/// conventional 10.0.2.15. `None` without forwards.
+pub fn net_config(
+    forwards: &[(u16, u16)],
+    guest_ip: Option<std::net::Ipv4Addr>,
+) -> Result<Option<nym_hvt::NetConfig>, Error> {
+    if forwards.is_empty() {
+        return Ok(None);
+    }
+    let forwards = forwards
+        .iter()
+        .map(|&(host, guest)| {
+            let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, host))
+                .map_err(|source| Error::Forward { port: host, source })?;
+            Ok(nym_hvt::Forward {
+                listener,
+                guest_port: guest,
+            })
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(Some(nym_hvt::NetConfig {
+        forwards,
+        guest_ip: guest_ip.unwrap_or(nym_hvt::abi::NET_GUEST_IP.into()),
+    }))
+}
+
+/// Listens for gdb on `addr`, if given.
+pub fn listen(addr: Option<&str>) -> Result<Option<std::net::TcpListener>, Error> {
+    addr.map(|a| {
+        std::net::TcpListener::bind(a).map_err(|source| Error::Listen {
+            addr: a.to_owned(),
+            source,
+        })
+    })
+    .transpose()
+}
+
+pub fn key_defaults(graph: &Graph) -> Vec<(&str, libos::Value)> {
+    graph
+        .keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.default.clone()))
+        .collect()
+}
+
+/// Checks the key arguments here (clear errors before a build) and joins
+/// them into a guest command line.
+pub fn guest_cmdline(graph: &Graph, key_args: &[String]) -> Result<String, Error> {
+    if let Some(bad) = key_args.iter().find(|a| a.chars().any(char::is_whitespace)) {
+        return Err(Error::GuestArg(bad.clone()));
+    }
+    Keys::parse(key_defaults(graph), key_args)?;
+    Ok(key_args.join(" "))
+}
