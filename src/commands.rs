@@ -28,7 +28,7 @@ pub(crate) fn checked(
     args: &ProjectArgs,
     short: bool,
 ) -> Result<(Project, Option<Graph>, usize, usize), CliError> {
-    let project = Project::open(cwd, args.file.as_deref())?;
+    let project = Project::open_in(cwd, args.file.as_deref(), args.root.as_deref())?;
     let krate = project.krate();
     let analysis = analyze(&project.source, args.target.into(), krate.as_ref());
     let name = project.display_path(cwd);

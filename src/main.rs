@@ -53,6 +53,10 @@ pub struct ProjectArgs {
     /// The target to check the graph for.
     #[arg(long, short = 't', value_enum, default_value = "unix")]
     target: TargetArg,
+    /// The project's directory, when the graph file lives elsewhere (how a
+    /// session boots its in-memory graph).
+    #[arg(long, hide = true)]
+    root: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -154,6 +158,12 @@ enum Command {
     },
     /// Serve the Language Server Protocol on stdio for *.nym files.
     Lsp,
+    /// An interactive session: bind devices, check, run, inspect, swap.
+    Repl {
+        /// The graph file (default: unikernel.nym here or in a parent directory).
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
+    },
     /// Generate the compiled program for a target and build it.
     Build {
         #[command(flatten)]
@@ -218,6 +228,9 @@ fn main() -> ExitCode {
                 source,
             }),
         },
+        Command::Repl { file } => nym_repl::Session::open(&cwd, file.as_deref())
+            .map(nym_repl::repl::run)
+            .map_err(Into::into),
         Command::Check { project, short } => commands::check(&cwd, &project, short),
         Command::Fmt { file, check } => commands::fmt(&cwd, file.as_deref(), check),
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),

@@ -27,6 +27,7 @@ pub enum ProjectError {
 }
 
 /// An opened project.
+#[derive(Debug, Clone)]
 pub struct Project {
     /// The directory holding the graph and Cargo.toml.
     pub root: PathBuf,
@@ -42,6 +43,18 @@ impl Project {
     /// Opens the project at `file` if given, else the nearest one at or
     /// above `cwd`.
     pub fn open(cwd: &Path, file: Option<&Path>) -> Result<Project, ProjectError> {
+        Project::open_in(cwd, file, None)
+    }
+
+    /// Like [`Project::open`], with the project's directory (its Cargo.toml,
+    /// relative paths) at `root` rather than beside the graph file: a
+    /// session's graph, written elsewhere to be booted, is still the
+    /// project's.
+    pub fn open_in(
+        cwd: &Path,
+        file: Option<&Path>,
+        root: Option<&Path>,
+    ) -> Result<Project, ProjectError> {
         let graph_path = match file {
             Some(f) => cwd.join(f),
             None => cwd
@@ -54,9 +67,12 @@ impl Project {
             path: graph_path.clone(),
             source,
         })?;
-        let root = graph_path
-            .parent()
-            .map_or_else(|| cwd.to_owned(), Path::to_owned);
+        let root = match root {
+            Some(r) => cwd.join(r),
+            None => graph_path
+                .parent()
+                .map_or_else(|| cwd.to_owned(), Path::to_owned),
+        };
         let cargo = root.join("Cargo.toml");
         let package = match std::fs::read_to_string(&cargo) {
             Ok(text) => Some(package_name(&text).ok_or(ProjectError::NoPackageName(cargo))?),

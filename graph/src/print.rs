@@ -129,3 +129,139 @@ pub fn dot(g: &Graph) -> String {
     out.push_str("}\n");
     out
 }
+
+/// The graph drawn as boxes and arrows in text, for terminals: one box per
+/// device and registered job, in dependency order from the top, and lanes
+/// on the right carrying each device to the boxes that take it (`◀`).
+///
+/// ```text
+/// ┌──────────────────────────┐
+/// │ console: console::default│──┐
+/// └──────────────────────────┘  │
+/// ┌──────────────────────────┐  │
+/// │ hello: job hello::start  │◀─┘
+/// └──────────────────────────┘
+/// ```
+pub fn boxes(g: &Graph) -> String {
+    let mut items: Vec<(String, Vec<usize>)> = g
+        .nodes
+        .iter()
+        .map(|n| (format!("{}: {}", n.label, n.imp.name), inputs(&n.args)))
+        .collect();
+    for &j in &g.registered {
+        let job = &g.jobs[j];
+        items.push((
+            format!("{}: job {}", job.label, job.sig.path),
+            inputs(&job.args),
+        ));
+    }
+    let inner = items
+        .iter()
+        .map(|(t, _)| t.chars().count())
+        .max()
+        .unwrap_or(0);
+    let width = inner + 4;
+    // Each producer's lane runs from under its box to its last consumer.
+    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); items.len()];
+    for (c, (_, ins)) in items.iter().enumerate() {
+        for &p in ins {
+            consumers[p].push(c);
+        }
+    }
+    let mut lane_of = vec![None; items.len()];
+    let mut lane_end: Vec<usize> = Vec::new();
+    for p in 0..items.len() {
+        let Some(&last) = consumers[p].last() else {
+            continue;
+        };
+        let (start, end) = (3 * p + 2, 3 * last + 1);
+        let lane = match lane_end.iter().position(|&e| e < start) {
+            Some(l) => {
+                lane_end[l] = end;
+                l
+            }
+            None => {
+                lane_end.push(end);
+                lane_end.len() - 1
+            }
+        };
+        lane_of[p] = Some(lane);
+    }
+    let cols = width + 2 + 2 * lane_end.len();
+    let mut grid = vec![vec![' '; cols]; 3 * items.len()];
+    for (i, (text, _)) in items.iter().enumerate() {
+        let pad = inner - text.chars().count();
+        let rows = [
+            format!("┌{}┐", "─".repeat(width - 2)),
+            format!("│ {text}{} │", " ".repeat(pad)),
+            format!("└{}┘", "─".repeat(width - 2)),
+        ];
+        for (r, row) in rows.iter().enumerate() {
+            for (c, ch) in row.chars().enumerate() {
+                grid[3 * i + r][c] = ch;
+            }
+        }
+    }
+    let x_of = |lane: usize| width + 2 + 2 * lane;
+    let cross = |cell: &mut char, ch: char| {
+        *cell = match (*cell, ch) {
+            ('│', '─') | ('─', '│') => '┼',
+            (' ', c) => c,
+            (old, _) => old,
+        }
+    };
+    for p in 0..items.len() {
+        let Some(lane) = lane_of[p] else { continue };
+        let x = x_of(lane);
+        let (start, end) = (3 * p + 2, 3 * consumers[p].last().copied().unwrap_or(p) + 1);
+        for row in grid.iter_mut().take(end).skip(start + 1) {
+            cross(&mut row[x], '│');
+        }
+        for c in width..x {
+            cross(&mut grid[start][c], '─');
+        }
+        grid[start][x] = '┐';
+    }
+    for (c, (_, ins)) in items.iter().enumerate() {
+        let row = 3 * c + 1;
+        let lanes: Vec<(usize, bool)> = ins
+            .iter()
+            .filter_map(|&p| lane_of[p].map(|l| (x_of(l), consumers[p].last() == Some(&c))))
+            .collect();
+        let Some(far) = lanes.iter().map(|l| l.0).max() else {
+            continue;
+        };
+        grid[row][width] = '◀';
+        for x in width + 1..far {
+            cross(&mut grid[row][x], '─');
+        }
+        for &(x, ends) in &lanes {
+            grid[row][x] = match (x == far, ends) {
+                (true, true) => '┘',
+                (true, false) => '┤',
+                (false, true) => '┴',
+                (false, false) => '┼',
+            };
+        }
+    }
+    let mut out = String::new();
+    for row in grid {
+        let line: String = row.into_iter().collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The nodes `args` takes, each once, in order.
+fn inputs(args: &[GArg]) -> Vec<usize> {
+    let mut v: Vec<usize> = Vec::new();
+    for a in args {
+        if let GArg::Node(n) = a {
+            if !v.contains(n) {
+                v.push(*n);
+            }
+        }
+    }
+    v
+}
