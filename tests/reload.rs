@@ -2,64 +2,16 @@
 //! looping on it, and edits to the code and the graph.
 mod common;
 
-use common::{nym, project, Server};
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
-use std::path::Path;
+use common::{edit, get, nym, project, put, wait_for_body, Server};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// One `GET path` on a fresh connection: the body, or why there is none.
-fn get(port: u16, path: &str) -> Result<String, std::io::Error> {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)?;
-    Ok(answer
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, body)| body.to_owned()))
-}
-
-fn put(port: u16, path: &str, body: &str) {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-    write!(
-        s,
-        "PUT {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
-}
+use std::time::Duration;
 
 /// What a client looping on `GET /` saw.
 #[derive(Default)]
 struct Seen {
     bodies: Vec<String>,
     failures: Vec<String>,
-}
-
-fn edit(file: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(file).unwrap();
-    assert!(text.contains(from), "{} lacks {from:?}", file.display());
-    std::fs::write(file, text.replace(from, to)).unwrap();
-}
-
-fn wait_for_body(port: u16, path: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if get(port, path).is_ok_and(|b| b == want) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{path} never answered {want:?}");
 }
 
 #[test]

@@ -173,6 +173,8 @@ pub struct Devices {
     /// with the identities of the nodes it takes in place of them. Equal
     /// identities across two versions of a graph mean the same device.
     ids: Vec<String>,
+    /// Each node's label in its graph.
+    labels: Vec<String>,
     /// The host stacks among the nodes, by node index: paused around a reload.
     sockets: Vec<(usize, devices::socket::Socket)>,
     /// What `console::default()` is, when not standard output (a session's log).
@@ -200,6 +202,7 @@ impl Devices {
         Devices {
             nodes: Vec::new(),
             ids: Vec::new(),
+            labels: Vec::new(),
             sockets: Vec::new(),
             console,
         }
@@ -220,37 +223,56 @@ impl Devices {
         keys: &Keys,
         root: &Path,
     ) -> Result<(Devices, Rewired), RunError> {
-        let mut old: std::collections::HashMap<&str, Vec<usize>> = Default::default();
-        for (i, id) in self.ids.iter().enumerate().rev() {
-            old.entry(id.as_str()).or_default().push(i);
+        // Each new node's identity: its implementation and arguments, with
+        // the identities of the nodes it takes in their place.
+        let mut ids: Vec<String> = Vec::with_capacity(graph.nodes.len());
+        for node in &graph.nodes {
+            let args: Vec<String> = node
+                .args
+                .iter()
+                .map(|g| match g {
+                    GArg::Node(n) => ids[*n].clone(),
+                    GArg::Value(v) => format!("{v:?}"),
+                    GArg::Key(k) => format!("{:?}", keys.get(&graph.keys[*k].name)),
+                })
+                .collect();
+            ids.push(format!("{}({})", node.imp.name, args.join(", ")));
+        }
+        // Which old device each node keeps: one of the same identity and
+        // the same name first (two `kv::mem()` keep their own contents),
+        // then one of the same identity under another name (a rename).
+        let mut taken = vec![false; self.ids.len()];
+        let mut reuse: Vec<Option<usize>> = vec![None; graph.nodes.len()];
+        for same_name in [true, false] {
+            for (j, node) in graph.nodes.iter().enumerate() {
+                if reuse[j].is_some() {
+                    continue;
+                }
+                let found = (0..self.ids.len()).find(|&i| {
+                    !taken[i]
+                        && self.ids[i] == ids[j]
+                        && (!same_name || self.labels[i] == node.label)
+                });
+                if let Some(i) = found {
+                    taken[i] = true;
+                    reuse[j] = Some(i);
+                }
+            }
         }
         let mut devices = Devices {
             nodes: Vec::with_capacity(graph.nodes.len()),
             ids: Vec::with_capacity(graph.nodes.len()),
+            labels: graph.nodes.iter().map(|n| n.label.clone()).collect(),
             sockets: Vec::new(),
             console: self.console.clone(),
         };
         let mut rewired = Rewired::default();
-        for node in &graph.nodes {
+        for ((node, id), reused) in graph.nodes.iter().zip(ids).zip(reuse) {
             let args = node
                 .args
                 .iter()
                 .map(|a| devices.arg(graph, a, keys))
                 .collect::<Result<Vec<_>, _>>()?;
-            let id = format!(
-                "{}({})",
-                node.imp.name,
-                node.args
-                    .iter()
-                    .map(|g| match g {
-                        GArg::Node(n) => devices.ids[*n].clone(),
-                        GArg::Value(v) => format!("{v:?}"),
-                        GArg::Key(k) => format!("{:?}", keys.get(&graph.keys[*k].name)),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let reused = old.get_mut(id.as_str()).and_then(Vec::pop);
             let made = match reused {
                 Some(i) => {
                     rewired.kept.push(node.label.clone());
@@ -592,6 +614,19 @@ mod tests {
             1,
             "the kept host stack is still paused and resumed"
         );
+
+        // A new device like an old one, bound before it, does not take its
+        // place: each keeps the device of its own name.
+        let v3 = graph(
+            "let x = kv::mem(); let a = kv::mem(); let s = stack::socket();\n\
+             let j = job app::start(x, a, s); register(\"x\", [j]);",
+        );
+        let (new, rewired) = devices.rewire(&v3, &keys(&v3), dir.path()).unwrap();
+        assert!(rewired.kept.contains(&"a".to_owned()), "{rewired:?}");
+        let Arg::Kv(a3) = new.nodes[1].clone() else {
+            panic!()
+        };
+        assert_eq!(rt.block_on(a3.get("k")).unwrap(), b"kept");
     }
 
     fn sample_device(k: nym_graph::Kind) -> Arg {
