@@ -37,7 +37,7 @@ ensure_backports() {
 
 # Debian packages: binary to look for, package that provides it.
 missing=()
-for pair in dot:graphviz gdb:gdb nvim:neovim curl:curl openssl:openssl ip:iproute2; do
+for pair in dot:graphviz gdb:gdb nvim:neovim curl:curl openssl:openssl ip:iproute2 tmux:tmux; do
     bin=${pair%%:*} pkg=${pair#*:}
     command -v "$bin" >/dev/null || missing+=("$pkg")
 done

@@ -158,6 +158,17 @@ enum Command {
     },
     /// Serve the Language Server Protocol on stdio for *.nym files.
     Lsp,
+    /// The notebook: cells of graph, Rust and Markdown, the device graph,
+    /// the log and the run state on one screen (Ctrl-Q leaves).
+    Tui {
+        /// The notebook (Markdown with ```nym and ```rust cells); made on
+        /// the first save if it does not exist.
+        #[arg(default_value = "notebook.md")]
+        notebook: PathBuf,
+        /// The graph file (default: unikernel.nym here or in a parent directory).
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
+    },
     /// An interactive session: bind devices, check, run, inspect, swap.
     Repl {
         /// The graph file (default: unikernel.nym here or in a parent directory).
@@ -228,6 +239,9 @@ fn main() -> ExitCode {
                 source,
             }),
         },
+        Command::Tui { notebook, file } => nym_repl::Session::open(&cwd, file.as_deref())
+            .map(|s| nym_tui::run(s, &cwd.join(notebook)))
+            .map_err(Into::into),
         Command::Repl { file } => nym_repl::Session::open(&cwd, file.as_deref())
             .map(nym_repl::repl::run)
             .map_err(Into::into),

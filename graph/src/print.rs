@@ -133,6 +133,7 @@ pub fn dot(g: &Graph) -> String {
 /// The graph drawn as boxes and arrows in text, for terminals: one box per
 /// device and registered job, in dependency order from the top, and lanes
 /// on the right carrying each device to the boxes that take it (`◀`).
+/// With `detail`, each box names its implementation too.
 ///
 /// ```text
 /// ┌──────────────────────────┐
@@ -142,16 +143,23 @@ pub fn dot(g: &Graph) -> String {
 /// │ hello: job hello::start  │◀─┘
 /// └──────────────────────────┘
 /// ```
-pub fn boxes(g: &Graph) -> String {
+pub fn boxes(g: &Graph, detail: bool) -> String {
+    let text = |label: &str, what: String| {
+        if detail {
+            format!("{label}: {what}")
+        } else {
+            label.to_owned()
+        }
+    };
     let mut items: Vec<(String, Vec<usize>)> = g
         .nodes
         .iter()
-        .map(|n| (format!("{}: {}", n.label, n.imp.name), inputs(&n.args)))
+        .map(|n| (text(&n.label, n.imp.name.to_owned()), inputs(&n.args)))
         .collect();
     for &j in &g.registered {
         let job = &g.jobs[j];
         items.push((
-            format!("{}: job {}", job.label, job.sig.path),
+            text(&job.label, format!("job {}", job.sig.path)),
             inputs(&job.args),
         ));
     }

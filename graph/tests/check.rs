@@ -694,3 +694,50 @@ register("hello", [j]);
         "#]],
     );
 }
+
+/// The boxes-and-lanes drawing: a device shared by two jobs has one lane
+/// with a branch to each, and lanes cross what they pass.
+#[test]
+fn boxes_draw_each_device_to_the_boxes_that_take_it() {
+    let src = "let console = console::default();\nlet time = time::default();\n\
+               let kv = kv::mem();\nlet a = job hello::start(console, time, 1);\n\
+               let b = job hello::store(console, kv);\nregister(\"x\", [a, b]);";
+    let a = analyze(src, Target::Unix, Some(app()));
+    let g = a.graph().expect("the graph checks");
+    expect![[r#"
+        ┌───────────────────────────┐
+        │ console: console::default │
+        └───────────────────────────┘──┐
+        ┌───────────────────────────┐  │
+        │ time: time::default       │  │
+        └───────────────────────────┘──┼─┐
+        ┌───────────────────────────┐  │ │
+        │ kv: kv::mem               │  │ │
+        └───────────────────────────┘──┼─┼─┐
+        ┌───────────────────────────┐  │ │ │
+        │ a: job hello::start       │◀─┼─┘ │
+        └───────────────────────────┘  │   │
+        ┌───────────────────────────┐  │   │
+        │ b: job hello::store       │◀─┴───┘
+        └───────────────────────────┘
+    "#]]
+    .assert_eq(&print::boxes(g, true));
+    expect![[r#"
+        ┌─────────┐
+        │ console │
+        └─────────┘──┐
+        ┌─────────┐  │
+        │ time    │  │
+        └─────────┘──┼─┐
+        ┌─────────┐  │ │
+        │ kv      │  │ │
+        └─────────┘──┼─┼─┐
+        ┌─────────┐  │ │ │
+        │ a       │◀─┼─┘ │
+        └─────────┘  │   │
+        ┌─────────┐  │   │
+        │ b       │◀─┴───┘
+        └─────────┘
+    "#]]
+    .assert_eq(&print::boxes(g, false));
+}

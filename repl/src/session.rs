@@ -621,7 +621,7 @@ impl Session {
         let analysis = self.analysis();
         match analysis.checked.graph {
             Some(g) if rest == "--dot" => Reply::ok(print::dot(&g)),
-            Some(g) => Reply::ok(print::boxes(&g)),
+            Some(g) => Reply::ok(print::boxes(&g, true)),
             None if self.entries.is_empty() => {
                 Reply::ok("the graph is empty: bind a device, `let kv = kv::mem();`")
             }

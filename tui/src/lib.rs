@@ -1,0 +1,739 @@
+//! # nym-tui: the notebook
+//!
+//! `nym tui [NOTEBOOK.md]` opens a notebook over the same
+//! [`Session`](nym_repl::Session) the REPL drives: cells of graph text and
+//! commands (`nym`), Rust, or Markdown; each cell's output under it; the
+//! device graph drawn as boxes and lanes; the log of the running stack; a
+//! status bar (target, run state, reloads, last build) and a line of keys.
+//!
+//! Every binding has a Ctrl+letter form, since terminals (and tmux) send
+//! nothing distinct for Ctrl+Enter or Shift+Enter. The file is Markdown
+//! with fenced cells ([`nym_repl::notebook`]); outputs are not stored.
+use nym_repl::notebook::{self, Cell, CellKind};
+use nym_repl::{Reply, Session};
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::Frame;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A cell with its last output.
+struct View {
+    cell: Cell,
+    output: Option<Reply>,
+    collapsed: bool,
+}
+
+/// The cell being edited.
+struct Edit {
+    lines: Vec<String>,
+    row: usize,
+    /// In characters.
+    col: usize,
+}
+
+/// The notebook's state.
+pub struct App {
+    session: Session,
+    path: PathBuf,
+    cells: Vec<View>,
+    selected: usize,
+    edit: Option<Edit>,
+    dirty: bool,
+    message: String,
+    quit: bool,
+}
+
+const KEYS_NAV: &str =
+    "⏎ edit ^R run ^A all ^N/^P new ^D del ^K/^J move ^T kind ^O fold ^S save ^Q quit";
+const KEYS_EDIT: &str = "editing: Esc done  ^R run  arrows move  ⏎ new line";
+
+impl App {
+    /// A notebook at `path` (read if it exists) over `session`.
+    pub fn open(session: Session, path: &Path) -> Result<App, String> {
+        let cells = match std::fs::read_to_string(path) {
+            Ok(text) => notebook::parse(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let mut cells: Vec<View> = cells
+            .into_iter()
+            .map(|cell| View {
+                cell,
+                output: None,
+                collapsed: false,
+            })
+            .collect();
+        if cells.is_empty() {
+            cells.push(View {
+                cell: Cell::new(CellKind::Nym, ""),
+                output: None,
+                collapsed: false,
+            });
+        }
+        Ok(App {
+            session,
+            path: path.to_owned(),
+            cells,
+            selected: 0,
+            edit: None,
+            dirty: false,
+            message: String::new(),
+            quit: false,
+        })
+    }
+
+    /// Whether the user asked to leave.
+    pub fn quitting(&self) -> bool {
+        self.quit
+    }
+
+    /// The outputs shown, cell by cell (for tests).
+    pub fn outputs(&self) -> Vec<Option<&Reply>> {
+        self.cells.iter().map(|v| v.output.as_ref()).collect()
+    }
+
+    /// Runs cell `i`.
+    pub fn run_cell(&mut self, i: usize) -> bool {
+        self.commit_edit();
+        let Some(view) = self.cells.get(i) else {
+            return false;
+        };
+        let reply = self.session.eval_cell(&view.cell);
+        let ok = !reply.error;
+        if reply.quit {
+            self.quit = true;
+        }
+        let view = &mut self.cells[i];
+        view.output = (view.cell.kind != CellKind::Markdown).then_some(reply);
+        view.collapsed = false;
+        ok
+    }
+
+    /// Runs every cell in order, stopping at the first that fails.
+    pub fn run_all(&mut self) {
+        for i in 0..self.cells.len() {
+            self.selected = i;
+            if !self.run_cell(i) {
+                self.message = format!("stopped at cell {}", i + 1);
+                return;
+            }
+        }
+        self.message = format!("ran {} cell(s)", self.cells.len());
+    }
+
+    fn commit_edit(&mut self) {
+        if let Some(e) = self.edit.take() {
+            let text = e.lines.join("\n");
+            if self.cells[self.selected].cell.source != text {
+                self.cells[self.selected].cell.source = text;
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn save(&mut self) {
+        self.commit_edit();
+        let cells: Vec<Cell> = self.cells.iter().map(|v| v.cell.clone()).collect();
+        match std::fs::write(&self.path, notebook::write(&cells)) {
+            Ok(()) => {
+                self.dirty = false;
+                self.message = format!("saved {}", self.path.display());
+            }
+            Err(e) => self.message = format!("cannot save {}: {e}", self.path.display()),
+        }
+    }
+
+    fn insert(&mut self, at: usize) {
+        self.commit_edit();
+        let kind = self
+            .cells
+            .get(self.selected)
+            .map_or(CellKind::Nym, |v| v.cell.kind);
+        let kind = if kind == CellKind::Markdown {
+            CellKind::Nym
+        } else {
+            kind
+        };
+        self.cells.insert(
+            at,
+            View {
+                cell: Cell::new(kind, ""),
+                output: None,
+                collapsed: false,
+            },
+        );
+        self.selected = at;
+        self.edit = Some(Edit {
+            lines: vec![String::new()],
+            row: 0,
+            col: 0,
+        });
+        self.dirty = true;
+    }
+
+    /// Handles one key.
+    pub fn key(&mut self, k: KeyEvent) {
+        if k.kind == KeyEventKind::Release {
+            return;
+        }
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        // Bindings that work in both modes.
+        match (ctrl, k.code) {
+            (true, KeyCode::Char('r')) => {
+                let i = self.selected;
+                self.message = if self.run_cell(i) {
+                    String::new()
+                } else {
+                    format!("cell {} failed", i + 1)
+                };
+                return;
+            }
+            (true, KeyCode::Char('s')) => return self.save(),
+            (true, KeyCode::Char('q')) => {
+                self.quit = true;
+                return;
+            }
+            _ => {}
+        }
+        if let Some(e) = &mut self.edit {
+            edit_key(e, k);
+            if k.code == KeyCode::Esc {
+                self.commit_edit();
+            }
+            return;
+        }
+        let last = self.cells.len().saturating_sub(1);
+        match (ctrl, k.code) {
+            (false, KeyCode::Up | KeyCode::Char('k')) => {
+                self.selected = self.selected.saturating_sub(1)
+            }
+            (false, KeyCode::Down | KeyCode::Char('j')) => {
+                self.selected = (self.selected + 1).min(last)
+            }
+            (false, KeyCode::Enter) | (true, KeyCode::Char('e')) => {
+                let lines: Vec<String> = self.cells[self.selected]
+                    .cell
+                    .source
+                    .split('\n')
+                    .map(str::to_owned)
+                    .collect();
+                let row = lines.len() - 1;
+                let col = lines[row].chars().count();
+                self.edit = Some(Edit { lines, row, col });
+            }
+            (true, KeyCode::Char('a')) => self.run_all(),
+            (true, KeyCode::Char('n')) | (false, KeyCode::Char('b')) => {
+                self.insert(self.selected + 1)
+            }
+            (true, KeyCode::Char('p')) | (false, KeyCode::Char('a')) => self.insert(self.selected),
+            (true, KeyCode::Char('d')) => {
+                if self.cells.len() > 1 {
+                    self.cells.remove(self.selected);
+                    self.selected = self.selected.min(self.cells.len() - 1);
+                } else {
+                    self.cells[0] = View {
+                        cell: Cell::new(CellKind::Nym, ""),
+                        output: None,
+                        collapsed: false,
+                    };
+                }
+                self.dirty = true;
+            }
+            (true, KeyCode::Char('k')) if self.selected > 0 => {
+                self.cells.swap(self.selected, self.selected - 1);
+                self.selected -= 1;
+                self.dirty = true;
+            }
+            (true, KeyCode::Char('j')) if self.selected < last => {
+                self.cells.swap(self.selected, self.selected + 1);
+                self.selected += 1;
+                self.dirty = true;
+            }
+            (true, KeyCode::Char('t')) => {
+                let c = &mut self.cells[self.selected];
+                c.cell.kind = match c.cell.kind {
+                    CellKind::Nym => CellKind::Rust,
+                    CellKind::Rust => CellKind::Markdown,
+                    CellKind::Markdown => CellKind::Nym,
+                };
+                c.output = None;
+                self.dirty = true;
+            }
+            (true, KeyCode::Char('o')) => {
+                let c = &mut self.cells[self.selected];
+                c.collapsed = !c.collapsed;
+            }
+            _ => {}
+        }
+    }
+
+    /// Draws the whole screen.
+    pub fn draw(&self, f: &mut Frame) {
+        let [main, status, keys] = Layout::vertical([
+            Constraint::Min(3),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(f.area());
+        let [book, side] =
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                .areas(main);
+        let [graph, log] =
+            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(side);
+        self.draw_cells(f, book);
+        self.draw_graph(f, graph);
+        self.draw_log(f, log);
+        let st = self.session.status();
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let mut bar = format!(
+            " {name}{} │ {} │ {} │ reloads {}",
+            if self.dirty { "*" } else { "" },
+            self.session.target(),
+            st.state,
+            st.reloads
+        );
+        if let Some(b) = st.last_build {
+            bar += &format!(" │ build {} ms", b.as_millis());
+        }
+        if !self.message.is_empty() {
+            bar += &format!(" │ {}", self.message);
+        }
+        f.render_widget(
+            Paragraph::new(bar).style(Style::new().bg(Color::Blue).fg(Color::White)),
+            status,
+        );
+        let help = if self.edit.is_some() {
+            KEYS_EDIT
+        } else {
+            KEYS_NAV
+        };
+        f.render_widget(
+            Paragraph::new(help).style(Style::new().add_modifier(Modifier::DIM)),
+            keys,
+        );
+    }
+
+    /// The lines a cell shows: its source (or the edit buffer), then its output.
+    fn cell_lines(&self, i: usize) -> (Vec<Line<'static>>, Vec<Line<'static>>) {
+        let v = &self.cells[i];
+        let source: Vec<String> = match (&self.edit, i == self.selected) {
+            (Some(e), true) => e.lines.clone(),
+            _ => v.cell.source.split('\n').map(str::to_owned).collect(),
+        };
+        let src = source
+            .into_iter()
+            .map(|l| match v.cell.kind {
+                CellKind::Markdown if l.starts_with('#') => {
+                    Line::styled(l, Style::new().add_modifier(Modifier::BOLD))
+                }
+                _ => Line::raw(l),
+            })
+            .collect();
+        let out = match &v.output {
+            None => Vec::new(),
+            Some(r) if r.text.is_empty() => Vec::new(),
+            Some(r) if v.collapsed => vec![Line::styled(
+                format!("[output: {} line(s), ^O shows it]", r.text.lines().count()),
+                Style::new().add_modifier(Modifier::DIM),
+            )],
+            Some(r) => {
+                let style = if r.error {
+                    Style::new().fg(Color::Red)
+                } else {
+                    Style::new().fg(Color::Gray)
+                };
+                r.text
+                    .lines()
+                    .map(|l| Line::styled(l.to_owned(), style))
+                    .collect()
+            }
+        };
+        (src, out)
+    }
+
+    fn draw_cells(&self, f: &mut Frame, area: Rect) {
+        let heights: Vec<u16> = (0..self.cells.len())
+            .map(|i| {
+                let (s, o) = self.cell_lines(i);
+                (s.len() + o.len() + 2).min(u16::MAX as usize) as u16
+            })
+            .collect();
+        // Scroll so that the selected cell ends inside the area.
+        let mut first = self.selected;
+        let mut used = heights[self.selected];
+        while first > 0 && used + heights[first - 1] <= area.height {
+            first -= 1;
+            used += heights[first];
+        }
+        let mut y = area.y;
+        for i in first..self.cells.len() {
+            if y >= area.bottom() {
+                break;
+            }
+            let h = heights[i].min(area.bottom() - y);
+            let rect = Rect::new(area.x, y, area.width, h);
+            let (src, out) = self.cell_lines(i);
+            let v = &self.cells[i];
+            let selected = i == self.selected;
+            let border = match (selected, self.edit.is_some()) {
+                (true, true) => Style::new().fg(Color::Green),
+                (true, false) => Style::new().fg(Color::Yellow),
+                _ => Style::new().fg(Color::DarkGray),
+            };
+            let mark = match &v.output {
+                Some(r) if r.error => " ✗",
+                Some(_) => " ✓",
+                None => "",
+            };
+            let block = Block::new()
+                .borders(Borders::ALL)
+                .border_style(border)
+                .title(format!(" [{}] {}{mark} ", i + 1, v.cell.kind.name()));
+            let src_len = src.len() as u16;
+            let mut lines = src;
+            lines.extend(out);
+            f.render_widget(Paragraph::new(lines).block(block), rect);
+            if let (Some(e), true) = (&self.edit, selected) {
+                let x = rect.x + 1 + e.col as u16;
+                let cy = rect.y + 1 + (e.row as u16).min(src_len.saturating_sub(1));
+                if x < rect.right() && cy < rect.bottom() {
+                    f.set_cursor_position(Position::new(x, cy));
+                }
+            }
+            y += h;
+        }
+    }
+
+    fn draw_graph(&self, f: &mut Frame, area: Rect) {
+        let text = match self.session.graph() {
+            Some(g) => nym_graph::print::boxes(&g, area.width >= 60),
+            None => "(the graph does not check yet;\n `:check` in a cell says why)".to_owned(),
+        };
+        let block = Block::new()
+            .borders(Borders::ALL)
+            .title(format!(" graph · {} ", self.session.target()));
+        f.render_widget(Paragraph::new(text).block(block), area);
+    }
+
+    fn draw_log(&self, f: &mut Frame, area: Rect) {
+        let n = area.height.saturating_sub(2) as usize;
+        let lines: Vec<Line> = self
+            .session
+            .log()
+            .tail(n)
+            .into_iter()
+            .map(Line::raw)
+            .collect();
+        f.render_widget(
+            Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" log ")),
+            area,
+        );
+    }
+}
+
+/// A key in the cell editor.
+fn edit_key(e: &mut Edit, k: KeyEvent) {
+    let byte = |line: &str, col: usize| line.char_indices().nth(col).map_or(line.len(), |(b, _)| b);
+    let len = |line: &str| line.chars().count();
+    match k.code {
+        KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+            let at = byte(&e.lines[e.row], e.col);
+            e.lines[e.row].insert(at, c);
+            e.col += 1;
+        }
+        KeyCode::Tab => {
+            let at = byte(&e.lines[e.row], e.col);
+            e.lines[e.row].insert_str(at, "    ");
+            e.col += 4;
+        }
+        KeyCode::Enter => {
+            let at = byte(&e.lines[e.row], e.col);
+            let rest = e.lines[e.row].split_off(at);
+            e.lines.insert(e.row + 1, rest);
+            e.row += 1;
+            e.col = 0;
+        }
+        KeyCode::Backspace if e.col > 0 => {
+            let at = byte(&e.lines[e.row], e.col - 1);
+            e.lines[e.row].remove(at);
+            e.col -= 1;
+        }
+        KeyCode::Backspace if e.row > 0 => {
+            let line = e.lines.remove(e.row);
+            e.row -= 1;
+            e.col = len(&e.lines[e.row]);
+            e.lines[e.row].push_str(&line);
+        }
+        KeyCode::Delete if e.col < len(&e.lines[e.row]) => {
+            let at = byte(&e.lines[e.row], e.col);
+            e.lines[e.row].remove(at);
+        }
+        KeyCode::Left if e.col > 0 => e.col -= 1,
+        KeyCode::Right if e.col < len(&e.lines[e.row]) => e.col += 1,
+        KeyCode::Up if e.row > 0 => {
+            e.row -= 1;
+            e.col = e.col.min(len(&e.lines[e.row]));
+        }
+        KeyCode::Down if e.row + 1 < e.lines.len() => {
+            e.row += 1;
+            e.col = e.col.min(len(&e.lines[e.row]));
+        }
+        KeyCode::Home => e.col = 0,
+        KeyCode::End => e.col = len(&e.lines[e.row]),
+        _ => {}
+    }
+}
+
+/// Runs the notebook on the terminal until Ctrl-Q.
+pub fn run(session: Session, path: &Path) -> std::process::ExitCode {
+    let mut app = match App::open(session, path) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("nym: error: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let mut terminal = ratatui::init();
+    let result = (|| -> std::io::Result<()> {
+        while !app.quitting() {
+            terminal.draw(|f| app.draw(f))?;
+            // A tick redraws the log and the status while nothing is typed.
+            if !event::poll(Duration::from_millis(250))? {
+                continue;
+            }
+            match event::read()? {
+                Event::Key(k) => {
+                    let runs = k.modifiers.contains(KeyModifiers::CONTROL)
+                        && matches!(k.code, KeyCode::Char('r' | 'a'));
+                    if runs {
+                        // Say so before a build blocks the screen.
+                        app.message = "running…".into();
+                        terminal.draw(|f| app.draw(f))?;
+                    }
+                    app.key(k);
+                }
+                Event::Resize(..) => terminal.autoresize()?,
+                _ => {}
+            }
+        }
+        Ok(())
+    })();
+    ratatui::restore();
+    app.session.shutdown();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nym: error: the terminal: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::{expect, Expect};
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    const APP: &str = "pub async fn start(c: impl libos::Console, kv: impl libos::Kv) -> Result<(), libos::ConsoleError> { Ok(()) }\n";
+    const GRAPH: &str = "let console = console::default();\nlet store = kv::mem();\nlet app = job app::start(console, store);\nregister(\"app\", [app]);\n";
+    const NOTEBOOK: &str = "# Wiring\n\n```nym\nlet spare = kv::mem();\n:devices\n```\n\n```nym\nlet oops = kv::nope();\n```\n";
+
+    fn app() -> (tempfile::TempDir, App) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/lib.rs"), APP).unwrap();
+        std::fs::write(dir.path().join("unikernel.nym"), GRAPH).unwrap();
+        std::fs::write(dir.path().join("nb.md"), NOTEBOOK).unwrap();
+        let session = Session::open(dir.path(), None).unwrap();
+        let app = App::open(session, &dir.path().join("nb.md")).unwrap();
+        (dir, app)
+    }
+
+    fn screen(app: &App, w: u16, h: u16, expect: Expect) {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| app.draw(f)).unwrap();
+        let buf = t.backend().buffer();
+        let mut text = String::new();
+        for y in 0..h {
+            let line: String = (0..w).map(|x| buf[(x, y)].symbol()).collect();
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+        expect.assert_eq(&text);
+    }
+
+    fn key(app: &mut App, code: KeyCode, ctrl: bool) {
+        let m = if ctrl {
+            KeyModifiers::CONTROL
+        } else {
+            KeyModifiers::NONE
+        };
+        app.key(KeyEvent::new(code, m));
+    }
+
+    fn type_text(app: &mut App, text: &str) {
+        for c in text.chars() {
+            key(
+                app,
+                if c == '\n' {
+                    KeyCode::Enter
+                } else {
+                    KeyCode::Char(c)
+                },
+                false,
+            );
+        }
+    }
+
+    #[test]
+    fn the_opened_notebook_shows_cells_graph_log_status_and_keys() {
+        let (_d, app) = app();
+        screen(
+            &app,
+            80,
+            24,
+            expect![[r#"
+            ┌ [1] markdown ────────────────────────────────┐┌ graph · unix ────────────────┐
+            │# Wiring                                      ││┌─────────┐                   │
+            └──────────────────────────────────────────────┘││ console │                   │
+            ┌ [2] nym ─────────────────────────────────────┐│└─────────┘──┐                │
+            │let spare = kv::mem();                        ││┌─────────┐  │                │
+            │:devices                                      │││ store   │  │                │
+            └──────────────────────────────────────────────┘│└─────────┘──┼─┐              │
+            ┌ [3] nym ─────────────────────────────────────┐│┌─────────┐  │ │              │
+            │let oops = kv::nope();                        │││ app     │◀─┴─┘              │
+            └──────────────────────────────────────────────┘│└─────────┘                   │
+                                                            └──────────────────────────────┘
+                                                            ┌ log ─────────────────────────┐
+                                                            │                              │
+                                                            │                              │
+                                                            │                              │
+                                                            │                              │
+                                                            │                              │
+                                                            │                              │
+                                                            │                              │
+                                                            │                              │
+                                                            │                              │
+                                                            └──────────────────────────────┘
+             nb.md │ unix │ stopped │ reloads 0
+            ⏎ edit ^R run ^A all ^N/^P new ^D del ^K/^J move ^T kind ^O fold ^S save ^Q quit
+        "#]],
+        );
+    }
+
+    #[test]
+    fn run_all_shows_outputs_under_their_cells_and_stops_at_the_error() {
+        let (_d, mut app) = app();
+        key(&mut app, KeyCode::Char('a'), true);
+        let out = app.outputs();
+        assert!(out[0].is_none(), "markdown has no output");
+        assert!(out[1].is_some_and(|r| !r.error && r.text.contains("spare: Kv")));
+        assert!(out[2].is_some_and(|r| r.error && r.text.contains("kv::nope")));
+        screen(
+            &app,
+            80,
+            24,
+            expect![[r#"
+            ┌ [1] markdown ────────────────────────────────┐┌ graph · unix ────────────────┐
+            │# Wiring                                      ││┌─────────┐                   │
+            └──────────────────────────────────────────────┘││ console │                   │
+            ┌ [2] nym ✓ ───────────────────────────────────┐│└─────────┘──┐                │
+            │let spare = kv::mem();                        ││┌─────────┐  │                │
+            │:devices                                      │││ store   │  │                │
+            │spare: Kv                                     ││└─────────┘──┼─┐              │
+            │console  Console  console::default            ││┌─────────┐  │ │              │
+            │store    Kv  kv::mem                          │││ app     │◀─┴─┘              │
+            │app      Job  app::start                      ││└─────────┘                   │
+            └──────────────────────────────────────────────┘└──────────────────────────────┘
+            ┌ [3] nym ✗ ───────────────────────────────────┐┌ log ─────────────────────────┐
+            │let oops = kv::nope();                        ││                              │
+            │nym::unknown-impl                             ││                              │
+            │                                              ││                              │
+            │  × unknown implementation `kv::nope`         ││                              │
+            │   ╭─[input:1:12]                             ││                              │
+            │ 1 │ let oops = kv::nope();                   ││                              │
+            │   ·            ────┬───                      ││                              │
+            │   ·                ╰── `kv` has: mem, baked, ││                              │
+            │   ╰────                                      ││                              │
+            └──────────────────────────────────────────────┘└──────────────────────────────┘
+             nb.md │ unix │ stopped │ reloads 0 │ stopped at cell 3
+            ⏎ edit ^R run ^A all ^N/^P new ^D del ^K/^J move ^T kind ^O fold ^S save ^Q quit
+        "#]],
+        );
+    }
+
+    #[test]
+    fn cells_are_edited_inserted_moved_retyped_folded_deleted_and_saved() {
+        let (d, mut app) = app();
+        key(&mut app, KeyCode::Down, false);
+        key(&mut app, KeyCode::Char('n'), true); // a new cell below the first nym cell, in edit mode
+        type_text(&mut app, "let extra = kv::mem();\nextra");
+        screen(
+            &app,
+            80,
+            12,
+            expect![[r#"
+            ┌ [2] nym ─────────────────────────────────────┐┌ graph · unix ────────────────┐
+            │let spare = kv::mem();                        ││┌─────────┐                   │
+            │:devices                                      │││ console │                   │
+            └──────────────────────────────────────────────┘│└─────────┘──┐                │
+            ┌ [3] nym ─────────────────────────────────────┐└──────────────────────────────┘
+            │let extra = kv::mem();                        │┌ log ─────────────────────────┐
+            │extra                                         ││                              │
+            └──────────────────────────────────────────────┘│                              │
+            ┌ [4] nym ─────────────────────────────────────┐│                              │
+            └──────────────────────────────────────────────┘└──────────────────────────────┘
+             nb.md* │ unix │ stopped │ reloads 0
+            editing: Esc done  ^R run  arrows move  ⏎ new line
+        "#]],
+        );
+        key(&mut app, KeyCode::Char('r'), true);
+        assert!(
+            app.outputs()[2].is_some_and(|r| r.text.contains("extra: Kv")),
+            "{:?}",
+            app.outputs()[2]
+        );
+        key(&mut app, KeyCode::Char('o'), true);
+        key(&mut app, KeyCode::Char('k'), true); // move it up
+        assert_eq!(app.selected, 1);
+        key(&mut app, KeyCode::Char('t'), true); // nym -> rust
+        assert_eq!(app.cells[1].cell.kind, CellKind::Rust);
+        key(&mut app, KeyCode::Char('t'), true);
+        key(&mut app, KeyCode::Char('t'), true);
+        assert_eq!(app.cells[1].cell.kind, CellKind::Nym);
+        key(&mut app, KeyCode::Char('s'), true);
+        let saved = std::fs::read_to_string(d.path().join("nb.md")).unwrap();
+        assert_eq!(
+            saved,
+            "# Wiring\n\n```nym\nlet extra = kv::mem();\nextra\n```\n\n```nym\nlet spare = kv::mem();\n:devices\n```\n\n```nym\nlet oops = kv::nope();\n```\n"
+        );
+        key(&mut app, KeyCode::Char('d'), true);
+        assert_eq!(app.cells.len(), 3);
+        key(&mut app, KeyCode::Char('q'), true);
+        assert!(app.quitting());
+    }
+
+    #[test]
+    fn a_small_terminal_still_draws() {
+        let (_d, mut app) = app();
+        key(&mut app, KeyCode::Char('a'), true);
+        let mut t = Terminal::new(TestBackend::new(20, 6)).unwrap();
+        t.draw(|f| app.draw(f)).unwrap();
+        let mut t = Terminal::new(TestBackend::new(1, 1)).unwrap();
+        t.draw(|f| app.draw(f)).unwrap();
+    }
+}
