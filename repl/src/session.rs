@@ -906,19 +906,25 @@ impl Session {
             return self.show_graph("");
         };
         let mut out = String::new();
-        let width = g
+        let mut rows: Vec<(String, String, String)> = g
             .nodes
             .iter()
-            .map(|n| n.label.len())
-            .chain(g.jobs.iter().map(|j| j.label.len()))
-            .max()
-            .unwrap_or(0);
-        for n in &g.nodes {
-            out += &format!("{:width$}  {}  {}\n", n.label, n.imp.provides, n.imp.name);
-        }
+            .map(|n| {
+                (
+                    n.label.clone(),
+                    n.imp.provides.to_string(),
+                    n.imp.name.to_owned(),
+                )
+            })
+            .collect();
         for &j in &g.registered {
             let job = &g.jobs[j];
-            out += &format!("{:width$}  Job  {}\n", job.label, job.sig.path);
+            rows.push((job.label.clone(), "Job".into(), job.sig.path.to_string()));
+        }
+        let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+        for (label, kind, what) in rows {
+            out += &format!("{label:w0$}  {kind:w1$}  {what}\n");
         }
         if self.running.is_some() {
             out += "(running: `:inspect NAME` shows a device's state)";

@@ -648,31 +648,31 @@ mod tests {
             80,
             24,
             expect![[r#"
-            ┌ [1] markdown ────────────────────────────────┐┌ graph · unix ────────────────┐
-            │# Wiring                                      ││┌─────────┐                   │
-            └──────────────────────────────────────────────┘││ console │                   │
-            ┌ [2] nym ✓ ───────────────────────────────────┐│└─────────┘──┐                │
-            │let spare = kv::mem();                        ││┌─────────┐  │                │
-            │:devices                                      │││ store   │  │                │
-            │spare: Kv                                     ││└─────────┘──┼─┐              │
-            │console  Console  console::default            ││┌─────────┐  │ │              │
-            │store    Kv  kv::mem                          │││ app     │◀─┴─┘              │
-            │app      Job  app::start                      ││└─────────┘                   │
-            └──────────────────────────────────────────────┘└──────────────────────────────┘
-            ┌ [3] nym ✗ ───────────────────────────────────┐┌ log ─────────────────────────┐
-            │let oops = kv::nope();                        ││                              │
-            │nym::unknown-impl                             ││                              │
-            │                                              ││                              │
-            │  × unknown implementation `kv::nope`         ││                              │
-            │   ╭─[input:1:12]                             ││                              │
-            │ 1 │ let oops = kv::nope();                   ││                              │
-            │   ·            ────┬───                      ││                              │
-            │   ·                ╰── `kv` has: mem, baked, ││                              │
-            │   ╰────                                      ││                              │
-            └──────────────────────────────────────────────┘└──────────────────────────────┘
-             nb.md │ unix │ stopped │ reloads 0 │ stopped at cell 3
-            ⏎ edit ^R run ^A all ^N/^P new ^D del ^K/^J move ^T kind ^O fold ^S save ^Q quit
-        "#]],
+                ┌ [1] markdown ────────────────────────────────┐┌ graph · unix ────────────────┐
+                │# Wiring                                      ││┌─────────┐                   │
+                └──────────────────────────────────────────────┘││ console │                   │
+                ┌ [2] nym ✓ ───────────────────────────────────┐│└─────────┘──┐                │
+                │let spare = kv::mem();                        ││┌─────────┐  │                │
+                │:devices                                      │││ store   │  │                │
+                │spare: Kv                                     ││└─────────┘──┼─┐              │
+                │console  Console  console::default            ││┌─────────┐  │ │              │
+                │store    Kv       kv::mem                     │││ app     │◀─┴─┘              │
+                │app      Job      app::start                  ││└─────────┘                   │
+                └──────────────────────────────────────────────┘└──────────────────────────────┘
+                ┌ [3] nym ✗ ───────────────────────────────────┐┌ log ─────────────────────────┐
+                │let oops = kv::nope();                        ││                              │
+                │nym::unknown-impl                             ││                              │
+                │                                              ││                              │
+                │  × unknown implementation `kv::nope`         ││                              │
+                │   ╭─[input:1:12]                             ││                              │
+                │ 1 │ let oops = kv::nope();                   ││                              │
+                │   ·            ────┬───                      ││                              │
+                │   ·                ╰── `kv` has: mem, baked, ││                              │
+                │   ╰────                                      ││                              │
+                └──────────────────────────────────────────────┘└──────────────────────────────┘
+                 nb.md │ unix │ stopped │ reloads 0 │ stopped at cell 3
+                ⏎ edit ^R run ^A all ^N/^P new ^D del ^K/^J move ^T kind ^O fold ^S save ^Q quit
+            "#]],
         );
     }
 
