@@ -1,0 +1,194 @@
+//! `nym repl` and `nym tui` in a real terminal: tmux runs them, keys are
+//! sent with `send-keys` and the screen is read with `capture-pane`.
+mod common;
+
+use common::{project, required, shared_target};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux server of its own, with one window running a command.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(dir: &Path, command: &str) -> Option<Tmux> {
+        let ok = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !required(ok, "tmux is not installed (scripts/install.sh installs it)") {
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("nym-test-{}-{n}", std::process::id());
+        let env = format!(
+            "CARGO_TARGET_DIR={} NYM_HISTORY={} TERM=xterm-256color",
+            shared_target().display(),
+            dir.join("history").display()
+        );
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "100",
+                "-y",
+                "32",
+                "-c",
+            ])
+            .arg(dir)
+            .arg(format!("env {env} {command}; echo EXITED $?; sleep 60"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Some(Tmux { socket })
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `text` literally. (tmux takes an argument ending in `;` as
+    /// a command separator, so semicolons go as hex.)
+    fn type_text(&self, text: &str) {
+        for (i, part) in text.split(';').enumerate() {
+            if i > 0 {
+                self.tmux(&["send-keys", "-H", "3b"]);
+            }
+            if !part.is_empty() {
+                self.tmux(&["send-keys", "-l", part]);
+            }
+        }
+    }
+
+    /// Sends keys by name: `Enter`, `Tab`, `C-c`.
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend(keys);
+        self.tmux(&args);
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-S", "-300"])
+    }
+
+    /// Waits until the screen contains `want`; the screen.
+    fn wait_for(&self, want: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.screen();
+            if s.contains(want) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {want:?} on the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn nym_exe() -> &'static str {
+    env!("CARGO_BIN_EXE_nym")
+}
+
+#[test]
+fn the_repl_completes_evaluates_keeps_statements_open_runs_and_exits() {
+    let (_tmp, dir) = project("hello", "hello");
+    let Some(t) = Tmux::start(&dir, &format!("{} repl", nym_exe())) else {
+        return;
+    };
+    t.wait_for("nym>", Duration::from_secs(30));
+
+    // Tab completes an implementation from its module.
+    t.type_text("let extra = kv::me");
+    t.keys(&["Tab"]);
+    t.type_text("();");
+    t.keys(&["Enter"]);
+    t.wait_for("extra: Kv", Duration::from_secs(10));
+
+    // A command completes too.
+    t.type_text(":dev");
+    t.keys(&["Tab", "Enter"]);
+    t.wait_for("clock::mono", Duration::from_secs(10));
+
+    // A statement stays open until its brackets close and its `;` comes.
+    t.type_text("let wrapped = kv::full(");
+    t.keys(&["Enter"]);
+    t.type_text("kv::mem());");
+    t.keys(&["Enter"]);
+    t.wait_for("wrapped: Kv", Duration::from_secs(10));
+
+    // A mistake is shown under the input, the session unchanged.
+    t.type_text("let bad = kv::mme();");
+    t.keys(&["Enter"]);
+    t.wait_for("did you mean `kv::mem`?", Duration::from_secs(10));
+
+    // Ctrl-C drops the line being typed.
+    t.type_text("let never = ");
+    t.keys(&["C-c"]);
+    t.wait_for("^C", Duration::from_secs(10));
+
+    // The stack runs in-process; its console lands above the prompt.
+    t.type_text(":run -- --count 2 --pause 1ms");
+    t.keys(&["Enter"]);
+    t.wait_for("hello from nym #2", Duration::from_secs(300));
+    t.wait_for("the jobs finished", Duration::from_secs(30));
+
+    t.keys(&["C-d"]);
+    let s = t.wait_for("EXITED 0", Duration::from_secs(30));
+    assert!(s.contains("bye"), "{s}");
+    let history = std::fs::read_to_string(dir.join("history")).unwrap();
+    assert!(history.contains("let wrapped = kv::full("), "{history}");
+    assert!(!history.contains("let never"), "{history}");
+}
+
+#[test]
+fn the_notebook_runs_all_cells_and_shows_their_outputs() {
+    let (_tmp, dir) = project("hello", "hello");
+    std::fs::write(
+        dir.join("nb.md"),
+        "# Try it\n\n```nym\nlet extra = kv::mem();\n:devices\n```\n\n```nym\n:target kvm\n```\n",
+    )
+    .unwrap();
+    let Some(t) = Tmux::start(&dir, &format!("{} tui nb.md", nym_exe())) else {
+        return;
+    };
+    t.wait_for("[2] nym", Duration::from_secs(30));
+    t.keys(&["C-a"]);
+    let s = t.wait_for("ran 3 cell(s)", Duration::from_secs(30));
+    assert!(s.contains("extra: Kv"), "{s}");
+    assert!(s.contains("target: kvm"), "{s}");
+    assert!(s.contains("graph · kvm"), "{s}");
+    assert!(
+        s.contains("│ hello "),
+        "the graph pane draws the job's box:\n{s}"
+    );
+    // Resizing redraws at the new size.
+    t.tmux(&["resize-window", "-x", "80", "-y", "24"]);
+    t.wait_for("^Q quit", Duration::from_secs(10));
+    t.keys(&["C-q"]);
+    t.wait_for("EXITED 0", Duration::from_secs(30));
+}
