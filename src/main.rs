@@ -240,11 +240,10 @@ fn main() -> ExitCode {
             }),
         },
         Command::Tui { notebook, file } => nym_repl::Session::open(&cwd, file.as_deref())
-            .map(|s| nym_tui::run(s, &cwd.join(notebook)))
-            .map_err(Into::into),
-        Command::Repl { file } => nym_repl::Session::open(&cwd, file.as_deref())
-            .map(nym_repl::repl::run)
-            .map_err(Into::into),
+            .map(|s| nym_tui::run(s, &cwd.join(notebook))),
+        Command::Repl { file } => {
+            nym_repl::Session::open(&cwd, file.as_deref()).map(nym_repl::repl::run)
+        }
         Command::Check { project, short } => commands::check(&cwd, &project, short),
         Command::Fmt { file, check } => commands::fmt(&cwd, file.as_deref(), check),
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),

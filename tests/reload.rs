@@ -5,7 +5,6 @@ mod common;
 use common::{edit, get, nym, project, put, wait_for_body, Server};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// What a client looping on `GET /` saw.
 #[derive(Default)]

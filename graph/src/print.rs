@@ -225,8 +225,8 @@ pub fn boxes(g: &Graph, detail: bool) -> String {
         for row in grid.iter_mut().take(end).skip(start + 1) {
             cross(&mut row[x], '│');
         }
-        for c in width..x {
-            cross(&mut grid[start][c], '─');
+        for cell in &mut grid[start][width..x] {
+            cross(cell, '─');
         }
         grid[start][x] = '┐';
     }
@@ -240,8 +240,8 @@ pub fn boxes(g: &Graph, detail: bool) -> String {
             continue;
         };
         grid[row][width] = '◀';
-        for x in width + 1..far {
-            cross(&mut grid[row][x], '─');
+        for cell in &mut grid[row][width + 1..far] {
+            cross(cell, '─');
         }
         for &(x, ends) in &lanes {
             grid[row][x] = match (x == far, ends) {

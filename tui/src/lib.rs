@@ -373,11 +373,11 @@ impl App {
             used += heights[first];
         }
         let mut y = area.y;
-        for i in first..self.cells.len() {
+        for (i, &height) in heights.iter().enumerate().skip(first) {
             if y >= area.bottom() {
                 break;
             }
-            let h = heights[i].min(area.bottom() - y);
+            let h = height.min(area.bottom() - y);
             let rect = Rect::new(area.x, y, area.width, h);
             let (src, out) = self.cell_lines(i);
             let v = &self.cells[i];
