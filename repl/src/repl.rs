@@ -287,7 +287,9 @@ pub fn run(mut session: Session) -> std::process::ExitCode {
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
-    session.interruptible = terminal;
+    if terminal {
+        session.survive_interrupts();
+    }
     // Log lines go above the prompt (or straight out, without a terminal).
     let logs = session.log().subscribe();
     let printer = editor.create_external_printer().ok();

@@ -153,7 +153,7 @@ pub struct Session {
     cells: Vec<Cell>,
     rust: crate::rust::Cells,
     /// Whether Ctrl-C (SIGINT) cancels a long evaluation: set by the REPL.
-    pub interruptible: bool,
+    interruptible: bool,
 }
 
 /// Commands, with their one-line help, for `:help` and completion.
@@ -235,6 +235,20 @@ impl Session {
         }
         s.sync_source();
         Ok(s)
+    }
+
+    /// From now on Ctrl-C (SIGINT) no longer ends this process: it stops
+    /// what runs in the foreground (cargo, a wait the session is in) and
+    /// the session goes on. The REPL and the notebook call it.
+    pub fn survive_interrupts(&mut self) {
+        self.interruptible = true;
+        let _guard = self.runtime.enter();
+        if let Ok(mut sigint) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        {
+            self.runtime
+                .spawn(async move { while sigint.recv().await.is_some() {} });
+        }
     }
 
     /// The log.
