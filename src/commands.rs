@@ -3,14 +3,15 @@
 use crate::new::{self, Template};
 use crate::ProjectArgs;
 use nym_driver::build::{
-    block_file, build_program, build_shim, guest_cmdline, guest_ip, key_defaults, key_values,
-    listen, load_copy, net_config, runtime,
+    block_file, build_program, guest_cmdline, guest_ip, key_defaults, key_values, listen,
+    net_config, runtime,
 };
+use nym_driver::live::Live;
 use nym_driver::project::Project;
 use nym_driver::Out;
 use nym_graph::{analyze, diagnostic, print, Graph, Severity, Target};
+use nym_unix::jobs::Ended;
 use nym_unix::keys::Keys;
-use nym_unix::runner::Devices;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -162,19 +163,20 @@ pub fn run(
         _ => {}
     }
     let keys = key_values(&graph, key_args)?;
-    let so = build_shim(&project, &graph, &Out::stderr())?;
-    let library = load_copy(&project, &so)?;
     let runtime = runtime()?;
     let ended = runtime.block_on(async {
-        let devices = Devices::instantiate(&graph, &keys, &project.root)?;
-        let jobs = library.start_jobs(&graph, &devices, &keys)?;
-        Ok::<_, CliError>(nym_unix::jobs::run(jobs, nym_unix::jobs::interrupted()).await)
+        let mut live = Live::start(&project, graph, keys, None, &Out::stderr()).await?;
+        let ended = tokio::select! {
+            ended = live.ended() => ended,
+            () = nym_unix::jobs::interrupted() => {
+                live.stop().await;
+                Ended::Interrupted
+            }
+        };
+        // The jobs are done or stopped: their code may go with `live`.
+        Ok::<_, CliError>(ended)
     })?;
     nym_unix::jobs::report("nym", &ended);
-    // Jobs are done or aborted; their futures are dropped with the runtime
-    // before the library's code is unloaded.
-    drop(runtime);
-    drop(library);
     Ok(ended.exit_code())
 }
 
