@@ -22,17 +22,6 @@ fn measure(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Cargo.toml"),
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\n",
-    )
-    .unwrap();
-    std::fs::create_dir(dir.path().join("src")).unwrap();
-    std::fs::write(
-        dir.path().join("src/lib.rs"),
-        "pub async fn start(c: impl libos::Console, kv: impl libos::Kv) {}\n",
-    )
-    .unwrap();
     // A chain of 996 wrappers over one store: every binding used once.
     let mut graph = String::from("let console = console::default();\nlet kv0 = kv::mem();\n");
     for i in 1..997 {
@@ -40,7 +29,8 @@ fn main() {
     }
     graph += "let app = job app::start(console, kv996);\nregister(\"app\", [app]);\n";
     assert_eq!(graph.lines().count(), 1000);
-    std::fs::write(dir.path().join("unikernel.nym"), &graph).unwrap();
+    let app = "pub async fn start(c: impl libos::Console, kv: impl libos::Kv) {}\n";
+    nym_repl::write_project(dir.path(), app, &graph).unwrap();
     let mut s = Session::open(dir.path(), None).unwrap();
 
     let mut n = 0;

@@ -16,3 +16,17 @@ pub mod rust;
 pub mod session;
 
 pub use session::{Reply, Session, Status};
+
+/// Writes a project of the crate `app` into `dir`: its `src/lib.rs` and its
+/// graph. Nothing builds it; the session reads the job signatures from the
+/// source. For the tests and benchmarks of the session and its front ends.
+#[doc(hidden)]
+pub fn write_project(dir: &std::path::Path, lib_rs: &str, graph: &str) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\n",
+    )?;
+    std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::write(dir.join("src/lib.rs"), lib_rs)?;
+    std::fs::write(dir.join(nym_driver::project::GRAPH_FILE), graph)
+}

@@ -258,7 +258,6 @@ impl Session {
 
     /// The status, for a status bar.
     pub fn status(&self) -> Status {
-        self.poll();
         self.status
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -530,14 +529,7 @@ impl Session {
         })?;
         let (tx, rx) = oneshot::channel();
         let _ = running.requests.send(Request::Reload(graph, keys, tx));
-        let done = self.wait(rx)?;
-        if let Ok(d) = &done {
-            let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
-            st.reloads += 1;
-            st.last_build = Some(d.build);
-            st.last_reload = Some(d.to_string());
-        }
-        done
+        self.wait(rx)?
     }
 
     /// Blocks on `rx`, or until Ctrl-C when interruptible.
@@ -562,14 +554,9 @@ impl Session {
         })
     }
 
-    /// Notices a booted guest that ended.
-    fn poll(&self) {
-        // `Child::try_wait` needs `&mut`; a booted guest is checked in
-        // `poll_mut`. Nothing to do for the in-process stack: its task
-        // updates the status itself.
-    }
-
-    fn poll_mut(&mut self) {
+    /// Notices a booted guest that ended. (The in-process stack's task
+    /// keeps the status itself.)
+    fn poll(&mut self) {
         if let Some(b) = &mut self.booted {
             if let Ok(Some(status)) = b.child.try_wait() {
                 let how = format!(
@@ -590,7 +577,7 @@ impl Session {
 
     /// Runs one `:command`.
     pub fn command(&mut self, line: &str) -> Reply {
-        self.poll_mut();
+        self.poll();
         let line = line.trim();
         let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
         let rest = rest.trim();
@@ -1017,12 +1004,10 @@ impl Session {
             Err(e) => return Reply::err(format!("cannot read {}: {e}", path.display())),
         };
         if file.ends_with(".nym") {
-            let analysis = analyze(&text, self.target, self.krate().as_ref());
             let (_, errors) = nym_graph::parser::parse(&text);
             if !errors.is_empty() {
                 return Reply::err(diagnostic::render(&errors, file, &text, false));
             }
-            let _ = analysis;
             self.entries = entries_of(&text);
             self.sync_source();
             let mut r = Reply::ok(format!(
@@ -1289,8 +1274,7 @@ async fn supervise(mut s: Supervised) {
                 Some(Request::Reload(graph, keys, done)) => {
                     let r = s.live.reload(&s.project, graph, keys, &out).await;
                     if let Ok(d) = &r {
-                        s.log.push(&format!("nym: {d}"));
-                        set_state(&s.status, RunState::Running);
+                        reloaded(&s, d);
                     }
                     let _ = done.send(r);
                 }
@@ -1328,14 +1312,7 @@ async fn supervise(mut s: Supervised) {
                     Err(e) => { s.log.push(&format!("nym: {e}")); continue; }
                 };
                 match s.live.reload(&s.project, graph, keys, &out).await {
-                    Ok(d) => {
-                        s.log.push(&format!("nym: {d}"));
-                        let mut st = s.status.lock().unwrap_or_else(|p| p.into_inner());
-                        st.reloads += 1;
-                        st.last_build = Some(d.build);
-                        st.last_reload = Some(d.to_string());
-                        st.state = RunState::Running;
-                    }
+                    Ok(d) => reloaded(&s, &d),
                     Err(e) => s.log.push(&format!("nym: {e}; the previous version keeps running")),
                 }
             }
@@ -1344,16 +1321,25 @@ async fn supervise(mut s: Supervised) {
     s.live.stop().await;
 }
 
+/// Reports a reload in the log and the status, whoever asked for it.
+fn reloaded(s: &Supervised, d: &Reloaded) {
+    s.log.push(&format!("nym: {d}"));
+    let mut st = s.status.lock().unwrap_or_else(|p| p.into_inner());
+    st.reloads += 1;
+    st.last_build = Some(d.build);
+    st.last_reload = Some(d.to_string());
+    st.state = RunState::Running;
+}
+
 /// A device's live state, a line per fact.
 async fn inspect(live: &Live, node: usize) -> Vec<String> {
     use libos::abi::Arg;
     let Some(dev) = live.devices().node(node) else {
         return vec!["(not in the running graph: it is re-wired on the next change)".into()];
     };
-    let kv_lines = |keys: Vec<String>| keys;
     match dev {
         Arg::Kv(kv) => kv_contents(&**kv).await,
-        Arg::KvRo(kv) => kv_lines(kv_contents(&**kv).await),
+        Arg::KvRo(kv) => kv_contents(&**kv).await,
         Arg::Stack(s) => s.describe(),
         Arg::MonoClock(c) => vec![format!(
             "now: {:.3} s since it started",
@@ -1406,14 +1392,7 @@ mod tests {
     /// A project on disk whose graph checks (nothing here builds it).
     fn project() -> (tempfile::TempDir, Session) {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            "[package]\nname = \"app\"\nversion = \"0.1.0\"\n",
-        )
-        .unwrap();
-        std::fs::create_dir(dir.path().join("src")).unwrap();
-        std::fs::write(dir.path().join("src/lib.rs"), APP).unwrap();
-        std::fs::write(dir.path().join(GRAPH_FILE), GRAPH).unwrap();
+        crate::write_project(dir.path(), APP, GRAPH).unwrap();
         let s = Session::open(dir.path(), None).unwrap();
         (dir, s)
     }

@@ -549,14 +549,7 @@ mod tests {
 
     fn app() -> (tempfile::TempDir, App) {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            "[package]\nname = \"app\"\nversion = \"0.1.0\"\n",
-        )
-        .unwrap();
-        std::fs::create_dir(dir.path().join("src")).unwrap();
-        std::fs::write(dir.path().join("src/lib.rs"), APP).unwrap();
-        std::fs::write(dir.path().join("unikernel.nym"), GRAPH).unwrap();
+        nym_repl::write_project(dir.path(), APP, GRAPH).unwrap();
         std::fs::write(dir.path().join("nb.md"), NOTEBOOK).unwrap();
         let session = Session::open(dir.path(), None).unwrap();
         let app = App::open(session, &dir.path().join("nb.md")).unwrap();
