@@ -74,6 +74,7 @@ fn a_session_runs_rewires_inspects_reloads_and_stops_the_http_template() {
             .is_some_and(|r| r.contains("swap")),
         "{st:?}"
     );
+    assert!(st.last_swap.is_some(), "{st:?}");
     assert!(s.log().tail(200).iter().any(|l| l.contains("reloaded")));
     assert_eq!(get(port, "/kv/greeting").unwrap(), "kept");
 

@@ -15,7 +15,7 @@ pub mod repl;
 pub mod rust;
 pub mod session;
 
-pub use session::{Reply, Session, Status};
+pub use session::{Reply, RunState, Session, Status};
 
 /// Writes a project of the crate `app` into `dir`: its `src/lib.rs` and its
 /// graph. Nothing builds it; the session reads the job signatures from the

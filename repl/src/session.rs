@@ -100,6 +100,8 @@ pub struct Status {
     pub reloads: u32,
     /// The last build's duration.
     pub last_build: Option<Duration>,
+    /// The last reload's swap: from stopping the old jobs to the new ones running.
+    pub last_swap: Option<Duration>,
     /// The last reload's report.
     pub last_reload: Option<String>,
 }
@@ -758,6 +760,7 @@ impl Session {
                 state: RunState::Running,
                 reloads: 0,
                 last_build: Some(build),
+                last_swap: None,
                 last_reload: None,
             };
         }
@@ -1327,6 +1330,7 @@ fn reloaded(s: &Supervised, d: &Reloaded) {
     let mut st = s.status.lock().unwrap_or_else(|p| p.into_inner());
     st.reloads += 1;
     st.last_build = Some(d.build);
+    st.last_swap = Some(d.swap);
     st.last_reload = Some(d.to_string());
     st.state = RunState::Running;
 }

@@ -4,13 +4,14 @@
 //! [`Session`](nym_repl::Session) the REPL drives: cells of graph text and
 //! commands (`nym`), Rust, or Markdown; each cell's output under it; the
 //! device graph drawn as boxes and lanes; the log of the running stack; a
-//! status bar (target, run state, reloads, last build) and a line of keys.
+//! status bar (target, run state, reloads, the last build and swap times) and
+//! a line of keys.
 //!
 //! Every binding has a Ctrl+letter form, since terminals (and tmux) send
 //! nothing distinct for Ctrl+Enter or Shift+Enter. The file is Markdown
 //! with fenced cells ([`nym_repl::notebook`]); outputs are not stored.
 use nym_repl::notebook::{self, Cell, CellKind};
-use nym_repl::{Reply, Session};
+use nym_repl::{Reply, Session, Status};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -292,19 +293,7 @@ impl App {
             .path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let mut bar = format!(
-            " {name}{} │ {} │ {} │ reloads {}",
-            if self.dirty { "*" } else { "" },
-            self.session.target(),
-            st.state,
-            st.reloads
-        );
-        if let Some(b) = st.last_build {
-            bar += &format!(" │ build {} ms", b.as_millis());
-        }
-        if !self.message.is_empty() {
-            bar += &format!(" │ {}", self.message);
-        }
+        let bar = status_line(&name, self.dirty, self.session.target(), &st, &self.message);
         f.render_widget(
             Paragraph::new(bar).style(Style::new().bg(Color::Blue).fg(Color::White)),
             status,
@@ -439,6 +428,34 @@ impl App {
 }
 
 /// A key in the cell editor.
+/// The status bar's text: file, target, run state, reloads, the last build
+/// and swap times, then the last message. The fixed part stays within 80
+/// columns for usual values; a long message is cut at the pane's edge.
+fn status_line(
+    name: &str,
+    dirty: bool,
+    target: impl std::fmt::Display,
+    st: &Status,
+    message: &str,
+) -> String {
+    let mut bar = format!(
+        " {name}{} │ {target} │ {} │ reloads {}",
+        if dirty { "*" } else { "" },
+        st.state,
+        st.reloads
+    );
+    if let Some(b) = st.last_build {
+        bar += &format!(" │ build {} ms", b.as_millis());
+    }
+    if let Some(s) = st.last_swap {
+        bar += &format!(" │ swap {:.1} ms", s.as_secs_f64() * 1e3);
+    }
+    if !message.is_empty() {
+        bar += &format!(" │ {message}");
+    }
+    bar
+}
+
 fn edit_key(e: &mut Edit, k: KeyEvent) {
     let byte = |line: &str, col: usize| line.char_indices().nth(col).map_or(line.len(), |(b, _)| b);
     let len = |line: &str| line.chars().count();
@@ -546,6 +563,23 @@ mod tests {
     const APP: &str = "pub async fn start(c: impl libos::Console, kv: impl libos::Kv) -> Result<(), libos::ConsoleError> { Ok(()) }\n";
     const GRAPH: &str = "let console = console::default();\nlet store = kv::mem();\nlet app = job app::start(console, store);\nregister(\"app\", [app]);\n";
     const NOTEBOOK: &str = "# Wiring\n\n```nym\nlet spare = kv::mem();\n:devices\n```\n\n```nym\nlet oops = kv::nope();\n```\n";
+
+    #[test]
+    fn status_bar_reports_the_last_build_and_swap_within_80_columns() {
+        let st = Status {
+            state: nym_repl::RunState::Running,
+            reloads: 12,
+            last_build: Some(Duration::from_millis(1834)),
+            last_swap: Some(Duration::from_micros(850)),
+            last_reload: Some("reloaded: build 1834 ms, swap 0.85 ms".into()),
+        };
+        let bar = status_line("notebook.md", true, "unix", &st, "");
+        expect![[r#" notebook.md* │ unix │ running │ reloads 12 │ build 1834 ms │ swap 0.8 ms"#]]
+            .assert_eq(&bar);
+        assert!(bar.chars().count() <= 80, "{} columns", bar.chars().count());
+        let idle = status_line("nb.md", false, "kvm", &Status::default(), "saved");
+        expect![[r#" nb.md │ kvm │ stopped │ reloads 0 │ saved"#]].assert_eq(&idle);
+    }
 
     fn app() -> (tempfile::TempDir, App) {
         let dir = tempfile::tempdir().unwrap();
