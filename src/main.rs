@@ -213,6 +213,9 @@ fn parse_mem(text: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
+    // Rust cells run in this program re-executed as evcxr's runtime: in
+    // that role it serves the cells and never returns from here.
+    nym_repl::rust::runtime_hook();
     let cli = Cli::parse();
     let cwd = match std::env::current_dir() {
         Ok(d) => d,

@@ -25,9 +25,10 @@ impl Tmux {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket = format!("nym-test-{}-{n}", std::process::id());
         let env = format!(
-            "CARGO_TARGET_DIR={} NYM_HISTORY={} TERM=xterm-256color",
+            "CARGO_TARGET_DIR={} NYM_HISTORY={} XDG_CACHE_HOME={} TERM=xterm-256color",
             shared_target().display(),
-            dir.join("history").display()
+            dir.join("history").display(),
+            dir.join("../cache").display()
         );
         let status = Command::new("tmux")
             .args([
@@ -190,5 +191,45 @@ fn the_notebook_runs_all_cells_and_shows_their_outputs() {
     t.tmux(&["resize-window", "-x", "80", "-y", "24"]);
     t.wait_for("^Q quit", Duration::from_secs(10));
     t.keys(&["C-q"]);
+    t.wait_for("EXITED 0", Duration::from_secs(30));
+}
+
+#[test]
+fn rust_cells_run_in_the_notebook_and_in_the_repl() {
+    let (_tmp, dir) = project("web", "http");
+    std::fs::write(
+        dir.join("nb.md"),
+        "# Rust\n\n```rust\nlet page = web::INDEX.trim();\n```\n\n```rust\npage.to_uppercase()\n```\n",
+    )
+    .unwrap();
+    let Some(t) = Tmux::start(&dir, &format!("{} tui nb.md", nym_exe())) else {
+        return;
+    };
+    t.wait_for("[2] rust", Duration::from_secs(30));
+    t.keys(&["C-a"]);
+    // The first cell compiles libos and the crate: minutes on a slow machine.
+    let s = t.wait_for("ran 3 cell(s)", Duration::from_secs(300));
+    assert!(s.contains("\"HELLO FROM NYM!\""), "{s}");
+    // cargo's progress, which evcxr writes to stderr, is in the log pane.
+    assert!(s.contains("│Compiling web"), "{s}");
+    t.keys(&["C-q"]);
+    t.wait_for("EXITED 0", Duration::from_secs(30));
+    drop(t);
+
+    let Some(t) = Tmux::start(&dir, &format!("{} repl", nym_exe())) else {
+        return;
+    };
+    t.wait_for("nym>", Duration::from_secs(30));
+    t.type_text(":rust");
+    t.keys(&["Enter"]);
+    t.wait_for("rust>", Duration::from_secs(10));
+    t.type_text("web::INDEX.len() * 2");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("\n32\n", Duration::from_secs(120));
+    assert!(!s.contains("error"), "{s}");
+    t.type_text(":nym");
+    t.keys(&["Enter"]);
+    t.wait_for("graph mode", Duration::from_secs(10));
+    t.keys(&["C-d"]);
     t.wait_for("EXITED 0", Duration::from_secs(30));
 }

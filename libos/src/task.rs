@@ -93,3 +93,37 @@ pub async fn yield_now() {
     })
     .await
 }
+
+/// Runs `fut` to completion on this thread, parking it while the future
+/// waits: for host code outside a job, such as a Rust cell in `nym repl`
+/// that builds a device and uses it.
+///
+/// ```
+/// use libos::{Kv, KvRo};
+/// let kv = libos::kv::Mem::new();
+/// libos::task::block_on(kv.set("greeting", b"hello")).unwrap();
+/// assert_eq!(libos::task::block_on(kv.get("greeting")).unwrap(), b"hello");
+/// ```
+#[cfg(feature = "std")]
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::Wake;
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}

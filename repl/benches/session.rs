@@ -5,6 +5,12 @@
 //! from src/lib.rs, every binding used): a statement that binds a device
 //! (the whole graph is checked again each time), and `:check`; the
 //! median and the worst of 30 runs each.
+//!
+//! Rust cells (evcxr), in a project whose crate is `app`: the first cell
+//! of a session whose build directory is cold (evcxr compiles libos and
+//! the crate), the first cell of a later session (warm directory), and a
+//! second cell. Cells run in a `nym` binary: `$NYM_BIN`, else
+//! `target/release/nym` (so `cargo build --release` first).
 use nym_repl::Session;
 use std::time::{Duration, Instant};
 
@@ -53,5 +59,53 @@ fn main() {
         ":check on a 1,000-line graph: median {:.2} ms, worst {:.2} ms",
         median.as_secs_f64() * 1e3,
         worst.as_secs_f64() * 1e3
+    );
+    rust_cells();
+}
+
+fn rust_cells() {
+    let nym = std::env::var_os("NYM_BIN").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/nym"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        nym.exists(),
+        "{} is missing: run `cargo build --release` first, or set NYM_BIN",
+        nym.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::env::set_var("XDG_CACHE_HOME", dir.path().join("cache"));
+    let app = "pub fn double(n: u32) -> u32 { n * 2 }\n";
+    let graph = "let console = console::default();\n";
+    nym_repl::write_project(dir.path(), app, graph).unwrap();
+    let session = || {
+        let mut s = Session::open(dir.path(), None).unwrap();
+        s.set_rust_runtime(nym.clone());
+        s
+    };
+    let cell = |s: &mut Session, code: &str, want: &str| {
+        let t = Instant::now();
+        let r = s.eval_rust(code);
+        let took = t.elapsed();
+        assert!(!r.error && r.text == want, "{code} => {}", r.text);
+        took
+    };
+    let mut s = session();
+    let cold = cell(&mut s, "app::double(21)", "42");
+    drop(s);
+    let mut firsts = Vec::new();
+    let mut seconds = Vec::new();
+    for i in 0..5u32 {
+        let mut s = session();
+        firsts.push(cell(&mut s, "app::double(1)", "2"));
+        let want = (2 * i + 1).to_string();
+        seconds.push(cell(&mut s, &format!("app::double({i}) + 1"), &want));
+    }
+    firsts.sort();
+    seconds.sort();
+    let s = |d: Duration| d.as_secs_f64();
+    println!(
+        "Rust cells: first with a cold build directory {:.2} s; first of a later session: median {:.2} s, worst {:.2} s; second: median {:.2} s, worst {:.2} s",
+        s(cold), s(firsts[2]), s(firsts[4]), s(seconds[2]), s(seconds[4])
     );
 }

@@ -336,7 +336,7 @@ pub fn run(mut session: Session) -> std::process::ExitCode {
                         text: "graph mode".into(),
                         ..Default::default()
                     }
-                } else if rust_mode && !line.trim_start().starts_with(':') {
+                } else if rust_mode && !Session::is_command(&line) {
                     session.eval_rust(&line)
                 } else {
                     session.eval(&line)

@@ -188,7 +188,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         ":rust",
-        "`:rust CODE` evaluates Rust with the project's crate; `:rust` alone switches modes",
+        "`:rust CODE` evaluates Rust (evcxr) with libos and the project's crate; `:rust` alone switches modes; evcxr's `:dep`, `:vars` work there",
     ),
     (
         ":save",
@@ -248,8 +248,12 @@ impl Session {
         if let Ok(mut sigint) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         {
-            self.runtime
-                .spawn(async move { while sigint.recv().await.is_some() {} });
+            let rust = self.rust.interrupt();
+            self.runtime.spawn(async move {
+                while sigint.recv().await.is_some() {
+                    rust.fire();
+                }
+            });
         }
     }
 
@@ -324,15 +328,31 @@ impl Session {
         }
     }
 
+    /// Runs Rust cells in `program` (a `nym` binary) instead of this
+    /// program: for tests, whose own binary cannot be evcxr's runtime.
+    #[doc(hidden)]
+    pub fn set_rust_runtime(&mut self, program: PathBuf) {
+        self.rust.set_runtime(program);
+    }
+
+    /// Stops the Rust cell being evaluated, from another thread; Ctrl-C
+    /// does it once [`Session::survive_interrupts`] was called.
+    pub fn rust_interrupt(&self) -> crate::rust::Interrupt {
+        self.rust.interrupt()
+    }
+
     /// Evaluates Rust with evcxr, the project's crate and libos available.
     pub fn eval_rust(&mut self, code: &str) -> Reply {
         let krate = self
             .project
             .as_ref()
             .and_then(|p| Some((p.package.clone()?, p.root.clone())));
-        let out = self
-            .rust
-            .eval(code, krate.as_ref().map(|(n, r)| (n.as_str(), r.as_path())));
+        let build_dir = self.project.as_ref().and_then(crate::rust::build_dir);
+        let out = self.rust.eval(
+            code,
+            krate.as_ref().map(|(n, r)| (n.as_str(), r.as_path())),
+            build_dir.as_deref(),
+        );
         if !out.error && !code.trim().is_empty() {
             self.cells.push(Cell::new(CellKind::Rust, code.trim()));
         }
@@ -575,6 +595,15 @@ impl Session {
 
     fn set_state(&self, state: RunState) {
         self.status.lock().unwrap_or_else(|p| p.into_inner()).state = state;
+    }
+
+    /// Whether `line` starts with one of the session's `:commands` (in Rust
+    /// mode the REPL sends other `:` lines, evcxr's own commands such as
+    /// `:dep` and `:vars`, to the Rust cell).
+    pub fn is_command(line: &str) -> bool {
+        let word = line.split_whitespace().next().unwrap_or("");
+        COMMANDS.iter().any(|(c, _)| *c == word)
+            || matches!(word, ":h" | ":?" | ":q" | ":exit" | ":nym")
     }
 
     /// Runs one `:command`.
@@ -1055,7 +1084,7 @@ impl Session {
         }
         self.sync_source();
         self.cells.clear();
-        self.rust = crate::rust::Cells::default();
+        self.rust.reset();
         self.key_args.clear();
         *self.status.lock().unwrap_or_else(|p| p.into_inner()) = Status::default();
         let mut r = Reply::ok(format!(
@@ -1411,6 +1440,16 @@ mod tests {
         let r = s.eval(input);
         assert!(r.error, "{input:?} should fail, said:\n{}", r.text);
         r.text
+    }
+
+    #[test]
+    fn rust_mode_tells_the_sessions_commands_from_evcxrs() {
+        for line in [":run -- --port 1", ":quit", ":q", ":nym", ":help", ":inspect kv"] {
+            assert!(Session::is_command(line), "{line}");
+        }
+        for line in [":dep rand = \"0.8\"", ":vars", ":explain", "let x = 1;", ""] {
+            assert!(!Session::is_command(line), "{line}");
+        }
     }
 
     #[test]

@@ -509,6 +509,63 @@ fn edit_key(e: &mut Edit, k: KeyEvent) {
 }
 
 /// Runs the notebook on the terminal until Ctrl-Q.
+/// While the notebook owns the terminal, whatever writes to stderr (cargo
+/// and evcxr report progress there, a library may warn) would scribble over
+/// the screen: file descriptor 2 goes into the log instead, until dropped.
+struct StderrToLog {
+    saved: Option<std::os::fd::OwnedFd>,
+}
+
+impl StderrToLog {
+    fn start(log: nym_repl::log::Log) -> StderrToLog {
+        use std::io::BufRead;
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let none = StderrToLog { saved: None };
+        let Ok((reader, writer)) = std::io::pipe() else {
+            return none;
+        };
+        // SAFETY: dup and dup2 on descriptors this process owns; the saved
+        // copy is owned by the OwnedFd from here on.
+        let saved = unsafe { libc::dup(2) };
+        if saved < 0 {
+            return none;
+        }
+        let saved = unsafe { std::os::fd::OwnedFd::from_raw_fd(saved) };
+        if unsafe { libc::dup2(writer.as_raw_fd(), 2) } < 0 {
+            return none;
+        }
+        drop(writer);
+        // A panic's message must reach the terminal, not the log.
+        let raw = saved.as_raw_fd();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // SAFETY: `raw` stays open for the process's life (see Drop).
+            unsafe { libc::dup2(raw, 2) };
+            previous(info);
+        }));
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                log.push(line.trim());
+            }
+        });
+        StderrToLog { saved: Some(saved) }
+    }
+}
+
+impl Drop for StderrToLog {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        if let Some(saved) = self.saved.take() {
+            // SAFETY: puts the saved descriptor back as 2; the pipe's last
+            // writer closes, and the reading thread ends.
+            unsafe { libc::dup2(saved.as_raw_fd(), 2) };
+            // The panic hook may still use it: keep it open.
+            std::mem::forget(saved);
+        }
+    }
+}
+
 pub fn run(session: Session, path: &Path) -> std::process::ExitCode {
     let mut app = match App::open(session, path) {
         Ok(a) => a,
@@ -517,6 +574,7 @@ pub fn run(session: Session, path: &Path) -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    let stderr = StderrToLog::start(app.session.log().clone());
     let mut terminal = ratatui::init();
     let result = (|| -> std::io::Result<()> {
         while !app.quitting() {
@@ -544,6 +602,7 @@ pub fn run(session: Session, path: &Path) -> std::process::ExitCode {
     })();
     ratatui::restore();
     app.session.shutdown();
+    drop(stderr);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

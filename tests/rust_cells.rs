@@ -1,0 +1,92 @@
+//! Rust cells through evcxr, with the project's crate and libos as
+//! dependencies. Slow: the first cell compiles libos and the project in
+//! evcxr's own build directory (a minute on two cores), so everything is
+//! checked in one test; it runs in CI like the others.
+mod common;
+
+use common::project;
+use nym_repl::Session;
+
+#[test]
+fn rust_cells_call_the_project_build_a_device_keep_variables_and_show_errors() {
+    let (_tmp, dir) = project("web", "http");
+    // evcxr's build directory goes to the cache: the test's own, but under
+    // $HOME like a user's, where the toolchain (~/.rustup) is reached by a
+    // relative RUNPATH that a cell's library must not depend on.
+    let home = std::env::var_os("HOME").expect("HOME");
+    let cache = tempfile::tempdir_in(home).unwrap();
+    std::env::set_var("XDG_CACHE_HOME", cache.path());
+    // cargo runs tests with the toolchain's libraries on LD_LIBRARY_PATH;
+    // a user's shell has none, and cells must load all the same.
+    std::env::remove_var("LD_LIBRARY_PATH");
+    let mut s = Session::open(&dir, None).unwrap();
+    // This test's own binary cannot be evcxr's runtime; nym can.
+    s.set_rust_runtime(env!("CARGO_BIN_EXE_nym").into());
+    let eval = |s: &mut Session, code: &str| {
+        let r = s.eval_rust(code);
+        assert!(!r.error, "{code}\n=> {}", r.text);
+        r.text
+    };
+
+    // The application's crate: its constant, as the http template has it.
+    let index = eval(&mut s, "web::INDEX");
+    assert_eq!(index, r#""Hello from nym!\n""#);
+
+    // A device from libos, used across cells: variables persist.
+    eval(
+        &mut s,
+        "use libos::{Kv, KvRo};\nlet kv = libos::kv::Mem::new();\nlibos::task::block_on(kv.set(\"greeting\", b\"hi\")).unwrap();",
+    );
+    let got = eval(
+        &mut s,
+        "String::from_utf8(libos::task::block_on(kv.get(\"greeting\")).unwrap()).unwrap()",
+    );
+    assert_eq!(got, r#""hi""#);
+    let printed = eval(&mut s, "println!(\"{} key(s)\", kv.len());");
+    assert_eq!(printed, "1 key(s)");
+
+    // A compile error is rendered as rustc does, placed in the cell.
+    let r = s.eval_rust("let n = 1;\nlet x: u8 = \"a\";");
+    assert!(r.error);
+    assert!(
+        r.text.contains("error[E0308]: mismatched types"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("--> cell:2:13"), "{}", r.text);
+    assert!(r.text.contains("let x: u8 = \"a\";"), "{}", r.text);
+    // ...and the context survives it.
+    assert_eq!(eval(&mut s, "kv.len()"), "1");
+
+    // evcxr's `:quit` would end nym itself: refused.
+    let r = s.eval_rust(":quit");
+    assert!(r.error && r.text.contains(":nym"), "{}", r.text);
+
+    // A cell that hangs is interrupted (Ctrl-C in the REPL does this); the
+    // next cell starts a new context.
+    let stop = s.rust_interrupt();
+    let killer = std::thread::spawn(move || {
+        for _ in 0..600 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if stop.fire() {
+                return true;
+            }
+        }
+        false
+    });
+    let r = s.eval_rust("std::thread::sleep(std::time::Duration::from_secs(600));");
+    assert!(killer.join().unwrap(), "nothing to interrupt");
+    assert!(
+        r.error && r.text.contains("variables are lost"),
+        "{}",
+        r.text
+    );
+    assert_eq!(eval(&mut s, "web::INDEX.len()"), "16");
+
+    // Rust cells are saved with the notebook.
+    let nb = dir.join("cells.md");
+    let r = s.eval(&format!(":save {}", nb.display()));
+    assert!(!r.error, "{}", r.text);
+    let saved = std::fs::read_to_string(&nb).unwrap();
+    assert!(saved.contains("```rust\nweb::INDEX\n```"), "{saved}");
+}
