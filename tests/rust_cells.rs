@@ -28,6 +28,16 @@ fn rust_cells_call_the_project_build_a_device_keep_variables_and_show_errors() {
         r.text
     };
 
+    // A compile error is rendered as rustc does, placed in the cell (the
+    // first cell also carries the dependencies: the place must not move).
+    let r = s.eval_rust("let n = 1;\nlet x: u8 = \"a\";");
+    assert!(r.error);
+    let has = |t: &str| r.text.contains(t);
+    assert!(has("error[E0308]: mismatched types"), "{}", r.text);
+    assert!(has("--> cell:2:13"), "{}", r.text);
+    assert!(has("2 | let x: u8 = \"a\";"), "{}", r.text);
+    assert!(!has(":dep"), "{}", r.text);
+
     // The application's crate: its constant, as the http template has it.
     let index = eval(&mut s, "web::INDEX");
     assert_eq!(index, r#""Hello from nym!\n""#);
@@ -45,17 +55,9 @@ fn rust_cells_call_the_project_build_a_device_keep_variables_and_show_errors() {
     let printed = eval(&mut s, "println!(\"{} key(s)\", kv.len());");
     assert_eq!(printed, "1 key(s)");
 
-    // A compile error is rendered as rustc does, placed in the cell.
-    let r = s.eval_rust("let n = 1;\nlet x: u8 = \"a\";");
-    assert!(r.error);
-    assert!(
-        r.text.contains("error[E0308]: mismatched types"),
-        "{}",
-        r.text
-    );
-    assert!(r.text.contains("--> cell:2:13"), "{}", r.text);
-    assert!(r.text.contains("let x: u8 = \"a\";"), "{}", r.text);
-    // ...and the context survives it.
+    let r = s.eval_rust("let y: u8 = \"b\";");
+    assert!(r.error && r.text.contains("--> cell:1:13"), "{}", r.text);
+    // ...and an error does not lose the variables.
     assert_eq!(eval(&mut s, "kv.len()"), "1");
 
     // evcxr's `:quit` would end nym itself: refused.

@@ -40,6 +40,9 @@ struct Context {
     stderr: crossbeam_channel::Receiver<String>,
     /// Held while the build directory is ours.
     _lock: Option<std::fs::File>,
+    /// `:dep` lines for libos and the project's crate, sent with the first
+    /// cell (one build instead of two) until a cell succeeds with them.
+    deps: String,
 }
 
 /// Stops the cell being evaluated, from another thread (the session's
@@ -146,8 +149,13 @@ impl Cells {
             return refused("the Rust context is gone".into());
         };
         self.busy.set(Some(ctx.cmd.process_handle()));
-        let (result, printed) = run_draining(ctx, code);
+        let sent = format!("{}{code}", ctx.deps);
+        let offset = ctx.deps.lines().count();
+        let (result, printed) = run_draining(ctx, &sent);
         self.busy.set(None);
+        if matches!(result, Ok(Ok(_))) {
+            ctx.deps.clear();
+        }
         let mut text = printed;
         let error = match result {
             Ok(Ok(outputs)) => {
@@ -157,7 +165,7 @@ impl Cells {
                 false
             }
             Ok(Err(evcxr::Error::CompilationErrors(errors))) => {
-                text.extend(errors.iter().map(|e| render(e, code)));
+                text.extend(errors.iter().map(|e| render(e, &sent, offset)));
                 true
             }
             Ok(Err(evcxr::Error::SubprocessTerminated(why))) => {
@@ -224,31 +232,20 @@ impl Cells {
                 .map_err(|p| panic_text(&p))?
                 .map_err(|e| e.to_string())?
         };
-        let mut ctx = Context {
+        let mut deps = format!(
+            ":dep libos = {{ path = {:?}, features = [\"std\"] }}\n",
+            nym_driver::cargo::nym_src().join("libos")
+        );
+        if let Some((name, root)) = krate {
+            deps += &format!(":dep {name} = {{ path = {root:?} }}\n");
+        }
+        Ok(Context {
             cmd: CommandContext::with_eval_context(eval),
             stdout: outputs.stdout,
             stderr: outputs.stderr,
             _lock: lock,
-        };
-        let mut deps = vec![format!(
-            ":dep libos = {{ path = {:?}, features = [\"std\"] }}",
-            nym_driver::cargo::nym_src().join("libos")
-        )];
-        if let Some((name, root)) = krate {
-            deps.push(format!(":dep {name} = {{ path = {root:?} }}"));
-        }
-        let (result, printed) = run_draining(&mut ctx, &deps.join("\n"));
-        match result {
-            Ok(Ok(_)) => Ok(ctx),
-            Ok(Err(evcxr::Error::CompilationErrors(errors))) => Err(errors
-                .iter()
-                .map(|e| render(e, ""))
-                .chain(printed)
-                .collect::<Vec<_>>()
-                .join("\n")),
-            Ok(Err(e)) => Err(format!("adding libos and the project's crate: {e}")),
-            Err(p) => Err(p),
-        }
+            deps,
+        })
     }
 }
 
@@ -329,7 +326,8 @@ fn refused(text: String) -> Reply {
 
 /// An error as rustc renders one, placed in the cell (`cell:LINE:COL`)
 /// when it comes from the cell's code, as rustc rendered it otherwise.
-fn render(e: &CompilationError, code: &str) -> String {
+/// `code` is what was sent: `offset` lines of `:dep` before the cell's.
+fn render(e: &CompilationError, code: &str, offset: usize) -> String {
     let lines: Vec<&str> = code.lines().collect();
     let mut out = String::new();
     let head = match e.code() {
@@ -340,7 +338,7 @@ fn render(e: &CompilationError, code: &str) -> String {
         .spanned_messages()
         .iter()
         .filter_map(|m| Some((m.span.as_ref()?, m)))
-        .filter(|(s, _)| s.start_line >= 1 && s.start_line <= lines.len())
+        .filter(|(s, _)| s.start_line > offset && s.start_line <= lines.len())
         .collect();
     if !e.is_from_user_code() || spanned.is_empty() {
         let rendered = e.rendered();
@@ -353,7 +351,7 @@ fn render(e: &CompilationError, code: &str) -> String {
     out.push_str(&head);
     let width = spanned
         .iter()
-        .map(|(s, _)| s.end_line.to_string().len())
+        .map(|(s, _)| (s.end_line - offset).to_string().len())
         .max()
         .unwrap_or(1);
     let pad = " ".repeat(width);
@@ -364,7 +362,8 @@ fn render(e: &CompilationError, code: &str) -> String {
     let _ = write!(
         out,
         "\n{pad}--> cell:{}:{}\n{pad} |",
-        at.start_line, at.start_column
+        at.start_line - offset,
+        at.start_column
     );
     let mut spanned = spanned;
     // By line, the primary label first on its line, as rustc orders them.
@@ -373,7 +372,7 @@ fn render(e: &CompilationError, code: &str) -> String {
     for (span, m) in &spanned {
         let text = lines[span.start_line - 1];
         if shown != span.start_line {
-            let _ = write!(out, "\n{:>width$} | {text}", span.start_line);
+            let _ = write!(out, "\n{:>width$} | {text}", span.start_line - offset);
             shown = span.start_line;
         }
         let start = span.start_column.saturating_sub(1);

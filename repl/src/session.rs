@@ -1444,7 +1444,14 @@ mod tests {
 
     #[test]
     fn rust_mode_tells_the_sessions_commands_from_evcxrs() {
-        for line in [":run -- --port 1", ":quit", ":q", ":nym", ":help", ":inspect kv"] {
+        for line in [
+            ":run -- --port 1",
+            ":quit",
+            ":q",
+            ":nym",
+            ":help",
+            ":inspect kv",
+        ] {
             assert!(Session::is_command(line), "{line}");
         }
         for line in [":dep rand = \"0.8\"", ":vars", ":explain", "let x = 1;", ""] {
