@@ -227,6 +227,15 @@ fn rust_cells_run_in_the_notebook_and_in_the_repl() {
     t.keys(&["Enter"]);
     let s = t.wait_for("\n32\n", Duration::from_secs(120));
     assert!(!s.contains("error"), "{s}");
+    // Ctrl-C stops a cell that hangs, and nym goes on.
+    t.type_text("std::thread::sleep(std::time::Duration::from_secs(600));");
+    t.keys(&["Enter"]);
+    std::thread::sleep(Duration::from_secs(3));
+    t.keys(&["C-c"]);
+    t.wait_for("variables are lost", Duration::from_secs(30));
+    t.type_text("web::INDEX.len()");
+    t.keys(&["Enter"]);
+    t.wait_for("\n16\n", Duration::from_secs(120));
     t.type_text(":nym");
     t.keys(&["Enter"]);
     t.wait_for("graph mode", Duration::from_secs(10));
