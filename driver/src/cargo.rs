@@ -205,6 +205,11 @@ pub fn guest_args() -> Vec<String> {
     let script = nym_src().join("targets/baremetal/link.ld");
     let flags = [
         format!("link-arg=-T{}", script.display()),
+        // Segments stay page-aligned in memory (the linker script does that,
+        // for W^X); in the file they need not be, as every loader (nym's
+        // monitor, QEMU, Xen) copies them. Without it a small image is a
+        // fifth padding.
+        "link-arg=-zmax-page-size=16".into(),
         "relocation-model=static".into(),
         "force-frame-pointers=yes".into(),
     ];

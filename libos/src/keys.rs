@@ -10,7 +10,7 @@ use core::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// A `--name` no key has.
-    #[error("unknown key `--{name}`{}", known_list(.known))]
+    #[error("unknown key `--{name}`{}", KnownList(.known))]
     Unknown {
         /// The name given.
         name: String,
@@ -43,18 +43,24 @@ pub enum KeyError {
     },
 }
 
-fn known_list(known: &[String]) -> String {
-    if known.is_empty() {
-        "; this graph has no keys".into()
-    } else {
-        format!(
-            "; the keys are: {}",
-            known
-                .iter()
-                .map(|k| format!("--{k}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+/// `; the keys are: --a, --b`, written straight to the formatter (no
+/// intermediate strings: this is in every image).
+struct KnownList<'a>(&'a [String]);
+
+impl core::fmt::Display for KnownList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("; this graph has no keys");
+        }
+        f.write_str("; the keys are: ")?;
+        for (i, k) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str("--")?;
+            f.write_str(k)?;
+        }
+        Ok(())
     }
 }
 

@@ -60,6 +60,13 @@ mod tests {
     use alloc::string::ToString;
 
     #[test]
+    fn strings_print_as_the_graph_language_writes_them() {
+        let v = Value::Str("a\"b\\c\nd\te é".into());
+        assert_eq!(v.to_string(), r#""a\"b\\c\nd\te é""#);
+        assert_eq!(Value::Str("".into()).to_string(), r#""""#);
+    }
+
+    #[test]
     fn parses_and_prints_cidrs() {
         let c: Ipv4Cidr = "10.0.0.2/24".parse().unwrap();
         assert_eq!(c.addr, Ipv4Addr::new(10, 0, 0, 2));
@@ -141,13 +148,38 @@ impl fmt::Display for Value {
     /// Prints the value the way the graph language writes it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::Str(s) => write!(f, "{s:?}"),
+            Value::Str(s) => write_quoted(s, f),
             Value::Int(i) => write!(f, "{i}"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Duration(d) => fmt_duration(*d, f),
             Value::Cidr(c) => write!(f, "{c}"),
         }
     }
+}
+
+/// `s` as a string literal of the graph language, with its four escapes
+/// (`\n \t \\ \"`); other characters as they are. (Not `{:?}`: that links
+/// `core`'s Unicode escaping tables into every guest image.)
+fn write_quoted(s: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str("\"")?;
+    let mut rest = s;
+    // Checked slicing (the found characters are one byte): see
+    // `parse_duration`.
+    while let Some((head, tail)) = rest
+        .find(['\n', '\t', '\\', '"'])
+        .and_then(|i| rest.split_at_checked(i))
+    {
+        f.write_str(head)?;
+        f.write_str(match tail.as_bytes().first() {
+            Some(b'\n') => "\\n",
+            Some(b'\t') => "\\t",
+            Some(b'\\') => "\\\\",
+            _ => "\\\"",
+        })?;
+        rest = tail.get(1..).unwrap_or("");
+    }
+    f.write_str(rest)?;
+    f.write_str("\"")
 }
 
 /// Duration units, longest suffix first so `ms` is not read as `m` + `s`.
@@ -214,7 +246,11 @@ pub fn parse_duration(text: &str) -> Result<core::time::Duration, ValueError> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
+    // Checked, though `split` is a char boundary: a panicking split links
+    // core's slicing panic, with its char escaping tables, into images.
+    let (digits, unit) = text
+        .split_at_checked(split)
+        .ok_or(ValueError::BadDuration)?;
     let scale = UNITS
         .iter()
         .find(|(u, _)| *u == unit)
