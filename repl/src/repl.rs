@@ -326,16 +326,10 @@ pub fn run(mut session: Session) -> std::process::ExitCode {
                 }
                 let reply = if line.trim() == ":rust" {
                     rust_mode = true;
-                    crate::Reply {
-                        text: "Rust mode: lines are Rust cells; `:nym` goes back".into(),
-                        ..Default::default()
-                    }
+                    crate::Reply::ok("Rust mode: lines are Rust cells; `:nym` goes back")
                 } else if line.trim() == ":nym" {
                     rust_mode = false;
-                    crate::Reply {
-                        text: "graph mode".into(),
-                        ..Default::default()
-                    }
+                    crate::Reply::ok("graph mode")
                 } else if rust_mode && !Session::is_command(&line) {
                     session.eval_rust(&line)
                 } else {

@@ -109,12 +109,6 @@ impl Cells {
         self.busy.clone()
     }
 
-    /// Whether a context has started (its variables are kept until
-    /// [`Cells::reset`]).
-    pub fn started(&self) -> bool {
-        self.ctx.is_some()
-    }
-
     /// Drops the context and its variables.
     pub fn reset(&mut self) {
         self.ctx = None;
@@ -135,18 +129,16 @@ impl Cells {
             .map(str::trim)
             .find(|l| *l == ":quit" || l.starts_with(":quit "))
         {
-            return refused(format!(
+            return Reply::err(format!(
                 "`{line}` would end nym from inside Rust: use `:nym` to go back, then `:quit`"
             ));
         }
-        if self.ctx.is_none() {
-            match self.start(krate, build_dir) {
-                Ok(c) => self.ctx = Some(c),
-                Err(e) => return refused(format!("cannot start the Rust context: {e}")),
-            }
-        }
-        let Some(ctx) = self.ctx.as_mut() else {
-            return refused("the Rust context is gone".into());
+        let ctx = match &mut self.ctx {
+            Some(ctx) => ctx,
+            slot => match start(self.runtime.as_deref(), krate, build_dir) {
+                Ok(ctx) => slot.insert(ctx),
+                Err(e) => return Reply::err(format!("cannot start the Rust context: {e}")),
+            },
         };
         self.busy.set(Some(ctx.cmd.process_handle()));
         let sent = format!("{}{code}", ctx.deps);
@@ -193,60 +185,66 @@ impl Cells {
             quit: false,
         }
     }
+}
 
-    fn start(&self, krate: Option<Krate<'_>>, build_dir: Option<&Path>) -> Result<Context, String> {
-        let program = match &self.runtime {
-            Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?,
-        };
-        let mut child = std::process::Command::new(program);
-        // Its own process group: Ctrl-C at the terminal must not end the
-        // child and lose the cells' variables; `Interrupt` ends it on
-        // purpose when a cell is being evaluated.
-        child.process_group(0);
-        // Cells link std dynamically and find it through a RUNPATH relative
-        // to where rustc wrote them, which is not where cargo leaves them:
-        // point the loader at the toolchain's libraries instead.
-        let libdir = toolchain_libdir()?;
-        let mut path = std::ffi::OsString::from(&libdir);
-        if let Some(old) = std::env::var_os("LD_LIBRARY_PATH").filter(|p| !p.is_empty()) {
-            path.push(":");
-            path.push(old);
-        }
-        child.env("LD_LIBRARY_PATH", path);
-        let lock = build_dir.and_then(|dir| claim(dir).ok());
-        let (eval, outputs) = {
-            let _env = ENV.lock().unwrap_or_else(|p| p.into_inner());
-            let previous = std::env::var_os("EVCXR_TMPDIR");
-            if let (Some(dir), Some(_)) = (build_dir, &lock) {
-                std::env::set_var("EVCXR_TMPDIR", dir);
-            }
-            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                EvalContext::with_subprocess_command(child)
-            }));
-            match previous {
-                Some(v) => std::env::set_var("EVCXR_TMPDIR", v),
-                None => std::env::remove_var("EVCXR_TMPDIR"),
-            }
-            started
-                .map_err(|p| panic_text(&p))?
-                .map_err(|e| e.to_string())?
-        };
-        let mut deps = format!(
-            ":dep libos = {{ path = {:?}, features = [\"std\"] }}\n",
-            nym_driver::cargo::nym_src().join("libos")
-        );
-        if let Some((name, root)) = krate {
-            deps += &format!(":dep {name} = {{ path = {root:?} }}\n");
-        }
-        Ok(Context {
-            cmd: CommandContext::with_eval_context(eval),
-            stdout: outputs.stdout,
-            stderr: outputs.stderr,
-            _lock: lock,
-            deps,
-        })
+/// Starts evcxr's context in `runtime` (this program when `None`), with
+/// its build directory in `build_dir` if no other session holds it.
+fn start(
+    runtime: Option<&Path>,
+    krate: Option<Krate<'_>>,
+    build_dir: Option<&Path>,
+) -> Result<Context, String> {
+    let program = match runtime {
+        Some(p) => p.to_owned(),
+        None => std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?,
+    };
+    let mut child = std::process::Command::new(program);
+    // Its own process group: Ctrl-C at the terminal must not end the
+    // child and lose the cells' variables; `Interrupt` ends it on
+    // purpose when a cell is being evaluated.
+    child.process_group(0);
+    // Cells link std dynamically and find it through a RUNPATH relative
+    // to where rustc wrote them, which is not where cargo leaves them:
+    // point the loader at the toolchain's libraries instead.
+    let libdir = toolchain_libdir()?;
+    let mut path = std::ffi::OsString::from(&libdir);
+    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH").filter(|p| !p.is_empty()) {
+        path.push(":");
+        path.push(old);
     }
+    child.env("LD_LIBRARY_PATH", path);
+    let lock = build_dir.and_then(|dir| claim(dir).ok());
+    let (eval, outputs) = {
+        let _env = ENV.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = std::env::var_os("EVCXR_TMPDIR");
+        if let (Some(dir), Some(_)) = (build_dir, &lock) {
+            std::env::set_var("EVCXR_TMPDIR", dir);
+        }
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            EvalContext::with_subprocess_command(child)
+        }));
+        match previous {
+            Some(v) => std::env::set_var("EVCXR_TMPDIR", v),
+            None => std::env::remove_var("EVCXR_TMPDIR"),
+        }
+        started
+            .map_err(|p| panic_text(&p))?
+            .map_err(|e| e.to_string())?
+    };
+    let mut deps = format!(
+        ":dep libos = {{ path = {:?}, features = [\"std\"] }}\n",
+        nym_driver::cargo::nym_src().join("libos")
+    );
+    if let Some((name, root)) = krate {
+        deps += &format!(":dep {name} = {{ path = {root:?} }}\n");
+    }
+    Ok(Context {
+        cmd: CommandContext::with_eval_context(eval),
+        stdout: outputs.stdout,
+        stderr: outputs.stderr,
+        _lock: lock,
+        deps,
+    })
 }
 
 /// Runs `code` while draining the child's output (evcxr waits until its
@@ -314,14 +312,6 @@ fn claim(dir: &Path) -> std::io::Result<std::fs::File> {
     let file = std::fs::File::create(dir.join(".nym-lock"))?;
     file.try_lock().map_err(std::io::Error::other)?;
     Ok(file)
-}
-
-fn refused(text: String) -> Reply {
-    Reply {
-        text,
-        error: true,
-        quit: false,
-    }
 }
 
 /// An error as rustc renders one, placed in the cell (`cell:LINE:COL`)

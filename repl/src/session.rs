@@ -39,13 +39,13 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn ok(text: impl Into<String>) -> Reply {
+    pub(crate) fn ok(text: impl Into<String>) -> Reply {
         Reply {
             text: text.into(),
             ..Reply::default()
         }
     }
-    fn err(text: impl Into<String>) -> Reply {
+    pub(crate) fn err(text: impl Into<String>) -> Reply {
         Reply {
             text: text.into(),
             error: true,
@@ -204,6 +204,23 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (":quit", "stop everything and leave (Ctrl-D)"),
 ];
+
+/// Other spellings of some commands.
+const ALIASES: &[(&str, &str)] = &[
+    (":h", ":help"),
+    (":?", ":help"),
+    (":q", ":quit"),
+    (":exit", ":quit"),
+];
+
+/// The command `word` names (an alias gives its command), if any.
+fn command_named(word: &str) -> Option<&'static str> {
+    COMMANDS
+        .iter()
+        .map(|(c, _)| *c)
+        .find(|c| *c == word)
+        .or_else(|| ALIASES.iter().find(|(a, _)| *a == word).map(|(_, c)| *c))
+}
 
 impl Session {
     /// A session in the project at or above `cwd` (or the graph `file`),
@@ -602,8 +619,7 @@ impl Session {
     /// `:dep` and `:vars`, to the Rust cell).
     pub fn is_command(line: &str) -> bool {
         let word = line.split_whitespace().next().unwrap_or("");
-        COMMANDS.iter().any(|(c, _)| *c == word)
-            || matches!(word, ":h" | ":?" | ":q" | ":exit" | ":nym")
+        word == ":nym" || command_named(word).is_some()
     }
 
     /// Runs one `:command`.
@@ -612,8 +628,8 @@ impl Session {
         let line = line.trim();
         let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
         let rest = rest.trim();
-        match cmd {
-            ":help" | ":h" | ":?" => Reply::ok(help()),
+        match command_named(cmd).unwrap_or(cmd) {
+            ":help" => Reply::ok(help()),
             ":graph" => self.show_graph(rest),
             ":check" => self.check(),
             ":target" => self.set_target(rest),
@@ -631,7 +647,7 @@ impl Session {
             ":save" => self.save(rest),
             ":load" => self.load(rest),
             ":reset" => self.reset(),
-            ":quit" | ":q" | ":exit" => {
+            ":quit" => {
                 self.shutdown();
                 Reply {
                     quit: true,
@@ -1109,17 +1125,16 @@ impl Drop for Session {
     }
 }
 
-/// Whether `input` is only commands (not kept as a cell by itself).
+/// Whether `input` is only commands that look or leave (not kept as a
+/// cell by itself).
 fn is_meta(input: &str) -> bool {
+    const META: &[&str] = &[
+        ":help", ":logs", ":devices", ":inspect", ":graph", ":check", ":save", ":quit", ":stop",
+        ":reset", ":load", ":rust",
+    ];
     input.lines().all(|l| {
-        let l = l.trim();
-        l.is_empty()
-            || [
-                ":help", ":h", ":logs", ":devices", ":inspect", ":graph", ":check", ":save",
-                ":quit", ":q", ":exit", ":stop", ":reset", ":load", ":rust",
-            ]
-            .iter()
-            .any(|c| l == *c || l.starts_with(&format!("{c} ")))
+        let word = l.split_whitespace().next();
+        word.is_none_or(|w| command_named(w).is_some_and(|c| META.contains(&c)))
     })
 }
 
@@ -1457,6 +1472,13 @@ mod tests {
         for line in [":dep rand = \"0.8\"", ":vars", ":explain", "let x = 1;", ""] {
             assert!(!Session::is_command(line), "{line}");
         }
+        // Aliases answer as their command.
+        let (_d, mut s) = project();
+        let help = s.eval(":help").text;
+        assert!(help.contains(":inspect"), "{help}");
+        assert_eq!(s.eval(":?").text, help);
+        assert_eq!(s.eval(":h").text, help);
+        assert!(s.eval(":exit").quit);
     }
 
     #[test]
