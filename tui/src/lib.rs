@@ -28,12 +28,32 @@ struct View {
     collapsed: bool,
 }
 
+impl View {
+    fn new(cell: Cell) -> View {
+        View {
+            cell,
+            output: None,
+            collapsed: false,
+        }
+    }
+}
+
 /// The cell being edited.
 struct Edit {
     lines: Vec<String>,
     row: usize,
     /// In characters.
     col: usize,
+}
+
+impl Edit {
+    /// Editing `source`, the cursor at its end.
+    fn of(source: &str) -> Edit {
+        let lines: Vec<String> = source.split('\n').map(str::to_owned).collect();
+        let row = lines.len() - 1;
+        let col = lines[row].chars().count();
+        Edit { lines, row, col }
+    }
 }
 
 /// The notebook's state.
@@ -60,20 +80,9 @@ impl App {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        let mut cells: Vec<View> = cells
-            .into_iter()
-            .map(|cell| View {
-                cell,
-                output: None,
-                collapsed: false,
-            })
-            .collect();
+        let mut cells: Vec<View> = cells.into_iter().map(View::new).collect();
         if cells.is_empty() {
-            cells.push(View {
-                cell: Cell::new(CellKind::Nym, ""),
-                output: None,
-                collapsed: false,
-            });
+            cells.push(View::new(Cell::new(CellKind::Nym, "")));
         }
         Ok(App {
             session,
@@ -159,20 +168,9 @@ impl App {
         } else {
             kind
         };
-        self.cells.insert(
-            at,
-            View {
-                cell: Cell::new(kind, ""),
-                output: None,
-                collapsed: false,
-            },
-        );
+        self.cells.insert(at, View::new(Cell::new(kind, "")));
         self.selected = at;
-        self.edit = Some(Edit {
-            lines: vec![String::new()],
-            row: 0,
-            col: 0,
-        });
+        self.edit = Some(Edit::of(""));
         self.dirty = true;
     }
 
@@ -216,15 +214,7 @@ impl App {
                 self.selected = (self.selected + 1).min(last)
             }
             (false, KeyCode::Enter) | (true, KeyCode::Char('e')) => {
-                let lines: Vec<String> = self.cells[self.selected]
-                    .cell
-                    .source
-                    .split('\n')
-                    .map(str::to_owned)
-                    .collect();
-                let row = lines.len() - 1;
-                let col = lines[row].chars().count();
-                self.edit = Some(Edit { lines, row, col });
+                self.edit = Some(Edit::of(&self.cells[self.selected].cell.source));
             }
             (true, KeyCode::Char('a')) => self.run_all(),
             (true, KeyCode::Char('n')) | (false, KeyCode::Char('b')) => {
@@ -236,11 +226,7 @@ impl App {
                     self.cells.remove(self.selected);
                     self.selected = self.selected.min(self.cells.len() - 1);
                 } else {
-                    self.cells[0] = View {
-                        cell: Cell::new(CellKind::Nym, ""),
-                        output: None,
-                        collapsed: false,
-                    };
+                    self.cells[0] = View::new(Cell::new(CellKind::Nym, ""));
                 }
                 self.dirty = true;
             }
@@ -348,11 +334,10 @@ impl App {
     }
 
     fn draw_cells(&self, f: &mut Frame, area: Rect) {
-        let heights: Vec<u16> = (0..self.cells.len())
-            .map(|i| {
-                let (s, o) = self.cell_lines(i);
-                (s.len() + o.len() + 2).min(u16::MAX as usize) as u16
-            })
+        let shown: Vec<_> = (0..self.cells.len()).map(|i| self.cell_lines(i)).collect();
+        let heights: Vec<u16> = shown
+            .iter()
+            .map(|(s, o)| (s.len() + o.len() + 2).min(u16::MAX as usize) as u16)
             .collect();
         // Scroll so that the selected cell ends inside the area.
         let mut first = self.selected;
@@ -362,13 +347,13 @@ impl App {
             used += heights[first];
         }
         let mut y = area.y;
-        for (i, &height) in heights.iter().enumerate().skip(first) {
+        let cells = shown.into_iter().zip(&heights).enumerate().skip(first);
+        for (i, ((src, out), &height)) in cells {
             if y >= area.bottom() {
                 break;
             }
             let h = height.min(area.bottom() - y);
             let rect = Rect::new(area.x, y, area.width, h);
-            let (src, out) = self.cell_lines(i);
             let v = &self.cells[i];
             let selected = i == self.selected;
             let border = match (selected, self.edit.is_some()) {
@@ -427,7 +412,6 @@ impl App {
     }
 }
 
-/// A key in the cell editor.
 /// The status bar's text: file, target, run state, reloads, the last build
 /// and swap times, then the last message. The fixed part stays within 80
 /// columns for usual values; a long message is cut at the pane's edge.
@@ -456,6 +440,7 @@ fn status_line(
     bar
 }
 
+/// A key in the cell editor.
 fn edit_key(e: &mut Edit, k: KeyEvent) {
     let byte = |line: &str, col: usize| line.char_indices().nth(col).map_or(line.len(), |(b, _)| b);
     let len = |line: &str| line.chars().count();
@@ -508,7 +493,6 @@ fn edit_key(e: &mut Edit, k: KeyEvent) {
     }
 }
 
-/// Runs the notebook on the terminal until Ctrl-Q.
 /// While the notebook owns the terminal, whatever writes to stderr (cargo
 /// and evcxr report progress there, a library may warn) would scribble over
 /// the screen: file descriptor 2 goes into the log instead, until dropped.
@@ -566,6 +550,7 @@ impl Drop for StderrToLog {
     }
 }
 
+/// Runs the notebook on the terminal until Ctrl-Q.
 pub fn run(session: Session, path: &Path) -> std::process::ExitCode {
     let mut app = match App::open(session, path) {
         Ok(a) => a,
