@@ -130,12 +130,7 @@ pub fn build(
     // session's log (on the terminal they were inherited).
     let forward = child.stderr.take().map(|err| {
         let out = out.clone();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-                out.line(&line);
-            }
-        })
+        crate::forward_lines(err, move |line| out.line(line))
     });
     let mut json = Vec::new();
     if let Some(mut stdout) = child.stdout.take() {

@@ -25,6 +25,23 @@ use std::sync::Arc;
 
 type Sink = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Hands each line read from `reader` (a child's pipe) to `sink`, on a
+/// thread of its own, until the reader ends or fails.
+pub fn forward_lines(
+    reader: impl std::io::Read + Send + 'static,
+    sink: impl Fn(&str) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(reader)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink(&line);
+        }
+    })
+}
+
 /// Where nym's messages and cargo's output go.
 #[derive(Clone, Default)]
 pub struct Out(Option<Sink>);

@@ -51,6 +51,13 @@ impl Log {
         self.inner().total
     }
 
+    /// An [`Out`](nym_driver::Out) that writes into this log: cargo's
+    /// output and nym's messages while a session builds and runs.
+    pub fn out(&self) -> nym_driver::Out {
+        let log = self.clone();
+        nym_driver::Out::to(move |l| log.push(l))
+    }
+
     /// Every line pushed from now on.
     pub fn subscribe(&self) -> mpsc::Receiver<String> {
         let (tx, rx) = mpsc::channel();

@@ -17,7 +17,7 @@ use crate::notebook::{self, Cell, CellKind};
 use nym_driver::build::{build_program, key_values};
 use nym_driver::live::{Live, Reloaded};
 use nym_driver::project::{Project, ProjectError, GRAPH_FILE};
-use nym_driver::{Error, Out};
+use nym_driver::Error;
 use nym_graph::check::GArg;
 use nym_graph::diagnostic::{self, Diagnostic};
 use nym_graph::syntax::{Span, Stmt};
@@ -113,6 +113,20 @@ struct Entry {
     /// The binding it makes, for `let`.
     name: Option<String>,
     register: bool,
+}
+
+impl Entry {
+    /// The entry for statement `s`, whose text is `text`.
+    fn of(s: &Stmt, text: &str) -> Entry {
+        Entry {
+            text: text.to_owned(),
+            name: match s {
+                Stmt::Let { name, .. } => Some(name.name.clone()),
+                Stmt::Expr { .. } => None,
+            },
+            register: matches!(s, Stmt::Expr { expr, .. } if is_register(expr)),
+        }
+    }
 }
 
 /// Requests to the task that owns the running stack.
@@ -360,16 +374,10 @@ impl Session {
 
     /// Evaluates Rust with evcxr, the project's crate and libos available.
     pub fn eval_rust(&mut self, code: &str) -> Reply {
-        let krate = self
-            .project
-            .as_ref()
-            .and_then(|p| Some((p.package.clone()?, p.root.clone())));
-        let build_dir = self.project.as_ref().and_then(crate::rust::build_dir);
-        let out = self.rust.eval(
-            code,
-            krate.as_ref().map(|(n, r)| (n.as_str(), r.as_path())),
-            build_dir.as_deref(),
-        );
+        let project = self.project.as_ref();
+        let krate = project.and_then(|p| Some((p.package.as_deref()?, p.root.as_path())));
+        let build_dir = project.and_then(crate::rust::build_dir);
+        let out = self.rust.eval(code, krate, build_dir.as_deref());
         if !out.error && !code.trim().is_empty() {
             self.cells.push(Cell::new(CellKind::Rust, code.trim()));
         }
@@ -427,14 +435,10 @@ impl Session {
         let mut expressions = Vec::new();
         for stmt in &file.stmts {
             let span = stmt.span();
-            let stmt_text = text[span.start..span.end].to_owned();
+            let stmt_text = &text[span.start..span.end];
             match stmt {
                 Stmt::Let { name, .. } => {
-                    let e = Entry {
-                        text: stmt_text,
-                        name: Some(name.name.clone()),
-                        register: false,
-                    };
+                    let e = Entry::of(stmt, stmt_text);
                     let same = work
                         .iter()
                         .position(|(x, _)| x.name.as_deref() == Some(&name.name));
@@ -449,14 +453,11 @@ impl Session {
                 }
                 Stmt::Expr { expr, .. } if is_register(expr) => {
                     work.retain(|(x, _)| !x.register);
-                    let e = Entry {
-                        text: stmt_text,
-                        name: None,
-                        register: true,
-                    };
-                    work.push((e, Some(span.start)));
+                    work.push((Entry::of(stmt, stmt_text), Some(span.start)));
                 }
-                Stmt::Expr { expr, .. } => expressions.push((stmt_text, expr.span, span.start)),
+                Stmt::Expr { expr, .. } => {
+                    expressions.push((stmt_text.to_owned(), expr.span, span.start))
+                }
             }
         }
         let mut source = String::new();
@@ -611,7 +612,7 @@ impl Session {
     }
 
     fn set_state(&self, state: RunState) {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).state = state;
+        set_state(&self.status, state);
     }
 
     /// Whether `line` starts with one of the session's `:commands` (in Rust
@@ -744,11 +745,6 @@ impl Session {
         })
     }
 
-    fn out(&self) -> Out {
-        let log = self.log.clone();
-        Out::to(move |l| log.push(l))
-    }
-
     fn run(&mut self, rest: &str) -> Reply {
         let project = match self.project() {
             Ok(p) => p.clone(),
@@ -779,7 +775,7 @@ impl Session {
             Ok(k) => k,
             Err(e) => return Reply::err(e.to_string()),
         };
-        let out = self.out();
+        let out = self.log.out();
         let console: Arc<dyn libos::Console> = Arc::new(Console::new(self.log.clone()));
         let started = std::time::Instant::now();
         let live = self
@@ -803,10 +799,8 @@ impl Session {
             let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
             *st = Status {
                 state: RunState::Running,
-                reloads: 0,
                 last_build: Some(build),
-                last_swap: None,
-                last_reload: None,
+                ..Status::default()
             };
         }
         let (tx, rx) = mpsc::unbounded_channel();
@@ -859,7 +853,7 @@ impl Session {
             Err(r) => return r,
         };
         let started = std::time::Instant::now();
-        match build_program(&self.cwd, &project, &graph, false, &self.out()) {
+        match build_program(&self.cwd, &project, &graph, false, &self.log.out()) {
             Ok(path) => {
                 let took = started.elapsed();
                 self.status
@@ -917,26 +911,13 @@ impl Session {
             Ok(c) => c,
             Err(e) => return Reply::err(format!("cannot start nym run: {e}")),
         };
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        if let Some(pipe) = child.stdout.take() {
             let log = self.log.clone();
-            std::thread::spawn(move || {
-                use std::io::BufRead;
-                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                    log.push(&line);
-                }
-            });
+            nym_driver::forward_lines(pipe, move |line| log.push(line));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            let log = self.log.clone();
+            nym_driver::forward_lines(pipe, move |line| log.push(line));
         }
         self.booted = Some(Booted {
             child,
@@ -986,11 +967,9 @@ impl Session {
             return Reply::err("`:inspect NAME`: which device? (`:devices` lists them)");
         }
         let analysis = analyze(&self.source(), Target::Unix, self.krate().as_ref());
-        let graph = analysis.checked.graph;
-        let node = graph
-            .as_ref()
-            .and_then(|g| g.nodes.iter().position(|n| n.label == name));
-        let Some(index) = node else {
+        let found = (analysis.checked.graph)
+            .and_then(|g| Some((g.nodes.iter().position(|n| n.label == name)?, g)));
+        let Some((index, g)) = found else {
             let known = analysis
                 .checked
                 .bindings
@@ -1000,7 +979,6 @@ impl Session {
                 .map_or_else(String::new, |c| format!("; did you mean `{c}`?"));
             return Reply::err(format!("no device `{name}` in the graph{hint}"));
         };
-        let g = graph.expect("a node was found in it");
         let n = &g.nodes[index];
         let mut out = format!(
             "{name}: {} = {}\n",
@@ -1086,7 +1064,7 @@ impl Session {
     }
 
     fn reset(&mut self) -> Reply {
-        let stopped = self.stop();
+        let stopped = (self.running.is_some() || self.booted.is_some()).then(|| self.stop());
         let fresh = match &self.project {
             Some(p) => Project::open(&self.cwd, Some(&p.graph_path)),
             None => return Reply::ok("reset: the graph is empty"),
@@ -1107,7 +1085,7 @@ impl Session {
             "reset to the project's graph ({} statement(s))",
             self.entries.len()
         ));
-        if stopped.text != "nothing is running" {
+        if let Some(stopped) = stopped {
             r = stopped.then(r);
         }
         r
@@ -1203,17 +1181,7 @@ fn entries_of(text: &str) -> Vec<Entry> {
     let (file, _) = nym_graph::parser::parse(text);
     file.stmts
         .iter()
-        .map(|s| {
-            let span = s.span();
-            Entry {
-                text: text[span.start..span.end].to_owned(),
-                name: match s {
-                    Stmt::Let { name, .. } => Some(name.name.clone()),
-                    Stmt::Expr { .. } => None,
-                },
-                register: matches!(s, Stmt::Expr { expr, .. } if is_register(expr)),
-            }
-        })
+        .map(|s| Entry::of(s, &text[s.span().start..s.span().end]))
         .collect()
 }
 
@@ -1297,17 +1265,12 @@ struct Supervised {
 /// Owns the running stack: serves the session's requests, reports how the
 /// jobs end, and hot-reloads when the application's sources change.
 async fn supervise(mut s: Supervised) {
-    let out = {
-        let log = s.log.clone();
-        Out::to(move |l| log.push(l))
-    };
+    let out = s.log.out();
     let (tx, mut changes) = mpsc::unbounded_channel();
     let watcher = nym_driver::watch::watch(&s.project.root, &s.project.graph_path, tx);
     if let Err(e) = &watcher {
         s.log.push(&format!("nym: {e}; edits will not reload"));
     }
-    let set_state =
-        |st: &Arc<Mutex<Status>>, state| st.lock().unwrap_or_else(|p| p.into_inner()).state = state;
     loop {
         tokio::select! {
             req = s.requests.recv() => match req {
@@ -1366,6 +1329,10 @@ async fn supervise(mut s: Supervised) {
         }
     }
     s.live.stop().await;
+}
+
+fn set_state(status: &Mutex<Status>, state: RunState) {
+    status.lock().unwrap_or_else(|p| p.into_inner()).state = state;
 }
 
 /// Reports a reload in the log and the status, whoever asked for it.

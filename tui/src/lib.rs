@@ -502,7 +502,6 @@ struct StderrToLog {
 
 impl StderrToLog {
     fn start(log: nym_repl::log::Log) -> StderrToLog {
-        use std::io::BufRead;
         use std::os::fd::{AsRawFd, FromRawFd};
         let none = StderrToLog { saved: None };
         let Ok((reader, writer)) = std::io::pipe() else {
@@ -527,12 +526,7 @@ impl StderrToLog {
             unsafe { libc::dup2(raw, 2) };
             previous(info);
         }));
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(reader).lines() {
-                let Ok(line) = line else { break };
-                log.push(line.trim());
-            }
-        });
+        nym_driver::forward_lines(reader, move |line| log.push(line.trim()));
         StderrToLog { saved: Some(saved) }
     }
 }
