@@ -66,9 +66,9 @@ impl NymHelper {
                         .iter()
                         .map(|b| (b.clone(), "device".into()))
                         .collect(),
-                    ":target" => ["unix", "kvm", "qemu", "xen"]
+                    ":target" => nym_graph::Target::ALL
                         .iter()
-                        .map(|t| (t.to_string(), "target".into()))
+                        .map(|t| (t.name().to_owned(), "target".into()))
                         .collect(),
                     _ => Vec::new(),
                 };
