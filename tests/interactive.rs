@@ -76,6 +76,12 @@ impl Tmux {
     }
 
     /// Sends keys by name: `Enter`, `Tab`, `C-c`.
+    /// Types `text` and Enter.
+    fn line(&self, text: &str) {
+        self.type_text(text);
+        self.keys(&["Enter"]);
+    }
+
     fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys"];
         args.extend(keys);
@@ -126,8 +132,7 @@ fn the_repl_completes_evaluates_keeps_statements_open_runs_and_exits() {
     // Tab completes an implementation from its module.
     t.type_text("let extra = kv::me");
     t.keys(&["Tab"]);
-    t.type_text("();");
-    t.keys(&["Enter"]);
+    t.line("();");
     t.wait_for("extra: Kv", Duration::from_secs(10));
 
     // A command completes too.
@@ -136,15 +141,12 @@ fn the_repl_completes_evaluates_keeps_statements_open_runs_and_exits() {
     t.wait_for("clock::mono", Duration::from_secs(10));
 
     // A statement stays open until its brackets close and its `;` comes.
-    t.type_text("let wrapped = kv::full(");
-    t.keys(&["Enter"]);
-    t.type_text("kv::mem());");
-    t.keys(&["Enter"]);
+    t.line("let wrapped = kv::full(");
+    t.line("kv::mem());");
     t.wait_for("wrapped: Kv", Duration::from_secs(10));
 
     // A mistake is shown under the input, the session unchanged.
-    t.type_text("let bad = kv::mme();");
-    t.keys(&["Enter"]);
+    t.line("let bad = kv::mme();");
     t.wait_for("did you mean `kv::mem`?", Duration::from_secs(10));
 
     // Ctrl-C drops the line being typed.
@@ -153,8 +155,7 @@ fn the_repl_completes_evaluates_keeps_statements_open_runs_and_exits() {
     t.wait_for("^C", Duration::from_secs(10));
 
     // The stack runs in-process; its console lands above the prompt.
-    t.type_text(":run -- --count 2 --pause 1ms");
-    t.keys(&["Enter"]);
+    t.line(":run -- --count 2 --pause 1ms");
     t.wait_for("hello from nym #2", Duration::from_secs(300));
     t.wait_for("the jobs finished", Duration::from_secs(30));
 
@@ -220,24 +221,19 @@ fn rust_cells_run_in_the_notebook_and_in_the_repl() {
         return;
     };
     t.wait_for("nym>", Duration::from_secs(30));
-    t.type_text(":rust");
-    t.keys(&["Enter"]);
+    t.line(":rust");
     t.wait_for("rust>", Duration::from_secs(10));
-    t.type_text("web::INDEX.len() * 2");
-    t.keys(&["Enter"]);
+    t.line("web::INDEX.len() * 2");
     let s = t.wait_for("\n32\n", Duration::from_secs(120));
     assert!(!s.contains("error"), "{s}");
     // Ctrl-C stops a cell that hangs, and nym goes on.
-    t.type_text("std::thread::sleep(std::time::Duration::from_secs(600));");
-    t.keys(&["Enter"]);
+    t.line("std::thread::sleep(std::time::Duration::from_secs(600));");
     std::thread::sleep(Duration::from_secs(3));
     t.keys(&["C-c"]);
     t.wait_for("variables are lost", Duration::from_secs(30));
-    t.type_text("web::INDEX.len()");
-    t.keys(&["Enter"]);
+    t.line("web::INDEX.len()");
     t.wait_for("\n16\n", Duration::from_secs(120));
-    t.type_text(":nym");
-    t.keys(&["Enter"]);
+    t.line(":nym");
     t.wait_for("graph mode", Duration::from_secs(10));
     t.keys(&["C-d"]);
     t.wait_for("EXITED 0", Duration::from_secs(30));
