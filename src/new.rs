@@ -14,6 +14,8 @@ pub enum Template {
     Echo,
     /// A web server on port 8080: a page, baked files and a store.
     Http,
+    /// The web server over TLS on port 8443, with a demo certificate.
+    Https,
 }
 
 impl Template {
@@ -24,22 +26,35 @@ impl Template {
             Template::Kv => "kv",
             Template::Echo => "echo",
             Template::Http => "http",
+            Template::Https => "https",
         }
     }
 
     /// Files beyond the graph and `src/lib.rs`, relative to the project.
     fn extra(self) -> &'static [(&'static str, &'static str)] {
+        const WWW: &[(&str, &str)] = &[
+            (
+                "www/hello.txt",
+                include_str!("../examples/http/www/hello.txt"),
+            ),
+            (
+                "www/style.css",
+                include_str!("../examples/http/www/style.css"),
+            ),
+        ];
+        const WWW_TLS: &[(&str, &str)] = &[
+            WWW[0],
+            WWW[1],
+            ("tls/ca.pem", include_str!("../examples/https/tls/ca.pem")),
+            (
+                "tls/cert.pem",
+                include_str!("../examples/https/tls/cert.pem"),
+            ),
+            ("tls/key.pem", include_str!("../examples/https/tls/key.pem")),
+        ];
         match self {
-            Template::Http => &[
-                (
-                    "www/hello.txt",
-                    include_str!("../examples/http/www/hello.txt"),
-                ),
-                (
-                    "www/style.css",
-                    include_str!("../examples/http/www/style.css"),
-                ),
-            ],
+            Template::Http => WWW,
+            Template::Https => WWW_TLS,
             _ => &[],
         }
     }
@@ -60,6 +75,11 @@ impl Template {
             ),
             Template::Http => (
                 include_str!("../examples/http/unikernel.nym"),
+                include_str!("../examples/http/src/lib.rs"),
+            ),
+            // The same application as http; only the graph differs.
+            Template::Https => (
+                include_str!("../examples/https/unikernel.nym"),
                 include_str!("../examples/http/src/lib.rs"),
             ),
         }

@@ -30,40 +30,37 @@ fn curl(netns: Option<&str>, args: &[&str]) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
-/// The checks every http server passes, at `base` (`http://host:port`).
-fn http_answers_like_a_web_server(netns: Option<&str>, base: &str) {
+/// The checks every http server passes, at `base` (`http://host:port`, or
+/// `https://…` with the CA to trust in `cacert`).
+fn http_answers_like_a_web_server(netns: Option<&str>, base: &str, cacert: Option<&str>) {
+    let curl = |args: &[&str]| {
+        let mut all: Vec<&str> = cacert.map_or(vec![], |ca| vec!["--cacert", ca]);
+        all.extend(args);
+        curl(netns, &all)
+    };
     assert_eq!(
-        curl(netns, &[&format!("{base}/")]),
+        curl(&[&format!("{base}/")]),
         (200, "Hello from nym!\n".into())
     );
-    let (code, body) = curl(netns, &[&format!("{base}/hello.txt")]);
+    let (code, body) = curl(&[&format!("{base}/hello.txt")]);
     assert_eq!(code, 200);
     assert!(body.contains("baked into the program"), "{body}");
-    assert_eq!(curl(netns, &[&format!("{base}/missing")]).0, 404);
+    assert_eq!(curl(&[&format!("{base}/missing")]).0, 404);
     assert_eq!(
-        curl(
-            netns,
-            &[
-                "-X",
-                "PUT",
-                "--data-binary",
-                "kept",
-                &format!("{base}/kv/note")
-            ]
-        )
+        curl(&[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "kept",
+            &format!("{base}/kv/note")
+        ])
         .0,
         204
     );
-    assert_eq!(
-        curl(netns, &[&format!("{base}/kv/note")]),
-        (200, "kept".into())
-    );
-    assert_eq!(
-        curl(netns, &["-X", "DELETE", &format!("{base}/kv/note")]).0,
-        405
-    );
+    assert_eq!(curl(&[&format!("{base}/kv/note")]), (200, "kept".into()));
+    assert_eq!(curl(&["-X", "DELETE", &format!("{base}/kv/note")]).0, 405);
     // Several requests on one kept-alive connection.
-    let (code, body) = curl(netns, &[&format!("{base}/"), &format!("{base}/hello.txt")]);
+    let (code, body) = curl(&[&format!("{base}/"), &format!("{base}/hello.txt")]);
     assert_eq!(code, 200);
     assert!(body.starts_with("Hello from nym!\n"), "{body}");
 }
@@ -104,7 +101,7 @@ fn http_template_serves_curl_over_host_sockets_and_survives_bad_clients() {
     });
     server.wait_for("listening on port");
     let base = format!("http://127.0.0.1:{port}");
-    http_answers_like_a_web_server(None, &base);
+    http_answers_like_a_web_server(None, &base, None);
 
     // A client that connects and vanishes, one that sends half a request
     // and stalls, and garbage: each gets nothing or a 4xx, and the server
@@ -236,7 +233,7 @@ fn http_over_stack_direct_on_a_tap_in_a_network_namespace() {
         c
     });
     server.wait_for("listening on port 8080");
-    http_answers_like_a_web_server(Some(&ns.0), "http://10.0.0.2:8080");
+    http_answers_like_a_web_server(Some(&ns.0), "http://10.0.0.2:8080", None);
     // The host sees the stack's own MAC in its neighbour table: ARP was answered by smoltcp.
     let neigh = Command::new("ip")
         .args(["netns", "exec", &ns.0, "ip", "neigh", "show", "10.0.0.2"])
@@ -274,7 +271,7 @@ fn http_on_kvm_is_served_to_curl_through_port_forwarding() {
         c
     });
     server.wait_for("listening on port 8080");
-    http_answers_like_a_web_server(None, &format!("http://127.0.0.1:{port}"));
+    http_answers_like_a_web_server(None, &format!("http://127.0.0.1:{port}"), None);
     // A client that connects and vanishes, and garbage: the guest serves on.
     drop(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
     assert!(send_raw(port, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
@@ -297,4 +294,103 @@ fn a_forwarded_port_in_use_and_forwards_off_kvm_are_clear_errors() {
     assert!(common::stderr(&out).contains("-p forwards host ports to a unikernel"));
     let out = common::run(nym(&dir).args(["run", "--target", "kvm", "-p", "80"]));
     assert!(common::stderr(&out).contains("not a port forward"));
+}
+
+/// `openssl s_client` against 127.0.0.1:`port`, trusting only `ca` and
+/// expecting a certificate for localhost: (whether it verified, output).
+fn s_client(port: u16, ca: &str) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args([
+            "-CAfile",
+            ca,
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+        ])
+        .args(["-servername", "localhost"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.success() && text.contains("Verify return code: 0 (ok)"),
+        text,
+    )
+}
+
+/// What every https server passes: the http checks through curl trusting
+/// only the test CA, openssl's verification, a refused foreign CA, and a
+/// client speaking plain HTTP to the TLS port.
+fn https_answers_with_its_certificate(port: u16, ca: &str) {
+    http_answers_like_a_web_server(None, &format!("https://127.0.0.1:{port}"), Some(ca));
+    let (verified, text) = s_client(port, ca);
+    assert!(verified, "openssl s_client did not verify:\n{text}");
+    assert!(text.contains("TLSv1.3"), "{text}");
+    // The template's demo CA did not sign the test certificate.
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/https/tls/ca.pem");
+    let (verified, text) = s_client(port, demo);
+    assert!(!verified, "a foreign CA was accepted:\n{text}");
+    assert_eq!(
+        curl(
+            None,
+            &["--cacert", demo, &format!("https://127.0.0.1:{port}/")]
+        )
+        .0,
+        0
+    );
+    // Plain HTTP and garbage get an alert or a hang-up, never an answer.
+    assert!(!send_raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").contains("HTTP/1.1"));
+    drop(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
+    assert_eq!(
+        curl(
+            None,
+            &["--cacert", ca, &format!("https://127.0.0.1:{port}/")]
+        ),
+        (200, "Hello from nym!\n".into()),
+        "still serving"
+    );
+}
+
+#[test]
+fn https_template_serves_curl_and_openssl_with_a_test_ca() {
+    if !required(
+        runs("curl"),
+        "curl is missing: scripts/install.sh installs it",
+    ) {
+        return;
+    }
+    let (_tmp, dir) = project("secure", "https");
+    common::tls::make_certs(&dir.join("tls"), "DNS:localhost, IP:127.0.0.1");
+    let port = common::free_port();
+    let mut server = Server::start({
+        let mut c = nym(&dir);
+        c.args(["run", "--", "--port", &port.to_string()]);
+        c
+    });
+    server.wait_for("listening on port");
+    https_answers_with_its_certificate(port, dir.join("tls/ca.pem").to_str().unwrap());
+}
+
+#[test]
+fn https_on_kvm_serves_curl_and_openssl_through_port_forwarding() {
+    if !common::kvm_available()
+        || !required(
+            runs("curl"),
+            "curl is missing: scripts/install.sh installs it",
+        )
+    {
+        return;
+    }
+    let (_tmp, dir) = project("kvmsecure", "https");
+    common::tls::make_certs(&dir.join("tls"), "DNS:localhost, IP:127.0.0.1");
+    let port = common::free_port();
+    let mut server = Server::start({
+        let mut c = nym(&dir);
+        c.args(["run", "--target", "kvm", "-p", &format!("{port}:8443")]);
+        c
+    });
+    server.wait_for("listening on port 8443");
+    https_answers_with_its_certificate(port, dir.join("tls/ca.pem").to_str().unwrap());
 }

@@ -82,6 +82,52 @@ pub fn key_values(graph: &Graph, key_args: &[String]) -> Result<Keys, Error> {
     Ok(Keys::parse(defaults, key_args)?)
 }
 
+/// The cargo profiles of a guest image. Debug builds optimise what is too
+/// slow unoptimised (libos, smoltcp and the allocator cannot answer a SYN
+/// in time; a TLS handshake's arithmetic takes minutes) and leave the rest
+/// steppable in gdb.
+fn guest_profile(tls: bool) -> String {
+    let mut fast = vec!["smoltcp", "linked_list_allocator", "libos"];
+    if tls {
+        fast.extend(TLS_CRATES);
+    }
+    let mut profile = String::from("\n[profile.dev]\npanic = \"abort\"\n\n");
+    for krate in fast {
+        profile.push_str(&format!("[profile.dev.package.{krate}]\nopt-level = 2\n"));
+    }
+    profile.push_str(
+        "\n[profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n",
+    );
+    profile
+}
+
+/// The crates doing a TLS session's work, optimised in a guest's debug build.
+const TLS_CRATES: &[&str] = &[
+    "rustls",
+    "rustls-rustcrypto",
+    "rustls-webpki",
+    "sha2",
+    "hmac",
+    "chacha20",
+    "poly1305",
+    "chacha20poly1305",
+    "aes",
+    "aes-gcm",
+    "ghash",
+    "polyval",
+    "x25519-dalek",
+    "curve25519-dalek",
+    "ed25519-dalek",
+    "p256",
+    "p384",
+    "ecdsa",
+    "elliptic-curve",
+    "primeorder",
+    "crypto-bigint",
+    "rsa",
+    "num-bigint-dig",
+];
+
 /// Generates the compiled program of `graph` for its target and builds it:
 /// a standalone executable on unix, an ELF image on kvm.
 pub fn build_program(
@@ -95,19 +141,21 @@ pub fn build_program(
     let (package, krate) = rust_name(project)?;
     let src = cargo::nym_src();
     let main = codegen::main_rs(graph, &krate, &project.root)?;
+    // The TLS devices compile rustls and RustCrypto: only for graphs that
+    // use them.
+    let tls = graph.nodes.iter().any(|n| n.imp.name.starts_with("tls::"));
+    let features = if tls { ", features = [\"tls\"]" } else { "" };
     let (runtime, extra, profile, file) = match target {
-        Target::Unix => (cargo::path_dep("nym-unix", &src.join("targets/unix"), ""), vec![], String::new(), graph.name.clone()),
+        Target::Unix => (
+            cargo::path_dep("nym-unix", &src.join("targets/unix"), features),
+            vec![],
+            String::new(),
+            graph.name.clone(),
+        ),
         Target::Kvm | Target::Qemu | Target::Xen => (
-            cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), ""),
+            cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), features),
             cargo::guest_args(),
-            "\n[profile.dev]\npanic = \"abort\"\n\n\
-             # libos, smoltcp and the allocator optimised: unoptimised they are\n\
-             # too slow to answer a SYN in time. The rest stays steppable in gdb.\n\
-             [profile.dev.package.smoltcp]\nopt-level = 2\n\
-             [profile.dev.package.linked_list_allocator]\nopt-level = 2\n\
-             [profile.dev.package.libos]\nopt-level = 2\n\n\
-             [profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n"
-                .to_owned(),
+            guest_profile(tls),
             format!("{}.elf", graph.name),
         ),
     };

@@ -191,6 +191,15 @@ pub fn path_dep(name: &str, path: &Path, extra: &str) -> String {
 /// The Rust target of unikernel images.
 pub const GUEST_TARGET: &str = "x86_64-unknown-none";
 
+/// The `--cfg` switches that keep RustCrypto off SIMD on a guest.
+pub const SOFT_CRYPTO: &[&str] = &[
+    "aes_force_soft",
+    "polyval_force_soft",
+    "poly1305_force_soft",
+    "chacha20_force_soft",
+    "curve25519_dalek_backend=\"serial\"",
+];
+
 /// The cargo arguments that build a guest image: the target, and the
 /// flags that link it where it runs (no relocation, so gdb's symbols land
 /// without offsets) with frame pointers (for crash backtraces). The target's
@@ -208,14 +217,45 @@ pub fn guest_args() -> Vec<String> {
         "relocation-model=static".into(),
         "force-frame-pointers=yes".into(),
     ];
-    let list: Vec<String> = flags
+    let mut list: Vec<String> = flags
         .iter()
         .flat_map(|f| ["\"-C\"".to_owned(), format!("{f:?}")])
         .collect();
+    // The guest is soft-float without SSE: RustCrypto (TLS) must take its
+    // portable paths, which these switches select (SHA-2 has a feature).
+    for cfg in SOFT_CRYPTO {
+        list.extend(["\"--cfg\"".to_owned(), format!("{cfg:?}")]);
+    }
     vec![
         "--target".into(),
         GUEST_TARGET.into(),
         "--config".into(),
         format!("target.{GUEST_TARGET}.rustflags=[{}]", list.join(",")),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CI builds libos and lints the guest runtime with TLS for the guest
+    /// target by hand: with the same switches as a guest image.
+    #[test]
+    fn the_test_script_passes_guests_soft_crypto_switches() {
+        let script = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test.sh"),
+        )
+        .unwrap();
+        for cfg in SOFT_CRYPTO {
+            assert!(
+                script.contains(&format!("--cfg {cfg}")),
+                "scripts/test.sh lacks --cfg {cfg}"
+            );
+        }
+        let args = guest_args().join(" ");
+        assert!(
+            args.contains(r#""--cfg","curve25519_dalek_backend=\"serial\"""#),
+            "{args}"
+        );
+    }
 }

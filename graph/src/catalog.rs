@@ -365,6 +365,31 @@ pub static CATALOG: &[Implementation] = &[
         doc: "A chaos device: loses `percent` % of the frames sent and received through `netif`.\nTCP over it must still deliver every byte, in order.",
         rust: "libos::netif::Lossy::new({netif}, u32::try_from({percent})?, ({seed}) as u64)",
     },
+    Implementation {
+        name: "tls::server",
+        provides: Kind::Stack,
+        params: &[
+            device("stack", Kind::Stack, "the stack whose connections are wrapped"),
+            device("certs", Kind::KvRo, "holds `cert.pem` (the certificate chain, leaf first) and `key.pem` (its PKCS#8 private key)"),
+        ],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "A stack whose listeners hand out TLS 1.3 sessions (rustls, RustCrypto): an application written for a `Stack` serves TLS unchanged.\nThe certificate and key are read from `certs` at every `listen` (`kv::baked(\"tls\")` bakes them into an image). Each handshake runs on the connection's first read or write, so a slow or hostile client holds up only itself. Outgoing connections pass through in the clear.",
+        rust: "libos::tls::Server::new({stack}, {certs}, {platform}::wall_clock()?)",
+    },
+    Implementation {
+        name: "tls::client",
+        provides: Kind::Stack,
+        params: &[
+            device("stack", Kind::Stack, "the stack whose connections are wrapped"),
+            device("roots", Kind::KvRo, "holds `ca.pem`, the certificates to trust"),
+            value("name", ValueType::Str, "the name servers must prove, `example.com` or an IP address"),
+        ],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "A stack whose connections are TLS 1.3 sessions with servers that prove to be `name` by a chain to a root in `ca.pem`.\n`connect` returns once the handshake is done and the certificate checked against the wall clock; a failure names its reason. Listeners pass through in the clear.",
+        rust: "libos::tls::Client::new({stack}, {roots}, {platform}::wall_clock()?, &{name})",
+    },
 ];
 
 /// The implementation named `name`.

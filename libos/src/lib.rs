@@ -64,6 +64,8 @@ pub mod random;
 pub mod stack;
 pub mod task;
 pub mod time;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod value;
 
 pub use block::{Block, BlockError, BlockInfo};

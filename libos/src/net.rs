@@ -34,6 +34,9 @@ pub enum NetError {
     /// The interface or stack is shut down.
     #[error("the interface is down")]
     Down,
+    /// A TLS device could not set up or complete a session.
+    #[error("TLS: {0}")]
+    Tls(&'static str),
     /// The backend failed.
     #[error("network I/O: {0}")]
     Io(#[from] crate::IoError),

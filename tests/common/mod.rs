@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: run the real `nym` binary in a
 //! project, with generated builds sharing one target directory.
 #![allow(dead_code)]
+pub mod tls;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -427,6 +427,17 @@ pub fn construct(imp: &Implementation, args: Vec<Arg>, root: &Path) -> Result<Ar
             a.int::<u32>("u32")?,
             a.int::<i64>("i64")? as u64,
         ))),
+        "tls::server" => Arg::Stack(Arc::new(libos::tls::Server::new(
+            a.stack()?,
+            a.kv_ro()?,
+            platform::wall_clock()?,
+        ))),
+        "tls::client" => Arg::Stack(Arc::new(libos::tls::Client::new(
+            a.stack()?,
+            a.kv_ro()?,
+            platform::wall_clock()?,
+            &a.string()?,
+        ))),
         _ => return Err(Made::Missing),
     })
 }
@@ -637,6 +648,7 @@ mod tests {
             Kv | KvRo => Arg::Kv(Arc::new(libos::kv::Mem::new())),
             Block => Arg::Block(Arc::new(libos::block::Mem::new(8, 512))),
             Netif => Arg::Netif(Arc::new(libos::netif::pair().0)),
+            Stack => Arg::Stack(Arc::new(platform::socket_stack().unwrap())),
             other => panic!("no sample for {other}"),
         }
     }

@@ -56,6 +56,16 @@ impl Time for HvtTime {
 /// The host's entropy, through the monitor.
 pub struct HvtRandom;
 
+/// RustCrypto's entropy (for TLS): the same source as `random::default()`.
+#[cfg(feature = "tls")]
+fn entropy(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+    HvtRandom
+        .fill(buf)
+        .map_err(|_| getrandom::Error::UNSUPPORTED)
+}
+#[cfg(feature = "tls")]
+getrandom::register_custom_getrandom!(entropy);
+
 impl Random for HvtRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
         if sys::is_pvh() {
