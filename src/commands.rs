@@ -141,7 +141,7 @@ pub fn run(
     if gdb.is_some() && target != Target::Kvm {
         return Err(CliError::GdbTarget(target));
     }
-    if !forwards.is_empty() && target != Target::Kvm {
+    if !forwards.is_empty() && !matches!(target, Target::Kvm | Target::Qemu) {
         return Err(CliError::ForwardTarget(target));
     }
     let (project, graph) = load(cwd, args)?;
@@ -153,7 +153,8 @@ pub fn run(
         Target::Qemu => {
             let cmdline = guest_cmdline(&graph, key_args)?;
             let image = build_program(cwd, &project, &graph, false, &Out::stderr())?;
-            return Ok(nym_driver::qemu::run(&image, mem, &cmdline)?);
+            nym_driver::qemu::check_forwards(forwards)?;
+            return Ok(nym_driver::qemu::run(&image, mem, &cmdline, forwards)?);
         }
         Target::Xen => {
             let cmdline = guest_cmdline(&graph, key_args)?;
@@ -194,7 +195,7 @@ pub fn build(
     match graph.target {
         Target::Qemu => println!(
             "{}",
-            nym_driver::qemu::command_line(&out, 32 << 20, &cmdline)
+            nym_driver::qemu::command_line(&out, 32 << 20, &cmdline, &[])
         ),
         Target::Xen => {
             let cfg = out.with_extension("cfg");

@@ -130,7 +130,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// `-p` with a target that has no forwarding.
-    #[error("-p forwards host ports to a unikernel on kvm; with --target {0} the stack uses the host's ports directly")]
+    #[error("-p forwards host ports to a unikernel on kvm or qemu; with --target {0} the stack uses the host's ports directly")]
     ForwardTarget(Target),
     /// `--gdb` with a target that has no stub.
     #[error("--gdb works with --target kvm (nym's monitor), not {0}")]

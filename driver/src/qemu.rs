@@ -11,15 +11,21 @@ use std::process::{Command, ExitCode, Stdio};
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// The arguments that boot `image` with `mem` bytes and `cmdline`.
-pub fn args(image: &Path, mem: u64, cmdline: &str) -> Vec<String> {
+/// The arguments that boot `image` with `mem` bytes and `cmdline`; with
+/// `forwards` (host port, guest port), a virtio-net device on QEMU's user
+/// network, each host port on 127.0.0.1 forwarded to the guest's.
+pub fn args(image: &Path, mem: u64, cmdline: &str, forwards: &[(u16, u16)]) -> Vec<String> {
     let mut a: Vec<String> = [
         "-accel",
         "kvm",
         "-cpu",
         "host,-arch-capabilities",
+        // No PCI on microvm: virtio devices sit in its eight MMIO slots,
+        // on I/O APIC pins 5 to 12 with the second I/O APIC off.
         "-M",
-        "microvm",
+        "microvm,ioapic2=off",
+        "-global",
+        "virtio-mmio.force-legacy=false",
         "-nodefaults",
         "-nographic",
         "-no-reboot",
@@ -40,13 +46,35 @@ pub fn args(image: &Path, mem: u64, cmdline: &str) -> Vec<String> {
     if !cmdline.is_empty() {
         a.extend(["-append".into(), cmdline.into()]);
     }
+    if !forwards.is_empty() {
+        let rules: String = forwards
+            .iter()
+            .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
+            .collect();
+        a.extend([
+            "-netdev".into(),
+            format!("user,id=net0{rules}"),
+            "-device".into(),
+            "virtio-net-device,netdev=net0".into(),
+        ]);
+    }
     a
 }
 
+/// Fails, naming the port, if a forwarded host port is taken: QEMU's own
+/// message for it comes late and names no port.
+pub fn check_forwards(forwards: &[(u16, u16)]) -> Result<(), crate::Error> {
+    for &(port, _) in forwards {
+        std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+            .map_err(|source| crate::Error::Forward { port, source })?;
+    }
+    Ok(())
+}
+
 /// The command line as a user would type it.
-pub fn command_line(image: &Path, mem: u64, cmdline: &str) -> String {
+pub fn command_line(image: &Path, mem: u64, cmdline: &str, forwards: &[(u16, u16)]) -> String {
     std::iter::once(QEMU.to_owned())
-        .chain(args(image, mem, cmdline).into_iter().map(|a| {
+        .chain(args(image, mem, cmdline, forwards).into_iter().map(|a| {
             if a.contains(' ') || a.is_empty() {
                 format!("'{a}'")
             } else {
@@ -72,9 +100,14 @@ pub enum QemuError {
 }
 
 /// Boots `image` under QEMU; the guest's status becomes nym's.
-pub fn run(image: &Path, mem: u64, cmdline: &str) -> Result<ExitCode, QemuError> {
+pub fn run(
+    image: &Path,
+    mem: u64,
+    cmdline: &str,
+    forwards: &[(u16, u16)],
+) -> Result<ExitCode, QemuError> {
     let mut child = Command::new(QEMU)
-        .args(args(image, mem, cmdline))
+        .args(args(image, mem, cmdline, forwards))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -326,9 +326,9 @@ pub static CATALOG: &[Implementation] = &[
         name: "netif::default",
         provides: Kind::Netif,
         params: &[],
-        targets: &[Target::Kvm],
+        targets: &[Target::Kvm, Target::Qemu],
         instead: Some("netif::tap"),
-        doc: "The platform's network interface.\nOn kvm, a virtual Ethernet link to nym's monitor (10.0.2.2), which forwards host ports to the guest (`nym run --target kvm -p 8080:80`); the guest takes 10.0.2.15/24 by convention.",
+        doc: "The platform's network interface.\nOn kvm, a virtual Ethernet link to nym's monitor (10.0.2.2), which forwards host ports to the guest (`nym run --target kvm -p 8080:80`); on qemu, a virtio-net device on QEMU's user network, which does the same (`nym run --target qemu -p 8080:80`). The guest takes 10.0.2.15/24 by convention.",
         rust: "{platform}::netif_default()?",
     },
     Implementation {

@@ -88,14 +88,17 @@ fn gate(handler: u64) -> [u64; 2] {
     ]
 }
 
-/// Routes `timer` and `spurious` to handlers that acknowledge the local
-/// APIC and return (PVH only).
-pub fn set_interrupt_handlers(timer: u8, spurious: u8) {
+/// Routes `vectors` (the timer's, devices') to a handler that acknowledges
+/// the local APIC and returns, and `spurious` to one that just returns
+/// (PVH only): an interrupt's only job is to end a `hlt`.
+pub fn set_interrupt_handlers(vectors: &[u8], spurious: u8) {
     // SAFETY: boot is single-threaded and interrupts are off; the CPU reads
     // the table only when an interrupt is delivered.
     unsafe {
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
-        idt[usize::from(timer)] = gate(nym_irq_timer as *const () as u64);
+        for &v in vectors {
+            idt[usize::from(v)] = gate(nym_irq_timer as *const () as u64);
+        }
         idt[usize::from(spurious)] = gate(nym_irq_spurious as *const () as u64);
     }
 }

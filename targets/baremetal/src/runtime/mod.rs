@@ -10,6 +10,7 @@ mod note;
 pub mod platform;
 mod pvh;
 mod sys;
+mod virtio;
 mod xen;
 
 pub use note::Note;

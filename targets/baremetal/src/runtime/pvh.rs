@@ -309,32 +309,30 @@ fn timer_init() {
     );
     wrmsr(X2APIC_SVR, 0x100 | u64::from(SPURIOUS_VECTOR));
     wrmsr(X2APIC_LVT_TIMER, u64::from(TIMER_VECTOR) | (0b10 << 17));
-    exceptions::set_interrupt_handlers(TIMER_VECTOR, SPURIOUS_VECTOR);
+    exceptions::set_interrupt_handlers(&[TIMER_VECTOR, super::virtio::VECTOR], SPURIOUS_VECTOR);
 }
 
-/// Sleeps until monotonic time `deadline`, halting the CPU between timer
-/// interrupts.
+/// Sleeps until monotonic time `deadline` or a device's interrupt (a
+/// frame for virtio-net), whichever comes first; the executor polls again
+/// either way.
 pub fn wait(deadline: u64) {
     const IA32_TSC_DEADLINE: u32 = 0x6e0;
-    loop {
-        let now = kvmclock::monotime();
-        if now >= deadline {
-            return;
-        }
-        let (_, _, mul, shift) = kvmclock::params();
-        // Inverse of `scale`: nanoseconds to TSC ticks.
-        let mut ticks = ((u128::from(deadline - now) << 32) / u128::from(mul.max(1))) as u64;
-        ticks = if shift >= 0 {
-            ticks >> shift
-        } else {
-            ticks << -shift
-        };
-        wrmsr(IA32_TSC_DEADLINE, rdtsc().saturating_add(ticks.max(1)));
-        // SAFETY: `sti; hlt` sleeps until the timer's interrupt (the one-
-        // instruction shadow of sti makes the pair atomic); the handler only
-        // acknowledges it.
-        unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+    let now = kvmclock::monotime();
+    if now >= deadline {
+        return;
     }
+    let (_, _, mul, shift) = kvmclock::params();
+    // Inverse of `scale`: nanoseconds to TSC ticks.
+    let mut ticks = ((u128::from(deadline - now) << 32) / u128::from(mul.max(1))) as u64;
+    ticks = if shift >= 0 {
+        ticks >> shift
+    } else {
+        ticks << -shift
+    };
+    wrmsr(IA32_TSC_DEADLINE, rdtsc().saturating_add(ticks.max(1)));
+    // SAFETY: `sti; hlt` sleeps until an interrupt (the one-instruction
+    // shadow of sti makes the pair atomic); the handlers only acknowledge it.
+    unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
 }
 
 /// 32 random bits from RDRAND, retried as Intel advises.
