@@ -21,7 +21,7 @@ pub fn args(image: &Path, mem: u64, cmdline: &str, forwards: &[(u16, u16)]) -> V
         "-cpu",
         "host,-arch-capabilities",
         // No PCI on microvm: virtio devices sit in its eight MMIO slots,
-        // on I/O APIC pins 5 to 12 with the second I/O APIC off.
+        // on I/O APIC pins 16 to 23 with the second I/O APIC off.
         "-M",
         "microvm,ioapic2=off",
         "-global",

@@ -314,6 +314,15 @@ pub static CATALOG: &[Implementation] = &[
         rust: "{platform}::driven(libos::stack::Direct::new({netif}, {platform}::mono_clock()?, {platform}::time()?, {platform}::random()?, libos::stack::Config::new({ipv4}))?)",
     },
     Implementation {
+        name: "stack::dhcp",
+        provides: Kind::Stack,
+        params: &[device("netif", Kind::Netif, "the interface carrying the stack's Ethernet frames")],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "`stack::direct` with its address, subnet and router from a DHCP server on the link.\nUntil a lease arrives the stack listens but cannot connect; a lost lease takes the address away (`:inspect` shows the lease). QEMU's user network (`--target qemu -p`) runs a DHCP server that hands out 10.0.2.15.",
+        rust: "{platform}::driven(libos::stack::Direct::new({netif}, {platform}::mono_clock()?, {platform}::time()?, {platform}::random()?, libos::stack::Config::dhcp())?)",
+    },
+    Implementation {
         name: "netif::tap",
         provides: Kind::Netif,
         params: &[value("name", ValueType::Str, "the tap device, `tap0`")],

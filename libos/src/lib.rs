@@ -75,7 +75,7 @@ pub use error::IoError;
 pub use flow::{Flow, FlowError};
 pub use job::Outcome;
 pub use kv::{Kv, KvError, KvRo};
-pub use net::{Listener, NetError, Netif, Stack};
+pub use net::{Listener, NetError, Netif, Stack, UdpSocket};
 pub use random::{Random, RandomError};
 pub use time::Time;
 pub use value::{Ipv4Cidr, Value, ValueType};

@@ -77,12 +77,35 @@ pub trait Listener: Send {
     fn accept(&mut self) -> BoxFuture<'_, Result<Accepted, NetError>>;
 }
 
+/// A bound UDP socket: datagrams to and from any address.
+pub trait UdpSocket: Send {
+    /// Sends one datagram to `to`.
+    fn send_to<'a>(
+        &'a mut self,
+        data: &'a [u8],
+        to: SocketAddrV4,
+    ) -> BoxFuture<'a, Result<(), NetError>>;
+    /// Receives one datagram into `buf`: its length and sender. A datagram
+    /// larger than `buf` is dropped with [`NetError::FrameTooLarge`].
+    fn recv_from<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> BoxFuture<'a, Result<(usize, SocketAddrV4), NetError>>;
+    /// The local port.
+    fn port(&self) -> u16;
+}
+
 /// A TCP/IP stack (MirageOS: `Mirage_stack`).
 pub trait Stack: Send + Sync {
     /// Listens for TCP connections on `port`.
     fn listen(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn Listener>, NetError>>;
     /// Opens a TCP connection to `addr`.
     fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>>;
+    /// Binds a UDP socket to `port` (0: any free port).
+    fn udp(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn UdpSocket>, NetError>> {
+        let _ = port;
+        Box::pin(async { Err(NetError::BadConfig("this stack has no UDP")) })
+    }
     /// The stack's sockets and their states, one line each, for people
     /// looking at a running stack (`:inspect` in the REPL).
     fn describe(&self) -> Vec<String> {
@@ -93,5 +116,6 @@ pub trait Stack: Send + Sync {
 crate::delegate_arc!(Stack {
     fn listen(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn Listener>, NetError>>;
     fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>>;
+    fn udp(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn UdpSocket>, NetError>>;
     fn describe(&self) -> Vec<String>;
 });

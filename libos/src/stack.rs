@@ -8,7 +8,7 @@
 //! sleeps until a frame arrives, a timer (retransmission, delayed ACK) is
 //! due, or a job has queued data ("poked"). Nothing here spawns or blocks, so
 //! the same code runs on tokio in-process and on a unikernel's executor.
-use crate::net::Accepted;
+use crate::net::{Accepted, UdpSocket};
 use crate::{
     BoxFuture, Flow, FlowError, Ipv4Cidr, MonoClock, NetError, Netif, Random, Stack, Time,
 };
@@ -23,6 +23,7 @@ use core::time::Duration;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp::{self, State};
+use smoltcp::socket::{dhcpv4, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 
@@ -39,14 +40,21 @@ const QUEUE: usize = 128;
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
 /// How long an abandoned connection may linger before it is aborted.
 const LINGER: Duration = Duration::from_secs(30);
+/// Datagrams, and bytes of them, each UDP socket queues each way.
+const UDP_PACKETS: usize = 64;
+const UDP_BUFFER: usize = 64 * 1024;
+/// Ethernet, IPv4 and UDP headers: what a datagram adds to a frame.
+const UDP_OVERHEAD: usize = 14 + 20 + 8;
 
 /// How the stack is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
-    /// The interface's address and subnet.
+    /// The interface's address and subnet (unused with `dhcp`).
     pub ipv4: Ipv4Cidr,
     /// The router for addresses outside the subnet, if any.
     pub gateway: Option<Ipv4Addr>,
+    /// Whether address, subnet and router come from a DHCP server instead.
+    pub dhcp: bool,
 }
 
 impl Config {
@@ -55,6 +63,19 @@ impl Config {
         Config {
             ipv4,
             gateway: None,
+            dhcp: false,
+        }
+    }
+
+    /// Address, subnet and router from a DHCP server (`stack::dhcp`).
+    pub fn dhcp() -> Config {
+        Config {
+            ipv4: Ipv4Cidr {
+                addr: Ipv4Addr::UNSPECIFIED,
+                prefix: 0,
+            },
+            gateway: None,
+            dhcp: true,
         }
     }
 }
@@ -102,6 +123,11 @@ struct State_ {
     reliable: bool,
     /// Ports with a listener.
     ports: BTreeSet<u16>,
+    /// Ports with a UDP socket.
+    udp_ports: BTreeSet<u16>,
+    /// The DHCP client, if the address comes from one, and its lease.
+    dhcp: Option<SocketHandle>,
+    lease: Option<(smoltcp::wire::Ipv4Cidr, Option<Ipv4Addr>)>,
     /// Backlogs of dropped listeners, kept listening for the next `listen`
     /// on their port: a job restarted by a hot reload loses no connection.
     parked: BTreeMap<u16, Vec<SocketHandle>>,
@@ -128,7 +154,7 @@ impl Direct {
                 "the netif's MAC address is not unicast",
             ));
         }
-        if config.ipv4.prefix > 32 || config.ipv4.addr.is_unspecified() {
+        if !config.dhcp && (config.ipv4.prefix > 32 || config.ipv4.addr.is_unspecified()) {
             return Err(NetError::BadConfig("the IPv4 address is unusable"));
         }
         let mtu = netif.mtu();
@@ -158,10 +184,16 @@ impl Direct {
             },
             Instant::from_micros(now),
         );
-        let cidr = IpCidr::new(IpAddress::Ipv4(config.ipv4.addr), config.ipv4.prefix);
-        iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(cidr);
-        });
+        let mut sockets = SocketSet::new(Vec::new());
+        let dhcp = if config.dhcp {
+            Some(sockets.add(dhcpv4::Socket::new()))
+        } else {
+            let cidr = IpCidr::new(IpAddress::Ipv4(config.ipv4.addr), config.ipv4.prefix);
+            iface.update_ip_addrs(|addrs| {
+                let _ = addrs.push(cidr);
+            });
+            None
+        };
         if let Some(gw) = config.gateway {
             iface
                 .routes_mut()
@@ -174,12 +206,15 @@ impl Direct {
             shared: Arc::new(Shared {
                 state: spin::Mutex::new(State_ {
                     iface,
-                    sockets: SocketSet::new(Vec::new()),
+                    sockets,
                     rx,
                     tx,
                     mtu,
                     reliable,
                     ports: BTreeSet::new(),
+                    udp_ports: BTreeSet::new(),
+                    dhcp,
+                    lease: None,
                     parked: BTreeMap::new(),
                     orphans: Vec::new(),
                     next_port,
@@ -372,6 +407,9 @@ impl Shared {
                 break;
             }
         }
+        if let Some(h) = st.dhcp {
+            st.lease_event(h);
+        }
         let backlogged = st.tx.len() >= QUEUE || !st.rx.is_empty();
         let sockets = &mut st.sockets;
         st.orphans.retain(|&(h, deadline)| {
@@ -486,13 +524,167 @@ impl Stack for Direct {
         })
     }
 
+    fn udp(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn UdpSocket>, NetError>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let mut guard = shared.state.lock();
+            let st = &mut *guard;
+            let port = match port {
+                0 => {
+                    let free = EPHEMERAL.clone().find(|p| !st.udp_ports.contains(p));
+                    free.ok_or(NetError::AddrInUse)?
+                }
+                p => p,
+            };
+            if !st.udp_ports.insert(port) {
+                return Err(NetError::AddrInUse);
+            }
+            let buffer = || {
+                udp::PacketBuffer::new(
+                    vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                    vec![0; UDP_BUFFER],
+                )
+            };
+            let mut s = udp::Socket::new(buffer(), buffer());
+            if s.bind(port).is_err() {
+                st.udp_ports.remove(&port);
+                return Err(NetError::BadConfig("cannot bind UDP port 0"));
+            }
+            let handle = st.sockets.add(s);
+            let mtu = st.mtu;
+            drop(guard);
+            Ok(Box::new(DirectUdp {
+                shared: shared.clone(),
+                handle,
+                port,
+                mtu,
+            }) as Box<dyn UdpSocket>)
+        })
+    }
+
     fn describe(&self) -> Vec<alloc::string::String> {
+        let st = self.shared.state.lock();
         let mut lines = alloc::vec![alloc::format!(
             "listening on {:?}",
-            self.shared.state.lock().ports.iter().collect::<Vec<_>>()
+            st.ports.iter().collect::<Vec<_>>()
         )];
+        if !st.udp_ports.is_empty() {
+            lines.push(alloc::format!(
+                "udp on {:?}",
+                st.udp_ports.iter().collect::<Vec<_>>()
+            ));
+        }
+        if st.dhcp.is_some() {
+            lines.push(match st.lease {
+                Some((cidr, Some(router))) => alloc::format!("dhcp: {cidr} via {router}"),
+                Some((cidr, None)) => alloc::format!("dhcp: {cidr}"),
+                None => "dhcp: waiting for a lease".into(),
+            });
+        }
+        drop(st);
         lines.extend(self.socket_states());
         lines
+    }
+}
+
+impl State_ {
+    /// Applies what the DHCP client learnt since the last poll.
+    fn lease_event(&mut self, h: SocketHandle) {
+        let lease = match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
+            None => return,
+            Some(dhcpv4::Event::Configured(c)) => Some((c.address, c.router)),
+            Some(dhcpv4::Event::Deconfigured) => None,
+        };
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.clear();
+            if let Some((cidr, _)) = lease {
+                let _ = addrs.push(IpCidr::Ipv4(cidr));
+            }
+        });
+        let routes = self.iface.routes_mut();
+        routes.remove_default_ipv4_route();
+        if let Some((_, Some(router))) = lease {
+            let _ = routes.add_default_ipv4_route(router);
+        }
+        self.lease = lease;
+    }
+}
+
+/// A UDP socket of [`Direct`].
+struct DirectUdp {
+    shared: Arc<Shared>,
+    handle: SocketHandle,
+    port: u16,
+    mtu: usize,
+}
+
+impl UdpSocket for DirectUdp {
+    fn send_to<'a>(
+        &'a mut self,
+        data: &'a [u8],
+        to: SocketAddrV4,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(poll_fn(move |cx| {
+            if data.len() + UDP_OVERHEAD > self.mtu {
+                return Poll::Ready(Err(NetError::FrameTooLarge {
+                    len: data.len() + UDP_OVERHEAD,
+                    mtu: self.mtu,
+                }));
+            }
+            let mut st = self.shared.state.lock();
+            let s = st.sockets.get_mut::<udp::Socket>(self.handle);
+            let to = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
+            match s.send_slice(data, to) {
+                Ok(()) => {
+                    drop(st);
+                    self.shared.poke.poke();
+                    Poll::Ready(Ok(()))
+                }
+                Err(udp::SendError::BufferFull) => {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                Err(udp::SendError::Unaddressable) => Poll::Ready(Err(NetError::BadConfig(
+                    "cannot send a datagram to that address",
+                ))),
+            }
+        }))
+    }
+
+    fn recv_from<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> BoxFuture<'a, Result<(usize, SocketAddrV4), NetError>> {
+        Box::pin(poll_fn(move |cx| {
+            let mut st = self.shared.state.lock();
+            let s = st.sockets.get_mut::<udp::Socket>(self.handle);
+            match s.recv_slice(buf) {
+                Ok((n, meta)) => {
+                    let IpAddress::Ipv4(ip) = meta.endpoint.addr;
+                    Poll::Ready(Ok((n, SocketAddrV4::new(ip, meta.endpoint.port))))
+                }
+                Err(udp::RecvError::Truncated) => Poll::Ready(Err(NetError::FrameTooLarge {
+                    len: buf.len() + 1,
+                    mtu: buf.len(),
+                })),
+                Err(udp::RecvError::Exhausted) => {
+                    s.register_recv_waker(cx.waker());
+                    Poll::Pending
+                }
+            }
+        }))
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for DirectUdp {
+    fn drop(&mut self) {
+        let mut st = self.shared.state.lock();
+        st.sockets.remove(self.handle);
+        st.udp_ports.remove(&self.port);
     }
 }
 

@@ -18,7 +18,7 @@
 //! Randomness comes from the platform's entropy source through `getrandom`
 //! (the guest runtime registers its own); certificate validity is checked
 //! against the [`WallClock`] the device is given.
-use crate::net::{Accepted, Listener, NetError};
+use crate::net::{Accepted, Listener, NetError, UdpSocket};
 use crate::{BoxFuture, Flow, FlowError, KvRo, Stack, WallClock};
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -523,6 +523,10 @@ impl<S: Stack, K: KvRo, C: WallClock + 'static> Stack for Server<S, K, C> {
         self.stack.connect(addr)
     }
 
+    fn udp(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn UdpSocket>, NetError>> {
+        self.stack.udp(port)
+    }
+
     fn describe(&self) -> Vec<String> {
         self.stack.describe()
     }
@@ -552,6 +556,10 @@ impl<S: Stack, K: KvRo, C: WallClock + 'static> Client<S, K, C> {
 impl<S: Stack, K: KvRo, C: WallClock + 'static> Stack for Client<S, K, C> {
     fn listen(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn Listener>, NetError>> {
         self.stack.listen(port)
+    }
+
+    fn udp(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn UdpSocket>, NetError>> {
+        self.stack.udp(port)
     }
 
     fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>> {

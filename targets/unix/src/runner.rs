@@ -411,6 +411,7 @@ pub fn construct(imp: &Implementation, args: Vec<Arg>, root: &Path) -> Result<Ar
             let config = libos::stack::Config {
                 ipv4: a.cidr()?,
                 gateway: None,
+                dhcp: false,
             };
             Arg::Stack(Arc::new(platform::driven(libos::stack::Direct::new(
                 netif,
@@ -422,6 +423,13 @@ pub fn construct(imp: &Implementation, args: Vec<Arg>, root: &Path) -> Result<Ar
         }
         "netif::tap" => Arg::Netif(Arc::new(platform::tap(&a.string()?)?)),
         "netif::pair" => Arg::Netif(Arc::new(libos::netif::pair_named(&a.string()?))),
+        "stack::dhcp" => Arg::Stack(Arc::new(platform::driven(libos::stack::Direct::new(
+            a.netif()?,
+            platform::mono_clock()?,
+            platform::time()?,
+            platform::random()?,
+            libos::stack::Config::dhcp(),
+        )?))),
         "netif::lossy" => Arg::Netif(Arc::new(libos::netif::Lossy::new(
             a.netif()?,
             a.int::<u32>("u32")?,

@@ -20,6 +20,7 @@ fn stack(netif: impl Netif + 'static, last: u8) -> Direct {
                 prefix: 24,
             },
             gateway: None,
+            dhcp: false,
         },
     )
     .unwrap();
@@ -262,4 +263,70 @@ async fn a_client_that_vanishes_and_a_closed_port_do_not_stop_the_listener() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(server.sockets(), 8, "sockets linger");
     drop(client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_datagrams_cross_a_pair_both_ways_with_their_senders() {
+    let (a, b) = pair();
+    let (server, client) = (stack(a, 1), stack(b, 2));
+    let mut echo = server.udp(5353).await.unwrap();
+    assert_eq!(echo.port(), 5353);
+    assert!(matches!(server.udp(5353).await, Err(NetError::AddrInUse)));
+    let mut asker = client.udp(0).await.unwrap();
+    let from_port = asker.port();
+    assert!(from_port >= 49152, "an ephemeral port: {from_port}");
+    let there = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5353);
+    let exchange = async {
+        let mut buf = [0u8; 2048];
+        for i in 0..20u8 {
+            let msg = vec![i; 100 + usize::from(i) * 50];
+            asker.send_to(&msg, there).await.unwrap();
+            let (n, from) = echo.recv_from(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], &msg[..]);
+            assert_eq!(
+                from,
+                SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), from_port)
+            );
+            echo.send_to(&buf[..n], from).await.unwrap();
+            let (n, from) = asker.recv_from(&mut buf).await.unwrap();
+            assert_eq!((n, from), (msg.len(), there));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .expect("twenty round trips within 20 s");
+    // A datagram that cannot fit in one frame is refused, naming sizes.
+    match asker.send_to(&[0u8; 1500], there).await {
+        Err(NetError::FrameTooLarge { len, mtu }) => assert_eq!((len, mtu), (1542, 1514)),
+        other => panic!("expected FrameTooLarge, got {other:?}"),
+    }
+    // Dropping the socket frees its port.
+    drop(echo);
+    server.udp(5353).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_over_host_sockets_talks_to_a_std_socket() {
+    let stack = platform::socket_stack().unwrap();
+    let mut socket = stack.udp(0).await.unwrap();
+    let port = socket.port();
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    peer.send_to(b"ping", ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"ping");
+    assert_eq!(std::net::SocketAddr::V4(from), peer.local_addr().unwrap());
+    socket.send_to(b"pong", from).await.unwrap();
+    let (n, _) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"pong");
+    let taken = stack.udp(port).await;
+    assert!(
+        matches!(taken, Err(NetError::AddrInUse)),
+        "{:?}",
+        taken.err()
+    );
 }

@@ -261,6 +261,7 @@ fn direct(netif: impl libos::Netif + 'static, last: u8) -> Direct {
                 prefix: 24,
             },
             gateway: None,
+            dhcp: false,
         },
     )
     .unwrap();

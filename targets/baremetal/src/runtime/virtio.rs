@@ -2,7 +2,8 @@
 //! guest under QEMU's microvm machine (`-netdev user,hostfwd=…`).
 //!
 //! microvm has no PCI bus: its virtio devices sit in eight fixed MMIO slots,
-//! each wired to an I/O APIC pin (with `ioapic2=off`, pins 5 to 12), which
+//! each wired to an I/O APIC pin (with ACPI on and `ioapic2=off`, pins 16
+//! to 23: slot i on pin 16 + i), which
 //! this driver routes to one vector. The interrupt only ends the executor's
 //! `hlt`; frames are taken from the rings when the stack polls.
 //!
@@ -20,7 +21,7 @@ use libos::{BoxFuture, NetError};
 const MMIO_BASE: u64 = 0xfeb0_0000;
 const SLOT_SIZE: u64 = 0x200;
 const SLOTS: u64 = 8;
-const FIRST_PIN: u32 = 5;
+const FIRST_PIN: u32 = 16;
 const IOAPIC: u64 = 0xfec0_0000;
 
 /// The vector the device's interrupt arrives on (acknowledged like the

@@ -9,7 +9,7 @@
 //! with a FIN after its unread input is drained, never with a reset.
 use super::io_error;
 use libos::net::Accepted;
-use libos::{BoxFuture, Flow, FlowError, Listener, NetError, Stack};
+use libos::{BoxFuture, Flow, FlowError, Listener, NetError, Stack, UdpSocket};
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket as TokioUdp};
 
 /// The host's sockets (`stack::socket()`). Clones share the stack.
 #[derive(Clone)]
@@ -110,6 +110,16 @@ impl Stack for Socket {
         Box::pin(async move {
             let stream = TcpStream::connect(addr).await.map_err(|e| net_error(&e))?;
             Ok(self.flow(stream))
+        })
+    }
+
+    fn udp(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn UdpSocket>, NetError>> {
+        Box::pin(async move {
+            let socket = TokioUdp::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+                .await
+                .map_err(|e| net_error(&e))?;
+            let port = socket.local_addr().map_err(|e| net_error(&e))?.port();
+            Ok(Box::new(SocketUdp { socket, port }) as Box<dyn UdpSocket>)
         })
     }
 
@@ -247,5 +257,55 @@ impl Drop for SocketFlow {
                 .await;
             });
         }
+    }
+}
+
+/// A UDP socket of the host.
+struct SocketUdp {
+    socket: TokioUdp,
+    port: u16,
+}
+
+impl UdpSocket for SocketUdp {
+    fn send_to<'a>(
+        &'a mut self,
+        data: &'a [u8],
+        to: SocketAddrV4,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(async move {
+            match self.socket.send_to(data, to).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    Err(NetError::FrameTooLarge {
+                        len: data.len(),
+                        mtu: 65_507,
+                    })
+                }
+                Err(e) => Err(net_error(&e)),
+            }
+        })
+    }
+
+    fn recv_from<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> BoxFuture<'a, Result<(usize, SocketAddrV4), NetError>> {
+        Box::pin(async move {
+            loop {
+                let (n, from) = self
+                    .socket
+                    .recv_from(buf)
+                    .await
+                    .map_err(|e| net_error(&e))?;
+                // Bound to an IPv4 address, the socket hears only IPv4.
+                if let SocketAddr::V4(from) = from {
+                    return Ok((n, from));
+                }
+            }
+        })
+    }
+
+    fn port(&self) -> u16 {
+        self.port
     }
 }
