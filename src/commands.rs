@@ -136,8 +136,14 @@ pub fn run(
     mem: u64,
     gdb: Option<&str>,
     forwards: &[(u16, u16)],
+    tap: Option<&str>,
 ) -> Result<ExitCode, CliError> {
     let target: Target = args.target.into();
+    if tap.is_some() && target != Target::Kvm {
+        return Err(CliError::TapUse(
+            "other targets reach a tap through the graph (netif::tap on unix)",
+        ));
+    }
     if gdb.is_some() && target != Target::Kvm {
         return Err(CliError::GdbTarget(target));
     }
@@ -148,7 +154,9 @@ pub fn run(
     match target {
         Target::Kvm => {
             let gdb = listen(gdb)?;
-            return run_kvm(cwd, &project, &graph, key_args, mem, gdb, forwards);
+            let keys = Keys::parse(key_defaults(&graph), key_args)?;
+            let net = net_config(forwards, guest_ip(&graph, &keys), tap)?;
+            return run_kvm(cwd, &project, &graph, key_args, mem, gdb, net);
         }
         Target::Qemu => {
             let cmdline = guest_cmdline(&graph, key_args)?;
@@ -223,11 +231,10 @@ fn run_kvm(
     key_args: &[String],
     mem: u64,
     gdb: Option<std::net::TcpListener>,
-    forwards: &[(u16, u16)],
+    net: Option<nym_hvt::NetConfig>,
 ) -> Result<ExitCode, CliError> {
     let cmdline = guest_cmdline(graph, key_args)?;
     let keys = Keys::parse(key_defaults(graph), key_args)?;
-    let net = net_config(forwards, guest_ip(graph, &keys))?;
     let image = build_program(cwd, project, graph, false, &Out::stderr())?;
     boot(nym_hvt::Config {
         image,

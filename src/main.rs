@@ -104,6 +104,11 @@ enum Command {
         /// 127.0.0.1:8080 and connects to the guest's port 80. Repeatable.
         #[arg(long = "publish", short = 'p', value_name = "HOST:GUEST", value_parser = parse_forward)]
         forwards: Vec<(u16, u16)>,
+        /// Put the guest on a tap device's network (kvm), instead of
+        /// forwarding ports: the host configures the tap, the guest takes
+        /// an address on its subnet (`-- --ipv4 10.0.3.2/24`).
+        #[arg(long, value_name = "NAME", conflicts_with = "forwards")]
+        tap: Option<String>,
         /// Key values for the graph's `key()`s, after `--`: `-- --count 5`.
         #[arg(last = true)]
         keys: Vec<String>,
@@ -264,9 +269,18 @@ fn main() -> ExitCode {
             mem,
             gdb,
             forwards,
+            tap,
             keys,
             ..
-        } => commands::run(&cwd, &project, &keys, mem, gdb.as_deref(), &forwards),
+        } => commands::run(
+            &cwd,
+            &project,
+            &keys,
+            mem,
+            gdb.as_deref(),
+            &forwards,
+            tap.as_deref(),
+        ),
         Command::Debug {
             project,
             break_at,
@@ -299,7 +313,7 @@ fn main() -> ExitCode {
                     block,
                     seccomp: true,
                     gdb,
-                    net: nym_driver::build::net_config(&forwards, None)?,
+                    net: nym_driver::build::net_config(&forwards, None, None)?,
                 })
             })
         }

@@ -245,6 +245,63 @@ fn http_over_stack_direct_on_a_tap_in_a_network_namespace() {
 }
 
 #[test]
+fn http_on_kvm_over_a_tap_is_a_host_on_the_taps_network() {
+    if !common::kvm_available()
+        || !required(
+            runs("curl"),
+            "curl is missing: scripts/install.sh installs it",
+        )
+    {
+        return;
+    }
+    let ns = Netns::new();
+    if !required(
+        ns.is_some(),
+        "cannot create a network namespace with a tap device (needs root and iproute2)",
+    ) {
+        return;
+    }
+    let ns = ns.unwrap();
+    let (_tmp, dir) = project("kvmtap", "http");
+    let in_ns = |args: &[&str]| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_nym")])
+            .args(args)
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", common::shared_target())
+            .env("NO_COLOR", "1");
+        c
+    };
+    // --tap is kvm's, and replaces port forwarding.
+    let out = common::run(&mut in_ns(&["run", "--tap", "tap0"]));
+    assert!(common::stderr(&out).contains("--tap puts a kvm guest on the tap's network"));
+    let out = common::run(&mut in_ns(&[
+        "run",
+        "--target",
+        "kvm",
+        "--tap",
+        "nosuchtap/",
+    ]));
+    assert!(common::stderr(&out).contains("is not a valid interface name"));
+
+    let mut server = Server::start(in_ns(&[
+        "run",
+        "--target",
+        "kvm",
+        "--tap",
+        "tap0",
+        "--",
+        "--ipv4",
+        "10.0.0.2/24",
+    ]));
+    server.wait_for("listening on port 8080");
+    // The host's own stack talks to the guest: checksums computed and
+    // checked on both sides, ARP answered by the guest.
+    http_answers_like_a_web_server(Some(&ns.0), "http://10.0.0.2:8080", None);
+    drop(server);
+}
+
+#[test]
 fn http_on_kvm_is_served_to_curl_through_port_forwarding() {
     if !common::kvm_available()
         || !required(

@@ -238,7 +238,22 @@ pub fn guest_ip(graph: &Graph, keys: &Keys) -> Option<std::net::Ipv4Addr> {
 pub fn net_config(
     forwards: &[(u16, u16)],
     guest_ip: Option<std::net::Ipv4Addr>,
+    tap: Option<&str>,
 ) -> Result<Option<nym_hvt::NetConfig>, Error> {
+    let guest_ip = guest_ip.unwrap_or(nym_hvt::abi::NET_GUEST_IP.into());
+    if let Some(name) = tap {
+        if !forwards.is_empty() {
+            return Err(Error::TapUse(
+                "its hosts reach the guest's ports directly, so -p has nothing to forward",
+            ));
+        }
+        let fd = nym_unix::devices::tap::open_fd(name).map_err(|e| Error::Tap(e.to_string()))?;
+        return Ok(Some(nym_hvt::NetConfig {
+            forwards: Vec::new(),
+            guest_ip,
+            tap: Some(fd),
+        }));
+    }
     if forwards.is_empty() {
         return Ok(None);
     }
@@ -255,7 +270,8 @@ pub fn net_config(
         .collect::<Result<_, Error>>()?;
     Ok(Some(nym_hvt::NetConfig {
         forwards,
-        guest_ip: guest_ip.unwrap_or(nym_hvt::abi::NET_GUEST_IP.into()),
+        guest_ip,
+        tap: None,
     }))
 }
 

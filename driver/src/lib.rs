@@ -121,6 +121,12 @@ pub enum Error {
         /// Why (a port in use, a bad address).
         source: std::io::Error,
     },
+    /// The tap device for the guest cannot be opened.
+    #[error("{0}")]
+    Tap(String),
+    /// `--tap` with port forwards, or off kvm.
+    #[error("--tap puts a kvm guest on the tap's network; {0}")]
+    TapUse(&'static str),
     /// A forwarded port cannot be listened on.
     #[error("cannot forward port {port}: {source}")]
     Forward {

@@ -199,7 +199,14 @@ pub struct NetInfo {
     pub mac: u64,
     /// Out: the largest frame, Ethernet header included.
     pub mtu: u64,
+    /// Out: [`NET_CHECKSUMS`] when the link leads to a real network (a tap
+    /// device), whose hosts compute and check IP and TCP checksums; without
+    /// it the link is memory to memory and checksums are skipped both ways.
+    pub flags: u64,
 }
+
+/// [`NetInfo::flags`]: the guest computes and checks checksums.
+pub const NET_CHECKSUMS: u64 = 1;
 
 /// `NET_WRITE`, `NET_READ`.
 #[repr(C)]

@@ -220,6 +220,12 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
                     .collect::<std::io::Result<_>>()
                     .map_err(MonitorError::Net)?,
                 guest_ip: n.guest_ip,
+                tap: n
+                    .tap
+                    .as_ref()
+                    .map(|t| t.try_clone())
+                    .transpose()
+                    .map_err(MonitorError::Net)?,
             })
             .map_err(MonitorError::Net)?,
         ),
@@ -475,13 +481,14 @@ impl Guest<'_> {
             Call::Fault(f) => return Ok(Some(Outcome::Crashed(self.report_fault(&f, vcpu)))),
             Call::NetInfo { at } => {
                 let info = match &self.net {
-                    Some(_) => abi::NetInfo {
+                    Some(net) => abi::NetInfo {
                         ret: abi::Ret::Ok as u64,
                         mac: abi::NET_GUEST_MAC
                             .iter()
                             .rev()
                             .fold(0, |m, &b| (m << 8) | u64::from(b)),
                         mtu: abi::NET_MTU,
+                        flags: if net.tap { abi::NET_CHECKSUMS } else { 0 },
                     },
                     None => abi::NetInfo {
                         ret: abi::Ret::NoDevice as u64,

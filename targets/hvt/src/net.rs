@@ -46,6 +46,10 @@ pub struct NetConfig {
     pub forwards: Vec<Forward>,
     /// The guest's address on the link.
     pub guest_ip: Ipv4Addr,
+    /// A tap device (opened, non-blocking) the guest's frames go to and
+    /// come from instead of the monitor's stack: the guest is a host on
+    /// the tap's network, and `forwards` is empty.
+    pub tap: Option<OwnedFd>,
 }
 
 /// The two frame queues between the vCPU thread and netd.
@@ -105,6 +109,8 @@ impl Link {
 pub struct Net {
     /// The link the vCPU thread uses.
     pub link: Arc<Link>,
+    /// Whether the link leads to a tap device (a real network).
+    pub tap: bool,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -142,12 +148,18 @@ pub fn start(config: NetConfig) -> io::Result<Net> {
     // SAFETY: mallopt only tunes the allocator; called before netd exists.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let netd_link = link.clone();
+    let tap = config.tap.is_some();
     let (started, ready) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("nym-netd".into())
         .spawn(move || {
             // Set up (thread start, first allocations) before the monitor
             // installs its system-call allowlist.
+            if let Some(tap) = config.tap {
+                let bridge = TapBridge::new(netd_link, tap);
+                let _ = started.send(());
+                return bridge.run();
+            }
             let netd = Netd::new(netd_link, config);
             let _ = started.send(());
             netd.run()
@@ -155,6 +167,7 @@ pub fn start(config: NetConfig) -> io::Result<Net> {
     let _ = ready.recv();
     Ok(Net {
         link,
+        tap,
         thread: Some(thread),
     })
 }
@@ -428,6 +441,74 @@ impl Netd {
         let mut sink = [0u8; 8];
         // SAFETY: reads the eventfd's 8-byte counter into a local (resetting it).
         unsafe { libc::read(self.link.wake.as_raw_fd(), sink.as_mut_ptr().cast(), 8) };
+    }
+}
+
+/// netd over a tap device: frames pass between the guest and the tap as
+/// they are, with no stack in the monitor.
+struct TapBridge {
+    link: Arc<Link>,
+    tap: OwnedFd,
+    /// Where a frame from the tap is read (allocated before the allowlist).
+    buf: Vec<u8>,
+}
+
+impl TapBridge {
+    fn new(link: Arc<Link>, tap: OwnedFd) -> TapBridge {
+        TapBridge {
+            link,
+            tap,
+            buf: vec![0; MTU],
+        }
+    }
+
+    fn run(mut self) {
+        while !self.link.stop.load(Ordering::Acquire) {
+            let frames: Vec<Vec<u8>> = self
+                .link
+                .from_guest
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain(..)
+                .collect();
+            for f in frames {
+                // SAFETY: writes the frame's bytes to our tap descriptor. A
+                // frame the tap refuses (full queue) is lost, as on a wire.
+                unsafe { libc::write(self.tap.as_raw_fd(), f.as_ptr().cast(), f.len()) };
+            }
+            let mut arrived = false;
+            loop {
+                // SAFETY: reads at most `buf.len()` bytes into `buf`; the
+                // descriptor is non-blocking.
+                let n = unsafe {
+                    libc::read(
+                        self.tap.as_raw_fd(),
+                        self.buf.as_mut_ptr().cast(),
+                        self.buf.len(),
+                    )
+                };
+                let Ok(n @ 1..) = usize::try_from(n) else {
+                    break;
+                };
+                let mut q = self.link.to_guest.lock().unwrap_or_else(|p| p.into_inner());
+                if q.len() < QUEUE {
+                    q.push_back(self.buf[..n].to_vec());
+                }
+                arrived = true;
+            }
+            if arrived {
+                self.link.arrived.notify_all();
+            }
+            let mut fds = [
+                pollfd(self.link.wake.as_raw_fd(), libc::POLLIN),
+                pollfd(self.tap.as_raw_fd(), libc::POLLIN),
+            ];
+            // SAFETY: `fds` is a live array of two pollfd structs.
+            unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
+            let mut sink = [0u8; 8];
+            // SAFETY: reads the eventfd's counter into a local (resetting it).
+            unsafe { libc::read(self.link.wake.as_raw_fd(), sink.as_mut_ptr().cast(), 8) };
+        }
     }
 }
 

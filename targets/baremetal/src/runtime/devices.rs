@@ -169,6 +169,8 @@ impl Block for HvtBlock {
 pub struct HvtNet {
     mac: [u8; 6],
     mtu: usize,
+    /// Memory to the monitor: checksums skipped both ways.
+    reliable: bool,
     /// Under QEMU: the virtio-net device, instead of the monitor's link.
     virtio: Option<&'static spin::Mutex<virtio::Net>>,
 }
@@ -197,6 +199,7 @@ impl HvtNet {
             return Ok(HvtNet {
                 mac: net.mac(),
                 mtu: virtio::MTU,
+                reliable: false,
                 virtio: Some(Box::leak(Box::new(spin::Mutex::new(net)))),
             });
         }
@@ -210,6 +213,7 @@ impl HvtNet {
         Ok(HvtNet {
             mac,
             mtu: i.mtu as usize,
+            reliable: i.flags & abi::NET_CHECKSUMS == 0,
             virtio: None,
         })
     }
@@ -221,9 +225,9 @@ impl Netif for HvtNet {
     }
 
     fn reliable(&self) -> bool {
-        // Memory to the monitor, which skips checksums too; QEMU's user
-        // network checks them.
-        self.virtio.is_none()
+        // Memory to the monitor, which skips checksums too; a tap behind
+        // the monitor and QEMU's user network check them.
+        self.reliable
     }
 
     fn mtu(&self) -> usize {

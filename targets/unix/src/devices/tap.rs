@@ -32,6 +32,58 @@ pub struct Tap {
     mac: [u8; 6],
 }
 
+/// Attaches to (or creates) the tap device `name`: its descriptor,
+/// non-blocking, carrying Ethernet frames without a packet-info header.
+/// nym's monitor hands one to a guest (`nym run --target kvm --tap NAME`).
+pub fn open_fd(name: &str) -> Result<OwnedFd, InitError> {
+    let invalid = |why: &str| InitError::Invalid {
+        what: format!("netif::tap: {name:?} {why}"),
+    };
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(['/', '\0', ' ']) {
+        return Err(invalid(
+            "is not a valid interface name (1 to 15 bytes, no '/' or spaces)",
+        ));
+    }
+    // SAFETY: a plain open(2) of a constant path; the result is checked.
+    let raw = unsafe {
+        libc::open(
+            c"/dev/net/tun".as_ptr(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(InitError::io(
+            "netif::tap: cannot open",
+            "/dev/net/tun",
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: `raw` is a descriptor we just opened and own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: IFF_TAP | IFF_NO_PI,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: TUNSETIFF reads and writes an `ifreq`, which `IfReq` lays
+    // out (name, then the flags union member, padded to its size).
+    if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
+        let e = io::Error::last_os_error();
+        let hint = match e.raw_os_error() {
+            Some(libc::EPERM) => {
+                " (create it first with `ip tuntap add NAME mode tap user $USER`, or run as root)"
+            }
+            Some(libc::EBUSY) => " (another process holds it)",
+            _ => "",
+        };
+        return Err(InitError::Invalid {
+            what: format!("netif::tap: cannot attach to {name:?}: {e}{hint}"),
+        });
+    }
+    Ok(fd)
+}
+
 impl Tap {
     /// Attaches to (or creates) the tap device `name`. Must be called inside
     /// a tokio runtime.
@@ -39,46 +91,7 @@ impl Tap {
         let invalid = |why: &str| InitError::Invalid {
             what: format!("netif::tap: {name:?} {why}"),
         };
-        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(['/', '\0', ' ']) {
-            return Err(invalid(
-                "is not a valid interface name (1 to 15 bytes, no '/' or spaces)",
-            ));
-        }
-        // SAFETY: a plain open(2) of a constant path; the result is checked.
-        let raw = unsafe {
-            libc::open(
-                c"/dev/net/tun".as_ptr(),
-                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            return Err(InitError::io(
-                "netif::tap: cannot open",
-                "/dev/net/tun",
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: `raw` is a descriptor we just opened and own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut req = IfReq {
-            name: [0; libc::IFNAMSIZ],
-            flags: IFF_TAP | IFF_NO_PI,
-            _pad: [0; 22],
-        };
-        req.name[..name.len()].copy_from_slice(name.as_bytes());
-        // SAFETY: TUNSETIFF reads and writes an `ifreq`, which `IfReq` lays
-        // out (name, then the flags union member, padded to its size).
-        if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
-            let e = io::Error::last_os_error();
-            let hint = match e.raw_os_error() {
-                Some(libc::EPERM) => " (create it first with `ip tuntap add NAME mode tap user $USER`, or run as root)",
-                Some(libc::EBUSY) => " (another process holds it)",
-                _ => "",
-            };
-            return Err(InitError::Invalid {
-                what: format!("netif::tap: cannot attach to {name:?}: {e}{hint}"),
-            });
-        }
+        let fd = open_fd(name)?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(invalid("must be opened inside the runtime (a nym bug)"));
         }
