@@ -148,6 +148,10 @@ enum Command {
         /// 127.0.0.1:8080 and connects to the guest's port 80. Repeatable.
         #[arg(long = "publish", short = 'p', value_name = "HOST:GUEST", value_parser = parse_forward)]
         forwards: Vec<(u16, u16)>,
+        /// Put the guest on a tap device's network instead of forwarding
+        /// ports (give it an address on the tap's subnet: `-- --ipv4 …`).
+        #[arg(long, value_name = "NAME", conflicts_with = "forwards")]
+        tap: Option<String>,
         /// The command line (its keys), after `--`.
         #[arg(last = true)]
         args: Vec<String>,
@@ -299,6 +303,7 @@ fn main() -> ExitCode {
             block_size,
             gdb,
             forwards,
+            tap,
             args,
         } => {
             let block = block.map(|path| nym_hvt::BlockFile {
@@ -313,7 +318,7 @@ fn main() -> ExitCode {
                     block,
                     seccomp: true,
                     gdb,
-                    net: nym_driver::build::net_config(&forwards, None, None)?,
+                    net: nym_driver::build::net_config(&forwards, None, tap.as_deref())?,
                 })
             })
         }
