@@ -154,9 +154,7 @@ pub fn run(
     match target {
         Target::Kvm => {
             let gdb = listen(gdb)?;
-            let keys = Keys::parse(key_defaults(&graph), key_args)?;
-            let net = net_config(forwards, guest_ip(&graph, &keys), tap)?;
-            return run_kvm(cwd, &project, &graph, key_args, mem, gdb, net);
+            return run_kvm(cwd, &project, &graph, key_args, mem, gdb, (forwards, tap));
         }
         Target::Qemu => {
             let cmdline = guest_cmdline(&graph, key_args)?;
@@ -231,10 +229,11 @@ fn run_kvm(
     key_args: &[String],
     mem: u64,
     gdb: Option<std::net::TcpListener>,
-    net: Option<nym_hvt::NetConfig>,
+    (forwards, tap): (&[(u16, u16)], Option<&str>),
 ) -> Result<ExitCode, CliError> {
     let cmdline = guest_cmdline(graph, key_args)?;
     let keys = Keys::parse(key_defaults(graph), key_args)?;
+    let net = net_config(forwards, guest_ip(graph, &keys), tap)?;
     let image = build_program(cwd, project, graph, false, &Out::stderr())?;
     boot(nym_hvt::Config {
         image,
