@@ -37,9 +37,13 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// The most plaintext encrypted into one record.
 const MAX_PLAINTEXT: usize = 16 * 1024;
-/// The most ciphertext buffered while a record is incomplete: one full TLS
-/// record (16 KiB plus its header and expansion) with room to spare.
-const MAX_INCOMING: usize = 20 * 1024;
+/// The most ciphertext buffered unprocessed. rustls keeps the records of
+/// a handshake message in the caller's buffer until the whole message is
+/// in, and a message may be 64 KiB (a long certificate chain): that, its
+/// records' headers, and a record of room.
+const MAX_INCOMING: usize = 88 * 1024;
+/// The most ciphertext read from the peer at once.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// The crypto provider: TLS 1.3 suites and key exchanges from RustCrypto.
 fn provider() -> Arc<CryptoProvider> {
@@ -218,12 +222,14 @@ fn handle<Data>(
     out: &mut Vec<u8>,
     plain: &mut Vec<u8>,
 ) -> (usize, Result<(Step, usize), rustls::Error>) {
-    let UnbufferedStatus { discard, state } = status;
+    let UnbufferedStatus { mut discard, state } = status;
     let step = (|| {
         Ok(match state? {
             ConnectionState::ReadTraffic(mut records) => {
                 while let Some(record) = records.next_record() {
-                    plain.extend_from_slice(record?.payload);
+                    let record = record?;
+                    discard += record.discard;
+                    plain.extend_from_slice(record.payload);
                 }
                 (Step::Again, 0)
             }
@@ -289,8 +295,13 @@ pub struct TlsFlow<F> {
     /// Plaintext received and not yet read, from `plain_at` on.
     plain: Vec<u8>,
     plain_at: usize,
+    /// Where ciphertext is read before it joins `incoming`, so a read that
+    /// is abandoned midway leaves `incoming` as it was.
+    scratch: Vec<u8>,
     /// The peer sent close_notify (or closed its flow).
     peer_done: bool,
+    /// This side sent close_notify: it writes nothing more.
+    closed: bool,
     /// The session failed; every later call fails the same way.
     failed: Option<&'static str>,
 }
@@ -304,7 +315,9 @@ impl<F: Flow> TlsFlow<F> {
             out: Vec::new(),
             plain: Vec::new(),
             plain_at: 0,
+            scratch: Vec::new(),
             peer_done: false,
+            closed: false,
             failed: None,
         }
     }
@@ -356,14 +369,19 @@ impl<F: Flow> TlsFlow<F> {
                     }
                     self.flush().await?;
                     // A peer that closes its flow without close_notify ends
-                    // the stream (as most HTTP clients do).
+                    // the stream (as most HTTP clients do), unless it stops
+                    // inside a record: that is a truncation.
                     if !self.fill().await? {
+                        if !self.incoming.is_empty() {
+                            return Err(self.failure("the peer closed inside a TLS record"));
+                        }
                         self.peer_done = true;
                     }
                 }
                 Step::Ready => {
                     self.flush().await?;
                     if goal == Goal::Close {
+                        self.closed = true;
                         self.inner.close().await?;
                     }
                     return Ok(taken);
@@ -415,35 +433,49 @@ impl<F: Flow> TlsFlow<F> {
     async fn fail(&mut self, e: &rustls::Error) -> FlowError {
         let why = reason(e);
         self.failed = Some(why);
+        // One more step encodes the alert rustls queued. Only one: a
+        // further step would parse the bad input again, and rustls asserts
+        // that it never sends a second fatal alert (a panic, found by the
+        // garbage test).
         let (discard, _) = self.step(Goal::Handshake, &[]);
         self.incoming.drain(..discard.min(self.incoming.len()));
         let _ = self.flush().await;
         FlowError::Protocol(why)
     }
 
-    /// Writes everything in `out` to the peer.
+    /// Marks the session failed for `why`.
+    fn failure(&mut self, why: &'static str) -> FlowError {
+        self.failed = Some(why);
+        FlowError::Protocol(why)
+    }
+
+    /// Writes everything in `out` to the peer, dropping what is written as
+    /// it goes (an abandoned flush sends nothing twice). Records are
+    /// numbered: after a failed write the session cannot go on.
     async fn flush(&mut self) -> Result<(), FlowError> {
-        if !self.out.is_empty() {
-            let result = self.inner.write_all(&self.out).await;
-            self.out.clear();
-            result?;
+        while !self.out.is_empty() {
+            match self.inner.write(&self.out).await {
+                Ok(0) => return Err(self.failure("the connection closed while sending")),
+                Ok(n) => drop(self.out.drain(..n)),
+                Err(e) => {
+                    self.failed = Some("the connection failed while sending");
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
 
     /// Reads more ciphertext from the peer; false when its flow ended.
     async fn fill(&mut self) -> Result<bool, FlowError> {
-        let used = self.incoming.len();
-        if used >= MAX_INCOMING {
-            self.failed = Some("the peer sent a record larger than TLS allows");
-            return Err(FlowError::Protocol(
-                "the peer sent a record larger than TLS allows",
-            ));
+        if self.incoming.len() >= MAX_INCOMING {
+            return Err(self.failure("the peer sent a message larger than TLS allows"));
         }
-        self.incoming.resize(MAX_INCOMING, 0);
-        let got = self.inner.read(&mut self.incoming[used..]).await;
-        self.incoming.truncate(used + *got.as_ref().unwrap_or(&0));
-        Ok(got? > 0)
+        let room = READ_CHUNK.min(MAX_INCOMING - self.incoming.len());
+        self.scratch.resize(room, 0);
+        let n = self.inner.read(&mut self.scratch).await?;
+        self.incoming.extend_from_slice(&self.scratch[..n]);
+        Ok(n > 0)
     }
 }
 
@@ -461,6 +493,9 @@ impl<F: Flow> Flow for TlsFlow<F> {
 
     fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, Result<usize, FlowError>> {
         Box::pin(async move {
+            if self.closed {
+                return Err(FlowError::Closed);
+            }
             if data.is_empty() {
                 return Ok(0);
             }
@@ -469,7 +504,12 @@ impl<F: Flow> Flow for TlsFlow<F> {
     }
 
     fn close(&mut self) -> BoxFuture<'_, Result<(), FlowError>> {
-        Box::pin(async move { self.drive(Goal::Close, &[]).await.map(|_| ()) })
+        Box::pin(async move {
+            if self.closed {
+                return Ok(());
+            }
+            self.drive(Goal::Close, &[]).await.map(|_| ())
+        })
     }
 }
 

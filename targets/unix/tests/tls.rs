@@ -123,6 +123,13 @@ async fn a_tls_client_and_server_talk_over_host_sockets() {
     let mut flow = c.connect(loopback(port)).await.unwrap();
     assert_eq!(round_trip(&mut flow, b"hello, tls").await, b"HELLO, TLS");
     assert!(errors.try_recv().is_err(), "a clean session ends cleanly");
+    // Closed for writing means closed: nothing is sent after close_notify,
+    // and closing again is harmless.
+    assert!(matches!(
+        flow.write(b"late").await,
+        Err(libos::FlowError::Closed)
+    ));
+    flow.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

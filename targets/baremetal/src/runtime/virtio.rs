@@ -10,7 +10,7 @@
 //! Memory is identity-mapped, so a heap address is the physical address
 //! the device uses. Two split virtqueues of [`QUEUE`] entries: receive
 //! (every buffer posted, reposted as soon as its frame is copied out) and
-//! transmit (slots reused in order, as the device completes them in order).
+//! transmit (a slot is reused once the device has returned it).
 use super::executor::wake_after_wait;
 use alloc::alloc::{alloc_zeroed, Layout};
 use core::ptr::{read_volatile, write_volatile};
@@ -52,6 +52,7 @@ const S_ACKNOWLEDGE: u32 = 1;
 const S_DRIVER: u32 = 2;
 const S_DRIVER_OK: u32 = 4;
 const S_FEATURES_OK: u32 = 8;
+const S_FAILED: u32 = 128;
 
 const F_MAC: u32 = 1 << 5;
 /// VIRTIO_F_VERSION_1, bit 32: the second features word's bit 0.
@@ -62,6 +63,8 @@ const DESC_WRITE: u16 = 2;
 
 /// Entries per queue.
 const QUEUE: u16 = 32;
+// `Net::tx_free` keeps a bit per transmit descriptor.
+const _: () = assert!(QUEUE as u32 == u32::BITS);
 /// The header before every frame (`virtio_net_hdr` with VERSION_1).
 const HEADER: usize = 12;
 /// The largest Ethernet frame (no VLAN tag, no FCS).
@@ -158,10 +161,13 @@ impl Queue {
     }
 
     /// The device ring's index: how many buffers the device has returned.
+    /// Fenced after the load, so the entries and buffers read next are
+    /// read after it.
     fn device_index(&self) -> u16 {
-        fence(Ordering::SeqCst);
         // SAFETY: the device ring is in the queue's page.
-        unsafe { read_volatile((self.page + 2048 + 2) as *const u16) }
+        let index = unsafe { read_volatile((self.page + 2048 + 2) as *const u16) };
+        fence(Ordering::SeqCst);
+        index
     }
 
     /// The next returned buffer, (descriptor, bytes written), if any.
@@ -171,7 +177,7 @@ impl Queue {
         }
         let slot = self.page + 2048 + 4 + u64::from(self.used % QUEUE) * 8;
         // SAFETY: the entry is in the queue's page and was written by the
-        // device before it moved its index (fenced in `device_index`).
+        // device before it moved its index (read, then fenced, above).
         let (id, len) = unsafe {
             (
                 read_volatile(slot as *const u32),
@@ -201,6 +207,8 @@ pub struct Net {
     mac: [u8; 6],
     rx: Queue,
     tx: Queue,
+    /// Transmit descriptors not in flight, one bit each.
+    tx_free: u32,
 }
 
 impl Net {
@@ -214,6 +222,21 @@ impl Net {
             return Err(ProbeError::Legacy);
         }
         write(base, STATUS, 0);
+        // The reset is done when the status reads back 0 (QEMU's at once).
+        for _ in 0..1000 {
+            if read(base, STATUS) == 0 {
+                break;
+            }
+        }
+        let set_up = Self::set_up(base);
+        if set_up.is_err() {
+            write(base, STATUS, read(base, STATUS) | S_FAILED);
+        }
+        set_up
+    }
+
+    /// Negotiates features, gives the device its queues and starts it.
+    fn set_up(base: u64) -> Result<Net, ProbeError> {
         write(base, STATUS, S_ACKNOWLEDGE | S_DRIVER);
         write(base, DEVICE_FEATURES_SEL, 0);
         let low = read(base, DEVICE_FEATURES);
@@ -263,7 +286,13 @@ impl Net {
         );
         write(base, QUEUE_NOTIFY, 0);
         route_interrupts();
-        Ok(Net { base, mac, rx, tx })
+        Ok(Net {
+            base,
+            mac,
+            rx,
+            tx,
+            tx_free: u32::MAX,
+        })
     }
 
     /// The device's MAC address.
@@ -311,13 +340,16 @@ impl Net {
             }));
         }
         self.acknowledge();
-        while self.tx.next_used().is_some() {}
-        if self.tx.avail.wrapping_sub(self.tx.used) >= QUEUE {
+        while let Some((id, _)) = self.tx.next_used() {
+            self.tx_free |= 1 << id;
+        }
+        if self.tx_free == 0 {
             return None;
         }
-        let slot = self.tx.avail;
-        // SAFETY: slot `slot` is not in flight (checked above), so its
-        // buffer is ours; header and frame fit in BUFFER bytes.
+        let slot = self.tx_free.trailing_zeros() as u16;
+        self.tx_free &= !(1 << slot);
+        // SAFETY: descriptor `slot` is not in flight (its bit was free), so
+        // its buffer is ours; header and frame fit in BUFFER bytes.
         unsafe {
             let buf = self.tx.buffer(slot);
             core::ptr::write_bytes(buf, 0, HEADER);
