@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{kvm_available, nym, project, required, rewrite, run, runs};
+use common::{free_port, kvm_available, nym, project, required, rewrite, run, runs};
 
 const APP: &str = r#"#![no_std]
 extern crate alloc;
@@ -53,14 +53,6 @@ fn ticker() -> (tempfile::TempDir, PathBuf, PathBuf) {
         .success());
     let image = dir.join("target/nym/kvm/ticker.elf");
     (tmp, dir, image)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Boots `image` under the stub and waits until it listens.

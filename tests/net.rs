@@ -6,6 +6,7 @@ mod common;
 use common::{nym, project, required, runs, Server};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -28,6 +29,25 @@ fn curl(netns: Option<&str>, args: &[&str]) -> (u16, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// Whether curl runs (see [`required`]).
+fn curl_available() -> bool {
+    required(
+        runs("curl"),
+        "curl is missing: scripts/install.sh installs it",
+    )
+}
+
+/// `nym run --target TARGET -p PORT:GUEST` in `dir`, once the guest listens.
+fn forwarded(dir: &Path, target: &str, port: u16, guest: u16) -> Server {
+    let mut server = Server::start({
+        let mut c = nym(dir);
+        c.args(["run", "--target", target, "-p", &format!("{port}:{guest}")]);
+        c
+    });
+    server.wait_for(&format!("listening on port {guest}"));
+    server
 }
 
 /// The checks every http server passes, at `base` (`http://host:port`, or
@@ -86,10 +106,7 @@ fn send_raw(port: u16, request: &[u8]) -> String {
 
 #[test]
 fn http_template_serves_curl_over_host_sockets_and_survives_bad_clients() {
-    if !required(
-        runs("curl"),
-        "curl is missing: scripts/install.sh installs it",
-    ) {
+    if !curl_available() {
         return;
     }
     let (_tmp, dir) = project("web", "http");
@@ -170,7 +187,10 @@ struct Netns(String);
 
 impl Netns {
     fn new() -> Option<Netns> {
-        let name = format!("nym-test-{}", std::process::id());
+        // One per test: the tap tests run at once in one process.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("nym-test-{}-{n}", std::process::id());
         let ip = |args: &[&str]| {
             Command::new("ip")
                 .args(args)
@@ -200,38 +220,56 @@ impl Drop for Netns {
     }
 }
 
-#[test]
-fn http_over_stack_direct_on_a_tap_in_a_network_namespace() {
-    if !required(
-        runs("curl"),
-        "curl is missing: scripts/install.sh installs it",
-    ) {
-        return;
+impl Netns {
+    /// [`Netns::new`], or a loud failure under CI (see [`required`]).
+    fn required() -> Option<Netns> {
+        let ns = Netns::new();
+        let ok = required(
+            ns.is_some(),
+            "cannot create a network namespace with a tap device (needs root and iproute2)",
+        );
+        if ok {
+            ns
+        } else {
+            None
+        }
     }
-    let ns = Netns::new();
-    if !required(
-        ns.is_some(),
-        "cannot create a network namespace with a tap device (needs root and iproute2)",
-    ) {
-        return;
-    }
-    let ns = ns.unwrap();
-    let (_tmp, dir) = project("tapweb", "http");
-    let graph = std::fs::read_to_string(dir.join("unikernel.nym")).unwrap();
-    let graph = graph.replace(
-        "stack::socket()",
-        r#"stack::direct(netif::tap("tap0"), key("ipv4", "10.0.0.2/24"))"#,
-    );
-    assert!(graph.contains("netif::tap"));
-    std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
-    let mut server = Server::start({
+
+    /// `nym ARGS` in project `dir`, inside the namespace.
+    fn nym(&self, dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_nym"), "run"])
-            .current_dir(&dir)
+        c.args(["netns", "exec", &self.0, env!("CARGO_BIN_EXE_nym")])
+            .args(args)
+            .current_dir(dir)
             .env("CARGO_TARGET_DIR", common::shared_target())
             .env("NO_COLOR", "1");
         c
-    });
+    }
+}
+
+/// Replaces `from` by `to` in the project's graph (which must contain it).
+fn edit_graph(dir: &Path, from: &str, to: &str) {
+    let path = dir.join("unikernel.nym");
+    let graph = std::fs::read_to_string(&path).unwrap();
+    assert!(graph.contains(from), "{graph}");
+    std::fs::write(path, graph.replace(from, to)).unwrap();
+}
+
+#[test]
+fn http_over_stack_direct_on_a_tap_in_a_network_namespace() {
+    if !curl_available() {
+        return;
+    }
+    let Some(ns) = Netns::required() else {
+        return;
+    };
+    let (_tmp, dir) = project("tapweb", "http");
+    edit_graph(
+        &dir,
+        "stack::socket()",
+        r#"stack::direct(netif::tap("tap0"), key("ipv4", "10.0.0.2/24"))"#,
+    );
+    let mut server = Server::start(ns.nym(&dir, &["run"]));
     server.wait_for("listening on port 8080");
     http_answers_like_a_web_server(Some(&ns.0), "http://10.0.0.2:8080", None);
     // The host sees the stack's own MAC in its neighbour table: ARP was answered by smoltcp.
@@ -246,32 +284,14 @@ fn http_over_stack_direct_on_a_tap_in_a_network_namespace() {
 
 #[test]
 fn http_on_kvm_over_a_tap_is_a_host_on_the_taps_network() {
-    if !common::kvm_available()
-        || !required(
-            runs("curl"),
-            "curl is missing: scripts/install.sh installs it",
-        )
-    {
+    if !common::kvm_available() || !curl_available() {
         return;
     }
-    let ns = Netns::new();
-    if !required(
-        ns.is_some(),
-        "cannot create a network namespace with a tap device (needs root and iproute2)",
-    ) {
+    let Some(ns) = Netns::required() else {
         return;
-    }
-    let ns = ns.unwrap();
-    let (_tmp, dir) = project("kvmtap", "http");
-    let in_ns = |args: &[&str]| {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_nym")])
-            .args(args)
-            .current_dir(&dir)
-            .env("CARGO_TARGET_DIR", common::shared_target())
-            .env("NO_COLOR", "1");
-        c
     };
+    let (_tmp, dir) = project("kvmtap", "http");
+    let in_ns = |args: &[&str]| ns.nym(&dir, args);
     // --tap is kvm's, and replaces port forwarding.
     let out = common::run(&mut in_ns(&["run", "--tap", "tap0"]));
     assert!(common::stderr(&out).contains("--tap puts a kvm guest on the tap's network"));
@@ -303,12 +323,7 @@ fn http_on_kvm_over_a_tap_is_a_host_on_the_taps_network() {
 
 #[test]
 fn http_on_kvm_is_served_to_curl_through_port_forwarding() {
-    if !common::kvm_available()
-        || !required(
-            runs("curl"),
-            "curl is missing: scripts/install.sh installs it",
-        )
-    {
+    if !common::kvm_available() || !curl_available() {
         return;
     }
     let (_tmp, dir) = project("kvmweb", "http");
@@ -322,12 +337,7 @@ fn http_on_kvm_is_served_to_curl_through_port_forwarding() {
     );
 
     let port = common::free_port();
-    let mut server = Server::start({
-        let mut c = nym(&dir);
-        c.args(["run", "--target", "kvm", "-p", &format!("{port}:8080")]);
-        c
-    });
-    server.wait_for("listening on port 8080");
+    let _server = forwarded(&dir, "kvm", port, 8080);
     http_answers_like_a_web_server(None, &format!("http://127.0.0.1:{port}"), None);
     // A client that connects and vanishes, and garbage: the guest serves on.
     drop(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
@@ -337,12 +347,7 @@ fn http_on_kvm_is_served_to_curl_through_port_forwarding() {
 
 #[test]
 fn http_on_qemu_is_served_to_curl_through_virtio_net_and_port_forwarding() {
-    if !common::qemu_available()
-        || !required(
-            runs("curl"),
-            "curl is missing: scripts/install.sh installs it",
-        )
-    {
+    if !common::qemu_available() || !curl_available() {
         return;
     }
     let (_tmp, dir) = project("qemuweb", "http");
@@ -356,12 +361,7 @@ fn http_on_qemu_is_served_to_curl_through_virtio_net_and_port_forwarding() {
     );
 
     let port = common::free_port();
-    let mut server = Server::start({
-        let mut c = nym(&dir);
-        c.args(["run", "--target", "qemu", "-p", &format!("{port}:8080")]);
-        c
-    });
-    server.wait_for("listening on port 8080");
+    let _server = forwarded(&dir, "qemu", port, 8080);
     http_answers_like_a_web_server(None, &format!("http://127.0.0.1:{port}"), None);
     drop(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
     assert!(send_raw(port, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
@@ -394,30 +394,17 @@ fn http_on_qemu_is_served_to_curl_through_virtio_net_and_port_forwarding() {
 
 #[test]
 fn a_stack_addressed_by_qemus_dhcp_server_serves_curl() {
-    if !common::qemu_available()
-        || !required(
-            runs("curl"),
-            "curl is missing: scripts/install.sh installs it",
-        )
-    {
+    if !common::qemu_available() || !curl_available() {
         return;
     }
     let (_tmp, dir) = project("dhcpweb", "http");
-    let graph = std::fs::read_to_string(dir.join("unikernel.nym"))
-        .unwrap()
-        .replace(
-            r#"stack::direct(netif::default(), key("ipv4", "10.0.2.15/24"))"#,
-            "stack::dhcp(netif::default())",
-        );
-    assert!(graph.contains("stack::dhcp"), "{graph}");
-    std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
+    edit_graph(
+        &dir,
+        r#"stack::direct(netif::default(), key("ipv4", "10.0.2.15/24"))"#,
+        "stack::dhcp(netif::default())",
+    );
     let port = common::free_port();
-    let mut server = Server::start({
-        let mut c = nym(&dir);
-        c.args(["run", "--target", "qemu", "-p", &format!("{port}:8080")]);
-        c
-    });
-    server.wait_for("listening on port 8080");
+    let _server = forwarded(&dir, "qemu", port, 8080);
     // QEMU forwards to 10.0.2.15, the address its DHCP server leases first:
     // the guest answers once it holds the lease. With the lease's timers
     // hours away, an idle guest wakes for a frame only through the virtio
@@ -512,10 +499,7 @@ fn https_answers_with_its_certificate(port: u16, ca: &str) {
 
 #[test]
 fn https_template_serves_curl_and_openssl_with_a_test_ca() {
-    if !required(
-        runs("curl"),
-        "curl is missing: scripts/install.sh installs it",
-    ) {
+    if !curl_available() {
         return;
     }
     let (_tmp, dir) = project("secure", "https");
@@ -532,22 +516,12 @@ fn https_template_serves_curl_and_openssl_with_a_test_ca() {
 
 #[test]
 fn https_on_kvm_serves_curl_and_openssl_through_port_forwarding() {
-    if !common::kvm_available()
-        || !required(
-            runs("curl"),
-            "curl is missing: scripts/install.sh installs it",
-        )
-    {
+    if !common::kvm_available() || !curl_available() {
         return;
     }
     let (_tmp, dir) = project("kvmsecure", "https");
     common::tls::make_certs(&dir.join("tls"), "DNS:localhost, IP:127.0.0.1");
     let port = common::free_port();
-    let mut server = Server::start({
-        let mut c = nym(&dir);
-        c.args(["run", "--target", "kvm", "-p", &format!("{port}:8443")]);
-        c
-    });
-    server.wait_for("listening on port 8443");
+    let _server = forwarded(&dir, "kvm", port, 8443);
     https_answers_with_its_certificate(port, dir.join("tls/ca.pem").to_str().unwrap());
 }

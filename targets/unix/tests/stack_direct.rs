@@ -1,32 +1,15 @@
 //! `stack::direct` (smoltcp in libos) end to end: two stacks over an
 //! in-memory link exchange data over TCP, through loss and garbage.
+mod common;
+
+use common::direct as stack;
 use libos::netif::{pair, Lossy, PairEnd};
-use libos::stack::{Config, Direct, Driven};
-use libos::{BoxFuture, Flow, Ipv4Cidr, NetError, Netif, Stack};
+use libos::stack::Direct;
+use libos::{BoxFuture, Flow, NetError, Netif, Stack};
 use nym_unix::platform;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-
-fn stack(netif: impl Netif + 'static, last: u8) -> Direct {
-    let d = Direct::new(
-        netif,
-        platform::mono_clock().unwrap(),
-        platform::time().unwrap(),
-        platform::random().unwrap(),
-        Config {
-            ipv4: Ipv4Cidr {
-                addr: Ipv4Addr::new(10, 0, 0, last),
-                prefix: 24,
-            },
-            gateway: None,
-            dhcp: false,
-        },
-    )
-    .unwrap();
-    tokio::spawn(d.driver());
-    d
-}
 
 /// A deterministic payload and its checksum (FNV-1a).
 fn payload(len: usize) -> Vec<u8> {

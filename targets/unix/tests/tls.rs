@@ -3,12 +3,13 @@
 //! and against clients that speak no TLS or vanish.
 #[path = "../../../tests/common/tls.rs"]
 mod certs;
+mod common;
 
+use common::{direct, free_port};
 use libos::kv::Baked;
 use libos::netif::pair;
-use libos::stack::{Config, Direct, Driven};
 use libos::tls::{Client, Server};
-use libos::{Flow, Ipv4Cidr, NetError, Stack};
+use libos::{Flow, NetError, Stack};
 use nym_unix::platform;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
@@ -35,14 +36,6 @@ fn pki() -> (tempfile::TempDir, Baked) {
 
 fn roots(dir: &tempfile::TempDir) -> Baked {
     store(dir.path(), &["ca.pem"])
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Serves on `port` of `stack`: reads each connection to its end, then
@@ -106,11 +99,13 @@ fn client(roots: Baked, name: &str) -> impl Stack {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_client_and_server_talk_over_host_sockets() {
-    let (dir, server_files) = pki();
+/// A TLS shouting server on a free port of the host's sockets: its port,
+/// and the errors its connections end with.
+async fn serve_on_sockets(
+    server_files: Baked,
+) -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let port = free_port();
-    let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, errors) = tokio::sync::mpsc::unbounded_channel();
     let server = Server::new(
         platform::socket_stack().unwrap(),
         server_files,
@@ -118,6 +113,13 @@ async fn a_tls_client_and_server_talk_over_host_sockets() {
     );
     tokio::spawn(shouting_server(server, port, tx));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    (port, errors)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_and_server_talk_over_host_sockets() {
+    let (dir, server_files) = pki();
+    let (port, mut errors) = serve_on_sockets(server_files).await;
 
     let c = client(roots(&dir), "localhost");
     let mut flow = c.connect(loopback(port)).await.unwrap();
@@ -135,15 +137,7 @@ async fn a_tls_client_and_server_talk_over_host_sockets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_is_not_who_the_client_expects_is_refused() {
     let (dir, server_files) = pki();
-    let port = free_port();
-    let (tx, _errors) = tokio::sync::mpsc::unbounded_channel();
-    let server = Server::new(
-        platform::socket_stack().unwrap(),
-        server_files,
-        platform::wall_clock().unwrap(),
-    );
-    tokio::spawn(shouting_server(server, port, tx));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (port, _errors) = serve_on_sockets(server_files).await;
 
     let wrong = client(roots(&dir), "bank.example");
     match wrong.connect(loopback(port)).await {
@@ -172,15 +166,7 @@ async fn a_server_that_is_not_who_the_client_expects_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_vanishing_clients_do_not_stop_the_server() {
     let (dir, server_files) = pki();
-    let port = free_port();
-    let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
-    let server = Server::new(
-        platform::socket_stack().unwrap(),
-        server_files,
-        platform::wall_clock().unwrap(),
-    );
-    tokio::spawn(shouting_server(server, port, tx));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (port, mut errors) = serve_on_sockets(server_files).await;
 
     // Plain HTTP to a TLS port: the session fails with a reason, and the
     // client is told (an alert) or hung up on, not left waiting.
@@ -254,26 +240,6 @@ async fn a_server_without_its_certificate_says_which_file_is_missing() {
         ),
         Ok(_) => panic!("listening without a key"),
     }
-}
-
-fn direct(netif: impl libos::Netif + 'static, last: u8) -> Direct {
-    let d = Direct::new(
-        netif,
-        platform::mono_clock().unwrap(),
-        platform::time().unwrap(),
-        platform::random().unwrap(),
-        Config {
-            ipv4: Ipv4Cidr {
-                addr: Ipv4Addr::new(10, 0, 0, last),
-                prefix: 24,
-            },
-            gateway: None,
-            dhcp: false,
-        },
-    )
-    .unwrap();
-    tokio::spawn(d.driver());
-    d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,33 @@
+//! Helpers shared by the stack tests of this crate.
+#![allow(dead_code)]
+use libos::stack::{Config, Direct, Driven};
+use libos::{Ipv4Cidr, Netif};
+use nym_unix::platform;
+use std::net::Ipv4Addr;
+
+/// A `stack::direct` at 10.0.0.`last`/24 over `netif`, its driver spawned
+/// on the test's runtime.
+pub fn direct(netif: impl Netif + 'static, last: u8) -> Direct {
+    let d = Direct::new(
+        netif,
+        platform::mono_clock().unwrap(),
+        platform::time().unwrap(),
+        platform::random().unwrap(),
+        Config::new(Ipv4Cidr {
+            addr: Ipv4Addr::new(10, 0, 0, last),
+            prefix: 24,
+        }),
+    )
+    .unwrap();
+    tokio::spawn(d.driver());
+    d
+}
+
+/// A loopback port nothing listens on (as of now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
