@@ -260,10 +260,8 @@ pub fn net_config(
     let forwards = forwards
         .iter()
         .map(|&(host, guest)| {
-            let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, host))
-                .map_err(|source| Error::Forward { port: host, source })?;
             Ok(nym_hvt::Forward {
-                listener,
+                listener: bind_forward(host)?,
                 guest_port: guest,
             })
         })
@@ -273,6 +271,13 @@ pub fn net_config(
         guest_ip,
         tap: None,
     }))
+}
+
+/// Listens on 127.0.0.1:`port` for a forward to a guest; an error names
+/// the port (a port in use).
+pub fn bind_forward(port: u16) -> Result<std::net::TcpListener, Error> {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+        .map_err(|source| Error::Forward { port, source })
 }
 
 /// Listens for gdb on `addr`, if given.

@@ -65,8 +65,7 @@ pub fn args(image: &Path, mem: u64, cmdline: &str, forwards: &[(u16, u16)]) -> V
 /// message for it comes late and names no port.
 pub fn check_forwards(forwards: &[(u16, u16)]) -> Result<(), crate::Error> {
     for &(port, _) in forwards {
-        std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
-            .map_err(|source| crate::Error::Forward { port, source })?;
+        crate::build::bind_forward(port)?;
     }
     Ok(())
 }

@@ -377,13 +377,15 @@ fn route_interrupts() {
     }
 }
 
-/// A netif future over the device behind `net`.
-pub fn recv<'a>(
+/// A future that polls the device behind `net` with `poll` until it
+/// answers, waking after each of the executor's waits (which the device's
+/// interrupt ends).
+fn until_ready<'a, T>(
     net: &'a spin::Mutex<Net>,
-    buf: &'a mut [u8],
-) -> BoxFuture<'a, Result<usize, NetError>> {
+    mut poll: impl FnMut(&mut Net) -> Option<T> + Send + 'a,
+) -> BoxFuture<'a, T> {
     alloc::boxed::Box::pin(core::future::poll_fn(move |cx| {
-        match net.lock().poll_recv(buf) {
+        match poll(&mut net.lock()) {
             Some(r) => Poll::Ready(r),
             None => {
                 wake_after_wait(cx.waker());
@@ -393,15 +395,15 @@ pub fn recv<'a>(
     }))
 }
 
+/// A netif future receiving a frame into `buf` from the device behind `net`.
+pub fn recv<'a>(
+    net: &'a spin::Mutex<Net>,
+    buf: &'a mut [u8],
+) -> BoxFuture<'a, Result<usize, NetError>> {
+    until_ready(net, move |n| n.poll_recv(buf))
+}
+
 /// A netif future sending `frame` through the device behind `net`.
 pub fn send<'a>(net: &'a spin::Mutex<Net>, frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>> {
-    alloc::boxed::Box::pin(core::future::poll_fn(move |cx| {
-        match net.lock().try_send(frame) {
-            Some(r) => Poll::Ready(r),
-            None => {
-                wake_after_wait(cx.waker());
-                Poll::Pending
-            }
-        }
-    }))
+    until_ready(net, move |n| n.try_send(frame))
 }
