@@ -75,17 +75,32 @@ impl Tmux {
         }
     }
 
-    /// Sends keys by name: `Enter`, `Tab`, `C-c`.
     /// Types `text` and Enter.
     fn line(&self, text: &str) {
         self.type_text(text);
         self.keys(&["Enter"]);
     }
 
+    /// Sends keys by name: `Enter`, `Tab`, `C-c`.
     fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys"];
         args.extend(keys);
         self.tmux(&args);
+    }
+
+    /// Waits until `prompt` is the last line on the screen: the line
+    /// editor is reading again, with the terminal in raw mode. A key sent
+    /// before that reaches the terminal in cooked mode, where Ctrl-D is
+    /// swallowed as an end-of-file marker and Ctrl-C becomes a signal
+    /// instead of reaching the editor.
+    fn wait_prompt(&self, prompt: &str, within: Duration) {
+        self.wait_until(&format!("the prompt {prompt:?} last"), within, |s| {
+            s.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::trim_end)
+                == Some(prompt)
+        });
     }
 
     fn screen(&self) -> String {
@@ -94,15 +109,20 @@ impl Tmux {
 
     /// Waits until the screen contains `want`; the screen.
     fn wait_for(&self, want: &str, within: Duration) -> String {
+        self.wait_until(&format!("{want:?}"), within, |s| s.contains(want))
+    }
+
+    /// Waits until `ok` holds of the screen; the screen.
+    fn wait_until(&self, what: &str, within: Duration, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + within;
         loop {
             let s = self.screen();
-            if s.contains(want) {
+            if ok(&s) {
                 return s;
             }
             assert!(
                 Instant::now() < deadline,
-                "never saw {want:?} on the screen:\n{s}"
+                "never saw {what} on the screen:\n{s}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -127,7 +147,7 @@ fn the_repl_completes_evaluates_keeps_statements_open_runs_and_exits() {
     let Some(t) = Tmux::start(&dir, &format!("{} repl", nym_exe())) else {
         return;
     };
-    t.wait_for("nym>", Duration::from_secs(30));
+    t.wait_prompt("nym>", Duration::from_secs(30));
 
     // Tab completes an implementation from its module.
     t.type_text("let extra = kv::me");
@@ -136,29 +156,37 @@ fn the_repl_completes_evaluates_keeps_statements_open_runs_and_exits() {
     t.wait_for("extra: Kv", Duration::from_secs(10));
 
     // A command completes too.
+    t.wait_prompt("nym>", Duration::from_secs(10));
     t.type_text(":dev");
     t.keys(&["Tab", "Enter"]);
     t.wait_for("clock::mono", Duration::from_secs(10));
 
     // A statement stays open until its brackets close and its `;` comes.
+    t.wait_prompt("nym>", Duration::from_secs(10));
     t.line("let wrapped = kv::full(");
     t.line("kv::mem());");
     t.wait_for("wrapped: Kv", Duration::from_secs(10));
 
     // A mistake is shown under the input, the session unchanged.
+    t.wait_prompt("nym>", Duration::from_secs(10));
     t.line("let bad = kv::mme();");
     t.wait_for("did you mean `kv::mem`?", Duration::from_secs(10));
 
-    // Ctrl-C drops the line being typed.
+    // Ctrl-C drops the line being typed: the editor says so (the
+    // terminal's own echo of ^C would not).
+    t.wait_prompt("nym>", Duration::from_secs(10));
     t.type_text("let never = ");
+    t.wait_for("nym> let never =", Duration::from_secs(10));
     t.keys(&["C-c"]);
-    t.wait_for("^C", Duration::from_secs(10));
+    t.wait_for("^C (Ctrl-D leaves)", Duration::from_secs(10));
 
     // The stack runs in-process; its console lands above the prompt.
+    t.wait_prompt("nym>", Duration::from_secs(10));
     t.line(":run -- --count 2 --pause 1ms");
     t.wait_for("hello from nym #2", Duration::from_secs(300));
     t.wait_for("the jobs finished", Duration::from_secs(30));
 
+    t.wait_prompt("nym>", Duration::from_secs(10));
     t.keys(&["C-d"]);
     let s = t.wait_for("EXITED 0", Duration::from_secs(30));
     assert!(s.contains("bye"), "{s}");
@@ -188,9 +216,20 @@ fn the_notebook_runs_all_cells_and_shows_their_outputs() {
         s.contains("│ hello "),
         "the graph pane draws the job's box:\n{s}"
     );
-    // Resizing redraws at the new size.
+    // Resizing redraws at the new size: the key line moves up to row 24
+    // (without a redraw it would be cut off with rows 25 to 32) and no
+    // line is wider than 80 columns.
     t.tmux(&["resize-window", "-x", "80", "-y", "24"]);
-    t.wait_for("^Q quit", Duration::from_secs(10));
+    t.wait_until(
+        "the key line on row 24 of 24",
+        Duration::from_secs(10),
+        |s| {
+            let lines: Vec<&str> = s.lines().collect();
+            lines.len() == 24
+                && lines[23].contains("^Q quit")
+                && lines.iter().all(|l| l.chars().count() <= 80)
+        },
+    );
     t.keys(&["C-q"]);
     t.wait_for("EXITED 0", Duration::from_secs(30));
 }
@@ -220,21 +259,58 @@ fn rust_cells_run_in_the_notebook_and_in_the_repl() {
     let Some(t) = Tmux::start(&dir, &format!("{} repl", nym_exe())) else {
         return;
     };
-    t.wait_for("nym>", Duration::from_secs(30));
+    t.wait_prompt("nym>", Duration::from_secs(30));
     t.line(":rust");
-    t.wait_for("rust>", Duration::from_secs(10));
+    t.wait_prompt("rust>", Duration::from_secs(10));
     t.line("web::INDEX.len() * 2");
     let s = t.wait_for("\n32\n", Duration::from_secs(120));
     assert!(!s.contains("error"), "{s}");
     // Ctrl-C stops a cell that hangs, and nym goes on.
+    t.wait_prompt("rust>", Duration::from_secs(10));
     t.line("std::thread::sleep(std::time::Duration::from_secs(600));");
     std::thread::sleep(Duration::from_secs(3));
     t.keys(&["C-c"]);
     t.wait_for("variables are lost", Duration::from_secs(30));
+    t.wait_prompt("rust>", Duration::from_secs(10));
     t.line("web::INDEX.len()");
     t.wait_for("\n16\n", Duration::from_secs(120));
+    t.wait_prompt("rust>", Duration::from_secs(10));
     t.line(":nym");
     t.wait_for("graph mode", Duration::from_secs(10));
+    t.wait_prompt("nym>", Duration::from_secs(10));
+    t.keys(&["C-d"]);
+    t.wait_for("EXITED 0", Duration::from_secs(30));
+}
+
+#[test]
+fn the_repl_builds_and_boots_the_graph_on_kvm_and_sees_the_guest_end() {
+    if !common::kvm_available() {
+        return;
+    }
+    let (_tmp, dir) = project("hello", "hello");
+    let Some(t) = Tmux::start(&dir, &format!("{} repl", nym_exe())) else {
+        return;
+    };
+    t.wait_prompt("nym>", Duration::from_secs(30));
+    t.line(":target kvm");
+    t.wait_prompt("nym[kvm]>", Duration::from_secs(10));
+    t.line(":build");
+    t.wait_for("target/nym/kvm/hello.elf in", Duration::from_secs(300));
+    t.wait_prompt("nym[kvm]>", Duration::from_secs(10));
+    t.line(":boot -- --count 2 --pause 1ms");
+    t.wait_for("hello from nym #2", Duration::from_secs(300));
+    // The guest's end is reported as it happens, with its status, without
+    // another command typed.
+    let s = t.wait_for("nym: the kvm guest exited with 0", Duration::from_secs(30));
+    let console = s.find("hello from nym #2").unwrap();
+    assert!(
+        s.find("nym: the kvm guest exited with 0").unwrap() > console,
+        "the exit comes after the guest's last line:\n{s}"
+    );
+    t.wait_prompt("nym[kvm]>", Duration::from_secs(10));
+    t.line(":stop");
+    t.wait_for("nothing is running", Duration::from_secs(10));
+    t.wait_prompt("nym[kvm]>", Duration::from_secs(10));
     t.keys(&["C-d"]);
     t.wait_for("EXITED 0", Duration::from_secs(30));
 }

@@ -148,8 +148,8 @@ struct Running {
 
 /// A guest booted on a target, as a child `nym run`.
 struct Booted {
-    child: std::process::Child,
-    target: Target,
+    /// The child; taken by `:stop`, or by its watcher when it ends.
+    child: Arc<Mutex<Option<std::process::Child>>>,
 }
 
 /// The interactive session.
@@ -594,18 +594,10 @@ impl Session {
         })
     }
 
-    /// Notices a booted guest that ended. (The in-process stack's task
-    /// keeps the status itself.)
+    /// Forgets a booted guest whose watcher saw it end.
     fn poll(&mut self) {
-        if let Some(b) = &mut self.booted {
-            if let Ok(Some(status)) = b.child.try_wait() {
-                let how = format!(
-                    "the {} guest exited with {}",
-                    b.target,
-                    status.code().map_or("a signal".into(), |c| c.to_string())
-                );
-                self.log.push(&format!("nym: {how}"));
-                self.set_state(RunState::Ended(how));
+        if let Some(b) = &self.booted {
+            if lock(&b.child).is_none() {
                 self.booted = None;
             }
         }
@@ -831,10 +823,12 @@ impl Session {
             });
             said.push("stopped the stack");
         }
-        if let Some(mut b) = self.booted.take() {
-            let _ = b.child.kill();
-            let _ = b.child.wait();
-            said.push("stopped the guest");
+        if let Some(b) = self.booted.take() {
+            if let Some(mut child) = lock(&b.child).take() {
+                let _ = child.kill();
+                let _ = child.wait();
+                said.push("stopped the guest");
+            }
         }
         if said.is_empty() {
             return Reply::ok("nothing is running");
@@ -911,18 +905,32 @@ impl Session {
             Ok(c) => c,
             Err(e) => return Reply::err(format!("cannot start nym run: {e}")),
         };
-        if let Some(pipe) = child.stdout.take() {
+        let forwards: Vec<_> = [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|pipe| {
             let log = self.log.clone();
-            nym_driver::forward_lines(pipe, move |line| log.push(line));
-        }
-        if let Some(pipe) = child.stderr.take() {
-            let log = self.log.clone();
-            nym_driver::forward_lines(pipe, move |line| log.push(line));
-        }
-        self.booted = Some(Booted {
-            child,
-            target: self.target,
-        });
+            nym_driver::forward_lines(pipe, move |line| log.push(line))
+        })
+        .collect();
+        let child = Arc::new(Mutex::new(Some(child)));
+        watch_guest(
+            child.clone(),
+            forwards,
+            self.target,
+            self.log.clone(),
+            self.status.clone(),
+        );
+        self.booted = Some(Booted { child });
         self.set_state(RunState::Booted(self.target));
         Reply::ok(format!(
             "booting on {} (building first); its console is in the log; `:stop` stops it",
@@ -1329,6 +1337,51 @@ async fn supervise(mut s: Supervised) {
         }
     }
     s.live.stop().await;
+}
+
+/// Locks `m`, whoever panicked while holding it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Watches a booted guest's `nym run` on a thread of its own: when it
+/// ends (and not by `:stop`, which takes the child first), its last lines
+/// are let into the log, then its exit status, and the run state becomes
+/// `Ended` at once, not at the next command.
+fn watch_guest(
+    child: Arc<Mutex<Option<std::process::Child>>>,
+    forwards: Vec<std::thread::JoinHandle<()>>,
+    target: Target,
+    log: Log,
+    status: Arc<Mutex<Status>>,
+) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let mut slot = lock(&child);
+        let Some(c) = slot.as_mut() else {
+            return;
+        };
+        let Ok(Some(exit)) = c.try_wait() else {
+            continue;
+        };
+        drop(slot);
+        // The pipes end with the child, unless something it started keeps
+        // them open: wait for the forwarders a little, not for ever.
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while forwards.iter().any(|f| !f.is_finished()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let how = format!(
+            "the {target} guest exited with {}",
+            exit.code().map_or("a signal".into(), |c| c.to_string())
+        );
+        log.push(&format!("nym: {how}"));
+        set_state(&status, RunState::Ended(how));
+        // Only now is the guest gone for the session (`:boot` may start
+        // another; `:stop` has nothing to stop).
+        *lock(&child) = None;
+        return;
+    });
 }
 
 fn set_state(status: &Mutex<Status>, state: RunState) {
