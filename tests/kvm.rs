@@ -19,8 +19,30 @@ fn hello_on_kvm_prints_what_it_prints_in_process() {
     assert_eq!(stdout(&kvm), stdout(&unix));
     assert_eq!(stdout(&kvm).lines().count(), 4);
 
+    // -m sizes guest memory: sizes that cannot hold the image, or that
+    // the monitor cannot map, are refused, saying why.
+    for (size, why) in [
+        ("1M", "past guest memory (1 MiB)"),
+        (
+            "5M",
+            "it must be a multiple of 2 MiB between 4 MiB and 3 GiB",
+        ),
+    ] {
+        let out = run(nym(&dir).args(["run", "--target", "kvm", "-m", size]));
+        assert_eq!(out.status.code(), Some(1), "-m {size}");
+        assert!(stderr(&out).contains(why), "-m {size}: {}", stderr(&out));
+    }
+    let big = run(nym(&dir).args(["run", "--target", "kvm", "-m", "96M", "--", "--count", "3"]));
+    assert_eq!(stdout(&big), stdout(&unix));
+
     let image = dir.join("target/nym/kvm/kvmhello.elf");
     assert!(image.is_file());
+    // Only what the graph uses is linked: no network stack, no TLS (the
+    // image has its symbols: libos is named).
+    assert!(common::links(&image, "libos"));
+    for unused in ["smoltcp", "rustls"] {
+        assert!(!common::links(&image, unused), "hello links {unused}");
+    }
     let booted = run(nym(&dir)
         .arg("boot")
         .arg(&image)
@@ -117,30 +139,54 @@ fn hypercall(nr: u16, arg: u32) {
 }
 
 #[repr(C, align(8))]
-struct Args([u64; 4]);
+struct Args([u64; 8]);
 
 /// Breaks the hypercall ABI in the way `case` says.
 pub async fn start(console: impl Console, case: u32) {
     let _ = console.log("hostile guest starting").await;
-    let mut a = Args([0; 4]);
+    let mut a = Args([0; 8]);
     let at = |a: &mut Args| a as *mut Args as u32;
     match case {
         0 => hypercall(3, 0xffff_fff8),                                   // PUTS: struct outside memory
-        1 => { a.0 = [0x10_0000, u64::MAX, 0, 0]; hypercall(3, at(&mut a)) } // PUTS: length overflows
-        2 => { a.0 = [0xffff_0000_0000, 16, 0, 0]; hypercall(3, at(&mut a)) } // PUTS: buffer outside memory
+        1 => { a.0[..2].copy_from_slice(&[0x10_0000, u64::MAX]); hypercall(3, at(&mut a)) } // PUTS: length overflows
+        2 => { a.0[..2].copy_from_slice(&[0xffff_0000_0000, 16]); hypercall(3, at(&mut a)) } // PUTS: buffer outside memory
         3 => hypercall(3, at(&mut a) + 4),                                 // PUTS: misaligned struct
-        4 => { a.0 = [0, 0, 0x1ff_f000, 0x2000]; hypercall(6, at(&mut a)) } // BLOCK_READ: buffer past the end
-        5 => { a.0 = [0x10_0000, 1 << 20, 0, 0]; hypercall(8, at(&mut a)) } // RANDOM: too much
+        4 => { a.0[..4].copy_from_slice(&[0, 0, 0x1ff_f000, 0x2000]); hypercall(6, at(&mut a)) } // BLOCK_READ: buffer past the end
+        5 => { a.0[..2].copy_from_slice(&[0x10_0000, 1 << 20]); hypercall(8, at(&mut a)) } // RANDOM: too much
         6 => hypercall(15, at(&mut a)),                                    // no such hypercall
         7 => unsafe { core::arch::asm!("out dx, al", in("dx") 0x503u16, in("al") 1u8) }, // wrong width
         8 => unsafe { core::arch::asm!("out dx, al", in("dx") 0x3f8u16, in("al") b'x') }, // a port nobody serves
-        9 => { a.0 = [0, 0xffff_0000_0000, 64, 0]; hypercall(12, at(&mut a)) } // NET_WRITE: frame outside memory
-        10 => { a.0 = [0, 0x1ff_f000, 0x2000, 0]; hypercall(13, at(&mut a)) } // NET_READ: buffer past the end
+        9 => { a.0[..3].copy_from_slice(&[0, 0xffff_0000_0000, 64]); hypercall(12, at(&mut a)) } // NET_WRITE: frame outside memory
+        10 => { a.0[..3].copy_from_slice(&[0, 0x1ff_f000, 0x2000]); hypercall(13, at(&mut a)) } // NET_READ: buffer past the end
+        11 => { a.0[..4].copy_from_slice(&[0, 0, 0x1ff_f000, 0x2000]); hypercall(7, at(&mut a)) } // BLOCK_WRITE: buffer past the end
+        12 => { a.0[..4].copy_from_slice(&[0, 0, 0x10_0000, u64::MAX]); hypercall(6, at(&mut a)) } // BLOCK_READ: length overflows
+        // FAULT with every pointer wild: the monitor's report must not follow them.
+        13 => { a.0[..7].copy_from_slice(&[14, 0, u64::MAX, u64::MAX - 7, 0x1ff_fff8, 0, u64::MAX]); hypercall(10, at(&mut a)) }
+        // Every hypercall with its struct outside memory, then misaligned.
+        100..=113 => hypercall((case - 100) as u16, 0xffff_fff8),
+        200..=213 => hypercall((case - 200) as u16, at(&mut a) + 4),
         _ => {}
     }
     let _ = console.log("still running after a violation").await;
 }
 "#;
+
+/// The hypercalls by number, as the monitor names them.
+const HYPERCALLS: [&str; 13] = [
+    "WALLTIME",
+    "MONOTIME",
+    "PUTS",
+    "WAIT",
+    "BLOCK_INFO",
+    "BLOCK_READ",
+    "BLOCK_WRITE",
+    "RANDOM",
+    "EXIT",
+    "FAULT",
+    "NET_INFO",
+    "NET_WRITE",
+    "NET_READ",
+];
 
 #[test]
 fn a_hostile_guest_is_stopped_at_every_violation_and_the_monitor_survives() {
@@ -154,7 +200,7 @@ fn a_hostile_guest_is_stopped_at_every_violation_and_the_monitor_survives() {
     assert!(stdout(&clean).contains("still running"));
 
     let image = dir.join("target/nym/kvm/hostile.elf");
-    let expect = [
+    let mut expect: Vec<(u32, String)> = [
         "hypercall PUTS: 16 bytes at guest address 0xfffffff8 reach past the end of guest memory (0x2000000)",
         "hypercall PUTS: 18446744073709551615 bytes at guest address 0x100000 reach past the end",
         "hypercall PUTS: 16 bytes at guest address 0xffff00000000 reach past the end",
@@ -166,24 +212,59 @@ fn a_hostile_guest_is_stopped_at_every_violation_and_the_monitor_survives() {
         "hypercall on port 0x3f8: the guest used an I/O port nym's monitor does not serve",
         "hypercall NET_WRITE: 64 bytes at guest address 0xffff00000000 reach past the end",
         "hypercall NET_READ: 8192 bytes at guest address 0x1fff000 reach past the end",
-    ];
-    for (case, message) in expect.iter().enumerate() {
+        "hypercall BLOCK_WRITE: 8192 bytes at guest address 0x1fff000 reach past the end",
+        "hypercall BLOCK_READ: 18446744073709551615 bytes at guest address 0x100000 reach past the end",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(case, m)| (case as u32, m.to_string()))
+    .collect();
+    for (i, name) in HYPERCALLS.iter().enumerate() {
+        let nr = i as u32 + 1;
+        expect.push((
+            100 + nr,
+            format!("hypercall {name}: ") + "bytes at guest address 0xfffffff8 reach past the end",
+        ));
+        expect.push((
+            200 + nr,
+            format!("hypercall {name}: ") + "is not 8-byte aligned",
+        ));
+    }
+    for (case, message) in &expect {
         let out = run(nym(&dir)
             .arg("boot")
             .arg(&image)
             .args(["--", "--case", &case.to_string()]));
-        assert_eq!(out.status.code(), Some(125), "case {case}");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "case {case}: {err}");
+        // The call's name first, then what was wrong with it.
+        let (head, tail) = message.split_once(": ").unwrap_or(("", message));
+        let line = err.lines().find(|l| l.contains(tail)).unwrap_or_default();
         assert!(
-            stderr(&out).contains(message),
-            "case {case}: {}",
-            stderr(&out)
+            line.contains(head),
+            "case {case}: want {message:?} in:\n{err}"
         );
-        assert!(stderr(&out).contains("the guest broke the hypercall ABI and was stopped"));
+        assert!(err.contains("the guest broke the hypercall ABI and was stopped"));
         assert!(
             !stdout(&out).contains("still running"),
             "case {case}: the guest went on"
         );
     }
+
+    // A fault report whose every pointer is wild is still a report: the
+    // monitor reads nothing outside guest memory to write it.
+    let out = run(nym(&dir)
+        .arg("boot")
+        .arg(&image)
+        .args(["--", "--case", "13"]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(124), "{err}");
+    assert!(
+        err.contains("guest crashed: page fault (vector 14)"),
+        "{err}"
+    );
+    assert!(err.contains("backtrace:"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

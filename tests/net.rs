@@ -43,7 +43,10 @@ fn curl_available() -> bool {
 fn forwarded(dir: &Path, target: &str, port: u16, guest: u16) -> Server {
     let mut server = Server::start({
         let mut c = nym(dir);
+        // The guest listens on the port its `port` key says.
+        let guest = guest.to_string();
         c.args(["run", "--target", target, "-p", &format!("{port}:{guest}")]);
+        c.args(["--", "--port", &guest]);
         c
     });
     server.wait_for(&format!("listening on port {guest}"));
@@ -336,9 +339,14 @@ fn http_on_kvm_is_served_to_curl_through_port_forwarding() {
         "{err}"
     );
 
+    // Not the template's port: `-p HOST:9000 -- --port 9000`.
     let port = common::free_port();
-    let _server = forwarded(&dir, "kvm", port, 8080);
+    let _server = forwarded(&dir, "kvm", port, 9000);
     http_answers_like_a_web_server(None, &format!("http://127.0.0.1:{port}"), None);
+    // The image links the stack its graph names, and no TLS.
+    let image = dir.join("target/nym/kvm/kvmweb.elf");
+    assert!(common::links(&image, "smoltcp"));
+    assert!(!common::links(&image, "rustls"));
     // A client that connects and vanishes, and garbage: the guest serves on.
     drop(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
     assert!(send_raw(port, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));

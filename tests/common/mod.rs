@@ -83,6 +83,19 @@ pub fn rewrite(dir: &Path, lib_rs: &str, graph: &str) {
     std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
 }
 
+/// Whether the image at `path` links functions of `krate` (from its
+/// symbol table: debug info names types of crates whose code is not there).
+pub fn links(path: &Path, krate: &str) -> bool {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let image = nym_hvt::elf::Image::parse(bytes).expect("a valid image");
+    let prefix = format!("{krate}::");
+    let inner = format!("<{krate}::");
+    let found = image
+        .function_names()
+        .any(|n| n.starts_with(&prefix) || n.contains(&inner));
+    found
+}
+
 /// Whether QEMU (with KVM, which it uses) can run (see [`required`]).
 pub fn qemu_available() -> bool {
     kvm_available()

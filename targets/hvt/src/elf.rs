@@ -582,6 +582,19 @@ impl Image {
         })
     }
 
+    /// The demangled names of the image's functions (what was linked), in
+    /// address order.
+    pub fn function_names(&self) -> impl Iterator<Item = String> + '_ {
+        let symbols = self.symbols.get_or_init(|| self.read_symbols());
+        symbols.iter().filter_map(|s| {
+            let raw = self.bytes.get(s.name.clone())?;
+            Some(format!(
+                "{:#}",
+                rustc_demangle::demangle(&String::from_utf8_lossy(raw))
+            ))
+        })
+    }
+
     /// `STT_FUNC` symbols, and `STT_NOTYPE` labels in executable sections
     /// (assembly stubs), sorted by address; empty if anything is off.
     fn read_symbols(&self) -> Vec<FuncSymbol> {
