@@ -3,8 +3,50 @@
 mod common;
 
 use common::{edit, get, nym, project, put, wait_for_body, Server};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Reads one whole response: its head, then as many bytes of body as its
+/// Content-Length says. A response cut short is an error.
+fn response(r: &mut impl BufRead) -> std::io::Result<(String, String)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::other(format!(
+                "cut off in the head: {head:?}"
+            )));
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no Content-Length: {head:?}")))?;
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)?;
+    Ok((head, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// `GET path` on a fresh connection: the whole body of a 200 answer.
+fn get_whole(port: u16) -> Result<String, String> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response(&mut BufReader::new(s)).map_err(|e| e.to_string())?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("answered {head:?}"));
+    }
+    Ok(body)
+}
 
 /// What a client looping on `GET /` saw.
 #[derive(Default)]
@@ -25,6 +67,17 @@ fn editing_code_and_graph_swaps_the_app_and_keeps_devices_sockets_and_state() {
     server.wait_for_all(&["listening on port", "watching"]);
     put(port, "/kv/note", "written before the edit");
 
+    // A keep-alive connection that is idle when the swap comes.
+    let idle = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut idle = BufReader::new(idle);
+    idle.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (head, _) = response(&mut idle).unwrap();
+    assert!(!head.contains("Connection: close"), "kept alive: {head}");
+
     // A client hammering the server through every swap below.
     let seen = Arc::new(Mutex::new(Seen::default()));
     let done = Arc::new(AtomicBool::new(false));
@@ -32,12 +85,12 @@ fn editing_code_and_graph_swaps_the_app_and_keeps_devices_sockets_and_state() {
         let (seen, done) = (seen.clone(), done.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                let r = get(port, "/");
+                let r = get_whole(port);
                 let mut seen = seen.lock().unwrap();
                 match r {
                     Ok(body) if !body.is_empty() => seen.bodies.push(body),
                     Ok(_) => seen.failures.push("an empty answer".into()),
-                    Err(e) => seen.failures.push(e.to_string()),
+                    Err(e) => seen.failures.push(e),
                 }
             }
         })
@@ -52,6 +105,13 @@ fn editing_code_and_graph_swaps_the_app_and_keeps_devices_sockets_and_state() {
     server.wait_for("nym: reloaded");
     wait_for_body(port, "/", "Hello, reloaded!\n");
     assert_eq!(get(port, "/kv/note").unwrap(), "written before the edit");
+    // The idle connection was closed cleanly by the swap: an end of
+    // stream, not a reset.
+    let mut rest = Vec::new();
+    match idle.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "{rest:?}"),
+        Err(e) => panic!("the idle connection ended with {e} ({:?})", e.kind()),
+    }
 
     // 2. A broken edit: cargo's error is shown, the old code keeps serving.
     edit(
@@ -60,10 +120,13 @@ fn editing_code_and_graph_swaps_the_app_and_keeps_devices_sockets_and_state() {
         "pub const INDEX oops",
     );
     let report = server.wait_for("keeps running").join("\n");
-    assert!(
-        report.contains("error"),
-        "the build error is shown:\n{report}"
-    );
+    // rustc's own words, with the line it points at.
+    for want in ["expected one of", "found `oops`", "pub const INDEX oops"] {
+        assert!(
+            report.contains(want),
+            "the build error is shown as cargo prints it ({want:?}):\n{report}"
+        );
+    }
     assert_eq!(get(port, "/").unwrap(), "Hello, reloaded!\n");
     // ... and fixing it swaps.
     edit(
