@@ -154,6 +154,33 @@ fn check_for_kvm_names_the_implementation_to_use_instead() {
 }
 
 #[test]
+fn check_for_qemu_says_which_devices_qemu_lacks() {
+    let (_tmp, dir) = project("onqemu", "kv");
+    assert!(
+        run(nym(&dir).args(["check", "--target", "qemu"]))
+            .status
+            .success(),
+        "the template matches on the target"
+    );
+    // A block file (kvm's store) and the host's sockets are not on qemu.
+    let graph = "let store = kv::block(block::file(\"kv.img\"));\nlet net = stack::socket();\nlet app = job onqemu::start(console::default(), store);\nregister(\"onqemu\", [app]);\n";
+    std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
+    let out = run(nym(&dir).args(["check", "--target", "qemu"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for want in [
+        "`block::file` is not available on target qemu",
+        "available on: unix, kvm",
+        "`stack::socket` is not available on target qemu",
+        "on qemu use `stack::direct` instead",
+    ] {
+        assert!(err.contains(want), "want {want:?} in:\n{err}");
+    }
+    let kvm = stderr(&run(nym(&dir).args(["check", "--target", "kvm"])));
+    assert!(!kvm.contains("`block::file` is not available"), "{kvm}");
+}
+
+#[test]
 fn kv_dir_values_survive_a_restart() {
     let (_tmp, dir) = project("counter", "kv");
     let first = run(nym(&dir).arg("run"));
