@@ -46,6 +46,9 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     a = ap.parse_args()
     sh("cargo", "build", "--release", "--bin", "nym", cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sh("cargo", "build", "--release", "-p", "nym-hvt", "--example", "kvm_floor", cwd=ROOT,
+       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    floor = [os.path.join(ROOT, "target", "release", "examples", "kvm_floor")]
     work = tempfile.mkdtemp(prefix="nym-bench-")
     env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "bench"))
     images = {}
@@ -74,6 +77,8 @@ def main():
     if not qemu_ok(qemu):
         sys.exit("QEMU did not boot the image")
     m_med, m_min, m_max = wall(boot, a.runs)
+    f_med, f_min, f_max = wall(floor, a.runs)
+    v_med, v_min, v_max = wall([NYM, "--version"], a.runs)
     q_times = []
     for _ in range(a.runs):
         start = time.perf_counter()
@@ -107,6 +112,8 @@ def main():
     print("### Boot to exit, hello (release image, `--count 1`)\n")
     print("| runner | median | min | max |\n|---|---|---|---|")
     print(f"| `nym boot` (nym's KVM monitor, whole process) | {m_med*1e3:.2f} ms | {m_min*1e3:.2f} ms | {m_max*1e3:.2f} ms |")
+    print(f"| floor: `kvm_floor` (a process that creates a VM and one vCPU and runs one `hlt`) | {f_med*1e3:.2f} ms | {f_min*1e3:.2f} ms | {f_max*1e3:.2f} ms |")
+    print(f"| floor: `nym --version` (nym's process start alone) | {v_med*1e3:.2f} ms | {v_min*1e3:.2f} ms | {v_max*1e3:.2f} ms |")
     print(f"| `qemu-system-x86_64 -accel kvm -M microvm` (PVH) | {q_med*1e3:.0f} ms | {min(q_times)*1e3:.0f} ms | {max(q_times)*1e3:.0f} ms |")
     print(f"| Xen 4.17 in QEMU (software emulation, PVH dom0), to the status line | {statistics.median(xen_times)*1e3:.0f} ms | {min(xen_times)*1e3:.0f} ms | {max(xen_times)*1e3:.0f} ms |")
     print(f"\nQEMU / nym's monitor: **{q_med / m_med:.0f}×**. Target: monitor ≤ 3 ms median"

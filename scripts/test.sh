@@ -25,4 +25,5 @@ cargo clippy --workspace --all-targets -- -D warnings
 RUSTFLAGS="$soft_crypto" cargo clippy -p nym-baremetal --features tls --target x86_64-unknown-none -- -D warnings
 
 echo "[test] the test suite" >&2
-cargo test --workspace
+# Every test binary runs even after one fails: CI reports all failures at once.
+cargo test --workspace --no-fail-fast
