@@ -70,43 +70,58 @@ async fn transfer(server: Direct, client: Direct, len: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stacks_over_a_pair_move_ten_megabytes_intact() {
-    let (a, b) = pair();
-    let len = 10 << 20;
-    let got = tokio::time::timeout(
-        Duration::from_secs(120),
-        transfer(stack(a, 1), stack(b, 2), len),
-    )
-    .await
-    .expect("10 MB within two minutes");
-    assert_eq!(got.len(), len);
-    assert_eq!(fnv(&got), fnv(&payload(len)));
+    through_loss(0, 10 << 20, 0..1, Duration::from_secs(120)).await;
+}
+
+/// `len` bytes through `percent` % loss each way, once per seed, the
+/// seeds at once (each pair of stacks is on its own): every run must
+/// deliver every byte, in order, within `within`.
+async fn through_loss(percent: u32, len: usize, seeds: std::ops::Range<u64>, within: Duration) {
+    let runs: Vec<_> = seeds
+        .map(|seed| {
+            tokio::spawn(async move {
+                let (a, b) = pair();
+                let started = std::time::Instant::now();
+                let got = tokio::time::timeout(
+                    within,
+                    transfer(
+                        stack(Lossy::new(a, percent, 2 * seed + 1), 1),
+                        stack(Lossy::new(b, percent, 2 * seed + 2), 2),
+                        len,
+                    ),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{len} bytes through {percent} % loss, seed {seed}, within {within:?}")
+                });
+                assert_eq!(got.len(), len, "seed {seed}");
+                assert_eq!(fnv(&got), fnv(&payload(len)), "seed {seed}");
+                // For BENCHMARKS.md (`-- --nocapture` shows it).
+                eprintln!(
+                    "{len} bytes through {percent} % loss, seed {seed}: {:.2} s",
+                    started.elapsed().as_secs_f64()
+                );
+            })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lossy_link_still_delivers_every_byte_in_order() {
-    // Each transfer stays under the receiver's 128 KiB window: smoltcp 0.12
-    // has no zero-window probe, so over a lossy link a transfer that fills
-    // the receiver's window can stall for good when the one window update
-    // is lost (reproduced: sender "send 131072", receiver "win 131072").
-    // Ten seeds of 5 % loss each way exercise resends of data, ACKs,
-    // SYNs and FINs.
-    const LOSS: u32 = 5;
-    let len = 96 << 10;
-    for seed in 0..10 {
-        let (a, b) = pair();
-        let got = tokio::time::timeout(
-            Duration::from_secs(60),
-            transfer(
-                stack(Lossy::new(a, LOSS, 2 * seed + 1), 1),
-                stack(Lossy::new(b, LOSS, 2 * seed + 2), 2),
-                len,
-            ),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("96 KiB through 5 % loss, seed {seed}, within a minute"));
-        assert_eq!(got.len(), len, "seed {seed}");
-        assert_eq!(fnv(&got), fnv(&payload(len)), "seed {seed}");
-    }
+async fn a_lossy_link_still_delivers_ten_megabytes_intact() {
+    // Resends of data and ACKs through a long transfer, several windows
+    // deep (the receiver's window fills: smoltcp 0.12, without zero-window
+    // probes, could stall here for good).
+    through_loss(1, 10 << 20, 0..3, Duration::from_secs(120)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_very_lossy_link_still_delivers_every_byte_of_short_transfers() {
+    // Ten seeds of 5 % loss each way lose SYNs, FINs and the last
+    // segment's ACK too (smoltcp 0.14 stalled here: see libos/Cargo.toml).
+    through_loss(5, 96 << 10, 0..10, Duration::from_secs(120)).await;
 }
 
 /// A netif that slips garbage between the real frames: random bytes,
