@@ -621,6 +621,9 @@ impl Checker<'_> {
         for (slot, (name, ty, default, _)) in slots.into_iter().zip(params) {
             match slot.or_else(|| default.clone().map(GArg::Value)) {
                 Some(g) => out.push(g),
+                // An unclosed call (empty `close`): its missing `)` is the
+                // error; the arguments may be still to come.
+                None if close.start == close.end => ok = false,
                 None if ok => {
                     self.diags.push(
                         Diagnostic::error(
@@ -773,6 +776,10 @@ impl Checker<'_> {
 
     fn key(&mut self, span: Span, args: &[Arg], close: Span) -> (Type, Eval) {
         let usage = "write `key(\"name\", default)`, like `key(\"count\", 3)`";
+        if close.start == close.end && args.len() < 2 {
+            // Unclosed (its `)` is the error): the rest may be still to come.
+            return (Type::Error, Eval::Error);
+        }
         if args.len() != 2 || args.iter().any(|a| a.name.is_some()) {
             let at = if args.len() > 2 {
                 args[2].value.span
@@ -947,6 +954,11 @@ impl Checker<'_> {
                 .label("second")
                 .related(*first, "first"),
             );
+            return;
+        }
+        if close.start == close.end && args.len() < 2 {
+            // Unclosed (its `)` is the error): the rest may be still to come.
+            self.register = Some((String::new(), Vec::new(), span));
             return;
         }
         if args.len() != 2 || args.iter().any(|a| a.name.is_some()) {

@@ -393,8 +393,12 @@ pub fn completions(
     if word.contains("::") {
         return out;
     }
+    // The binding whose statement holds the call being completed is not
+    // one of its arguments (`let w = kv::full(` cannot take `w`).
+    let call = call_at(a, offset).map(|site| site.path.span.start);
     for b in &a.checked.bindings {
-        if b.stmt.end <= offset && fits(b.ty) {
+        let own = call.is_some_and(|at| b.stmt.start <= at && at < b.stmt.end);
+        if b.stmt.end <= offset && !own && fits(b.ty) {
             out.push(Completion {
                 label: b.name.name.clone(),
                 detail: b.ty.to_string(),

@@ -198,6 +198,11 @@ impl Parser {
         }
         let end = self.prev_end();
         let next_starts_stmt = self.at_keyword("let") || self.at(&TokenKind::Eof);
+        // The file ended inside the statement and that was reported (an
+        // unclosed call): a missing `;` there is the same mistake.
+        if self.at(&TokenKind::Eof) && self.diags.last().is_some_and(|d| d.span.start >= end) {
+            return Ok(());
+        }
         self.diags.push(
             Diagnostic::error(
                 "nym::syntax",
@@ -398,7 +403,7 @@ impl Parser {
             }
             if self.at(&TokenKind::Eof) || self.at(&TokenKind::Semi) {
                 self.unexpected("`)`");
-                return Err(());
+                return Ok(self.unclosed(args));
             }
             let named = matches!(self.peek().kind, TokenKind::Ident(_))
                 && self.peek_at(1).kind == TokenKind::Eq;
@@ -430,6 +435,9 @@ impl Parser {
             }
             if self.at(&TokenKind::Comma) {
                 self.bump();
+            } else if self.at(&TokenKind::Eof) || self.at(&TokenKind::Semi) {
+                self.unexpected("`,` or `)`");
+                return Ok(self.unclosed(args));
             } else if !self.at(&TokenKind::RParen) {
                 self.unexpected("`,` or `)`");
                 self.skip_until_arg_end();
@@ -440,6 +448,16 @@ impl Parser {
                 }
             }
         }
+    }
+
+    /// A call whose `)` never came (the input or the statement ended): it
+    /// keeps the arguments given, closed by an empty span where they stop,
+    /// so the statement still exists for the checker, and completion and
+    /// hover inside it know the call (a REPL line is one while it is typed).
+    /// The missing `)` was reported.
+    fn unclosed(&self, args: Vec<Arg>) -> (Vec<Arg>, Span) {
+        let end = self.prev_end();
+        (args, Span::new(end, end))
     }
 
     /// Skips to the `,` or `)` that ends the current argument, minding nesting.

@@ -100,6 +100,45 @@ register("hello", [c]) oops
 }
 
 #[test]
+fn an_unclosed_call_is_one_error_and_what_follows_is_still_checked() {
+    // The call keeps its place (completion inside it knows its parameters)
+    // without a second error for the arguments it may yet get.
+    check(
+        "let store = kv::mem();\nlet w = kv::full(store;\nlet typo = kv::mme();\nlet open = kv::full(",
+        expect![[r#"
+            nym::syntax
+
+              × expected `,` or `)`, found `;`
+               ╭─[unikernel.nym:2:23]
+             1 │ let store = kv::mem();
+             2 │ let w = kv::full(store;
+               ·                       ┬
+               ·                       ╰── expected `,` or `)`
+             3 │ let typo = kv::mme();
+               ╰────
+            nym::unknown-impl
+
+              × unknown implementation `kv::mme`
+               ╭─[unikernel.nym:3:12]
+             2 │ let w = kv::full(store;
+             3 │ let typo = kv::mme();
+               ·            ───┬───
+               ·               ╰── `kv` has: mem, baked, full, dir, block
+             4 │ let open = kv::full(
+               ╰────
+              help: did you mean `kv::mem`?
+            nym::syntax
+
+              × expected `)`, found the end of the file
+               ╭─[unikernel.nym:4:21]
+             3 │ let typo = kv::mme();
+             4 │ let open = kv::full(
+               ╰────
+        "#]],
+    );
+}
+
+#[test]
 fn unknown_names_suggest_the_closest() {
     check(
         r#"let console = console::default();

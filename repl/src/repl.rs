@@ -368,3 +368,113 @@ pub fn run(mut session: Session) -> std::process::ExitCode {
     println!("bye");
     std::process::ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::{expect, Expect};
+
+    const GRAPH: &str =
+        "let state = kv::mem();\nlet files = kv::baked(\"www\");\nlet port = key(\"port\", 8080);";
+
+    fn helper() -> NymHelper {
+        let known = Known {
+            source: GRAPH.into(),
+            target: None,
+            krate: None,
+            bindings: vec!["state".into(), "files".into(), "port".into()],
+            rust_mode: false,
+        };
+        NymHelper {
+            known: Arc::new(Mutex::new(known)),
+            color: true,
+        }
+    }
+
+    /// What Tab offers at the end of `line`: where the word starts, then
+    /// one candidate a line.
+    fn check(line: &str, want: Expect) {
+        let (start, found) = helper().candidates(line, line.len());
+        let rows: Vec<String> = found
+            .iter()
+            .map(|(label, detail)| format!("{label}  {detail}").trim_end().to_owned())
+            .collect();
+        want.assert_eq(&format!("at {start}\n{}", rows.join("\n")));
+    }
+
+    #[test]
+    fn an_argument_completes_with_what_fits_its_kind() {
+        // kv::full wraps a Kv: the Kv binding, not the read-only one.
+        check(
+            "let w = kv::full(",
+            expect![[r#"
+                at 17
+                kv::mem  kv::mem() -> Kv
+                kv::full  kv::full(kv: Kv) -> Kv
+                kv::dir  kv::dir(path: string) -> Kv
+                kv::block  kv::block(block: Block) -> Kv
+                state  Kv
+                kv =   Kv"#]],
+        );
+        check(
+            "let w = kv::full(s",
+            expect![[r#"
+                at 17
+                state  Kv"#]],
+        );
+    }
+
+    #[test]
+    fn an_implementation_completes_after_its_module() {
+        check(
+            "let k = kv::me",
+            expect![[r#"
+                at 8
+                kv::mem  kv::mem() -> Kv"#]],
+        );
+    }
+
+    #[test]
+    fn commands_inspect_names_and_targets_complete() {
+        check(
+            ":ch",
+            expect![[r#"
+                at 0
+                :check  check the whole graph for the target, as `nym check` does"#]],
+        );
+        check(
+            ":inspect st",
+            expect![[r#"
+                at 9
+                state  device"#]],
+        );
+        check(
+            ":target k",
+            expect![[r#"
+                at 8
+                kvm  target"#]],
+        );
+    }
+
+    #[test]
+    fn the_one_candidate_left_is_hinted_and_many_are_not() {
+        let history = DefaultHistory::new();
+        let ctx = Context::new(&history);
+        let h = helper();
+        let line = "let k = kv::me";
+        assert_eq!(h.hint(line, line.len(), &ctx).as_deref(), Some("m"));
+        let line = "let k = kv::";
+        assert_eq!(h.hint(line, line.len(), &ctx), None);
+        // Not in the middle of the line.
+        assert_eq!(h.hint("let k = kv::me;", 14, &ctx), None);
+    }
+
+    #[test]
+    fn graph_text_is_coloured_by_token_and_commands_are_not() {
+        let coloured = colour("let n = kv::mem(\"a\", 3); // note");
+        expect![[r#"\u{1b}[1;35mlet\u{1b}[0m \u{1b}[36mn\u{1b}[0m = \u{1b}[36mkv\u{1b}[0m::\u{1b}[36mmem\u{1b}[0m(\u{1b}[32m\"a\"\u{1b}[0m, \u{1b}[33m3\u{1b}[0m); \u{1b}[2m// note\u{1b}[0m"#]]
+            .assert_eq(&coloured.escape_debug().to_string());
+        let h = helper();
+        assert_eq!(h.highlight(":check", 0), ":check");
+    }
+}
