@@ -172,10 +172,23 @@ pub fn run(
     let keys = key_values(&graph, key_args)?;
     let runtime = runtime()?;
     let ended = runtime.block_on(async {
-        let mut live = Live::start(&project, graph, keys, None, &Out::stderr()).await?;
+        // Watched from before the build: a Ctrl-C at any point is an
+        // interruption, never the process killed half-way.
+        let stop = nym_unix::jobs::interrupted();
+        tokio::pin!(stop);
+        let started = Live::start(&project, graph, keys, None, &Out::stderr()).await;
+        if nym_unix::jobs::fired(&mut stop).await {
+            // At the terminal, Ctrl-C stopped cargo too: that is why a
+            // build failed, if it did.
+            if let Ok(mut live) = started {
+                live.stop().await;
+            }
+            return Ok(Ended::Interrupted);
+        }
+        let mut live = started?;
         let ended = tokio::select! {
             ended = live.ended() => ended,
-            () = nym_unix::jobs::interrupted() => {
+            () = &mut stop => {
                 live.stop().await;
                 Ended::Interrupted
             }

@@ -22,15 +22,23 @@ pub fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String]) -> Result<ExitCo
     let out = Out::stderr();
     let runtime = nym_driver::build::runtime()?;
     runtime.block_on(async {
+        let stop = jobs::interrupted();
+        tokio::pin!(stop);
         let (tx, mut changes) = mpsc::unbounded_channel();
         let _watcher = watch(&project.root, &project.graph_path, tx)?;
-        let mut live = Live::start(&project, graph, keys, None, &out).await?;
+        let started = Live::start(&project, graph, keys, None, &out).await;
+        if jobs::fired(&mut stop).await {
+            if let Ok(mut live) = started {
+                live.stop().await;
+            }
+            jobs::report("nym", &Ended::Interrupted);
+            return Ok(ExitCode::from(130));
+        }
+        let mut live = started?;
         eprintln!(
             "nym: watching {} and src/; Ctrl-C to stop",
             short(&root, &project.graph_path)
         );
-        let stop = jobs::interrupted();
-        tokio::pin!(stop);
         loop {
             tokio::select! {
                 () = &mut stop => {

@@ -237,6 +237,56 @@ fn ctrl_c_stops_a_running_graph_cleanly() {
 }
 
 #[test]
+fn ctrl_c_during_the_build_is_an_interruption() {
+    use std::os::unix::process::CommandExt;
+    let (_tmp, dir) = project("slowbuild", "hello");
+    // A build that would take ten minutes: its build script sleeps.
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() { std::thread::sleep(std::time::Duration::from_secs(600)); }\n",
+    )
+    .unwrap();
+    // Its own process group, which Ctrl-C at a terminal signals whole:
+    // nym, cargo and the build script.
+    let mut child = nym(&dir)
+        .arg("run")
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Compiling slowbuild") {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no build: {seen}");
+        seen += &line;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let group = format!("-{}", child.id());
+    assert!(Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nym did not stop after Ctrl-C during the build"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(rest.contains("nym: interrupted; jobs stopped"), "{rest}");
+}
+
+#[test]
 fn bad_keys_targets_and_projects_get_clear_errors() {
     let (tmp, dir) = project("careful", "hello");
     let out = run(nym(&dir).args(["run", "--", "--cuont", "2"]));

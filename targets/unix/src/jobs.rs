@@ -112,18 +112,34 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     format!("panicked: {msg}")
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM; never, if neither can be watched.
-pub async fn interrupted() {
+/// Watches for Ctrl-C (SIGINT) and SIGTERM from this call on, and completes
+/// on the first (never, if neither can be watched). The handlers are in
+/// place when it returns, before the future is first polled: call it
+/// before starting what it guards, or a signal in between would end the
+/// process instead. Call it inside the runtime.
+pub fn interrupted() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
+    let watched = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term)) = watched else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    }
+}
+
+/// Whether `stop` (from [`interrupted`]) has fired, without waiting.
+pub async fn fired(stop: &mut (impl std::future::Future<Output = ()> + Unpin)) -> bool {
     tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+        biased;
+        () = stop => true,
+        () = std::future::ready(()) => false,
     }
 }
 

@@ -88,6 +88,7 @@ pub fn main(
         }
     };
     runtime.block_on(async {
+        let stop = crate::jobs::interrupted();
         let jobs = match build(&keys) {
             Ok(j) => j,
             Err(e) => {
@@ -96,7 +97,7 @@ pub fn main(
             }
         };
         let jobs = jobs.into_iter().map(|(n, f)| (n.to_owned(), f)).collect();
-        let ended = crate::jobs::run(jobs, crate::jobs::interrupted()).await;
+        let ended = crate::jobs::run(jobs, stop).await;
         crate::jobs::report(name, &ended);
         ended.exit_code()
     })
