@@ -314,3 +314,37 @@ fn the_repl_builds_and_boots_the_graph_on_kvm_and_sees_the_guest_end() {
     t.keys(&["C-d"]);
     t.wait_for("EXITED 0", Duration::from_secs(30));
 }
+
+#[test]
+fn ctrl_c_cancels_a_build_and_the_repl_goes_on() {
+    // A build that would take ten minutes: its build script sleeps.
+    let (_tmp, dir) = project("slow", "hello");
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() { std::thread::sleep(std::time::Duration::from_secs(600)); }\n",
+    )
+    .unwrap();
+    let Some(t) = Tmux::start(&dir, &format!("{} repl", nym_exe())) else {
+        return;
+    };
+    t.wait_prompt("nym>", Duration::from_secs(30));
+    t.line(":run");
+    // cargo's progress reaches the screen through the log.
+    t.wait_for("Compiling slow", Duration::from_secs(300));
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    t.keys(&["C-c"]);
+    t.wait_prompt("nym>", Duration::from_secs(30));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the build was cancelled, not waited for"
+    );
+    let s = t.screen();
+    assert!(!s.contains("running in-process"), "{s}");
+    // The session goes on.
+    t.line(":check");
+    t.wait_for("for unix: 0 error(s)", Duration::from_secs(10));
+    t.wait_prompt("nym>", Duration::from_secs(10));
+    t.keys(&["C-d"]);
+    t.wait_for("EXITED 0", Duration::from_secs(30));
+}

@@ -628,7 +628,8 @@ mod tests {
         (dir, app)
     }
 
-    fn screen(app: &App, w: u16, h: u16, expect: Expect) {
+    /// The screen the notebook draws at `w`×`h`, as text.
+    fn render(app: &App, w: u16, h: u16) -> String {
         let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
         t.draw(|f| app.draw(f)).unwrap();
         let buf = t.backend().buffer();
@@ -638,7 +639,11 @@ mod tests {
             text.push_str(line.trim_end());
             text.push('\n');
         }
-        expect.assert_eq(&text);
+        text
+    }
+
+    fn screen(app: &App, w: u16, h: u16, expect: Expect) {
+        expect.assert_eq(&render(app, w, h));
     }
 
     fn key(app: &mut App, code: KeyCode, ctrl: bool) {
@@ -772,9 +777,30 @@ mod tests {
             "{:?}",
             app.outputs()[2]
         );
+        // ^O folds the output away and back.
+        assert!(render(&app, 80, 24).contains("extra: Kv"));
         key(&mut app, KeyCode::Char('o'), true);
+        assert!(app.cells[2].collapsed);
+        assert!(!render(&app, 80, 24).contains("extra: Kv"));
+        key(&mut app, KeyCode::Char('o'), true);
+        assert!(render(&app, 80, 24).contains("extra: Kv"));
+        // ^J moves a cell down, ^K up.
+        key(&mut app, KeyCode::Char('j'), true);
+        assert_eq!(app.selected, 3);
+        assert!(app.cells[3].cell.source.starts_with("let extra"));
+        key(&mut app, KeyCode::Char('k'), true);
         key(&mut app, KeyCode::Char('k'), true); // move it up
         assert_eq!(app.selected, 1);
+        // ^P opens a new cell above, to edit; Esc ends the edit.
+        key(&mut app, KeyCode::Char('p'), true);
+        assert_eq!((app.selected, app.cells.len()), (1, 5));
+        type_text(&mut app, "let above = kv::mem();");
+        key(&mut app, KeyCode::Esc, false);
+        assert_eq!(app.cells[1].cell.source, "let above = kv::mem();");
+        assert!(app.cells[2].cell.source.starts_with("let extra"));
+        key(&mut app, KeyCode::Char('d'), true);
+        assert_eq!(app.cells.len(), 4);
+        assert!(app.cells[app.selected].cell.source.starts_with("let extra"));
         key(&mut app, KeyCode::Char('t'), true); // nym -> rust
         assert_eq!(app.cells[1].cell.kind, CellKind::Rust);
         key(&mut app, KeyCode::Char('t'), true);
