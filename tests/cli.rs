@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 use common::{nym, project, run, stderr, stdout};
@@ -219,17 +219,11 @@ fn ctrl_c_stops_a_running_graph_cleanly() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "nym did not stop after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::exit_within(
+        &mut child,
+        Duration::from_secs(10),
+        "nym stops after Ctrl-C",
+    );
     assert_eq!(status.code(), Some(130));
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
@@ -239,13 +233,7 @@ fn ctrl_c_stops_a_running_graph_cleanly() {
 #[test]
 fn ctrl_c_during_the_build_is_an_interruption() {
     use std::os::unix::process::CommandExt;
-    let (_tmp, dir) = project("slowbuild", "hello");
-    // A build that would take ten minutes: its build script sleeps.
-    std::fs::write(
-        dir.join("build.rs"),
-        "fn main() { std::thread::sleep(std::time::Duration::from_secs(600)); }\n",
-    )
-    .unwrap();
+    let (_tmp, dir) = common::slow_build_project("slowbuild");
     // Its own process group, which Ctrl-C at a terminal signals whole:
     // nym, cargo and the build script.
     let mut child = nym(&dir)
@@ -269,17 +257,11 @@ fn ctrl_c_during_the_build_is_an_interruption() {
         .status()
         .unwrap()
         .success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "nym did not stop after Ctrl-C during the build"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::exit_within(
+        &mut child,
+        Duration::from_secs(30),
+        "nym stops after Ctrl-C during the build",
+    );
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
     assert_eq!(status.code(), Some(130), "{seen}{rest}");

@@ -75,6 +75,13 @@ impl Tmux {
         }
     }
 
+    /// Leaves the REPL with Ctrl-D once `prompt` is back; the screen after.
+    fn leave(&self, prompt: &str) -> String {
+        self.wait_prompt(prompt, Duration::from_secs(10));
+        self.keys(&["C-d"]);
+        self.wait_for("EXITED 0", Duration::from_secs(30))
+    }
+
     /// Types `text` and Enter.
     fn line(&self, text: &str) {
         self.type_text(text);
@@ -186,9 +193,7 @@ fn the_repl_completes_evaluates_keeps_statements_open_runs_and_exits() {
     t.wait_for("hello from nym #2", Duration::from_secs(300));
     t.wait_for("the jobs finished", Duration::from_secs(30));
 
-    t.wait_prompt("nym>", Duration::from_secs(10));
-    t.keys(&["C-d"]);
-    let s = t.wait_for("EXITED 0", Duration::from_secs(30));
+    let s = t.leave("nym>");
     assert!(s.contains("bye"), "{s}");
     let history = std::fs::read_to_string(dir.join("history")).unwrap();
     assert!(history.contains("let wrapped = kv::full("), "{history}");
@@ -277,9 +282,7 @@ fn rust_cells_run_in_the_notebook_and_in_the_repl() {
     t.wait_prompt("rust>", Duration::from_secs(10));
     t.line(":nym");
     t.wait_for("graph mode", Duration::from_secs(10));
-    t.wait_prompt("nym>", Duration::from_secs(10));
-    t.keys(&["C-d"]);
-    t.wait_for("EXITED 0", Duration::from_secs(30));
+    t.leave("nym>");
 }
 
 #[test]
@@ -310,20 +313,12 @@ fn the_repl_builds_and_boots_the_graph_on_kvm_and_sees_the_guest_end() {
     t.wait_prompt("nym[kvm]>", Duration::from_secs(10));
     t.line(":stop");
     t.wait_for("nothing is running", Duration::from_secs(10));
-    t.wait_prompt("nym[kvm]>", Duration::from_secs(10));
-    t.keys(&["C-d"]);
-    t.wait_for("EXITED 0", Duration::from_secs(30));
+    t.leave("nym[kvm]>");
 }
 
 #[test]
 fn ctrl_c_cancels_a_build_and_the_repl_goes_on() {
-    // A build that would take ten minutes: its build script sleeps.
-    let (_tmp, dir) = project("slow", "hello");
-    std::fs::write(
-        dir.join("build.rs"),
-        "fn main() { std::thread::sleep(std::time::Duration::from_secs(600)); }\n",
-    )
-    .unwrap();
+    let (_tmp, dir) = common::slow_build_project("slow");
     let Some(t) = Tmux::start(&dir, &format!("{} repl", nym_exe())) else {
         return;
     };
@@ -344,7 +339,5 @@ fn ctrl_c_cancels_a_build_and_the_repl_goes_on() {
     // The session goes on.
     t.line(":check");
     t.wait_for("for unix: 0 error(s)", Duration::from_secs(10));
-    t.wait_prompt("nym>", Duration::from_secs(10));
-    t.keys(&["C-d"]);
-    t.wait_for("EXITED 0", Duration::from_secs(30));
+    t.leave("nym>");
 }

@@ -96,6 +96,30 @@ pub fn links(path: &Path, krate: &str) -> bool {
     found
 }
 
+/// A project whose build would take ten minutes (its build script
+/// sleeps): for what Ctrl-C does during a build.
+pub fn slow_build_project(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, dir) = project(name, "hello");
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() { std::thread::sleep(std::time::Duration::from_secs(600)); }\n",
+    )
+    .unwrap();
+    (tmp, dir)
+}
+
+/// Waits for `child` to end, for at most `within`; its status.
+pub fn exit_within(child: &mut Child, within: Duration, what: &str) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(started.elapsed() < within, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether QEMU (with KVM, which it uses) can run (see [`required`]).
 pub fn qemu_available() -> bool {
     kvm_available()
