@@ -4,7 +4,10 @@
 //! whole process, as it times `nym boot`, so the two compare directly.
 //!
 //! `cargo run --release -p nym-hvt --example kvm_floor` prints the split:
-//! VM set-up, and the one `KVM_RUN` that reaches the `hlt`.
+//! VM set-up, and the one `KVM_RUN` that reaches the `hlt`. With a count,
+//! `kvm_floor 1000000`, the guest first runs a two-instruction loop that
+//! many times (`dec ecx; jnz`, no exits): the time per iteration is what
+//! guest code costs on this machine.
 use kvm_ioctls::{Kvm, VcpuExit};
 use std::time::Instant;
 
@@ -12,6 +15,10 @@ const MEM: usize = 2 << 20;
 const ENTRY: u64 = 0x1000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let count: u32 = match std::env::args().nth(1) {
+        Some(n) => n.parse().map_err(|_| format!("`{n}`: not a count"))?,
+        None => 0,
+    };
     let start = Instant::now();
     let kvm = Kvm::new()?;
     let vm = kvm.create_vm()?;
@@ -30,8 +37,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if mem == libc::MAP_FAILED {
         return Err(std::io::Error::last_os_error().into());
     }
-    // SAFETY: ENTRY is inside the mapping just made.
-    unsafe { *(mem as *mut u8).add(ENTRY as usize) = 0xf4 }; // hlt
+    // Real mode: `mov ecx, count; l: dec ecx; jnz l; hlt`, or `hlt` alone.
+    let mut code = vec![0x66, 0xb9];
+    code.extend_from_slice(&count.to_le_bytes());
+    code.extend_from_slice(&[0x66, 0x49, 0x75, 0xfc, 0xf4]);
+    if count == 0 {
+        code = vec![0xf4];
+    }
+    // SAFETY: ENTRY plus the code's few bytes is inside the mapping.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            code.as_ptr(),
+            (mem as *mut u8).add(ENTRY as usize),
+            code.len(),
+        )
+    };
     let region = kvm_bindings::kvm_userspace_memory_region {
         slot: 0,
         guest_phys_addr: 0,
@@ -63,5 +83,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ready.as_secs_f64() * 1e3,
         ran.as_secs_f64() * 1e3
     );
+    if count > 0 {
+        println!(
+            "{count} loop iterations: {:.0} ns each",
+            ran.as_secs_f64() * 1e9 / f64::from(count)
+        );
+    }
     Ok(())
 }
