@@ -38,7 +38,8 @@ const BACKLOG: usize = 8;
 const QUEUE: usize = 128;
 /// Local ports for outgoing connections.
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
-/// How long an abandoned connection may linger before it is aborted.
+/// How long an abandoned connection may go without its peer taking any
+/// of what is left to send before it is aborted.
 const LINGER: Duration = Duration::from_secs(30);
 /// Datagrams, and bytes of them, each UDP socket queues each way.
 const UDP_PACKETS: usize = 64;
@@ -132,7 +133,7 @@ struct State_ {
     /// on their port: a job restarted by a hot reload loses no connection.
     parked: BTreeMap<u16, Vec<SocketHandle>>,
     /// Sockets whose flow was dropped: closed gracefully, removed when done.
-    orphans: Vec<(SocketHandle, Option<u64>)>,
+    orphans: Vec<Orphan>,
     next_port: u16,
     /// Monotonic microseconds at the last poll.
     now: i64,
@@ -414,12 +415,19 @@ impl Shared {
         }
         let backlogged = st.tx.len() >= QUEUE || !st.rx.is_empty();
         let sockets = &mut st.sockets;
-        st.orphans.retain(|&(h, deadline)| {
-            let s = sockets.get_mut::<tcp::Socket>(h);
-            let expired = deadline.is_some_and(|d| now as u64 >= d);
+        st.orphans.retain_mut(|o| {
+            let s = sockets.get_mut::<tcp::Socket>(o.handle);
+            let unsent = s.send_queue();
+            if unsent < o.unsent {
+                // The peer is taking the rest: a slow reader is no reason
+                // to cut a response short.
+                o.unsent = unsent;
+                o.deadline = Orphan::deadline(now);
+            }
+            let expired = now as u64 >= o.deadline;
             if matches!(s.state(), State::Closed | State::TimeWait) || expired {
                 s.abort();
-                sockets.remove(h);
+                sockets.remove(o.handle);
                 false
             } else {
                 true
@@ -746,6 +754,25 @@ impl Drop for DirectListener {
     }
 }
 
+/// A socket whose flow was dropped, closing gracefully: aborted when it
+/// has gone [`LINGER`] without its peer taking any of what is left to send
+/// (a vanished peer), removed when closed.
+struct Orphan {
+    handle: SocketHandle,
+    /// Monotonic microseconds when it is aborted, unless the peer makes
+    /// progress first.
+    deadline: u64,
+    /// Bytes still to send at the last progress.
+    unsent: usize,
+}
+
+impl Orphan {
+    /// [`LINGER`] after `now` (µs).
+    fn deadline(now: i64) -> u64 {
+        (now as u64).saturating_add(LINGER.as_micros() as u64)
+    }
+}
+
 /// A TCP connection of [`Direct`].
 struct DirectFlow {
     shared: Arc<Shared>,
@@ -819,9 +846,14 @@ impl Drop for DirectFlow {
     fn drop(&mut self) {
         let mut guard = self.shared.state.lock();
         let st = &mut *guard;
-        st.sockets.get_mut::<tcp::Socket>(self.handle).close();
-        let deadline = (st.now as u64).saturating_add(LINGER.as_micros() as u64);
-        st.orphans.push((self.handle, Some(deadline)));
+        let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
+        s.close();
+        let unsent = s.send_queue();
+        st.orphans.push(Orphan {
+            handle: self.handle,
+            deadline: Orphan::deadline(st.now),
+            unsent,
+        });
         drop(guard);
         self.shared.poke.poke();
     }

@@ -23,6 +23,24 @@ pub fn direct(netif: impl Netif + 'static, last: u8) -> Direct {
     d
 }
 
+/// [`direct`], but its clock and sleeps run `factor` times fast: TCP's
+/// timers, and nym's own, pass in a fraction of the time.
+pub fn direct_fast(netif: impl Netif + 'static, last: u8, factor: u32) -> Direct {
+    let d = Direct::new(
+        netif,
+        libos::clock::Scaled::new(platform::mono_clock().unwrap(), u64::from(factor)),
+        libos::time::Scaled::new(platform::time().unwrap(), factor),
+        platform::random().unwrap(),
+        Config::new(Ipv4Cidr {
+            addr: Ipv4Addr::new(10, 0, 0, last),
+            prefix: 24,
+        }),
+    )
+    .unwrap();
+    tokio::spawn(d.driver());
+    d
+}
+
 /// A loopback port nothing listens on (as of now).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
