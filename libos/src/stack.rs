@@ -38,9 +38,15 @@ const BACKLOG: usize = 8;
 const QUEUE: usize = 128;
 /// Local ports for outgoing connections.
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
-/// How long an abandoned connection may go without its peer taking any
-/// of what is left to send before it is aborted.
+/// How long a connection may be idle before it sends a keep-alive: the
+/// stack's persist timer (see [`new_socket`]).
+const PERSIST: Duration = Duration::from_secs(1);
+/// How long an abandoned connection may go without a word from its peer
+/// (keep-alives included) before it is aborted: the peer has vanished.
 const LINGER: Duration = Duration::from_secs(30);
+/// The longest an abandoned connection is kept at all, for a peer that
+/// answers but never closes.
+const ORPHAN_MAX: Duration = Duration::from_secs(600);
 /// Datagrams, and bytes of them, each UDP socket queues each way.
 const UDP_PACKETS: usize = 64;
 const UDP_BUFFER: usize = 64 * 1024;
@@ -398,10 +404,9 @@ impl Shared {
         // smoltcp sends at most one segment per socket per poll. On a link
         // where each wake-up is dear (a unikernel's, [`Netif::reliable`]),
         // poll until nothing more goes out, so a window's worth of data
-        // leaves at once. (Elsewhere one poll per wake-up: over a lossy
-        // link, bursts make smoltcp's go-back-N recovery slower, 5 % loss
-        // runs of 96 KiB took up to 31 s instead of 12 s; with smoltcp 0.12
-        // they stalled for good, for want of zero-window probes.)
+        // leaves at once. (Elsewhere one poll per wake-up: polling until
+        // idle over a lossy link made recovery slower, 5 % loss runs of
+        // 96 KiB up to 31 s instead of 12 s, measured with smoltcp 0.13.)
         let rounds = if st.reliable { QUEUE } else { 1 };
         for _ in 0..rounds {
             let before = dev.tx.len();
@@ -415,18 +420,14 @@ impl Shared {
         }
         let backlogged = st.tx.len() >= QUEUE || !st.rx.is_empty();
         let sockets = &mut st.sockets;
-        st.orphans.retain_mut(|o| {
+        st.orphans.retain(|o| {
             let s = sockets.get_mut::<tcp::Socket>(o.handle);
-            let unsent = s.send_queue();
-            if unsent < o.unsent {
-                // The peer is taking the rest: a slow reader is no reason
-                // to cut a response short.
-                o.unsent = unsent;
-                o.deadline = Orphan::deadline(now);
-            }
-            let expired = now as u64 >= o.deadline;
-            if matches!(s.state(), State::Closed | State::TimeWait) || expired {
-                s.abort();
+            // Closed: done, or timed out (smoltcp then resets it).
+            let done = matches!(s.state(), State::Closed | State::TimeWait);
+            if done || now as u64 >= o.expires {
+                if !done {
+                    s.abort();
+                }
                 sockets.remove(o.handle);
                 false
             } else {
@@ -459,6 +460,13 @@ fn new_socket() -> tcp::Socket<'static> {
         tcp::SocketBuffer::new(vec![0; BUFFER]),
     );
     s.set_nagle_enabled(false);
+    // smoltcp 0.12 has no persist timer: a sender whose peer's window is
+    // closed waits for a window update, and if that one segment is lost it
+    // waits for ever. A keep-alive from the idle sender draws an ACK that
+    // carries the peer's window, which is all a zero-window probe does.
+    s.set_keep_alive(Some(smoltcp::time::Duration::from_millis(
+        PERSIST.as_millis() as u64,
+    )));
     s
 }
 
@@ -754,23 +762,13 @@ impl Drop for DirectListener {
     }
 }
 
-/// A socket whose flow was dropped, closing gracefully: aborted when it
-/// has gone [`LINGER`] without its peer taking any of what is left to send
-/// (a vanished peer), removed when closed.
+/// A socket whose flow was dropped, closing gracefully: removed when
+/// closed, timed out by smoltcp after [`LINGER`] without a word from the
+/// peer, or aborted at [`ORPHAN_MAX`].
 struct Orphan {
     handle: SocketHandle,
-    /// Monotonic microseconds when it is aborted, unless the peer makes
-    /// progress first.
-    deadline: u64,
-    /// Bytes still to send at the last progress.
-    unsent: usize,
-}
-
-impl Orphan {
-    /// [`LINGER`] after `now` (µs).
-    fn deadline(now: i64) -> u64 {
-        (now as u64).saturating_add(LINGER.as_micros() as u64)
-    }
+    /// Monotonic microseconds when it is aborted whatever its state.
+    expires: u64,
 }
 
 /// A TCP connection of [`Direct`].
@@ -848,11 +846,14 @@ impl Drop for DirectFlow {
         let st = &mut *guard;
         let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
         s.close();
-        let unsent = s.send_queue();
+        // Gone when the peer has said nothing for LINGER: its keep-alive
+        // answers and ACKs keep a slow reader served to the end.
+        s.set_timeout(Some(smoltcp::time::Duration::from_millis(
+            LINGER.as_millis() as u64,
+        )));
         st.orphans.push(Orphan {
             handle: self.handle,
-            deadline: Orphan::deadline(st.now),
-            unsent,
+            expires: (st.now as u64).saturating_add(ORPHAN_MAX.as_micros() as u64),
         });
         drop(guard);
         self.shared.poke.poke();

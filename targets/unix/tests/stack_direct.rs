@@ -112,8 +112,9 @@ async fn through_loss(percent: u32, len: usize, seeds: std::ops::Range<u64>, wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lossy_link_still_delivers_ten_megabytes_intact() {
     // Resends of data and ACKs through a long transfer, several windows
-    // deep (the receiver's window fills: smoltcp 0.12, without zero-window
-    // probes, could stall here for good).
+    // deep: the receiver's window fills, and a lost window update must not
+    // stall it (smoltcp 0.12 has no zero-window probe; the stack's
+    // keep-alives stand in for one).
     through_loss(1, 10 << 20, 0..3, Duration::from_secs(120)).await;
 }
 
@@ -121,9 +122,7 @@ async fn a_lossy_link_still_delivers_ten_megabytes_intact() {
 async fn a_very_lossy_link_still_delivers_every_byte_of_short_transfers() {
     // Ten seeds of 5 % loss each way lose SYNs, FINs and the last
     // segment's ACK too (smoltcp 0.14 stalled here: see libos/Cargo.toml).
-    // A seed whose losses come back to back waits out doubling timeouts
-    // (up to a minute seen); the bound is for a stall, not for speed.
-    through_loss(5, 96 << 10, 0..10, Duration::from_secs(300)).await;
+    through_loss(5, 96 << 10, 0..10, Duration::from_secs(120)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,6 +164,37 @@ async fn a_slow_reader_gets_the_whole_answer_after_the_server_lets_go() {
     assert_eq!(read, Ok(()), "after {} of {len} bytes", got.len());
     assert_eq!(fnv(&got), fnv(&payload(len)));
     let _server = serve.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_to_a_vanished_peer_is_let_go() {
+    // Clocks 100 times fast: the 30 s of silence that mean a peer has
+    // vanished pass in 0.3 s.
+    let (a, b) = pair();
+    let server = common::direct_fast(a, 1, 100);
+    let client = common::direct_fast(b, 2, 100);
+    let mut listener = server.listen(5000).await.unwrap();
+    let listening = server.sockets();
+    let flow = client
+        .connect(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5000))
+        .await
+        .unwrap();
+    let (mut accepted, _) = listener.accept().await.unwrap();
+    accepted.write_all(&payload(64 << 10)).await.unwrap();
+    // The client goes without a word (its stack stops: no FIN, no reset),
+    // then the server drops the connection, its FIN unanswered.
+    drop(client);
+    drop(flow);
+    drop(accepted);
+    assert_eq!(server.sockets(), listening + 1, "the connection lingers");
+    let gone = tokio::time::timeout(Duration::from_secs(20), async {
+        while server.sockets() > listening {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "still {:?}", server.socket_states());
+    drop(listener);
 }
 
 /// A netif that slips garbage between the real frames: random bytes,
