@@ -47,6 +47,9 @@ const LINGER: Duration = Duration::from_secs(30);
 /// The longest an abandoned connection is kept at all, for a peer that
 /// answers but never closes.
 const ORPHAN_MAX: Duration = Duration::from_secs(600);
+/// Rounds in a row the driver may find work waiting before it lets the
+/// jobs run (see [`drive`]).
+const STREAK: u32 = 32;
 /// Datagrams, and bytes of them, each UDP socket queues each way.
 const UDP_PACKETS: usize = 64;
 const UDP_BUFFER: usize = 64 * 1024;
@@ -294,6 +297,7 @@ async fn drive(shared: Arc<Shared>, parts: DriverParts) {
     let mtu = netif.mtu();
     let mut recv: Option<Received> = None;
     let mut failures: u32 = 0;
+    let mut streak: u32 = 0;
     while !shared.stopped.load(Ordering::Acquire) {
         let (delay, backlogged) = shared.poll(micros(&clock));
         // Send what smoltcp queued, outside the lock.
@@ -319,6 +323,14 @@ async fn drive(shared: Arc<Shared>, parts: DriverParts) {
             })
         });
         let mut sleep = delay.map(|d| time.sleep(d));
+        // Whether this wait returned at once: a frame, a poke or a timer
+        // was already there. Rounds that never wait give the jobs no turn,
+        // and a peer that sends as fast as the stack answers (a client
+        // retrying a refused SYN at once) would starve them: the guest's
+        // executor has no budget that forces a yield. So after [`STREAK`]
+        // such rounds the driver yields (not after each: a yield per frame
+        // cost a third of the requests/s over a tap).
+        let mut waited = false;
         let woke = poll_fn(|cx| {
             if let Poll::Ready(got) = pending.as_mut().poll(cx) {
                 return Poll::Ready(Some(got));
@@ -328,11 +340,19 @@ async fn drive(shared: Arc<Shared>, parts: DriverParts) {
             }
             match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
                 Some(Poll::Ready(())) => Poll::Ready(None),
-                _ => Poll::Pending,
+                _ => {
+                    waited = true;
+                    Poll::Pending
+                }
             }
         })
         .await;
         drop(sleep);
+        streak = if waited { 0 } else { streak + 1 };
+        if streak >= STREAK {
+            streak = 0;
+            crate::task::yield_now().await;
+        }
         let Some((mut frame, got)) = woke else {
             continue;
         };

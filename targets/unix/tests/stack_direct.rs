@@ -401,3 +401,64 @@ async fn udp_over_host_sockets_talks_to_a_std_socket() {
         taken.err()
     );
 }
+
+/// A link on which a frame is always waiting: a peer that sends as fast
+/// as the stack takes frames, as a client retrying each refused SYN at
+/// once does. The frames are for another host (dropped on sight).
+struct Flood {
+    reliable: bool,
+}
+
+impl Netif for Flood {
+    fn mac(&self) -> [u8; 6] {
+        [2, 0, 0, 0, 0, 1]
+    }
+    fn mtu(&self) -> usize {
+        1514
+    }
+    fn reliable(&self) -> bool {
+        self.reliable
+    }
+    fn send<'a>(&'a self, _frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>> {
+        Box::pin(async move {
+            buf[..6].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+            buf[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+            buf[12..14].copy_from_slice(&[0x08, 0x00]);
+            buf[14..60].fill(0);
+            Ok(60)
+        })
+    }
+}
+
+/// The stack's driver shares one thread with the jobs, as in a guest,
+/// whose executor never forces a task to yield: a link that never runs
+/// dry must still leave the jobs their turns.
+#[test]
+fn a_link_that_never_runs_dry_does_not_starve_the_jobs() {
+    for reliable in [false, true] {
+        let (done, finished) = std::sync::mpsc::channel();
+        // The thread is left behind if the driver starves it.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let server = stack(Flood { reliable }, 1);
+                for _ in 0..100 {
+                    tokio::task::yield_now().await;
+                }
+                let listener = server.listen(80).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                done.send(listener.is_ok()).unwrap();
+            });
+        });
+        let listened = finished
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("jobs starved by a flooding link (reliable: {reliable})"));
+        assert!(listened, "listen failed (reliable: {reliable})");
+    }
+}
