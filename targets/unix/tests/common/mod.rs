@@ -1,35 +1,42 @@
 //! Helpers shared by the stack tests of this crate.
 #![allow(dead_code)]
 use libos::stack::{Config, Direct, Driven};
-use libos::{Ipv4Cidr, Netif};
+use libos::{Ipv4Cidr, MonoClock, Netif, Time};
 use nym_unix::platform;
 use std::net::Ipv4Addr;
 
 /// A `stack::direct` at 10.0.0.`last`/24 over `netif`, its driver spawned
 /// on the test's runtime.
 pub fn direct(netif: impl Netif + 'static, last: u8) -> Direct {
-    let d = Direct::new(
+    spawned(
         netif,
         platform::mono_clock().unwrap(),
         platform::time().unwrap(),
-        platform::random().unwrap(),
-        Config::new(Ipv4Cidr {
-            addr: Ipv4Addr::new(10, 0, 0, last),
-            prefix: 24,
-        }),
+        last,
     )
-    .unwrap();
-    tokio::spawn(d.driver());
-    d
 }
 
 /// [`direct`], but its clock and sleeps run `factor` times fast: TCP's
 /// timers, and nym's own, pass in a fraction of the time.
 pub fn direct_fast(netif: impl Netif + 'static, last: u8, factor: u32) -> Direct {
-    let d = Direct::new(
+    spawned(
         netif,
         libos::clock::Scaled::new(platform::mono_clock().unwrap(), u64::from(factor)),
         libos::time::Scaled::new(platform::time().unwrap(), factor),
+        last,
+    )
+}
+
+fn spawned(
+    netif: impl Netif + 'static,
+    clock: impl MonoClock + 'static,
+    time: impl Time + 'static,
+    last: u8,
+) -> Direct {
+    let d = Direct::new(
+        netif,
+        clock,
+        time,
         platform::random().unwrap(),
         Config::new(Ipv4Cidr {
             addr: Ipv4Addr::new(10, 0, 0, last),
