@@ -176,16 +176,12 @@ pub fn run(
         // interruption, never the process killed half-way.
         let stop = nym_unix::jobs::interrupted();
         tokio::pin!(stop);
-        let started = Live::start(&project, graph, keys, None, &Out::stderr()).await;
-        if nym_unix::jobs::fired(&mut stop).await {
-            // At the terminal, Ctrl-C stopped cargo too: that is why a
-            // build failed, if it did.
-            if let Ok(mut live) = started {
-                live.stop().await;
-            }
+        let out = Out::stderr();
+        let Some(mut live) =
+            start_unless_interrupted(&project, graph, keys, &out, &mut stop).await?
+        else {
             return Ok(Ended::Interrupted);
-        }
-        let mut live = started?;
+        };
         let ended = tokio::select! {
             ended = live.ended() => ended,
             () = &mut stop => {
@@ -198,6 +194,28 @@ pub fn run(
     })?;
     nym_unix::jobs::report("nym", &ended);
     Ok(ended.exit_code())
+}
+
+/// [`Live::start`] watched by `stop` (from [`nym_unix::jobs::interrupted`],
+/// made before): `None` when a Ctrl-C came meanwhile, whatever started
+/// stopped again.
+pub(crate) async fn start_unless_interrupted(
+    project: &Project,
+    graph: Graph,
+    keys: Keys,
+    out: &Out,
+    stop: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> Result<Option<Live>, CliError> {
+    let started = Live::start(project, graph, keys, None, out).await;
+    if nym_unix::jobs::fired(stop).await {
+        // At the terminal, Ctrl-C stopped cargo too: that is why a build
+        // failed, if it did.
+        if let Ok(mut live) = started {
+            live.stop().await;
+        }
+        return Ok(None);
+    }
+    Ok(Some(started?))
 }
 
 /// `nym build`: prints the program's path; for qemu the command that boots

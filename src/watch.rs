@@ -3,7 +3,7 @@
 //! checked again and the application rebuilt and swapped in under the
 //! running devices ([`nym_driver::live`]). On any error the old version
 //! keeps running.
-use crate::commands::{checked, load, CliError};
+use crate::commands::{checked, load, start_unless_interrupted, CliError};
 use crate::ProjectArgs;
 use nym_driver::build::{build_shim, key_values};
 use nym_driver::live::Live;
@@ -26,15 +26,12 @@ pub fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String]) -> Result<ExitCo
         tokio::pin!(stop);
         let (tx, mut changes) = mpsc::unbounded_channel();
         let _watcher = watch(&project.root, &project.graph_path, tx)?;
-        let started = Live::start(&project, graph, keys, None, &out).await;
-        if jobs::fired(&mut stop).await {
-            if let Ok(mut live) = started {
-                live.stop().await;
-            }
+        let Some(mut live) =
+            start_unless_interrupted(&project, graph, keys, &out, &mut stop).await?
+        else {
             jobs::report("nym", &Ended::Interrupted);
             return Ok(ExitCode::from(130));
-        }
-        let mut live = started?;
+        };
         eprintln!(
             "nym: watching {} and src/; Ctrl-C to stop",
             short(&root, &project.graph_path)

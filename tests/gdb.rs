@@ -98,19 +98,10 @@ fn gdb(image: &Path, port: u16, commands: &[&str]) -> Output {
 }
 
 fn finish(mut child: Child) -> (Option<i32>, String) {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut out = String::new();
-            std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-            return (status.code(), out);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the monitor did not end"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = common::exit_within(&mut child, Duration::from_secs(30), "the monitor ends");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    (status.code(), out)
 }
 
 #[test]

@@ -309,14 +309,11 @@ vim.cmd("qa!")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("nvim did not finish");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    common::exit_within(
+        &mut child,
+        std::time::Duration::from_secs(30),
+        "nvim finishes",
+    );
     let out = child.wait_with_output().unwrap();
     let text = format!(
         "{}{}",

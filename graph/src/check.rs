@@ -623,7 +623,7 @@ impl Checker<'_> {
                 Some(g) => out.push(g),
                 // An unclosed call (empty `close`): its missing `)` is the
                 // error; the arguments may be still to come.
-                None if close.start == close.end => ok = false,
+                None if close.is_empty() => ok = false,
                 None if ok => {
                     self.diags.push(
                         Diagnostic::error(
@@ -776,7 +776,7 @@ impl Checker<'_> {
 
     fn key(&mut self, span: Span, args: &[Arg], close: Span) -> (Type, Eval) {
         let usage = "write `key(\"name\", default)`, like `key(\"count\", 3)`";
-        if close.start == close.end && args.len() < 2 {
+        if close.is_empty() && args.len() < 2 {
             // Unclosed (its `)` is the error): the rest may be still to come.
             return (Type::Error, Eval::Error);
         }
@@ -956,7 +956,7 @@ impl Checker<'_> {
             );
             return;
         }
-        if close.start == close.end && args.len() < 2 {
+        if close.is_empty() && args.len() < 2 {
             // Unclosed (its `)` is the error): the rest may be still to come.
             self.register = Some((String::new(), Vec::new(), span));
             return;

@@ -20,6 +20,11 @@ impl Span {
     pub fn to(self, other: Span) -> Span {
         Span::new(self.start.min(other.start), self.end.max(other.end))
     }
+    /// Whether the span covers no byte: the `close` of a call whose `)`
+    /// is missing (the parser reported it).
+    pub fn is_empty(self) -> bool {
+        self.start == self.end
+    }
     /// Whether `offset` lies inside (or just after) the span.
     pub fn contains(self, offset: usize) -> bool {
         self.start <= offset && offset <= self.end
@@ -83,7 +88,8 @@ pub enum ExprKind {
         path: Path,
         /// Its arguments.
         args: Vec<Arg>,
-        /// The closing parenthesis (where a missing argument is reported).
+        /// The closing parenthesis (where a missing argument is reported);
+        /// empty where it is missing.
         close: Span,
     },
     /// `job crate::function(args)`.
@@ -92,7 +98,7 @@ pub enum ExprKind {
         path: Path,
         /// Its arguments.
         args: Vec<Arg>,
-        /// The closing parenthesis.
+        /// The closing parenthesis; empty where it is missing.
         close: Span,
     },
     /// A reference to a `let` binding.

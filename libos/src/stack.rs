@@ -274,6 +274,11 @@ impl Drop for Direct {
     }
 }
 
+/// `d` as smoltcp's duration (whole milliseconds).
+fn smol(d: Duration) -> smoltcp::time::Duration {
+    smoltcp::time::Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn micros(clock: &impl MonoClock) -> i64 {
     i64::try_from(clock.elapsed_ns() / 1000).unwrap_or(i64::MAX)
 }
@@ -484,9 +489,7 @@ fn new_socket() -> tcp::Socket<'static> {
     // closed waits for a window update, and if that one segment is lost it
     // waits for ever. A keep-alive from the idle sender draws an ACK that
     // carries the peer's window, which is all a zero-window probe does.
-    s.set_keep_alive(Some(smoltcp::time::Duration::from_millis(
-        PERSIST.as_millis() as u64,
-    )));
+    s.set_keep_alive(Some(smol(PERSIST)));
     s
 }
 
@@ -868,9 +871,7 @@ impl Drop for DirectFlow {
         s.close();
         // Gone when the peer has said nothing for LINGER: its keep-alive
         // answers and ACKs keep a slow reader served to the end.
-        s.set_timeout(Some(smoltcp::time::Duration::from_millis(
-            LINGER.as_millis() as u64,
-        )));
+        s.set_timeout(Some(smol(LINGER)));
         st.orphans.push(Orphan {
             handle: self.handle,
             expires: (st.now as u64).saturating_add(ORPHAN_MAX.as_micros() as u64),

@@ -108,14 +108,19 @@ pub fn slow_build_project(name: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
-/// Waits for `child` to end, for at most `within`; its status.
+/// Waits for `child` to end, for at most `within`; its status. A child
+/// still running then is killed, and the test fails saying `what`.
 pub fn exit_within(child: &mut Child, within: Duration, what: &str) -> std::process::ExitStatus {
     let started = Instant::now();
     loop {
         if let Some(s) = child.try_wait().unwrap() {
             return s;
         }
-        assert!(started.elapsed() < within, "{what} within {within:?}");
+        if started.elapsed() >= within {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} within {within:?}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

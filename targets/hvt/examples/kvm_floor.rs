@@ -38,12 +38,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(std::io::Error::last_os_error().into());
     }
     // Real mode: `mov ecx, count; l: dec ecx; jnz l; hlt`, or `hlt` alone.
-    let mut code = vec![0x66, 0xb9];
-    code.extend_from_slice(&count.to_le_bytes());
-    code.extend_from_slice(&[0x66, 0x49, 0x75, 0xfc, 0xf4]);
-    if count == 0 {
-        code = vec![0xf4];
-    }
+    let code = if count == 0 {
+        vec![0xf4]
+    } else {
+        let mut code = vec![0x66, 0xb9];
+        code.extend_from_slice(&count.to_le_bytes());
+        code.extend_from_slice(&[0x66, 0x49, 0x75, 0xfc, 0xf4]);
+        code
+    };
     // SAFETY: ENTRY plus the code's few bytes is inside the mapping.
     unsafe {
         std::ptr::copy_nonoverlapping(
