@@ -2,10 +2,8 @@
 //! checked graph, and hands it to a target.
 use crate::new::{self, Template};
 use crate::ProjectArgs;
-use nym_driver::build::{
-    block_file, build_program, guest_cmdline, guest_ip, key_defaults, key_values, listen,
-    net_config, runtime,
-};
+use nym_driver::build::{build_program, guest_cmdline, key_defaults, key_values, runtime};
+use nym_driver::kvm::{self, block_file, listen};
 use nym_driver::live::Live;
 use nym_driver::project::Project;
 use nym_driver::Out;
@@ -153,8 +151,20 @@ pub fn run(
     let (project, graph) = load(cwd, args)?;
     match target {
         Target::Kvm => {
-            let gdb = listen(gdb)?;
-            return run_kvm(cwd, &project, &graph, key_args, mem, gdb, (forwards, tap));
+            let options = kvm::Options {
+                key_args,
+                mem,
+                forwards,
+                tap,
+                gdb: listen(gdb)?,
+            };
+            return boot(kvm::prepare(
+                cwd,
+                &project,
+                &graph,
+                options,
+                &Out::stderr(),
+            )?);
         }
         Target::Qemu => {
             let cmdline = guest_cmdline(&graph, key_args)?;
@@ -250,31 +260,6 @@ pub fn build(
         _ => println!("{}", out.display()),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `nym run --target kvm`: builds the image and boots it in nym's monitor.
-fn run_kvm(
-    cwd: &Path,
-    project: &Project,
-    graph: &Graph,
-    key_args: &[String],
-    mem: u64,
-    gdb: Option<std::net::TcpListener>,
-    (forwards, tap): (&[(u16, u16)], Option<&str>),
-) -> Result<ExitCode, CliError> {
-    let cmdline = guest_cmdline(graph, key_args)?;
-    let keys = Keys::parse(key_defaults(graph), key_args)?;
-    let net = net_config(forwards, guest_ip(graph, &keys), tap)?;
-    let image = build_program(cwd, project, graph, false, &Out::stderr())?;
-    boot(nym_hvt::Config {
-        image,
-        mem_size: mem,
-        cmdline,
-        block: block_file(project, graph, &keys),
-        seccomp: true,
-        gdb,
-        net,
-    })
 }
 
 /// `nym debug`: the monitor with its stub on a free loopback port, and a

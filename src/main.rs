@@ -310,7 +310,7 @@ fn main() -> ExitCode {
                 path,
                 size: block_size,
             });
-            nym_driver::build::listen(gdb.as_deref()).and_then(|gdb| {
+            nym_driver::kvm::listen(gdb.as_deref()).and_then(|gdb| {
                 commands::boot(nym_hvt::Config {
                     image: cwd.join(image),
                     mem_size: mem,
@@ -318,7 +318,7 @@ fn main() -> ExitCode {
                     block,
                     seccomp: true,
                     gdb,
-                    net: nym_driver::build::net_config(&forwards, None, tap.as_deref())?,
+                    net: nym_driver::kvm::net_config(&forwards, None, tap.as_deref())?,
                 })
             })
         }

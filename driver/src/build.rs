@@ -1,10 +1,8 @@
 //! From a checked graph to something that runs: the in-process shim
-//! library, compiled programs and images, key values, and the monitor's
-//! configuration derived from the graph.
+//! library, compiled programs and images, and key values.
 use crate::cargo::{self, Artifact, Crate};
 use crate::project::Project;
 use crate::{Error, Out};
-use nym_graph::check::GArg;
 use nym_graph::codegen;
 use nym_graph::{Graph, Target};
 use nym_unix::keys::Keys;
@@ -195,100 +193,6 @@ pub fn build_program(
 
 fn out_path_display(cwd: &Path, p: &Path) -> String {
     p.strip_prefix(cwd).unwrap_or(p).display().to_string()
-}
-
-/// The value an argument has at boot: a literal, or a key's value.
-pub fn boot_value(graph: &Graph, a: &GArg, keys: &Keys) -> Option<libos::Value> {
-    match a {
-        GArg::Value(v) => Some(v.clone()),
-        GArg::Key(k) => keys.get(&graph.keys[*k].name).cloned(),
-        GArg::Node(_) => None,
-    }
-}
-
-/// The host file behind the graph's `block::file`, if it has one.
-pub fn block_file(project: &Project, graph: &Graph, keys: &Keys) -> Option<nym_hvt::BlockFile> {
-    let node = graph.nodes.iter().find(|n| n.imp.name == "block::file")?;
-    let path = match boot_value(graph, &node.args[0], keys)? {
-        libos::Value::Str(p) => project.root.join(p),
-        _ => return None,
-    };
-    let size = match boot_value(graph, &node.args[1], keys)? {
-        libos::Value::Int(s) => u64::try_from(s).ok()?,
-        _ => return None,
-    };
-    Some(nym_hvt::BlockFile { path, size })
-}
-
-/// The address the graph gives the stack over the monitor's link, if any.
-pub fn guest_ip(graph: &Graph, keys: &Keys) -> Option<std::net::Ipv4Addr> {
-    graph.nodes.iter().find_map(|n| {
-        let on_link = n.imp.name == "stack::direct"
-            && matches!(n.args.first(), Some(GArg::Node(i)) if graph.nodes[*i].imp.name == "netif::default");
-        match boot_value(graph, n.args.get(1)?, keys)? {
-            libos::Value::Cidr(c) if on_link => Some(c.addr),
-            _ => None,
-        }
-    })
-}
-
-/// The guest's network: `forwards` bound on the host's loopback now (so a
-/// port in use is reported before anything boots), to `guest_ip` or the
-/// conventional 10.0.2.15. `None` without forwards.
-pub fn net_config(
-    forwards: &[(u16, u16)],
-    guest_ip: Option<std::net::Ipv4Addr>,
-    tap: Option<&str>,
-) -> Result<Option<nym_hvt::NetConfig>, Error> {
-    let guest_ip = guest_ip.unwrap_or(nym_hvt::abi::NET_GUEST_IP.into());
-    if let Some(name) = tap {
-        if !forwards.is_empty() {
-            return Err(Error::TapUse(
-                "its hosts reach the guest's ports directly, so -p has nothing to forward",
-            ));
-        }
-        let fd = nym_unix::devices::tap::open_fd(name).map_err(|e| Error::Tap(e.to_string()))?;
-        return Ok(Some(nym_hvt::NetConfig {
-            forwards: Vec::new(),
-            guest_ip,
-            tap: Some(fd),
-        }));
-    }
-    if forwards.is_empty() {
-        return Ok(None);
-    }
-    let forwards = forwards
-        .iter()
-        .map(|&(host, guest)| {
-            Ok(nym_hvt::Forward {
-                listener: bind_forward(host)?,
-                guest_port: guest,
-            })
-        })
-        .collect::<Result<_, Error>>()?;
-    Ok(Some(nym_hvt::NetConfig {
-        forwards,
-        guest_ip,
-        tap: None,
-    }))
-}
-
-/// Listens on 127.0.0.1:`port` for a forward to a guest; an error names
-/// the port (a port in use).
-pub fn bind_forward(port: u16) -> Result<std::net::TcpListener, Error> {
-    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
-        .map_err(|source| Error::Forward { port, source })
-}
-
-/// Listens for gdb on `addr`, if given.
-pub fn listen(addr: Option<&str>) -> Result<Option<std::net::TcpListener>, Error> {
-    addr.map(|a| {
-        std::net::TcpListener::bind(a).map_err(|source| Error::Listen {
-            addr: a.to_owned(),
-            source,
-        })
-    })
-    .transpose()
 }
 
 pub fn key_defaults(graph: &Graph) -> Vec<(&str, libos::Value)> {

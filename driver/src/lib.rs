@@ -5,13 +5,15 @@
 //! opening a [`project`], building generated crates with [`cargo`] (the
 //! in-process shim and the compiled programs, see [`build`]), the live
 //! in-process stack and its hot reload ([`live`]), watching the sources
-//! ([`watch`]), and the QEMU and Xen runs ([`qemu`], [`xen`]).
+//! ([`watch`]), and the runs on nym's monitor, QEMU and Xen ([`kvm`],
+//! [`qemu`], [`xen`]).
 //!
 //! Nothing here renders diagnostics or parses command lines: front ends do.
 //! Everything that prints goes through an [`Out`], the terminal's stderr
 //! for the CLI, a session's log for the REPL and the notebook.
 pub mod build;
 pub mod cargo;
+pub mod kvm;
 pub mod live;
 pub mod project;
 pub mod qemu;

@@ -65,7 +65,7 @@ pub fn args(image: &Path, mem: u64, cmdline: &str, forwards: &[(u16, u16)]) -> V
 /// message for it comes late and names no port.
 pub fn check_forwards(forwards: &[(u16, u16)]) -> Result<(), crate::Error> {
     for &(port, _) in forwards {
-        crate::build::bind_forward(port)?;
+        crate::kvm::bind_forward(port)?;
     }
     Ok(())
 }

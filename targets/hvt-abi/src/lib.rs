@@ -61,7 +61,7 @@
 //! [`NOTE_MANIFEST`]) whose descriptor is a [`Manifest`]: the devices it
 //! needs. The monitor refuses to boot an image whose devices it was not
 //! given (a block file), naming what is missing.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -70,35 +70,111 @@ pub const PORT_BASE: u16 = 0x500;
 /// The number of hypercall ports.
 pub const PORT_COUNT: u16 = 16;
 
-/// Hypercall numbers.
-pub mod nr {
-    /// [`super::Time`]: wall clock.
-    pub const WALLTIME: u16 = 1;
-    /// [`super::Time`]: monotonic clock.
-    pub const MONOTIME: u16 = 2;
-    /// [`super::Puts`]: console output.
-    pub const PUTS: u16 = 3;
-    /// [`super::Wait`]: block until a deadline.
-    pub const WAIT: u16 = 4;
-    /// [`super::BlockInfo`]: block geometry.
-    pub const BLOCK_INFO: u16 = 5;
-    /// [`super::BlockIo`]: read sectors.
-    pub const BLOCK_READ: u16 = 6;
-    /// [`super::BlockIo`]: write sectors.
-    pub const BLOCK_WRITE: u16 = 7;
-    /// [`super::Random`]: host entropy.
-    pub const RANDOM: u16 = 8;
-    /// [`super::Exit`]: end the guest.
-    pub const EXIT: u16 = 9;
-    /// [`super::Fault`]: report a CPU exception.
-    pub const FAULT: u16 = 10;
-    /// [`super::NetInfo`]: the network interface.
-    pub const NET_INFO: u16 = 11;
-    /// [`super::NetIo`]: send a frame.
-    pub const NET_WRITE: u16 = 12;
-    /// [`super::NetIo`]: receive a frame.
-    pub const NET_READ: u16 = 13;
+/// The hypercalls, once: each line is the call's name in the enum, its
+/// constant in [`nr`], its number and its argument struct. Everything else
+/// that lists the calls (the [`Hypercall`] enum and its names, [`nr`], the
+/// monitor's decoder) is made from this table; `$m` receives it.
+#[macro_export]
+macro_rules! hypercall_table {
+    ($m:ident) => {
+        $m! {
+            /// [`Time`]: wall clock.
+            WallTime WALLTIME = 1 => Time,
+            /// [`Time`]: monotonic clock.
+            MonoTime MONOTIME = 2 => Time,
+            /// [`Puts`]: console output.
+            Puts PUTS = 3 => Puts,
+            /// [`Wait`]: block until a deadline.
+            Wait WAIT = 4 => Wait,
+            /// [`BlockInfo`]: block geometry.
+            BlockInfo BLOCK_INFO = 5 => BlockInfo,
+            /// [`BlockIo`]: read sectors.
+            BlockRead BLOCK_READ = 6 => BlockIo,
+            /// [`BlockIo`]: write sectors.
+            BlockWrite BLOCK_WRITE = 7 => BlockIo,
+            /// [`Random`]: host entropy.
+            Random RANDOM = 8 => Random,
+            /// [`Exit`]: end the guest.
+            Exit EXIT = 9 => Exit,
+            /// [`Fault`]: report a CPU exception.
+            Fault FAULT = 10 => Fault,
+            /// [`NetInfo`]: the network interface.
+            NetInfo NET_INFO = 11 => NetInfo,
+            /// [`NetIo`]: send a frame.
+            NetWrite NET_WRITE = 12 => NetIo,
+            /// [`NetIo`]: receive a frame.
+            NetRead NET_READ = 13 => NetIo,
+        }
+    };
 }
+
+/// Every `repr(C)` struct that crosses between monitor and guest (made
+/// only of `u64`s: no padding, any bits valid); `$m` receives the list. The
+/// monitor marks each as plain data from it.
+#[macro_export]
+macro_rules! abi_structs {
+    ($m:ident) => {
+        $m!(
+            BootInfo, Time, Puts, Wait, BlockInfo, BlockIo, Random, Exit, NetInfo, NetIo, Fault,
+            FaultFrame
+        );
+    };
+}
+
+macro_rules! define_hypercalls {
+    ($($(#[doc = $doc:literal])* $variant:ident $name:ident = $nr:literal => $arg:ident,)*) => {
+        /// Hypercall numbers.
+        pub mod nr {
+            $($(#[doc = $doc])* pub const $name: u16 = $nr;)*
+        }
+
+        /// A hypercall.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u16)]
+        pub enum Hypercall {
+            $($(#[doc = $doc])* $variant = $nr,)*
+        }
+
+        impl Hypercall {
+            /// Every hypercall, by number.
+            pub const ALL: &'static [Hypercall] = &[$(Hypercall::$variant),*];
+
+            /// Its name, `PUTS`.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Hypercall::$variant => stringify!($name),)*
+                }
+            }
+
+            /// The name of its argument struct, `Puts`.
+            pub const fn arg(self) -> &'static str {
+                match self {
+                    $(Hypercall::$variant => stringify!($arg),)*
+                }
+            }
+
+            /// Its size in bytes.
+            pub const fn arg_size(self) -> usize {
+                match self {
+                    $(Hypercall::$variant => core::mem::size_of::<$arg>(),)*
+                }
+            }
+        }
+
+        impl TryFrom<u16> for Hypercall {
+            type Error = u16;
+
+            /// The hypercall numbered `n`; `Err(n)` if there is none.
+            fn try_from(n: u16) -> Result<Hypercall, u16> {
+                match n {
+                    $($nr => Ok(Hypercall::$variant),)*
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+hypercall_table!(define_hypercalls);
 
 /// The monitor's address on the guest's link.
 pub const NET_HOST_IP: [u8; 4] = [10, 0, 2, 2];
@@ -388,5 +464,37 @@ pub fn exception_name(vector: u64) -> &'static str {
         18 => "machine check",
         19 => "SIMD floating-point error",
         _ => "exception",
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    /// The crate documentation's table of calls says what the enum says.
+    #[test]
+    fn the_documented_table_matches_the_hypercall_table() {
+        let doc = include_str!("lib.rs");
+        for h in Hypercall::ALL {
+            let row = format!("//! | {} | `{}` | [`{}`] |", *h as u16, h.name(), h.arg());
+            assert!(
+                doc.lines().any(|l| l.starts_with(&row)),
+                "no documentation row {row:?}"
+            );
+            assert_eq!(Hypercall::try_from(*h as u16), Ok(*h));
+            assert!(h.arg_size() % 8 == 0, "{} is not made of u64s", h.arg());
+            assert!((*h as u16) < PORT_COUNT, "{} has no port", h.name());
+        }
+        let documented = doc
+            .lines()
+            .filter(|l| l.starts_with("//! | ") && l[6..].starts_with(|c: char| c.is_ascii_digit()))
+            .count();
+        assert_eq!(
+            documented,
+            Hypercall::ALL.len(),
+            "a documented call the table lacks"
+        );
+        assert_eq!(Hypercall::try_from(0), Err(0));
+        assert_eq!(Hypercall::try_from(PORT_COUNT), Err(PORT_COUNT));
     }
 }

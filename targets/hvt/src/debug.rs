@@ -15,8 +15,9 @@
 //! few milliseconds, so `KVM_RUN` returns and the stub can look for gdb's
 //! interrupt even in a guest that never exits on its own; a guest asleep in
 //! WAIT sleeps in short slices for the same reason.
+use crate::error::MonitorError;
 use crate::hypercall::{self, Call};
-use crate::monitor::{next_exit, Exit, Guest, MonitorError, Outcome};
+use crate::vcpu::{next_exit, Exit, Guest, Outcome};
 use kvm_bindings::{
     kvm_guest_debug, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP,
 };
@@ -25,6 +26,44 @@ use nym_gdb::{HwKind, HwSlot, Registers, Stop, WatchKind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Waits for gdb, then serves it until the session ends. `Some` if the
+/// guest ended during the session; `None` if it should run on.
+pub(crate) fn debug_session(
+    listener: &std::net::TcpListener,
+    image: &std::path::Path,
+    guest: &mut Guest,
+    vcpu: &mut VcpuFd,
+) -> Result<Option<Outcome>, MonitorError> {
+    let addr = listener.local_addr().map_err(|source| MonitorError::Gdb {
+        what: "reading the listener's address",
+        source,
+    })?;
+    eprintln!(
+        "nym: the guest waits for gdb on {addr}: gdb {} -ex 'target remote {addr}'",
+        image.display()
+    );
+    let (stream, _) = listener.accept().map_err(|source| MonitorError::Gdb {
+        what: "accepting gdb",
+        source,
+    })?;
+    let _ = stream.set_nodelay(true);
+    let mut debugged = Debugged::new(guest, vcpu);
+    let ending = nym_gdb::serve(&mut debugged, stream);
+    let outcome = debugged.release()?;
+    match ending {
+        nym_gdb::Ending::Killed => {
+            eprintln!("nym: gdb killed the guest");
+            return Ok(Some(outcome.unwrap_or(Outcome::Exited(137))));
+        }
+        nym_gdb::Ending::Detached => eprintln!("nym: gdb detached; the guest runs on"),
+        nym_gdb::Ending::Disconnected(why) => {
+            eprintln!("nym: gdb went away ({why}); the guest runs on")
+        }
+        nym_gdb::Ending::Exited(_) | nym_gdb::Ending::Crashed => {}
+    }
+    Ok(outcome)
+}
 
 /// How often a running vCPU is kicked to look for gdb's Ctrl-C.
 const KICK: Duration = Duration::from_millis(10);

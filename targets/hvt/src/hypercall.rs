@@ -3,7 +3,7 @@
 //! [`Violation`] naming the call and what was wrong. Handlers only ever see
 //! the validated form.
 use crate::memory::{BadAddress, GuestMemory, GuestRange};
-use nym_hvt_abi::{self as abi, nr};
+use nym_hvt_abi::{self as abi, Hypercall};
 
 /// A validated hypercall.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,25 +78,6 @@ pub struct Violation {
     pub problem: String,
 }
 
-fn name(n: u16) -> &'static str {
-    match n {
-        nr::WALLTIME => "WALLTIME",
-        nr::MONOTIME => "MONOTIME",
-        nr::PUTS => "PUTS",
-        nr::WAIT => "WAIT",
-        nr::BLOCK_INFO => "BLOCK_INFO",
-        nr::BLOCK_READ => "BLOCK_READ",
-        nr::BLOCK_WRITE => "BLOCK_WRITE",
-        nr::RANDOM => "RANDOM",
-        nr::EXIT => "EXIT",
-        nr::FAULT => "FAULT",
-        nr::NET_INFO => "NET_INFO",
-        nr::NET_WRITE => "NET_WRITE",
-        nr::NET_READ => "NET_READ",
-        _ => "unknown",
-    }
-}
-
 /// Whether `port` is a hypercall port.
 pub fn is_hypercall(port: u16) -> bool {
     (abi::PORT_BASE..abi::PORT_BASE + abi::PORT_COUNT).contains(&port)
@@ -105,8 +86,9 @@ pub fn is_hypercall(port: u16) -> bool {
 /// Decodes the guest's `out` of `data` to hypercall `port`.
 pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violation> {
     let n = port.wrapping_sub(abi::PORT_BASE);
+    let call = Hypercall::try_from(n);
     let violation = |problem: String| Violation {
-        call: name(n).into(),
+        call: call.map_or("unknown", Hypercall::name).into(),
         problem,
     };
     let bad = |e: BadAddress| violation(e.to_string());
@@ -123,36 +105,44 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
             mem.read::<$t>(at).map_err(bad)?
         };
     }
-    Ok(match n {
-        nr::WALLTIME => {
+    let Ok(call) = call else {
+        return Err(Violation {
+            call: format!("on port {port:#x}"),
+            problem: format!("there is no hypercall number {n}"),
+        });
+    };
+    // One arm per call of the table: a call added there without a decoder
+    // here does not compile.
+    Ok(match call {
+        Hypercall::WallTime => {
             load!(abi::Time);
             Call::WallTime { at }
         }
-        nr::MONOTIME => {
+        Hypercall::MonoTime => {
             load!(abi::Time);
             Call::MonoTime { at }
         }
-        nr::PUTS => {
+        Hypercall::Puts => {
             let p = load!(abi::Puts);
             Call::Puts(mem.range(p.data, p.len).map_err(bad)?)
         }
-        nr::WAIT => Call::Wait {
+        Hypercall::Wait => Call::Wait {
             timeout: load!(abi::Wait).timeout,
         },
-        nr::BLOCK_INFO => {
+        Hypercall::BlockInfo => {
             load!(abi::BlockInfo);
             Call::BlockInfo { at }
         }
-        nr::BLOCK_READ | nr::BLOCK_WRITE => {
+        Hypercall::BlockRead | Hypercall::BlockWrite => {
             let io = load!(abi::BlockIo);
             Call::BlockIo {
                 at,
-                read: n == nr::BLOCK_READ,
+                read: call == Hypercall::BlockRead,
                 sector: io.sector,
                 buf: mem.range(io.data, io.len).map_err(bad)?,
             }
         }
-        nr::RANDOM => {
+        Hypercall::Random => {
             let r = load!(abi::Random);
             if r.len > abi::RANDOM_MAX {
                 return Err(violation(format!(
@@ -163,31 +153,25 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
             }
             Call::Random(mem.range(r.data, r.len).map_err(bad)?)
         }
-        nr::EXIT => Call::Exit(load!(abi::Exit).status),
-        nr::FAULT => Call::Fault(load!(abi::Fault)),
-        nr::NET_INFO => {
+        Hypercall::Exit => Call::Exit(load!(abi::Exit).status),
+        Hypercall::Fault => Call::Fault(load!(abi::Fault)),
+        Hypercall::NetInfo => {
             load!(abi::NetInfo);
             Call::NetInfo { at }
         }
-        nr::NET_WRITE => {
+        Hypercall::NetWrite => {
             let io = load!(abi::NetIo);
             Call::NetWrite {
                 at,
                 frame: mem.range(io.data, io.len).map_err(bad)?,
             }
         }
-        nr::NET_READ => {
+        Hypercall::NetRead => {
             let io = load!(abi::NetIo);
             Call::NetRead {
                 at,
                 buf: mem.range(io.data, io.len).map_err(bad)?,
             }
-        }
-        other => {
-            return Err(Violation {
-                call: format!("on port {port:#x}"),
-                problem: format!("there is no hypercall number {other}"),
-            })
         }
     })
 }
@@ -196,6 +180,7 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
 mod tests {
     use super::*;
     use crate::memory::MIN_SIZE;
+    use nym_hvt_abi::nr;
 
     fn out(n: u16, at: u32) -> (u16, [u8; 4]) {
         (abi::PORT_BASE + n, at.to_le_bytes())

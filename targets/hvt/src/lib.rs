@@ -14,14 +14,20 @@
 //! Invariant: every guest-supplied address and length is checked against
 //! guest memory before use; a violation ends the guest, never the monitor.
 pub mod boot;
+mod crash;
 mod debug;
+mod devices;
 pub mod elf;
+mod error;
 pub mod hypercall;
 pub mod memory;
 pub mod monitor;
 pub mod net;
 pub mod seccomp;
+mod vcpu;
 
-pub use monitor::{run, BlockFile, Config, MonitorError, Outcome};
+pub use error::MonitorError;
+pub use monitor::{run, BlockFile, Config};
 pub use net::{Forward, NetConfig};
 pub use nym_hvt_abi as abi;
+pub use vcpu::Outcome;

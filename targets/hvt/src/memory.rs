@@ -82,30 +82,17 @@ pub const MAX_SIZE: u64 = 3 << 30;
 /// valid value.
 pub unsafe trait Plain: Copy + Default {}
 
-// SAFETY: all ABI structs are repr(C) and made only of u64 (or u32 pairs).
-unsafe impl Plain for nym_hvt_abi::BootInfo {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::Time {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::Puts {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::Wait {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::BlockInfo {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::BlockIo {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::Random {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::Exit {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::NetInfo {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::NetIo {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::Fault {}
-// SAFETY: as above.
-unsafe impl Plain for nym_hvt_abi::FaultFrame {}
+macro_rules! plain {
+    ($($t:ident),*) => {
+        $(
+            // SAFETY: every struct of `abi_structs!` is repr(C) and made only
+            // of u64s (nym-hvt-abi's tests check the sizes): no padding, and
+            // any bits are a valid value.
+            unsafe impl Plain for nym_hvt_abi::$t {}
+        )*
+    };
+}
+nym_hvt_abi::abi_structs!(plain);
 // SAFETY: a u64 is plain.
 unsafe impl Plain for u64 {}
 

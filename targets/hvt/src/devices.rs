@@ -1,0 +1,187 @@
+//! The devices the monitor serves a guest: console, clocks, wait,
+//! entropy, block and network, one hypercall at a time.
+use crate::error::MonitorError;
+use crate::hypercall::Call;
+use crate::vcpu::{Guest, Outcome};
+use kvm_ioctls::VcpuFd;
+use nym_hvt_abi as abi;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Opens (creating it with its size if missing) the block device's file;
+/// its size in sectors.
+pub(crate) fn open_block(b: &crate::BlockFile) -> Result<(File, u64), MonitorError> {
+    let err = |source| MonitorError::Block {
+        path: b.path.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&b.path)
+        .map_err(err)?;
+    let mut len = file.metadata().map_err(err)?.len();
+    if len == 0 {
+        file.set_len(b.size).map_err(err)?;
+        len = b.size;
+    }
+    if !len.is_multiple_of(512) || len == 0 {
+        return Err(err(std::io::Error::other(format!(
+            "its size, {len} bytes, is not a positive multiple of 512"
+        ))));
+    }
+    Ok((file, len / 512))
+}
+
+impl Guest<'_> {
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Serves one call; `Some` ends the guest.
+    pub(crate) fn serve(
+        &mut self,
+        call: Call,
+        vcpu: &mut VcpuFd,
+    ) -> Result<Option<Outcome>, MonitorError> {
+        match call {
+            Call::WallTime { at } => {
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                let _ = self.mem.write(at, &abi::Time { nanos });
+            }
+            Call::MonoTime { at } => {
+                let nanos = self.now();
+                let _ = self.mem.write(at, &abi::Time { nanos });
+            }
+            Call::Puts(text) => {
+                let _ = self.console.write_all(self.mem.bytes(text));
+                let _ = self.console.flush();
+            }
+            Call::Wait { timeout } => self.wait(Duration::from_nanos(timeout)),
+            Call::BlockInfo { at } => {
+                let info = match &self.block {
+                    Some((_, sectors)) => abi::BlockInfo {
+                        ret: abi::Ret::Ok as u64,
+                        sector_size: 512,
+                        sectors: *sectors,
+                        writable: 1,
+                    },
+                    None => abi::BlockInfo {
+                        ret: abi::Ret::NoDevice as u64,
+                        ..Default::default()
+                    },
+                };
+                let _ = self.mem.write(at, &info);
+            }
+            Call::BlockIo {
+                at,
+                read,
+                sector,
+                buf,
+            } => {
+                let ret = self.block_io(read, sector, buf);
+                let mut io: abi::BlockIo = self.mem.read(at).unwrap_or_default();
+                io.ret = ret as u64;
+                let _ = self.mem.write(at, &io);
+            }
+            Call::Random(buf) => {
+                let dst = self.mem.bytes_mut(buf);
+                if let Some(f) = &mut self.random {
+                    let _ = f.read_exact(dst);
+                }
+            }
+            Call::Exit(status) => return Ok(Some(Outcome::Exited((status & 0xff) as i32))),
+            Call::Fault(f) => return Ok(Some(Outcome::Crashed(self.report_fault(&f, vcpu)))),
+            Call::NetInfo { at } => {
+                let info = match &self.net {
+                    Some(net) => abi::NetInfo {
+                        ret: abi::Ret::Ok as u64,
+                        mac: abi::NET_GUEST_MAC
+                            .iter()
+                            .rev()
+                            .fold(0, |m, &b| (m << 8) | u64::from(b)),
+                        mtu: abi::NET_MTU,
+                        flags: if net.tap { abi::NET_CHECKSUMS } else { 0 },
+                    },
+                    None => abi::NetInfo {
+                        ret: abi::Ret::NoDevice as u64,
+                        ..Default::default()
+                    },
+                };
+                let _ = self.mem.write(at, &info);
+            }
+            Call::NetWrite { at, frame } => {
+                let ret = match &self.net {
+                    None => abi::Ret::NoDevice,
+                    Some(_) if frame.len() as u64 > abi::NET_MTU => abi::Ret::OutOfRange,
+                    Some(net) => {
+                        net.link.from_guest(self.mem.bytes(frame).to_vec());
+                        abi::Ret::Ok
+                    }
+                };
+                let mut io: abi::NetIo = self.mem.read(at).unwrap_or_default();
+                io.ret = ret as u64;
+                let _ = self.mem.write(at, &io);
+            }
+            Call::NetRead { at, buf } => {
+                let mut io: abi::NetIo = self.mem.read(at).unwrap_or_default();
+                (io.ret, io.len) = match self.net.as_ref().map(|n| n.link.to_guest()) {
+                    None => (abi::Ret::NoDevice as u64, 0),
+                    Some(None) => (abi::Ret::Ok as u64, 0),
+                    Some(Some(f)) if f.len() > buf.len() => (abi::Ret::OutOfRange as u64, 0),
+                    Some(Some(f)) => {
+                        self.mem.bytes_mut(buf)[..f.len()].copy_from_slice(&f);
+                        (abi::Ret::Ok as u64, f.len() as u64)
+                    }
+                };
+                let _ = self.mem.write(at, &io);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether a frame waits for the guest.
+    pub(crate) fn frame_waiting(&self) -> bool {
+        self.net.as_ref().is_some_and(|n| n.link.pending())
+    }
+
+    /// Blocks the vCPU for at most `d`; less when a frame waits for the guest.
+    pub(crate) fn wait(&self, d: Duration) {
+        match &self.net {
+            Some(net) => net.link.wait(d),
+            None => std::thread::sleep(d),
+        }
+    }
+
+    fn block_io(&mut self, read: bool, sector: u64, buf: crate::memory::GuestRange) -> abi::Ret {
+        let Some((file, sectors)) = &self.block else {
+            return abi::Ret::NoDevice;
+        };
+        if !buf.len().is_multiple_of(512) {
+            return abi::Ret::Unaligned;
+        }
+        let count = (buf.len() / 512) as u64;
+        match sector.checked_add(count) {
+            Some(end) if end <= *sectors => {}
+            _ => return abi::Ret::OutOfRange,
+        }
+        let offset = sector * 512;
+        let result = if read {
+            file.read_exact_at(self.mem.bytes_mut(buf), offset)
+        } else {
+            file.write_all_at(self.mem.bytes(buf), offset)
+                .and_then(|()| file.sync_data())
+        };
+        if result.is_ok() {
+            abi::Ret::Ok
+        } else {
+            abi::Ret::Io
+        }
+    }
+}

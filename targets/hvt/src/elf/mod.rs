@@ -1,0 +1,246 @@
+//! The image loader's front door: an ELF file is validated once, here, into
+//! an [`Image`] the rest of the monitor can trust.
+//!
+//! [`Image::parse`] checks the ELF header and program headers: a 64-bit,
+//! little-endian, static (`ET_EXEC`) x86_64 image with no interpreter; every
+//! `PT_LOAD` segment has its file bytes inside the file, is loaded where it
+//! is linked to run (`p_paddr == p_vaddr`: the guest's memory is
+//! identity-mapped), does not wrap the address space, does not touch the null
+//! page, is not both writable and executable, and overlaps no other; the
+//! entry point lies in an executable segment. Once an `Image` exists, slicing
+//! [`Image::bytes`] with a [`Segment::file_range`] cannot go out of bounds. [`Image::check_fits`]
+//! adds the one check that needs the guest's memory size.
+//!
+//! Section headers are *not* needed to load an image: a stripped image loads.
+//! When they are present and sound they give the symbol table, notes in
+//! `SHT_NOTE` sections and DWARF line tables for [`Image::symbolize`]; when
+//! they are broken the image still loads and simply has no symbols.
+//!
+//! "Segment N" in messages is the N-th program header, counted from 0, the way
+//! `readelf -l` lists them.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Mutex, OnceLock};
+
+use addr2line::gimli;
+use nym_hvt_abi::{Manifest, MANIFEST_VERSION, NOTE_MANIFEST, NOTE_NAME};
+
+/// The page the guest never gets mapped, so null pointers fault.
+const NULL_PAGE_END: u64 = 0x1000;
+
+const EHDR_SIZE: usize = 64;
+const PHDR_SIZE: usize = 56;
+const SHDR_SIZE: usize = 64;
+const SYM_SIZE: usize = 24;
+
+const MAGIC: &[u8; 4] = b"\x7fELF";
+const ELFCLASS64: u8 = 2;
+const ELFDATA2LSB: u8 = 1;
+const EV_CURRENT: u32 = 1;
+const ET_EXEC: u16 = 2;
+const EM_X86_64: u16 = 62;
+
+const PT_LOAD: u32 = 1;
+const PT_INTERP: u32 = 3;
+const PT_NOTE: u32 = 4;
+const PF_X: u32 = 1;
+const PF_W: u32 = 2;
+const PF_R: u32 = 4;
+const PN_XNUM: u16 = 0xffff;
+
+const SHT_SYMTAB: u32 = 2;
+const SHT_NOTE: u32 = 7;
+const SHT_NOBITS: u32 = 8;
+const SHF_EXECINSTR: u64 = 0x4;
+const SHF_COMPRESSED: u64 = 0x800;
+const SHN_UNDEF: u16 = 0;
+const SHN_LORESERVE: u16 = 0xff00;
+const SHN_XINDEX: u16 = 0xffff;
+
+const STT_NOTYPE: u8 = 0;
+const STT_FUNC: u8 = 2;
+
+/// Xen's note name and its `XEN_ELFNOTE_PHYS32_ENTRY` type (the PVH entry).
+const XEN_NOTE_NAME: &[u8] = b"Xen";
+const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+
+const MANIFEST_SIZE: usize = std::mem::size_of::<Manifest>();
+
+mod error;
+mod headers;
+mod notes;
+mod sections;
+mod symbols;
+#[cfg(test)]
+mod tests;
+
+pub use error::{ElfError, Part};
+use headers::{file_range, load_segment, program_headers, Header};
+pub use headers::{Flags, Segment};
+use notes::NoteArea;
+use sections::Section;
+pub use symbols::Symbol;
+use symbols::{FuncSymbol, LineTables};
+
+/// A validated ELF image; see the module documentation for what is checked.
+pub struct Image {
+    bytes: Vec<u8>,
+    entry: u64,
+    /// `PT_LOAD` segments, sorted by `paddr`, non-empty.
+    segments: Vec<Segment>,
+    /// `PT_NOTE` segments, inside `bytes`.
+    notes: Vec<NoteArea>,
+    /// The section headers, or none if the table is missing or broken.
+    sections: Vec<Section>,
+    /// Function symbols sorted by address, read on first use.
+    symbols: OnceLock<Vec<FuncSymbol>>,
+    /// The DWARF line tables, read on first use; `None` if there are none.
+    /// The mutex is there because `addr2line` fills its caches through `&`.
+    lines: OnceLock<Option<Mutex<LineTables>>>,
+}
+
+impl fmt::Debug for Image {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Image")
+            .field("len", &self.bytes.len())
+            .field("entry", &format_args!("{:#x}", self.entry))
+            .field("segments", &self.segments)
+            .field("sections", &self.sections.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Image {
+    /// Validates the ELF header and program headers of `bytes` and keeps them.
+    pub fn parse(bytes: Vec<u8>) -> Result<Image, ElfError> {
+        let header = Header::parse(&bytes)?;
+        let len = bytes.len();
+
+        let mut loads = Vec::new();
+        let mut notes = Vec::new();
+        for (index, ph) in program_headers(&bytes, &header)?.into_iter().enumerate() {
+            match ph.ty {
+                PT_LOAD => {
+                    if let Some(segment) = load_segment(index, &ph, len)? {
+                        loads.push((index, segment));
+                    }
+                }
+                PT_NOTE => notes.push(NoteArea {
+                    range: file_range(Part::Segment(index), ph.offset, ph.file_size, len)?,
+                    align: ph.align,
+                }),
+                PT_INTERP => return Err(ElfError::Interpreter(index)),
+                _ => {}
+            }
+        }
+        if loads.is_empty() {
+            return Err(ElfError::NoLoadableSegments);
+        }
+
+        loads.sort_by_key(|(_, segment)| segment.paddr);
+        for pair in loads.windows(2) {
+            if let [(other, below), (index, above)] = pair {
+                if above.paddr < below.end() {
+                    return Err(ElfError::Overlap {
+                        index: *index,
+                        other: *other,
+                        at: above.paddr,
+                    });
+                }
+            }
+        }
+        let segments: Vec<Segment> = loads.into_iter().map(|(_, segment)| segment).collect();
+
+        if !segments
+            .iter()
+            .any(|s| s.flags.exec && s.contains_vaddr(header.entry))
+        {
+            return Err(ElfError::EntryNotExecutable(header.entry));
+        }
+
+        let sections = Section::parse_table(&bytes, &header).unwrap_or_default();
+        Ok(Image {
+            bytes,
+            entry: header.entry,
+            segments,
+            notes,
+            sections,
+            symbols: OnceLock::new(),
+            lines: OnceLock::new(),
+        })
+    }
+
+    /// The entry point (`e_entry`), inside an executable segment.
+    pub fn entry(&self) -> u64 {
+        self.entry
+    }
+
+    /// The `PT_LOAD` segments, sorted by `paddr`, never empty, never
+    /// overlapping.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The file bytes of `segment` (one of [`Image::segments`]).
+    pub fn segment_data(&self, segment: &Segment) -> &[u8] {
+        self.bytes.get(segment.file_range.clone()).unwrap_or(&[])
+    }
+
+    /// Checks that every segment lies in `[reserved_below, mem_size)` of guest
+    /// memory.
+    pub fn check_fits(&self, mem_size: u64, reserved_below: u64) -> Result<(), ElfError> {
+        for segment in &self.segments {
+            if segment.paddr < reserved_below {
+                return Err(ElfError::BelowReserved {
+                    paddr: segment.paddr,
+                    reserved: reserved_below,
+                });
+            }
+            if segment.end() > mem_size {
+                return Err(ElfError::PastMemory {
+                    paddr: segment.paddr,
+                    end: segment.end(),
+                    mem_size,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One past the highest guest-physical byte of the image: the heap goes
+    /// above it.
+    pub fn end(&self) -> u64 {
+        self.segments.iter().map(Segment::end).max().unwrap_or(0)
+    }
+}
+
+/// The range of `bytes` holding the NUL-terminated string at `offset` in the
+/// string table `table`, without the NUL.
+fn cstr_range(bytes: &[u8], table: Range<usize>, offset: u32) -> Option<Range<usize>> {
+    let start = table.start.checked_add(usize::try_from(offset).ok()?)?;
+    let rest = bytes.get(start..table.end)?;
+    let len = rest.iter().position(|&b| b == 0)?;
+    Some(start..start + len)
+}
+
+fn array<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    array(b, at).map(u16::from_le_bytes)
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    array(b, at).map(u32::from_le_bytes)
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    array(b, at).map(u64::from_le_bytes)
+}
