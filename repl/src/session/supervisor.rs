@@ -1,0 +1,312 @@
+//! The running stack: the task that owns it (re-wires, `:inspect`, hot
+//! reloads of `src/` edits) and the watcher of a guest booted on a target.
+use super::{Reply, RunState, Session, Status};
+use crate::log::Log;
+use nym_driver::build::key_values;
+use nym_driver::live::{Live, Reloaded};
+use nym_driver::project::Project;
+use nym_driver::Error;
+use nym_graph::diagnostic;
+use nym_graph::{analyze, Graph, Target};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests to the task that owns the running stack.
+pub(super) enum Request {
+    Reload(
+        Graph,
+        nym_unix::keys::Keys,
+        oneshot::Sender<Result<Reloaded, Error>>,
+    ),
+    Inspect(usize, oneshot::Sender<Vec<String>>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// The running stack, owned by its own task.
+pub(super) struct Running {
+    pub(super) requests: mpsc::UnboundedSender<Request>,
+    pub(super) task: tokio::task::JoinHandle<()>,
+}
+
+/// A guest booted on a target, as a child `nym run`.
+pub(super) struct Booted {
+    /// The child; taken by `:stop`, or by its watcher when it ends.
+    pub(super) child: Arc<Mutex<Option<std::process::Child>>>,
+}
+
+pub(super) fn rewired_text(done: &Reloaded) -> String {
+    let mut t = String::new();
+    if !done.rewired.kept.is_empty() {
+        t += &format!("kept {}", done.rewired.kept.join(", "));
+    }
+    if !done.rewired.made.is_empty() {
+        if !t.is_empty() {
+            t += "; ";
+        }
+        t += &format!("new {}", done.rewired.made.join(", "));
+    }
+    format!(
+        "{t} (build {} ms, swap {:.2} ms)",
+        done.build.as_millis(),
+        done.swap.as_secs_f64() * 1e3
+    )
+}
+
+impl Session {
+    /// Re-wires the running stack to the current graph.
+    pub(super) fn rewire(&mut self) -> Reply {
+        let analysis = analyze(&self.source(), Target::Unix, self.krate().as_ref());
+        let Some(graph) = analysis.checked.graph else {
+            let first = analysis
+                .diagnostics()
+                .iter()
+                .find(|d| d.is_error())
+                .map_or_else(String::new, |d| format!(": {}", d.message));
+            return Reply::ok(format!(
+                "the stack keeps running the previous graph (this one does not run yet{first})"
+            ));
+        };
+        match self.reload(graph) {
+            Ok(done) => Reply::ok(format!("re-wired: {}", rewired_text(&done))),
+            Err(e) => Reply::err(format!("{e}; the previous graph keeps running")),
+        }
+    }
+
+    pub(super) fn reload(&mut self, graph: Graph) -> Result<Reloaded, Error> {
+        let keys = key_values(&graph, &self.key_args)?;
+        let running = self.running.as_ref().ok_or_else(|| Error::Io {
+            what: "re-wiring".into(),
+            source: std::io::Error::other("the stack is not running"),
+        })?;
+        let (tx, rx) = oneshot::channel();
+        let _ = running.requests.send(Request::Reload(graph, keys, tx));
+        self.wait(rx)?
+    }
+
+    /// Blocks on `rx`, or until Ctrl-C when interruptible.
+    pub(super) fn wait<T>(&self, rx: oneshot::Receiver<T>) -> Result<T, Error> {
+        let gone = || Error::Io {
+            what: "the running stack".into(),
+            source: std::io::Error::other("it stopped"),
+        };
+        let interruptible = self.interruptible;
+        self.runtime.block_on(async move {
+            if interruptible {
+                tokio::select! {
+                    r = rx => r.map_err(|_| gone()),
+                    _ = tokio::signal::ctrl_c() => Err(Error::Io {
+                        what: "waiting".into(),
+                        source: std::io::Error::other("interrupted"),
+                    }),
+                }
+            } else {
+                rx.await.map_err(|_| gone())
+            }
+        })
+    }
+
+    /// Forgets a booted guest whose watcher saw it end.
+    pub(super) fn poll(&mut self) {
+        if let Some(b) = &self.booted {
+            if lock(&b.child).is_none() {
+                self.booted = None;
+            }
+        }
+    }
+
+    pub(super) fn set_state(&self, state: RunState) {
+        set_state(&self.status, state);
+    }
+}
+
+/// What the task owning the running stack holds.
+pub(super) struct Supervised {
+    pub(super) live: Live,
+    pub(super) requests: mpsc::UnboundedReceiver<Request>,
+    pub(super) project: Project,
+    pub(super) source: Arc<Mutex<String>>,
+    pub(super) key_args: Vec<String>,
+    pub(super) log: Log,
+    pub(super) status: Arc<Mutex<Status>>,
+}
+
+/// Owns the running stack: serves the session's requests, reports how the
+/// jobs end, and hot-reloads when the application's sources change.
+pub(super) async fn supervise(mut s: Supervised) {
+    let out = s.log.out();
+    let (tx, mut changes) = mpsc::unbounded_channel();
+    let watcher = nym_driver::watch::watch(&s.project.root, &s.project.graph_path, tx);
+    if let Err(e) = &watcher {
+        s.log.push(&format!("nym: {e}; edits will not reload"));
+    }
+    loop {
+        tokio::select! {
+            req = s.requests.recv() => match req {
+                None => break,
+                Some(Request::Stop(done)) => {
+                    s.live.stop().await;
+                    drop(s.live);
+                    let _ = done.send(());
+                    return;
+                }
+                Some(Request::Reload(graph, keys, done)) => {
+                    let r = s.live.reload(&s.project, graph, keys, &out).await;
+                    if let Ok(d) = &r {
+                        reloaded(&s, d);
+                    }
+                    let _ = done.send(r);
+                }
+                Some(Request::Inspect(node, done)) => {
+                    let _ = done.send(inspect(&s.live, node).await);
+                }
+            },
+            ended = s.live.ended() => {
+                let how = match &ended {
+                    nym_unix::jobs::Ended::Finished => "the jobs finished".to_owned(),
+                    nym_unix::jobs::Ended::Failed { job, error } => format!("job {job} failed: {error}"),
+                    nym_unix::jobs::Ended::Interrupted => "interrupted".to_owned(),
+                };
+                s.log.push(&format!("nym: {how}"));
+                set_state(&s.status, RunState::Ended(how));
+            }
+            Some(changed) = nym_driver::watch::next_change(&mut changes, &s.project.root) => {
+                let graph_file = nym_driver::watch::short(&s.project.root, &s.project.graph_path);
+                if changed.iter().all(|c| *c == graph_file) {
+                    s.log.push(&format!("nym: {graph_file} changed on disk; the session's graph is in memory (`:load {graph_file}` takes the file's)"));
+                    continue;
+                }
+                s.log.push(&format!("nym: {} changed; rebuilding", changed.join(", ")));
+                let src = s.source.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let krate = s.project.krate();
+                let analysis = analyze(&src, Target::Unix, krate.as_ref());
+                let Some(graph) = analysis.checked.graph else {
+                    let errors: Vec<_> = analysis.diagnostics().iter().filter(|d| d.is_error()).cloned().collect();
+                    s.log.push(&diagnostic::render_short(&errors, "session", &src));
+                    s.log.push("nym: the previous version keeps running");
+                    continue;
+                };
+                let keys = match key_values(&graph, &s.key_args) {
+                    Ok(k) => k,
+                    Err(e) => { s.log.push(&format!("nym: {e}")); continue; }
+                };
+                match s.live.reload(&s.project, graph, keys, &out).await {
+                    Ok(d) => reloaded(&s, &d),
+                    Err(e) => s.log.push(&format!("nym: {e}; the previous version keeps running")),
+                }
+            }
+        }
+    }
+    s.live.stop().await;
+}
+
+/// Locks `m`, whoever panicked while holding it.
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Watches a booted guest's `nym run` on a thread of its own: when it
+/// ends (and not by `:stop`, which takes the child first), its last lines
+/// are let into the log, then its exit status, and the run state becomes
+/// `Ended` at once, not at the next command.
+pub(super) fn watch_guest(
+    child: Arc<Mutex<Option<std::process::Child>>>,
+    forwards: Vec<std::thread::JoinHandle<()>>,
+    target: Target,
+    log: Log,
+    status: Arc<Mutex<Status>>,
+) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let mut slot = lock(&child);
+        let Some(c) = slot.as_mut() else {
+            return;
+        };
+        let Ok(Some(exit)) = c.try_wait() else {
+            continue;
+        };
+        drop(slot);
+        // The pipes end with the child, unless something it started keeps
+        // them open: wait for the forwarders a little, not for ever.
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while forwards.iter().any(|f| !f.is_finished()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let how = format!(
+            "the {target} guest exited with {}",
+            exit.code().map_or("a signal".into(), |c| c.to_string())
+        );
+        log.push(&format!("nym: {how}"));
+        set_state(&status, RunState::Ended(how));
+        // Only now is the guest gone for the session (`:boot` may start
+        // another; `:stop` has nothing to stop).
+        *lock(&child) = None;
+        return;
+    });
+}
+
+fn set_state(status: &Mutex<Status>, state: RunState) {
+    status.lock().unwrap_or_else(|p| p.into_inner()).state = state;
+}
+
+/// Reports a reload in the log and the status, whoever asked for it.
+fn reloaded(s: &Supervised, d: &Reloaded) {
+    s.log.push(&format!("nym: {d}"));
+    let mut st = s.status.lock().unwrap_or_else(|p| p.into_inner());
+    st.reloads += 1;
+    st.last_build = Some(d.build);
+    st.last_swap = Some(d.swap);
+    st.last_reload = Some(d.to_string());
+    st.state = RunState::Running;
+}
+
+/// A device's live state, a line per fact.
+async fn inspect(live: &Live, node: usize) -> Vec<String> {
+    use libos::abi::Arg;
+    let Some(dev) = live.devices().node(node) else {
+        return vec!["(not in the running graph: it is re-wired on the next change)".into()];
+    };
+    match dev {
+        Arg::Kv(kv) => kv_contents(&**kv).await,
+        Arg::KvRo(kv) => kv_contents(&**kv).await,
+        Arg::Stack(s) => s.describe(),
+        Arg::MonoClock(c) => vec![format!(
+            "now: {:.3} s since it started",
+            c.elapsed_ns() as f64 / 1e9
+        )],
+        Arg::WallClock(c) => vec![format!("now: {} ns since 1970", c.now_unix_ns())],
+        Arg::Block(b) => {
+            let i = b.info();
+            vec![format!("{} sectors of {} bytes", i.sectors, i.sector_size)]
+        }
+        Arg::Console(_) => vec!["writes to the session's log (`:logs`)".into()],
+        _ => vec!["(no state to show)".into()],
+    }
+}
+
+/// Up to 50 keys of a KV store with their values.
+async fn kv_contents(kv: &dyn libos::KvRo) -> Vec<String> {
+    let keys = match kv.list("").await {
+        Ok(k) => k,
+        Err(e) => return vec![format!("cannot list it: {e}")],
+    };
+    let mut out = vec![format!("{} key(s)", keys.len())];
+    for k in keys.iter().take(50) {
+        let v = match kv.get(k).await {
+            Ok(v) => {
+                let text = String::from_utf8_lossy(&v);
+                let mut t: String = text.chars().take(60).collect();
+                if text.chars().count() > 60 {
+                    t.push('…');
+                }
+                format!("{t:?} ({} bytes)", v.len())
+            }
+            Err(e) => format!("<{e}>"),
+        };
+        out.push(format!("{k} = {v}"));
+    }
+    if keys.len() > 50 {
+        out.push(format!("… and {} more", keys.len() - 50));
+    }
+    out
+}
