@@ -1,0 +1,587 @@
+//! The checker: a parsed [`File`] plus a target and the application crate
+//! become a resolved [`Graph`], or diagnostics saying why not.
+//!
+//! It evaluates the statements in order, building one node per
+//! implementation application, and checks kinds, arity, named arguments,
+//! values (CIDRs, integer ranges), keys, targets, jobs against their Rust
+//! signatures, `register`, and unused bindings. Errors never cascade: an
+//! expression that already failed has type [`Type::Error`], which fits
+//! everything.
+//!
+//! This file holds the public types and the driver (statements, expressions,
+//! the findings made once the whole file is seen); each concern has its own
+//! file:
+//!
+//! - `resolve`: names to bindings, paths to catalog implementations.
+//! - `args`: arguments against parameters, for implementations and jobs.
+//! - `keys`: `key(name, default)` and the values keys carry.
+//! - `targets`: `match target` and implementations a target lacks.
+//! - `jobs`: `job path(...)` against the application crate, and `register`.
+//! - `prune`: the [`Graph`], only what the registered jobs reach.
+use crate::catalog::Implementation;
+use crate::diagnostic::Diagnostic;
+use crate::jobs::{JobSig, RustCrate};
+use crate::syntax::{Expr, ExprKind, File, Ident, Span, Stmt};
+use crate::types::{Kind, Target, Type, ValueType};
+use libos::Value;
+use std::collections::HashMap;
+
+mod args;
+#[cfg(test)]
+mod fixture;
+mod jobs;
+mod keys;
+mod prune;
+mod resolve;
+mod targets;
+
+pub use keys::valid_key_name;
+pub use resolve::closest;
+
+/// A graph that passed the checker: what the runners and code generation take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Graph {
+    /// The unikernel's name, from `register`.
+    pub name: String,
+    /// The target it was checked for.
+    pub target: Target,
+    /// The device nodes in dependency order: a node's arguments come before it.
+    pub nodes: Vec<Node>,
+    /// The boot-time keys.
+    pub keys: Vec<Key>,
+    /// Every job built, in order; `registered` says which run.
+    pub jobs: Vec<JobNode>,
+    /// The jobs `register` runs, by index into `jobs`.
+    pub registered: Vec<usize>,
+}
+
+/// A device instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// The binding's name, or the implementation's for an inline application.
+    pub label: String,
+    /// What builds it.
+    pub imp: &'static Implementation,
+    /// One argument per catalog parameter, defaults filled in.
+    pub args: Vec<GArg>,
+    /// The application in the source.
+    pub span: Span,
+}
+
+/// An argument in the resolved graph.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GArg {
+    /// Another node's device.
+    Node(usize),
+    /// A literal.
+    Value(Value),
+    /// A key's value at boot.
+    Key(usize),
+}
+
+/// A boot-time argument: `key("count", 3)`, set with `--count 5`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub ty: ValueType,
+    /// The value used when none is given.
+    pub default: Value,
+    /// The first `key(...)` naming it.
+    pub span: Span,
+}
+
+/// A job with its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobNode {
+    /// The binding's name, or the function's path.
+    pub label: String,
+    /// The Rust function's signature.
+    pub sig: JobSig,
+    /// One argument per parameter.
+    pub args: Vec<GArg>,
+    /// The `job ...` expression.
+    pub span: Span,
+}
+
+/// A `let` binding, for the editor features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// Its name and place.
+    pub name: Ident,
+    /// Its type.
+    pub ty: Type,
+    /// The whole `let` statement.
+    pub stmt: Span,
+    /// The places it is used.
+    pub uses: Vec<Span>,
+}
+
+/// Everything known about a file after checking.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Checked {
+    /// Parser and checker diagnostics, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The graph, when there are no errors.
+    pub graph: Option<Graph>,
+    /// The `let` bindings in order.
+    pub bindings: Vec<Binding>,
+    /// The type of each expression that has one, for hover and inlay hints.
+    pub types: Vec<(Span, Type)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Eval {
+    Node(usize),
+    Job(usize),
+    Value(Value),
+    Key(usize),
+    List(Vec<(Eval, Span)>),
+    Error,
+}
+
+struct Bound {
+    ty: Type,
+    eval: Eval,
+    index: usize,
+}
+
+struct Checker<'a> {
+    target: Target,
+    krate: Option<&'a RustCrate>,
+    diags: Vec<Diagnostic>,
+    scope: HashMap<String, Bound>,
+    bindings: Vec<Binding>,
+    later: HashMap<String, Span>,
+    early_uses: HashMap<String, Vec<Span>>,
+    nodes: Vec<Node>,
+    keys: Vec<Key>,
+    jobs: Vec<JobNode>,
+    register: Option<(String, Vec<usize>, Span)>,
+    types: Vec<(Span, Type)>,
+}
+
+/// Checks `file` (parsed from a source of `src_len` bytes) for `target`
+/// against the application crate. `complete` is false when statements were
+/// lost to syntax errors: findings about what is *missing* are then left out,
+/// since the missing piece may be in a broken statement.
+pub fn check(
+    file: &File,
+    src_len: usize,
+    target: Target,
+    krate: Option<&RustCrate>,
+    complete: bool,
+) -> Checked {
+    let later = file
+        .stmts
+        .iter()
+        .filter_map(|s| match s {
+            Stmt::Let { name, .. } => Some((name.name.clone(), name.span)),
+            _ => None,
+        })
+        .collect();
+    let mut c = Checker {
+        target,
+        krate,
+        diags: Vec::new(),
+        scope: HashMap::new(),
+        bindings: Vec::new(),
+        later,
+        early_uses: HashMap::new(),
+        nodes: Vec::new(),
+        keys: Vec::new(),
+        jobs: Vec::new(),
+        register: None,
+        types: Vec::new(),
+    };
+    for stmt in &file.stmts {
+        c.stmt(stmt);
+    }
+    c.finish(src_len, complete)
+}
+
+impl Checker<'_> {
+    fn stmt(&mut self, stmt: &Stmt) {
+        match stmt {
+            Stmt::Let { name, value, span } => {
+                if let ExprKind::Call { path, .. } = &value.kind {
+                    if path.text() == "register" {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "nym::register",
+                                value.span,
+                                "`register(...)` is a statement; it has no value to bind",
+                            )
+                            .label("not a device")
+                            .help(format!(
+                                "write it on its own: `{}`",
+                                "register(\"name\", [jobs]);"
+                            )),
+                        );
+                        return;
+                    }
+                }
+                let (ty, eval) = self.expr(value);
+                if let Some(prev) = self.scope.get(&name.name).map(|b| &self.bindings[b.index]) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "nym::duplicate",
+                            name.span,
+                            format!("`{}` is already bound", name.name),
+                        )
+                        .label("bound again here")
+                        .related(prev.name.span, "first bound here")
+                        .help("pick another name: each device in a graph has one"),
+                    );
+                    return;
+                }
+                if let Eval::Node(n) = eval {
+                    self.nodes[n].label = name.name.clone();
+                }
+                if let Eval::Job(j) = eval {
+                    self.jobs[j].label = name.name.clone();
+                }
+                self.types.push((name.span, ty));
+                self.scope.insert(
+                    name.name.clone(),
+                    Bound {
+                        ty,
+                        eval,
+                        index: self.bindings.len(),
+                    },
+                );
+                let uses = self.early_uses.remove(&name.name).unwrap_or_default();
+                self.bindings.push(Binding {
+                    name: name.clone(),
+                    ty,
+                    stmt: *span,
+                    uses,
+                });
+            }
+            Stmt::Expr { expr, .. } => match &expr.kind {
+                ExprKind::Call { path, args, close } if path.text() == "register" => {
+                    self.register(expr.span, args, *close)
+                }
+                ExprKind::Error => {}
+                _ => {
+                    let (ty, _) = self.expr(expr);
+                    if ty != Type::Error {
+                        self.diags.push(
+                            Diagnostic::warning(
+                                "nym::unused-value",
+                                expr.span,
+                                "this value is built and never used",
+                            )
+                            .label(format!("a {ty} that nothing uses"))
+                            .help("bind it with `let name = ...;` and pass it to a job"),
+                        );
+                    }
+                }
+            },
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) -> (Type, Eval) {
+        let (ty, eval) = self.expr_inner(e);
+        if ty != Type::Error && !matches!(e.kind, ExprKind::Lit(_)) {
+            self.types.push((e.span, ty));
+        }
+        (ty, eval)
+    }
+
+    fn expr_inner(&mut self, e: &Expr) -> (Type, Eval) {
+        match &e.kind {
+            ExprKind::Error => (Type::Error, Eval::Error),
+            ExprKind::Lit(v) => (Type::Value(v.ty()), Eval::Value(v.clone())),
+            ExprKind::BadCidr(text) => {
+                let why = text
+                    .parse::<libos::Ipv4Cidr>()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                self.diags.push(
+                    Diagnostic::error(
+                        "nym::bad-value",
+                        e.span,
+                        format!("`{text}` is not an IPv4 CIDR"),
+                    )
+                    .label(why)
+                    .help("write an address and a prefix length, like 10.0.0.2/24"),
+                );
+                (Type::Error, Eval::Error)
+            }
+            ExprKind::Name(id) => self.name(id),
+            ExprKind::List(items) => {
+                let evals = items.iter().map(|i| (self.expr(i).1, i.span)).collect();
+                (Type::List, Eval::List(evals))
+            }
+            ExprKind::Job { path, args, close } => self.job(e.span, path, args, *close),
+            ExprKind::Match(arms) => self.match_target(e.span, arms),
+            ExprKind::Call { path, args, close } => match path.text().as_str() {
+                "key" => self.key(e.span, args, *close),
+                "register" => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "nym::register",
+                            e.span,
+                            "`register(...)` must be a statement of its own",
+                        )
+                        .label("not a device"),
+                    );
+                    (Type::Error, Eval::Error)
+                }
+                _ => self.apply(e.span, path, args, *close),
+            },
+        }
+    }
+
+    fn finish(mut self, src_len: usize, complete: bool) -> Checked {
+        for b in &self.bindings {
+            if b.uses.is_empty() && b.ty != Type::Error && complete {
+                self.diags.push(
+                    Diagnostic::warning(
+                        "nym::unused",
+                        b.name.span,
+                        format!("unused binding `{}`", b.name.name),
+                    )
+                    .label(format!("this {} is never used", b.ty))
+                    .help(if b.ty == Type::Device(Kind::Job) {
+                        "add it to `register(...)` to run it"
+                    } else {
+                        "pass it to a job, or remove it"
+                    })
+                    .fix(format!("remove `{}`", b.name.name), b.stmt, ""),
+                );
+            }
+        }
+        if self.register.is_none() && complete {
+            let jobs: Vec<&str> = self
+                .bindings
+                .iter()
+                .filter(|b| b.ty == Type::Device(Kind::Job))
+                .map(|b| b.name.name.as_str())
+                .collect();
+            let name = self.krate.map_or("app", |k| k.name()).replace('_', "-");
+            let text = format!("register(\"{name}\", [{}]);", jobs.join(", "));
+            self.diags.push(
+                Diagnostic::error(
+                    "nym::register",
+                    Span::new(src_len, src_len),
+                    "no `register(...)`: the graph runs nothing",
+                )
+                .label("the graph ends here")
+                .help(format!("end the graph with `{text}`"))
+                .fix(
+                    "add `register`",
+                    Span::new(src_len, src_len),
+                    format!("\n{text}\n"),
+                ),
+            );
+        }
+        self.diags.sort_by_key(|d| (d.span.start, d.span.end));
+        let graph = (!self.diags.iter().any(Diagnostic::is_error))
+            .then(|| self.graph())
+            .flatten();
+        Checked {
+            diagnostics: self.diags,
+            graph,
+            bindings: self.bindings,
+            types: self.types,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{check, place};
+    use crate::{analyze, Target};
+    use expect_test::{expect, Expect};
+    use std::fmt::Write;
+
+    /// The bindings (type, uses) and the recorded expression types.
+    fn check_types(src: &str, expect: Expect) {
+        let a = analyze(src, Target::Unix, None);
+        let mut out = String::new();
+        for b in &a.checked.bindings {
+            let uses: Vec<String> = b.uses.iter().map(|u| place(src, *u)).collect();
+            let _ = writeln!(
+                out,
+                "let {}: {} used at [{}]",
+                b.name.name,
+                b.ty,
+                uses.join(", ")
+            );
+        }
+        for (span, ty) in &a.checked.types {
+            let _ = writeln!(out, "{}: {ty}", place(src, *span));
+        }
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn a_name_bound_twice_is_refused_and_the_first_binding_kept() {
+        check(
+            r#"let c = console::default();
+let c = kv::mem();
+let j = job hello::start(c, time::default(), 1);
+register("hello", [j]);
+"#,
+            expect![[r#"
+                error nym::duplicate at 2:5 "c": `c` is already bound
+                  label: bound again here
+                  related at 1:5 "c": first bound here
+                  help: pick another name: each device in a graph has one
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_value_built_and_never_bound_warns_unless_it_failed() {
+        check(
+            r#"kv::mem();
+"text";
+nothing;
+register("hello", [job hello::store(console::default(), kv::mem())]);
+"#,
+            expect![[r#"
+                warning nym::unused-value at 1:1 "kv::mem()": this value is built and never used
+                  label: a Kv that nothing uses
+                  help: bind it with `let name = ...;` and pass it to a job
+                warning nym::unused-value at 2:1 "\"text\"": this value is built and never used
+                  label: a string that nothing uses
+                  help: bind it with `let name = ...;` and pass it to a job
+                error nym::unknown-name at 3:1 "nothing": unknown binding `nothing`
+                  label: not bound by any `let` above
+            "#]],
+        );
+    }
+
+    #[test]
+    fn register_is_a_statement_not_a_value() {
+        check(
+            r#"let r = register("hello", []);
+let w = kv::full(register("x", []));
+"#,
+            expect![[r#"
+                error nym::register at 1:9 "register(\"hello\", [])": `register(...)` is a statement; it has no value to bind
+                  label: not a device
+                  help: write it on its own: `register("name", [jobs]);`
+                warning nym::unused at 2:5 "w": unused binding `w`
+                  label: this Kv is never used
+                  help: pass it to a job, or remove it
+                  fix "remove `w`": 2:1 "let w = kv::full(register(\"x\", []));" -> ""
+                error nym::register at 2:18 "register(\"x\", [])": `register(...)` must be a statement of its own
+                  label: not a device
+                error nym::register at 3:1 "": no `register(...)`: the graph runs nothing
+                  label: the graph ends here
+                  help: end the graph with `register("hello", []);`
+                  fix "add `register`": 3:1 "" -> "\nregister(\"hello\", []);\n"
+            "#]],
+        );
+    }
+
+    #[test]
+    fn unused_bindings_and_a_missing_register_are_found_once_the_file_is_seen() {
+        check(
+            r#"let c = console::default();
+let spare = kv::mem();
+let j = job hello::store(c, kv::mem());
+"#,
+            expect![[r#"
+                warning nym::unused at 2:5 "spare": unused binding `spare`
+                  label: this Kv is never used
+                  help: pass it to a job, or remove it
+                  fix "remove `spare`": 2:1 "let spare = kv::mem();" -> ""
+                warning nym::unused at 3:5 "j": unused binding `j`
+                  label: this Job is never used
+                  help: add it to `register(...)` to run it
+                  fix "remove `j`": 3:1 "let j = job hello::store(c, kv::mem());" -> ""
+                error nym::register at 4:1 "": no `register(...)`: the graph runs nothing
+                  label: the graph ends here
+                  help: end the graph with `register("hello", [j]);`
+                  fix "add `register`": 4:1 "" -> "\nregister(\"hello\", [j]);\n"
+            "#]],
+        );
+    }
+
+    #[test]
+    fn findings_about_what_is_missing_wait_for_a_file_that_parses() {
+        // The statement lost to the syntax error may be the one using
+        // `spare`, or the `register`.
+        check(
+            r#"let spare = kv::mem();
+let j = job hello::store(console::default() spare);
+"#,
+            expect![[r#"
+                error nym::syntax at 2:45 "spare": expected `,` or `)`, found `spare`
+                  label: expected `,` or `)`
+                error nym::arity at 2:50 ")": missing argument `kv: Kv` of `hello::store`
+                  label: `kv` goes here
+                  help: the parameters are: console: Console, kv: Kv
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_bad_cidr_literal_is_reported_with_the_reason() {
+        check(
+            r#"let s = stack::direct(netif::pair("a"), 10.0.0.300/24);
+"#,
+            expect![[r#"
+                warning nym::unused at 1:5 "s": unused binding `s`
+                  label: this Stack is never used
+                  help: pass it to a job, or remove it
+                  fix "remove `s`": 1:1 "let s = stack::direct(netif::pair(\"a\"), 10.0.0.300/24);" -> ""
+                error nym::bad-value at 1:41 "10.0.0.300/24": `10.0.0.300/24` is not an IPv4 CIDR
+                  label: the address is not a dotted-quad IPv4 address
+                  help: write an address and a prefix length, like 10.0.0.2/24
+                error nym::register at 2:1 "": no `register(...)`: the graph runs nothing
+                  label: the graph ends here
+                  help: end the graph with `register("hello", []);`
+                  fix "add `register`": 2:1 "" -> "\nregister(\"hello\", []);\n"
+            "#]],
+        );
+    }
+
+    #[test]
+    fn bindings_record_their_uses_and_expressions_their_types() {
+        // Literals have no recorded type, nor has an expression that failed
+        // (`nothing`); its binding is recorded as unknown.
+        check_types(
+            r#"let c = console::default();
+let s = kv::full(kv::mem());
+let x = nothing;
+c; s; c;
+"#,
+            expect![[r#"
+                let c: Console used at [4:1 "c", 4:7 "c"]
+                let s: Kv used at [4:4 "s"]
+                let x: {unknown} used at []
+                1:9 "console::default()": Console
+                1:5 "c": Console
+                2:18 "kv::mem()": Kv
+                2:9 "kv::full(kv::mem())": Kv
+                2:5 "s": Kv
+                3:5 "x": {unknown}
+                4:1 "c": Console
+                4:4 "s": Kv
+                4:7 "c": Console
+            "#]],
+        );
+    }
+
+    #[test]
+    fn there_is_no_graph_while_there_are_errors() {
+        check(
+            r#"let j = job hello::store(console::default(), kv::mem());
+register("hello", [j]);
+let broken = kv::nope();
+"#,
+            expect![[r#"
+                error nym::unknown-impl at 3:14 "kv::nope": unknown implementation `kv::nope`
+                  label: `kv` has: mem, baked, full, dir, block
+            "#]],
+        );
+    }
+}

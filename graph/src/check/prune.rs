@@ -1,0 +1,152 @@
+//! Pruning: from everything checked to the [`Graph`], keeping only the
+//! nodes and keys the registered jobs reach, renumbered.
+use super::{Checker, GArg, Graph, JobNode, Node};
+
+impl Checker<'_> {
+    /// Keeps only what the registered jobs reach, renumbered.
+    pub(super) fn graph(&self) -> Option<Graph> {
+        let (name, registered, _) = self.register.clone()?;
+        let mut node_live = vec![false; self.nodes.len()];
+        let mut key_live = vec![false; self.keys.len()];
+        fn mark(args: &[GArg], node_live: &mut [bool], key_live: &mut [bool]) {
+            for a in args {
+                match a {
+                    GArg::Node(n) => node_live[*n] = true,
+                    GArg::Key(k) => key_live[*k] = true,
+                    GArg::Value(_) => {}
+                }
+            }
+        }
+        for &j in &registered {
+            mark(&self.jobs[j].args, &mut node_live, &mut key_live);
+        }
+        // A node's arguments are nodes built before it, so one pass from
+        // the last node back reaches everything, without recursing down a
+        // long chain of devices.
+        for n in (0..self.nodes.len()).rev() {
+            if node_live[n] {
+                mark(&self.nodes[n].args, &mut node_live, &mut key_live);
+            }
+        }
+        let renumber = |live: &[bool]| {
+            let mut next = 0;
+            live.iter()
+                .map(|&l| {
+                    if l {
+                        next += 1;
+                        Some(next - 1)
+                    } else {
+                        None
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let (node_map, key_map) = (renumber(&node_live), renumber(&key_live));
+        let remap = |args: &[GArg]| -> Vec<GArg> {
+            args.iter()
+                .map(|a| match a {
+                    GArg::Node(n) => GArg::Node(node_map[*n].unwrap_or(usize::MAX)),
+                    GArg::Key(k) => GArg::Key(key_map[*k].unwrap_or(usize::MAX)),
+                    v => v.clone(),
+                })
+                .collect()
+        };
+        let nodes = self
+            .nodes
+            .iter()
+            .zip(&node_live)
+            .filter(|(_, l)| **l)
+            .map(|(n, _)| Node {
+                args: remap(&n.args),
+                ..n.clone()
+            })
+            .collect();
+        let keys = self
+            .keys
+            .iter()
+            .zip(&key_live)
+            .filter(|(_, l)| **l)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let jobs: Vec<JobNode> = registered
+            .iter()
+            .map(|&j| JobNode {
+                args: remap(&self.jobs[j].args),
+                ..self.jobs[j].clone()
+            })
+            .collect();
+        Some(Graph {
+            name,
+            target: self.target,
+            nodes,
+            keys,
+            registered: (0..jobs.len()).collect(),
+            jobs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{check, check_codes};
+    use expect_test::expect;
+
+    #[test]
+    fn only_what_the_registered_jobs_reach_is_kept_and_renumbered() {
+        // `spare`, `idle` and the key `unused` are built but reach no
+        // registered job: the nodes after them move down.
+        check(
+            r#"let spare = kv::mem();
+let c = console::default();
+let idle = job hello::start(c, time::default(), key("unused", 1));
+let store = kv::full(kv::full(kv::mem()));
+let run = job hello::level(c, key("level", 2));
+let keep = job hello::store(c, store);
+register("hello", [keep, run]);
+"#,
+            expect![[r#"
+                warning nym::unused at 1:5 "spare": unused binding `spare`
+                  label: this Kv is never used
+                  help: pass it to a job, or remove it
+                  fix "remove `spare`": 1:1 "let spare = kv::mem();" -> ""
+                warning nym::unused at 3:5 "idle": unused binding `idle`
+                  label: this Job is never used
+                  help: add it to `register(...)` to run it
+                  fix "remove `idle`": 3:1 "let idle = job hello::start(c, time::default(), key(\"unused\", 1));" -> ""
+                graph "hello" for unix
+                  node #0 c = console::default()
+                  node #1 kv::mem = kv::mem()
+                  node #2 kv::full = kv::full(#1)
+                  node #3 store = kv::full(#2)
+                  key #0 --level: int = 2
+                  job #0 keep = hello::store(#0, #3)
+                  job #1 run = hello::level(#0, key #0)
+            "#]],
+        );
+    }
+
+    #[test]
+    fn keys_reached_through_devices_are_kept() {
+        // The keys feed nodes only, down a chain. `dead` feeds nothing: the
+        // key `link` it shares stays, its own key `drop` goes.
+        check_codes(
+            &[],
+            r#"let link = netif::pair(key("link", "tap"));
+let dead = netif::lossy(netif::pair(key("link", "tap")), key("drop", 50));
+let lossy = netif::lossy(link, key("loss", 5));
+let s = stack::direct(lossy, "10.0.0.2/24");
+register("hello", [job hello::net(console::default(), s)]);
+"#,
+            expect![[r#"
+                graph "hello" for unix
+                  node #0 link = netif::pair(key #0)
+                  node #1 lossy = netif::lossy(#0, key #1, 1)
+                  node #2 s = stack::direct(#1, 10.0.0.2/24)
+                  node #3 console::default = console::default()
+                  key #0 --link: string = "tap"
+                  key #1 --loss: int = 5
+                  job #0 hello::net = hello::net(#3, #2)
+            "#]],
+        );
+    }
+}

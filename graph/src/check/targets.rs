@@ -1,0 +1,227 @@
+//! Targets: `match target` picks the arm for the target being checked, and
+//! an implementation the target lacks is refused with the alternative.
+use super::resolve::closest;
+use super::{Checker, Eval};
+use crate::catalog::{self, Implementation};
+use crate::diagnostic::Diagnostic;
+use crate::syntax::{MatchArm, Path, Span};
+use crate::types::{Target, Type};
+
+impl Checker<'_> {
+    /// Evaluates the arm for the target being checked; the other arms are
+    /// checked when the graph is checked for their targets.
+    pub(super) fn match_target(&mut self, span: Span, arms: &[MatchArm]) -> (Type, Eval) {
+        let mut chosen = None;
+        for arm in arms {
+            for t in &arm.targets {
+                if Target::from_name(&t.name).is_none() {
+                    let mut d = Diagnostic::error(
+                        "nym::unknown-target",
+                        t.span,
+                        format!("unknown target `{}`", t.name),
+                    )
+                    .label("not a target")
+                    .help(format!(
+                        "the targets are: {}",
+                        Target::ALL
+                            .iter()
+                            .map(|t| t.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    if let Some(best) = closest(&t.name, Target::ALL.iter().map(|t| t.name())) {
+                        d = d.fix(format!("use `{best}`"), t.span, best);
+                    }
+                    self.diags.push(d);
+                }
+            }
+            let matches =
+                arm.targets.is_empty() || arm.targets.iter().any(|t| t.name == self.target.name());
+            if matches && chosen.is_none() {
+                chosen = Some(arm);
+            }
+        }
+        match chosen {
+            Some(arm) => self.expr(&arm.value),
+            None => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "nym::match",
+                        span,
+                        format!("no arm of this `match target` is for {}", self.target),
+                    )
+                    .label(format!("nothing for {}", self.target))
+                    .help(format!("add `{} => ...` or `_ => ...`", self.target)),
+                );
+                (Type::Error, Eval::Error)
+            }
+        }
+    }
+
+    /// Reports `imp`, applied as `path` over `span`, as missing on the target
+    /// being checked, with the catalog's alternative as a fix where it has one.
+    pub(super) fn unavailable(
+        &mut self,
+        name: &str,
+        imp: &Implementation,
+        path: &Path,
+        span: Span,
+    ) {
+        let available: Vec<&str> = imp.targets.iter().map(|t| t.name()).collect();
+        let mut d = Diagnostic::error(
+            "nym::target",
+            path.span,
+            format!("`{name}` is not available on target {}", self.target),
+        )
+        .label(format!("available on: {}", available.join(", ")));
+        if let Some(alt) = imp.instead.and_then(catalog::lookup) {
+            let needs_args = alt.params.iter().any(|p| p.default.is_none());
+            d = d.help(format!(
+                "on {} use `{}` instead: {}",
+                self.target,
+                alt.name,
+                alt.summary()
+            ));
+            d = if needs_args {
+                d.fix(format!("replace with `{}`", alt.name), path.span, alt.name)
+            } else {
+                d.fix(
+                    format!("replace with `{}()`", alt.name),
+                    span,
+                    format!("{}()", alt.name),
+                )
+            };
+        }
+        self.diags.push(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{check, check_for};
+    use crate::Target;
+    use expect_test::expect;
+
+    const NET: &str = r#"let netif = match target {
+    unix => netif::tap("tap0"),
+    kvm | qemu => netif::default(),
+    _ => netif::pair("link"),
+};
+let s = stack::dhcp(netif);
+register("hello", [job hello::net(console::default(), s)]);
+"#;
+
+    #[test]
+    fn match_target_takes_the_first_arm_for_the_target() {
+        check_for(
+            Target::Unix,
+            NET,
+            expect![[r#"
+                graph "hello" for unix
+                  node #0 netif = netif::tap("tap0")
+                  node #1 s = stack::dhcp(#0)
+                  node #2 console::default = console::default()
+                  job #0 hello::net = hello::net(#2, #1)
+            "#]],
+        );
+        check_for(
+            Target::Qemu,
+            NET,
+            expect![[r#"
+                graph "hello" for qemu
+                  node #0 netif = netif::default()
+                  node #1 s = stack::dhcp(#0)
+                  node #2 console::default = console::default()
+                  job #0 hello::net = hello::net(#2, #1)
+            "#]],
+        );
+        check_for(
+            Target::Xen,
+            NET,
+            expect![[r#"
+                graph "hello" for xen
+                  node #0 netif = netif::pair("link")
+                  node #1 s = stack::dhcp(#0)
+                  node #2 console::default = console::default()
+                  job #0 hello::net = hello::net(#2, #1)
+            "#]],
+        );
+    }
+
+    #[test]
+    fn match_target_names_real_targets_and_covers_the_one_checked() {
+        check_for(
+            Target::Xen,
+            r#"let c = match target {
+    unix => console::default(),
+    kvn => console::default(),
+};
+register("hello", [job hello::store(c, kv::mem())]);
+"#,
+            expect![[r#"
+                error nym::match at 1:9 "match target {\n    unix => console::default(),\n    kvn => console::default(),\n}": no arm of this `match target` is for xen
+                  label: nothing for xen
+                  help: add `xen => ...` or `_ => ...`
+                error nym::unknown-target at 3:5 "kvn": unknown target `kvn`
+                  label: not a target
+                  help: the targets are: unix, kvm, qemu, xen
+                  fix "use `kvm`": 3:5 "kvn" -> "kvm"
+            "#]],
+        );
+    }
+
+    #[test]
+    fn the_arms_for_other_targets_are_not_evaluated() {
+        check(
+            r#"let c = match target {
+    unix => console::default(),
+    kvm => console::nope(),
+};
+let j = job hello::store(c, kv::mem());
+register("hello", [j]);
+"#,
+            expect![[r#"
+                graph "hello" for unix
+                  node #0 c = console::default()
+                  node #1 kv::mem = kv::mem()
+                  job #0 j = hello::store(#0, #1)
+            "#]],
+        );
+    }
+
+    #[test]
+    fn an_implementation_the_target_lacks_offers_the_alternative() {
+        // `kv::mem` takes nothing: the whole application is replaced;
+        // `stack::direct` needs arguments: only the path is.
+        check_for(
+            Target::Kvm,
+            r#"let a = kv::dir("data");
+let b = stack::socket();
+register("hello", [job hello::store(console::default(), a), job hello::net(console::default(), b)]);
+"#,
+            expect![[r#"
+                error nym::target at 1:9 "kv::dir": `kv::dir` is not available on target kvm
+                  label: available on: unix
+                  help: on kvm use `kv::mem` instead: An in-memory key-value store.
+                  fix "replace with `kv::mem()`": 1:9 "kv::dir(\"data\")" -> "kv::mem()"
+                error nym::target at 2:9 "stack::socket": `stack::socket` is not available on target kvm
+                  label: available on: unix
+                  help: on kvm use `stack::direct` instead: A TCP/IP stack in the program (smoltcp) over any network interface.
+                  fix "replace with `stack::direct`": 2:9 "stack::socket" -> "stack::direct"
+            "#]],
+        );
+    }
+
+    #[test]
+    fn an_implementation_without_an_alternative_lists_its_targets() {
+        check_for(
+            Target::Qemu,
+            r#"register("hello", [job hello::store(console::default(), kv::block(block::file("disk.img")))]);
+"#,
+            expect![[r#"
+                error nym::target at 1:67 "block::file": `block::file` is not available on target qemu
+                  label: available on: unix, kvm
+            "#]],
+        );
+    }
+}
