@@ -170,12 +170,27 @@ pub fn run(
             let cmdline = guest_cmdline(&graph, key_args)?;
             let image = build_program(cwd, &project, &graph, false, &Out::stderr())?;
             nym_driver::qemu::check_forwards(forwards)?;
-            return Ok(nym_driver::qemu::run(&image, mem, &cmdline, forwards)?);
+            return Ok(ExitCode::from(nym_driver::qemu::run(
+                &image,
+                mem,
+                &cmdline,
+                forwards,
+                &mut std::io::stdout(),
+                &Out::stderr(),
+                &Default::default(),
+            )?));
         }
         Target::Xen => {
             let cmdline = guest_cmdline(&graph, key_args)?;
             let image = build_program(cwd, &project, &graph, false, &Out::stderr())?;
-            return Ok(nym_driver::xen::run(&image, mem, &cmdline)?);
+            return Ok(ExitCode::from(nym_driver::xen::run(
+                &image,
+                mem,
+                &cmdline,
+                &mut std::io::stdout(),
+                &Out::stderr(),
+                &Default::default(),
+            )?));
         }
         _ => {}
     }
@@ -309,9 +324,10 @@ pub fn debug(
         mem_size: mem,
         cmdline,
         block: block_file(&project, &graph, &keys),
-        seccomp: false,
+        seccomp: true,
         gdb: Some(listener),
         net: None,
+        stop: None,
     };
     let monitor = std::thread::spawn(move || nym_hvt::run(&config, &mut std::io::stdout()));
     let gdb = std::process::Command::new("gdb")
@@ -347,13 +363,7 @@ pub fn boot(config: nym_hvt::Config) -> Result<ExitCode, CliError> {
 
 /// Tells the user how a guest ended, when it did not end by itself.
 fn report(outcome: &nym_hvt::Outcome) {
-    match &outcome {
-        nym_hvt::Outcome::Exited(_) => {}
-        nym_hvt::Outcome::Violation(v) => {
-            eprintln!("nym: the guest broke the hypercall ABI and was stopped: {v}")
-        }
-        // Empty when it was already shown (during a gdb session).
-        nym_hvt::Outcome::Crashed(report) if report.is_empty() => {}
-        nym_hvt::Outcome::Crashed(report) => eprint!("nym: {report}"),
+    if let Some(text) = nym_driver::guest::describe(outcome) {
+        eprintln!("{text}");
     }
 }

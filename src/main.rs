@@ -198,28 +198,7 @@ enum Command {
     },
 }
 
-/// Parses a memory size: `32M`, `1G`, `512MiB`, `4096K`.
-fn parse_forward(text: &str) -> Result<(u16, u16), String> {
-    let bad = || format!("`{text}` is not a port forward; write it HOST:GUEST, like 8080:80");
-    let (host, guest) = text.split_once(':').ok_or_else(bad)?;
-    let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(bad);
-    Ok((port(host)?, port(guest)?))
-}
-
-fn parse_mem(text: &str) -> Result<u64, String> {
-    let t = text.trim_end_matches("iB").trim_end_matches('B');
-    let (digits, scale) = match t.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
-        _ => (t, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("`{text}` is not a size; write it like 32M or 1G"))
-}
+use nym_driver::guest::{parse_forward, parse_mem};
 
 fn main() -> ExitCode {
     // Rust cells run in this program re-executed as evcxr's runtime: in
@@ -317,6 +296,7 @@ fn main() -> ExitCode {
                     cmdline: args.join(" "),
                     block,
                     seccomp: true,
+                    stop: None,
                     gdb,
                     net: nym_driver::kvm::net_config(&forwards, None, tap.as_deref())?,
                 })

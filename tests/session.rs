@@ -83,3 +83,96 @@ fn a_session_runs_rewires_inspects_reloads_and_stops_the_http_template() {
     assert!(get(port, "/").is_err(), "the port is closed after :stop");
     assert_eq!(s.status().state, RunState::Stopped);
 }
+
+/// `:boot` on kvm runs nym's monitor inside the session's own process:
+/// the guest's console reaches the log, only the vCPU thread is under the
+/// monitor's system-call allowlist, `:stop` ends a guest that would run
+/// for minutes, and a guest that ended does not block the next `:boot`.
+#[test]
+fn a_session_boots_kvm_in_process_confines_only_the_vcpu_and_stops_it() {
+    if !common::kvm_available() {
+        return;
+    }
+    let (_tmp, dir) = project("greeter", "hello");
+    std::env::set_var("CARGO_TARGET_DIR", common::shared_target());
+    let mut s = Session::open(&dir, None).unwrap();
+    assert!(!s.eval(":target kvm").error);
+    let r = s.eval(":boot -- --count 100000 --pause 50ms");
+    assert!(!r.error, "{}", r.text);
+    assert_eq!(s.status().state, RunState::Booted(nym_graph::Target::Kvm));
+    let log = |s: &Session| s.log().tail(400).join("\n");
+    let started = std::time::Instant::now();
+    while !log(&s).contains("hello from nym #3") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "{}",
+            log(&s)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Each thread's seccomp mode: the vCPU's is a filter (2), ours none.
+    let mode = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:"))
+            .map(|v| v.trim().to_owned())
+    };
+    let mut vcpu = None;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if name.trim() == "nym-boot" {
+            vcpu = mode(&std::fs::read_to_string(task.join("status")).unwrap());
+        }
+    }
+    assert_eq!(vcpu.as_deref(), Some("2"), "the vCPU thread is filtered");
+    assert_eq!(
+        mode(&std::fs::read_to_string("/proc/self/status").unwrap()).as_deref(),
+        Some("0"),
+        "the session's own thread is not"
+    );
+    assert!(
+        s.eval(":boot").text.contains(":stop"),
+        "one guest at a time"
+    );
+
+    let r = s.eval(":stop");
+    assert_eq!(r.text, "stopped the guest", "{}", log(&s));
+    let started = std::time::Instant::now();
+    while !log(&s).contains("nym: the kvm guest was stopped") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{}",
+            log(&s)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let seen = log(&s).matches("hello from nym #").count();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        log(&s).matches("hello from nym #").count(),
+        seen,
+        "nothing prints after the stop"
+    );
+
+    // A guest that ends on its own is reported, and the next :boot starts.
+    let r = s.eval(":boot -- --count 1 --pause 1ms");
+    assert!(!r.error, "{}", r.text);
+    let started = std::time::Instant::now();
+    while !log(&s).contains("nym: the kvm guest exited with 0") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "{}",
+            log(&s)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let r = s.eval(":boot -- --count 1 --pause 1ms");
+    assert!(!r.error, "a finished guest blocks nothing: {}", r.text);
+    let r = s.eval(":boot -p nope");
+    assert!(
+        r.text.contains("`nope` is not a port forward"),
+        "{}",
+        r.text
+    );
+}

@@ -48,6 +48,7 @@ pub fn prepare(
         seccomp: true,
         gdb: options.gdb,
         net,
+        stop: None,
     })
 }
 

@@ -13,6 +13,7 @@
 //! for the CLI, a session's log for the REPL and the notebook.
 pub mod build;
 pub mod cargo;
+pub mod guest;
 pub mod kvm;
 pub mod live;
 pub mod project;
@@ -140,6 +141,9 @@ pub enum Error {
     /// `-p` with a target that has no forwarding.
     #[error("-p forwards host ports to a unikernel on kvm or qemu; with --target {0} the stack uses the host's ports directly")]
     ForwardTarget(Target),
+    /// `:boot` on a target that is not a guest.
+    #[error("--target {0} runs in-process (`:run`); :boot boots an image on kvm, qemu or xen")]
+    BootTarget(Target),
     /// `--gdb` with a target that has no stub.
     #[error("--gdb works with --target kvm (nym's monitor), not {0}")]
     GdbTarget(Target),

@@ -3,10 +3,12 @@
 //! its serial console on our stdout, its isa-debug-exit status turned back
 //! into the guest's own, and a crash line (`nym-fault: …`) symbolised from
 //! the image, as nym's monitor would.
+use crate::guest::Stop;
+use crate::Out;
 use nym_hvt::elf::Image;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -98,26 +100,36 @@ pub enum QemuError {
     NoStatus(String),
 }
 
-/// Boots `image` under QEMU; the guest's status becomes nym's.
+/// Boots `image` under QEMU, the guest's console lines going to
+/// `console` and crash reports to `out`; the guest's exit status.
+/// `stop` ends QEMU from another thread.
 pub fn run(
     image: &Path,
     mem: u64,
     cmdline: &str,
     forwards: &[(u16, u16)],
-) -> Result<ExitCode, QemuError> {
+    console: &mut dyn Write,
+    out: &Out,
+    stop: &Stop,
+) -> Result<u8, QemuError> {
     let mut child = Command::new(QEMU)
         .args(args(image, mem, cmdline, forwards))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(QemuError::Spawn)?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take().map(|e| {
+        let out = out.clone();
+        crate::forward_lines(e, move |l| out.line(l))
+    });
+    stop.hold(child);
     let elf = std::fs::read(image).ok().and_then(|b| Image::parse(b).ok());
-    if let Some(out) = child.stdout.take() {
-        let mut stdout = std::io::stdout().lock();
+    if let Some(stdout) = stdout {
         // The firmware writes to the same serial port: skip to the guest's marker.
         let mut started = false;
-        for line in BufReader::new(out).split(b'\n') {
+        for line in BufReader::new(stdout).split(b'\n') {
             let Ok(line) = line else { break };
             if !started {
                 started = line.ends_with(b"nym: guest started");
@@ -127,19 +139,26 @@ pub fn run(
                 .ok()
                 .and_then(|l| l.strip_prefix("nym-fault: "))
             {
-                Some(fault) => eprint!("nym: {}", report(elf.as_ref(), fault)),
+                Some(fault) => out.line(&format!("nym: {}", report(elf.as_ref(), fault))),
                 None => {
-                    let _ = stdout.write_all(&line);
-                    let _ = stdout.write_all(b"\n");
-                    let _ = stdout.flush();
+                    let _ = console.write_all(&line);
+                    let _ = console.write_all(b"\n");
+                    let _ = console.flush();
                 }
             }
         }
     }
-    let status = child.wait().map_err(QemuError::Spawn)?;
-    match status.code() {
+    let status = stop.release().map(|mut c| c.wait());
+    if let Some(e) = stderr {
+        let _ = e.join();
+    }
+    if stop.requested() {
+        return Ok(130);
+    }
+    let status = status.ok_or(QemuError::NoStatus("it was stopped".into()))?;
+    match status.map_err(QemuError::Spawn)?.code() {
         // isa-debug-exit: QEMU exits with 2·status + 1.
-        Some(c) if c % 2 == 1 => Ok(ExitCode::from(((c - 1) / 2) as u8)),
+        Some(c) if c % 2 == 1 => Ok(((c - 1) / 2) as u8),
         Some(0) => Err(QemuError::NoStatus("it exited with 0".into())),
         Some(c) => Err(QemuError::Failed(c)),
         None => Err(QemuError::NoStatus("it was killed by a signal".into())),

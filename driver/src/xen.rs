@@ -5,9 +5,11 @@
 //! cannot pass an exit status on, so the guest prints it in a last line,
 //! and when dom0 stops Xen halts the machine while QEMU keeps running: we
 //! end QEMU ourselves.
+use crate::guest::Stop;
+use crate::Out;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -106,7 +108,14 @@ enum Line {
 }
 
 /// Boots `image` as dom0 under Xen in QEMU; the guest's status becomes nym's.
-pub fn run(image: &Path, mem: u64, cmdline: &str) -> Result<ExitCode, XenError> {
+pub fn run(
+    image: &Path,
+    mem: u64,
+    cmdline: &str,
+    console: &mut dyn Write,
+    out: &Out,
+    stop: &Stop,
+) -> Result<u8, XenError> {
     if let Some(arg) = cmdline.split(' ').find(|a| a.contains(',')) {
         return Err(XenError::Comma(arg.into()));
     }
@@ -115,12 +124,18 @@ pub fn run(image: &Path, mem: u64, cmdline: &str) -> Result<ExitCode, XenError> 
         .args(args(&xen, image, mem, cmdline))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(XenError::Spawn)?;
+    let stderr = child.stderr.take().map(|e| {
+        let out = out.clone();
+        crate::forward_lines(e, move |l| out.line(l))
+    });
     // A reader thread, so the wait below can time out.
     let (tx, rx) = mpsc::channel();
-    if let Some(out) = child.stdout.take() {
+    let stdout = child.stdout.take();
+    stop.hold(child);
+    if let Some(out) = stdout {
         std::thread::spawn(move || {
             for line in BufReader::new(out).split(b'\n') {
                 let Ok(line) = line else { break };
@@ -133,13 +148,16 @@ pub fn run(image: &Path, mem: u64, cmdline: &str) -> Result<ExitCode, XenError> 
     }
     let started = Instant::now();
     let mut guest_started = false;
-    let mut stdout = std::io::stdout().lock();
     let result = loop {
+        if stop.requested() {
+            break Ok(130);
+        }
         let Some(left) = TIMEOUT.checked_sub(started.elapsed()) else {
             break Err(XenError::Timeout);
         };
         let line = match rx.recv_timeout(left) {
             Ok(Line::Text(l)) => l,
+            Ok(Line::End) if stop.requested() => break Ok(130),
             Ok(Line::End) => break Err(XenError::NoStatus("ended")),
             Err(_) => break Err(XenError::Timeout),
         };
@@ -162,14 +180,19 @@ pub fn run(image: &Path, mem: u64, cmdline: &str) -> Result<ExitCode, XenError> 
             break Ok(status.trim().parse::<i32>().map_or(1, |s| s.clamp(0, 255)) as u8);
         }
         if let Some(fault) = text.strip_prefix("nym-fault: ") {
-            eprint!("nym: {}", crate::qemu::fault_report(image, fault));
+            out.line(&format!("nym: {}", crate::qemu::fault_report(image, fault)));
             continue;
         }
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.write_all(b"\n");
-        let _ = stdout.flush();
+        let _ = console.write_all(text.as_bytes());
+        let _ = console.write_all(b"\n");
+        let _ = console.flush();
     };
-    let _ = child.kill();
-    let _ = child.wait();
-    result.map(ExitCode::from)
+    if let Some(mut child) = stop.release() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if let Some(e) = stderr {
+        let _ = e.join();
+    }
+    result
 }

@@ -83,15 +83,35 @@ impl Console {
     }
 }
 
-impl libos::Console for Console {
-    fn write<'a>(&'a self, text: &'a str) -> libos::BoxFuture<'a, Result<(), libos::ConsoleError>> {
+impl Console {
+    /// Adds `text`; whole lines go to the log.
+    fn add(&self, text: &str) {
         let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
         partial.push_str(text);
         if let Some(end) = partial.rfind('\n') {
             let done: String = partial.drain(..=end).collect();
             self.log.push(&done);
         }
+    }
+}
+
+impl libos::Console for Console {
+    fn write<'a>(&'a self, text: &'a str) -> libos::BoxFuture<'a, Result<(), libos::ConsoleError>> {
+        self.add(text);
         Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// A guest's console (a booted image's) writes bytes: invalid UTF-8 is
+/// shown with replacement characters rather than lost.
+impl std::io::Write for Console {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.add(&String::from_utf8_lossy(bytes));
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

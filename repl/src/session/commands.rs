@@ -2,7 +2,7 @@
 //! handler each.
 use super::statements::{entries_of, interactive_noise};
 use super::supervisor::{
-    lock, rewired_text, supervise, watch_guest, Booted, Request, Running, Supervised,
+    guest_ended, rewired_text, supervise, Booted, Request, Running, Supervised,
 };
 use super::{Reply, RunState, Session, Status};
 use crate::log::Console;
@@ -14,7 +14,7 @@ use nym_driver::Error;
 use nym_graph::check::GArg;
 use nym_graph::diagnostic;
 use nym_graph::{analyze, print, Graph, Target};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -299,11 +299,13 @@ impl Session {
             });
             said.push("stopped the stack");
         }
-        if let Some(b) = self.booted.take() {
-            if let Some(mut child) = lock(&b.child).take() {
-                let _ = child.kill();
-                let _ = child.wait();
+        if let Some(mut b) = self.booted.take() {
+            if b.finished() {
+                // It had ended: nothing to stop, only to forget.
+            } else if b.stop(Duration::from_secs(5)) {
                 said.push("stopped the guest");
+            } else {
+                said.push("asked the guest to stop (its build finishes first)");
             }
         }
         if said.is_empty() {
@@ -340,77 +342,43 @@ impl Session {
         }
     }
 
-    /// Runs the graph on the chosen target in a child `nym run`, its
-    /// output streaming into the log.
+    /// Builds the graph's image and boots it on the chosen target, on a
+    /// thread of the driver's: its console and nym's messages go to the
+    /// log; `:stop` stops it.
     fn boot(&mut self, rest: &str) -> Reply {
         let project = match self.project() {
             Ok(p) => p.clone(),
             Err(r) => return r,
         };
+        let options = match nym_driver::guest::Options::parse(rest) {
+            Ok(o) => o,
+            Err(e) => return Reply::err(e),
+        };
+        self.poll();
         if self.running.is_some() || self.booted.is_some() {
             return Reply::err("something is running; `:stop` it first");
         }
-        if let Err(r) = self.runnable(self.target) {
-            return r;
-        }
-        let dir = project.nym_dir(self.target).join("session");
-        let graph_file = dir.join(GRAPH_FILE);
-        if let Err(e) =
-            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&graph_file, self.source()))
-        {
-            return Reply::err(format!("cannot write {}: {e}", graph_file.display()));
-        }
-        let exe = match std::env::current_exe() {
-            Ok(e) => e,
-            Err(e) => return Reply::err(format!("cannot find nym's own executable: {e}")),
+        let graph = match self.runnable(self.target) {
+            Ok(g) => g,
+            Err(r) => return r,
         };
-        let mut cmd = std::process::Command::new(exe);
-        cmd.current_dir(&project.root)
-            .arg("run")
-            .arg("--target")
-            .arg(self.target.name())
-            .arg("--file")
-            .arg(&graph_file)
-            .arg("--root")
-            .arg(&project.root)
-            .args(rest.split_whitespace())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => return Reply::err(format!("cannot start nym run: {e}")),
-        };
-        let forwards: Vec<_> = [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|pipe| {
-            let log = self.log.clone();
-            nym_driver::forward_lines(pipe, move |line| log.push(line))
-        })
-        .collect();
-        let child = Arc::new(Mutex::new(Some(child)));
-        watch_guest(
-            child.clone(),
-            forwards,
-            self.target,
-            self.log.clone(),
-            self.status.clone(),
-        );
-        self.booted = Some(Booted { child });
-        self.set_state(RunState::Booted(self.target));
+        if graph.target == Target::Unix {
+            return Reply::err("the unix target runs in-process: `:run`; `:target kvm` (or qemu, xen) first to boot an image");
+        }
+        let target = graph.target;
+        let log = self.log.clone();
+        let console = Box::new(Console::new(log.clone()));
+        self.booted = Some(Booted::spawn(
+            project,
+            graph,
+            options,
+            console,
+            log.out(),
+            guest_ended(target, log, self.status.clone()),
+        ));
+        self.set_state(RunState::Booted(target));
         Reply::ok(format!(
-            "booting on {} (building first); its console is in the log; `:stop` stops it",
-            self.target
+            "booting on {target} (building first); its console is in the log; `:stop` stops it"
         ))
     }
 

@@ -9,7 +9,6 @@ use nym_driver::Error;
 use nym_graph::diagnostic;
 use nym_graph::{analyze, Graph, Target};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests to the task that owns the running stack.
@@ -29,11 +28,9 @@ pub(super) struct Running {
     pub(super) task: tokio::task::JoinHandle<()>,
 }
 
-/// A guest booted on a target, as a child `nym run`.
-pub(super) struct Booted {
-    /// The child; taken by `:stop`, or by its watcher when it ends.
-    pub(super) child: Arc<Mutex<Option<std::process::Child>>>,
-}
+/// A guest booted on a target (`:boot`): built and booted on a thread of
+/// the driver's, in this process.
+pub(super) use nym_driver::guest::Booted;
 
 pub(super) fn rewired_text(done: &Reloaded) -> String {
     let mut t = String::new();
@@ -106,12 +103,10 @@ impl Session {
         })
     }
 
-    /// Forgets a booted guest whose watcher saw it end.
+    /// Forgets a booted guest that has ended.
     pub(super) fn poll(&mut self) {
-        if let Some(b) = &self.booted {
-            if lock(&b.child).is_none() {
-                self.booted = None;
-            }
+        if self.booted.as_ref().is_some_and(Booted::finished) {
+            self.booted = None;
         }
     }
 
@@ -200,49 +195,22 @@ pub(super) async fn supervise(mut s: Supervised) {
     s.live.stop().await;
 }
 
-/// Locks `m`, whoever panicked while holding it.
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Watches a booted guest's `nym run` on a thread of its own: when it
-/// ends (and not by `:stop`, which takes the child first), its last lines
-/// are let into the log, then its exit status, and the run state becomes
-/// `Ended` at once, not at the next command.
-pub(super) fn watch_guest(
-    child: Arc<Mutex<Option<std::process::Child>>>,
-    forwards: Vec<std::thread::JoinHandle<()>>,
+/// What a booted guest's thread reports when it ends: a line in the log
+/// and the session's state.
+pub(super) fn guest_ended(
     target: Target,
     log: Log,
     status: Arc<Mutex<Status>>,
-) {
-    std::thread::spawn(move || loop {
-        std::thread::sleep(Duration::from_millis(50));
-        let mut slot = lock(&child);
-        let Some(c) = slot.as_mut() else {
-            return;
+) -> impl FnOnce(Result<u8, nym_driver::Error>) + Send + 'static {
+    move |result| {
+        let how = match result {
+            Ok(130) => format!("the {target} guest was stopped"),
+            Ok(code) => format!("the {target} guest exited with {code}"),
+            Err(e) => format!("the {target} guest did not run: {e}"),
         };
-        let Ok(Some(exit)) = c.try_wait() else {
-            continue;
-        };
-        drop(slot);
-        // The pipes end with the child, unless something it started keeps
-        // them open: wait for the forwarders a little, not for ever.
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        while forwards.iter().any(|f| !f.is_finished()) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let how = format!(
-            "the {target} guest exited with {}",
-            exit.code().map_or("a signal".into(), |c| c.to_string())
-        );
         log.push(&format!("nym: {how}"));
         set_state(&status, RunState::Ended(how));
-        // Only now is the guest gone for the session (`:boot` may start
-        // another; `:stop` has nothing to stop).
-        *lock(&child) = None;
-        return;
-    });
+    }
 }
 
 fn set_state(status: &Mutex<Status>, state: RunState) {

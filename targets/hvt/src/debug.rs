@@ -34,6 +34,7 @@ pub(crate) fn debug_session(
     image: &std::path::Path,
     guest: &mut Guest,
     vcpu: &mut VcpuFd,
+    seccomp: bool,
 ) -> Result<Option<Outcome>, MonitorError> {
     let addr = listener.local_addr().map_err(|source| MonitorError::Gdb {
         what: "reading the listener's address",
@@ -48,7 +49,12 @@ pub(crate) fn debug_session(
         source,
     })?;
     let _ = stream.set_nodelay(true);
-    let mut debugged = Debugged::new(guest, vcpu);
+    let mut debugged = Debugged::new(guest, vcpu, seccomp);
+    if seccomp {
+        // The kicker is started: from here on the stub's calls and the
+        // vCPU's, nothing else.
+        crate::seccomp::install(crate::seccomp::Thread::Debugger)?;
+    }
     let ending = nym_gdb::serve(&mut debugged, stream);
     let outcome = debugged.release()?;
     match ending {
@@ -68,8 +74,6 @@ pub(crate) fn debug_session(
 /// How often a running vCPU is kicked to look for gdb's Ctrl-C.
 const KICK: Duration = Duration::from_millis(10);
 
-extern "C" fn on_kick(_: libc::c_int) {}
-
 /// Kicks the vCPU thread out of `KVM_RUN` while `running` is set.
 struct Kicker {
     alive: Arc<AtomicBool>,
@@ -77,25 +81,23 @@ struct Kicker {
 }
 
 impl Kicker {
-    fn start(running: Arc<AtomicBool>) -> Kicker {
-        // SAFETY: installs a handler that does nothing, for SIGUSR1 only,
-        // without SA_RESTART, so the signal makes KVM_RUN return EINTR.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_kick as *const () as usize;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
-        }
+    fn start(running: Arc<AtomicBool>, seccomp: bool) -> Kicker {
+        crate::kick::install_handler();
         // SAFETY: pthread_self has no preconditions.
         let vcpu_thread = unsafe { libc::pthread_self() };
         let alive = Arc::new(AtomicBool::new(true));
         let still = alive.clone();
         let thread = std::thread::spawn(move || {
+            if seccomp && crate::seccomp::install(crate::seccomp::Thread::Kicker).is_err() {
+                // Unconfined, it does not run: Ctrl-C then waits for the
+                // guest's next exit.
+                return;
+            }
             while still.load(Ordering::Relaxed) {
                 std::thread::sleep(KICK);
                 if running.load(Ordering::Relaxed) {
-                    // SAFETY: the vCPU thread outlives this one (joined in drop).
-                    unsafe { libc::pthread_kill(vcpu_thread, libc::SIGUSR1) };
+                    // The vCPU thread outlives this one (joined in drop).
+                    crate::kick::kick(vcpu_thread);
                 }
             }
         });
@@ -132,9 +134,9 @@ pub(crate) struct Debugged<'g, 'c> {
 }
 
 impl<'g, 'c> Debugged<'g, 'c> {
-    pub(crate) fn new(guest: &'g mut Guest<'c>, vcpu: &'g mut VcpuFd) -> Self {
+    pub(crate) fn new(guest: &'g mut Guest<'c>, vcpu: &'g mut VcpuFd, seccomp: bool) -> Self {
         let running = Arc::new(AtomicBool::new(false));
-        let kicker = Kicker::start(running.clone());
+        let kicker = Kicker::start(running.clone(), seccomp);
         Debugged {
             guest,
             vcpu,
@@ -430,6 +432,7 @@ impl<'g, 'c> Debugged<'g, 'c> {
             Outcome::Exited(s) => Stop::Exited(*s as u8),
             Outcome::Violation(_) => Stop::Exited(nym_hvt_abi::EXIT_VIOLATION as u8),
             Outcome::Crashed(_) => Stop::Crashed,
+            Outcome::Stopped => Stop::Exited(130),
         };
         // The crash report is shown now, while gdb is attached, and not
         // again when the guest's outcome is reported at the end.
@@ -535,11 +538,15 @@ impl nym_gdb::Debuggee for Debugged<'_, '_> {
             return Ok(match self.outcome {
                 Some(Outcome::Exited(s)) => Stop::Exited(s as u8),
                 Some(Outcome::Crashed(_)) => Stop::Crashed,
+                Some(Outcome::Stopped) => Stop::Exited(130),
                 _ => Stop::Exited(nym_hvt_abi::EXIT_VIOLATION as u8),
             });
         }
         self.program(step)?;
         loop {
+            if self.guest.stop.requested() {
+                return Ok(self.finish(Outcome::Stopped));
+            }
             if interrupted() {
                 return Ok(Stop::Interrupted);
             }

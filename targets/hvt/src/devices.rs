@@ -151,11 +151,12 @@ impl Guest<'_> {
         self.net.as_ref().is_some_and(|n| n.link.pending())
     }
 
-    /// Blocks the vCPU for at most `d`; less when a frame waits for the guest.
+    /// Blocks the vCPU for at most `d`; less when a frame waits for the
+    /// guest or a stop is asked for.
     pub(crate) fn wait(&self, d: Duration) {
         match &self.net {
             Some(net) => net.link.wait(d),
-            None => std::thread::sleep(d),
+            None => self.stop.sleep(d),
         }
     }
 

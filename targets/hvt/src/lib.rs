@@ -20,6 +20,7 @@ mod devices;
 pub mod elf;
 mod error;
 pub mod hypercall;
+mod kick;
 pub mod memory;
 pub mod monitor;
 pub mod net;
@@ -27,6 +28,7 @@ pub mod seccomp;
 mod vcpu;
 
 pub use error::MonitorError;
+pub use kick::Stopper;
 pub use monitor::{run, BlockFile, Config};
 pub use net::{Forward, NetConfig};
 pub use nym_hvt_abi as abi;

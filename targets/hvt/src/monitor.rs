@@ -34,6 +34,8 @@ pub struct Config {
     pub gdb: Option<std::net::TcpListener>,
     /// The guest's network: its link and port forwards.
     pub net: Option<crate::net::NetConfig>,
+    /// Ends the guest from another thread when asked.
+    pub stop: Option<crate::Stopper>,
 }
 
 /// A host file served as the guest's block device.
@@ -120,31 +122,13 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     // Everything the run loop touches is open before the allowlist goes on.
     let random = File::open("/dev/urandom").ok();
     let net = match config.net.as_ref().filter(|_| needs_net) {
-        Some(n) => Some(
-            crate::net::start(crate::net::NetConfig {
-                forwards: n
-                    .forwards
-                    .iter()
-                    .map(|f| {
-                        Ok(crate::net::Forward {
-                            listener: f.listener.try_clone()?,
-                            guest_port: f.guest_port,
-                        })
-                    })
-                    .collect::<std::io::Result<_>>()
-                    .map_err(MonitorError::Net)?,
-                guest_ip: n.guest_ip,
-                tap: n
-                    .tap
-                    .as_ref()
-                    .map(|t| t.try_clone())
-                    .transpose()
-                    .map_err(MonitorError::Net)?,
-            })
-            .map_err(MonitorError::Net)?,
-        ),
+        Some(n) => {
+            Some(crate::net::start(clone_net(n)?, config.seccomp).map_err(MonitorError::Net)?)
+        }
         None => None,
     };
+    let stop = config.stop.clone().unwrap_or_default();
+    stop.attach(net.as_ref().map(|n| n.link.clone()));
     let mut guest = Guest {
         mem,
         image,
@@ -153,14 +137,56 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         console,
         random,
         net,
+        stop: stop.clone(),
     };
+    let ran = run_vcpu(config, &mut guest, &mut vcpu);
+    stop.detach();
+    ran
+}
+
+/// Runs the guest on the calling thread, under gdb first if asked, then
+/// under the vCPU thread's allowlist.
+fn run_vcpu(
+    config: &Config,
+    guest: &mut Guest,
+    vcpu: &mut kvm_ioctls::VcpuFd,
+) -> Result<Outcome, MonitorError> {
     if let Some(listener) = &config.gdb {
-        if let Some(outcome) = debug_session(listener, &config.image, &mut guest, &mut vcpu)? {
+        if let Some(outcome) = debug_session(listener, &config.image, guest, vcpu, config.seccomp)?
+        {
             return Ok(outcome);
         }
-    } else if config.seccomp {
-        // Not while debugging: the stub needs sockets and a kicker thread.
-        crate::seccomp::install()?;
     }
-    guest.run(&mut vcpu)
+    if config.seccomp {
+        // After a gdb session this narrows the debugger's list.
+        crate::seccomp::install(crate::seccomp::Thread::Vcpu)?;
+    }
+    guest.run(vcpu)
+}
+
+/// The network configuration for netd: its own handles to the listeners
+/// and the tap (the caller keeps the originals).
+fn clone_net(n: &crate::net::NetConfig) -> Result<crate::net::NetConfig, MonitorError> {
+    let forwards = n
+        .forwards
+        .iter()
+        .map(|f| {
+            Ok(crate::net::Forward {
+                listener: f.listener.try_clone()?,
+                guest_port: f.guest_port,
+            })
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(MonitorError::Net)?;
+    let tap = n
+        .tap
+        .as_ref()
+        .map(|t| t.try_clone())
+        .transpose()
+        .map_err(MonitorError::Net)?;
+    Ok(crate::net::NetConfig {
+        forwards,
+        guest_ip: n.guest_ip,
+        tap,
+    })
 }

@@ -98,6 +98,12 @@ impl Link {
         }
     }
 
+    /// Ends the vCPU's wait early (a stop was asked for).
+    pub(crate) fn interrupt(&self) {
+        let _queue = self.to_guest.lock().unwrap_or_else(|p| p.into_inner());
+        self.arrived.notify_all();
+    }
+
     fn poke(&self) {
         let one = 1u64.to_ne_bytes();
         // SAFETY: writes 8 bytes from a local to our eventfd.
@@ -124,8 +130,9 @@ impl Drop for Net {
     }
 }
 
-/// Starts netd for `config`.
-pub fn start(config: NetConfig) -> io::Result<Net> {
+/// Starts netd for `config`; with `seccomp`, netd confines itself to its
+/// allowlist once set up, before it handles a frame.
+pub fn start(config: NetConfig, seccomp: bool) -> io::Result<Net> {
     // SAFETY: eventfd(2) with flags; the result is checked and owned below.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     if fd < 0 {
@@ -142,34 +149,46 @@ pub fn start(config: NetConfig) -> io::Result<Net> {
     for f in &config.forwards {
         f.listener.set_nonblocking(true)?;
     }
-    // One malloc arena for the whole monitor: a second thread's own arena
-    // reads /proc/sys/vm/overcommit_memory the first time it shrinks, which
-    // the allowlist (rightly) forbids; the main arena never does.
-    // SAFETY: mallopt only tunes the allocator; called before netd exists.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let netd_link = link.clone();
     let tap = config.tap.is_some();
     let (started, ready) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("nym-netd".into())
         .spawn(move || {
-            // Set up (thread start, first allocations) before the monitor
-            // installs its system-call allowlist.
+            // Set up (thread start, first allocations), then the allowlist.
+            let confine = || match seccomp {
+                true => crate::seccomp::install(crate::seccomp::Thread::Netd)
+                    .map_err(|e| io::Error::other(e.to_string())),
+                false => Ok(()),
+            };
             if let Some(tap) = config.tap {
                 let bridge = TapBridge::new(netd_link, tap);
-                let _ = started.send(());
-                return bridge.run();
+                let confined = confine();
+                let ok = confined.is_ok();
+                let _ = started.send(confined);
+                if ok {
+                    bridge.run();
+                }
+                return;
             }
             let netd = Netd::new(netd_link, config);
-            let _ = started.send(());
-            netd.run()
+            let confined = confine();
+            let ok = confined.is_ok();
+            let _ = started.send(confined);
+            if ok {
+                netd.run()
+            }
         })?;
-    let _ = ready.recv();
-    Ok(Net {
+    let confined = ready
+        .recv()
+        .unwrap_or_else(|_| Err(io::Error::other("netd ended while starting")));
+    let net = Net {
         link,
         tap,
         thread: Some(thread),
-    })
+    };
+    confined?;
+    Ok(net)
 }
 
 /// A host connection forwarded to the guest.

@@ -1,28 +1,85 @@
-//! The monitor's system-call allowlist, applied to every thread just
-//! before the guest first runs (as Solo5's hvt and Firecracker do). After
-//! that the monitor can run the vCPU, write the console, use the block file
-//! and clocks, allocate, and exit; a guest that escaped into the monitor
-//! could do little else. Anything outside the list kills the process.
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+//! The monitor's system-call allowlists, one per thread (Firecracker's
+//! shape): each thread that touches the guest installs its own filter on
+//! itself just before it first does, and keeps it until it ends.
+//!
+//! - the **vCPU** thread runs the guest and serves its hypercalls: KVM's
+//!   vCPU ioctls (by request number, nothing else), the console, the block
+//!   file, clocks, waiting, allocation; no sockets, no files opened;
+//! - **netd** (the guest's network) also polls, accepts and reads and
+//!   writes sockets, and its one ioctl makes them non-blocking;
+//! - the vCPU thread **under gdb** adds what the stub needs: its socket,
+//!   the debug ioctls, `FIONBIO`;
+//! - the **kicker** (gdb's Ctrl-C) only sleeps and signals the vCPU thread.
+//!
+//! Memory is never made executable: `mmap` and `mprotect` with
+//! `PROT_EXEC` are refused like any call off the list, which kills the
+//! whole process. A filtered thread that tries to open a file (glibc's
+//! allocator reads `/proc/sys/vm/overcommit_memory` once) gets `EACCES`
+//! instead, so a thread is never killed for what a library does on its
+//! own, and still opens nothing.
+//!
+//! Filters are per thread, so a monitor running inside a larger process
+//! (the REPL's `:boot`) confines its own threads and nothing else.
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
 use std::collections::BTreeMap;
 
-/// Why the filter could not be installed.
+/// Why a filter could not be installed.
 #[derive(Debug, thiserror::Error)]
 #[error("installing the seccomp filter: {0}")]
 pub struct SeccompError(String);
 
-/// The system calls the run loop needs, and why.
-const ALLOWED: &[(i64, &str)] = &[
-    (
-        libc::SYS_ioctl,
-        "KVM_RUN, and reading registers for crash reports",
-    ),
-    (libc::SYS_write, "the console"),
+/// Which thread a filter is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thread {
+    /// The vCPU thread: runs the guest, serves hypercalls.
+    Vcpu,
+    /// netd: the monitor's end of the guest's network.
+    Netd,
+    /// The vCPU thread while gdb is attached: the stub's calls too.
+    Debugger,
+    /// The thread that kicks the vCPU out of KVM_RUN for gdb's Ctrl-C.
+    Kicker,
+}
+
+/// Calls every monitor thread makes: allocation (never executable),
+/// locks, clocks, waiting, signals and thread exit.
+const COMMON: &[(i64, &str)] = &[
+    (libc::SYS_write, "the console, and netd's wake-up eventfd"),
     (libc::SYS_writev, "the console, through buffered writers"),
     (
         libc::SYS_read,
         "the entropy source opened before the filter",
     ),
+    (libc::SYS_futex, "locks and condition variables"),
+    (libc::SYS_munmap, "freeing memory, and guest memory at exit"),
+    (libc::SYS_mremap, "allocation"),
+    (libc::SYS_brk, "allocation"),
+    (libc::SYS_madvise, "the allocator returning memory"),
+    (libc::SYS_close, "closing the VM and files at exit"),
+    (libc::SYS_fcntl, "checking descriptors as they are closed"),
+    (libc::SYS_clock_gettime, "clocks, when the vDSO falls back"),
+    (libc::SYS_clock_nanosleep, "sleeping"),
+    (libc::SYS_nanosleep, "sleeping"),
+    (libc::SYS_sched_yield, "spin loops in std"),
+    (
+        libc::SYS_sigaltstack,
+        "std's stack-overflow handler at thread exit",
+    ),
+    (
+        libc::SYS_rt_sigreturn,
+        "returning from the kick's signal handler",
+    ),
+    (libc::SYS_rt_sigprocmask, "std's signal handling"),
+    (libc::SYS_rseq, "a thread registering itself"),
+    (libc::SYS_exit, "thread exit"),
+    (libc::SYS_exit_group, "process exit"),
+];
+
+/// What the vCPU thread adds: the block file.
+const VCPU: &[(i64, &str)] = &[
     (libc::SYS_pread64, "block reads"),
     (libc::SYS_pwrite64, "block writes"),
     (
@@ -33,73 +90,224 @@ const ALLOWED: &[(i64, &str)] = &[
         libc::SYS_fsync,
         "block writes are durable before the guest resumes",
     ),
-    (
-        libc::SYS_clock_gettime,
-        "the guest's clocks (when the vDSO falls back)",
-    ),
-    (libc::SYS_clock_nanosleep, "WAIT"),
-    (libc::SYS_nanosleep, "WAIT"),
-    (libc::SYS_mmap, "allocation (crash reports, symbolisation)"),
-    (libc::SYS_munmap, "freeing memory, and guest memory at exit"),
-    (libc::SYS_mremap, "allocation"),
-    (libc::SYS_brk, "allocation"),
-    (libc::SYS_madvise, "the allocator returning memory"),
-    (libc::SYS_futex, "locks in std (stdout)"),
-    (libc::SYS_close, "closing the VM and files at exit"),
-    (
-        libc::SYS_fcntl,
-        "checking descriptors as they are closed at exit",
-    ),
-    (
-        libc::SYS_sigaltstack,
-        "std's stack-overflow handler at thread exit",
-    ),
-    (libc::SYS_rt_sigreturn, "returning from a signal handler"),
-    (libc::SYS_rt_sigprocmask, "std's signal handling"),
-    (libc::SYS_sched_yield, "spin loops in std"),
-    (libc::SYS_exit, "thread exit"),
-    (libc::SYS_poll, "netd waiting for frames and host sockets"),
-    (
-        libc::SYS_ppoll,
-        "netd waiting (libc may use ppoll for poll)",
-    ),
-    (libc::SYS_accept4, "netd accepting forwarded connections"),
-    (libc::SYS_accept, "netd accepting forwarded connections"),
-    (libc::SYS_recvfrom, "netd reading forwarded connections"),
-    (libc::SYS_sendto, "netd writing forwarded connections"),
-    (libc::SYS_shutdown, "netd passing a guest's FIN on"),
-    (
-        libc::SYS_setsockopt,
-        "netd disabling Nagle on forwarded connections",
-    ),
-    (libc::SYS_rseq, "a thread registering itself as it starts"),
-    (libc::SYS_exit_group, "process exit"),
 ];
 
-/// Installs the allowlist on every thread of the process.
-pub fn install() -> Result<(), SeccompError> {
-    let mut rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
-        ALLOWED.iter().map(|(nr, _)| (*nr, vec![])).collect();
-    // The allocator of a second thread (netd) grows its heap with mprotect;
-    // never to make memory executable.
-    let no_exec = seccompiler::SeccompCondition::new(
-        2,
-        seccompiler::SeccompCmpArgLen::Dword,
-        seccompiler::SeccompCmpOp::MaskedEq(libc::PROT_EXEC as u64),
-        0,
-    )
-    .and_then(|c| seccompiler::SeccompRule::new(vec![c]))
-    .map_err(|e| SeccompError(e.to_string()))?;
-    rules.insert(libc::SYS_mprotect, vec![no_exec]);
-    let filter = SeccompFilter::new(
-        rules,
+/// What netd adds: waiting on sockets and moving their bytes.
+const NETD: &[(i64, &str)] = &[
+    (libc::SYS_poll, "waiting for frames and host sockets"),
+    (libc::SYS_ppoll, "waiting (libc may use ppoll for poll)"),
+    (libc::SYS_accept4, "accepting forwarded connections"),
+    (libc::SYS_accept, "accepting forwarded connections"),
+    (libc::SYS_recvfrom, "reading forwarded connections"),
+    (libc::SYS_sendto, "writing forwarded connections"),
+    (libc::SYS_shutdown, "passing a guest's FIN on"),
+    (
+        libc::SYS_setsockopt,
+        "disabling Nagle on forwarded connections",
+    ),
+];
+
+/// What the stub adds to the vCPU thread's list: gdb's connection.
+const DEBUGGER: &[(i64, &str)] = &[
+    (
+        libc::SYS_recvfrom,
+        "reading gdb's packets, and peeking for Ctrl-C",
+    ),
+    (libc::SYS_sendto, "answering gdb"),
+    (libc::SYS_poll, "waiting for gdb"),
+    (libc::SYS_ppoll, "waiting for gdb"),
+    (libc::SYS_shutdown, "closing gdb's connection"),
+    (libc::SYS_setsockopt, "gdb's connection options"),
+];
+
+/// What the kicker adds: signalling the vCPU thread.
+const KICKER: &[(i64, &str)] = &[
+    (libc::SYS_getpid, "pthread_kill"),
+    (libc::SYS_gettid, "pthread_kill"),
+    (libc::SYS_tgkill, "pthread_kill: the kick itself"),
+];
+
+// The Linux ioctl encoding: direction, size, type, number.
+const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
+    (dir << 30) | ((size as u64) << 16) | (0xae << 8) | nr
+}
+const IOC_WRITE: u64 = 1;
+const IOC_READ: u64 = 2;
+const KVM_RUN: u64 = ioc(0, 0x80, 0);
+const KVM_GET_REGS: u64 = ioc(IOC_READ, 0x81, size_of::<kvm_bindings::kvm_regs>());
+const KVM_SET_REGS: u64 = ioc(IOC_WRITE, 0x82, size_of::<kvm_bindings::kvm_regs>());
+const KVM_GET_SREGS: u64 = ioc(IOC_READ, 0x83, size_of::<kvm_bindings::kvm_sregs>());
+const KVM_SET_SREGS: u64 = ioc(IOC_WRITE, 0x84, size_of::<kvm_bindings::kvm_sregs>());
+const KVM_TRANSLATE: u64 = ioc(
+    IOC_READ | IOC_WRITE,
+    0x85,
+    size_of::<kvm_bindings::kvm_translation>(),
+);
+const KVM_GET_FPU: u64 = ioc(IOC_READ, 0x8c, size_of::<kvm_bindings::kvm_fpu>());
+const KVM_SET_GUEST_DEBUG: u64 = ioc(IOC_WRITE, 0x9b, size_of::<kvm_bindings::kvm_guest_debug>());
+
+/// The vCPU ioctls the run loop makes: running, and reading registers for
+/// crash reports.
+const VCPU_IOCTLS: &[u64] = &[KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS];
+/// What the stub adds: writing registers, translating addresses, guest
+/// debug (steps and hardware breakpoints), the FPU for `info registers`,
+/// and making gdb's socket non-blocking.
+const DEBUGGER_IOCTLS: &[u64] = &[
+    KVM_SET_REGS,
+    KVM_SET_SREGS,
+    KVM_TRANSLATE,
+    KVM_GET_FPU,
+    KVM_SET_GUEST_DEBUG,
+    libc::FIONBIO,
+];
+
+fn err(e: impl std::fmt::Display) -> SeccompError {
+    SeccompError(e.to_string())
+}
+
+/// A rule matching argument `arg` (a 64-bit value) equal to `value`.
+fn arg_is(arg: u8, value: u64) -> Result<SeccompRule, SeccompError> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, value)
+        .and_then(|c| SeccompRule::new(vec![c]))
+        .map_err(err)
+}
+
+/// The allowlist of `thread`: system call → the rules one of which its
+/// arguments must meet (none: any arguments).
+fn rules(thread: Thread) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
+    let extra: &[&[(i64, &str)]] = match thread {
+        Thread::Vcpu => &[VCPU],
+        Thread::Netd => &[NETD],
+        Thread::Debugger => &[VCPU, DEBUGGER],
+        Thread::Kicker => &[KICKER],
+    };
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = COMMON
+        .iter()
+        .chain(extra.iter().flat_map(|l| l.iter()))
+        .map(|(nr, _)| (*nr, vec![]))
+        .collect();
+    // Memory is mapped and protected, never executable: PROT_EXEC clear
+    // in the third argument.
+    for call in [libc::SYS_mmap, libc::SYS_mprotect] {
+        let no_exec = SeccompCondition::new(
+            2,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(libc::PROT_EXEC as u64),
+            0,
+        )
+        .and_then(|c| SeccompRule::new(vec![c]))
+        .map_err(err)?;
+        rules.insert(call, vec![no_exec]);
+    }
+    let ioctls: Vec<u64> = match thread {
+        Thread::Vcpu => VCPU_IOCTLS.to_vec(),
+        Thread::Debugger => VCPU_IOCTLS.iter().chain(DEBUGGER_IOCTLS).copied().collect(),
+        // Accepted connections are made non-blocking.
+        Thread::Netd => vec![libc::FIONBIO],
+        Thread::Kicker => Vec::new(),
+    };
+    if thread == Thread::Debugger {
+        // When gdb leaves, the vCPU's own (narrower) list stacks on this one.
+        rules.insert(
+            libc::SYS_prctl,
+            vec![arg_is(0, libc::PR_SET_NO_NEW_PRIVS as u64)?],
+        );
+        rules.insert(
+            libc::SYS_seccomp,
+            vec![arg_is(0, 1 /* SECCOMP_SET_MODE_FILTER */)?],
+        );
+    }
+    if !ioctls.is_empty() {
+        let by_request = ioctls
+            .into_iter()
+            .map(|request| arg_is(1, request))
+            .collect::<Result<_, _>>()?;
+        rules.insert(libc::SYS_ioctl, by_request);
+    }
+    Ok(rules)
+}
+
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+) -> Result<BpfProgram, SeccompError> {
+    SeccompFilter::new(rules, mismatch, matched, TargetArch::x86_64)
+        .map_err(err)?
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| err(e))
+}
+
+/// Installs `thread`'s allowlist on the calling thread, for the rest of
+/// its life (filters only ever narrow: a later one stacks on this one).
+pub fn install(thread: Thread) -> Result<(), SeccompError> {
+    let allow = compile(
+        rules(thread)?,
         SeccompAction::KillProcess,
         SeccompAction::Allow,
-        TargetArch::x86_64,
-    )
-    .map_err(|e| SeccompError(e.to_string()))?;
-    let program: BpfProgram = filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| SeccompError(e.to_string()))?;
-    seccompiler::apply_filter_all_threads(&program).map_err(|e| SeccompError(e.to_string()))
+    )?;
+    // Opening a file fails with EACCES instead of killing the process (see
+    // the module documentation); stacked filters take the strictest answer.
+    let no_open = compile(
+        [libc::SYS_open, libc::SYS_openat]
+            .into_iter()
+            .map(|nr| (nr, vec![]))
+            .collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EACCES as u32),
+    )?;
+    seccompiler::apply_filter(&no_open).map_err(err)?;
+    seccompiler::apply_filter(&allow).map_err(err)
+}
+
+/// Every call `thread` may make, with why: for documentation and tests.
+pub fn allowed(thread: Thread) -> Vec<i64> {
+    rules(thread)
+        .map(|r| r.into_keys().collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_are_netds_and_the_debuggers_only() {
+        let vcpu = allowed(Thread::Vcpu);
+        let netd = allowed(Thread::Netd);
+        let debugger = allowed(Thread::Debugger);
+        let kicker = allowed(Thread::Kicker);
+        for socket_call in [libc::SYS_accept4, libc::SYS_sendto, libc::SYS_recvfrom] {
+            assert!(!vcpu.contains(&socket_call), "{socket_call}");
+            assert!(!kicker.contains(&socket_call), "{socket_call}");
+        }
+        assert!(netd.contains(&libc::SYS_accept4));
+        assert!(debugger.contains(&libc::SYS_recvfrom));
+        assert!(!kicker.contains(&libc::SYS_ioctl));
+        for never in [
+            libc::SYS_execve,
+            libc::SYS_open,
+            libc::SYS_openat,
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_clone,
+            libc::SYS_clone3,
+            libc::SYS_ptrace,
+        ] {
+            for t in [&vcpu, &netd, &debugger, &kicker] {
+                assert!(!t.contains(&never), "{never}");
+            }
+        }
+    }
+
+    #[test]
+    fn ioctl_numbers_are_kvms() {
+        // Cross-checked with linux/kvm.h.
+        assert_eq!(KVM_RUN, 0xae80);
+        assert_eq!(KVM_GET_REGS, 0x8090_ae81);
+        assert_eq!(KVM_SET_REGS, 0x4090_ae82);
+        assert_eq!(KVM_GET_SREGS, 0x8138_ae83);
+        assert_eq!(KVM_TRANSLATE, 0xc018_ae85);
+        assert_eq!(KVM_SET_GUEST_DEBUG, 0x4048_ae9b);
+    }
 }

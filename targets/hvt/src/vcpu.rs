@@ -19,6 +19,8 @@ pub enum Outcome {
     Violation(Violation),
     /// The guest crashed; the report names the exception and the backtrace.
     Crashed(String),
+    /// The guest was stopped from outside ([`Stopper`](crate::Stopper)).
+    Stopped,
 }
 
 impl Outcome {
@@ -28,6 +30,7 @@ impl Outcome {
             Outcome::Exited(s) => *s,
             Outcome::Violation(_) => abi::EXIT_VIOLATION,
             Outcome::Crashed(_) => abi::EXIT_CRASH,
+            Outcome::Stopped => 130,
         }
     }
 }
@@ -84,11 +87,16 @@ pub(crate) struct Guest<'c> {
     pub(crate) console: &'c mut dyn Write,
     pub(crate) random: Option<File>,
     pub(crate) net: Option<crate::net::Net>,
+    /// Asked from outside to end the guest.
+    pub(crate) stop: crate::Stopper,
 }
 
 impl Guest<'_> {
     pub(crate) fn run(&mut self, vcpu: &mut VcpuFd) -> Result<Outcome, MonitorError> {
         loop {
+            if self.stop.requested() {
+                return Ok(Outcome::Stopped);
+            }
             let exit = next_exit(vcpu)?;
             if let Some(outcome) = self.handle(exit, vcpu)? {
                 return Ok(outcome);

@@ -1,0 +1,284 @@
+//! A guest booted on a thread of its own, the way the session's `:boot`
+//! runs one: its image built, then booted on nym's monitor (in this
+//! process, its vCPU thread under the monitor's allowlist), under QEMU or
+//! on Xen, its console lines going to a writer, and a [`Stop`] that ends
+//! it from any thread. `nym run --target …` calls the same runners on its
+//! own thread, with the terminal as the console.
+use crate::build::{build_program, guest_cmdline};
+use crate::project::Project;
+use crate::{kvm, qemu, xen, Error, Out};
+use nym_graph::{Graph, Target};
+use std::io::Write;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Ends a booted guest from another thread, whatever runs it: nym's
+/// monitor is stopped at its next exit, QEMU is killed.
+#[derive(Clone, Default)]
+pub struct Stop(Arc<StopInner>);
+
+#[derive(Default)]
+struct StopInner {
+    requested: AtomicBool,
+    monitor: nym_hvt::Stopper,
+    /// QEMU, while it runs (taken back by its runner before it waits).
+    child: Mutex<Option<Child>>,
+}
+
+impl Stop {
+    /// Asks the guest to end. Safe to call again, and from any thread.
+    pub fn stop(&self) {
+        self.0.requested.store(true, Ordering::Release);
+        self.0.monitor.stop();
+        if let Some(child) = lock(&self.0.child).as_mut() {
+            let _ = child.kill();
+        }
+    }
+
+    /// Whether [`Stop::stop`] was called.
+    pub fn requested(&self) -> bool {
+        self.0.requested.load(Ordering::Acquire)
+    }
+
+    /// The monitor's stopper, for [`nym_hvt::Config::stop`].
+    pub fn monitor(&self) -> nym_hvt::Stopper {
+        self.0.monitor.clone()
+    }
+
+    /// Keeps `child` (QEMU) where [`Stop::stop`] can kill it; killed at
+    /// once if a stop came first.
+    pub(crate) fn hold(&self, mut child: Child) {
+        if self.requested() {
+            let _ = child.kill();
+        }
+        *lock(&self.0.child) = Some(child);
+    }
+
+    /// Takes the child back, to wait for it: from then on a stop cannot
+    /// signal a process id that may have been reused.
+    pub(crate) fn release(&self) -> Option<Child> {
+        lock(&self.0.child).take()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How to boot a graph's image: what `:boot` and `nym run` take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Key arguments, `--count 2`.
+    pub key_args: Vec<String>,
+    /// Guest memory in bytes.
+    pub mem: u64,
+    /// Host ports forwarded to guest ports (kvm and qemu).
+    pub forwards: Vec<(u16, u16)>,
+    /// A tap device for a kvm guest's network instead of forwards.
+    pub tap: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            key_args: Vec::new(),
+            mem: 32 << 20,
+            forwards: Vec::new(),
+            tap: None,
+        }
+    }
+}
+
+impl Options {
+    /// Reads the options of `:boot`: `-p HOST:GUEST` (repeated), `-m SIZE`,
+    /// `--tap NAME`, then `--` and the key arguments.
+    pub fn parse(text: &str) -> Result<Options, String> {
+        let mut o = Options::default();
+        let mut words = text.split_whitespace();
+        while let Some(w) = words.next() {
+            let mut value = |flag: &str| {
+                words
+                    .next()
+                    .ok_or_else(|| format!("`{flag}` needs a value"))
+            };
+            match w {
+                "-p" | "--publish" => o.forwards.push(parse_forward(value(w)?)?),
+                "-m" | "--mem" => o.mem = parse_mem(value(w)?)?,
+                "--tap" => o.tap = Some(value(w)?.to_owned()),
+                "--" => {
+                    o.key_args = words.by_ref().map(str::to_owned).collect();
+                }
+                other => {
+                    return Err(format!(
+                    "`{other}`: :boot takes -p HOST:GUEST, -m SIZE, --tap NAME, then -- and keys"
+                ))
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Parses a port forward, `HOST:GUEST`.
+pub fn parse_forward(text: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("`{text}` is not a port forward; write it HOST:GUEST, like 8080:80");
+    let (host, guest) = text.split_once(':').ok_or_else(bad)?;
+    let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(bad);
+    Ok((port(host)?, port(guest)?))
+}
+
+/// Parses a memory size: `32M`, `1G`, `512MiB`, `4096K`.
+pub fn parse_mem(text: &str) -> Result<u64, String> {
+    let t = text.trim_end_matches("iB").trim_end_matches('B');
+    let (digits, scale) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("`{text}` is not a size; write it like 32M or 1G"))
+}
+
+/// Builds `graph`'s image and boots it on its target, on the calling
+/// thread, until the guest ends or `stop` is used; the guest's exit
+/// status (130 when stopped).
+/// Host resources (forwarded ports, a tap) are taken before the build.
+pub fn run(
+    project: &Project,
+    graph: &Graph,
+    options: &Options,
+    console: &mut dyn Write,
+    out: &Out,
+    stop: &Stop,
+) -> Result<u8, Error> {
+    let cwd = &project.root;
+    match graph.target {
+        Target::Kvm => {
+            let mut config = kvm::prepare(
+                cwd,
+                project,
+                graph,
+                kvm::Options {
+                    key_args: &options.key_args,
+                    mem: options.mem,
+                    forwards: &options.forwards,
+                    tap: options.tap.as_deref(),
+                    gdb: None,
+                },
+                out,
+            )?;
+            if stop.requested() {
+                return Ok(130);
+            }
+            config.stop = Some(stop.monitor());
+            let outcome = nym_hvt::run(&config, console)?;
+            if let Some(report) = describe(&outcome) {
+                out.line(&report);
+            }
+            Ok(outcome.status().clamp(0, 255) as u8)
+        }
+        Target::Qemu => {
+            let cmdline = guest_cmdline(graph, &options.key_args)?;
+            qemu::check_forwards(&options.forwards)?;
+            let image = build_program(cwd, project, graph, false, out)?;
+            if stop.requested() {
+                return Ok(130);
+            }
+            let mem = options.mem;
+            Ok(qemu::run(
+                &image,
+                mem,
+                &cmdline,
+                &options.forwards,
+                console,
+                out,
+                stop,
+            )?)
+        }
+        Target::Xen => {
+            let cmdline = guest_cmdline(graph, &options.key_args)?;
+            let image = build_program(cwd, project, graph, false, out)?;
+            if stop.requested() {
+                return Ok(130);
+            }
+            Ok(xen::run(&image, options.mem, &cmdline, console, out, stop)?)
+        }
+        Target::Unix => Err(Error::BootTarget(Target::Unix)),
+    }
+}
+
+/// How a monitor's guest ended, when it did not end by itself.
+pub fn describe(outcome: &nym_hvt::Outcome) -> Option<String> {
+    match outcome {
+        nym_hvt::Outcome::Exited(_) => None,
+        nym_hvt::Outcome::Violation(v) => Some(format!(
+            "nym: the guest broke the hypercall ABI and was stopped: {v}"
+        )),
+        // Empty when it was already shown (during a gdb session).
+        nym_hvt::Outcome::Crashed(report) if report.is_empty() => None,
+        nym_hvt::Outcome::Crashed(report) => Some(format!("nym: {}", report.trim_end())),
+        nym_hvt::Outcome::Stopped => Some("nym: the guest was stopped".into()),
+    }
+}
+
+/// A guest booting or running on a thread of its own.
+pub struct Booted {
+    stop: Stop,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Booted {
+    /// Starts [`run`] on a new thread; `ended` gets its result.
+    pub fn spawn(
+        project: Project,
+        graph: Graph,
+        options: Options,
+        mut console: Box<dyn Write + Send>,
+        out: Out,
+        ended: impl FnOnce(Result<u8, Error>) + Send + 'static,
+    ) -> Booted {
+        let stop = Stop::default();
+        let theirs = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("nym-boot".into())
+            .spawn(move || {
+                let result = run(&project, &graph, &options, &mut *console, &out, &theirs);
+                ended(result)
+            })
+            .ok();
+        Booted { stop, thread }
+    }
+
+    /// Whether the guest has ended (or never started).
+    pub fn finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Stops the guest and waits up to `grace` for its thread; false if it
+    /// is still running then (a build in progress finishes on its own,
+    /// then boots nothing).
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        loop {
+            // Again and again: a kick that lands just before the vCPU
+            // enters KVM_RUN is lost.
+            self.stop.stop();
+            if self.finished() {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
