@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub use nym_driver::Error as CliError;
+pub(crate) use nym_driver::Error as CliError;
 
 fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
@@ -61,7 +61,7 @@ pub(crate) fn load(cwd: &Path, args: &ProjectArgs) -> Result<(Project, Graph), C
 }
 
 /// `nym new`.
-pub fn new(cwd: &Path, name: &str, template: Template) -> Result<ExitCode, CliError> {
+pub(crate) fn new(cwd: &Path, name: &str, template: Template) -> Result<ExitCode, CliError> {
     let dir = new::create(cwd, name, template).map_err(|e| CliError::Other(Box::new(e)))?;
     eprintln!(
         "created {} from the {template:?} template",
@@ -72,7 +72,7 @@ pub fn new(cwd: &Path, name: &str, template: Template) -> Result<ExitCode, CliEr
 }
 
 /// `nym check`.
-pub fn check(cwd: &Path, args: &ProjectArgs, short: bool) -> Result<ExitCode, CliError> {
+pub(crate) fn check(cwd: &Path, args: &ProjectArgs, short: bool) -> Result<ExitCode, CliError> {
     let (project, _, errors, warnings) = checked(cwd, args, short)?;
     let target: Target = args.target.into();
     eprintln!(
@@ -87,7 +87,7 @@ pub fn check(cwd: &Path, args: &ProjectArgs, short: bool) -> Result<ExitCode, Cl
 }
 
 /// `nym fmt`.
-pub fn fmt(cwd: &Path, file: Option<&Path>, check: bool) -> Result<ExitCode, CliError> {
+pub(crate) fn fmt(cwd: &Path, file: Option<&Path>, check: bool) -> Result<ExitCode, CliError> {
     let project = Project::open(cwd, file)?;
     let name = project.display_path(cwd);
     let formatted = match nym_graph::format::format(&project.source) {
@@ -120,14 +120,14 @@ pub fn fmt(cwd: &Path, file: Option<&Path>, check: bool) -> Result<ExitCode, Cli
 }
 
 /// `nym graph`.
-pub fn graph(cwd: &Path, args: &ProjectArgs, dot: bool) -> Result<ExitCode, CliError> {
+pub(crate) fn graph(cwd: &Path, args: &ProjectArgs, dot: bool) -> Result<ExitCode, CliError> {
     let (_, g) = load(cwd, args)?;
     print!("{}", if dot { print::dot(&g) } else { print::text(&g) });
     Ok(ExitCode::SUCCESS)
 }
 
 /// `nym run`.
-pub fn run(
+pub(crate) fn run(
     cwd: &Path,
     args: &ProjectArgs,
     key_args: &[String],
@@ -245,7 +245,7 @@ pub(crate) async fn start_unless_interrupted(
 
 /// `nym build`: prints the program's path; for qemu the command that boots
 /// it; for xen the path of the `xl` domain config written next to it.
-pub fn build(
+pub(crate) fn build(
     cwd: &Path,
     args: &ProjectArgs,
     release: bool,
@@ -279,7 +279,7 @@ pub fn build(
 
 /// `nym debug`: the monitor with its stub on a free loopback port, and a
 /// stock gdb attached with the image's symbols and a first breakpoint.
-pub fn debug(
+pub(crate) fn debug(
     cwd: &Path,
     args: &ProjectArgs,
     key_args: &[String],
@@ -355,7 +355,7 @@ pub fn debug(
 }
 
 /// Boots an image in nym's monitor; the guest's status becomes nym's.
-pub fn boot(config: nym_hvt::Config) -> Result<ExitCode, CliError> {
+pub(crate) fn boot(config: nym_hvt::Config) -> Result<ExitCode, CliError> {
     let outcome = nym_hvt::run(&config, &mut std::io::stdout())?;
     report(&outcome);
     Ok(ExitCode::from(outcome.status().clamp(0, 255) as u8))

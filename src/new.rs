@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// A project template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Template {
+pub(crate) enum Template {
     /// Console, clock and sleep: a greeting `count` times.
     Hello,
     /// A key-value store whose counter survives restarts.
@@ -88,7 +88,7 @@ impl Template {
 
 /// Why a project could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum NewError {
+pub(crate) enum NewError {
     /// The name is not a crate name.
     #[error("`{0}` is not a valid project name: use lowercase letters, digits, `-` and `_`, starting with a letter")]
     BadName(String),
@@ -106,7 +106,7 @@ pub enum NewError {
 }
 
 /// Creates project `name` in `parent` from `template`; returns its directory.
-pub fn create(parent: &Path, name: &str, template: Template) -> Result<PathBuf, NewError> {
+pub(crate) fn create(parent: &Path, name: &str, template: Template) -> Result<PathBuf, NewError> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name
             .chars()

@@ -43,7 +43,6 @@
 //! implementation backs which device is the graph's business (`graph/`). The
 //! crate is `no_std` + `alloc` and CI builds it for `x86_64-unknown-none`.
 #![cfg_attr(not(feature = "std"), no_std)]
-#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;

@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end tests: run the real `nym` binary in a
 //! project, with generated builds sharing one target directory.
+#![allow(unreachable_pub)] // shared by several test binaries, each using some
 #![allow(dead_code)]
 pub mod tls;
 

@@ -1,5 +1,6 @@
 //! A test CA and a server certificate signed by it, made by `openssl` for
 //! each test run, so no test trusts a key that is committed anywhere.
+#![allow(unreachable_pub)] // shared by several test binaries, each using some
 use std::path::Path;
 use std::process::Command;
 

@@ -10,6 +10,7 @@
 //! Every binding has a Ctrl+letter form, since terminals (and tmux) send
 //! nothing distinct for Ctrl+Enter or Shift+Enter. The file is Markdown
 //! with fenced cells ([`nym_repl::notebook`]); outputs are not stored.
+#![allow(unsafe_code)] // redirects file descriptor 2 while the terminal is owned
 use nym_repl::notebook::{self, Cell, CellKind};
 use nym_repl::{Reply, Session, Status};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -507,13 +508,14 @@ impl StderrToLog {
         let Ok((reader, writer)) = std::io::pipe() else {
             return none;
         };
-        // SAFETY: dup and dup2 on descriptors this process owns; the saved
-        // copy is owned by the OwnedFd from here on.
+        // SAFETY: dup of a descriptor this process owns.
         let saved = unsafe { libc::dup(2) };
         if saved < 0 {
             return none;
         }
+        // SAFETY: `saved` was just made by dup and is owned by nothing else.
         let saved = unsafe { std::os::fd::OwnedFd::from_raw_fd(saved) };
+        // SAFETY: dup2 between descriptors this process owns.
         if unsafe { libc::dup2(writer.as_raw_fd(), 2) } < 0 {
             return none;
         }

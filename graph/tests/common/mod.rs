@@ -1,5 +1,6 @@
 //! The fixture application crate shared by the graph crate's tests and the
 //! fuzz target: jobs of every shape the checker must accept or refuse.
+#![allow(unreachable_pub)] // shared by several test binaries, each using some
 use nym_graph::RustCrate;
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -23,16 +23,16 @@ const ROUNDS: usize = 200_000;
 const TURNS: usize = 8;
 
 /// The two stacks' addresses: `A` listens, `B` connects.
-pub const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-pub const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+pub(crate) const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+pub(crate) const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
 /// A monotonic clock that moves only when a [`Sleeper`] sleeps on it.
 #[derive(Clone, Default)]
-pub struct Clock(Arc<AtomicU64>);
+pub(crate) struct Clock(Arc<AtomicU64>);
 
 impl Clock {
     /// The virtual time since the clock was made.
-    pub fn now(&self) -> Duration {
+    pub(crate) fn now(&self) -> Duration {
         Duration::from_nanos(self.0.load(Ordering::SeqCst))
     }
 }
@@ -46,7 +46,7 @@ impl MonoClock for Clock {
 /// A [`Time`] over a [`Clock`]: a sleep gives the other tasks [`TURNS`]
 /// turns, then moves the clock to its deadline and returns. Simulated
 /// seconds take no wall time.
-pub struct Sleeper(pub Clock);
+pub(crate) struct Sleeper(pub Clock);
 
 impl Time for Sleeper {
     fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
@@ -63,7 +63,7 @@ impl Time for Sleeper {
 }
 
 /// A stack on `netif` at `config`, on `clock`.
-pub fn direct(netif: PairEnd, clock: &Clock, config: Config) -> Direct {
+pub(crate) fn direct(netif: PairEnd, clock: &Clock, config: Config) -> Direct {
     let mut seed = [0; 8];
     seed[..6].copy_from_slice(&netif.mac());
     let random = crate::random::Seeded::new(u64::from_le_bytes(seed));
@@ -72,12 +72,12 @@ pub fn direct(netif: PairEnd, clock: &Clock, config: Config) -> Direct {
 }
 
 /// `addr`/24.
-pub fn cidr(addr: Ipv4Addr) -> Config {
+pub(crate) fn cidr(addr: Ipv4Addr) -> Config {
     Config::new(Ipv4Cidr { addr, prefix: 24 })
 }
 
 /// A group running `stack`'s driver.
-pub fn driving(stack: &Direct) -> Group<'static> {
+pub(crate) fn driving(stack: &Direct) -> Group<'static> {
     let mut g = Group::new();
     g.push(stack.driver());
     g
@@ -85,7 +85,7 @@ pub fn driving(stack: &Direct) -> Group<'static> {
 
 /// Two stacks over a [`pair`], at [`A`] and [`B`], on one clock; each with
 /// its driver in a group of its own, so a test can stop one.
-pub struct Two {
+pub(crate) struct Two {
     pub a: Direct,
     pub b: Direct,
     pub clock: Clock,
@@ -93,7 +93,7 @@ pub struct Two {
     pub b_driver: Group<'static>,
 }
 
-pub fn two() -> Two {
+pub(crate) fn two() -> Two {
     let clock = Clock::default();
     let (x, y) = pair();
     let a = direct(x, &clock, cidr(A));
@@ -110,7 +110,7 @@ pub fn two() -> Two {
 /// Polls `fut` to completion, polling the tasks of `beside` between its
 /// polls (a waker that does nothing: every round polls everything). Panics
 /// after [`ROUNDS`] rounds.
-pub fn run<F: Future>(beside: &mut [&mut Group<'_>], fut: F) -> F::Output {
+pub(crate) fn run<F: Future>(beside: &mut [&mut Group<'_>], fut: F) -> F::Output {
     let mut fut = pin!(fut);
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..ROUNDS {
@@ -125,7 +125,7 @@ pub fn run<F: Future>(beside: &mut [&mut Group<'_>], fut: F) -> F::Output {
 }
 
 /// Completes once `cond` holds (checked at every poll).
-pub async fn until(mut cond: impl FnMut() -> bool) {
+pub(crate) async fn until(mut cond: impl FnMut() -> bool) {
     core::future::poll_fn(|_| {
         if cond() {
             Poll::Ready(())

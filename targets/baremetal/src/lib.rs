@@ -15,6 +15,9 @@
 //! workspace are unaffected; CI lints it for that target.
 #![cfg_attr(target_os = "none", no_std)]
 #![warn(missing_docs)]
+// The runtime's modules are private and meet through `pub` items that
+// `pub use runtime::*` exposes only in part.
+#![allow(unreachable_pub)]
 
 #[cfg(target_os = "none")]
 extern crate alloc;

@@ -62,7 +62,6 @@
 //! needs. The monitor refuses to boot an image whose devices it was not
 //! given (a block file), naming what is missing.
 #![cfg_attr(not(test), no_std)]
-#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 /// The first hypercall port; call `n` is `PORT_BASE + n`.

@@ -8,6 +8,7 @@
 //! `kvm_floor 1000000`, the guest first runs a two-instruction loop that
 //! many times (`dec ecx; jnz`, no exits): the time per iteration is what
 //! guest code costs on this machine.
+#![allow(unsafe_code)] // a VM by hand: guest memory and its mapping
 use kvm_ioctls::{Kvm, VcpuExit};
 use std::time::Instant;
 

@@ -15,6 +15,7 @@
 //! few milliseconds, so `KVM_RUN` returns and the stub can look for gdb's
 //! interrupt even in a guest that never exits on its own; a guest asleep in
 //! WAIT sleeps in short slices for the same reason.
+#![allow(unsafe_code)] // guest debug registers and page tables from outside
 use crate::error::MonitorError;
 use crate::hypercall::{self, Call};
 use crate::vcpu::{next_exit, Exit, Guest, Outcome};

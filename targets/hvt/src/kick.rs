@@ -3,6 +3,7 @@
 //! so `KVM_RUN` returns `EINTR` and the loop looks at why. The debugger
 //! kicks to see gdb's Ctrl-C; a [`Stopper`] kicks to end a guest (the
 //! REPL's `:stop`).
+#![allow(unsafe_code)] // a signal handler and pthread_kill
 use crate::net::Link;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Once};

@@ -4,6 +4,7 @@
 //! guest-supplied address and length into a [`GuestRange`] only if it lies
 //! wholly inside guest memory (no overflow, no wrap). Handlers take ranges,
 //! never raw addresses, so a hostile guest cannot name host memory.
+#![allow(unsafe_code)] // owns guest memory: the one place it is mapped and read
 use std::ptr::NonNull;
 
 /// A guest-physical range already checked against guest memory.

@@ -1,6 +1,7 @@
 //! Booting a guest: read and check the image, lay out guest memory, set
 //! up the VM and its vCPU, start the devices, then hand over to the vCPU
 //! loop (or to gdb first).
+#![allow(unsafe_code)] // maps guest memory into the VM
 use crate::boot::{self, BOOT_INFO};
 use crate::debug::debug_session;
 use crate::devices::open_block;

@@ -10,6 +10,7 @@
 //! parsed by anything but smoltcp. The link is memory to memory, so neither
 //! end computes or checks IP and TCP checksums (the guest's `Netif` says
 //! it is `reliable`): a guest's CPU is the scarce thing under nested KVM.
+#![allow(unsafe_code)] // eventfd, poll and the tap's descriptor
 use libos::stack::Frames;
 use nym_hvt_abi as abi;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};

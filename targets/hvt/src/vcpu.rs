@@ -1,5 +1,6 @@
 //! The vCPU loop: run until the next exit, hand each exit to the
 //! devices, the hypercall decoder or the crash report, until the guest ends.
+#![allow(unsafe_code)] // reads the vCPU's run area after KVM_EXIT_INTERNAL_ERROR
 use crate::elf::Image;
 use crate::error::MonitorError;
 use crate::hypercall::{self, Violation};

@@ -5,6 +5,7 @@
 //! dependency order and lent, as `Arc<dyn Trait>`, to jobs that live in the
 //! application library ([`Library`]). The library is refused unless its ABI
 //! fingerprint equals ours.
+#![allow(unsafe_code)] // dlopen of the application library
 use crate::devices::{self, kv_dir};
 use crate::keys::Keys;
 use crate::platform;

@@ -1,5 +1,6 @@
 //! Entry from nym's monitor (64-bit, boot info in `rdi`) to `nym_main`,
 //! and the panic handler.
+#![allow(unsafe_code)] // the entry from the monitor and the boot info it passes
 use super::{exceptions, heap, sys};
 use nym_hvt_abi::BootInfo;
 

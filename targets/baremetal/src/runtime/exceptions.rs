@@ -1,6 +1,7 @@
 //! CPU exceptions: an IDT whose 32 handlers report the fault to the monitor
 //! (vector, error code, rip, cr2 and the frame pointer to walk), which
 //! prints it with a symbolised backtrace and ends the guest.
+#![allow(unsafe_code)] // the IDT and the handlers' register frames
 use super::{hvt, sys};
 use nym_hvt_abi as abi;
 

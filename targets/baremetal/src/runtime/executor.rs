@@ -1,6 +1,7 @@
 //! A single-threaded executor: polls the jobs that were woken, and when
 //! none is runnable sleeps in the platform's wait primitive until the
 //! earliest timer deadline, so an idle guest costs the host nothing.
+#![allow(unsafe_code)] // the executor's raw waker
 use super::sys;
 use alloc::{string::String, vec::Vec};
 use core::future::Future;

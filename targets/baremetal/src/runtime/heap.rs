@@ -1,4 +1,5 @@
 //! The heap: everything between the end of the image and the stack.
+#![allow(unsafe_code)] // the heap's memory range
 use linked_list_allocator::LockedHeap;
 
 #[global_allocator]

@@ -1,6 +1,7 @@
 //! Hypercalls to nym's KVM monitor: `out dx, eax` with the argument
 //! struct's address (guest memory is identity-mapped, so a pointer is its
 //! physical address).
+#![allow(unsafe_code)] // hypercalls to nym's monitor (port I/O)
 use nym_hvt_abi::{self as abi, PORT_BASE};
 
 /// Makes hypercall `nr` with `arg`, which the monitor may update in place.

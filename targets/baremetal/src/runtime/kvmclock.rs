@@ -2,6 +2,7 @@
 //! up to date, read with the TSC and no VM exit. KVM's kvmclock (registered
 //! through MSRs; PVH under QEMU) and Xen's (in the shared info page) use
 //! the same structure, so one reader serves both.
+#![allow(unsafe_code)] // MSRs, CPUID and the shared clock page
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 #[repr(C, align(32))]
@@ -156,10 +157,10 @@ fn system_ns() -> u64 {
 /// high bits).
 pub fn use_xen(time: u64, wall: u64) {
     CLOCK.store(time as *mut PvClock, Ordering::Relaxed);
-    // SAFETY: the shared info page is mapped (identity) and Xen keeps these
-    // fields up to date; a torn read is retried through the version.
     let base = loop {
         let w = wall as *const u32;
+        // SAFETY: the shared info page is mapped (identity) and Xen keeps
+        // these fields up to date; a torn read is retried through the version.
         unsafe {
             let v1 = core::ptr::read_volatile(w);
             let sec = u64::from(core::ptr::read_volatile(w.add(1)));

@@ -14,6 +14,7 @@
 //! The firmware (SeaBIOS under `-M microvm`) prints on the same serial
 //! port, so the guest starts its output with [`BOOT_MARKER`]; `nym run`
 //! shows only what follows it.
+#![allow(unsafe_code)] // the PVH entry, page tables, port I/O and MSRs
 use super::kvmclock::{self, cpuid, rdmsr, rdtsc, wrmsr};
 use super::{entry, exceptions, heap};
 

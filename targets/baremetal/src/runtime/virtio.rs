@@ -11,6 +11,7 @@
 //! the device uses. Two split virtqueues of [`QUEUE`] entries: receive
 //! (every buffer posted, reposted as soon as its frame is copied out) and
 //! transmit (a slot is reused once the device has returned it).
+#![allow(unsafe_code)] // device registers and rings in MMIO and DMA memory
 use super::executor::wake_after_wait;
 use alloc::alloc::{alloc_zeroed, Layout};
 use core::ptr::{read_volatile, write_volatile};

@@ -5,6 +5,7 @@
 //! `SCHEDOP_shutdown`. Xen cannot pass an exit status on, so the guest
 //! prints it in a last console line, [`STATUS_MARKER`], which `nym run
 //! --target xen` reads.
+#![allow(unsafe_code)] // hypercalls through Xen's hypercall page
 use super::kvmclock::{self, cpuid, wrmsr};
 use core::sync::atomic::{AtomicU32, Ordering};
 

@@ -6,6 +6,7 @@
 //! an unprivileged user can be given. The host configures its side
 //! (address, routes, bridge); the stack over the tap has its own MAC and
 //! address.
+#![allow(unsafe_code)] // the tap device's ioctls
 use super::{io_error, InitError};
 use libos::{BoxFuture, NetError, Netif, Random};
 use std::io;
@@ -135,8 +136,8 @@ impl Netif for Tap {
                     .writable()
                     .await
                     .map_err(|e| NetError::Io(io_error(&e)))?;
-                // SAFETY: writes `frame` to our descriptor; the length is its own.
                 match guard.try_io(|fd| {
+                    // SAFETY: writes `frame` to our descriptor; the length is its own.
                     let n =
                         unsafe { libc::write(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
                     if n < 0 {
@@ -160,8 +161,8 @@ impl Netif for Tap {
                     .readable()
                     .await
                     .map_err(|e| NetError::Io(io_error(&e)))?;
-                // SAFETY: reads at most `buf.len()` bytes into `buf`.
                 match guard.try_io(|fd| {
+                    // SAFETY: reads at most `buf.len()` bytes into `buf`.
                     let n =
                         unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
                     if n < 0 {

@@ -1,4 +1,5 @@
 //! Helpers shared by the stack tests of this crate.
+#![allow(unreachable_pub)] // shared by several test binaries, each using some
 #![allow(dead_code)]
 use libos::stack::{Config, Direct, Driven};
 use libos::{Ipv4Cidr, MonoClock, Netif, Time};
