@@ -15,7 +15,11 @@ use std::process::ExitCode;
 use tokio::sync::mpsc;
 
 /// `nym run --watch`.
-pub(crate) fn run(cwd: &Path, args: &ProjectArgs, key_args: &[String]) -> Result<ExitCode, CliError> {
+pub(crate) fn run(
+    cwd: &Path,
+    args: &ProjectArgs,
+    key_args: &[String],
+) -> Result<ExitCode, CliError> {
     let (project, graph) = load(cwd, args)?;
     let keys = key_values(&graph, key_args)?;
     let root = project.root.clone();
