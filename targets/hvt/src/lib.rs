@@ -6,10 +6,14 @@
 //! exit, and fault reports with a symbolised backtrace.
 //!
 //! Layers: [`elf`] validates an image into a typed [`elf::Image`];
-//! `seccomp` drops every system call the run loop does not need;
-//! `memory` owns guest memory and turns guest addresses into checked host
-//! slices; `vcpu` sets up long mode; `hypercall` decodes each call into a
-//! validated request before any handler sees it; `monitor` runs the loop.
+//! [`memory`] owns guest memory and turns guest addresses into checked
+//! host slices; [`boot`] lays out memory and page tables and enters long
+//! mode; [`hypercall`] decodes each call into a validated request before
+//! any handler sees it; [`monitor`] boots; `vcpu` runs the loop, `devices`
+//! serves the calls and `crash` writes crash reports; `debug` is gdb's
+//! debuggee; `kick` reaches the vCPU thread from others ([`Stopper`]);
+//! [`seccomp`] is one system-call allowlist per thread; [`net`] is the
+//! guest's network (netd).
 //!
 //! Invariant: every guest-supplied address and length is checked against
 //! guest memory before use; a violation ends the guest, never the monitor.
