@@ -1,9 +1,14 @@
 //! The parser: tokens to a [`File`], with error recovery.
 //!
 //! A statement that fails to parse is reported once and skipped up to its
-//! `;` (or to the next `let`), and an argument that fails is skipped up to
-//! the next `,` or `)`, so independent mistakes each get their own
-//! diagnostic and the rest of the file is still checked.
+//! `;` (or to the start of the next statement), and an argument that fails
+//! is skipped up to the next `,` or `)`, so independent mistakes each get
+//! their own diagnostic and the rest of the file is still checked.
+//!
+//! A statement starts at a `let` (a keyword, never inside an expression)
+//! or at a `register(` that begins a line. An argument list whose `)` is
+//! missing ends there too, so a call left open while the user types never
+//! swallows the statements after it.
 use crate::diagnostic::Diagnostic;
 use crate::lexer::{lex, Token, TokenKind};
 use crate::syntax::{Arg, Expr, ExprKind, File, Ident, MatchArm, Path, Span, Stmt};
@@ -12,11 +17,7 @@ use libos::value::{parse_duration, parse_int, Value};
 /// Parses `src`, returning the tree and the syntax errors.
 pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
     let (tokens, comments) = lex(src);
-    let mut p = Parser {
-        tokens,
-        pos: 0,
-        diags: Vec::new(),
-    };
+    let mut p = Parser::new(src, tokens);
     let mut stmts = Vec::new();
     while !p.at(&TokenKind::Eof) {
         let before = p.pos;
@@ -34,11 +35,7 @@ pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
 /// Parses one expression on its own (the REPL's input), with its errors.
 pub fn parse_expr(src: &str) -> (Option<Expr>, Vec<Diagnostic>) {
     let (tokens, _) = lex(src);
-    let mut p = Parser {
-        tokens,
-        pos: 0,
-        diags: Vec::new(),
-    };
+    let mut p = Parser::new(src, tokens);
     let e = p.expr().ok();
     if e.is_some() && !p.at(&TokenKind::Eof) {
         let t = p.peek().clone();
@@ -53,6 +50,8 @@ pub fn parse_expr(src: &str) -> (Option<Expr>, Vec<Diagnostic>) {
 
 struct Parser {
     tokens: Vec<Token>,
+    /// Whether each token is the first on its line.
+    line_start: Vec<bool>,
     pos: usize,
     diags: Vec<Diagnostic>,
 }
@@ -84,6 +83,23 @@ fn describe(kind: &TokenKind) -> String {
 }
 
 impl Parser {
+    fn new(src: &str, tokens: Vec<Token>) -> Self {
+        let line_start = tokens
+            .iter()
+            .scan(0, |prev_end, t| {
+                let gap = &src[(*prev_end).min(t.span.start)..t.span.start];
+                let first = *prev_end == 0 || gap.contains('\n');
+                *prev_end = t.span.end;
+                Some(first)
+            })
+            .collect();
+        Parser {
+            tokens,
+            line_start,
+            pos: 0,
+            diags: Vec::new(),
+        }
+    }
     fn peek(&self) -> &Token {
         &self.tokens[self.pos.min(self.tokens.len() - 1)]
     }
@@ -96,6 +112,26 @@ impl Parser {
     fn at_keyword(&self, kw: &str) -> bool {
         matches!(&self.peek().kind, TokenKind::Ident(s) if s == kw)
     }
+    /// Whether the next token starts a statement: a `let`, or a
+    /// `register(` at the start of a line (`register` is no keyword, and
+    /// written inside an expression it is the checker's to refuse).
+    fn at_stmt_start(&self) -> bool {
+        self.at_keyword("let")
+            || (self.at_keyword("register")
+                && self.peek_at(1).kind == TokenKind::LParen
+                && self.line_start.get(self.pos).copied().unwrap_or(false))
+    }
+    /// Whether the statement being parsed cannot go on: the input ended,
+    /// or a `;` or the next statement came.
+    fn at_stmt_end(&self) -> bool {
+        self.at(&TokenKind::Eof) || self.at(&TokenKind::Semi) || self.at_stmt_start()
+    }
+    /// Whether a diagnostic was already reported at the next token or after
+    /// the last one taken (the statement's end was found and reported).
+    fn reported_here(&self) -> bool {
+        let end = self.prev_end();
+        self.diags.last().is_some_and(|d| d.span.start >= end)
+    }
     fn bump(&mut self) -> Token {
         let t = self.peek().clone();
         if self.pos < self.tokens.len() - 1 {
@@ -107,6 +143,10 @@ impl Parser {
         self.pos
             .checked_sub(1)
             .map_or(0, |i| self.tokens[i].span.end)
+    }
+    /// The empty span just after the last token taken.
+    fn prev_span(&self) -> Span {
+        Span::new(self.prev_end(), self.prev_end())
     }
 
     /// Reports what was found instead of `what`.
@@ -149,19 +189,14 @@ impl Parser {
         }
     }
 
-    /// Skips to just after the next `;`, or to the next `let`.
+    /// Skips to just after the next `;`, or to the start of the next statement.
     fn recover_stmt(&mut self) {
         loop {
-            match &self.peek().kind {
-                TokenKind::Eof => return,
-                TokenKind::Semi => {
-                    self.bump();
-                    return;
-                }
-                TokenKind::Ident(k) if k == "let" => return,
-                _ => {
-                    self.bump();
-                }
+            if self.at(&TokenKind::Eof) || self.at_stmt_start() {
+                return;
+            }
+            if self.bump().kind == TokenKind::Semi {
+                return;
             }
         }
     }
@@ -197,10 +232,10 @@ impl Parser {
             return Ok(());
         }
         let end = self.prev_end();
-        let next_starts_stmt = self.at_keyword("let") || self.at(&TokenKind::Eof);
-        // The file ended inside the statement and that was reported (an
-        // unclosed call): a missing `;` there is the same mistake.
-        if self.at(&TokenKind::Eof) && self.diags.last().is_some_and(|d| d.span.start >= end) {
+        let next_starts_stmt = self.at_stmt_start() || self.at(&TokenKind::Eof);
+        // The statement ended early and that was reported (an unclosed
+        // call): a missing `;` there is the same mistake.
+        if next_starts_stmt && self.reported_here() {
             return Ok(());
         }
         self.diags.push(
@@ -285,7 +320,7 @@ impl Parser {
                 }
                 let (args, close) = self.args(depth)?;
                 Ok(Expr {
-                    span: t.span.to(close),
+                    span: t.span.to(self.prev_span()),
                     kind: ExprKind::Job { path, args, close },
                 })
             }
@@ -294,7 +329,7 @@ impl Parser {
                 if self.at(&TokenKind::LParen) {
                     let (args, close) = self.args(depth)?;
                     Ok(Expr {
-                        span: path.span.to(close),
+                        span: path.span.to(self.prev_span()),
                         kind: ExprKind::Call { path, args, close },
                     })
                 } else if path.segments.len() == 1 {
@@ -401,9 +436,8 @@ impl Parser {
             if self.at(&TokenKind::RParen) {
                 return Ok((args, self.bump().span));
             }
-            if self.at(&TokenKind::Eof) || self.at(&TokenKind::Semi) {
-                self.unexpected("`)`");
-                return Ok(self.unclosed(args));
+            if self.at_stmt_end() {
+                return Ok(self.unclosed(args, "`)`"));
             }
             let named = matches!(self.peek().kind, TokenKind::Ident(_))
                 && self.peek_at(1).kind == TokenKind::Eq;
@@ -418,12 +452,9 @@ impl Parser {
                 Ok(value) => args.push(Arg { name, value }),
                 Err(()) => {
                     // Skip this argument, keep the others.
-                    let start = self.peek().span;
+                    let start = self.peek().span.start;
                     self.skip_until_arg_end();
-                    let span = start.to(Span::new(
-                        self.prev_end().max(start.start),
-                        self.prev_end().max(start.start),
-                    ));
+                    let span = Span::new(start, self.prev_end().max(start));
                     args.push(Arg {
                         name,
                         value: Expr {
@@ -435,14 +466,15 @@ impl Parser {
             }
             if self.at(&TokenKind::Comma) {
                 self.bump();
-            } else if self.at(&TokenKind::Eof) || self.at(&TokenKind::Semi) {
-                self.unexpected("`,` or `)`");
-                return Ok(self.unclosed(args));
+            } else if self.at_stmt_end() {
+                return Ok(self.unclosed(args, "`,` or `)`"));
             } else if !self.at(&TokenKind::RParen) {
                 self.unexpected("`,` or `)`");
                 self.skip_until_arg_end();
                 if self.at(&TokenKind::Comma) {
                     self.bump();
+                } else if self.at_stmt_end() {
+                    return Ok(self.unclosed(args, "`)`"));
                 } else if !self.at(&TokenKind::RParen) {
                     return Err(());
                 }
@@ -450,20 +482,30 @@ impl Parser {
         }
     }
 
-    /// A call whose `)` never came (the input or the statement ended): it
-    /// keeps the arguments given, closed by an empty span where they stop,
-    /// so the statement still exists for the checker, and completion and
-    /// hover inside it know the call (a REPL line is one while it is typed).
-    /// The missing `)` was reported.
-    fn unclosed(&self, args: Vec<Arg>) -> (Vec<Arg>, Span) {
-        let end = self.prev_end();
-        (args, Span::new(end, end))
+    /// A call whose `)` never came (the input, the statement or the line
+    /// before the next statement ended): reports the missing `what` (once:
+    /// a failed last argument may have said so already) and keeps the
+    /// arguments given, so the statement still exists for the checker.
+    /// It is closed by an empty span at the token that ended it: the blank
+    /// space up to there is still inside the call, so completion and
+    /// signature help at `lossy(n, ▮` know the call (a REPL line is one
+    /// while it is typed).
+    fn unclosed(&mut self, args: Vec<Arg>, what: &str) -> (Vec<Arg>, Span) {
+        if !self.reported_here() {
+            self.unexpected(what);
+        }
+        let at = self.peek().span.start;
+        (args, Span::new(at, at))
     }
 
-    /// Skips to the `,` or `)` that ends the current argument, minding nesting.
+    /// Skips to the `,` or `)` that ends the current argument, minding
+    /// nesting, or to the end of the statement.
     fn skip_until_arg_end(&mut self) {
         let mut depth = 0usize;
         loop {
+            if self.at_stmt_start() {
+                return;
+            }
             match self.peek().kind {
                 TokenKind::Eof | TokenKind::Semi => return,
                 TokenKind::LParen | TokenKind::LBracket | TokenKind::LBrace => depth += 1,

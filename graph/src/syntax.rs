@@ -21,7 +21,8 @@ impl Span {
         Span::new(self.start.min(other.start), self.end.max(other.end))
     }
     /// Whether the span covers no byte: the `close` of a call whose `)`
-    /// is missing (the parser reported it).
+    /// is missing (the parser reported it; the span sits at the token that
+    /// ended the call, so the blank space before it is still the call's).
     pub fn is_empty(self) -> bool {
         self.start == self.end
     }
@@ -89,7 +90,9 @@ pub enum ExprKind {
         /// Its arguments.
         args: Vec<Arg>,
         /// The closing parenthesis (where a missing argument is reported);
-        /// empty where it is missing.
+        /// empty where it is missing, at the token that ended the call
+        /// (the end of the input, a `;`, the next statement), which may be
+        /// past the expression's own span.
         close: Span,
     },
     /// `job crate::function(args)`.
@@ -98,7 +101,7 @@ pub enum ExprKind {
         path: Path,
         /// Its arguments.
         args: Vec<Arg>,
-        /// The closing parenthesis; empty where it is missing.
+        /// The closing parenthesis; empty where it is missing (as for a call).
         close: Span,
     },
     /// A reference to a `let` binding.

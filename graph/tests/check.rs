@@ -139,6 +139,53 @@ fn an_unclosed_call_is_one_error_and_what_follows_is_still_checked() {
 }
 
 #[test]
+fn an_unclosed_call_ends_where_the_next_statement_starts() {
+    // A `let`, or a `register(` that begins a line, ends the argument
+    // list: one error for the missing `)` (none for the `;`), and the
+    // statements after it are kept and checked.
+    check(
+        r#"let c = console::default();
+let l = netif::lossy(netif::pair("a"),
+let m = kv::mme();
+let j = job hello::store(c, kv::mem()
+register("hello", [j]);
+"#,
+        expect![[r#"
+            nym::syntax
+
+              × expected `)`, found `let`
+               ╭─[unikernel.nym:3:1]
+             2 │ let l = netif::lossy(netif::pair("a"),
+             3 │ let m = kv::mme();
+               · ─┬─
+               ·  ╰── expected `)`
+             4 │ let j = job hello::store(c, kv::mem()
+               ╰────
+            nym::unknown-impl
+
+              × unknown implementation `kv::mme`
+               ╭─[unikernel.nym:3:9]
+             2 │ let l = netif::lossy(netif::pair("a"),
+             3 │ let m = kv::mme();
+               ·         ───┬───
+               ·            ╰── `kv` has: mem, baked, full, dir, block
+             4 │ let j = job hello::store(c, kv::mem()
+               ╰────
+              help: did you mean `kv::mem`?
+            nym::syntax
+
+              × expected `,` or `)`, found `register`
+               ╭─[unikernel.nym:5:1]
+             4 │ let j = job hello::store(c, kv::mem()
+             5 │ register("hello", [j]);
+               · ────┬───
+               ·     ╰── expected `,` or `)`
+               ╰────
+        "#]],
+    );
+}
+
+#[test]
 fn unknown_names_suggest_the_closest() {
     check(
         r#"let console = console::default();

@@ -462,47 +462,37 @@ let l = netif::lossy(n,$0"#,
 }
 
 #[test]
-fn completion_after_a_space_in_an_unclosed_call_loses_the_call() {
-    // FIXME: an unclosed call's `close` is an empty span at the end of its
-    // last token, so a cursor after `, ` (the usual place to ask) is
-    // outside the call: everything is offered, `l` itself included.
+fn completion_after_a_space_in_an_unclosed_call_is_for_the_argument() {
+    // The usual place to ask (and a REPL line's end): after `, ` at the end
+    // of the file. Only what fits `percent`, and never `l`, being defined.
     check_completions(
         r#"let n = netif::pair("a");
 let loss = key("loss", 5);
 let l = netif::lossy(n, $0"#,
         expect![[r#"
-            Implementation console::default   console::default() -> Console
-            Implementation clock::mono        clock::mono() -> MonoClock
-            Implementation clock::wall        clock::wall() -> WallClock
-            Implementation clock::scaled      clock::scaled(clock: MonoClock, factor: int) -> MonoClock
+            Binding        loss               int
+            Key            percent =          int
+            Key            seed =             int
+            Keyword        42                 a int
+            Key            key                key("name", default): a boot-time argument
+        "#]],
+    );
+}
+
+#[test]
+fn completion_after_a_space_in_an_unclosed_job_before_the_next_statement() {
+    // In an editor the call is left open above the statements that follow:
+    // the blank space up to them is still the call's.
+    check_completions(
+        r#"let c = console::default();
+let t = time::default();
+let j = job hello::start(c, $0
+register("hello", [j]);
+"#,
+        expect![[r#"
             Implementation time::default      time::default() -> Time
             Implementation time::scaled       time::scaled(time: Time, factor: int) -> Time
-            Implementation random::default    random::default() -> Random
-            Implementation random::seeded     random::seeded(seed: int) -> Random
-            Implementation kv::mem            kv::mem() -> Kv
-            Implementation kv::baked          kv::baked(dir: string) -> KvRo
-            Implementation kv::full           kv::full(kv: Kv) -> Kv
-            Implementation kv::dir            kv::dir(path: string) -> Kv
-            Implementation kv::block          kv::block(block: Block) -> Kv
-            Implementation block::file        block::file(path: string, size: int = 1048576) -> Block
-            Implementation block::mem         block::mem(size: int = 1048576) -> Block
-            Implementation stack::socket      stack::socket() -> Stack
-            Implementation stack::direct      stack::direct(netif: Netif, ipv4: ipv4 cidr) -> Stack
-            Implementation stack::dhcp        stack::dhcp(netif: Netif) -> Stack
-            Implementation netif::tap         netif::tap(name: string) -> Netif
-            Implementation netif::default     netif::default() -> Netif
-            Implementation netif::pair        netif::pair(name: string) -> Netif
-            Implementation netif::lossy       netif::lossy(netif: Netif, percent: int, seed: int = 1) -> Netif
-            Implementation tls::server        tls::server(stack: Stack, certs: KvRo) -> Stack
-            Implementation tls::client        tls::client(stack: Stack, roots: KvRo, name: string) -> Stack
-            Binding        n                  Netif
-            Binding        loss               int
-            Binding        l                  Netif
-            Keyword        let                keyword
-            Keyword        job                keyword
-            Keyword        key                keyword
-            Keyword        register           keyword
-            Keyword        match target       keyword
+            Binding        t                  Time
         "#]],
     );
 }
@@ -707,17 +697,22 @@ let c = kv::mem();
 }
 
 #[test]
-fn symbols_after_an_unclosed_call_lose_the_next_let() {
-    // FIXME: the unclosed call's argument list runs on into the next
-    // statement (it stops at a `;`, not at a `let`), so `m` is lost.
+fn symbols_after_an_unclosed_call_keep_the_next_let() {
+    // The unclosed call's argument list ends where the next statement
+    // starts, as a statement that fails to parse does.
     check_symbols(
         r#"let l = netif::lossy(netif::pair("a"),
 let m = kv::mem();
 let c = console::default();
+let j = job hello::store(c, m
+register("hello", [j]);
 "#,
         expect![[r#"
-            l: Netif  name 1:5 "l"  statement 1:1..2:19
+            l: Netif  name 1:5 "l"  statement 1:1..1:39
+            m: Kv  name 2:5 "m"  statement 2:1..2:19
             c: Console  name 3:5 "c"  statement 3:1..3:28
+            j: Job  name 4:5 "j"  statement 4:1..4:30
+            register: the jobs that run  name 5:1 "register"  statement 5:1..5:24
         "#]],
     );
 }
@@ -966,9 +961,7 @@ fn signature_help_for_a_named_argument_marks_the_position_not_the_name() {
 }
 
 #[test]
-fn signature_help_after_a_space_in_an_unclosed_call_is_lost() {
-    // FIXME: as for completion: the cursor after `, ` is past the unclosed
-    // call's empty `close` (the first case, without the space, works).
+fn signature_help_after_a_space_in_an_unclosed_call_knows_the_call() {
     check_signature_help(
         r#"let l = netif::lossy(netif::pair("a"),$0"#,
         expect![[r#"
@@ -981,7 +974,27 @@ fn signature_help_after_a_space_in_an_unclosed_call_is_lost() {
     check_signature_help(
         r#"let l = netif::lossy(netif::pair("a"), $0"#,
         expect![[r#"
-            no signature help
+            netif::lossy(netif: Netif, percent: int, seed: int = 1) -> Netif
+              - netif: Netif
+              > percent: int
+              - seed: int
+        "#]],
+    );
+}
+
+#[test]
+fn signature_help_in_an_unclosed_call_above_other_statements() {
+    check_signature_help(
+        r#"let c = console::default();
+let j = job hello::start(c, $0
+let m = kv::mem();
+register("hello", [j]);
+"#,
+        expect![[r#"
+            pub async fn start(console: impl Console, time: impl Time, count: u32)
+              - console: Console
+              > time: Time
+              - count: int
         "#]],
     );
 }
