@@ -358,10 +358,7 @@ impl<D: Debuggee> HwWatchpoint for Stub<'_, D> {
     ) -> TargetResult<bool, Self> {
         // x86 debug registers watch 1, 2, 4 or 8 aligned bytes; gdb splits
         // larger watches itself when told no.
-        match data_slot(addr, len, kind) {
-            Some(slot) => self.add_slot(slot),
-            None => Ok(false),
-        }
+        data_slot(addr, len, kind).map_or(Ok(false), |slot| self.add_slot(slot))
     }
     fn remove_hw_watchpoint(
         &mut self,
@@ -369,10 +366,7 @@ impl<D: Debuggee> HwWatchpoint for Stub<'_, D> {
         len: u64,
         kind: WatchKind,
     ) -> TargetResult<bool, Self> {
-        match data_slot(addr, len, kind) {
-            Some(slot) => self.remove_slot(slot),
-            None => Ok(false),
-        }
+        data_slot(addr, len, kind).map_or(Ok(false), |slot| self.remove_slot(slot))
     }
 }
 

@@ -77,6 +77,36 @@ pub trait Listener: Send {
     fn accept(&mut self) -> BoxFuture<'_, Result<Accepted, NetError>>;
 }
 
+/// Accepts connections on `listener` for as long as it works, running
+/// `handle` for each one beside the others (in a [`Group`](crate::task::Group)),
+/// so a slow or vanished client never holds up the rest: the accept loop
+/// of a server job. Returns the error that ended accepting; the
+/// connections still open are dropped with it.
+///
+/// ```
+/// # use libos::{Flow, Listener};
+/// # async fn job(mut listener: Box<dyn Listener>) -> Result<(), String> {
+/// let err = libos::net::serve(&mut *listener, |mut flow, _peer| async move {
+///     let _ = flow.write(b"hello\n").await;
+/// })
+/// .await;
+/// Err(format!("accepting: {err}"))
+/// # }
+/// ```
+pub async fn serve<'a, F, Fut>(listener: &mut dyn Listener, mut handle: F) -> NetError
+where
+    F: FnMut(Box<dyn Flow>, SocketAddrV4) -> Fut,
+    Fut: core::future::Future<Output = ()> + Send + 'a,
+{
+    let mut conns = crate::task::Group::new();
+    loop {
+        match conns.alongside(listener.accept()).await {
+            Ok((flow, peer)) => conns.push(handle(flow, peer)),
+            Err(e) => return e,
+        }
+    }
+}
+
 /// A bound UDP socket: datagrams to and from any address.
 pub trait UdpSocket: Send {
     /// Sends one datagram to `to`.

@@ -5,7 +5,6 @@
 extern crate alloc;
 
 use alloc::{boxed::Box, format, string::String};
-use libos::task::Group;
 use libos::{Console, Flow, Stack};
 
 /// The job: listens on `port` and echoes each connection until it closes.
@@ -17,14 +16,8 @@ pub async fn start(console: impl Console, stack: impl Stack, port: u16) -> Resul
     let _ = console
         .log(&format!("echo: listening on port {port}"))
         .await;
-    let mut conns = Group::new();
-    loop {
-        let (flow, _peer) = conns
-            .alongside(listener.accept())
-            .await
-            .map_err(|e| format!("port {port}: {e}"))?;
-        conns.push(echo(flow));
-    }
+    let err = libos::net::serve(&mut *listener, |flow, _peer| echo(flow)).await;
+    Err(format!("port {port}: {err}"))
 }
 
 async fn echo(mut flow: Box<dyn Flow>) {

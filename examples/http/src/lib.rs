@@ -11,7 +11,6 @@
 extern crate alloc;
 
 use alloc::{boxed::Box, format, string::String, vec::Vec};
-use libos::task::Group;
 use libos::{Console, Flow, FlowError, Kv, KvError, KvRo, Stack};
 
 /// The page at `/`.
@@ -37,14 +36,8 @@ pub async fn start(
     let _ = console
         .log(&format!("http: listening on port {port}"))
         .await;
-    let mut conns = Group::new();
-    loop {
-        let (flow, _peer) = conns
-            .alongside(listener.accept())
-            .await
-            .map_err(|e| format!("port {port}: {e}"))?;
-        conns.push(serve(flow, &files, &state));
-    }
+    let err = libos::net::serve(&mut *listener, |flow, _peer| serve(flow, &files, &state)).await;
+    Err(format!("port {port}: {err}"))
 }
 
 /// A parsed request.
