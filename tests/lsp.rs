@@ -1,5 +1,7 @@
 //! `nym lsp` end to end: the real binary on stdio, spoken to as an editor
-//! would (JSON-RPC with Content-Length framing), garbage included.
+//! would (JSON-RPC with Content-Length framing): every request it
+//! advertises, each answer checked in UTF-16 columns, garbage included.
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
@@ -553,4 +555,560 @@ fn quick_fixes_for_a_missing_target_a_missing_register_and_an_unused_binding() {
     let _ = c.request(5, "shutdown", "null");
     c.notify("exit", "null");
     assert!(child.wait().unwrap().success());
+}
+
+// References, rename, semantic tokens, inlay hints, signature help and
+// formatting, each answer checked whole. Every document has text outside
+// ASCII before the places asked about, so a column counted in bytes or in
+// chars instead of UTF-16 units is caught: `ä` is 2 bytes and 1 unit, `🙂`
+// 4 bytes, 1 char and 2 units.
+
+/// An editor with one graph open: `nym lsp` on a fresh project of the kv
+/// template, initialized, its `unikernel.nym` open holding `text`.
+struct Editor {
+    _tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    child: Child,
+    c: Client,
+    uri: String,
+    /// The document as the editor holds it.
+    text: String,
+    /// The `initialize` result: the capabilities the server announced.
+    init: Value,
+    id: u32,
+    version: u32,
+}
+
+impl Editor {
+    fn open(name: &str, text: &str) -> Editor {
+        let (_tmp, dir) = project(name, "kv");
+        let uri = format!("file://{}", dir.join("unikernel.nym").display());
+        let (child, mut c) = start();
+        let init: Value =
+            serde_json::from_str(&c.request(1, "initialize", r#"{"capabilities":{}}"#)).unwrap();
+        c.notify("initialized", "{}");
+        c.notify(
+            "textDocument/didOpen",
+            &json!({"textDocument": {"uri": uri, "languageId": "nym", "version": 1, "text": text}})
+                .to_string(),
+        );
+        let _ = c.until(|m| m.contains("publishDiagnostics"));
+        Editor {
+            _tmp,
+            dir,
+            child,
+            c,
+            uri,
+            text: text.to_owned(),
+            init: init["result"].clone(),
+            id: 1,
+            version: 1,
+        }
+    }
+
+    /// The reply (`result` or `error`) to `method` on the document.
+    fn ask(&mut self, method: &str, mut params: Value) -> Value {
+        params["textDocument"] = json!({ "uri": self.uri });
+        self.id += 1;
+        serde_json::from_str(&self.c.request(self.id, method, &params.to_string())).unwrap()
+    }
+
+    /// The reply to `method` at `line`:`character` (UTF-16 units).
+    fn at(&mut self, method: &str, line: u32, character: u32, mut params: Value) -> Value {
+        params["position"] = json!({"line": line, "character": character});
+        self.ask(method, params)
+    }
+
+    /// Replaces the whole document, as an editor sends it; the diagnostics
+    /// published for the new version.
+    fn set(&mut self, text: &str) -> Value {
+        self.version += 1;
+        self.text = text.to_owned();
+        self.c.notify(
+            "textDocument/didChange",
+            &json!({"textDocument": {"uri": self.uri, "version": self.version},
+                    "contentChanges": [{"text": text}]})
+            .to_string(),
+        );
+        let version = format!(r#""version":{}"#, self.version);
+        let published = self
+            .c
+            .until(|m| m.contains("publishDiagnostics") && m.contains(&version));
+        serde_json::from_str::<Value>(&published).unwrap()["params"]["diagnostics"].clone()
+    }
+
+    /// The document with `edits` (LSP text edits) made.
+    fn edited(&self, edits: &Value) -> String {
+        let mut edits: Vec<(usize, usize, &str)> = edits
+            .as_array()
+            .expect("a list of edits")
+            .iter()
+            .map(|e| {
+                (
+                    offset(&self.text, &e["range"]["start"]),
+                    offset(&self.text, &e["range"]["end"]),
+                    e["newText"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        edits.sort_by_key(|&(start, _, _)| std::cmp::Reverse(start));
+        let mut text = self.text.clone();
+        for (start, end, new) in edits {
+            text.replace_range(start..end, new);
+        }
+        text
+    }
+
+    /// `line:character "text"`: where an LSP range starts and what it covers.
+    fn place(&self, range: &Value) -> String {
+        let (start, end) = (
+            offset(&self.text, &range["start"]),
+            offset(&self.text, &range["end"]),
+        );
+        format!(
+            "{}:{} {:?}",
+            range["start"]["line"],
+            range["start"]["character"],
+            &self.text[start..end]
+        )
+    }
+
+    /// The places of `locations`, all in this document.
+    fn places(&self, locations: &Value) -> Vec<String> {
+        locations
+            .as_array()
+            .expect("a list of locations")
+            .iter()
+            .map(|l| {
+                assert_eq!(l["uri"], self.uri, "{l}");
+                self.place(&l["range"])
+            })
+            .collect()
+    }
+
+    fn close(mut self) {
+        self.id += 1;
+        let _ = self.c.request(self.id, "shutdown", "null");
+        self.c.notify("exit", "null");
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// The byte offset in `text` of an LSP position, counted by the client on
+/// its own: a line, then UTF-16 units into it. A position inside a
+/// character or past its line's end fails the test.
+fn offset(text: &str, position: &Value) -> usize {
+    let line = position["line"].as_u64().unwrap() as usize;
+    let character = position["character"].as_u64().unwrap() as usize;
+    let start: usize = text.split_inclusive('\n').take(line).map(str::len).sum();
+    let mut units = 0;
+    for (i, c) in text[start..].char_indices() {
+        if units == character {
+            return start + i;
+        }
+        assert!(
+            units < character && c != '\n',
+            "{position} is not at a character of its line"
+        );
+        units += c.len_utf16();
+    }
+    assert_eq!(units, character, "{position} is past the text");
+    text.len()
+}
+
+/// `store` used after `dätä🙂` on its line; `full` declared there, used in
+/// the arm of `match target` for unix (the target the server checks for).
+const WRAPPED_STORE: &str = "// Zähler 🙂: a store, wrapped
+let console = console::default();
+let store = kv::dir(\"dätä🙂\"); let full = kv::full(store);
+let pick = match target { unix => full, _ => kv::mem() };
+let app = job NAME::start(console, pick);
+register(\"NAME\", [app]);
+";
+
+#[test]
+fn references_of_a_binding_from_its_let_and_its_uses() {
+    let text = WRAPPED_STORE.replace("NAME", "refs");
+    let mut ed = Editor::open("refs", &text);
+    assert_eq!(ed.init["capabilities"]["referencesProvider"], true);
+    let with_let = json!({"context": {"includeDeclaration": true}});
+    let uses_only = json!({"context": {"includeDeclaration": false}});
+
+    // From the use after `dätä🙂`: UTF-16 column 51 (byte 55; byte 51 is
+    // in `kv::full`, which has no references), and from the `let`.
+    let store = [r#"2:4 "store""#, r#"2:51 "store""#];
+    let r = ed.at("textDocument/references", 2, 51, with_let.clone());
+    assert_eq!(ed.places(&r["result"]), store, "{r}");
+    let r = ed.at("textDocument/references", 2, 4, with_let.clone());
+    assert_eq!(ed.places(&r["result"]), store, "{r}");
+    let r = ed.at("textDocument/references", 2, 4, uses_only.clone());
+    assert_eq!(ed.places(&r["result"]), store[1..], "without the let: {r}");
+
+    // `full`, from just past its name at the `let` (after the emoji) and
+    // in the match arm.
+    let full = [r#"2:35 "full""#, r#"3:34 "full""#];
+    let r = ed.at("textDocument/references", 2, 39, with_let.clone());
+    assert_eq!(ed.places(&r["result"]), full, "{r}");
+    let r = ed.at("textDocument/references", 3, 38, uses_only.clone());
+    assert_eq!(ed.places(&r["result"]), full[1..], "{r}");
+
+    // Nothing to refer to: an implementation, a comment, past the text.
+    for (line, character) in [(2, 14), (0, 12), (99, 0)] {
+        let r = ed.at("textDocument/references", line, character, with_let.clone());
+        assert_eq!(r["result"], Value::Null, "at {line}:{character}: {r}");
+    }
+    ed.close();
+}
+
+#[test]
+fn rename_rewrites_the_let_and_every_use_or_says_why_not() {
+    let text = WRAPPED_STORE.replace("NAME", "renaming");
+    let mut ed = Editor::open("renaming", &text);
+    assert_eq!(ed.init["capabilities"]["renameProvider"], true);
+
+    // Refused, with the reason: a name that is not one, one already bound,
+    // a keyword, and a place that is no binding (`kv::dir`).
+    for (line, character, new, why) in [
+        (2, 39, "1x", "`1x` is not a name"),
+        (2, 39, "full store", "`full store` is not a name"),
+        (2, 39, "let", "`let` is not a name"),
+        (2, 39, "console", "`console` is already bound"),
+        (2, 14, "db", "only `let` bindings can be renamed"),
+    ] {
+        let r = ed.at(
+            "textDocument/rename",
+            line,
+            character,
+            json!({ "newName": new }),
+        );
+        assert_eq!(r["error"]["code"], -32602, "{new}: {r}");
+        let message = r["error"]["message"].as_str().unwrap_or("");
+        assert!(message.starts_with(why), "{new}: {r}");
+        assert_eq!(r.get("result"), None, "{r}");
+    }
+
+    // From just past `full` after `dätä🙂` (where the cursor stands after
+    // typing the name): its `let` and its use, in this document only.
+    let r = ed.at("textDocument/rename", 2, 39, json!({"newName": "wrapped"}));
+    let changes = r["result"]["changes"].as_object().expect("changes");
+    assert_eq!(changes.keys().collect::<Vec<_>>(), [&ed.uri], "{r}");
+    let edits = &changes[&ed.uri];
+    let mut in_order: Vec<&Value> = edits.as_array().expect("edits").iter().collect();
+    in_order.sort_by_key(|e| {
+        let at = &e["range"]["start"];
+        (at["line"].as_u64(), at["character"].as_u64())
+    });
+    let rewritten: Vec<String> = in_order
+        .iter()
+        .map(|e| format!("{} -> {}", ed.place(&e["range"]), e["newText"]))
+        .collect();
+    assert_eq!(
+        rewritten,
+        [r#"2:35 "full" -> "wrapped""#, r#"3:34 "full" -> "wrapped""#]
+    );
+    let renamed = ed.edited(edits);
+    assert_eq!(
+        renamed,
+        text.replace("let full =", "let wrapped =")
+            .replace("unix => full,", "unix => wrapped,")
+    );
+    assert_eq!(ed.set(&renamed), json!([]), "the renamed graph checks");
+    ed.close();
+}
+
+#[test]
+fn semantic_tokens_decoded_with_the_announced_legend() {
+    let text = "// Zähler 🙂
+let console = console::default();
+let store = kv::dir(\"dätä🙂\"); let app = job tokens::start(console, kv::full(store));
+let n = match target { unix => netif::pair(\"ü\"), _ => netif::lossy(netif::default(), 5, seed = 7) };
+let broken = kv::mem(;
+register(\"tokens\", [app]);
+";
+    let mut ed = Editor::open("tokens", text);
+    let provider = &ed.init["capabilities"]["semanticTokensProvider"];
+    assert_eq!(provider["full"], true, "{provider}");
+    let legend = provider["legend"].clone();
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .expect("a legend list")
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (types, modifiers) = (
+        names(&legend["tokenTypes"]),
+        names(&legend["tokenModifiers"]),
+    );
+
+    let r = ed.ask("textDocument/semanticTokens/full", json!({}));
+    let data: Vec<u64> = r["result"]["data"]
+        .as_array()
+        .expect("token data")
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(data.len() % 5, 0, "five numbers a token: {r}");
+    // The delta encoding: a token's line is relative to the one before, its
+    // column too when on the same line.
+    let (mut line, mut column) = (0, 0);
+    let mut tokens = Vec::new();
+    for t in data.chunks(5) {
+        let [delta_line, delta_start, length, ty, mods] = [t[0], t[1], t[2], t[3], t[4]];
+        line += delta_line;
+        column = if delta_line == 0 {
+            column + delta_start
+        } else {
+            delta_start
+        };
+        let ty = types.get(ty as usize).expect("a type in the legend");
+        let mods: Vec<&str> = (0..64)
+            .filter(|bit| mods & (1 << bit) != 0)
+            .map(|bit| {
+                modifiers
+                    .get(bit)
+                    .expect("a modifier in the legend")
+                    .as_str()
+            })
+            .collect();
+        let range = json!({"start": {"line": line, "character": column},
+                           "end": {"line": line, "character": column + length}});
+        tokens.push(format!(
+            "{} {ty}{}",
+            ed.place(&range),
+            mods.iter().map(|m| format!(".{m}")).collect::<String>()
+        ));
+    }
+    assert_eq!(
+        tokens,
+        [
+            r#"0:0 "// Zähler 🙂" comment"#,
+            r#"1:0 "let" keyword"#,
+            r#"1:4 "console" variable"#,
+            r#"1:14 "console" namespace"#,
+            r#"1:23 "default" function"#,
+            r#"2:0 "let" keyword"#,
+            r#"2:4 "store" variable"#,
+            r#"2:12 "kv" namespace"#,
+            r#"2:16 "dir" function"#,
+            r#"2:20 "\"dätä🙂\"" string"#,
+            r#"2:31 "let" keyword"#,
+            r#"2:35 "app" variable"#,
+            r#"2:41 "job" keyword"#,
+            r#"2:45 "tokens" namespace"#,
+            r#"2:53 "start" function"#,
+            r#"2:59 "console" variable"#,
+            r#"2:68 "kv" namespace"#,
+            r#"2:72 "full" function"#,
+            r#"2:77 "store" variable"#,
+            // After `ü`, one unit and two bytes.
+            r#"3:0 "let" keyword"#,
+            r#"3:4 "n" variable"#,
+            r#"3:8 "match" keyword"#,
+            r#"3:23 "unix" namespace"#,
+            r#"3:31 "netif" namespace"#,
+            r#"3:38 "pair" function"#,
+            r#"3:43 "\"ü\"" string"#,
+            r#"3:54 "netif" namespace"#,
+            r#"3:61 "lossy" function"#,
+            r#"3:67 "netif" namespace"#,
+            r#"3:74 "default" function"#,
+            r#"3:85 "5" number"#,
+            r#"3:88 "seed" parameter"#,
+            r#"3:95 "7" number"#,
+            // What parses of a broken statement.
+            r#"4:0 "let" keyword"#,
+            r#"4:4 "broken" variable"#,
+            r#"4:13 "kv" namespace"#,
+            r#"4:17 "mem" function"#,
+            r#"5:0 "register" function"#,
+            r#"5:9 "\"tokens\"" string"#,
+            r#"5:20 "app" variable"#,
+        ],
+        "{r}"
+    );
+    ed.close();
+}
+
+#[test]
+fn inlay_hints_give_each_let_its_type_after_the_name() {
+    let text = "let console = console::default();
+let store = kv::dir(\"dätä🙂\"); let full = kv::full(store);
+let app = job hints::start(console, full);
+let broken = kv::mem(;
+register(\"hints\", [app]);
+";
+    let mut ed = Editor::open("hints", text);
+    assert_eq!(ed.init["capabilities"]["inlayHintProvider"], true);
+    let r = ed.ask(
+        "textDocument/inlayHint",
+        json!({"range": {"start": {"line": 0, "character": 0}, "end": {"line": 5, "character": 0}}}),
+    );
+    let hints = r["result"].as_array().expect("hints");
+    let mut placed: Vec<(String, String)> = Vec::new();
+    for h in hints {
+        assert_eq!(h["kind"], 1, "a type hint: {h}");
+        placed.push((
+            format!("{}:{}", h["position"]["line"], h["position"]["character"]),
+            h["label"].as_str().expect("a plain label").to_owned(),
+        ));
+    }
+    // `full` ends at UTF-16 column 39 (43 in bytes, 38 in chars); the
+    // statement that does not parse still has its type.
+    assert_eq!(
+        placed,
+        [
+            ("0:11".to_owned(), ": Console".to_owned()),
+            ("1:9".to_owned(), ": Kv".to_owned()),
+            ("1:39".to_owned(), ": Kv".to_owned()),
+            ("2:7".to_owned(), ": Job".to_owned()),
+            ("3:10".to_owned(), ": Kv".to_owned()),
+        ],
+        "{r}"
+    );
+    // Where an editor draws them.
+    let drawn = ed.edited(&Value::Array(
+        hints
+            .iter()
+            .map(|h| json!({"range": {"start": h["position"], "end": h["position"]}, "newText": h["label"]}))
+            .collect(),
+    ));
+    assert_eq!(
+        drawn,
+        "let console: Console = console::default();
+let store: Kv = kv::dir(\"dätä🙂\"); let full: Kv = kv::full(store);
+let app: Job = job hints::start(console, full);
+let broken: Kv = kv::mem(;
+register(\"hints\", [app]);
+"
+    );
+    ed.close();
+}
+
+#[test]
+fn signature_help_marks_the_parameter_at_the_cursor() {
+    let text = "let console = console::default();
+let n = netif::lossy(netif::pair(\"🙂 ü\"), 5, 7);
+let app = job sigs::start(console, kv::mem());
+let x = kv::nope(1);
+register(\"sigs\", [app]);
+";
+    let mut ed = Editor::open("sigs", text);
+    assert_eq!(
+        ed.init["capabilities"]["signatureHelpProvider"]["triggerCharacters"],
+        json!(["(", ","])
+    );
+    let lossy = "netif::lossy(netif: Netif, percent: int, seed: int = 1) -> Netif";
+    let lossy_params = ["netif: Netif", "percent: int", "seed: int"];
+    let pair = "netif::pair(name: string) -> Netif";
+    let pair_params = ["name: string"];
+    // Line 1 in UTF-16 units: `netif::pair(` at 21, `"🙂 ü"` at 33..39,
+    // `5` at 42, `7` at 45, the closing `)` at 46.
+    for (character, label, params, active) in [
+        (21, lossy, &lossy_params[..], 0),
+        (37, pair, &pair_params[..], 0),
+        (39, pair, &pair_params[..], 0),
+        (41, lossy, &lossy_params[..], 1),
+        (42, lossy, &lossy_params[..], 1),
+        (44, lossy, &lossy_params[..], 2),
+        (46, lossy, &lossy_params[..], 2),
+    ] {
+        let r = ed.at("textDocument/signatureHelp", 1, character, json!({}));
+        let help = &r["result"];
+        assert_eq!(help["activeSignature"], 0, "at 1:{character}: {r}");
+        assert_eq!(help["activeParameter"], active, "at 1:{character}: {r}");
+        let sig = &help["signatures"][0];
+        assert_eq!(help["signatures"].as_array().map(Vec::len), Some(1), "{r}");
+        assert_eq!(sig["label"], label, "at 1:{character}: {r}");
+        assert_eq!(sig["activeParameter"], active, "{r}");
+        let got: Vec<&str> = sig["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, params, "at 1:{character}: {r}");
+        for p in got {
+            assert!(
+                label.contains(p),
+                "a parameter's label is part of the signature's: {p}"
+            );
+        }
+    }
+
+    // A job's: its Rust signature, from the project's src/lib.rs.
+    let r = ed.at("textDocument/signatureHelp", 2, 35, json!({}));
+    let sig = &r["result"]["signatures"][0];
+    assert_eq!(
+        sig["label"],
+        "pub async fn start(console: impl Console, store: impl Kv) -> Result<(), Error>",
+        "{r}"
+    );
+    assert_eq!(r["result"]["activeParameter"], 1, "{r}");
+    let names: Vec<&str> = sig["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["label"].as_str()?.split(':').next())
+        .collect();
+    assert_eq!(names, ["console", "store"], "{r}");
+
+    // None: past the closing parenthesis, on the callee, in an unknown one.
+    for (line, character) in [(1, 47), (1, 12), (3, 17)] {
+        let r = ed.at("textDocument/signatureHelp", line, character, json!({}));
+        assert_eq!(r["result"], Value::Null, "at {line}:{character}: {r}");
+    }
+    ed.close();
+}
+
+#[test]
+fn formatting_turns_a_badly_laid_out_graph_into_the_nym_fmt_form() {
+    // No newline at the end: the edit's end is after the emoji, in UTF-16.
+    let bad = "// Zähler, badly laid out 🙂
+let console=console::default( ) ;
+let   store = kv::dir( \"dätä\" );
+
+
+
+let app=job formatting::start(console,
+    store);   register(\"formatting\",[app]); // ✓ 🙂";
+    let good = "// Zähler, badly laid out 🙂
+let console = console::default();
+let store   = kv::dir(\"dätä\");
+
+let app = job formatting::start(console, store);
+register(\"formatting\", [app]); // ✓ 🙂
+";
+    let mut ed = Editor::open("formatting", bad);
+    assert_eq!(ed.init["capabilities"]["documentFormattingProvider"], true);
+    let options = json!({"options": {"tabSize": 4, "insertSpaces": true}});
+
+    let r = ed.ask("textDocument/formatting", options.clone());
+    assert_eq!(
+        r["result"],
+        json!([{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 7, "character": 51}},
+                "newText": good}]),
+        "one edit, the whole text: {r}"
+    );
+    let formatted = ed.edited(&r["result"]);
+    assert_eq!(formatted, good);
+    // The form `nym fmt` gives the same file.
+    let file = ed.dir.join("unikernel.nym");
+    std::fs::write(&file, bad).unwrap();
+    let out = common::run(common::nym(&ed.dir).arg("fmt"));
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), good);
+
+    // Formatted already: no edits.
+    assert_eq!(ed.set(&formatted), json!([]));
+    let r = ed.ask("textDocument/formatting", options.clone());
+    assert_eq!(r["result"], Value::Null, "{r}");
+
+    // A syntax error: the file is left alone, as the server documents.
+    let broken = format!("{good}let b = kv::mem(;\n");
+    let diagnostics = ed.set(&broken);
+    assert_eq!(diagnostics[0]["code"], "nym::syntax", "{diagnostics}");
+    let r = ed.ask("textDocument/formatting", options);
+    assert_eq!(r["result"], Value::Null, "{r}");
+    ed.close();
 }
