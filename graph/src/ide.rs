@@ -2,11 +2,13 @@
 //! server (and its tests) turn into LSP messages. Positions are byte
 //! offsets; the server converts them.
 use crate::catalog::{self, ParamType};
-use crate::check::Binding;
+use crate::check::{valid_key_name, Binding};
 use crate::jobs::{JobSig, RustCrate};
-use crate::syntax::{Arg, Expr, ExprKind, Path, Span, Stmt};
+use crate::parser::is_keyword;
+use crate::syntax::{Arg, Expr, ExprKind, File, Path, Span, Stmt};
 use crate::types::Type;
 use crate::Analysis;
+use libos::{Value, ValueType};
 
 /// What the cursor is on.
 enum Found<'a> {
@@ -72,8 +74,35 @@ fn find(a: &Analysis, offset: usize) -> Found<'_> {
     Found::None
 }
 
-fn binding<'a>(a: &'a Analysis, name: &str) -> Option<&'a Binding> {
-    a.checked.bindings.iter().find(|b| b.name.name == name)
+/// The binding the name at `span` stands for: its `let` or one of its
+/// uses. By place, not by name: a `let` refused as a duplicate shares the
+/// name of the binding its uses resolve to.
+fn binding_at(a: &Analysis, span: Span) -> Option<&Binding> {
+    a.checked
+        .bindings
+        .iter()
+        .find(|b| b.name.span == span || b.uses.contains(&span))
+}
+
+/// Whether `span` is the name of a `let`, bound or not (a duplicate).
+fn is_let_name(a: &Analysis, span: Span) -> bool {
+    a.file
+        .stmts
+        .iter()
+        .any(|s| matches!(s, Stmt::Let { name, .. } if name.span == span))
+}
+
+/// The type of the name at `span`: its binding's, or for a `let` that was
+/// not bound (a duplicate), the type the checker found for it.
+fn type_at(a: &Analysis, span: Span) -> Option<Type> {
+    binding_at(a, span).map(|b| b.ty).or_else(|| {
+        a.checked
+            .types
+            .iter()
+            .find(|(s, _)| *s == span)
+            .map(|(_, t)| *t)
+            .filter(|_| is_let_name(a, span))
+    })
 }
 
 fn job_sig(krate: Option<&RustCrate>, path: &Path) -> Option<JobSig> {
@@ -110,8 +139,8 @@ pub fn hover(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<(
             ))
         }
         Found::Name(name, span) => {
-            let b = binding(a, name)?;
-            Some((span, format!("```nym\nlet {}: {}\n```", b.name.name, b.ty)))
+            let ty = type_at(a, span)?;
+            Some((span, format!("```nym\nlet {name}: {ty}\n```")))
         }
         Found::None => None,
     }
@@ -139,7 +168,10 @@ pub fn catalog_path() -> std::path::PathBuf {
 /// Go to definition from `offset`.
 pub fn definition(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<Definition> {
     match find(a, offset) {
-        Found::Name(name, _) => binding(a, name).map(|b| Definition::Here(b.name.span)),
+        Found::Name(_, span) => match binding_at(a, span) {
+            Some(b) => Some(Definition::Here(b.name.span)),
+            None => is_let_name(a, span).then_some(Definition::Here(span)),
+        },
         Found::Job(path) => job_sig(krate, path).map(|s| Definition::Rust(s.file, s.line)),
         Found::Impl(path) => {
             let entry = format!("name: {:?},", path.text());
@@ -183,6 +215,36 @@ struct CallSite<'a> {
     job: bool,
     /// The argument at `offset`: how many arguments end before it.
     index: usize,
+    /// The argument `offset` is in (its name or its value), if any.
+    arg: Option<&'a Arg>,
+}
+
+impl CallSite<'_> {
+    /// The index into `params` of the parameter being given at the cursor:
+    /// a named argument's own; else the next positional one, or, after
+    /// named arguments, the first parameter not given yet. `params.len()`
+    /// when there is none (an unknown name, past the last parameter).
+    fn active<T>(&self, params: &[(String, T)]) -> usize {
+        if let Some(n) = self.arg.and_then(|arg| arg.name.as_ref()) {
+            return params
+                .iter()
+                .position(|(p, _)| *p == n.name)
+                .unwrap_or(params.len());
+        }
+        let before = &self.args[..self.index.min(self.args.len())];
+        if !before.iter().any(|arg| arg.name.is_some()) {
+            return self.index;
+        }
+        let positional = self.args.iter().filter(|arg| arg.name.is_none()).count();
+        let named = |p: &str| {
+            self.args
+                .iter()
+                .any(|arg| arg.name.as_ref().is_some_and(|n| n.name == p))
+        };
+        (positional..params.len())
+            .find(|&i| !named(&params[i].0))
+            .unwrap_or(params.len())
+    }
 }
 
 fn call_at(a: &Analysis, offset: usize) -> Option<CallSite<'_>> {
@@ -206,11 +268,16 @@ fn call_at(a: &Analysis, offset: usize) -> Option<CallSite<'_>> {
                     .iter()
                     .filter(|arg| arg.value.span.end < offset)
                     .count();
+                let arg = args.iter().find(|arg| {
+                    let start = arg.name.as_ref().map_or(arg.value.span, |n| n.span);
+                    start.start <= offset && offset <= arg.value.span.end
+                });
                 Some(CallSite {
                     path,
                     args,
                     job,
                     index,
+                    arg,
                 })
             })
     }
@@ -241,18 +308,7 @@ fn params_of(site: &CallSite, krate: Option<&RustCrate>) -> Option<Vec<(String, 
 fn expected_at(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<ParamType> {
     let site = call_at(a, offset)?;
     let params = params_of(&site, krate)?;
-    let named = site
-        .args
-        .iter()
-        .find(|arg| arg.value.span.contains(offset))
-        .and_then(|arg| arg.name.as_ref());
-    match named {
-        Some(n) => params
-            .iter()
-            .find(|(name, _)| *name == n.name)
-            .map(|(_, t)| *t),
-        None => params.get(site.index).map(|(_, t)| *t),
-    }
+    params.get(site.active(&params)).map(|(_, t)| *t)
 }
 
 /// The parameters of the implementation applied around `offset` that are
@@ -428,11 +484,13 @@ pub fn completions(
             detail: format!("a {}", want.name()),
             kind: CompletionKind::Keyword,
         });
-        if let Some(g) = a.graph() {
-            for k in g.keys.iter().filter(|k| k.ty == want) {
+        for (name, default) in declared_keys(&a.file) {
+            let is_cidr =
+                |v: &Value| matches!(v, Value::Str(s) if s.parse::<libos::Ipv4Cidr>().is_ok());
+            if default.ty() == want || (want == ValueType::Cidr && is_cidr(&default)) {
                 out.push(Completion {
-                    label: format!("key({:?}, {})", k.name, k.default),
-                    detail: format!("the key --{}", k.name),
+                    label: format!("key({name:?}, {default})"),
+                    detail: format!("the key --{name}"),
                     kind: CompletionKind::Key,
                 });
             }
@@ -452,6 +510,52 @@ pub fn completions(
             detail: "key(\"name\", default): a boot-time argument".into(),
             kind: CompletionKind::Key,
         });
+    }
+    out
+}
+
+/// Every key written well-formed in `file` (`key("name", literal)`), once
+/// each, the first default written for it: from the syntax, so a file with
+/// errors (the call being completed is usually one) still has its keys,
+/// wherever they are and whatever reaches them.
+fn declared_keys(file: &File) -> Vec<(String, Value)> {
+    fn walk(e: &Expr, out: &mut Vec<(String, Value)>) {
+        match &e.kind {
+            ExprKind::Call { path, args, .. } if path.text() == "key" => {
+                if let [Arg {
+                    name: None,
+                    value:
+                        Expr {
+                            kind: ExprKind::Lit(Value::Str(name)),
+                            ..
+                        },
+                }, Arg {
+                    name: None,
+                    value:
+                        Expr {
+                            kind: ExprKind::Lit(default),
+                            ..
+                        },
+                }] = args.as_slice()
+                {
+                    if valid_key_name(name) && !out.iter().any(|(n, _)| n == name) {
+                        out.push((name.clone(), default.clone()));
+                    }
+                }
+            }
+            ExprKind::Call { args, .. } | ExprKind::Job { args, .. } => {
+                args.iter().for_each(|arg| walk(&arg.value, out))
+            }
+            ExprKind::List(items) => items.iter().for_each(|i| walk(i, out)),
+            ExprKind::Match(arms) => arms.iter().for_each(|arm| walk(&arm.value, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for stmt in &file.stmts {
+        match stmt {
+            Stmt::Let { value: e, .. } | Stmt::Expr { expr: e, .. } => walk(e, &mut out),
+        }
     }
     out
 }
@@ -477,7 +581,7 @@ pub fn symbols(a: &Analysis) -> Vec<Symbol> {
         .filter_map(|s| match s {
             Stmt::Let { name, span, .. } => Some(Symbol {
                 name: name.name.clone(),
-                detail: binding(a, &name.name).map_or_else(String::new, |b| b.ty.to_string()),
+                detail: type_at(a, name.span).map_or_else(String::new, |t| t.to_string()),
                 span: *span,
                 selection: name.span,
             }),
@@ -502,15 +606,19 @@ pub fn symbols(a: &Analysis) -> Vec<Symbol> {
 /// The binding at `offset` (its `let` or a use) and every place it occurs,
 /// its `let` first: references, and the ranges a rename rewrites.
 pub fn occurrences(a: &Analysis, offset: usize) -> Option<Vec<Span>> {
-    let Found::Name(name, _) = find(a, offset) else {
+    let Found::Name(_, span) = find(a, offset) else {
         return None;
     };
-    let b = binding(a, name)?;
-    Some(
-        std::iter::once(b.name.span)
-            .chain(b.uses.iter().copied())
-            .collect(),
-    )
+    match binding_at(a, span) {
+        Some(b) => Some(
+            std::iter::once(b.name.span)
+                .chain(b.uses.iter().copied())
+                .collect(),
+        ),
+        // A duplicate `let`: nothing refers to it (its name's uses are the
+        // first binding's), so renaming it touches it alone.
+        None => is_let_name(a, span).then(|| vec![span]),
+    }
 }
 
 /// Why a rename cannot be done.
@@ -528,9 +636,12 @@ impl std::fmt::Display for RenameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RenameError::NotABinding => f.write_str("only `let` bindings can be renamed"),
+            RenameError::BadName(n) if is_keyword(n) => {
+                write!(f, "`{n}` is not a name: it is a keyword")
+            }
             RenameError::BadName(n) => write!(
                 f,
-                "`{n}` is not a name: letters, digits and `_`, not starting with a digit"
+                "`{n}` is not a name: ASCII letters, digits and `_`, not starting with a digit"
             ),
             RenameError::Taken(n) => write!(f, "`{n}` is already bound"),
         }
@@ -540,16 +651,17 @@ impl std::fmt::Display for RenameError {
 /// The edits that rename the binding at `offset` to `new`.
 pub fn rename(a: &Analysis, offset: usize, new: &str) -> Result<Vec<(Span, String)>, RenameError> {
     let spans = occurrences(a, offset).ok_or(RenameError::NotABinding)?;
+    // What the lexer reads as one name (ASCII only) and the parser takes.
     let valid = new
-        .chars()
+        .bytes()
         .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_')
-        && new.chars().all(|c| c.is_alphanumeric() || c == '_')
-        && !matches!(new, "let" | "job" | "true" | "false" | "match");
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && new.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && !is_keyword(new);
     if !valid {
         return Err(RenameError::BadName(new.into()));
     }
-    if binding(a, new).is_some() {
+    if a.checked.bindings.iter().any(|b| b.name.name == new) {
         return Err(RenameError::Taken(new.into()));
     }
     Ok(spans.into_iter().map(|s| (s, new.to_owned())).collect())
@@ -577,9 +689,11 @@ pub fn signature_help(
     } else {
         catalog::lookup(&site.path.text())?.signature()
     };
-    let params = params_of(&site, krate)?
+    let params = params_of(&site, krate)?;
+    let active = site.active(&params);
+    let params = params
         .into_iter()
         .map(|(name, ty)| format!("{name}: {ty}"))
         .collect();
-    Some((label, params, site.index))
+    Some((label, params, active))
 }

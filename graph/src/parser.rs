@@ -531,6 +531,7 @@ impl Parser {
     }
 }
 
-fn is_keyword(s: &str) -> bool {
+/// Whether `s` is a keyword, which a name cannot be.
+pub(crate) fn is_keyword(s: &str) -> bool {
     matches!(s, "let" | "job" | "true" | "false" | "match")
 }

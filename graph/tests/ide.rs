@@ -456,6 +456,7 @@ let l = netif::lossy(n,$0"#,
             Key            percent =          int
             Key            seed =             int
             Keyword        42                 a int
+            Key            key("loss", 5)     the key --loss
             Key            key                key("name", default): a boot-time argument
         "#]],
     );
@@ -474,6 +475,7 @@ let l = netif::lossy(n, $0"#,
             Key            percent =          int
             Key            seed =             int
             Keyword        42                 a int
+            Key            key("loss", 5)     the key --loss
             Key            key                key("name", default): a boot-time argument
         "#]],
     );
@@ -520,9 +522,8 @@ fn completion_in_a_named_argument_follows_the_name_with_or_without_a_value() {
 }
 
 #[test]
-fn completion_offers_declared_keys_only_from_a_graph_without_errors() {
-    // `count` reaches a registered job: in a file without errors it is
-    // offered where an int goes.
+fn completion_offers_keys_declared_anywhere_even_in_a_file_with_errors() {
+    // Where an int goes, the keys with an int default.
     check_completions(
         r#"register("hello", [job hello::start(console::default(), time::default(), key("count", 3))]);
 let l = netif::lossy(netif::pair("a"), 5$0);
@@ -534,8 +535,8 @@ let l = netif::lossy(netif::pair("a"), 5$0);
             Key            key                key("name", default): a boot-time argument
         "#]],
     );
-    // FIXME: the call being completed misses an argument, so there is no
-    // graph, and the keys are read from the graph only.
+    // The call being completed misses an argument (an error, so no graph):
+    // the keys come from the syntax.
     check_completions(
         r#"register("hello", [job hello::start(console::default(), time::default(), key("count", 3))]);
 let l = netif::lossy(netif::pair("a"), $0);
@@ -544,6 +545,27 @@ let l = netif::lossy(netif::pair("a"), $0);
             Key            percent =          int
             Key            seed =             int
             Keyword        42                 a int
+            Key            key("count", 3)    the key --count
+            Key            key                key("name", default): a boot-time argument
+        "#]],
+    );
+}
+
+#[test]
+fn completion_offers_keys_that_reach_nothing_or_come_later_if_their_default_fits() {
+    // Where a CIDR goes: a key whose string default parses as one (keys
+    // are checked that way), not `link` nor `count`; `ip` is declared
+    // after the cursor and reaches nothing yet.
+    check_completions(
+        r#"let a = netif::pair(key("link", "tap0"));
+let s = stack::direct(netif::pair("b"), $0
+let c = job hello::start(console::default(), time::default(), key("count", 3));
+let ip = key("ip", "10.0.0.2/24");
+"#,
+        expect![[r#"
+            Key            ipv4 =             ipv4 cidr
+            Keyword        10.0.0.2/24        a ipv4 cidr
+            Key            key("ip", "10.0.0.2/24") the key --ip
             Key            key                key("name", default): a boot-time argument
         "#]],
     );
@@ -691,7 +713,7 @@ let c = kv::mem();
         expect![[r#"
             x: {unknown}  name 1:5 "x"  statement 1:1..1:17
             c: Console  name 2:5 "c"  statement 2:1..2:28
-            c: Console  name 3:5 "c"  statement 3:1..3:19
+            c: Kv  name 3:5 "c"  statement 3:1..3:19
         "#]],
     );
 }
@@ -818,21 +840,21 @@ let j = job hello::store(c$0, s);
         text,
         "1c",
         expect![[r#"
-            error: `1c` is not a name: letters, digits and `_`, not starting with a digit
+            error: `1c` is not a name: ASCII letters, digits and `_`, not starting with a digit
         "#]],
     );
     check_rename(
         text,
         "match",
         expect![[r#"
-            error: `match` is not a name: letters, digits and `_`, not starting with a digit
+            error: `match` is not a name: it is a keyword
         "#]],
     );
     check_rename(
         text,
         "",
         expect![[r#"
-            error: `` is not a name: letters, digits and `_`, not starting with a digit
+            error: `` is not a name: ASCII letters, digits and `_`, not starting with a digit
         "#]],
     );
     check_rename(
@@ -847,16 +869,66 @@ let j = job hello::store(c$0, s);
 }
 
 #[test]
-fn rename_to_a_name_the_lexer_does_not_take() {
-    // The lexer's names are ASCII; the rename's check is not.
+fn rename_to_a_name_the_lexer_does_not_take_is_refused() {
+    // The lexer's names are ASCII: `café` would not read back as a name.
     check_rename(
         r#"let c$0 = console::default();
 register("hello", [job hello::store(c, kv::mem())]);
 "#,
         "café",
         expect![[r#"
-            let café = console::default();
-            register("hello", [job hello::store(café, kv::mem())]);
+            error: `café` is not a name: ASCII letters, digits and `_`, not starting with a digit
+        "#]],
+    );
+}
+
+#[test]
+fn a_duplicate_let_is_itself_for_hover_references_and_rename() {
+    // The second `c` is refused; uses of `c` are the first one's. From the
+    // second `let`, each feature answers for that `let` (renaming it is
+    // how the error is fixed), never with the first binding's data.
+    let text = r#"let c = console::default();
+let c$0 = kv::mem();
+register("hello", [job hello::store(c, kv::mem())]);
+"#;
+    check_hover(
+        text,
+        expect![[r#"
+            2:5 "c"
+            ```nym
+            let c: Kv
+            ```
+        "#]],
+    );
+    check_definition(
+        text,
+        expect![[r#"
+            here: 2:5 "c"
+        "#]],
+    );
+    check_references(
+        text,
+        expect![[r#"
+            2:5 "c"
+        "#]],
+    );
+    check_rename(
+        text,
+        "store",
+        expect![[r#"
+            let c = console::default();
+            let store = kv::mem();
+            register("hello", [job hello::store(c, kv::mem())]);
+        "#]],
+    );
+    // From a use: the first binding.
+    check_references(
+        &text
+            .replace("c$0 =", "c =")
+            .replace("store(c,", "store(c$0,"),
+        expect![[r#"
+            1:5 "c"
+            3:37 "c"
         "#]],
     );
 }
@@ -946,16 +1018,37 @@ fn signature_help_of_a_job_is_its_rust_signature() {
 }
 
 #[test]
-fn signature_help_for_a_named_argument_marks_the_position_not_the_name() {
-    // FIXME: the active parameter is counted by position; `seed` is
-    // being given, `percent` is marked.
+fn signature_help_for_a_named_argument_marks_the_name_not_the_position() {
     check_signature_help(
         r#"let l = netif::lossy(netif::pair("a"), seed = 3$0)"#,
         expect![[r#"
             netif::lossy(netif: Netif, percent: int, seed: int = 1) -> Netif
               - netif: Netif
-              > percent: int
-              - seed: int
+              - percent: int
+              > seed: int
+        "#]],
+    );
+}
+
+#[test]
+fn signature_help_after_named_arguments_marks_the_first_parameter_not_given() {
+    check_signature_help(
+        r#"let t = tls::client(stack::socket(), name = "example.com", $0)"#,
+        expect![[r#"
+            tls::client(stack: Stack, roots: KvRo, name: string) -> Stack
+              - stack: Stack
+              > roots: KvRo
+              - name: string
+        "#]],
+    );
+    // On the name of a named argument, before its `=`.
+    check_signature_help(
+        r#"let l = netif::lossy(netif::pair("a"), se$0ed = 3, percent = 5)"#,
+        expect![[r#"
+            netif::lossy(netif: Netif, percent: int, seed: int = 1) -> Netif
+              - netif: Netif
+              - percent: int
+              > seed: int
         "#]],
     );
 }

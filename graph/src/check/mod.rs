@@ -223,6 +223,9 @@ impl Checker<'_> {
                     }
                 }
                 let (ty, eval) = self.expr(value);
+                // Recorded for a refused duplicate too: the editor shows
+                // each `let` its own type.
+                self.types.push((name.span, ty));
                 if let Some(prev) = self.scope.get(&name.name).map(|b| &self.bindings[b.index]) {
                     self.diags.push(
                         Diagnostic::error(
@@ -242,7 +245,6 @@ impl Checker<'_> {
                 if let Eval::Job(j) = eval {
                     self.jobs[j].label = name.name.clone();
                 }
-                self.types.push((name.span, ty));
                 self.scope.insert(
                     name.name.clone(),
                     Bound {
