@@ -189,10 +189,15 @@ impl Checker<'_> {
                     Eval::Key(k) => GArg::Key(k),
                     _ => return None,
                 };
-                let value = if want == have {
-                    value
-                } else if want == ValueType::Cidr && have == ValueType::Str {
+                let value = if want == ValueType::Cidr && have == ValueType::Str {
                     self.cidr_from_string(value, e.span)?
+                } else if want == have {
+                    if let GArg::Key(k) = value {
+                        if want == ValueType::Str {
+                            self.key_as_string(k, e.span)?;
+                        }
+                    }
+                    value
                 } else {
                     return mismatch(self, ty);
                 };

@@ -29,6 +29,7 @@ impl Checker<'_> {
                 .label("no Cargo.toml next to the graph")
                 .help("run nym in a project made with `nym new`"),
             );
+            self.unchecked(args);
             return (Type::Error, Eval::Error);
         };
         let sig = match krate.job(&segments) {
@@ -73,9 +74,7 @@ impl Checker<'_> {
                     _ => {}
                 }
                 self.diags.push(d);
-                for a in args {
-                    self.expr(&a.value);
-                }
+                self.unchecked(args);
                 return (Type::Error, Eval::Error);
             }
         };
@@ -108,11 +107,13 @@ impl Checker<'_> {
                 .label("second")
                 .related(*first, "first"),
             );
+            self.unchecked(args);
             return;
         }
         if close.is_empty() && args.len() < 2 {
             // Unclosed (its `)` is the error): the rest may be still to come.
             self.register = Some((String::new(), Vec::new(), span));
+            self.unchecked(args);
             return;
         }
         if args.len() != 2 || args.iter().any(|a| a.name.is_some()) {
@@ -133,6 +134,7 @@ impl Checker<'_> {
                 .help(usage),
             );
             self.register = Some((String::new(), Vec::new(), span));
+            self.unchecked(args);
             return;
         }
         let name = match &args[0].value.kind {
@@ -224,22 +226,19 @@ register("hello", [greet, job hello::store(c, kv::mem())]);
 
     #[test]
     fn jobs_need_the_application_crate() {
-        // FIXME: unlike a job that is not found, the arguments are not
-        // checked here (`nothing` is not reported) nor counted as uses (`c`
-        // is called unused, and its fix would remove it).
+        // The arguments are still checked (`nothing`) and their bindings
+        // used (`c` is not called unused).
         check_without_crate(
             r#"let c = console::default();
 let j = job hello::start(c, time::default(), nothing);
 register("hello", [j]);
 "#,
             expect![[r#"
-                warning nym::unused at 1:5 "c": unused binding `c`
-                  label: this Console is never used
-                  help: pass it to a job, or remove it
-                  fix "remove `c`": 1:1 "let c = console::default();" -> ""
                 error nym::job at 2:13 "hello::start": jobs need the application crate, and there is none here
                   label: no Cargo.toml next to the graph
                   help: run nym in a project made with `nym new`
+                error nym::unknown-name at 2:46 "nothing": unknown binding `nothing`
+                  label: not bound by any `let` above
             "#]],
         );
     }
@@ -313,25 +312,22 @@ register("hello", [j, j, c, 3, nothing]);
 
     #[test]
     fn register_takes_two_arguments_once() {
-        // FIXME: the refused `register` never looks at its list, so `j`
-        // is called unused, and its fix would remove it.
+        // A refused `register` still uses what it names: `j` and `k` are
+        // not called unused.
         check(
             r#"let c = console::default();
 let j = job hello::store(c, kv::mem());
+let k = job hello::store(c, kv::mem());
 register("hello", [j], 3);
-register("hello", []);
+register("hello", [k]);
 "#,
             expect![[r#"
-                warning nym::unused at 2:5 "j": unused binding `j`
-                  label: this Job is never used
-                  help: add it to `register(...)` to run it
-                  fix "remove `j`": 2:1 "let j = job hello::store(c, kv::mem());" -> ""
-                error nym::register at 3:24 "3": `register` takes a name and a list of jobs, 3 given
+                error nym::register at 4:24 "3": `register` takes a name and a list of jobs, 3 given
                   label: here
                   help: write `register("name", [job1, job2]);`
-                error nym::register at 4:1 "register(\"hello\", [])": a second `register`: a graph registers one unikernel
+                error nym::register at 5:1 "register(\"hello\", [k])": a second `register`: a graph registers one unikernel
                   label: second
-                  related at 3:1 "register(\"hello\", [j], 3)": first
+                  related at 4:1 "register(\"hello\", [j], 3)": first
             "#]],
         );
         check(

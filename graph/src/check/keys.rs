@@ -1,12 +1,30 @@
 //! Keys: `key(name, default)` declares a boot-time argument, and the values
 //! keys carry are checked where they are used (a string becomes a CIDR where
 //! one is expected, an integer must be in its parameter's range).
+//!
+//! A key is its name and the default as written: `key("ip", "10.0.0.2/24")`
+//! written twice is one key, whatever its uses made of it. A key has one
+//! type: a key with a string default used where a CIDR goes becomes a CIDR
+//! key, and one used both where a string goes and where a CIDR goes is an
+//! error naming both uses (one boot argument cannot be parsed two ways).
 use super::args::a_type;
 use super::{Checker, Eval, GArg, Key};
 use crate::diagnostic::Diagnostic;
 use crate::syntax::{Arg, ExprKind, Span};
 use crate::types::{Type, ValueType};
 use libos::Value;
+
+/// A key as the checker knows it.
+pub(super) struct Declared {
+    /// The key as it goes into the graph (its type and default after the
+    /// uses: a CIDR where a string default became one).
+    pub(super) key: Key,
+    /// The default as written, which every `key(...)` naming it repeats.
+    written: Value,
+    /// Its first use where a string goes, and where a CIDR goes.
+    as_string: Option<Span>,
+    as_cidr: Option<Span>,
+}
 
 impl Checker<'_> {
     pub(super) fn key(&mut self, span: Span, args: &[Arg], close: Span) -> (Type, Eval) {
@@ -76,32 +94,67 @@ impl Checker<'_> {
                 return (Type::Error, Eval::Error);
             }
         };
-        if let Some(i) = self.keys.iter().position(|k| k.name == name) {
-            if self.keys[i].default != default {
+        let ty = default.ty();
+        if let Some(i) = self.keys.iter().position(|k| k.key.name == name) {
+            let first = &self.keys[i];
+            if first.written != default {
                 self.diags.push(
                     Diagnostic::error("nym::key", args[1].value.span, format!("key `{name}` is declared twice with different defaults"))
                         .label(format!("default {default} here"))
-                        .related(self.keys[i].span, format!("default {} here", self.keys[i].default))
+                        .related(first.key.span, format!("default {} here", first.written))
                         .help("a key is one boot argument: give every use the same default, or bind it once with `let`"),
                 );
                 return (Type::Error, Eval::Error);
             }
-            return (Type::Value(self.keys[i].ty), Eval::Key(i));
+            return (Type::Value(ty), Eval::Key(i));
         }
-        let ty = default.ty();
-        self.keys.push(Key {
-            name,
-            ty,
-            default,
-            span,
+        self.keys.push(Declared {
+            key: Key {
+                name,
+                ty,
+                default: default.clone(),
+                span,
+            },
+            written: default,
+            as_string: None,
+            as_cidr: None,
         });
         (Type::Value(ty), Eval::Key(self.keys.len() - 1))
     }
 
+    /// Records that key `k` (with a string default) is used where a
+    /// string goes, at `span`; `None` if it is a CIDR elsewhere (reported).
+    pub(super) fn key_as_string(&mut self, k: usize, span: Span) -> Option<()> {
+        if let Some(cidr) = self.keys[k].as_cidr {
+            self.two_types(k, span, "a string", cidr, "an IPv4 CIDR");
+            return None;
+        }
+        self.keys[k].as_string.get_or_insert(span);
+        Some(())
+    }
+
+    fn two_types(&mut self, k: usize, span: Span, here: &str, at: Span, there: &str) {
+        let name = &self.keys[k].key.name;
+        self.diags.push(
+            Diagnostic::error(
+                "nym::key",
+                span,
+                format!("key `{name}` is used both as a string and as an IPv4 CIDR"),
+            )
+            .label(format!("{here} here"))
+            .related(at, format!("{there} here"))
+            .help(
+                "a key is one boot argument of one type: declare another key for one of the uses",
+            ),
+        );
+    }
+
+    /// A string, literal or a key's default, used at `span` where a CIDR
+    /// goes: parsed, and a key becomes a CIDR key.
     pub(super) fn cidr_from_string(&mut self, value: GArg, span: Span) -> Option<GArg> {
         let text = match &value {
             GArg::Value(Value::Str(s)) => s.clone(),
-            GArg::Key(k) => match &self.keys[*k].default {
+            GArg::Key(k) => match &self.keys[*k].written {
                 Value::Str(s) => s.clone(),
                 _ => return Some(value),
             },
@@ -110,8 +163,14 @@ impl Checker<'_> {
         match text.parse::<libos::Ipv4Cidr>() {
             Ok(c) => Some(match value {
                 GArg::Key(k) => {
-                    self.keys[k].ty = ValueType::Cidr;
-                    self.keys[k].default = Value::Cidr(c);
+                    if let Some(string) = self.keys[k].as_string {
+                        self.two_types(k, span, "an IPv4 CIDR", string, "a string");
+                        return None;
+                    }
+                    let d = &mut self.keys[k];
+                    d.as_cidr.get_or_insert(span);
+                    d.key.ty = ValueType::Cidr;
+                    d.key.default = Value::Cidr(c);
                     GArg::Key(k)
                 }
                 _ => GArg::Value(Value::Cidr(c)),
@@ -142,7 +201,7 @@ impl Checker<'_> {
             range,
             match value {
                 GArg::Value(Value::Int(v)) => Some(*v),
-                GArg::Key(k) => match self.keys[*k].default {
+                GArg::Key(k) => match self.keys[*k].key.default {
                     Value::Int(v) => Some(v),
                     _ => None,
                 },
@@ -291,10 +350,9 @@ register("hello", [j, job hello::net(console::default(), s)]);
     }
 
     #[test]
-    fn a_cidr_key_written_out_twice_is_taken_for_two_defaults() {
-        // FIXME: the first use turns the key's default into a CIDR, so the
-        // same `key(...)` written again no longer equals it. Binding the key
-        // once with `let` (above) works.
+    fn a_cidr_key_written_out_twice_is_one_key() {
+        // The same `key(...)` written again is the same key, though its
+        // first use made it a CIDR, as binding it once with `let` (above).
         check_codes(
             &["nym::key"],
             r#"let s = stack::direct(netif::pair("a"), key("ip", "10.0.0.2/24"));
@@ -302,30 +360,43 @@ let j = job hello::serve(kv::baked("www"), key("ip", "10.0.0.2/24"), 1s, true);
 register("hello", [j, job hello::net(console::default(), s)]);
 "#,
             expect![[r#"
-                error nym::key at 2:54 "\"10.0.0.2/24\"": key `ip` is declared twice with different defaults
-                  label: default "10.0.0.2/24" here
-                  related at 1:41 "key(\"ip\", \"10.0.0.2/24\")": default 10.0.0.2/24 here
-                  help: a key is one boot argument: give every use the same default, or bind it once with `let`
+                graph "hello" for unix
+                  node #0 netif::pair = netif::pair("a")
+                  node #1 s = stack::direct(#0, key #0)
+                  node #2 kv::baked = kv::baked("www")
+                  node #3 console::default = console::default()
+                  key #0 --ip: ipv4 cidr = 10.0.0.2/24
+                  job #0 j = hello::serve(#2, key #0, 1s, true)
+                  job #1 hello::net = hello::net(#3, #1)
             "#]],
         );
     }
 
     #[test]
-    fn a_key_used_as_a_string_then_as_a_cidr_becomes_a_cidr_for_both() {
-        // FIXME: `netif::pair` checked the key as the string it was; the
-        // graph hands it a CIDR.
+    fn a_key_used_both_as_a_string_and_as_a_cidr_is_refused_naming_both_uses() {
+        // One boot argument cannot be parsed as both, in either order.
         check(
             r#"let k = key("link", "10.0.0.2/24");
 let s = stack::direct(netif::pair(k), k);
 register("hello", [job hello::net(console::default(), s)]);
 "#,
             expect![[r#"
-                graph "hello" for unix
-                  node #0 netif::pair = netif::pair(key #0)
-                  node #1 s = stack::direct(#0, key #0)
-                  node #2 console::default = console::default()
-                  key #0 --link: ipv4 cidr = 10.0.0.2/24
-                  job #0 hello::net = hello::net(#2, #1)
+                error nym::key at 2:39 "k": key `link` is used both as a string and as an IPv4 CIDR
+                  label: an IPv4 CIDR here
+                  related at 2:35 "k": a string here
+                  help: a key is one boot argument of one type: declare another key for one of the uses
+            "#]],
+        );
+        check_codes(
+            &["nym::key"],
+            r#"let s = stack::direct(netif::pair("a"), key("ip", "10.0.0.2/24"));
+let b = kv::baked(key("ip", "10.0.0.2/24"));
+"#,
+            expect![[r#"
+                error nym::key at 2:19 "key(\"ip\", \"10.0.0.2/24\")": key `ip` is used both as a string and as an IPv4 CIDR
+                  label: a string here
+                  related at 1:41 "key(\"ip\", \"10.0.0.2/24\")": an IPv4 CIDR here
+                  help: a key is one boot argument of one type: declare another key for one of the uses
             "#]],
         );
     }

@@ -156,7 +156,7 @@ struct Checker<'a> {
     later: HashMap<String, Span>,
     early_uses: HashMap<String, Vec<Span>>,
     nodes: Vec<Node>,
-    keys: Vec<Key>,
+    keys: Vec<keys::Declared>,
     jobs: Vec<JobNode>,
     register: Option<(String, Vec<usize>, Span)>,
     types: Vec<(Span, Type)>,
@@ -335,6 +335,16 @@ impl Checker<'_> {
                 }
                 _ => self.apply(e.span, path, args, *close),
             },
+        }
+    }
+
+    /// Evaluates the arguments of an application that was refused as a
+    /// whole (an unknown implementation or job, a `register` of the wrong
+    /// shape): their own mistakes are still reported, and the bindings
+    /// they name still count as used (never "unused, remove it").
+    fn unchecked(&mut self, args: &[crate::syntax::Arg]) {
+        for a in args {
+            self.expr(&a.value);
         }
     }
 

@@ -66,7 +66,7 @@ impl Checker<'_> {
             .iter()
             .zip(&key_live)
             .filter(|(_, l)| **l)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.key.clone())
             .collect();
         let jobs: Vec<JobNode> = registered
             .iter()

@@ -64,10 +64,7 @@ impl Checker<'_> {
         let name = path.text();
         let Some(imp) = catalog::lookup(&name) else {
             self.unknown_impl(path);
-            // Still check the arguments, for their own mistakes.
-            for a in args {
-                self.expr(&a.value);
-            }
+            self.unchecked(args);
             return (Type::Error, Eval::Error);
         };
         let params: Vec<ParamSpec> = imp
