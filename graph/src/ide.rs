@@ -2,7 +2,7 @@
 //! server (and its tests) turn into LSP messages. Positions are byte
 //! offsets; the server converts them.
 use crate::catalog::{self, ParamType};
-use crate::check::{valid_key_name, Binding};
+use crate::check::{a_value, valid_key_name, Binding};
 use crate::jobs::{JobSig, RustCrate};
 use crate::parser::is_keyword;
 use crate::syntax::{Arg, Expr, ExprKind, File, Path, Span, Stmt};
@@ -481,7 +481,7 @@ pub fn completions(
         };
         out.push(Completion {
             label: sample.into(),
-            detail: format!("a {}", want.name()),
+            detail: a_value(want).into(),
             kind: CompletionKind::Keyword,
         });
         for (name, default) in declared_keys(&a.file) {

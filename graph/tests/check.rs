@@ -321,7 +321,7 @@ register("hello", [j, c]);
               help: the parameters are: console: Console, kv: Kv
             nym::kind
 
-              × `register` runs jobs, found a Console device
+              × `register` runs jobs, found a `Console` device
                ╭─[unikernel.nym:7:23]
              6 │ let j = job hello::store(c, k, d);
              7 │ register("hello", [j, c]);

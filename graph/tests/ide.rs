@@ -455,7 +455,7 @@ let l = netif::lossy(n,$0"#,
             Binding        loss               int
             Key            percent =          int
             Key            seed =             int
-            Keyword        42                 a int
+            Keyword        42                 an int
             Key            key("loss", 5)     the key --loss
             Key            key                key("name", default): a boot-time argument
         "#]],
@@ -474,7 +474,7 @@ let l = netif::lossy(n, $0"#,
             Binding        loss               int
             Key            percent =          int
             Key            seed =             int
-            Keyword        42                 a int
+            Keyword        42                 an int
             Key            key("loss", 5)     the key --loss
             Key            key                key("name", default): a boot-time argument
         "#]],
@@ -530,7 +530,7 @@ let l = netif::lossy(netif::pair("a"), 5$0);
 "#,
         expect![[r#"
             Key            seed =             int
-            Keyword        42                 a int
+            Keyword        42                 an int
             Key            key("count", 3)    the key --count
             Key            key                key("name", default): a boot-time argument
         "#]],
@@ -544,7 +544,7 @@ let l = netif::lossy(netif::pair("a"), $0);
         expect![[r#"
             Key            percent =          int
             Key            seed =             int
-            Keyword        42                 a int
+            Keyword        42                 an int
             Key            key("count", 3)    the key --count
             Key            key                key("name", default): a boot-time argument
         "#]],
@@ -564,7 +564,7 @@ let ip = key("ip", "10.0.0.2/24");
 "#,
         expect![[r#"
             Key            ipv4 =             ipv4 cidr
-            Keyword        10.0.0.2/24        a ipv4 cidr
+            Keyword        10.0.0.2/24        an IPv4 CIDR
             Key            key("ip", "10.0.0.2/24") the key --ip
             Key            key                key("name", default): a boot-time argument
         "#]],

@@ -45,13 +45,13 @@ impl Checker<'_> {
                 None => {
                     position += 1;
                     if position > params.len() {
-                        let takes = plural(params.len(), "argument");
+                        let takes = count(params.len(), "argument");
                         let given = args.iter().filter(|a| a.name.is_none()).count();
                         self.diags.push(
                             Diagnostic::error(
                                 "nym::arity",
                                 arg.value.span,
-                                format!("`{callee}` takes {takes} but {given} were given"),
+                                format!("`{callee}` takes {takes} but {}", were_given(given)),
                             )
                             .label("unexpected argument")
                             .help(format!("the parameters are: {}", describe_params(params))),
@@ -207,6 +207,52 @@ impl Checker<'_> {
             _ => mismatch(self, ty),
         }
     }
+
+    /// Whether `args` are what the builtin `callee` takes: two arguments,
+    /// `what`, by position. Reports why not.
+    pub(super) fn two_by_position(
+        &mut self,
+        code: &'static str,
+        callee: &str,
+        what: &str,
+        usage: &str,
+        args: &[Arg],
+        close: Span,
+    ) -> bool {
+        if args.len() != 2 {
+            let (at, label) = match args.len() {
+                0 => (close, "missing arguments here"),
+                1 => (close, "missing argument here"),
+                _ => (args[2].value.span, "unexpected argument"),
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    code,
+                    at,
+                    format!(
+                        "`{callee}` takes 2 arguments ({what}) but {}",
+                        were_given(args.len())
+                    ),
+                )
+                .label(label)
+                .help(usage),
+            );
+            return false;
+        }
+        if let Some(n) = args.iter().find_map(|a| a.name.as_ref()) {
+            self.diags.push(
+                Diagnostic::error(
+                    code,
+                    n.span,
+                    format!("`{callee}` takes its arguments by position, without names"),
+                )
+                .label(format!("remove `{} =`", n.name))
+                .help(usage),
+            );
+            return false;
+        }
+        true
+    }
 }
 
 pub(super) fn int_range(ty: &str) -> (i64, i64) {
@@ -225,25 +271,47 @@ pub(super) fn int_range(ty: &str) -> (i64, i64) {
 fn a(p: ParamType) -> String {
     match p {
         ParamType::Device(k) => format!("a `{k}` device"),
-        ParamType::Value(v) => format!("a {}", v.name()),
+        ParamType::Value(v) => a_value(v).into(),
     }
 }
 
+/// What an expression of type `t` is, in prose: "a `Kv` device", "an int".
 pub(super) fn a_type(t: Type) -> String {
     match t {
         Type::Device(Kind::Job) => "a job".into(),
         Type::Device(k) => format!("a `{k}` device"),
-        Type::Value(v) => format!("a {}", v.name()),
+        Type::Value(v) => a_value(v).into(),
         Type::List => "a list".into(),
         Type::Error => "an unknown value".into(),
     }
 }
 
-fn plural(n: usize, what: &str) -> String {
+/// A value of type `v`, in prose, with its article: "an int", "an IPv4 CIDR".
+pub(crate) fn a_value(v: ValueType) -> &'static str {
+    match v {
+        ValueType::Str => "a string",
+        ValueType::Int => "an int",
+        ValueType::Bool => "a bool",
+        ValueType::Duration => "a duration",
+        ValueType::Cidr => "an IPv4 CIDR",
+    }
+}
+
+/// `n` of `what` (a singular noun): "no arguments", "1 argument", "2 arguments".
+pub(super) fn count(n: usize, what: &str) -> String {
+    match n {
+        0 => format!("no {what}s"),
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
+}
+
+/// "1 was given", "3 were given": the arguments an arity error counts.
+pub(super) fn were_given(n: usize) -> String {
     if n == 1 {
-        format!("1 {what}")
+        "1 was given".into()
     } else {
-        format!("{n} {what}s")
+        format!("{n} were given")
     }
 }
 
@@ -310,7 +378,7 @@ let g = netif::lossy(netif::pair("a"), percent = 5, nonsense = 1);
 let h = job hello::level(console::default(), 1, 2);
 "#,
             expect![[r#"
-                error nym::arity at 1:17 "1": `kv::mem` takes 0 arguments but 1 were given
+                error nym::arity at 1:17 "1": `kv::mem` takes no arguments but 1 was given
                   label: unexpected argument
                   help: the parameters are: none
                 error nym::arity at 2:35 "netif::pair(\"a\")": positional argument after a named one
@@ -369,9 +437,9 @@ let f = kv::full(clock::mono());
                   help: implementations providing Kv on unix: kv::mem, kv::full, kv::dir, kv::block
                 error nym::kind at 3:17 "kv::mem()": `kv::dir` expects a string for `path`, found a `Kv` device
                   label: this is a `Kv` device
-                error nym::kind at 4:50 "true": `netif::lossy` expects a int for `percent`, found a bool
+                error nym::kind at 4:50 "true": `netif::lossy` expects an int for `percent`, found a bool
                   label: this is a bool
-                error nym::kind at 5:41 "[1]": `stack::direct` expects a ipv4 cidr for `ipv4`, found a list
+                error nym::kind at 5:41 "[1]": `stack::direct` expects an IPv4 CIDR for `ipv4`, found a list
                   label: this is a list
                 error nym::kind at 6:18 "clock::mono()": `kv::full` expects a `Kv` device for `kv`, found a `MonoClock` device
                   label: this is a `MonoClock` device

@@ -116,23 +116,14 @@ impl Checker<'_> {
             self.unchecked(args);
             return;
         }
-        if args.len() != 2 || args.iter().any(|a| a.name.is_some()) {
-            self.diags.push(
-                Diagnostic::error(
-                    "nym::register",
-                    if args.len() > 2 {
-                        args[2].value.span
-                    } else {
-                        close
-                    },
-                    format!(
-                        "`register` takes a name and a list of jobs, {} given",
-                        args.len()
-                    ),
-                )
-                .label("here")
-                .help(usage),
-            );
+        if !self.two_by_position(
+            "nym::register",
+            "register",
+            "a name and a list of jobs",
+            usage,
+            args,
+            close,
+        ) {
             self.register = Some((String::new(), Vec::new(), span));
             self.unchecked(args);
             return;
@@ -176,7 +167,7 @@ impl Checker<'_> {
                         Eval::Job(j) => jobs.push(j),
                         Eval::Error => {}
                         Eval::Node(n) => self.diags.push(
-                            Diagnostic::error("nym::kind", item_span, format!("`register` runs jobs, found a {} device", self.nodes[n].imp.provides))
+                            Diagnostic::error("nym::kind", item_span, format!("`register` runs jobs, found {}", a_type(Type::Device(self.nodes[n].imp.provides))))
                                 .label("not a job")
                                 .help("make a job with `job crate::function(devices...)` and register that"),
                         ),
@@ -299,7 +290,7 @@ register("hello", [j, j, c, 3, nothing]);
             expect![[r#"
                 error nym::register at 3:23 "j": this job is registered twice
                   label: again
-                error nym::kind at 3:26 "c": `register` runs jobs, found a Console device
+                error nym::kind at 3:26 "c": `register` runs jobs, found a `Console` device
                   label: not a job
                   help: make a job with `job crate::function(devices...)` and register that
                 error nym::kind at 3:29 "3": `register` runs jobs, found a value
@@ -322,8 +313,8 @@ register("hello", [j], 3);
 register("hello", [k]);
 "#,
             expect![[r#"
-                error nym::register at 4:24 "3": `register` takes a name and a list of jobs, 3 given
-                  label: here
+                error nym::register at 4:24 "3": `register` takes 2 arguments (a name and a list of jobs) but 3 were given
+                  label: unexpected argument
                   help: write `register("name", [job1, job2]);`
                 error nym::register at 5:1 "register(\"hello\", [k])": a second `register`: a graph registers one unikernel
                   label: second

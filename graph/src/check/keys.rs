@@ -31,23 +31,18 @@ impl Checker<'_> {
         let usage = "write `key(\"name\", default)`, like `key(\"count\", 3)`";
         if close.is_empty() && args.len() < 2 {
             // Unclosed (its `)` is the error): the rest may be still to come.
+            self.unchecked(args);
             return (Type::Error, Eval::Error);
         }
-        if args.len() != 2 || args.iter().any(|a| a.name.is_some()) {
-            let at = if args.len() > 2 {
-                args[2].value.span
-            } else {
-                close
-            };
-            self.diags.push(
-                Diagnostic::error(
-                    "nym::key",
-                    at,
-                    format!("`key` takes a name and a default, {} given", args.len()),
-                )
-                .label("here")
-                .help(usage),
-            );
+        if !self.two_by_position(
+            "nym::key",
+            "key",
+            "a name and a default",
+            usage,
+            args,
+            close,
+        ) {
+            self.unchecked(args);
             return (Type::Error, Eval::Error);
         }
         let name = match &args[0].value.kind {
@@ -302,14 +297,14 @@ let g = key("count", nothing);
                 error nym::key at 3:22 "kv::mem()": a key's default must be a literal value
                   label: this is a `Kv` device
                   help: keys carry values (strings, integers, booleans, durations, CIDRs), not devices
-                error nym::key at 4:20 ")": `key` takes a name and a default, 1 given
-                  label: here
+                error nym::key at 4:20 ")": `key` takes 2 arguments (a name and a default) but 1 was given
+                  label: missing argument here
                   help: write `key("name", default)`, like `key("count", 3)`
-                error nym::key at 5:25 "4": `key` takes a name and a default, 3 given
-                  label: here
+                error nym::key at 5:25 "4": `key` takes 2 arguments (a name and a default) but 3 were given
+                  label: unexpected argument
                   help: write `key("name", default)`, like `key("count", 3)`
-                error nym::key at 6:30 ")": `key` takes a name and a default, 2 given
-                  label: here
+                error nym::key at 6:13 "name": `key` takes its arguments by position, without names
+                  label: remove `name =`
                   help: write `key("name", default)`, like `key("count", 3)`
                 error nym::unknown-name at 7:22 "nothing": unknown binding `nothing`
                   label: not bound by any `let` above

@@ -35,6 +35,7 @@ mod prune;
 mod resolve;
 mod targets;
 
+pub(crate) use args::a_value;
 pub use keys::valid_key_name;
 pub use resolve::closest;
 
@@ -205,7 +206,7 @@ impl Checker<'_> {
     fn stmt(&mut self, stmt: &Stmt) {
         match stmt {
             Stmt::Let { name, value, span } => {
-                if let ExprKind::Call { path, .. } = &value.kind {
+                if let ExprKind::Call { path, args, close } = &value.kind {
                     if path.text() == "register" {
                         self.diags.push(
                             Diagnostic::error(
@@ -214,11 +215,17 @@ impl Checker<'_> {
                                 "`register(...)` is a statement; it has no value to bind",
                             )
                             .label("not a device")
-                            .help(format!(
-                                "write it on its own: `{}`",
-                                "register(\"name\", [jobs]);"
-                            )),
+                            .help("write it on its own: `register(\"name\", [jobs]);`")
+                            .fix(
+                                format!("remove `let {} =`", name.name),
+                                Span::new(span.start, value.span.start),
+                                "",
+                            ),
                         );
+                        // It is still the graph's `register` (the mistake is
+                        // the `let`): its jobs are used, and the graph is not
+                        // said to lack one.
+                        self.register(value.span, args, *close);
                         return;
                     }
                 }
@@ -275,7 +282,7 @@ impl Checker<'_> {
                                 expr.span,
                                 "this value is built and never used",
                             )
-                            .label(format!("a {ty} that nothing uses"))
+                            .label(format!("{} that nothing uses", args::a_type(ty)))
                             .help("bind it with `let name = ...;` and pass it to a job"),
                         );
                     }
@@ -331,6 +338,7 @@ impl Checker<'_> {
                         )
                         .label("not a device"),
                     );
+                    self.unchecked(args);
                     (Type::Error, Eval::Error)
                 }
                 _ => self.apply(e.span, path, args, *close),
@@ -374,22 +382,28 @@ impl Checker<'_> {
                 .filter(|b| b.ty == Type::Device(Kind::Job))
                 .map(|b| b.name.name.as_str())
                 .collect();
-            let name = self.krate.map_or("app", |k| k.name()).replace('_', "-");
-            let text = format!("register(\"{name}\", [{}]);", jobs.join(", "));
-            self.diags.push(
-                Diagnostic::error(
-                    "nym::register",
-                    Span::new(src_len, src_len),
-                    "no `register(...)`: the graph runs nothing",
-                )
-                .label("the graph ends here")
-                .help(format!("end the graph with `{text}`"))
-                .fix(
+            let krate = self.krate.map_or("app", |k| k.name());
+            let name = krate.replace('_', "-");
+            let d = Diagnostic::error(
+                "nym::register",
+                Span::new(src_len, src_len),
+                "no `register(...)`: the graph runs nothing",
+            )
+            .label("the graph ends here");
+            // With no job to list, a `register` would be an error of its
+            // own: say what to write, offer no edit.
+            self.diags.push(if jobs.is_empty() {
+                d.help(format!(
+                    "make a job with `let j = job {krate}::function(devices...);` and end the graph with `register(\"{name}\", [j]);`"
+                ))
+            } else {
+                let text = format!("register(\"{name}\", [{}]);", jobs.join(", "));
+                d.help(format!("end the graph with `{text}`")).fix(
                     "add `register`",
                     Span::new(src_len, src_len),
                     format!("\n{text}\n"),
-                ),
-            );
+                )
+            });
         }
         self.diags.sort_by_key(|d| (d.span.start, d.span.end));
         let graph = (!self.diags.iter().any(Diagnostic::is_error))
@@ -458,7 +472,7 @@ register("hello", [job hello::store(console::default(), kv::mem())]);
 "#,
             expect![[r#"
                 warning nym::unused-value at 1:1 "kv::mem()": this value is built and never used
-                  label: a Kv that nothing uses
+                  label: a `Kv` device that nothing uses
                   help: bind it with `let name = ...;` and pass it to a job
                 warning nym::unused-value at 2:1 "\"text\"": this value is built and never used
                   label: a string that nothing uses
@@ -471,24 +485,42 @@ register("hello", [job hello::store(console::default(), kv::mem())]);
 
     #[test]
     fn register_is_a_statement_not_a_value() {
+        // The bound `register` is still the graph's: its job is used, and
+        // there is no "no `register`" besides.
         check(
-            r#"let r = register("hello", []);
+            r#"let j = job hello::store(console::default(), kv::mem());
+let r = register("hello", [j]);
 let w = kv::full(register("x", []));
 "#,
             expect![[r#"
-                error nym::register at 1:9 "register(\"hello\", [])": `register(...)` is a statement; it has no value to bind
+                error nym::register at 2:9 "register(\"hello\", [j])": `register(...)` is a statement; it has no value to bind
                   label: not a device
                   help: write it on its own: `register("name", [jobs]);`
-                warning nym::unused at 2:5 "w": unused binding `w`
+                  fix "remove `let r =`": 2:1 "let r = " -> ""
+                warning nym::unused at 3:5 "w": unused binding `w`
                   label: this Kv is never used
                   help: pass it to a job, or remove it
-                  fix "remove `w`": 2:1 "let w = kv::full(register(\"x\", []));" -> ""
-                error nym::register at 2:18 "register(\"x\", [])": `register(...)` must be a statement of its own
+                  fix "remove `w`": 3:1 "let w = kv::full(register(\"x\", []));" -> ""
+                error nym::register at 3:18 "register(\"x\", [])": `register(...)` must be a statement of its own
                   label: not a device
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_missing_register_with_no_job_to_list_says_what_to_write_and_offers_no_edit() {
+        // `register("hello", []);` would be an error of its own.
+        check(
+            r#"let c = console::default();
+c;
+"#,
+            expect![[r#"
+                warning nym::unused-value at 2:1 "c": this value is built and never used
+                  label: a `Console` device that nothing uses
+                  help: bind it with `let name = ...;` and pass it to a job
                 error nym::register at 3:1 "": no `register(...)`: the graph runs nothing
                   label: the graph ends here
-                  help: end the graph with `register("hello", []);`
-                  fix "add `register`": 3:1 "" -> "\nregister(\"hello\", []);\n"
+                  help: make a job with `let j = job hello::function(devices...);` and end the graph with `register("hello", [j]);`
             "#]],
         );
     }
@@ -550,8 +582,7 @@ let j = job hello::store(console::default() spare);
                   help: write an address and a prefix length, like 10.0.0.2/24
                 error nym::register at 2:1 "": no `register(...)`: the graph runs nothing
                   label: the graph ends here
-                  help: end the graph with `register("hello", []);`
-                  fix "add `register`": 2:1 "" -> "\nregister(\"hello\", []);\n"
+                  help: make a job with `let j = job hello::function(devices...);` and end the graph with `register("hello", [j]);`
             "#]],
         );
     }

@@ -271,8 +271,7 @@ let d = widget();
                   label: not an implementation
                 error nym::register at 5:1 "": no `register(...)`: the graph runs nothing
                   label: the graph ends here
-                  help: end the graph with `register("hello", []);`
-                  fix "add `register`": 5:1 "" -> "\nregister(\"hello\", []);\n"
+                  help: make a job with `let j = job hello::function(devices...);` and end the graph with `register("hello", [j]);`
             "#]],
         );
     }
@@ -293,8 +292,7 @@ let d = widget();
                   label: not bound by any `let` above
                 error nym::register at 2:1 "": no `register(...)`: the graph runs nothing
                   label: the graph ends here
-                  help: end the graph with `register("hello", []);`
-                  fix "add `register`": 2:1 "" -> "\nregister(\"hello\", []);\n"
+                  help: make a job with `let j = job hello::function(devices...);` and end the graph with `register("hello", [j]);`
             "#]],
         );
     }
