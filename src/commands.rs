@@ -126,18 +126,15 @@ pub(crate) fn graph(cwd: &Path, args: &ProjectArgs, dot: bool) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// `nym run`.
+/// `nym run`: in-process on unix, or the image booted on its target.
 pub(crate) fn run(
     cwd: &Path,
     args: &ProjectArgs,
-    key_args: &[String],
-    mem: u64,
     gdb: Option<&str>,
-    forwards: &[(u16, u16)],
-    tap: Option<&str>,
+    options: nym_driver::guest::Options,
 ) -> Result<ExitCode, CliError> {
     let target: Target = args.target.into();
-    if tap.is_some() && target != Target::Kvm {
+    if options.tap.is_some() && target != Target::Kvm {
         return Err(CliError::TapUse(
             "other targets reach a tap through the graph (netif::tap on unix)",
         ));
@@ -145,55 +142,46 @@ pub(crate) fn run(
     if gdb.is_some() && target != Target::Kvm {
         return Err(CliError::GdbTarget(target));
     }
-    if !forwards.is_empty() && !matches!(target, Target::Kvm | Target::Qemu) {
+    if !options.forwards.is_empty()
+        && !matches!(target, Target::Kvm | Target::Qemu | Target::Libvirt)
+    {
         return Err(CliError::ForwardTarget(target));
     }
     let (project, graph) = load(cwd, args)?;
     match target {
         Target::Kvm => {
-            let options = kvm::Options {
-                key_args,
-                mem,
-                forwards,
-                tap,
+            let kvm_options = kvm::Options {
+                key_args: &options.key_args,
+                mem: options.mem,
+                forwards: &options.forwards,
+                tap: options.tap.as_deref(),
                 gdb: listen(gdb)?,
+                block: options.block.as_deref(),
             };
             return boot(kvm::prepare(
                 cwd,
                 &project,
                 &graph,
-                options,
+                kvm_options,
                 &Out::stderr(),
             )?);
         }
-        Target::Qemu => {
-            let cmdline = guest_cmdline(&graph, key_args)?;
-            let image = build_program(cwd, &project, &graph, false, &Out::stderr())?;
-            nym_driver::qemu::check_forwards(forwards)?;
-            return Ok(ExitCode::from(nym_driver::qemu::run(
-                &image,
-                mem,
-                &cmdline,
-                forwards,
+        Target::Qemu | Target::Libvirt | Target::Xen => {
+            let stop = nym_driver::guest::Stop::default();
+            nym_driver::guest::stop_on_signals(&stop);
+            let status = nym_driver::guest::run(
+                &project,
+                &graph,
+                &options,
                 &mut std::io::stdout(),
                 &Out::stderr(),
-                &Default::default(),
-            )?));
+                &stop,
+            )?;
+            return Ok(ExitCode::from(status));
         }
-        Target::Xen => {
-            let cmdline = guest_cmdline(&graph, key_args)?;
-            let image = build_program(cwd, &project, &graph, false, &Out::stderr())?;
-            return Ok(ExitCode::from(nym_driver::xen::run(
-                &image,
-                mem,
-                &cmdline,
-                &mut std::io::stdout(),
-                &Out::stderr(),
-                &Default::default(),
-            )?));
-        }
-        _ => {}
+        Target::Unix => {}
     }
+    let key_args = &options.key_args;
     let keys = key_values(&graph, key_args)?;
     let runtime = runtime()?;
     let ended = runtime.block_on(async {
@@ -244,7 +232,8 @@ pub(crate) async fn start_unless_interrupted(
 }
 
 /// `nym build`: prints the program's path; for qemu the command that boots
-/// it; for xen the path of the `xl` domain config written next to it.
+/// it (and a libvirt domain is written next to it, as for libvirt); for xen
+/// the path of the `xl` domain config written next to it.
 pub(crate) fn build(
     cwd: &Path,
     args: &ProjectArgs,
@@ -253,12 +242,54 @@ pub(crate) fn build(
 ) -> Result<ExitCode, CliError> {
     let (project, graph) = load(cwd, args)?;
     let cmdline = guest_cmdline(&graph, key_args)?;
+    let keys = Keys::parse(key_defaults(&graph), key_args)?;
+    let block = kvm::block_file(&project, &graph, &keys, None)?;
+    let block = block.as_ref().map(|b| b.path.as_path());
     let out = build_program(cwd, &project, &graph, release, &Out::stderr())?;
+    let net = graph.nodes.iter().any(|n| n.imp.name == "netif::default");
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text).map_err(|source| CliError::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })
+    };
     match graph.target {
-        Target::Qemu => println!(
-            "{}",
-            nym_driver::qemu::command_line(&out, 32 << 20, &cmdline, &[])
-        ),
+        Target::Qemu | Target::Libvirt => {
+            let name = nym_driver::libvirt::domain_name(&graph.name);
+            let (xml, console) = nym_driver::libvirt::files(&out);
+            write(
+                &xml,
+                nym_driver::libvirt::domain_xml(&nym_driver::libvirt::Domain {
+                    name: &name,
+                    image: &out,
+                    mem: 32 << 20,
+                    cmdline: &cmdline,
+                    net,
+                    forwards: &[],
+                    block,
+                    console: &console,
+                }),
+            )?;
+            eprintln!(
+                "wrote {} (define it with `virsh define`, or `nym run --target libvirt`)",
+                xml.display()
+            );
+            if graph.target == Target::Qemu {
+                println!(
+                    "{}",
+                    nym_driver::qemu::command_line(&nym_driver::qemu::Vm {
+                        image: &out,
+                        mem: 32 << 20,
+                        cmdline: &cmdline,
+                        forwards: &[],
+                        block,
+                        machine: nym_driver::qemu::Machine::Microvm,
+                    })
+                );
+            } else {
+                println!("{}", xml.display());
+            }
+        }
         Target::Xen => {
             let cfg = out.with_extension("cfg");
             let text = nym_driver::xen::xl_config(&graph.name, &out, 32 << 20, &cmdline);
@@ -323,7 +354,7 @@ pub(crate) fn debug(
         image: image.clone(),
         mem_size: mem,
         cmdline,
-        block: block_file(&project, &graph, &keys),
+        block: block_file(&project, &graph, &keys, None)?,
         seccomp: true,
         gdb: Some(listener),
         net: None,

@@ -27,8 +27,10 @@ pub enum TargetArg {
     Unix,
     /// A unikernel in nym's KVM monitor.
     Kvm,
-    /// A PVH unikernel under QEMU.
+    /// A PVH unikernel under QEMU (microvm; `--machine q35` for PCI).
     Qemu,
+    /// A PVH unikernel as a libvirt domain (q35, virtio-pci).
+    Libvirt,
     /// A PVH unikernel under Xen.
     Xen,
 }
@@ -39,6 +41,7 @@ impl From<TargetArg> for nym_graph::Target {
             TargetArg::Unix => nym_graph::Target::Unix,
             TargetArg::Kvm => nym_graph::Target::Kvm,
             TargetArg::Qemu => nym_graph::Target::Qemu,
+            TargetArg::Libvirt => nym_graph::Target::Libvirt,
             TargetArg::Xen => nym_graph::Target::Xen,
         }
     }
@@ -109,6 +112,15 @@ enum Command {
         /// an address on its subnet (`-- --ipv4 10.0.3.2/24`).
         #[arg(long, value_name = "NAME", conflicts_with = "forwards")]
         tap: Option<String>,
+        /// The host file for the graph's `block::file` (kvm, qemu,
+        /// libvirt), instead of the one it names; made with the graph's
+        /// size if missing.
+        #[arg(long, value_name = "FILE")]
+        block: Option<PathBuf>,
+        /// The machine QEMU emulates (qemu): microvm (virtio-mmio) or q35
+        /// (virtio-pci, as libvirt gives).
+        #[arg(long, value_name = "MACHINE", value_parser = nym_driver::guest::parse_machine)]
+        machine: Option<nym_driver::qemu::Machine>,
         /// Key values for the graph's `key()`s, after `--`: `-- --count 5`.
         #[arg(last = true)]
         keys: Vec<String>,
@@ -253,16 +265,22 @@ fn main() -> ExitCode {
             gdb,
             forwards,
             tap,
+            block,
+            machine,
             keys,
             ..
         } => commands::run(
             &cwd,
             &project,
-            &keys,
-            mem,
             gdb.as_deref(),
-            &forwards,
-            tap.as_deref(),
+            nym_driver::guest::Options {
+                key_args: keys,
+                mem,
+                forwards,
+                tap,
+                block: block.map(|b| cwd.join(b)),
+                machine: machine.unwrap_or_default(),
+            },
         ),
         Command::Debug {
             project,

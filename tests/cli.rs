@@ -154,30 +154,38 @@ fn check_for_kvm_names_the_implementation_to_use_instead() {
 }
 
 #[test]
-fn check_for_qemu_says_which_devices_qemu_lacks() {
+fn check_names_the_devices_a_target_lacks_and_what_to_use() {
     let (_tmp, dir) = project("onqemu", "kv");
-    assert!(
-        run(nym(&dir).args(["check", "--target", "qemu"]))
-            .status
-            .success(),
-        "the template matches on the target"
-    );
-    // A block file (kvm's store) and the host's sockets are not on qemu.
-    let graph = "let store = kv::block(block::file(\"kv.img\"));\nlet net = stack::socket();\nlet app = job onqemu::start(console::default(), store);\nregister(\"onqemu\", [app]);\n";
+    for target in ["qemu", "libvirt", "xen", "kvm"] {
+        assert!(
+            run(nym(&dir).args(["check", "--target", target]))
+                .status
+                .success(),
+            "the template matches on the target: {target}"
+        );
+    }
+    // A directory store and the host's sockets are the host's alone; a
+    // block file is every guest's but Xen's (no blkfront yet).
+    let graph = "let store = kv::block(block::file(\"kv.img\"));\nlet dir = kv::dir(\"data\");\nlet net = stack::socket();\nlet app = job onqemu::start(console::default(), store);\nregister(\"onqemu\", [app]);\n";
     std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
     let out = run(nym(&dir).args(["check", "--target", "qemu"]));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     for want in [
-        "`block::file` is not available on target qemu",
-        "available on: unix, kvm",
+        "`kv::dir` is not available on target qemu",
+        "on qemu use `kv::mem` instead",
         "`stack::socket` is not available on target qemu",
         "on qemu use `stack::direct` instead",
     ] {
         assert!(err.contains(want), "want {want:?} in:\n{err}");
     }
-    let kvm = stderr(&run(nym(&dir).args(["check", "--target", "kvm"])));
-    assert!(!kvm.contains("`block::file` is not available"), "{kvm}");
+    assert!(!err.contains("`block::file` is not available"), "{err}");
+    let xen = stderr(&run(nym(&dir).args(["check", "--target", "xen"])));
+    assert!(
+        xen.contains("`block::file` is not available on target xen"),
+        "{xen}"
+    );
+    assert!(xen.contains("available on: unix, kvm, qemu, libvirt"), "{xen}");
 }
 
 #[test]

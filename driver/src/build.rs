@@ -143,19 +143,20 @@ pub fn build_program(
     // use them.
     let tls = graph.nodes.iter().any(|n| n.imp.name.starts_with("tls::"));
     let features = if tls { ", features = [\"tls\"]" } else { "" };
-    let (runtime, extra, profile, file) = match target {
-        Target::Unix => (
-            cargo::path_dep("nym-unix", &src.join("targets/unix"), features),
-            vec![],
-            String::new(),
-            graph.name.clone(),
-        ),
-        Target::Kvm | Target::Qemu | Target::Xen => (
+    let (runtime, extra, profile, file) = if target.is_guest() {
+        (
             cargo::path_dep("nym-baremetal", &src.join("targets/baremetal"), features),
             cargo::guest_args(),
             guest_profile(tls),
             format!("{}.elf", graph.name),
-        ),
+        )
+    } else {
+        (
+            cargo::path_dep("nym-unix", &src.join("targets/unix"), features),
+            vec![],
+            String::new(),
+            graph.name.clone(),
+        )
     };
     let manifest = format!(
         "[package]\nname = \"nym-main-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
@@ -166,7 +167,7 @@ pub fn build_program(
     );
     let dir = project.nym_dir(target);
     let gen = Crate {
-        dir: dir.join("main"),
+        dir: project.build_dir(target),
         manifest,
         files: vec![("main.rs", main)],
     };
@@ -179,6 +180,10 @@ pub fn build_program(
         out,
     )?;
     let out_file = dir.join(file);
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        what: format!("creating {}", dir.display()),
+        source,
+    })?;
     std::fs::copy(&exe, &out_file).map_err(|source| Error::Io {
         what: format!("copying {} to {}", exe.display(), out_file.display()),
         source,
@@ -186,7 +191,7 @@ pub fn build_program(
     out.line(&format!(
         "built {} (generated code: {})",
         out_path_display(cwd, &out_file),
-        dir.join("main/main.rs").display()
+        project.build_dir(target).join("main.rs").display()
     ));
     Ok(out_file)
 }

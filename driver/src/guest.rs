@@ -4,11 +4,12 @@
 //! on Xen, its console lines going to a writer, and a [`Stop`] that ends
 //! it from any thread. `nym run --target …` calls the same runners on its
 //! own thread, with the terminal as the console.
-use crate::build::{build_program, guest_cmdline};
+use crate::build::{build_program, guest_cmdline, key_defaults};
 use crate::project::Project;
-use crate::{kvm, qemu, xen, Error, Out};
+use crate::{kvm, libvirt, qemu, xen, Error, Out};
 use nym_graph::{Graph, Target};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -63,6 +64,37 @@ impl Stop {
     }
 }
 
+/// Stops the guest when this process gets SIGINT, SIGTERM or SIGHUP (the
+/// terminal's Ctrl-C, a `kill`, a closed terminal), so that what it runs
+/// outside this process (a libvirt domain) is removed too.
+pub fn stop_on_signals(stop: &Stop) {
+    let stop = stop.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+        });
+        stop.stop();
+    });
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -78,6 +110,11 @@ pub struct Options {
     pub forwards: Vec<(u16, u16)>,
     /// A tap device for a kvm guest's network instead of forwards.
     pub tap: Option<String>,
+    /// The host file of the graph's `block::file`, instead of the one the
+    /// graph names.
+    pub block: Option<PathBuf>,
+    /// The machine a qemu guest runs on.
+    pub machine: qemu::Machine,
 }
 
 impl Default for Options {
@@ -87,13 +124,16 @@ impl Default for Options {
             mem: 32 << 20,
             forwards: Vec::new(),
             tap: None,
+            block: None,
+            machine: qemu::Machine::default(),
         }
     }
 }
 
 impl Options {
     /// Reads the options of `:boot`: `-p HOST:GUEST` (repeated), `-m SIZE`,
-    /// `--tap NAME`, then `--` and the key arguments.
+    /// `--tap NAME`, `--block FILE`, `--machine microvm|q35`, then `--` and
+    /// the key arguments.
     pub fn parse(text: &str) -> Result<Options, String> {
         let mut o = Options::default();
         let mut words = text.split_whitespace();
@@ -107,6 +147,8 @@ impl Options {
                 "-p" | "--publish" => o.forwards.push(parse_forward(value(w)?)?),
                 "-m" | "--mem" => o.mem = parse_mem(value(w)?)?,
                 "--tap" => o.tap = Some(value(w)?.to_owned()),
+                "--block" => o.block = Some(PathBuf::from(value(w)?)),
+                "--machine" => o.machine = parse_machine(value(w)?)?,
                 "--" => {
                     o.key_args = words.by_ref().map(str::to_owned).collect();
                 }
@@ -127,6 +169,14 @@ pub fn parse_forward(text: &str) -> Result<(u16, u16), String> {
     let (host, guest) = text.split_once(':').ok_or_else(bad)?;
     let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(bad);
     Ok((port(host)?, port(guest)?))
+}
+
+/// Parses a QEMU machine: `microvm` or `q35`.
+pub fn parse_machine(text: &str) -> Result<qemu::Machine, String> {
+    [qemu::Machine::Microvm, qemu::Machine::Q35]
+        .into_iter()
+        .find(|m| m.name() == text)
+        .ok_or_else(|| format!("`{text}` is not a machine; qemu runs microvm or q35"))
 }
 
 /// Parses a memory size: `32M`, `1G`, `512MiB`, `4096K`.
@@ -170,6 +220,7 @@ pub fn run(
                     forwards: &options.forwards,
                     tap: options.tap.as_deref(),
                     gdb: None,
+                    block: options.block.as_deref(),
                 },
                 out,
             )?;
@@ -183,23 +234,43 @@ pub fn run(
             }
             Ok(outcome.status().clamp(0, 255) as u8)
         }
-        Target::Qemu => {
+        Target::Qemu | Target::Libvirt => {
             let cmdline = guest_cmdline(graph, &options.key_args)?;
+            let keys = nym_unix::keys::Keys::parse(key_defaults(graph), &options.key_args)?;
+            let block = kvm::block_file(project, graph, &keys, options.block.as_deref())?;
+            if let Some(b) = &block {
+                kvm::create_block_file(b)?;
+            }
             qemu::check_forwards(&options.forwards)?;
             let image = build_program(cwd, project, graph, false, out)?;
             if stop.requested() {
                 return Ok(130);
             }
-            let mem = options.mem;
-            Ok(qemu::run(
-                &image,
-                mem,
-                &cmdline,
-                &options.forwards,
-                console,
-                out,
-                stop,
-            )?)
+            let block = block.as_ref().map(|b| b.path.as_path());
+            if graph.target == Target::Libvirt {
+                let name = libvirt::domain_name(&graph.name);
+                let (xml, console_file) = libvirt::files(&image);
+                let domain = libvirt::Domain {
+                    name: &name,
+                    image: &image,
+                    mem: options.mem,
+                    cmdline: &cmdline,
+                    net: !options.forwards.is_empty(),
+                    forwards: &options.forwards,
+                    block,
+                    console: &console_file,
+                };
+                return libvirt::run(&domain, &xml, console, out, stop);
+            }
+            let vm = qemu::Vm {
+                image: &image,
+                mem: options.mem,
+                cmdline: &cmdline,
+                forwards: &options.forwards,
+                block,
+                machine: options.machine,
+            };
+            Ok(qemu::run(&vm, console, out, stop)?)
         }
         Target::Xen => {
             let cmdline = guest_cmdline(graph, &options.key_args)?;

@@ -25,6 +25,8 @@ pub struct Options<'a> {
     pub tap: Option<&'a str>,
     /// A listener for gdb: the guest waits for it before its first instruction.
     pub gdb: Option<std::net::TcpListener>,
+    /// The host file for the graph's `block::file`, instead of its own.
+    pub block: Option<&'a Path>,
 }
 
 /// Checks `options`, takes the host resources they name, builds the image
@@ -44,7 +46,7 @@ pub fn prepare(
         image,
         mem_size: options.mem,
         cmdline,
-        block: block_file(project, graph, &keys),
+        block: block_file(project, graph, &keys, options.block)?,
         seccomp: true,
         gdb: options.gdb,
         net,
@@ -61,18 +63,68 @@ pub fn boot_value(graph: &Graph, a: &GArg, keys: &Keys) -> Option<libos::Value> 
     }
 }
 
-/// The host file behind the graph's `block::file`, if it has one.
-pub fn block_file(project: &Project, graph: &Graph, keys: &Keys) -> Option<nym_hvt::BlockFile> {
-    let node = graph.nodes.iter().find(|n| n.imp.name == "block::file")?;
-    let path = match boot_value(graph, &node.args[0], keys)? {
-        libos::Value::Str(p) => project.root.join(p),
-        _ => return None,
+/// The host file behind the graph's `block::file`, if it has one: the
+/// path it names (relative to the project), or `instead` (`--block FILE`),
+/// with the size a new file gets.
+pub fn block_file(
+    project: &Project,
+    graph: &Graph,
+    keys: &Keys,
+    instead: Option<&Path>,
+) -> Result<Option<nym_hvt::BlockFile>, Error> {
+    let Some(node) = graph.nodes.iter().find(|n| n.imp.name == "block::file") else {
+        return match instead {
+            Some(file) => Err(Error::NoBlock(file.to_owned())),
+            None => Ok(None),
+        };
     };
-    let size = match boot_value(graph, &node.args[1], keys)? {
-        libos::Value::Int(s) => u64::try_from(s).ok()?,
-        _ => return None,
+    let path = match (instead, boot_value(graph, &node.args[0], keys)) {
+        (Some(file), _) => file.to_owned(),
+        (None, Some(libos::Value::Str(p))) => project.root.join(p),
+        _ => return Ok(None),
     };
-    Some(nym_hvt::BlockFile { path, size })
+    let size = match boot_value(graph, &node.args[1], keys) {
+        Some(libos::Value::Int(s)) => u64::try_from(s).unwrap_or(0),
+        _ => return Ok(None),
+    };
+    Ok(Some(nym_hvt::BlockFile { path, size }))
+}
+
+/// Creates `b`'s file with its size if it does not exist (QEMU opens, it
+/// does not create); an existing file is left as it is. A path that is
+/// not a regular file, or a size that is not whole sectors, is refused.
+pub fn create_block_file(b: &nym_hvt::BlockFile) -> Result<(), Error> {
+    let err = |source| Error::BlockFile {
+        path: b.path.clone(),
+        source,
+    };
+    match std::fs::symlink_metadata(&b.path) {
+        Ok(m) if m.is_file() => {
+            if m.len() == 0 || !m.len().is_multiple_of(512) {
+                return Err(err(std::io::Error::other(format!(
+                    "its size, {} bytes, is not a positive multiple of 512",
+                    m.len()
+                ))));
+            }
+            Ok(())
+        }
+        Ok(_) => Err(err(std::io::Error::other("it is not a regular file"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if b.size == 0 || !b.size.is_multiple_of(512) {
+                return Err(err(std::io::Error::other(format!(
+                    "a new file of {} bytes is not a positive multiple of 512",
+                    b.size
+                ))));
+            }
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&b.path)
+                .map_err(err)?;
+            f.set_len(b.size).map_err(err)
+        }
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// The address the graph gives the stack over the monitor's link, if any.

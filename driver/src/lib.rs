@@ -15,6 +15,7 @@ pub mod build;
 pub mod cargo;
 pub mod guest;
 pub mod kvm;
+pub mod libvirt;
 pub mod live;
 pub mod project;
 pub mod qemu;
@@ -139,7 +140,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// `-p` with a target that has no forwarding.
-    #[error("-p forwards host ports to a unikernel on kvm or qemu; with --target {0} the stack uses the host's ports directly")]
+    #[error("-p forwards host ports to a unikernel on kvm, qemu or libvirt; with --target {0} the stack uses the host's ports directly")]
     ForwardTarget(Target),
     /// `:boot` on a target that is not a guest.
     #[error("--target {0} runs in-process (`:run`); :boot boots an image on kvm, qemu or xen")]
@@ -159,6 +160,20 @@ pub enum Error {
     /// Xen could not run the guest.
     #[error(transparent)]
     Xen(#[from] xen::XenError),
+    /// libvirt could not run the guest.
+    #[error(transparent)]
+    Libvirt(#[from] libvirt::LibvirtError),
+    /// `--block` for a graph without a block device.
+    #[error("--block {}: the graph has no block::file for it", .0.display())]
+    NoBlock(PathBuf),
+    /// The block device's host file cannot be used.
+    #[error("block file {}: {source}", path.display())]
+    BlockFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 
     /// A host operation failed.
     #[error("{what}: {source}")]

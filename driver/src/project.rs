@@ -122,6 +122,15 @@ impl Project {
     pub fn nym_dir(&self, t: nym_graph::Target) -> PathBuf {
         self.root.join("target").join("nym").join(t.name())
     }
+
+    /// Where the program of a graph for target `t` is generated and built:
+    /// one crate for every guest target (the image boots on all of them,
+    /// so a graph that resolves alike for two targets is built once), one
+    /// for unix.
+    pub fn build_dir(&self, t: nym_graph::Target) -> PathBuf {
+        let dir = if t.is_guest() { "image" } else { "unix" };
+        self.root.join("target").join("nym").join(dir).join("main")
+    }
 }
 
 #[cfg(test)]

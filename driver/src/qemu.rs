@@ -13,21 +13,65 @@ use std::process::{Command, Stdio};
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// The arguments that boot `image` with `mem` bytes and `cmdline`; with
-/// `forwards` (host port, guest port), a virtio-net device on QEMU's user
-/// network, each host port on 127.0.0.1 forwarded to the guest's.
-pub fn args(image: &Path, mem: u64, cmdline: &str, forwards: &[(u16, u16)]) -> Vec<String> {
+/// The guest's last console line off nym's monitor: `nym: exit status N`.
+pub const STATUS_MARKER: &str = "nym: exit status ";
+
+/// The machine QEMU emulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Machine {
+    /// microvm: no PCI, virtio devices in eight MMIO slots (the fastest
+    /// to boot).
+    #[default]
+    Microvm,
+    /// q35: PCI Express, virtio-pci devices, as libvirt, Cloud Hypervisor
+    /// and Firecracker give a guest.
+    Q35,
+}
+
+impl Machine {
+    /// Its name for `--machine`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm",
+            Machine::Q35 => "q35",
+        }
+    }
+}
+
+/// What QEMU boots: the image, its memory and command line, and the
+/// devices the graph uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Vm<'a> {
+    /// The PVH image.
+    pub image: &'a Path,
+    /// Guest memory in bytes.
+    pub mem: u64,
+    /// The guest's command line (its keys).
+    pub cmdline: &'a str,
+    /// Host ports forwarded to guest ports, through a virtio-net device on
+    /// QEMU's user network; empty for no network.
+    pub forwards: &'a [(u16, u16)],
+    /// The disk: a host file attached as a virtio-blk device.
+    pub block: Option<&'a Path>,
+    /// microvm or q35.
+    pub machine: Machine,
+}
+
+/// The arguments that boot `vm`.
+pub fn args(vm: &Vm) -> Vec<String> {
+    let (machine, bus) = match vm.machine {
+        // No PCI on microvm: virtio devices sit in its eight MMIO slots,
+        // on I/O APIC pins 16 to 23 with the second I/O APIC off.
+        Machine::Microvm => ("microvm,ioapic2=off", "device"),
+        Machine::Q35 => ("q35", "pci"),
+    };
     let mut a: Vec<String> = [
         "-accel",
         "kvm",
         "-cpu",
         "host,-arch-capabilities",
-        // No PCI on microvm: virtio devices sit in its eight MMIO slots,
-        // on I/O APIC pins 16 to 23 with the second I/O APIC off.
         "-M",
-        "microvm,ioapic2=off",
-        "-global",
-        "virtio-mmio.force-legacy=false",
+        machine,
         "-nodefaults",
         "-nographic",
         "-no-reboot",
@@ -39,28 +83,53 @@ pub fn args(image: &Path, mem: u64, cmdline: &str, forwards: &[(u16, u16)]) -> V
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if vm.machine == Machine::Microvm {
+        a.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
+    }
     a.extend([
         "-m".into(),
-        format!("{}M", mem >> 20),
+        format!("{}M", vm.mem >> 20),
         "-kernel".into(),
-        image.display().to_string(),
+        vm.image.display().to_string(),
     ]);
-    if !cmdline.is_empty() {
-        a.extend(["-append".into(), cmdline.into()]);
+    if !vm.cmdline.is_empty() {
+        a.extend(["-append".into(), vm.cmdline.into()]);
     }
-    if !forwards.is_empty() {
-        let rules: String = forwards
-            .iter()
-            .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
-            .collect();
+    // Modern devices only: the guest drives virtio 1.0 and nothing older.
+    let modern = if bus == "pci" {
+        ",disable-legacy=on"
+    } else {
+        ""
+    };
+    if let Some(file) = vm.block {
+        a.extend([
+            "-drive".into(),
+            format!(
+                "id=blk0,file={},format=raw,if=none,cache=none",
+                file.display().to_string().replace(',', ",,")
+            ),
+            "-device".into(),
+            format!("virtio-blk-{bus},drive=blk0{modern}"),
+        ]);
+    }
+    if !vm.forwards.is_empty() {
         a.extend([
             "-netdev".into(),
-            format!("user,id=net0{rules}"),
+            user_netdev(vm.forwards),
             "-device".into(),
-            "virtio-net-device,netdev=net0".into(),
+            format!("virtio-net-{bus},netdev=net0{modern}"),
         ]);
     }
     a
+}
+
+/// QEMU's user network with `forwards`, each host port on 127.0.0.1 only.
+pub fn user_netdev(forwards: &[(u16, u16)]) -> String {
+    let rules: String = forwards
+        .iter()
+        .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
+        .collect();
+    format!("user,id=net0{rules}")
 }
 
 /// Fails, naming the port, if a forwarded host port is taken: QEMU's own
@@ -73,9 +142,9 @@ pub fn check_forwards(forwards: &[(u16, u16)]) -> Result<(), crate::Error> {
 }
 
 /// The command line as a user would type it.
-pub fn command_line(image: &Path, mem: u64, cmdline: &str, forwards: &[(u16, u16)]) -> String {
+pub fn command_line(vm: &Vm) -> String {
     std::iter::once(QEMU.to_owned())
-        .chain(args(image, mem, cmdline, forwards).into_iter().map(|a| {
+        .chain(args(vm).into_iter().map(|a| {
             if a.contains(' ') || a.is_empty() {
                 format!("'{a}'")
             } else {
@@ -103,17 +172,10 @@ pub enum QemuError {
 /// Boots `image` under QEMU, the guest's console lines going to
 /// `console` and crash reports to `out`; the guest's exit status.
 /// `stop` ends QEMU from another thread.
-pub fn run(
-    image: &Path,
-    mem: u64,
-    cmdline: &str,
-    forwards: &[(u16, u16)],
-    console: &mut dyn Write,
-    out: &Out,
-    stop: &Stop,
-) -> Result<u8, QemuError> {
+pub fn run(vm: &Vm, console: &mut dyn Write, out: &Out, stop: &Stop) -> Result<u8, QemuError> {
+    let image = vm.image;
     let mut child = Command::new(QEMU)
-        .args(args(image, mem, cmdline, forwards))
+        .args(args(vm))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -135,10 +197,13 @@ pub fn run(
                 started = line.ends_with(b"nym: guest started");
                 continue;
             }
-            match std::str::from_utf8(&line)
-                .ok()
-                .and_then(|l| l.strip_prefix("nym-fault: "))
-            {
+            let text = std::str::from_utf8(&line).unwrap_or("");
+            if text.starts_with(STATUS_MARKER) {
+                // The guest's status, for hosts without an exit device:
+                // QEMU's own exit status says it here.
+                continue;
+            }
+            match text.strip_prefix("nym-fault: ") {
                 Some(fault) => out.line(&format!("nym: {}", report(elf.as_ref(), fault))),
                 None => {
                     let _ = console.write_all(&line);

@@ -176,7 +176,7 @@ pub fn run(
             guest_started = text.ends_with("nym: guest started");
             continue;
         }
-        if let Some(status) = text.strip_prefix("nym: exit status ") {
+        if let Some(status) = text.strip_prefix(crate::qemu::STATUS_MARKER) {
             break Ok(status.trim().parse::<i32>().map_or(1, |s| s.clamp(0, 255)) as u8);
         }
         if let Some(fault) = text.strip_prefix("nym-fault: ") {

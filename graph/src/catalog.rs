@@ -1,10 +1,16 @@
 //! The device catalog: every implementation the graph can name, as data.
 //!
-//! The checker, completion, hover, `nym check`'s hints, code generation and
-//! the documentation all read this one table; the in-process runner has a
-//! constructor for every entry that supports `unix` (a test holds it to it).
+//! The checker, completion, hover, `nym check`'s hints, code generation,
+//! the in-process runner and the documentation all read this one table.
+//! Each entry names its constructor in [`libos::make`] once ([`imp!`]): the
+//! generated program calls it with concrete devices ([`Implementation::rust`])
+//! and the in-process runner calls the same function with trait objects
+//! ([`Implementation::build`]), so the two cannot build a device two ways.
 use crate::types::{Kind, Target, ValueType};
+use libos::abi::{Arg, Args};
+use libos::platform::{DynPlatform, MakeError};
 use libos::Value;
+use std::sync::Arc;
 
 /// What a parameter takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +61,12 @@ pub struct Param {
     pub doc: &'static str,
 }
 
+/// Builds an implementation's device in-process: the platform, and the
+/// arguments in the catalog's parameter order.
+pub type Build = fn(&DynPlatform, &mut Args) -> Result<Arg, MakeError>;
+
 /// One implementation (MirageOS: a functor).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Implementation {
     /// Its name in the language, `kv::dir`.
     pub name: &'static str,
@@ -70,11 +80,24 @@ pub struct Implementation {
     pub instead: Option<&'static str>,
     /// Documentation, first line a summary.
     pub doc: &'static str,
-    /// The Rust expression that builds it in generated code. `{param}` is
-    /// replaced by the argument, `{platform}` by the target's platform module
-    /// (every platform offers the same functions); a trailing `?` marks a
-    /// constructor that can fail.
+    /// The Rust expression that builds it in generated code: a call of its
+    /// `libos::make` constructor on the platform `p`, `{param}` standing
+    /// for each argument.
     pub rust: &'static str,
+    /// The same constructor over trait objects, for the in-process runner.
+    pub build: Build,
+    /// The constructor's parameters as the catalog entry declares them
+    /// (name, kind or value type), for the test that holds them to `params`.
+    pub make_params: &'static [(&'static str, &'static str)],
+}
+
+impl std::fmt::Debug for Implementation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Implementation")
+            .field("name", &self.name)
+            .field("provides", &self.provides)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PartialEq for Implementation {
@@ -109,7 +132,76 @@ impl Implementation {
     }
 }
 
-const ALL_TARGETS: &[Target] = &[Target::Unix, Target::Kvm, Target::Qemu, Target::Xen];
+/// Takes one argument of the given kind or value type from `Args`.
+macro_rules! take {
+    ($a:ident, Console) => {
+        $a.console()?
+    };
+    ($a:ident, MonoClock) => {
+        $a.mono_clock()?
+    };
+    ($a:ident, WallClock) => {
+        $a.wall_clock()?
+    };
+    ($a:ident, Time) => {
+        $a.time()?
+    };
+    ($a:ident, Random) => {
+        $a.random()?
+    };
+    ($a:ident, KvRo) => {
+        $a.kv_ro()?
+    };
+    ($a:ident, Kv) => {
+        $a.kv()?
+    };
+    ($a:ident, Block) => {
+        $a.block()?
+    };
+    ($a:ident, Netif) => {
+        $a.netif()?
+    };
+    ($a:ident, Stack) => {
+        $a.stack()?
+    };
+    ($a:ident, Int) => {
+        $a.int::<i64>("i64")?
+    };
+    ($a:ident, Str) => {
+        $a.string()?
+    };
+    ($a:ident, Cidr) => {
+        $a.cidr()?
+    };
+}
+
+/// One catalog entry whose device `libos::make::$make` builds, from its
+/// parameters `$arg: $ty` in order: the generated call and the in-process
+/// constructor both come from this one line.
+macro_rules! imp {
+    (
+        $name:literal -> $kind:ident,
+        params: [$($param:expr),* $(,)?],
+        targets: $targets:expr,
+        instead: $instead:expr,
+        doc: $doc:literal,
+        make: $make:ident($($arg:ident: $ty:ident),* $(,)?) $(,)?
+    ) => {
+        Implementation {
+            name: $name,
+            provides: Kind::$kind,
+            params: &[$($param),*],
+            targets: $targets,
+            instead: $instead,
+            doc: $doc,
+            rust: concat!("libos::make::", stringify!($make), "(p", $(", {", stringify!($arg), "}",)* ")?"),
+            build: |p, _a| Ok(Arg::$kind(Arc::new(libos::make::$make(p, $(take!(_a, $ty)),*)?))),
+            make_params: &[$((stringify!($arg), stringify!($ty))),*],
+        }
+    };
+}
+
+const ALL_TARGETS: &[Target] = Target::ALL;
 const UNIX: &[Target] = &[Target::Unix];
 
 const fn device(name: &'static str, kind: Kind, doc: &'static str) -> Param {
@@ -142,87 +234,80 @@ const FACTOR: Param = Param {
 
 /// The catalog.
 pub static CATALOG: &[Implementation] = &[
-    Implementation {
-        name: "console::default",
-        provides: Kind::Console,
-        params: &[],
+    imp! {
+        "console::default" -> Console,
+        params: [],
         targets: ALL_TARGETS,
         instead: None,
         doc: "The platform's console.\nOn unix, standard output; in a unikernel, the monitor's console or the serial port.",
-        rust: "{platform}::console()?",
+        make: console_default(),
     },
-    Implementation {
-        name: "clock::mono",
-        provides: Kind::MonoClock,
-        params: &[],
+    imp! {
+        "clock::mono" -> MonoClock,
+        params: [],
         targets: ALL_TARGETS,
         instead: None,
         doc: "The platform's monotonic clock: nanoseconds since start.",
-        rust: "{platform}::mono_clock()?",
+        make: clock_mono(),
     },
-    Implementation {
-        name: "clock::wall",
-        provides: Kind::WallClock,
-        params: &[],
+    imp! {
+        "clock::wall" -> WallClock,
+        params: [],
         targets: ALL_TARGETS,
         instead: None,
         doc: "The platform's wall clock: time since the Unix epoch.",
-        rust: "{platform}::wall_clock()?",
+        make: clock_wall(),
     },
-    Implementation {
-        name: "clock::scaled",
-        provides: Kind::MonoClock,
-        params: &[device("clock", Kind::MonoClock, "the clock to speed up"), FACTOR],
+    imp! {
+        "clock::scaled" -> MonoClock,
+        params: [device("clock", Kind::MonoClock, "the clock to speed up"), FACTOR],
         targets: ALL_TARGETS,
         instead: None,
         doc: "A monotonic clock running `factor` times faster than `clock`.\nFor testing expiry logic without waiting.",
-        rust: "libos::clock::Scaled::new({clock}, u64::try_from({factor})?)",
+        make: clock_scaled(clock: MonoClock, factor: Int),
     },
-    Implementation {
-        name: "time::default",
-        provides: Kind::Time,
-        params: &[],
+    imp! {
+        "time::default" -> Time,
+        params: [],
         targets: ALL_TARGETS,
         instead: None,
         doc: "The platform's sleep.\nOn unix, tokio's timer; in a unikernel, the executor blocks in the platform's wait with a deadline.",
-        rust: "{platform}::time()?",
+        make: time_default(),
     },
-    Implementation {
-        name: "time::scaled",
-        provides: Kind::Time,
-        params: &[device("time", Kind::Time, "the sleeper to speed up"), FACTOR],
+    imp! {
+        "time::scaled" -> Time,
+        params: [device("time", Kind::Time, "the sleeper to speed up"), FACTOR],
         targets: ALL_TARGETS,
         instead: None,
         doc: "Sleeps `factor` times shorter than asked.\nThe partner of `clock::scaled` for tests that wait.",
-        rust: "libos::time::Scaled::new({time}, u32::try_from({factor})?)",
+        make: time_scaled(time: Time, factor: Int),
     },
-    Implementation {
-        name: "random::default",
-        provides: Kind::Random,
-        params: &[],
+    imp! {
+        "random::default" -> Random,
+        params: [],
         targets: ALL_TARGETS,
         instead: None,
         doc: "The platform's entropy source.\nOn unix, /dev/urandom; in a unikernel, RDRAND/RDSEED or the monitor's.",
-        rust: "{platform}::random()?",
+        make: random_default(),
     },
-    Implementation {
-        name: "random::seeded",
-        provides: Kind::Random,
-        params: &[value("seed", ValueType::Int, "the seed")],
+    imp! {
+        "random::seeded" -> Random,
+        params: [value("seed", ValueType::Int, "the seed")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "A deterministic generator (SplitMix64): the same seed gives the same bytes everywhere.\nFor reproducible runs and tests; never for secrets.",
-        rust: "libos::random::Seeded::new(({seed}) as u64)",
+        make: random_seeded(seed: Int),
     },
-    Implementation {
-        name: "kv::mem",
-        provides: Kind::Kv,
-        params: &[],
+    imp! {
+        "kv::mem" -> Kv,
+        params: [],
         targets: ALL_TARGETS,
         instead: None,
         doc: "An in-memory key-value store.\nIts contents last as long as the program (and survive a hot reload).",
-        rust: "libos::kv::Mem::new()",
+        make: kv_mem(),
     },
+    // Baked at build time into a compiled program (codegen writes the files
+    // as statics); read from the directory in-process.
     Implementation {
         name: "kv::baked",
         provides: Kind::KvRo,
@@ -231,38 +316,36 @@ pub static CATALOG: &[Implementation] = &[
         instead: None,
         doc: "The files of a directory, read-only, baked into the program when it is built.\nKeys are paths relative to the directory, with `/` separators.",
         rust: "libos::kv::Baked::from_static({dir})",
+        build: |p, a| Ok(Arg::KvRo(Arc::new(libos::make::kv_baked(p, a.string()?)?))),
+        make_params: &[("dir", "Str")],
     },
-    Implementation {
-        name: "kv::full",
-        provides: Kind::Kv,
-        params: &[device("kv", Kind::Kv, "the store to wrap")],
+    imp! {
+        "kv::full" -> Kv,
+        params: [device("kv", Kind::Kv, "the store to wrap")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "A chaos device: every write fails with \"no space\".\nReads and removals go to the wrapped store.",
-        rust: "libos::kv::Full::new({kv})",
+        make: kv_full(kv: Kv),
     },
-    Implementation {
-        name: "kv::dir",
-        provides: Kind::Kv,
-        params: &[value("path", ValueType::Str, "the directory holding one file per key")],
+    imp! {
+        "kv::dir" -> Kv,
+        params: [value("path", ValueType::Str, "the directory holding one file per key")],
         targets: UNIX,
         instead: Some("kv::mem"),
         doc: "A key-value store in a host directory, one file per key.\nWrites are crash-safe (temporary file, fsync, rename): a value is old or new, never torn.",
-        rust: "nym_unix::devices::kv_dir::Dir::open({path})?",
+        make: kv_dir(path: Str),
     },
-    Implementation {
-        name: "kv::block",
-        provides: Kind::Kv,
-        params: &[device("block", Kind::Block, "the block device to keep the store on")],
+    imp! {
+        "kv::block" -> Kv,
+        params: [device("block", Kind::Block, "the block device to keep the store on")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "A key-value store kept on a block device, read into memory on first use.\nEach write stores the whole store as one checksummed snapshot, alternately in the two halves of the device: a crash leaves every value old or new, never torn. It holds up to half the device, less a sector. A device of zeros is an empty store; one holding anything else that is not a store is refused, never overwritten.",
-        rust: "libos::kv::Block::new({block})",
+        make: kv_block(block: Block),
     },
-    Implementation {
-        name: "block::file",
-        provides: Kind::Block,
-        params: &[
+    imp! {
+        "block::file" -> Block,
+        params: [
             value("path", ValueType::Str, "the backing file"),
             Param {
                 name: "size",
@@ -272,15 +355,14 @@ pub static CATALOG: &[Implementation] = &[
                 doc: "the size of a new file, in bytes, a multiple of 512",
             },
         ],
-        targets: &[Target::Unix, Target::Kvm],
+        targets: &[Target::Unix, Target::Kvm, Target::Qemu, Target::Libvirt],
         instead: None,
-        doc: "A block device of 512-byte sectors backed by a host file.\nOn kvm the monitor serves the file to the guest.",
-        rust: "{platform}::block_file({path}, u64::try_from({size})?)?",
+        doc: "A block device of 512-byte sectors backed by a host file.\nIn-process the file itself; on kvm the monitor serves it to the guest; under qemu and libvirt it is the guest's virtio-blk disk. A missing file is created with `size` bytes (`nym run --block FILE` names another file).",
+        make: block_file(path: Str, size: Int),
     },
-    Implementation {
-        name: "block::mem",
-        provides: Kind::Block,
-        params: &[Param {
+    imp! {
+        "block::mem" -> Block,
+        params: [Param {
             name: "size",
             ty: ParamType::Value(ValueType::Int),
             default: Some(Default::Int(1 << 20)),
@@ -290,69 +372,62 @@ pub static CATALOG: &[Implementation] = &[
         targets: ALL_TARGETS,
         instead: None,
         doc: "An in-memory block device of 512-byte sectors, all zeros at first.\nIts contents last as long as the program (and survive a hot reload); only sectors written with something other than zeros take memory.",
-        rust: "libos::block::Mem::new(u64::try_from({size})? / 512, 512)",
+        make: block_mem(size: Int),
     },
-    Implementation {
-        name: "stack::socket",
-        provides: Kind::Stack,
-        params: &[],
+    imp! {
+        "stack::socket" -> Stack,
+        params: [],
         targets: UNIX,
         instead: Some("stack::direct"),
         doc: "The host's own TCP/IP stack, through its sockets.\nListens on every address of the host. A listener stays bound across a hot reload.",
-        rust: "{platform}::socket_stack()?",
+        make: stack_socket(),
     },
-    Implementation {
-        name: "stack::direct",
-        provides: Kind::Stack,
-        params: &[
+    imp! {
+        "stack::direct" -> Stack,
+        params: [
             device("netif", Kind::Netif, "the interface carrying the stack's Ethernet frames"),
             value("ipv4", ValueType::Cidr, "the stack's address and subnet, `10.0.0.2/24`"),
         ],
         targets: ALL_TARGETS,
         instead: None,
         doc: "A TCP/IP stack in the program (smoltcp) over any network interface.\nIt answers ARP, keeps its own TCP state and timers, and needs nothing of the host but frames: the same stack runs in-process over a tap device and in a unikernel.",
-        rust: "{platform}::driven(libos::stack::Direct::new({netif}, {platform}::mono_clock()?, {platform}::time()?, {platform}::random()?, libos::stack::Config::new({ipv4}))?)",
+        make: stack_direct(netif: Netif, ipv4: Cidr),
     },
-    Implementation {
-        name: "stack::dhcp",
-        provides: Kind::Stack,
-        params: &[device("netif", Kind::Netif, "the interface carrying the stack's Ethernet frames")],
+    imp! {
+        "stack::dhcp" -> Stack,
+        params: [device("netif", Kind::Netif, "the interface carrying the stack's Ethernet frames")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "`stack::direct` with its address, subnet and router from a DHCP server on the link.\nUntil a lease arrives the stack listens but cannot connect; a lost lease takes the address away (`:inspect` shows the lease). QEMU's user network (`--target qemu -p`) runs a DHCP server that hands out 10.0.2.15.",
-        rust: "{platform}::driven(libos::stack::Direct::new({netif}, {platform}::mono_clock()?, {platform}::time()?, {platform}::random()?, libos::stack::Config::dhcp())?)",
+        make: stack_dhcp(netif: Netif),
     },
-    Implementation {
-        name: "netif::tap",
-        provides: Kind::Netif,
-        params: &[value("name", ValueType::Str, "the tap device, `tap0`")],
+    imp! {
+        "netif::tap" -> Netif,
+        params: [value("name", ValueType::Str, "the tap device, `tap0`")],
         targets: UNIX,
         instead: Some("netif::pair"),
         doc: "A Linux tap device: Ethernet frames to and from the host's network.\nThe device must exist (`ip tuntap add tap0 mode tap user $USER`) or nym must run as root; the host configures its side of the link.",
-        rust: "{platform}::tap(&{name})?",
+        make: netif_tap(name: Str),
     },
-    Implementation {
-        name: "netif::default",
-        provides: Kind::Netif,
-        params: &[],
-        targets: &[Target::Kvm, Target::Qemu],
+    imp! {
+        "netif::default" -> Netif,
+        params: [],
+        targets: &[Target::Kvm, Target::Qemu, Target::Libvirt],
         instead: Some("netif::tap"),
-        doc: "The platform's network interface.\nOn kvm, a virtual Ethernet link to nym's monitor (10.0.2.2), which forwards host ports to the guest (`nym run --target kvm -p 8080:80`); on qemu, a virtio-net device on QEMU's user network, which does the same (`nym run --target qemu -p 8080:80`). The guest takes 10.0.2.15/24 by convention.",
-        rust: "{platform}::netif_default()?",
+        doc: "The platform's network interface.\nOn kvm, a virtual Ethernet link to nym's monitor (10.0.2.2), which forwards host ports to the guest (`nym run --target kvm -p 8080:80`); under qemu and libvirt, a virtio-net device on QEMU's user network, which does the same (`-p 8080:80`). The guest takes 10.0.2.15/24 by convention.",
+        make: netif_default(),
     },
-    Implementation {
-        name: "netif::pair",
-        provides: Kind::Netif,
-        params: &[value("name", ValueType::Str, "the link; the two ends share it")],
+    imp! {
+        "netif::pair" -> Netif,
+        params: [value("name", ValueType::Str, "the link; the two ends share it")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "One end of an in-memory Ethernet link: the two `netif::pair` with the same name are wired to each other.\nTwo stacks over a pair talk inside one program, for tests and demos.",
-        rust: "libos::netif::pair_named(&{name})",
+        make: netif_pair(name: Str),
     },
-    Implementation {
-        name: "netif::lossy",
-        provides: Kind::Netif,
-        params: &[
+    imp! {
+        "netif::lossy" -> Netif,
+        params: [
             device("netif", Kind::Netif, "the interface to make lossy"),
             Param {
                 name: "percent",
@@ -372,24 +447,22 @@ pub static CATALOG: &[Implementation] = &[
         targets: ALL_TARGETS,
         instead: None,
         doc: "A chaos device: loses `percent` % of the frames sent and received through `netif`.\nTCP over it must still deliver every byte, in order.",
-        rust: "libos::netif::Lossy::new({netif}, u32::try_from({percent})?, ({seed}) as u64)",
+        make: netif_lossy(netif: Netif, percent: Int, seed: Int),
     },
-    Implementation {
-        name: "tls::server",
-        provides: Kind::Stack,
-        params: &[
+    imp! {
+        "tls::server" -> Stack,
+        params: [
             device("stack", Kind::Stack, "the stack whose connections are wrapped"),
             device("certs", Kind::KvRo, "holds `cert.pem` (the certificate chain, leaf first) and `key.pem` (its PKCS#8 private key)"),
         ],
         targets: ALL_TARGETS,
         instead: None,
         doc: "A stack whose listeners hand out TLS 1.3 sessions (rustls, RustCrypto): an application written for a `Stack` serves TLS unchanged.\nThe certificate and key are read from `certs` at every `listen` (`kv::baked(\"tls\")` bakes them into an image). Each handshake runs on the connection's first read or write, so a slow or hostile client holds up only itself. Outgoing connections pass through in the clear.",
-        rust: "libos::tls::Server::new({stack}, {certs}, {platform}::wall_clock()?)",
+        make: tls_server(stack: Stack, certs: KvRo),
     },
-    Implementation {
-        name: "tls::client",
-        provides: Kind::Stack,
-        params: &[
+    imp! {
+        "tls::client" -> Stack,
+        params: [
             device("stack", Kind::Stack, "the stack whose connections are wrapped"),
             device("roots", Kind::KvRo, "holds `ca.pem`, the certificates to trust"),
             value("name", ValueType::Str, "the name servers must prove, `example.com` or an IP address"),
@@ -397,7 +470,7 @@ pub static CATALOG: &[Implementation] = &[
         targets: ALL_TARGETS,
         instead: None,
         doc: "A stack whose connections are TLS 1.3 sessions with servers that prove to be `name` by a chain to a root in `ca.pem`.\n`connect` returns once the handshake is done and the certificate checked against the wall clock; a failure names its reason. Listeners pass through in the clear.",
-        rust: "libos::tls::Client::new({stack}, {roots}, {platform}::wall_clock()?, &{name})",
+        make: tls_client(stack: Stack, roots: KvRo, name: Str),
     },
 ];
 
@@ -423,7 +496,7 @@ mod tests {
                 let close = rest[open..].find('}').expect("unclosed placeholder") + open;
                 let name = &rest[open + 1..close];
                 assert!(
-                    name == "platform" || imp.params.iter().any(|p| p.name == name),
+                    imp.params.iter().any(|p| p.name == name),
                     "{}: unknown placeholder {{{name}}}",
                     imp.name
                 );
@@ -437,6 +510,47 @@ mod tests {
                 );
             }
             assert!(!imp.targets.is_empty());
+        }
+    }
+
+    /// The constructor an entry names takes the entry's parameters, in
+    /// order, each of the declared kind or type.
+    #[test]
+    fn every_constructor_takes_its_entrys_parameters_in_order() {
+        for imp in CATALOG {
+            let declared: Vec<(&str, String)> = imp
+                .params
+                .iter()
+                .map(|p| {
+                    let ty = match p.ty {
+                        ParamType::Device(k) => k.name().to_owned(),
+                        ParamType::Value(ValueType::Int) => "Int".into(),
+                        ParamType::Value(ValueType::Str) => "Str".into(),
+                        ParamType::Value(ValueType::Cidr) => "Cidr".into(),
+                        ParamType::Value(other) => other.name().into(),
+                    };
+                    (p.name, ty)
+                })
+                .collect();
+            let made: Vec<(&str, String)> = imp
+                .make_params
+                .iter()
+                .map(|(n, t)| (*n, (*t).to_owned()))
+                .collect();
+            assert_eq!(declared, made, "{}", imp.name);
+        }
+    }
+
+    /// An entry for a target its constructor cannot serve is refused by
+    /// the checker, not discovered at boot: the platform devices a guest
+    /// lacks are never listed for a guest.
+    #[test]
+    fn host_only_devices_are_listed_for_unix_only() {
+        for name in ["kv::dir", "stack::socket", "netif::tap"] {
+            assert_eq!(lookup(name).unwrap().targets, UNIX, "{name}");
+        }
+        for t in [Target::Kvm, Target::Qemu, Target::Libvirt] {
+            assert!(lookup("netif::default").unwrap().supports(t), "{t}");
         }
     }
 }

@@ -174,8 +174,11 @@ pub fn definition(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Opt
         },
         Found::Job(path) => job_sig(krate, path).map(|s| Definition::Rust(s.file, s.line)),
         Found::Impl(path) => {
-            let entry = format!("name: {:?},", path.text());
-            let at = CATALOG_SOURCE.find(&entry)?;
+            // An entry opens `"kv::full" -> Kv,` (imp!) or `name: "kv::baked",`.
+            let name = format!("{:?}", path.text());
+            let at = CATALOG_SOURCE
+                .find(&format!("{name} ->"))
+                .or_else(|| CATALOG_SOURCE.find(&format!("name: {name},")))?;
             Some(Definition::Catalog(
                 CATALOG_SOURCE[..at].matches('\n').count() + 1,
             ))

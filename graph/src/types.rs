@@ -117,15 +117,23 @@ pub enum Target {
     Unix,
     /// A unikernel in nym's KVM monitor.
     Kvm,
-    /// A PVH unikernel under QEMU.
+    /// A PVH unikernel under QEMU (microvm: virtio-mmio).
     Qemu,
+    /// A PVH unikernel on a q35 machine under libvirt (virtio-pci).
+    Libvirt,
     /// A PVH unikernel under Xen.
     Xen,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: &'static [Target] = &[Target::Unix, Target::Kvm, Target::Qemu, Target::Xen];
+    pub const ALL: &'static [Target] = &[
+        Target::Unix,
+        Target::Kvm,
+        Target::Qemu,
+        Target::Libvirt,
+        Target::Xen,
+    ];
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
@@ -133,8 +141,14 @@ impl Target {
             Target::Unix => "unix",
             Target::Kvm => "kvm",
             Target::Qemu => "qemu",
+            Target::Libvirt => "libvirt",
             Target::Xen => "xen",
         }
+    }
+
+    /// Whether the target boots an image (everything but unix).
+    pub fn is_guest(self) -> bool {
+        self != Target::Unix
     }
 
     /// The target named `name`.

@@ -776,7 +776,7 @@ register("hello", [j]);
                ·                                                      ╰── not a target
              3 │ let j = job hello::store(c, store);
                ╰────
-              help: the targets are: unix, kvm, qemu, xen
+              help: the targets are: unix, kvm, qemu, libvirt, xen
         "#]],
     );
 }

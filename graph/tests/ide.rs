@@ -359,7 +359,7 @@ fn definition_of_an_implementation_is_its_catalog_entry() {
     check_definition(
         r#"let w = kv::fu$0ll(kv::mem());"#,
         expect![[r#"
-            catalog: name: "kv::full",
+            catalog: "kv::full" -> Kv,
         "#]],
     );
 }

@@ -63,3 +63,66 @@ fn the_readme_device_table_is_the_catalog() {
         }
     }
 }
+
+/// The README's portability matrix says, for each template and target,
+/// what the checker says: ✓ where the template's graph checks, "kept" where
+/// its store survives a restart there (a `kv::dir`, or a `kv::block` on a
+/// `block::file`), — where the checker refuses it.
+#[test]
+fn the_readme_portability_matrix_is_what_the_checker_says() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("### One graph, every target")
+        .nth(1)
+        .expect("README has a `### One graph, every target` section");
+    let mut lines = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'));
+    let cells = |l: &str| -> Vec<String> {
+        l.trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_owned())
+            .collect()
+    };
+    let header = cells(lines.next().expect("a header"));
+    let targets: Vec<Target> = header[1..]
+        .iter()
+        .map(|t| Target::from_name(t).unwrap_or_else(|| panic!("`{t}` is not a target")))
+        .collect();
+    assert_eq!(targets, Target::ALL, "one column per target, in order");
+    let rows: Vec<Vec<String>> = lines.skip(1).map(cells).collect();
+    let templates = ["hello", "kv", "echo", "http", "https"];
+    assert_eq!(
+        rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        templates,
+        "one row per template"
+    );
+    for row in &rows {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/{}", row[0]));
+        let graph = std::fs::read_to_string(dir.join("unikernel.nym")).unwrap();
+        let krate = nym_graph::RustCrate::on_disk(&row[0], &dir);
+        for (t, cell) in targets.iter().zip(&row[1..]) {
+            let analysis = nym_graph::analyze(&graph, *t, Some(&krate));
+            let want = match &analysis.checked.graph {
+                None => "—",
+                Some(g) => {
+                    let kept = g.nodes.iter().any(|n| {
+                        n.imp.name == "kv::dir"
+                            || (n.imp.name == "kv::block"
+                                && matches!(n.args.first(), Some(nym_graph::check::GArg::Node(i))
+                                    if g.nodes[*i].imp.name == "block::file"))
+                    });
+                    if kept {
+                        "✓ kept"
+                    } else {
+                        "✓"
+                    }
+                }
+            };
+            assert_eq!(cell, want, "{} on {t}", row[0]);
+        }
+    }
+}

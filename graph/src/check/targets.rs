@@ -164,7 +164,7 @@ register("hello", [job hello::store(c, kv::mem())]);
                   help: add `xen => ...` or `_ => ...`
                 error nym::unknown-target at 3:5 "kvn": unknown target `kvn`
                   label: not a target
-                  help: the targets are: unix, kvm, qemu, xen
+                  help: the targets are: unix, kvm, qemu, libvirt, xen
                   fix "use `kvm`": 3:5 "kvn" -> "kvm"
             "#]],
         );
@@ -215,12 +215,12 @@ register("hello", [job hello::store(console::default(), a), job hello::net(conso
     #[test]
     fn an_implementation_without_an_alternative_lists_its_targets() {
         check_for(
-            Target::Qemu,
+            Target::Xen,
             r#"register("hello", [job hello::store(console::default(), kv::block(block::file("disk.img")))]);
 "#,
             expect![[r#"
-                error nym::target at 1:67 "block::file": `block::file` is not available on target qemu
-                  label: available on: unix, kvm
+                error nym::target at 1:67 "block::file": `block::file` is not available on target xen
+                  label: available on: unix, kvm, qemu, libvirt
             "#]],
         );
     }

@@ -1,55 +1,76 @@
-//! The Unix platform as generated code sees it: the same function names
-//! every platform offers (`console()`, `time()`, …), and [`main`], the
-//! runtime of a standalone build.
-use crate::devices::{block_file, clock, console, random, socket, tap, time, InitError};
+//! The Unix platform as generated code sees it: [`Unix`], the host's
+//! [`Platform`], and [`main`], the runtime of a standalone build.
+use crate::devices::{block_file, clock, console, kv_dir, random, socket, tap, time};
 use crate::keys::Keys;
 use libos::abi::JobFuture;
+use libos::platform::{MakeError, Platform, Unsupported};
+use libos::BoxFuture;
 use libos::Value;
-use std::path::Path;
 use std::process::ExitCode;
 
-/// `console::default()`: standard output.
-pub fn console() -> Result<console::Stdout, InitError> {
-    console::Stdout::new()
-}
-/// `clock::mono()`.
-pub fn mono_clock() -> Result<clock::Mono, InitError> {
-    clock::Mono::new()
-}
-/// `clock::wall()`.
-pub fn wall_clock() -> Result<clock::Wall, InitError> {
-    clock::Wall::new()
-}
-/// `time::default()`: tokio's timer.
-pub fn time() -> Result<time::Tokio, InitError> {
-    time::Tokio::new()
-}
-/// `random::default()`: /dev/urandom.
-pub fn random() -> Result<random::Host, InitError> {
-    random::Host::new()
-}
-/// `block::file(path, size)`.
-pub fn block_file(path: impl AsRef<Path>, size: u64) -> Result<block_file::File, InitError> {
-    block_file::File::open(path, size)
-}
+/// The host as a standalone program's platform: its devices, relative
+/// paths from the current directory, background tasks on the current
+/// tokio runtime. (The in-process runner's platform, `runner::InProcess`,
+/// builds on it.)
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unix;
 
-/// `stack::socket()`: the host's TCP/IP stack.
-pub fn socket_stack() -> Result<socket::Socket, InitError> {
-    socket::Socket::new()
-}
-/// `netif::tap(name)`.
-pub fn tap(name: &str) -> Result<tap::Tap, InitError> {
-    tap::Tap::open(name)
-}
-/// Runs a device's background task (a `stack::direct`'s driver) on the
-/// current tokio runtime for as long as the device lives.
-pub fn driven<T: libos::stack::Driven>(device: T) -> T {
-    tokio::spawn(device.driver());
-    device
-}
+impl Platform for Unix {
+    type Console = console::Stdout;
+    type MonoClock = clock::Mono;
+    type WallClock = clock::Wall;
+    type Time = time::Tokio;
+    type Random = random::Host;
+    type BlockFile = block_file::File;
+    type KvDir = kv_dir::Dir;
+    type Netif = Unsupported;
+    type Tap = tap::Tap;
+    type SocketStack = socket::Socket;
 
-/// Any error on the way to running the jobs.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    fn console(&self) -> Result<console::Stdout, MakeError> {
+        Ok(console::Stdout::new()?)
+    }
+    fn mono_clock(&self) -> Result<clock::Mono, MakeError> {
+        Ok(clock::Mono::new()?)
+    }
+    fn wall_clock(&self) -> Result<clock::Wall, MakeError> {
+        Ok(clock::Wall::new()?)
+    }
+    fn time(&self) -> Result<time::Tokio, MakeError> {
+        Ok(time::Tokio::new()?)
+    }
+    fn random(&self) -> Result<random::Host, MakeError> {
+        Ok(random::Host::new()?)
+    }
+    fn block_file(&self, path: &str, size: u64) -> Result<block_file::File, MakeError> {
+        Ok(block_file::File::open(path, size)?)
+    }
+    fn kv_dir(&self, path: &str) -> Result<kv_dir::Dir, MakeError> {
+        Ok(kv_dir::Dir::open(path)?)
+    }
+    fn netif_default(&self) -> Result<Unsupported, MakeError> {
+        Err(Unsupported::error(
+            "netif::default",
+            "unix (use netif::tap)",
+        ))
+    }
+    fn tap(&self, name: &str) -> Result<tap::Tap, MakeError> {
+        Ok(tap::Tap::open(name)?)
+    }
+    fn socket_stack(&self) -> Result<socket::Socket, MakeError> {
+        Ok(socket::Socket::new()?)
+    }
+    fn bake(&self, dir: &str) -> Result<Vec<(String, Vec<u8>)>, MakeError> {
+        // A standalone program has its files baked in when it is built.
+        Err(Unsupported::error(
+            &format!("reading kv::baked(\"{dir}\") at run time"),
+            "a compiled program",
+        ))
+    }
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        tokio::spawn(task);
+    }
+}
 
 /// The jobs built by generated code, each with its name.
 pub type Jobs = Vec<(&'static str, JobFuture)>;
@@ -60,7 +81,7 @@ pub type Jobs = Vec<(&'static str, JobFuture)>;
 pub fn main(
     name: &str,
     keys: Vec<(&str, Value)>,
-    build: impl FnOnce(&Keys) -> Result<Jobs, BoxError>,
+    build: impl FnOnce(&Keys, &Unix) -> Result<Jobs, MakeError>,
 ) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
@@ -89,10 +110,10 @@ pub fn main(
     };
     runtime.block_on(async {
         let stop = crate::jobs::interrupted();
-        let jobs = match build(&keys) {
+        let jobs = match build(&keys, &Unix) {
             Ok(j) => j,
             Err(e) => {
-                eprintln!("{name}: cannot build the devices: {e}");
+                eprintln!("{name}: cannot build the devices: {}", e.message());
                 return ExitCode::from(1);
             }
         };

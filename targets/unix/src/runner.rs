@@ -1,37 +1,38 @@
 //! The in-process runner: a checked graph instantiated live inside `nym`.
 //!
-//! Every implementation the catalog offers on `unix` has a constructor here
-//! over trait objects ([`construct`]); devices are made in the graph's
-//! dependency order and lent, as `Arc<dyn Trait>`, to jobs that live in the
-//! application library ([`Library`]). The library is refused unless its ABI
-//! fingerprint equals ours.
+//! Each node's device is built by its catalog entry's in-process
+//! constructor ([`Implementation::build`]: the same `libos::make` function a
+//! generated program calls) on [`InProcess`], the host as a platform of
+//! trait objects; devices are made in the graph's dependency order and
+//! lent, as `Arc<dyn Trait>`, to jobs that live in the application library
+//! ([`Library`]). The library is refused unless its ABI fingerprint equals
+//! ours.
 #![allow(unsafe_code)] // dlopen of the application library
-use crate::devices::{self, kv_dir};
+use crate::devices;
 use crate::keys::Keys;
-use crate::platform;
+use crate::platform::Unix;
 use libos::abi::{self, Arg, Args, JobFuture, JobTable};
-use nym_graph::catalog::Implementation;
+use libos::platform::{MakeError, Platform};
+use libos::{BoxFuture, Console};
 use nym_graph::check::{GArg, Graph};
 use std::ffi::{c_char, CStr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// Why the graph could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// A device failed to initialise.
-    #[error("device `{node}` ({imp}): {source}")]
+    #[error("device `{node}` ({imp}): {message}")]
     Init {
         /// The node's label.
         node: String,
         /// Its implementation.
         imp: &'static str,
         /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        message: String,
     },
-    /// The catalog names an implementation this runner cannot build.
-    #[error("`{0}` has no in-process constructor (a nym bug: the catalog says it runs on unix)")]
-    NoConstructor(&'static str),
     /// The application library cannot be loaded.
     #[error("cannot load the application library {}: {reason}", path.display())]
     Load {
@@ -179,7 +180,7 @@ pub struct Devices {
     /// The host stacks among the nodes, by node index: paused around a reload.
     sockets: Vec<(usize, devices::socket::Socket)>,
     /// What `console::default()` is, when not standard output (a session's log).
-    console: Option<Arc<dyn libos::Console>>,
+    console: Option<Arc<dyn Console>>,
 }
 
 /// What [`Devices::rewire`] did, by node label.
@@ -284,26 +285,18 @@ impl Devices {
                 }
                 None => {
                     rewired.made.push(node.label.clone());
-                    if let (Some(c), "console::default") = (&self.console, node.imp.name) {
-                        Arg::Console(c.clone())
-                    } else if node.imp.name == "stack::socket" {
-                        let socket = platform::socket_stack().map_err(|e| RunError::Init {
+                    let platform = InProcess::new(root, self.console.clone());
+                    let made = (node.imp.build)(&platform, &mut Args::new(args)).map_err(|e| {
+                        RunError::Init {
                             node: node.label.clone(),
                             imp: node.imp.name,
-                            source: Box::new(e),
-                        })?;
-                        devices.sockets.push((devices.nodes.len(), socket.clone()));
-                        Arg::Stack(Arc::new(socket))
-                    } else {
-                        construct(node.imp, args, root).map_err(|e| match e {
-                            Made::Missing => RunError::NoConstructor(node.imp.name),
-                            Made::Failed(source) => RunError::Init {
-                                node: node.label.clone(),
-                                imp: node.imp.name,
-                                source,
-                            },
-                        })?
+                            message: e.message().to_owned(),
+                        }
+                    })?;
+                    if let Some(socket) = platform.take_socket() {
+                        devices.sockets.push((devices.nodes.len(), socket));
                     }
+                    made
                 }
             };
             devices.nodes.push(made);
@@ -349,106 +342,98 @@ impl Devices {
     }
 }
 
-/// Why [`construct`] made nothing.
-pub enum Made {
-    /// No constructor for that implementation.
-    Missing,
-    /// The constructor failed.
-    Failed(Box<dyn std::error::Error + Send + Sync>),
+/// The host as a platform of trait objects, for one node's constructor:
+/// relative paths from the project's root, `console::default()` the
+/// session's log when it has one, and the host stack it makes kept, so the
+/// runner can pause it around a reload.
+pub struct InProcess {
+    root: PathBuf,
+    console: Option<Arc<dyn Console>>,
+    socket: Mutex<Option<devices::socket::Socket>>,
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for Made {
-    fn from(e: E) -> Self {
-        Made::Failed(Box::new(e))
+impl InProcess {
+    /// The platform for a project at `root`, with `console` (if any) as
+    /// `console::default()`.
+    pub fn new(root: &Path, console: Option<Arc<dyn Console>>) -> InProcess {
+        InProcess {
+            root: root.to_owned(),
+            console,
+            socket: Mutex::new(None),
+        }
+    }
+
+    /// The host stack made through this platform, if one was.
+    fn take_socket(&self) -> Option<devices::socket::Socket> {
+        self.socket.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn path(&self, p: &str) -> String {
+        self.root.join(p).to_string_lossy().into_owned()
     }
 }
 
-/// Builds the device `imp` from its arguments (in catalog parameter order).
-pub fn construct(imp: &Implementation, args: Vec<Arg>, root: &Path) -> Result<Arg, Made> {
-    let mut a = Args::new(args);
-    let path = |p: String| root.join(p);
-    Ok(match imp.name {
-        "console::default" => Arg::Console(Arc::new(platform::console()?)),
-        "clock::mono" => Arg::MonoClock(Arc::new(platform::mono_clock()?)),
-        "clock::wall" => Arg::WallClock(Arc::new(platform::wall_clock()?)),
-        "clock::scaled" => Arg::MonoClock(Arc::new(libos::clock::Scaled::new(
-            a.mono_clock()?,
-            a.int::<u64>("u64")?,
-        ))),
-        "time::default" => Arg::Time(Arc::new(platform::time()?)),
-        "time::scaled" => Arg::Time(Arc::new(libos::time::Scaled::new(
-            a.time()?,
-            a.int::<u32>("u32")?,
-        ))),
-        "random::default" => Arg::Random(Arc::new(platform::random()?)),
-        "random::seeded" => Arg::Random(Arc::new(libos::random::Seeded::new(
-            a.int::<i64>("i64")? as u64
-        ))),
-        "kv::mem" => Arg::Kv(Arc::new(libos::kv::Mem::new())),
-        "kv::full" => Arg::Kv(Arc::new(libos::kv::Full::new(a.kv()?))),
-        "kv::dir" => Arg::Kv(Arc::new(kv_dir::Dir::open(path(a.string()?))?)),
-        "kv::block" => Arg::Kv(Arc::new(libos::kv::Block::new(a.block()?))),
-        "kv::baked" => {
-            let dir = path(a.string()?);
-            let mut entries = Vec::new();
-            for (key, file) in nym_graph::codegen::baked_files(&dir)? {
-                let bytes = std::fs::read(&file)
-                    .map_err(|e| Made::Failed(format!("{}: {e}", file.display()).into()))?;
-                entries.push((key, bytes));
-            }
-            Arg::KvRo(Arc::new(libos::kv::Baked::from_entries(entries)))
+impl Platform for InProcess {
+    type Console = Arc<dyn Console>;
+    type MonoClock = Arc<dyn libos::MonoClock>;
+    type WallClock = Arc<dyn libos::WallClock>;
+    type Time = Arc<dyn libos::Time>;
+    type Random = Arc<dyn libos::Random>;
+    type BlockFile = Arc<dyn libos::Block>;
+    type KvDir = Arc<dyn libos::Kv>;
+    type Netif = Arc<dyn libos::Netif>;
+    type Tap = Arc<dyn libos::Netif>;
+    type SocketStack = Arc<dyn libos::Stack>;
+
+    fn console(&self) -> Result<Self::Console, MakeError> {
+        match &self.console {
+            Some(c) => Ok(c.clone()),
+            None => Ok(Arc::new(Unix.console()?)),
         }
-        "block::file" => Arg::Block(Arc::new(platform::block_file(
-            path(a.string()?),
-            a.int::<u64>("u64")?,
-        )?)),
-        "block::mem" => Arg::Block(Arc::new(libos::block::Mem::new(
-            a.int::<u64>("u64")? / 512,
-            512,
-        ))),
-        "stack::socket" => Arg::Stack(Arc::new(platform::socket_stack()?)),
-        "stack::direct" => {
-            let netif = a.netif()?;
-            let config = libos::stack::Config {
-                ipv4: a.cidr()?,
-                gateway: None,
-                dhcp: false,
-            };
-            Arg::Stack(Arc::new(platform::driven(libos::stack::Direct::new(
-                netif,
-                platform::mono_clock()?,
-                platform::time()?,
-                platform::random()?,
-                config,
-            )?)))
+    }
+    fn mono_clock(&self) -> Result<Self::MonoClock, MakeError> {
+        Ok(Arc::new(Unix.mono_clock()?))
+    }
+    fn wall_clock(&self) -> Result<Self::WallClock, MakeError> {
+        Ok(Arc::new(Unix.wall_clock()?))
+    }
+    fn time(&self) -> Result<Self::Time, MakeError> {
+        Ok(Arc::new(Unix.time()?))
+    }
+    fn random(&self) -> Result<Self::Random, MakeError> {
+        Ok(Arc::new(Unix.random()?))
+    }
+    fn block_file(&self, path: &str, size: u64) -> Result<Self::BlockFile, MakeError> {
+        Ok(Arc::new(Unix.block_file(&self.path(path), size)?))
+    }
+    fn kv_dir(&self, path: &str) -> Result<Self::KvDir, MakeError> {
+        Ok(Arc::new(Unix.kv_dir(&self.path(path))?))
+    }
+    fn netif_default(&self) -> Result<Self::Netif, MakeError> {
+        Err(libos::platform::Unsupported::error(
+            "netif::default",
+            "unix (use netif::tap)",
+        ))
+    }
+    fn tap(&self, name: &str) -> Result<Self::Tap, MakeError> {
+        Ok(Arc::new(Unix.tap(name)?))
+    }
+    fn socket_stack(&self) -> Result<Self::SocketStack, MakeError> {
+        let socket = Unix.socket_stack()?;
+        *self.socket.lock().unwrap_or_else(|p| p.into_inner()) = Some(socket.clone());
+        Ok(Arc::new(socket))
+    }
+    fn bake(&self, dir: &str) -> Result<Vec<(String, Vec<u8>)>, MakeError> {
+        let mut entries = Vec::new();
+        for (key, file) in nym_graph::codegen::baked_files(&self.root.join(dir))? {
+            let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            entries.push((key, bytes));
         }
-        "netif::tap" => Arg::Netif(Arc::new(platform::tap(&a.string()?)?)),
-        "netif::pair" => Arg::Netif(Arc::new(libos::netif::pair_named(&a.string()?))),
-        "stack::dhcp" => Arg::Stack(Arc::new(platform::driven(libos::stack::Direct::new(
-            a.netif()?,
-            platform::mono_clock()?,
-            platform::time()?,
-            platform::random()?,
-            libos::stack::Config::dhcp(),
-        )?))),
-        "netif::lossy" => Arg::Netif(Arc::new(libos::netif::Lossy::new(
-            a.netif()?,
-            a.int::<u32>("u32")?,
-            a.int::<i64>("i64")? as u64,
-        ))),
-        "tls::server" => Arg::Stack(Arc::new(libos::tls::Server::new(
-            a.stack()?,
-            a.kv_ro()?,
-            platform::wall_clock()?,
-        ))),
-        "tls::client" => Arg::Stack(Arc::new(libos::tls::Client::new(
-            a.stack()?,
-            a.kv_ro()?,
-            platform::wall_clock()?,
-            &a.string()?,
-        ))),
-        _ => return Err(Made::Missing),
-    })
+        Ok(entries)
+    }
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        tokio::spawn(task);
+    }
 }
 
 #[cfg(test)]
@@ -458,7 +443,7 @@ mod tests {
     use nym_graph::types::Target;
 
     /// The catalog is the one list of implementations: every entry that
-    /// claims `unix` must be constructible here.
+    /// claims `unix` builds in-process, a device of the kind it provides.
     #[test]
     fn every_unix_implementation_in_the_catalog_has_a_constructor() {
         let dir = tempfile::tempdir().unwrap();
@@ -493,15 +478,15 @@ mod tests {
                     }
                 })
                 .collect();
-            match construct(imp, args, dir.path()) {
+            let platform = InProcess::new(dir.path(), None);
+            match (imp.build)(&platform, &mut Args::new(args)) {
                 Ok(made) => assert_eq!(
                     made.kind_name().to_lowercase().replace(' ', ""),
                     imp.provides.name().to_lowercase(),
                     "{}",
                     imp.name
                 ),
-                Err(Made::Missing) => panic!("{} has no constructor", imp.name),
-                Err(Made::Failed(e)) => panic!("{} failed: {e}", imp.name),
+                Err(e) => panic!("{} failed: {}", imp.name, e.message()),
             }
         }
     }
@@ -652,12 +637,12 @@ mod tests {
     fn sample_device(k: nym_graph::Kind) -> Arg {
         use nym_graph::Kind::*;
         match k {
-            MonoClock => Arg::MonoClock(Arc::new(platform::mono_clock().unwrap())),
-            Time => Arg::Time(Arc::new(platform::time().unwrap())),
+            MonoClock => Arg::MonoClock(Arc::new(Unix.mono_clock().unwrap())),
+            Time => Arg::Time(Arc::new(Unix.time().unwrap())),
             Kv | KvRo => Arg::Kv(Arc::new(libos::kv::Mem::new())),
             Block => Arg::Block(Arc::new(libos::block::Mem::new(8, 512))),
             Netif => Arg::Netif(Arc::new(libos::netif::pair().0)),
-            Stack => Arg::Stack(Arc::new(platform::socket_stack().unwrap())),
+            Stack => Arg::Stack(Arc::new(Unix.socket_stack().unwrap())),
             other => panic!("no sample for {other}"),
         }
     }

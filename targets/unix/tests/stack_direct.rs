@@ -4,9 +4,10 @@ mod common;
 
 use common::direct as stack;
 use libos::netif::{pair, Lossy, PairEnd};
+use libos::platform::Platform;
 use libos::stack::Direct;
 use libos::{BoxFuture, Flow, NetError, Netif, Stack};
-use nym_unix::platform;
+use nym_unix::platform::Unix;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -378,7 +379,7 @@ async fn udp_datagrams_cross_a_pair_both_ways_with_their_senders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_over_host_sockets_talks_to_a_std_socket() {
-    let stack = platform::socket_stack().unwrap();
+    let stack = Unix.socket_stack().unwrap();
     let mut socket = stack.udp(0).await.unwrap();
     let port = socket.port();
     let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

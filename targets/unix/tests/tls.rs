@@ -8,9 +8,10 @@ mod common;
 use common::{direct, free_port};
 use libos::kv::Baked;
 use libos::netif::pair;
+use libos::platform::Platform;
 use libos::tls::{Client, Server};
 use libos::{Flow, NetError, Stack};
-use nym_unix::platform;
+use nym_unix::platform::Unix;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::path::Path;
@@ -92,9 +93,9 @@ fn loopback(port: u16) -> SocketAddrV4 {
 
 fn client(roots: Baked, name: &str) -> impl Stack {
     Client::new(
-        platform::socket_stack().unwrap(),
+        Unix.socket_stack().unwrap(),
         roots,
-        platform::wall_clock().unwrap(),
+        Unix.wall_clock().unwrap(),
         name,
     )
 }
@@ -107,9 +108,9 @@ async fn serve_on_sockets(
     let port = free_port();
     let (tx, errors) = tokio::sync::mpsc::unbounded_channel();
     let server = Server::new(
-        platform::socket_stack().unwrap(),
+        Unix.socket_stack().unwrap(),
         server_files,
-        platform::wall_clock().unwrap(),
+        Unix.wall_clock().unwrap(),
     );
     tokio::spawn(shouting_server(server, port, tx));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -215,9 +216,9 @@ async fn garbage_and_vanishing_clients_do_not_stop_the_server() {
 async fn a_server_without_its_certificate_says_which_file_is_missing() {
     let empty = libos::kv::Mem::new();
     let server = Server::new(
-        platform::socket_stack().unwrap(),
+        Unix.socket_stack().unwrap(),
         empty,
-        platform::wall_clock().unwrap(),
+        Unix.wall_clock().unwrap(),
     );
     match server.listen(free_port()).await {
         Err(e) => assert_eq!(
@@ -229,9 +230,9 @@ async fn a_server_without_its_certificate_says_which_file_is_missing() {
     let (dir, _) = pki();
     std::fs::write(dir.path().join("key.pem"), "not a key").unwrap();
     let server = Server::new(
-        platform::socket_stack().unwrap(),
+        Unix.socket_stack().unwrap(),
         store(dir.path(), &["cert.pem", "key.pem"]),
-        platform::wall_clock().unwrap(),
+        Unix.wall_clock().unwrap(),
     );
     match server.listen(free_port()).await {
         Err(e) => assert!(
@@ -247,12 +248,12 @@ async fn tls_runs_over_stack_direct_and_moves_a_megabyte_intact() {
     let (dir, server_files) = pki();
     let (a, b) = pair();
     let (tx, _errors) = tokio::sync::mpsc::unbounded_channel();
-    let server = Server::new(direct(a, 1), server_files, platform::wall_clock().unwrap());
+    let server = Server::new(direct(a, 1), server_files, Unix.wall_clock().unwrap());
     tokio::spawn(shouting_server(server, 443, tx));
     let c = Client::new(
         direct(b, 2),
         roots(&dir),
-        platform::wall_clock().unwrap(),
+        Unix.wall_clock().unwrap(),
         "10.0.0.1",
     );
     let data: Vec<u8> = (0..1 << 20).map(|i: u32| b'a' + (i % 26) as u8).collect();

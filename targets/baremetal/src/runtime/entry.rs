@@ -12,6 +12,12 @@ core::arch::global_asm!(
     "    xor ebp, ebp",
     "    call {entry}",
     "    ud2",
+    // The PVH entry is reached from nothing but its note: name it here, so
+    // the linker, which pulls an object from an archive only for a symbol
+    // it needs, keeps the PVH code and note with `_start`.
+    ".pushsection .rodata.nym_entries, \"a\"",
+    ".quad nym_pvh_start32",
+    ".popsection",
     entry = sym hvt_entry,
 );
 

@@ -2,7 +2,7 @@
 //! (vector, error code, rip, cr2 and the frame pointer to walk), which
 //! prints it with a symbolised backtrace and ends the guest.
 #![allow(unsafe_code)] // the IDT and the handlers' register frames
-use super::{hvt, sys};
+use super::sys;
 use nym_hvt_abi as abi;
 
 /// What the stubs leave on the stack: the ABI's frame, so the monitor can
@@ -92,12 +92,12 @@ fn gate(handler: u64) -> [u64; 2] {
 /// Routes `vectors` (the timer's, devices') to a handler that acknowledges
 /// the local APIC and returns, and `spurious` to one that just returns
 /// (PVH only): an interrupt's only job is to end a `hlt`.
-pub fn set_interrupt_handlers(vectors: &[u8], spurious: u8) {
+pub fn set_interrupt_handlers(vectors: core::ops::RangeInclusive<u8>, spurious: u8) {
     // SAFETY: boot is single-threaded and interrupts are off; the CPU reads
     // the table only when an interrupt is delivered.
     unsafe {
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
-        for &v in vectors {
+        for v in vectors {
             idt[usize::from(v)] = gate(nym_irq_timer as *const () as u64);
         }
         idt[usize::from(spurious)] = gate(nym_irq_spurious as *const () as u64);
@@ -147,19 +147,14 @@ extern "C" fn exception(frame: &Frame) -> ! {
         cr2,
         frame: frame as *const Frame as u64,
     };
-    if sys::is_pvh() {
-        report_on_console(&f);
-    } else {
-        // The monitor prints the report, symbolised, and ends the guest.
-        hvt::call(abi::nr::FAULT, &mut f);
-    }
+    sys::report_fault(&mut f);
     sys::exit(abi::EXIT_CRASH)
 }
 
 /// Without a monitor to read our memory, the guest prints the fault and its
 /// frames itself, in a line `nym run` symbolises from the image:
 /// `nym-fault: vector=14 error=0x0 cr2=0x0 frames=0x1029ba,0x105e27,...`
-fn report_on_console(f: &abi::Fault) {
+pub fn report_on_console(f: &abi::Fault) {
     use core::fmt::Write;
     struct Out;
     impl Write for Out {

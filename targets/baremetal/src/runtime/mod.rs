@@ -1,5 +1,4 @@
 //! The runtime proper (only built for `target_os = "none"`).
-mod devices;
 mod entry;
 mod exceptions;
 mod executor;
@@ -9,6 +8,7 @@ mod kvmclock;
 mod note;
 pub mod platform;
 mod pvh;
+mod qemu;
 mod sys;
 mod virtio;
 mod xen;

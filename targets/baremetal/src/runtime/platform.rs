@@ -1,67 +1,252 @@
-//! The guest platform as generated code sees it: the same functions every
-//! platform offers (`console()`, `time()`, …) and [`main`].
-use super::devices::{HvtBlock, HvtClock, HvtConsole, HvtNet, HvtRandom, HvtTime, InitError};
-use super::{entry, executor};
-use alloc::{format, vec::Vec};
+//! The guest as a [`Platform`]: what generated code builds its devices on,
+//! and [`main`]. The board was decided at entry; each constructor here
+//! picks that board's device type once (the monitor's hypercall devices,
+//! virtio over mmio or pci), and the devices themselves never ask which
+//! board they are on.
+use super::entry;
+use super::executor::{self, Sleep};
+use super::hvt::devices::{HvtBlock, HvtNet};
+use super::sys::{self, Board};
+use super::virtio::{self, blk::VirtioBlk, net::VirtioNet};
+use alloc::{boxed::Box, format, string::String, vec::Vec};
+use core::time::Duration;
 use libos::abi::JobFuture;
 use libos::keys::Keys;
-use libos::Value;
-
-/// Why the devices and jobs could not be built: the message of the error
-/// on the way. Only its message: a `Box<dyn Error>` would link every error
-/// type's `Debug` (and with it `core`'s escaping and Unicode tables) into
-/// the image, most of a kilobyte each.
-pub struct BuildError(alloc::string::String);
-
-impl<E: core::fmt::Display> From<E> for BuildError {
-    fn from(e: E) -> BuildError {
-        BuildError(alloc::string::ToString::to_string(&e))
-    }
-}
+use libos::platform::{MakeError, Platform, Unsupported};
+use libos::{
+    Block, BlockError, BlockInfo, BoxFuture, Console, ConsoleError, MonoClock, NetError, Netif,
+    Random, RandomError, Time, Value, WallClock,
+};
 
 /// The jobs built by generated code, each with its name.
 pub type Jobs = Vec<(&'static str, JobFuture)>;
 
-/// `console::default()`.
-pub fn console() -> Result<HvtConsole, InitError> {
-    Ok(HvtConsole)
-}
-/// `clock::mono()`.
-pub fn mono_clock() -> Result<HvtClock, InitError> {
-    Ok(HvtClock)
-}
-/// `clock::wall()`.
-pub fn wall_clock() -> Result<HvtClock, InitError> {
-    Ok(HvtClock)
-}
-/// `time::default()`.
-pub fn time() -> Result<HvtTime, InitError> {
-    Ok(HvtTime)
-}
-/// `random::default()`.
-pub fn random() -> Result<HvtRandom, InitError> {
-    Ok(HvtRandom)
-}
-/// `block::file(path, size)`: the monitor opens the file; the guest sees
-/// its block device.
-pub fn block_file(_path: impl AsRef<str>, _size: u64) -> Result<HvtBlock, InitError> {
-    HvtBlock::open()
+/// The guest's platform.
+pub struct Guest;
+
+/// The board's console.
+pub struct GuestConsole;
+
+impl Console for GuestConsole {
+    fn write<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<(), ConsoleError>> {
+        sys::puts(text.as_bytes());
+        Box::pin(async { Ok(()) })
+    }
 }
 
-/// `netif::default()`: the monitor's virtual link.
-pub fn netif_default() -> Result<HvtNet, InitError> {
-    HvtNet::open()
+/// The board's clocks.
+pub struct GuestClock;
+
+impl MonoClock for GuestClock {
+    fn elapsed_ns(&self) -> u64 {
+        sys::monotime()
+    }
 }
 
-/// Runs a device's background task (a `stack::direct`'s driver) beside the
-/// jobs for as long as they run.
-pub fn driven<T: libos::stack::Driven>(device: T) -> T {
-    executor::spawn(device.driver());
-    device
+impl WallClock for GuestClock {
+    fn now_unix_ns(&self) -> u64 {
+        sys::walltime()
+    }
+}
+
+/// Sleeping through the executor's timers.
+pub struct GuestTime;
+
+impl Time for GuestTime {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(Sleep::new(duration))
+    }
+}
+
+/// The board's entropy.
+pub struct GuestRandom;
+
+impl Random for GuestRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
+        sys::random(buf)
+    }
+}
+
+/// RustCrypto's entropy (for TLS): the same source as `random::default()`.
+#[cfg(feature = "tls")]
+fn entropy(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+    sys::random(buf).map_err(|_| getrandom::Error::UNSUPPORTED)
+}
+#[cfg(feature = "tls")]
+getrandom::register_custom_getrandom!(entropy);
+
+/// `block::file`: the monitor's block device, or a virtio-blk disk.
+pub enum GuestBlock {
+    /// nym's monitor serves the file.
+    Hvt(HvtBlock),
+    /// QEMU or libvirt attached the file as a virtio-blk disk.
+    Virtio(VirtioBlk),
+}
+
+impl Block for GuestBlock {
+    fn info(&self) -> BlockInfo {
+        match self {
+            GuestBlock::Hvt(b) => b.info(),
+            GuestBlock::Virtio(b) => b.info(),
+        }
+    }
+    fn read<'a>(&'a self, sector: u64, buf: &'a mut [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
+        match self {
+            GuestBlock::Hvt(b) => b.read(sector, buf),
+            GuestBlock::Virtio(b) => b.read(sector, buf),
+        }
+    }
+    fn write<'a>(&'a self, sector: u64, data: &'a [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
+        match self {
+            GuestBlock::Hvt(b) => b.write(sector, data),
+            GuestBlock::Virtio(b) => b.write(sector, data),
+        }
+    }
+    fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
+        match self {
+            GuestBlock::Hvt(b) => b.flush(),
+            GuestBlock::Virtio(b) => b.flush(),
+        }
+    }
+}
+
+/// `netif::default()`: the monitor's link, or a virtio-net device.
+pub enum GuestNet {
+    /// The virtual Ethernet link to nym's monitor.
+    Hvt(HvtNet),
+    /// A virtio-net device on QEMU's user network.
+    Virtio(VirtioNet),
+}
+
+impl Netif for GuestNet {
+    fn mac(&self) -> [u8; 6] {
+        match self {
+            GuestNet::Hvt(n) => n.mac(),
+            GuestNet::Virtio(n) => n.mac(),
+        }
+    }
+    fn mtu(&self) -> usize {
+        match self {
+            GuestNet::Hvt(n) => n.mtu(),
+            GuestNet::Virtio(n) => n.mtu(),
+        }
+    }
+    fn reliable(&self) -> bool {
+        match self {
+            GuestNet::Hvt(n) => n.reliable(),
+            GuestNet::Virtio(n) => n.reliable(),
+        }
+    }
+    fn send<'a>(&'a self, frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>> {
+        match self {
+            GuestNet::Hvt(n) => n.send(frame),
+            GuestNet::Virtio(n) => n.send(frame),
+        }
+    }
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>> {
+        match self {
+            GuestNet::Hvt(n) => n.recv(buf),
+            GuestNet::Virtio(n) => n.recv(buf),
+        }
+    }
+}
+
+/// The virtio bus of a QEMU board.
+fn virtio_bus(device: &str, hint: &str) -> Result<virtio::Find, MakeError> {
+    match sys::board() {
+        Board::Microvm => Ok(virtio::on_mmio),
+        Board::Q35 => Ok(virtio::on_pci),
+        Board::Xen => Err(Unsupported::error(device, "Xen yet")),
+        Board::Hvt => Err(MakeError::from(format!("{device}: {hint}"))),
+    }
+}
+
+fn probe_error(device: &str, hint: &str, e: virtio::ProbeError) -> MakeError {
+    match e {
+        virtio::ProbeError::Absent => MakeError::from(format!("no {device} ({hint})")),
+        other => MakeError::from(format!("{device}: {}", other.message())),
+    }
+}
+
+impl Platform for Guest {
+    type Console = GuestConsole;
+    type MonoClock = GuestClock;
+    type WallClock = GuestClock;
+    type Time = GuestTime;
+    type Random = GuestRandom;
+    type BlockFile = GuestBlock;
+    type KvDir = Unsupported;
+    type Netif = GuestNet;
+    type Tap = Unsupported;
+    type SocketStack = Unsupported;
+
+    fn console(&self) -> Result<GuestConsole, MakeError> {
+        Ok(GuestConsole)
+    }
+    fn mono_clock(&self) -> Result<GuestClock, MakeError> {
+        Ok(GuestClock)
+    }
+    fn wall_clock(&self) -> Result<GuestClock, MakeError> {
+        Ok(GuestClock)
+    }
+    fn time(&self) -> Result<GuestTime, MakeError> {
+        Ok(GuestTime)
+    }
+    fn random(&self) -> Result<GuestRandom, MakeError> {
+        Ok(GuestRandom)
+    }
+    /// The host already opened the file (the monitor) or attached it
+    /// (QEMU, libvirt): the path and size are the host's business.
+    fn block_file(&self, _path: &str, _size: u64) -> Result<GuestBlock, MakeError> {
+        const HINT: &str = "the host attaches block::file's file as the disk";
+        if sys::board() == Board::Hvt {
+            return HvtBlock::open()
+                .map(GuestBlock::Hvt)
+                .map_err(MakeError::from);
+        }
+        let bus = virtio_bus("a virtio-blk disk", HINT)?;
+        VirtioBlk::open(bus)
+            .map(GuestBlock::Virtio)
+            .map_err(|e| probe_error("virtio-blk disk", HINT, e))
+    }
+    fn kv_dir(&self, _: &str) -> Result<Unsupported, MakeError> {
+        Err(Unsupported::error("kv::dir", "a unikernel (use kv::block)"))
+    }
+    fn netif_default(&self) -> Result<GuestNet, MakeError> {
+        const HINT: &str = "run with -p HOST:GUEST to add one";
+        if sys::board() == Board::Hvt {
+            return HvtNet::open().map(GuestNet::Hvt).map_err(MakeError::from);
+        }
+        let bus = virtio_bus("a virtio-net device", HINT)?;
+        VirtioNet::open(bus)
+            .map(GuestNet::Virtio)
+            .map_err(|e| probe_error("virtio-net device", HINT, e))
+    }
+    fn tap(&self, _: &str) -> Result<Unsupported, MakeError> {
+        Err(Unsupported::error(
+            "netif::tap",
+            "a unikernel (use netif::default)",
+        ))
+    }
+    fn socket_stack(&self) -> Result<Unsupported, MakeError> {
+        Err(Unsupported::error(
+            "stack::socket",
+            "a unikernel (use stack::direct)",
+        ))
+    }
+    fn bake(&self, dir: &str) -> Result<Vec<(String, Vec<u8>)>, MakeError> {
+        Err(Unsupported::error(
+            &format!("reading kv::baked(\"{dir}\") at run time"),
+            "a unikernel (its files are baked in)",
+        ))
+    }
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        executor::spawn(task);
+    }
 }
 
 fn say(text: &str) {
-    super::sys::puts(text.as_bytes());
+    sys::puts(text.as_bytes());
 }
 
 /// The guest's main: reads the keys from the command line, builds the
@@ -69,7 +254,7 @@ fn say(text: &str) {
 pub fn main(
     name: &str,
     keys: Vec<(&str, Value)>,
-    build: impl FnOnce(&Keys) -> Result<Jobs, BuildError>,
+    build: impl FnOnce(&Keys, &Guest) -> Result<Jobs, MakeError>,
 ) -> i32 {
     // The command line is ASCII (the monitor, QEMU and Xen pass bytes);
     // Unicode whitespace would link core's whitespace table for nothing.
@@ -81,10 +266,13 @@ pub fn main(
             return 2;
         }
     };
-    let jobs = match build(&keys) {
+    let jobs = match build(&keys, &Guest) {
         Ok(j) => j,
         Err(e) => {
-            say(&format!("{name}: cannot build the devices: {}\n", e.0));
+            say(&format!(
+                "{name}: cannot build the devices: {}\n",
+                e.message()
+            ));
             return 1;
         }
     };

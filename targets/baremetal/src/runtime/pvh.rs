@@ -1,8 +1,6 @@
 //! The PVH entry (ELF note type 18, XEN_ELFNOTE_PHYS32_ENTRY), shared by
-//! QEMU and Xen, and the devices of a PVH guest under QEMU/KVM: the serial
-//! port for the console, kvmclock for time, the x2APIC TSC-deadline timer
-//! with `hlt` for waiting (no busy loop), RDRAND for entropy and QEMU's
-//! isa-debug-exit device to end with a status.
+//! QEMU (microvm and q35) and Xen: it decides the board once (see
+//! `pvh_entry`), and QEMU's primitives live in `qemu`, Xen's in `xen`.
 //!
 //! The entry runs in 32-bit protected mode with paging off and `ebx`
 //! pointing at `hvm_start_info`. It builds identity page tables for the
@@ -15,7 +13,7 @@
 //! port, so the guest starts its output with [`BOOT_MARKER`]; `nym run`
 //! shows only what follows it.
 #![allow(unsafe_code)] // the PVH entry, page tables, port I/O and MSRs
-use super::kvmclock::{self, cpuid, rdmsr, rdtsc, wrmsr};
+use super::sys::Board;
 use super::{entry, exceptions, heap};
 
 core::arch::global_asm!(
@@ -188,12 +186,17 @@ extern "C" {
 }
 
 extern "C" fn pvh_entry(info: &StartInfo) -> ! {
-    super::sys::set_pvh();
-    exceptions::install();
+    // The board, decided once: Xen if its CPUID leaves say so, else QEMU's
+    // q35 if there is a PCI host bridge, else its microvm.
     let xen = super::xen::detect() && super::xen::init();
-    if xen {
-        super::sys::set_xen();
-    }
+    super::sys::set_board(if xen {
+        Board::Xen
+    } else if super::virtio::pci::present() {
+        Board::Q35
+    } else {
+        Board::Microvm
+    });
+    exceptions::install();
     if info.magic != START_MAGIC {
         super::sys::puts(b"nym: bad PVH start info magic\n");
         super::sys::exit(super::sys::EXIT_CRASH);
@@ -228,12 +231,12 @@ extern "C" fn pvh_entry(info: &StartInfo) -> ! {
         super::sys::exit(super::sys::EXIT_CRASH);
     }
     heap::init(start, end);
-    if !xen && !super::sys::init_kvmclock() {
-        super::sys::puts(b"nym: no kvmclock (run QEMU with -accel kvm)\n");
-        super::sys::exit(super::sys::EXIT_CRASH);
-    }
     if !xen {
-        timer_init();
+        if !super::kvmclock::init() {
+            super::sys::puts(b"nym: no kvmclock (run QEMU with -accel kvm)\n");
+            super::sys::exit(super::sys::EXIT_CRASH);
+        }
+        super::qemu::timer_init();
     }
     // Everything needed from the start info is copied: unmap page 0.
     // SAFETY: the entry's page table maps the first 2 MiB; clearing entry 0
@@ -244,109 +247,4 @@ extern "C" fn pvh_entry(info: &StartInfo) -> ! {
     }
     super::sys::puts(BOOT_MARKER);
     entry::start(cmdline)
-}
-
-// --- console: COM1 ---------------------------------------------------------
-
-const COM1: u16 = 0x3f8;
-
-fn outb(port: u16, v: u8) {
-    // SAFETY: port I/O to the serial and debug-exit devices only.
-    unsafe {
-        core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
-    }
-}
-
-fn inb(port: u16) -> u8 {
-    let v: u8;
-    // SAFETY: reading the serial port's status register.
-    unsafe {
-        core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
-    }
-    v
-}
-
-/// Writes bytes to the serial port.
-pub fn puts(bytes: &[u8]) {
-    for &b in bytes {
-        let mut spins = 0;
-        while inb(COM1 + 5) & 0x20 == 0 && spins < 100_000 {
-            spins += 1;
-        }
-        outb(COM1, b);
-    }
-}
-
-/// Ends the guest through QEMU's isa-debug-exit (QEMU exits with 2·status+1).
-pub fn exit(status: i32) -> ! {
-    outb(0xf4, status as u8);
-    loop {
-        // SAFETY: halting with interrupts off stops this vCPU.
-        unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
-    }
-}
-
-// --- waiting: x2APIC TSC-deadline timer + hlt -------------------------------
-
-const TIMER_VECTOR: u8 = 0x20;
-const SPURIOUS_VECTOR: u8 = 0xff;
-
-fn timer_init() {
-    // The firmware leaves the legacy 8259 PICs routing the PIT to low
-    // vectors; this runtime uses the local APIC only, so mask them all.
-    outb(0x21, 0xff);
-    outb(0xa1, 0xff);
-    const IA32_APIC_BASE: u32 = 0x1b;
-    const X2APIC_SVR: u32 = 0x80f;
-    const X2APIC_LVT_TIMER: u32 = 0x832;
-    let f = cpuid(1);
-    if f.ecx & (1 << 21) == 0 || f.ecx & (1 << 24) == 0 {
-        puts(b"nym: the CPU lacks x2APIC or the TSC-deadline timer (run QEMU with -cpu host)\n");
-        exit(super::sys::EXIT_CRASH);
-    }
-    wrmsr(
-        IA32_APIC_BASE,
-        rdmsr(IA32_APIC_BASE) | (1 << 11) | (1 << 10),
-    );
-    wrmsr(X2APIC_SVR, 0x100 | u64::from(SPURIOUS_VECTOR));
-    wrmsr(X2APIC_LVT_TIMER, u64::from(TIMER_VECTOR) | (0b10 << 17));
-    exceptions::set_interrupt_handlers(&[TIMER_VECTOR, super::virtio::VECTOR], SPURIOUS_VECTOR);
-}
-
-/// Sleeps until monotonic time `deadline` or a device's interrupt (a
-/// frame for virtio-net), whichever comes first; the executor polls again
-/// either way.
-pub fn wait(deadline: u64) {
-    const IA32_TSC_DEADLINE: u32 = 0x6e0;
-    let now = kvmclock::monotime();
-    if now >= deadline {
-        return;
-    }
-    let (_, _, mul, shift) = kvmclock::params();
-    // Inverse of `scale`: nanoseconds to TSC ticks.
-    let mut ticks = ((u128::from(deadline - now) << 32) / u128::from(mul.max(1))) as u64;
-    ticks = if shift >= 0 {
-        ticks >> shift
-    } else {
-        ticks << -shift
-    };
-    wrmsr(IA32_TSC_DEADLINE, rdtsc().saturating_add(ticks.max(1)));
-    // SAFETY: `sti; hlt` sleeps until an interrupt (the one-instruction
-    // shadow of sti makes the pair atomic); the handlers only acknowledge it.
-    unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
-}
-
-/// 32 random bits from RDRAND, retried as Intel advises.
-pub fn rdrand() -> Option<u64> {
-    if cpuid(1).ecx & (1 << 30) == 0 {
-        return None;
-    }
-    for _ in 0..10 {
-        let mut v = 0u64;
-        // SAFETY: RDRAND is present (checked above) and only writes `v`.
-        if unsafe { core::arch::x86_64::_rdrand64_step(&mut v) } == 1 {
-            return Some(v);
-        }
-    }
-    None
 }

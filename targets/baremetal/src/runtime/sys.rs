@@ -1,93 +1,151 @@
-//! The platform primitives, chosen at boot by the entry the image was
-//! started through: nym's monitor (hypercalls) or PVH (QEMU).
-use super::{hvt, kvmclock, pvh, xen};
-use core::sync::atomic::{AtomicBool, Ordering};
+//! The board this image booted on, decided once at entry, and its
+//! primitives: console output, clocks, waiting with a deadline, entropy,
+//! fault reports and the exit. Each board's primitives live in its own
+//! module (`hvt`, `qemu`, `xen`); this is the one place that chooses
+//! between them, and devices never do.
+use super::{hvt, kvmclock, qemu, xen};
+use core::sync::atomic::{AtomicU8, Ordering};
+use libos::RandomError;
+use nym_hvt_abi as abi;
 
-static PVH: AtomicBool = AtomicBool::new(false);
-static XEN: AtomicBool = AtomicBool::new(false);
-
-/// Marks this boot as running under Xen (after the PVH entry found it).
-pub fn set_xen() {
-    XEN.store(true, Ordering::Relaxed);
-    KVMCLOCK.store(true, Ordering::Relaxed);
+/// What started this image.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Board {
+    /// nym's KVM monitor: hypercalls.
+    Hvt = 0,
+    /// QEMU's microvm machine through PVH: virtio-mmio.
+    Microvm = 1,
+    /// A q35 machine through PVH (QEMU, libvirt): virtio-pci.
+    Q35 = 2,
+    /// Xen, through PVH.
+    Xen = 3,
 }
 
-/// Whether Xen runs this guest.
-pub fn is_xen() -> bool {
-    XEN.load(Ordering::Relaxed)
-}
-static KVMCLOCK: AtomicBool = AtomicBool::new(false);
+static BOARD: AtomicU8 = AtomicU8::new(Board::Hvt as u8);
 
-/// Keeps time with kvmclock (PVH, where no monitor serves the time);
-/// false if KVM offers none. Under nym's monitor time comes by hypercall:
-/// measured, that is cheaper under nested virtualisation than kvmclock,
-/// whose updates make every VM entry dearer.
-pub fn init_kvmclock() -> bool {
-    let ok = kvmclock::init();
-    KVMCLOCK.store(ok, Ordering::Relaxed);
-    ok
+/// Records the board. Called once, by the entry, before anything else runs.
+pub fn set_board(board: Board) {
+    BOARD.store(board as u8, Ordering::Relaxed);
 }
 
-/// The status a crashed guest exits with (the monitor's, for both platforms).
-pub const EXIT_CRASH: i32 = nym_hvt_abi::EXIT_CRASH;
-
-/// Marks this boot as PVH. Called first thing by the PVH entry.
-pub fn set_pvh() {
-    PVH.store(true, Ordering::Relaxed);
-}
-
-/// Whether this boot came through the PVH entry.
-pub fn is_pvh() -> bool {
-    PVH.load(Ordering::Relaxed)
-}
-
-/// Writes to the console.
-pub fn puts(bytes: &[u8]) {
-    if is_xen() {
-        xen::puts(bytes)
-    } else if is_pvh() {
-        pvh::puts(bytes)
-    } else {
-        hvt::puts(bytes)
+/// The board this image booted on.
+pub fn board() -> Board {
+    match BOARD.load(Ordering::Relaxed) {
+        1 => Board::Microvm,
+        2 => Board::Q35,
+        3 => Board::Xen,
+        _ => Board::Hvt,
     }
 }
 
-/// Nanoseconds since boot.
+/// The status a crashed guest exits with (the monitor's, on every board).
+pub const EXIT_CRASH: i32 = abi::EXIT_CRASH;
+
+/// Writes to the console.
+pub fn puts(bytes: &[u8]) {
+    match board() {
+        Board::Hvt => hvt::puts(bytes),
+        Board::Microvm | Board::Q35 => qemu::puts(bytes),
+        Board::Xen => xen::puts(bytes),
+    }
+}
+
+/// Nanoseconds since boot. Under nym's monitor time comes by hypercall:
+/// measured, that is cheaper under nested virtualisation than kvmclock,
+/// whose updates make every VM entry dearer.
 pub fn monotime() -> u64 {
-    if KVMCLOCK.load(Ordering::Relaxed) {
-        kvmclock::monotime()
-    } else {
-        hvt::monotime()
+    match board() {
+        Board::Hvt => hvt::monotime(),
+        _ => kvmclock::monotime(),
     }
 }
 
 /// Nanoseconds since the Unix epoch.
 pub fn walltime() -> u64 {
-    if KVMCLOCK.load(Ordering::Relaxed) {
-        kvmclock::walltime()
-    } else {
-        hvt::walltime()
+    match board() {
+        Board::Hvt => hvt::walltime(),
+        _ => kvmclock::walltime(),
     }
 }
 
-/// Sleeps until monotonic time `deadline`.
+/// Sleeps until monotonic time `deadline`, or until a device interrupts.
 pub fn wait(deadline: u64) {
-    if is_xen() {
-        xen::wait(deadline)
-    } else if is_pvh() {
-        pvh::wait(deadline)
-    } else {
-        hvt::wait(deadline.saturating_sub(monotime()))
+    match board() {
+        Board::Hvt => hvt::wait(deadline.saturating_sub(monotime())),
+        Board::Microvm | Board::Q35 => qemu::wait(deadline),
+        Board::Xen => xen::wait(deadline),
     }
 }
 
-/// Ends the guest.
-pub fn exit(status: i32) -> ! {
-    if is_xen() {
-        xen::exit(status)
-    } else if is_pvh() {
-        pvh::exit(status)
-    } else {
-        hvt::exit(status)
+/// Fills `buf` with entropy: the host's through the monitor, RDRAND
+/// elsewhere.
+pub fn random(buf: &mut [u8]) -> Result<(), RandomError> {
+    match board() {
+        Board::Hvt => {
+            hvt::random(buf);
+            Ok(())
+        }
+        _ => qemu::rdrand_fill(buf),
     }
+}
+
+/// Reports a CPU exception: to the monitor, which symbolises it, or as a
+/// `nym-fault:` console line the host symbolises.
+pub fn report_fault(f: &mut abi::Fault) {
+    match board() {
+        Board::Hvt => hvt::call(abi::nr::FAULT, f),
+        _ => super::exceptions::report_on_console(f),
+    }
+}
+
+/// Ends the guest with `status`. Off nym's monitor the status also goes on
+/// the console (`nym: exit status N`), for hosts that cannot pass it on
+/// (Xen, libvirt).
+pub fn exit(status: i32) -> ! {
+    match board() {
+        Board::Hvt => hvt::exit(status),
+        Board::Microvm | Board::Q35 => {
+            let mut line = [0u8; 40];
+            puts(status_line(status, &mut line));
+            qemu::exit(status)
+        }
+        Board::Xen => {
+            let mut line = [0u8; 40];
+            puts(status_line(status, &mut line));
+            xen::exit(status)
+        }
+    }
+}
+
+/// The last console line of a guest off nym's monitor: `nym: exit status N`.
+pub const STATUS_MARKER: &str = "nym: exit status ";
+
+/// `nym: exit status N\n` into `buf`, without allocating (a panic may come
+/// from a failed allocation).
+fn status_line(status: i32, buf: &mut [u8; 40]) -> &[u8] {
+    let prefix = STATUS_MARKER.as_bytes();
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let mut n = prefix.len();
+    let mut digits = [0u8; 12];
+    let mut v = status.unsigned_abs();
+    let mut d = 0;
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if status < 0 {
+        buf[n] = b'-';
+        n += 1;
+    }
+    for i in (0..d).rev() {
+        buf[n] = digits[i];
+        n += 1;
+    }
+    buf[n] = b'\n';
+    &buf[..n + 1]
 }

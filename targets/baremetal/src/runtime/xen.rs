@@ -3,7 +3,7 @@
 //! `console_io`, time from the shared info page's PV clock (the same format
 //! kvmclock uses), blocking until a deadline with `SCHEDOP_poll`, and
 //! `SCHEDOP_shutdown`. Xen cannot pass an exit status on, so the guest
-//! prints it in a last console line, [`STATUS_MARKER`], which `nym run
+//! prints it in a last console line (`sys::STATUS_MARKER`), which `nym run
 //! --target xen` reads.
 #![allow(unsafe_code)] // hypercalls through Xen's hypercall page
 use super::kvmclock::{self, cpuid, wrmsr};
@@ -11,9 +11,6 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 /// The CPUID base of Xen's leaves, once found.
 static BASE: AtomicU32 = AtomicU32::new(0);
-
-/// The last console line of a guest under Xen: `nym: exit status N`.
-pub const STATUS_MARKER: &str = "nym: exit status ";
 
 #[repr(C, align(4096))]
 struct Page([u8; 4096]);
@@ -175,11 +172,8 @@ pub fn wait(deadline: u64) {
     }
 }
 
-/// Prints the status line and shuts the domain down.
+/// Shuts the domain down (the status line is already on the console).
 pub fn exit(status: i32) -> ! {
-    let mut line = [0u8; 40];
-    let text = format_status(status, &mut line);
-    puts(text);
     #[repr(C)]
     struct Shutdown {
         reason: u32,
@@ -199,32 +193,4 @@ pub fn exit(status: i32) -> ! {
             0,
         );
     }
-}
-
-/// `nym: exit status N\n` into `buf`, without allocating.
-fn format_status(status: i32, buf: &mut [u8; 40]) -> &[u8] {
-    let prefix = STATUS_MARKER.as_bytes();
-    buf[..prefix.len()].copy_from_slice(prefix);
-    let mut n = prefix.len();
-    let mut digits = [0u8; 12];
-    let mut v = status.unsigned_abs();
-    let mut d = 0;
-    loop {
-        digits[d] = b'0' + (v % 10) as u8;
-        d += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if status < 0 {
-        buf[n] = b'-';
-        n += 1;
-    }
-    for i in (0..d).rev() {
-        buf[n] = digits[i];
-        n += 1;
-    }
-    buf[n] = b'\n';
-    &buf[..n + 1]
 }

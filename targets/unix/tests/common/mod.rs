@@ -1,9 +1,10 @@
 //! Helpers shared by the stack tests of this crate.
 #![allow(unreachable_pub)] // shared by several test binaries, each using some
 #![allow(dead_code)]
+use libos::platform::Platform;
 use libos::stack::{Config, Direct, Driven};
 use libos::{Ipv4Cidr, MonoClock, Netif, Time};
-use nym_unix::platform;
+use nym_unix::platform::Unix;
 use std::net::Ipv4Addr;
 
 /// A `stack::direct` at 10.0.0.`last`/24 over `netif`, its driver spawned
@@ -11,8 +12,8 @@ use std::net::Ipv4Addr;
 pub fn direct(netif: impl Netif + 'static, last: u8) -> Direct {
     spawned(
         netif,
-        platform::mono_clock().unwrap(),
-        platform::time().unwrap(),
+        Unix.mono_clock().unwrap(),
+        Unix.time().unwrap(),
         last,
     )
 }
@@ -22,8 +23,8 @@ pub fn direct(netif: impl Netif + 'static, last: u8) -> Direct {
 pub fn direct_fast(netif: impl Netif + 'static, last: u8, factor: u32) -> Direct {
     spawned(
         netif,
-        libos::clock::Scaled::new(platform::mono_clock().unwrap(), u64::from(factor)),
-        libos::time::Scaled::new(platform::time().unwrap(), factor),
+        libos::clock::Scaled::new(Unix.mono_clock().unwrap(), u64::from(factor)),
+        libos::time::Scaled::new(Unix.time().unwrap(), factor),
         last,
     )
 }
@@ -38,7 +39,7 @@ fn spawned(
         netif,
         clock,
         time,
-        platform::random().unwrap(),
+        Unix.random().unwrap(),
         Config::new(Ipv4Cidr {
             addr: Ipv4Addr::new(10, 0, 0, last),
             prefix: 24,

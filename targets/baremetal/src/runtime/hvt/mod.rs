@@ -1,7 +1,10 @@
-//! Hypercalls to nym's KVM monitor: `out dx, eax` with the argument
-//! struct's address (guest memory is identity-mapped, so a pointer is its
-//! physical address).
+//! nym's KVM monitor: hypercalls (`out dx, eax` with the argument
+//! struct's address; guest memory is identity-mapped, so a pointer is its
+//! physical address), the primitives over them, and the monitor's devices
+//! ([`devices`]).
 #![allow(unsafe_code)] // hypercalls to nym's monitor (port I/O)
+pub mod devices;
+
 use nym_hvt_abi::{self as abi, PORT_BASE};
 
 /// Makes hypercall `nr` with `arg`, which the monitor may update in place.
@@ -54,4 +57,15 @@ pub fn walltime() -> u64 {
 pub fn wait(timeout: u64) {
     let mut w = abi::Wait { timeout };
     call(abi::nr::WAIT, &mut w);
+}
+
+/// Fills `buf` with the host's entropy.
+pub fn random(buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(abi::RANDOM_MAX as usize) {
+        let mut r = abi::Random {
+            data: chunk.as_mut_ptr() as u64,
+            len: chunk.len() as u64,
+        };
+        call(abi::nr::RANDOM, &mut r);
+    }
 }

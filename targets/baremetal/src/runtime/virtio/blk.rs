@@ -1,0 +1,270 @@
+//! virtio-blk over either transport: `block::file` under QEMU and libvirt,
+//! the host file being the guest's disk. One request in flight at a time,
+//! through buffers the driver owns (a header, up to [`CHUNK`] bytes of
+//! data, a status byte): a request whose future is dropped still completes
+//! into them, and the next one waits until it has.
+use super::{zeroed, DeviceType, ProbeError, Queue, Transport, DESC_NEXT, DESC_WRITE};
+use crate::runtime::executor::wake_after_wait;
+use alloc::boxed::Box;
+use core::task::Poll;
+use libos::{Block, BlockError, BlockInfo, BoxFuture, IoError};
+
+const F_RO: u64 = 1 << 5;
+const F_FLUSH: u64 = 1 << 9;
+const T_IN: u32 = 0;
+const T_OUT: u32 = 1;
+const T_FLUSH: u32 = 4;
+const S_OK: u8 = 0;
+/// The most data one request carries; larger reads and writes are split.
+pub const CHUNK: usize = 64 * 1024;
+const SECTOR: usize = 512;
+
+/// Where the one request slot is.
+enum Slot {
+    Idle,
+    /// A request is with the device.
+    Busy {
+        ticket: u64,
+        /// Its future was dropped: free the slot when the device is done.
+        abandoned: bool,
+        /// The device's status byte, once it answered.
+        done: Option<u8>,
+    },
+}
+
+struct Blk {
+    transport: Transport,
+    queue: Queue,
+    header: u64,
+    data: u64,
+    status: u64,
+    slot: Slot,
+    next_ticket: u64,
+    flush: bool,
+}
+
+impl Blk {
+    /// Collects the device's answer, if it has given one.
+    fn reap(&mut self) {
+        self.transport.acknowledge();
+        while self.queue.next_used().is_some() {
+            // SAFETY: the status byte is the driver's; the device wrote it
+            // before returning the chain.
+            let status = unsafe { core::ptr::read_volatile(self.status as *const u8) };
+            self.slot = match self.slot {
+                Slot::Busy {
+                    abandoned: true, ..
+                } => Slot::Idle,
+                Slot::Busy { ticket, .. } => Slot::Busy {
+                    ticket,
+                    abandoned: false,
+                    done: Some(status),
+                },
+                Slot::Idle => Slot::Idle,
+            };
+        }
+    }
+
+    /// Hands the device a request of `kind` at `sector`, its data already
+    /// in the data buffer (`len` bytes, 0 for a flush).
+    fn submit(&mut self, kind: u32, sector: u64, len: usize) -> u64 {
+        // SAFETY: the header and status buffers are the driver's while the
+        // slot is idle, which the caller checked.
+        unsafe {
+            core::ptr::write_volatile(self.header as *mut u32, kind);
+            core::ptr::write_volatile((self.header + 4) as *mut u32, 0);
+            core::ptr::write_volatile((self.header + 8) as *mut u64, sector);
+            core::ptr::write_volatile(self.status as *mut u8, 0xff);
+        }
+        let data_flags = if kind == T_IN { DESC_WRITE } else { 0 };
+        self.queue
+            .set_desc(0, self.header, 16, DESC_NEXT, if len > 0 { 1 } else { 2 });
+        if len > 0 {
+            self.queue
+                .set_desc(1, self.data, len, data_flags | DESC_NEXT, 2);
+        }
+        self.queue.set_desc(2, self.status, 1, DESC_WRITE, 0);
+        self.queue.offer(0);
+        self.transport.notify(0);
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.slot = Slot::Busy {
+            ticket,
+            abandoned: false,
+            done: None,
+        };
+        ticket
+    }
+}
+
+/// Frees the slot of a request whose future is dropped before its answer
+/// was taken.
+struct Pending<'a> {
+    dev: &'a spin::Mutex<Blk>,
+    ticket: Option<u64>,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let Some(mine) = self.ticket else { return };
+        let mut d = self.dev.lock();
+        if let Slot::Busy {
+            ticket,
+            ref mut abandoned,
+            done,
+        } = d.slot
+        {
+            if ticket == mine {
+                if done.is_some() {
+                    d.slot = Slot::Idle;
+                } else {
+                    *abandoned = true;
+                }
+            }
+        }
+    }
+}
+
+/// A virtio-blk device as a [`Block`].
+pub struct VirtioBlk {
+    dev: &'static spin::Mutex<Blk>,
+    info: BlockInfo,
+}
+
+impl VirtioBlk {
+    /// Sets up the virtio-blk device found on `find`'s bus.
+    pub fn open(find: super::Find) -> Result<VirtioBlk, ProbeError> {
+        let transport = find(DeviceType::Blk)?;
+        let agreed = transport.negotiate(0, F_RO | F_FLUSH)?;
+        let queue = Queue::new();
+        transport.start(&[&queue])?;
+        let sectors = transport.config_u64(0);
+        let blk = Blk {
+            transport,
+            queue,
+            header: zeroed(16, 16),
+            data: zeroed(CHUNK, 4096),
+            status: zeroed(1, 1),
+            slot: Slot::Idle,
+            next_ticket: 0,
+            flush: agreed & F_FLUSH != 0,
+        };
+        Ok(VirtioBlk {
+            dev: Box::leak(Box::new(spin::Mutex::new(blk))),
+            info: BlockInfo {
+                sector_size: SECTOR as u32,
+                sectors,
+                writable: agreed & F_RO == 0,
+            },
+        })
+    }
+
+    /// One request: `kind` at `sector`, moving `len` bytes through the data
+    /// buffer (`fill` copies a write's bytes in, `take` a read's out).
+    async fn request(
+        &self,
+        kind: u32,
+        sector: u64,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+        take: impl FnOnce(&[u8]),
+    ) -> Result<(), BlockError> {
+        let mut pending = Pending {
+            dev: self.dev,
+            ticket: None,
+        };
+        let mut fill = Some(fill);
+        let status = core::future::poll_fn(|cx| {
+            let mut d = self.dev.lock();
+            d.reap();
+            match (pending.ticket, &d.slot) {
+                (None, Slot::Idle) => {
+                    if let Some(fill) = fill.take() {
+                        // SAFETY: the slot is idle, so the data buffer is
+                        // the driver's; `len` is at most CHUNK.
+                        fill(unsafe { core::slice::from_raw_parts_mut(d.data as *mut u8, len) });
+                    }
+                    pending.ticket = Some(d.submit(kind, sector, len));
+                }
+                (
+                    Some(mine),
+                    &Slot::Busy {
+                        ticket,
+                        done: Some(status),
+                        ..
+                    },
+                ) if ticket == mine => return Poll::Ready(status),
+                _ => {}
+            }
+            wake_after_wait(cx.waker());
+            Poll::Pending
+        })
+        .await;
+        {
+            let d = self.dev.lock();
+            if status == S_OK {
+                // SAFETY: our request is done and its slot not yet freed:
+                // the data buffer holds what the device wrote.
+                take(unsafe { core::slice::from_raw_parts(d.data as *const u8, len) });
+            }
+        }
+        // Frees the slot (the request is done).
+        drop(pending);
+        match status {
+            S_OK => Ok(()),
+            _ => Err(BlockError::Io(IoError::Other(
+                "the virtio-blk device failed the request",
+            ))),
+        }
+    }
+}
+
+impl Block for VirtioBlk {
+    fn info(&self) -> BlockInfo {
+        self.info
+    }
+
+    fn read<'a>(&'a self, sector: u64, buf: &'a mut [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
+        Box::pin(async move {
+            libos::block::check_request(&self.info, sector, buf.len())?;
+            for (i, chunk) in buf.chunks_mut(CHUNK).enumerate() {
+                let at = sector + (i * CHUNK / SECTOR) as u64;
+                let len = chunk.len();
+                self.request(T_IN, at, len, |_| {}, |data| chunk.copy_from_slice(data))
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn write<'a>(&'a self, sector: u64, data: &'a [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
+        Box::pin(async move {
+            libos::block::check_request(&self.info, sector, data.len())?;
+            if !self.info.writable {
+                return Err(BlockError::ReadOnly);
+            }
+            for (i, chunk) in data.chunks(CHUNK).enumerate() {
+                let at = sector + (i * CHUNK / SECTOR) as u64;
+                self.request(
+                    T_OUT,
+                    at,
+                    chunk.len(),
+                    |buf| buf.copy_from_slice(chunk),
+                    |_| {},
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
+        Box::pin(async move {
+            if !self.dev.lock().flush {
+                // No volatile write cache to flush: writes are durable.
+                return Ok(());
+            }
+            self.request(T_FLUSH, 0, 0, |_| {}, |_| {}).await
+        })
+    }
+}
