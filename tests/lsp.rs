@@ -162,7 +162,8 @@ fn diagnostics_hover_completion_definition_symbols_and_garbage() {
         &format!(r#"{{"textDocument":{{"uri":"{uri}"}},"position":{{"line":1,"character":14}}}}"#),
     );
     assert!(
-        hover.contains("kv::mem() -> Kv") && hover.contains("targets: unix, kvm, qemu, xen"),
+        hover.contains("kv::mem() -> Kv")
+            && hover.contains("targets: unix, kvm, qemu, libvirt, xen"),
         "{hover}"
     );
     let hover = c.request(
@@ -816,6 +817,58 @@ fn rename_rewrites_the_let_and_every_use_or_says_why_not() {
     ed.close();
 }
 
+/// `full` used only in arms of `match target` for other targets than unix
+/// (the one the server checks for, evaluating the unix arm alone), after
+/// `dätä🙂` on their line.
+const ACROSS_ARMS: &str = "// Zähler 🙂: a store per target
+let console = console::default();
+let full = kv::mem();
+let pick = match target { unix => kv::dir(\"dätä🙂\"), kvm => full, _ => kv::full(full) };
+let app = job NAME::start(console, pick);
+register(\"NAME\", [app]);
+";
+
+#[test]
+fn references_and_rename_reach_the_arms_for_other_targets() {
+    let text = ACROSS_ARMS.replace("NAME", "arms");
+    let mut ed = Editor::open("arms", &text);
+    assert_eq!(
+        ed.set(&text),
+        json!([]),
+        "`full` is not unused: kvm and the others use it"
+    );
+
+    // From the `let`, and from the use nested in `kv::full(...)` (UTF-16
+    // column 80; the implementation `kv::full` is at 75).
+    let full = [r#"2:4 "full""#, r#"3:60 "full""#, r#"3:80 "full""#];
+    let with_let = json!({"context": {"includeDeclaration": true}});
+    let r = ed.at("textDocument/references", 2, 6, with_let.clone());
+    assert_eq!(ed.places(&r["result"]), full, "{r}");
+    let r = ed.at("textDocument/references", 3, 82, with_let);
+    assert_eq!(ed.places(&r["result"]), full, "{r}");
+
+    // Renamed from the kvm arm: every arm follows, so the graph still
+    // checks for the targets whose arms the server never evaluated.
+    let r = ed.at("textDocument/rename", 3, 62, json!({"newName": "spare"}));
+    let renamed = ed.edited(&r["result"]["changes"][&ed.uri]);
+    assert_eq!(
+        renamed,
+        text.replace("let full", "let spare")
+            .replace("=> full", "=> spare")
+            .replace("full(full)", "full(spare)")
+    );
+    assert_eq!(ed.set(&renamed), json!([]), "the renamed graph checks");
+    std::fs::write(ed.dir.join("unikernel.nym"), &renamed).unwrap();
+    for target in ["kvm", "qemu", "unix"] {
+        let out = common::run(common::nym(&ed.dir).args(["check", "--target", target]));
+        assert!(
+            out.status.success(),
+            "the renamed graph checks for {target}"
+        );
+    }
+    ed.close();
+}
+
 #[test]
 fn semantic_tokens_decoded_with_the_announced_legend() {
     let text = "// Zähler 🙂
@@ -985,15 +1038,43 @@ register(\"hints\", [app]);
     ed.close();
 }
 
+/// The parameters of a signature as the text of its label their offsets
+/// cover, counted by the client on its own in UTF-16 units of the label.
+fn parameter_texts(sig: &Value) -> Vec<String> {
+    let label: Vec<u16> = sig["label"]
+        .as_str()
+        .expect("a label")
+        .encode_utf16()
+        .collect();
+    sig["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|p| {
+            let offsets = p["label"].as_array().expect("label offsets, not text");
+            assert_eq!(offsets.len(), 2, "{p}");
+            let [start, end] = [0, 1].map(|i| offsets[i].as_u64().unwrap() as usize);
+            assert!(start <= end && end <= label.len(), "{p} is within {sig}");
+            String::from_utf16(&label[start..end]).expect("offsets at characters")
+        })
+        .collect()
+}
+
 #[test]
 fn signature_help_marks_the_parameter_at_the_cursor() {
     let text = "let console = console::default();
 let n = netif::lossy(netif::pair(\"🙂 ü\"), 5, 7);
 let app = job sigs::start(console, kv::mem());
 let x = kv::nope(1);
-register(\"sigs\", [app]);
+let g = job sigs::greet(console, 3);
+register(\"sigs\", [app, g]);
 ";
-    let mut ed = Editor::open("sigs", text);
+    let mut ed = Editor::open("sigs", &text);
+    // A job whose Rust names are not ASCII (Rust takes `ä`, not `🙂`).
+    let lib = ed.dir.join("src/lib.rs");
+    let mut rust = std::fs::read_to_string(&lib).unwrap();
+    rust.push_str("\npub async fn greet(zähler: impl Console, größe: u32) {}\n");
+    std::fs::write(&lib, rust).unwrap();
     assert_eq!(
         ed.init["capabilities"]["signatureHelpProvider"]["triggerCharacters"],
         json!(["(", ","])
@@ -1021,37 +1102,33 @@ register(\"sigs\", [app]);
         assert_eq!(help["signatures"].as_array().map(Vec::len), Some(1), "{r}");
         assert_eq!(sig["label"], label, "at 1:{character}: {r}");
         assert_eq!(sig["activeParameter"], active, "{r}");
-        let got: Vec<&str> = sig["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["label"].as_str().unwrap())
-            .collect();
-        assert_eq!(got, params, "at 1:{character}: {r}");
-        for p in got {
-            assert!(
-                label.contains(p),
-                "a parameter's label is part of the signature's: {p}"
-            );
-        }
+        assert_eq!(parameter_texts(sig), params, "at 1:{character}: {r}");
     }
 
-    // A job's: its Rust signature, from the project's src/lib.rs.
-    let r = ed.at("textDocument/signatureHelp", 2, 35, json!({}));
-    let sig = &r["result"]["signatures"][0];
-    assert_eq!(
-        sig["label"],
-        "pub async fn start(console: impl Console, store: impl Kv) -> Result<(), Error>",
-        "{r}"
-    );
-    assert_eq!(r["result"]["activeParameter"], 1, "{r}");
-    let names: Vec<&str> = sig["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["label"].as_str()?.split(':').next())
-        .collect();
-    assert_eq!(names, ["console", "store"], "{r}");
+    // A job's: its Rust signature, from the project's src/lib.rs, each
+    // parameter marked where Rust writes it.
+    for (line, character, label, params, active) in [
+        (
+            2,
+            35,
+            "pub async fn start(console: impl Console, store: impl Kv) -> Result<(), Error>",
+            &["console: impl Console", "store: impl Kv"][..],
+            1,
+        ),
+        (
+            4,
+            33,
+            "pub async fn greet(zähler: impl Console, größe: u32)",
+            &["zähler: impl Console", "größe: u32"][..],
+            1,
+        ),
+    ] {
+        let r = ed.at("textDocument/signatureHelp", line, character, json!({}));
+        let sig = &r["result"]["signatures"][0];
+        assert_eq!(sig["label"], label, "{r}");
+        assert_eq!(r["result"]["activeParameter"], active, "{r}");
+        assert_eq!(parameter_texts(sig), params, "{r}");
+    }
 
     // None: past the closing parenthesis, on the callee, in an unknown one.
     for (line, character) in [(1, 47), (1, 12), (3, 17)] {

@@ -10,6 +10,7 @@ use crate::types::{Kind, Target, ValueType};
 use libos::abi::{Arg, Args};
 use libos::platform::{DynPlatform, MakeError};
 use libos::Value;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// What a parameter takes.
@@ -115,15 +116,28 @@ impl Implementation {
 
     /// `kv::dir(path: string) -> Kv`
     pub fn signature(&self) -> String {
-        let params: Vec<String> = self
-            .params
-            .iter()
-            .map(|p| match p.default {
-                Some(d) => format!("{}: {} = {}", p.name, p.ty, d.value()),
-                None => format!("{}: {}", p.name, p.ty),
-            })
-            .collect();
-        format!("{}({}) -> {}", self.name, params.join(", "), self.provides)
+        self.signature_with_params().0
+    }
+
+    /// The signature and where each parameter's `name: type` is in it, as
+    /// byte ranges (a default, ` = 1`, follows its range): signature help
+    /// marks the parameter being given there.
+    pub fn signature_with_params(&self) -> (String, Vec<Range<usize>>) {
+        let mut text = format!("{}(", self.name);
+        let mut ranges = Vec::with_capacity(self.params.len());
+        for (i, p) in self.params.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            let start = text.len();
+            text.push_str(&format!("{}: {}", p.name, p.ty));
+            ranges.push(start..text.len());
+            if let Some(d) = p.default {
+                text.push_str(&format!(" = {}", d.value()));
+            }
+        }
+        text.push_str(&format!(") -> {}", self.provides));
+        (text, ranges)
     }
 
     /// The first line of the documentation.
@@ -538,6 +552,22 @@ mod tests {
                 .map(|(n, t)| (*n, (*t).to_owned()))
                 .collect();
             assert_eq!(declared, made, "{}", imp.name);
+        }
+    }
+
+    /// Signature help marks each parameter where the signature writes it.
+    #[test]
+    fn each_parameter_is_placed_at_its_name_and_type_in_the_signature() {
+        for imp in CATALOG {
+            let (label, places) = imp.signature_with_params();
+            assert_eq!(label, imp.signature());
+            let marked: Vec<&str> = places.iter().map(|r| &label[r.clone()]).collect();
+            let written: Vec<String> = imp
+                .params
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.ty))
+                .collect();
+            assert_eq!(marked, written, "{label}");
         }
     }
 

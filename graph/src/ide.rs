@@ -9,6 +9,7 @@ use crate::syntax::{Arg, Expr, ExprKind, File, Path, Span, Stmt};
 use crate::types::Type;
 use crate::Analysis;
 use libos::{Value, ValueType};
+use std::ops::Range;
 
 /// What the cursor is on.
 enum Found<'a> {
@@ -679,24 +680,39 @@ pub fn inlay_hints(a: &Analysis) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// Signature help inside an application: the callee's signature, its
-/// parameters' labels, and the index of the one at `offset`.
-pub fn signature_help(
-    a: &Analysis,
-    krate: Option<&RustCrate>,
-    offset: usize,
-) -> Option<(String, Vec<String>, usize)> {
+/// Signature help: the signature of the application around the cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// The callee's signature: the catalog's, or a job's Rust declaration.
+    pub label: String,
+    /// Where each parameter is written in `label`, as byte ranges, in order.
+    pub params: Vec<Range<usize>>,
+    /// The index of the parameter being given; `params.len()` when there is
+    /// none (an unknown name, past the last parameter).
+    pub active: usize,
+}
+
+/// Signature help inside an application at `offset`.
+pub fn signature_help(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<Signature> {
     let site = call_at(a, offset)?;
-    let label = if site.job {
-        job_sig(krate, site.path)?.rust
+    let (label, params): (String, Vec<(String, Range<usize>)>) = if site.job {
+        let sig = job_sig(krate, site.path)?;
+        let params = sig
+            .params
+            .into_iter()
+            .map(|p| (p.name, p.in_rust))
+            .collect();
+        (sig.rust, params)
     } else {
-        catalog::lookup(&site.path.text())?.signature()
+        let imp = catalog::lookup(&site.path.text())?;
+        let (label, places) = imp.signature_with_params();
+        let names = imp.params.iter().map(|p| p.name.to_owned());
+        (label, names.zip(places).collect())
     };
-    let params = params_of(&site, krate)?;
     let active = site.active(&params);
-    let params = params
-        .into_iter()
-        .map(|(name, ty)| format!("{name}: {ty}"))
-        .collect();
-    Some((label, params, active))
+    Some(Signature {
+        label,
+        params: params.into_iter().map(|(_, place)| place).collect(),
+        active,
+    })
 }

@@ -4,6 +4,7 @@
 use crate::catalog::ParamType;
 use crate::types::{Kind, ValueType};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use syn::spanned::Spanned;
 
@@ -16,6 +17,9 @@ pub struct JobParam {
     pub ty: ParamType,
     /// For integers, the Rust type (`u32`), whose range the checker enforces.
     pub int_ty: Option<&'static str>,
+    /// Where it is written in [`JobSig::rust`], as a byte range
+    /// (`console: impl Console`): signature help marks it there.
+    pub in_rust: Range<usize>,
 }
 
 /// A job's signature.
@@ -246,8 +250,10 @@ impl RustCrate {
                 }
             }
         }
+        let sig = &func.sig;
+        let rust = format!("pub {}", tokens(sig));
         let mut params = Vec::new();
-        for input in &func.sig.inputs {
+        for (input, in_rust) in sig.inputs.iter().zip(param_places(&rust, sig)) {
             let syn::FnArg::Typed(pt) = input else {
                 return Err(JobError::BadParam {
                     job: full,
@@ -259,20 +265,24 @@ impl RustCrate {
                 syn::Pat::Ident(i) => i.ident.to_string(),
                 other => tokens(other),
             };
-            let Some((ty, int_ty)) = param_type(&pt.ty, &func.sig.generics) else {
+            let Some((ty, int_ty)) = param_type(&pt.ty, &sig.generics) else {
                 return Err(JobError::BadParam {
                     job: full,
                     name,
                     ty: tokens(&*pt.ty),
                 });
             };
-            params.push(JobParam { name, ty, int_ty });
+            params.push(JobParam {
+                name,
+                ty,
+                int_ty,
+                in_rust,
+            });
         }
-        let sig = &func.sig;
         Ok(JobSig {
             path: full,
             params,
-            rust: format!("pub {}", tokens(sig)),
+            rust,
             file,
             line: sig.fn_token.span().start().line,
             body_line: func.block.stmts.first().map_or_else(
@@ -330,6 +340,38 @@ fn tokens(t: &dyn quote::ToTokens) -> String {
         .replace(" < ", "<")
         .replace(" <", "<")
         .replace(" >", ">")
+}
+
+/// Where each parameter of `sig` is written in `rust`, its printing
+/// (`pub ` and [`tokens`] of the signature): each parameter's own printing,
+/// found in order after the name and generics (`<C: Console>` is written
+/// like a parameter), one range for each. Printing is local, so a
+/// parameter's text is the same alone and in the signature; were it not
+/// found, its range is empty (nothing marked, nothing wrong).
+fn param_places(rust: &str, sig: &syn::Signature) -> Vec<Range<usize>> {
+    // `pub async fn start<C: Console>()`: the same text as `rust` up to the
+    // parameters' `(`.
+    let mut head = sig.clone();
+    head.inputs.clear();
+    head.output = syn::ReturnType::Default;
+    head.generics.where_clause = None;
+    let mut at = format!("pub {}", tokens(&head))
+        .len()
+        .saturating_sub("()".len());
+    sig.inputs
+        .iter()
+        .map(|input| {
+            let text = tokens(input);
+            match rust.get(at..).and_then(|rest| rest.find(&text)) {
+                Some(i) => {
+                    let start = at + i;
+                    at = start + text.len();
+                    start..at
+                }
+                None => 0..0,
+            }
+        })
+        .collect()
 }
 
 fn public_async_fns(items: &[syn::Item]) -> Vec<String> {

@@ -173,17 +173,20 @@ fn check_inlay_hints(text: &str, expect: Expect) {
     expect.assert_eq(&f.with_inserted(hints));
 }
 
+/// The signature, then each parameter as the text of the signature its
+/// range covers (what an editor highlights), the active one marked `>`.
 fn check_signature_help(text: &str, expect: Expect) {
     let f = fixture(text);
     let out = match ide::signature_help(&f.analysis(), Some(f.krate()), f.offset()) {
-        Some((label, params, active)) => {
-            let mut out = format!("{label}\n");
-            for (i, p) in params.iter().enumerate() {
-                let mark = if i == active { '>' } else { '-' };
+        Some(sig) => {
+            let mut out = format!("{}\n", sig.label);
+            for (i, range) in sig.params.iter().enumerate() {
+                let mark = if i == sig.active { '>' } else { '-' };
+                let p = sig.label.get(range.clone()).unwrap_or("(not in the label)");
                 let _ = writeln!(out, "  {mark} {p}");
             }
-            if active >= params.len() {
-                let _ = writeln!(out, "  (active {active}: past the last parameter)");
+            if sig.active >= sig.params.len() {
+                let _ = writeln!(out, "  (active {}: past the last parameter)", sig.active);
             }
             out
         }
@@ -781,6 +784,52 @@ let c$0 = console::default();
     );
 }
 
+/// `full` is used only in arms for other targets than unix, the one the
+/// fixtures are checked for: one nested in an application, one alone.
+const ACROSS_ARMS: &str = r#"let full = kv::mem();
+let store = kv::mem();
+let pick = match target { unix => store, kvm | qemu => kv::full(full), _ => full };
+let j = job hello::store(console::default(), pick);
+register("hello", [j]);
+"#;
+
+#[test]
+fn references_reach_the_arms_of_match_target_for_other_targets() {
+    // The checker evaluates the unix arm only; the others name the same
+    // bindings.
+    check_references(
+        &ACROSS_ARMS.replacen("full", "fu$0ll", 1),
+        expect![[r#"
+            1:5 "full"
+            3:65 "full"
+            3:77 "full"
+        "#]],
+    );
+    check_references(
+        &ACROSS_ARMS.replace("_ => full", "_ => fu$0ll"),
+        expect![[r#"
+            1:5 "full"
+            3:65 "full"
+            3:77 "full"
+        "#]],
+    );
+    check_definition(
+        &ACROSS_ARMS.replace("kv::full(full)", "kv::full(fu$0ll)"),
+        expect![[r#"
+            here: 1:5 "full"
+        "#]],
+    );
+    check_hover(
+        &ACROSS_ARMS.replace("_ => full", "_ => fu$0ll"),
+        expect![[r#"
+            3:77 "full"
+            ```nym
+            let full: Kv
+            ```
+        "#]],
+    );
+}
+
 #[test]
 fn no_references_for_an_implementation_an_unknown_name_or_an_unused_binding() {
     check_references(
@@ -819,6 +868,22 @@ register("hello", [a, b]);
             let a = job hello::store(out, kv::mem());
             let b = job hello::start(out, time::default(), 1);
             register("hello", [a, b]);
+        "#]],
+    );
+}
+
+#[test]
+fn rename_rewrites_uses_in_the_arms_for_other_targets() {
+    // Left as `_ => full`, the graph would no longer check for kvm.
+    check_rename(
+        &ACROSS_ARMS.replacen("full", "fu$0ll", 1),
+        "whole",
+        expect![[r#"
+            let whole = kv::mem();
+            let store = kv::mem();
+            let pick = match target { unix => store, kvm | qemu => kv::full(whole), _ => whole };
+            let j = job hello::store(console::default(), pick);
+            register("hello", [j]);
         "#]],
     );
 }
@@ -1010,9 +1075,37 @@ fn signature_help_of_a_job_is_its_rust_signature() {
         r#"let j = job hello::start(console::default(), $0)"#,
         expect![[r#"
             pub async fn start(console: impl Console, time: impl Time, count: u32)
-              - console: Console
-              > time: Time
-              - count: int
+              - console: impl Console
+              > time: impl Time
+              - count: u32
+        "#]],
+    );
+}
+
+#[test]
+fn signature_help_of_a_job_marks_each_parameter_as_rust_writes_it() {
+    // Written across lines, after generics, with a pattern, bounds, a
+    // trailing comma, a return type and a where clause.
+    check_signature_help(
+        r#"let j = job hello::run(console::default(), kv::mem(), $0
+//- src/lib.rs
+use libos::{Console, Kv};
+pub async fn run<K: Kv>(
+    mut console: impl Console + Send,
+    k: K,
+    count: u32,
+) -> Result<(), libos::KvError>
+where
+    K: Clone,
+{
+    Ok(())
+}
+"#,
+        expect![[r#"
+            pub async fn run<K: Kv>(mut console: impl Console + Send, k: K, count: u32,) -> Result<(), libos:: KvError> where K: Clone,
+              - mut console: impl Console + Send
+              - k: K
+              > count: u32
         "#]],
     );
 }
@@ -1085,9 +1178,9 @@ register("hello", [j]);
 "#,
         expect![[r#"
             pub async fn start(console: impl Console, time: impl Time, count: u32)
-              - console: Console
-              > time: Time
-              - count: int
+              - console: impl Console
+              > time: impl Time
+              - count: u32
         "#]],
     );
 }

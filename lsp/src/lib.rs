@@ -68,6 +68,13 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// The UTF-16 units of `text` before byte `offset` (clamped to the text and
+/// to a character's start): a column in a label, as the protocol counts.
+fn utf16_units(text: &str, offset: usize) -> u32 {
+    let end = text.floor_char_boundary(offset.min(text.len()));
+    text[..end].encode_utf16().count() as u32
+}
+
 /// An open document.
 struct Doc {
     text: String,
@@ -496,25 +503,31 @@ impl LanguageServer for Backend {
         Ok(self
             .with_doc(&pos.text_document.uri, |text, a, krate| {
                 let index = LineIndex::new(text);
-                let (label, params, active) =
-                    ide::signature_help(a, krate, index.offset(pos.position))?;
+                let sig = ide::signature_help(a, krate, index.offset(pos.position))?;
+                // Offsets, not text: a job's parameter is written in its
+                // Rust signature (`console: impl Console`), and an editor
+                // finds a text label only if it is in the signature's.
+                let parameters = sig
+                    .params
+                    .iter()
+                    .map(|place| ParameterInformation {
+                        label: ParameterLabel::LabelOffsets([
+                            utf16_units(&sig.label, place.start),
+                            utf16_units(&sig.label, place.end),
+                        ]),
+                        documentation: None,
+                    })
+                    .collect();
+                let active = sig.active as u32;
                 Some(SignatureHelp {
                     signatures: vec![SignatureInformation {
-                        label,
+                        label: sig.label,
                         documentation: None,
-                        parameters: Some(
-                            params
-                                .into_iter()
-                                .map(|p| ParameterInformation {
-                                    label: ParameterLabel::Simple(p),
-                                    documentation: None,
-                                })
-                                .collect(),
-                        ),
-                        active_parameter: Some(active as u32),
+                        parameters: Some(parameters),
+                        active_parameter: Some(active),
                     }],
                     active_signature: Some(0),
-                    active_parameter: Some(active as u32),
+                    active_parameter: Some(active),
                 })
             })
             .flatten())
@@ -691,6 +704,16 @@ mod tests {
         assert_eq!(reject(br#"[1, 2]"#).unwrap()["error"]["code"], -32600);
         assert!(reject(br#"{"jsonrpc":"2.0","method":"initialized","params":{}}"#).is_none());
         assert!(reject(br#"{"jsonrpc":"2.0","id":1,"result":null}"#).is_none());
+    }
+
+    #[test]
+    fn label_offsets_count_utf16_units() {
+        let label = "f(ä: 🙂, b: int)";
+        let b = label.find("b:").unwrap();
+        assert_eq!(b, 12, "bytes");
+        assert_eq!(utf16_units(label, b), 9, "ä is one unit, 🙂 two");
+        assert_eq!(utf16_units(label, label.len() + 5), 16, "clamped");
+        assert_eq!(utf16_units(label, 3), 2, "inside `ä`: its start");
     }
 
     #[test]

@@ -115,7 +115,8 @@ pub struct Binding {
     pub ty: Type,
     /// The whole `let` statement.
     pub stmt: Span,
-    /// The places it is used.
+    /// The places it is used, in source order: in every arm of a `match
+    /// target`, not only in the arm for the target checked.
     pub uses: Vec<Span>,
 }
 

@@ -54,6 +54,22 @@ impl Checker<'_> {
         (Type::Error, Eval::Error)
     }
 
+    /// Records `id`, in an arm of `match target` for other targets, as a
+    /// use of the binding it names, as [`Checker::name`] would, but with no
+    /// diagnostic: whether it resolves is judged for those targets. A name
+    /// bound further down counts as a use of that `let`, like a use before
+    /// it in an evaluated expression.
+    pub(super) fn use_elsewhere(&mut self, id: &Ident) {
+        if let Some(b) = self.scope.get(&id.name) {
+            self.bindings[b.index].uses.push(id.span);
+        } else if self.later.contains_key(&id.name) {
+            self.early_uses
+                .entry(id.name.clone())
+                .or_default()
+                .push(id.span);
+        }
+    }
+
     pub(super) fn apply(
         &mut self,
         span: Span,

@@ -1,18 +1,24 @@
 //! Targets: `match target` picks the arm for the target being checked, and
 //! an implementation the target lacks is refused with the alternative.
+//!
+//! The other arms are not evaluated (they are built and judged when the
+//! graph is checked for their targets), but the names in them are uses all
+//! the same: every arm is in scope of the same bindings, so references,
+//! rename and the unused warning see them whatever the target.
 use super::resolve::closest;
 use super::{Checker, Eval};
 use crate::catalog::{self, Implementation};
 use crate::diagnostic::Diagnostic;
-use crate::syntax::{MatchArm, Path, Span};
+use crate::syntax::{Expr, ExprKind, MatchArm, Path, Span};
 use crate::types::{Target, Type};
 
 impl Checker<'_> {
     /// Evaluates the arm for the target being checked; the other arms are
-    /// checked when the graph is checked for their targets.
+    /// checked when the graph is checked for their targets, and only their
+    /// names' uses are recorded now.
     pub(super) fn match_target(&mut self, span: Span, arms: &[MatchArm]) -> (Type, Eval) {
         let mut chosen = None;
-        for arm in arms {
+        for (i, arm) in arms.iter().enumerate() {
             for t in &arm.targets {
                 if Target::from_name(&t.name).is_none() {
                     let mut d = Diagnostic::error(
@@ -38,11 +44,20 @@ impl Checker<'_> {
             let matches =
                 arm.targets.is_empty() || arm.targets.iter().any(|t| t.name == self.target.name());
             if matches && chosen.is_none() {
-                chosen = Some(arm);
+                chosen = Some(i);
             }
         }
-        match chosen {
-            Some(arm) => self.expr(&arm.value),
+        // In source order, so a binding's uses stay in the order written.
+        let mut value = None;
+        for (i, arm) in arms.iter().enumerate() {
+            if chosen == Some(i) {
+                value = Some(self.expr(&arm.value));
+            } else {
+                self.uses_in_other_arm(&arm.value);
+            }
+        }
+        match value {
+            Some(value) => value,
             None => {
                 self.diags.push(
                     Diagnostic::error(
@@ -55,6 +70,30 @@ impl Checker<'_> {
                 );
                 (Type::Error, Eval::Error)
             }
+        }
+    }
+
+    /// Records the names in `e`, an arm for other targets, as uses of what
+    /// they name, without evaluating it: no node, no type, no diagnostic.
+    fn uses_in_other_arm(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Name(id) => self.use_elsewhere(id),
+            ExprKind::Call { args, .. } | ExprKind::Job { args, .. } => {
+                for arg in args {
+                    self.uses_in_other_arm(&arg.value);
+                }
+            }
+            ExprKind::List(items) => {
+                for item in items {
+                    self.uses_in_other_arm(item);
+                }
+            }
+            ExprKind::Match(arms) => {
+                for arm in arms {
+                    self.uses_in_other_arm(&arm.value);
+                }
+            }
+            ExprKind::Lit(_) | ExprKind::BadCidr(_) | ExprKind::Error => {}
         }
     }
 
@@ -172,10 +211,11 @@ register("hello", [job hello::store(c, kv::mem())]);
 
     #[test]
     fn the_arms_for_other_targets_are_not_evaluated() {
+        // Nor is a name in them judged: `missing` is an error for kvm.
         check(
             r#"let c = match target {
     unix => console::default(),
-    kvm => console::nope(),
+    kvm => console::nope(missing),
 };
 let j = job hello::store(c, kv::mem());
 register("hello", [j]);
@@ -185,6 +225,46 @@ register("hello", [j]);
                   node #0 c = console::default()
                   node #1 kv::mem = kv::mem()
                   job #0 j = hello::store(#0, #1)
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_binding_used_only_in_another_targets_arm_is_not_unused() {
+        // `full` is used on kvm, `spare` nowhere. The graph for unix is
+        // still built from the unix arm alone.
+        const SRC: &str = r#"let full = kv::mem();
+let spare = kv::mem();
+let store = kv::mem();
+let pick = match target { unix => store, _ => kv::full(full) };
+register("hello", [job hello::store(console::default(), pick)]);
+"#;
+        check(
+            SRC,
+            expect![[r#"
+                warning nym::unused at 2:5 "spare": unused binding `spare`
+                  label: this Kv is never used
+                  help: pass it to a job, or remove it
+                  fix "remove `spare`": 2:1 "let spare = kv::mem();" -> ""
+                graph "hello" for unix
+                  node #0 pick = kv::mem()
+                  node #1 console::default = console::default()
+                  job #0 hello::store = hello::store(#1, #0)
+            "#]],
+        );
+        check_for(
+            Target::Kvm,
+            SRC,
+            expect![[r#"
+                warning nym::unused at 2:5 "spare": unused binding `spare`
+                  label: this Kv is never used
+                  help: pass it to a job, or remove it
+                  fix "remove `spare`": 2:1 "let spare = kv::mem();" -> ""
+                graph "hello" for kvm
+                  node #0 full = kv::mem()
+                  node #1 pick = kv::full(#0)
+                  node #2 console::default = console::default()
+                  job #0 hello::store = hello::store(#2, #1)
             "#]],
         );
     }
