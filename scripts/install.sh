@@ -37,9 +37,10 @@ ensure_backports() {
 
 # Debian packages: binary to look for, package that provides it.
 missing=()
-for pair in dot:graphviz gdb:gdb nvim:neovim curl:curl openssl:openssl ip:iproute2 tmux:tmux; do
+for pair in dot:graphviz gdb:gdb nvim:neovim curl:curl openssl:openssl ip:iproute2 tmux:tmux \
+    virsh:libvirt-clients libvirtd:libvirt-daemon-system; do
     bin=${pair%%:*} pkg=${pair#*:}
-    command -v "$bin" >/dev/null || missing+=("$pkg")
+    command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || missing+=("$pkg")
 done
 need_qemu=
 command -v qemu-system-x86_64 >/dev/null || need_qemu=1
@@ -76,5 +77,14 @@ if [ ! -s "$XEN" ]; then
     zcat "$tmp"/x/boot/xen-4.17-amd64.gz | sudo_if_needed tee "$XEN.tmp" >/dev/null
     sudo_if_needed mv "$XEN.tmp" "$XEN"
     rm -rf "$tmp"
+fi
+# libvirt drives QEMU as root here (/dev/kvm is root's): the daemon's QEMU
+# runs as root too. The tests start libvirtd when it is not running.
+QEMU_CONF=/etc/libvirt/qemu.conf
+if [ -f "$QEMU_CONF" ] && ! grep -qx 'user = "root"' "$QEMU_CONF"; then
+    say "letting libvirt's QEMU run as root ($QEMU_CONF)"
+    sudo_if_needed sed -i -e 's/^#\?user = .*/user = "root"/' -e 's/^#\?group = .*/group = "root"/' "$QEMU_CONF"
+    # A running daemon reads the file at start.
+    if pgrep -x libvirtd >/dev/null; then sudo_if_needed pkill -x libvirtd || true; fi
 fi
 say "all set"

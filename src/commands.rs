@@ -142,6 +142,12 @@ pub(crate) fn run(
     if gdb.is_some() && target != Target::Kvm {
         return Err(CliError::GdbTarget(target));
     }
+    if options.release && target == Target::Unix {
+        return Err(CliError::ReleaseTarget);
+    }
+    if options.block.is_some() && target == Target::Unix {
+        return Err(CliError::BlockTarget);
+    }
     if !options.forwards.is_empty()
         && !matches!(target, Target::Kvm | Target::Qemu | Target::Libvirt)
     {
@@ -157,6 +163,7 @@ pub(crate) fn run(
                 tap: options.tap.as_deref(),
                 gdb: listen(gdb)?,
                 block: options.block.as_deref(),
+                release: options.release,
             };
             return boot(kvm::prepare(
                 cwd,

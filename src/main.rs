@@ -117,6 +117,9 @@ enum Command {
         /// size if missing.
         #[arg(long, value_name = "FILE")]
         block: Option<PathBuf>,
+        /// Build the image with optimisations (guest targets).
+        #[arg(long)]
+        release: bool,
         /// The machine QEMU emulates (qemu): microvm (virtio-mmio) or q35
         /// (virtio-pci, as libvirt gives).
         #[arg(long, value_name = "MACHINE", value_parser = nym_driver::guest::parse_machine)]
@@ -267,6 +270,7 @@ fn main() -> ExitCode {
             tap,
             block,
             machine,
+            release,
             keys,
             ..
         } => commands::run(
@@ -280,6 +284,7 @@ fn main() -> ExitCode {
                 tap,
                 block: block.map(|b| cwd.join(b)),
                 machine: machine.unwrap_or_default(),
+                release,
             },
         ),
         Command::Debug {

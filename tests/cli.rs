@@ -185,7 +185,10 @@ fn check_names_the_devices_a_target_lacks_and_what_to_use() {
         xen.contains("`block::file` is not available on target xen"),
         "{xen}"
     );
-    assert!(xen.contains("available on: unix, kvm, qemu, libvirt"), "{xen}");
+    assert!(
+        xen.contains("available on: unix, kvm, qemu, libvirt"),
+        "{xen}"
+    );
 }
 
 #[test]

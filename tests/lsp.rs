@@ -1069,7 +1069,7 @@ let x = kv::nope(1);
 let g = job sigs::greet(console, 3);
 register(\"sigs\", [app, g]);
 ";
-    let mut ed = Editor::open("sigs", &text);
+    let mut ed = Editor::open("sigs", text);
     // A job whose Rust names are not ASCII (Rust takes `ä`, not `🙂`).
     let lib = ed.dir.join("src/lib.rs");
     let mut rust = std::fs::read_to_string(&lib).unwrap();

@@ -1,111 +1,20 @@
 //! Networking end to end: the echo and http templates served by `nym run`
 //! to real clients (`curl`, raw sockets), over the host's sockets and over
-//! `stack::direct` on a tap device inside a network namespace.
+//! `stack::direct` on a tap device inside a network namespace; port
+//! forwarding's errors. (The templates on every guest target are
+//! tests/matrix.rs's.)
 mod common;
 
-use common::{nym, project, required, runs, Server};
+use common::net::{
+    curl, curl_available, forwarded, http_answers_like_a_web_server,
+    https_answers_with_its_certificate, send_raw, wait_until_connectable,
+};
+use common::{nym, project, required, Server};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// `curl` with `args`, in network namespace `netns` if given; returns
-/// (HTTP status, body).
-fn curl(netns: Option<&str>, args: &[&str]) -> (u16, String) {
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "curl"]);
-            c
-        }
-        None => Command::new("curl"),
-    };
-    let out = cmd
-        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-/// Whether curl runs (see [`required`]).
-fn curl_available() -> bool {
-    required(
-        runs("curl"),
-        "curl is missing: scripts/install.sh installs it",
-    )
-}
-
-/// `nym run --target TARGET -p PORT:GUEST` in `dir`, once the guest listens.
-fn forwarded(dir: &Path, target: &str, port: u16, guest: u16) -> Server {
-    let mut server = Server::start({
-        let mut c = nym(dir);
-        // The guest listens on the port its `port` key says.
-        let guest = guest.to_string();
-        c.args(["run", "--target", target, "-p", &format!("{port}:{guest}")]);
-        c.args(["--", "--port", &guest]);
-        c
-    });
-    server.wait_for(&format!("listening on port {guest}"));
-    server
-}
-
-/// The checks every http server passes, at `base` (`http://host:port`, or
-/// `https://…` with the CA to trust in `cacert`).
-fn http_answers_like_a_web_server(netns: Option<&str>, base: &str, cacert: Option<&str>) {
-    let curl = |args: &[&str]| {
-        let mut all: Vec<&str> = cacert.map_or(vec![], |ca| vec!["--cacert", ca]);
-        all.extend(args);
-        curl(netns, &all)
-    };
-    assert_eq!(
-        curl(&[&format!("{base}/")]),
-        (200, "Hello from nym!\n".into())
-    );
-    let (code, body) = curl(&[&format!("{base}/hello.txt")]);
-    assert_eq!(code, 200);
-    assert!(body.contains("baked into the program"), "{body}");
-    assert_eq!(curl(&[&format!("{base}/missing")]).0, 404);
-    assert_eq!(
-        curl(&[
-            "-X",
-            "PUT",
-            "--data-binary",
-            "kept",
-            &format!("{base}/kv/note")
-        ])
-        .0,
-        204
-    );
-    assert_eq!(curl(&[&format!("{base}/kv/note")]), (200, "kept".into()));
-    assert_eq!(curl(&["-X", "DELETE", &format!("{base}/kv/note")]).0, 405);
-    // Several requests on one kept-alive connection.
-    let (code, body) = curl(&[&format!("{base}/"), &format!("{base}/hello.txt")]);
-    assert_eq!(code, 200);
-    assert!(body.starts_with("Hello from nym!\n"), "{body}");
-}
-
-fn wait_until_connectable(port: u16) {
-    for _ in 0..600 {
-        if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("nothing listens on port {port}");
-}
-
-fn send_raw(port: u16, request: &[u8]) -> String {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request).unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-}
 
 #[test]
 fn http_template_serves_curl_over_host_sockets_and_survives_bad_clients() {
@@ -325,82 +234,6 @@ fn http_on_kvm_over_a_tap_is_a_host_on_the_taps_network() {
 }
 
 #[test]
-fn http_on_kvm_is_served_to_curl_through_port_forwarding() {
-    if !common::kvm_available() || !curl_available() {
-        return;
-    }
-    let (_tmp, dir) = project("kvmweb", "http");
-    // Without a forward the monitor refuses to boot, naming what is missing.
-    let out = common::run(nym(&dir).args(["run", "--target", "kvm"]));
-    assert_ne!(out.status.code(), Some(0));
-    let err = common::stderr(&out);
-    assert!(
-        err.contains("network") && err.contains("-p HOST:GUEST"),
-        "{err}"
-    );
-
-    // Not the template's port: `-p HOST:9000 -- --port 9000`.
-    let port = common::free_port();
-    let _server = forwarded(&dir, "kvm", port, 9000);
-    http_answers_like_a_web_server(None, &format!("http://127.0.0.1:{port}"), None);
-    // The image links the stack its graph names, and no TLS.
-    let image = dir.join("target/nym/kvm/kvmweb.elf");
-    assert!(common::links(&image, "smoltcp"));
-    assert!(!common::links(&image, "rustls"));
-    // A client that connects and vanishes, and garbage: the guest serves on.
-    drop(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
-    assert!(send_raw(port, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
-    assert_eq!(curl(None, &[&format!("http://127.0.0.1:{port}/")]).0, 200);
-}
-
-#[test]
-fn http_on_qemu_is_served_to_curl_through_virtio_net_and_port_forwarding() {
-    if !common::qemu_available() || !curl_available() {
-        return;
-    }
-    let (_tmp, dir) = project("qemuweb", "http");
-    // Without a forward there is no network device: the guest says so.
-    let out = common::run(nym(&dir).args(["run", "--target", "qemu"]));
-    assert_ne!(out.status.code(), Some(0));
-    let text = common::stdout(&out) + &common::stderr(&out);
-    assert!(
-        text.contains("virtio-net device (run with -p HOST:GUEST"),
-        "{text}"
-    );
-
-    let port = common::free_port();
-    let _server = forwarded(&dir, "qemu", port, 8080);
-    http_answers_like_a_web_server(None, &format!("http://127.0.0.1:{port}"), None);
-    drop(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
-    assert!(send_raw(port, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
-    // A body of some 28 frames each way (over the whole test, the 32-entry
-    // receive ring wraps several times). Guest code runs about a thousand
-    // times slower than host code on these machines (BENCHMARKS.md), which
-    // bounds what a test can send within curl's 10 s.
-    let big = "x".repeat(40_000);
-    let file = _tmp.path().join("big");
-    std::fs::write(&file, &big).unwrap();
-    assert_eq!(
-        curl(
-            None,
-            &[
-                "-X",
-                "PUT",
-                "--data-binary",
-                &format!("@{}", file.display()),
-                &format!("http://127.0.0.1:{port}/kv/big")
-            ]
-        )
-        .0,
-        204
-    );
-    assert_eq!(
-        curl(None, &[&format!("http://127.0.0.1:{port}/kv/big")]),
-        (200, big)
-    );
-}
-
-#[test]
 fn a_stack_addressed_by_qemus_dhcp_server_serves_curl() {
     if !common::qemu_available() || !curl_available() {
         return;
@@ -448,63 +281,6 @@ fn a_forwarded_port_in_use_and_forwards_off_kvm_are_clear_errors() {
     assert!(common::stderr(&out).contains("not a port forward"));
 }
 
-/// `openssl s_client` against 127.0.0.1:`port`, trusting only `ca` and
-/// expecting a certificate for localhost: (whether it verified, output).
-fn s_client(port: u16, ca: &str) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-        .args([
-            "-CAfile",
-            ca,
-            "-verify_return_error",
-            "-verify_hostname",
-            "localhost",
-        ])
-        .args(["-servername", "localhost"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("openssl runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (
-        out.status.success() && text.contains("Verify return code: 0 (ok)"),
-        text,
-    )
-}
-
-/// What every https server passes: the http checks through curl trusting
-/// only the test CA, openssl's verification, a refused foreign CA, and a
-/// client speaking plain HTTP to the TLS port.
-fn https_answers_with_its_certificate(port: u16, ca: &str) {
-    http_answers_like_a_web_server(None, &format!("https://127.0.0.1:{port}"), Some(ca));
-    let (verified, text) = s_client(port, ca);
-    assert!(verified, "openssl s_client did not verify:\n{text}");
-    assert!(text.contains("TLSv1.3"), "{text}");
-    // The template's demo CA did not sign the test certificate.
-    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/https/tls/ca.pem");
-    let (verified, text) = s_client(port, demo);
-    assert!(!verified, "a foreign CA was accepted:\n{text}");
-    assert_eq!(
-        curl(
-            None,
-            &["--cacert", demo, &format!("https://127.0.0.1:{port}/")]
-        )
-        .0,
-        0
-    );
-    // Plain HTTP and garbage get an alert or a hang-up, never an answer.
-    assert!(!send_raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").contains("HTTP/1.1"));
-    drop(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap());
-    assert_eq!(
-        curl(
-            None,
-            &["--cacert", ca, &format!("https://127.0.0.1:{port}/")]
-        ),
-        (200, "Hello from nym!\n".into()),
-        "still serving"
-    );
-}
-
 #[test]
 fn https_template_serves_curl_and_openssl_with_a_test_ca() {
     if !curl_available() {
@@ -519,17 +295,5 @@ fn https_template_serves_curl_and_openssl_with_a_test_ca() {
         c
     });
     server.wait_for("listening on port");
-    https_answers_with_its_certificate(port, dir.join("tls/ca.pem").to_str().unwrap());
-}
-
-#[test]
-fn https_on_kvm_serves_curl_and_openssl_through_port_forwarding() {
-    if !common::kvm_available() || !curl_available() {
-        return;
-    }
-    let (_tmp, dir) = project("kvmsecure", "https");
-    common::tls::make_certs(&dir.join("tls"), "DNS:localhost, IP:127.0.0.1");
-    let port = common::free_port();
-    let _server = forwarded(&dir, "kvm", port, 8443);
     https_answers_with_its_certificate(port, dir.join("tls/ca.pem").to_str().unwrap());
 }

@@ -115,6 +115,8 @@ pub struct Options {
     pub block: Option<PathBuf>,
     /// The machine a qemu guest runs on.
     pub machine: qemu::Machine,
+    /// Build the image with optimisations.
+    pub release: bool,
 }
 
 impl Default for Options {
@@ -126,6 +128,7 @@ impl Default for Options {
             tap: None,
             block: None,
             machine: qemu::Machine::default(),
+            release: false,
         }
     }
 }
@@ -221,6 +224,7 @@ pub fn run(
                     tap: options.tap.as_deref(),
                     gdb: None,
                     block: options.block.as_deref(),
+                    release: options.release,
                 },
                 out,
             )?;
@@ -242,7 +246,11 @@ pub fn run(
                 kvm::create_block_file(b)?;
             }
             qemu::check_forwards(&options.forwards)?;
-            let image = build_program(cwd, project, graph, false, out)?;
+            if graph.target == Target::Qemu {
+                // libvirt's daemon runs its own QEMU.
+                qemu::check_version()?;
+            }
+            let image = build_program(cwd, project, graph, options.release, out)?;
             if stop.requested() {
                 return Ok(130);
             }
@@ -274,7 +282,8 @@ pub fn run(
         }
         Target::Xen => {
             let cmdline = guest_cmdline(graph, &options.key_args)?;
-            let image = build_program(cwd, project, graph, false, out)?;
+            qemu::check_version().map_err(xen::XenError::Qemu)?;
+            let image = build_program(cwd, project, graph, options.release, out)?;
             if stop.requested() {
                 return Ok(130);
             }

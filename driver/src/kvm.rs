@@ -27,6 +27,8 @@ pub struct Options<'a> {
     pub gdb: Option<std::net::TcpListener>,
     /// The host file for the graph's `block::file`, instead of its own.
     pub block: Option<&'a Path>,
+    /// Build the image with optimisations.
+    pub release: bool,
 }
 
 /// Checks `options`, takes the host resources they name, builds the image
@@ -41,12 +43,16 @@ pub fn prepare(
     let cmdline = guest_cmdline(graph, options.key_args)?;
     let keys = Keys::parse(key_defaults(graph), options.key_args)?;
     let net = net_config(options.forwards, guest_ip(graph, &keys), options.tap)?;
-    let image = build_program(cwd, project, graph, false, out)?;
+    let block = block_file(project, graph, &keys, options.block)?;
+    if let Some(b) = &block {
+        create_block_file(b)?;
+    }
+    let image = build_program(cwd, project, graph, options.release, out)?;
     Ok(nym_hvt::Config {
         image,
         mem_size: options.mem,
         cmdline,
-        block: block_file(project, graph, &keys, options.block)?,
+        block,
         seccomp: true,
         gdb: options.gdb,
         net,

@@ -13,6 +13,7 @@
 //! for the CLI, a session's log for the REPL and the notebook.
 pub mod build;
 pub mod cargo;
+mod child;
 pub mod guest;
 pub mod kvm;
 pub mod libvirt;
@@ -142,6 +143,12 @@ pub enum Error {
     /// `-p` with a target that has no forwarding.
     #[error("-p forwards host ports to a unikernel on kvm, qemu or libvirt; with --target {0} the stack uses the host's ports directly")]
     ForwardTarget(Target),
+    /// `--block` for an in-process run.
+    #[error("--block gives a guest its disk; in-process, block::file's own path is the file (edit the graph, or use a key: block::file(key(\"disk\", \"disk.img\")))")]
+    BlockTarget,
+    /// `--release` for an in-process run.
+    #[error("--release builds images (guest targets); in-process runs build the application in debug (for an optimised program: `nym build --target unix --release`)")]
+    ReleaseTarget,
     /// `:boot` on a target that is not a guest.
     #[error("--target {0} runs in-process (`:run`); :boot boots an image on kvm, qemu or xen")]
     BootTarget(Target),

@@ -21,6 +21,11 @@ use std::time::Duration;
 pub const VIRSH: &str = "virsh";
 /// The connection: the system daemon (QEMU needs /dev/kvm).
 pub const URI: &str = "qemu:///system";
+
+/// The connection nym uses: `$NYM_LIBVIRT_URI`, else [`URI`].
+pub fn uri() -> String {
+    std::env::var("NYM_LIBVIRT_URI").unwrap_or_else(|_| URI.to_owned())
+}
 /// What marks a domain as nym's, in its `<metadata>`.
 const NYM_NS: &str = "https://nym.dev/libvirt/1";
 /// How often the console file and the domain's state are looked at.
@@ -33,8 +38,13 @@ pub enum LibvirtError {
     #[error("cannot run {VIRSH}: {0}\n  hint: scripts/install.sh installs libvirt (Debian's libvirt-daemon-system and libvirt-clients)")]
     NoVirsh(std::io::Error),
     /// libvirtd does not answer.
-    #[error("libvirtd does not answer at {URI}: {0}\n  hint: start it (`libvirtd -d`, or `systemctl start libvirtd`)")]
-    NoDaemon(String),
+    #[error("libvirtd does not answer at {uri}: {message}\n  hint: start it (`libvirtd -d`, or `systemctl start libvirtd`)")]
+    NoDaemon {
+        /// The connection tried.
+        uri: String,
+        /// What virsh said.
+        message: String,
+    },
     /// A domain of that name exists and is not nym's.
     #[error("libvirt already has a domain named `{0}` that nym did not make; nym leaves it alone (remove it with `virsh undefine {0}`, or rename the project)")]
     Taken(String),
@@ -94,8 +104,9 @@ fn escape(text: &str) -> String {
 
 /// The domain's XML, as `virsh define` takes it.
 pub fn domain_xml(d: &Domain) -> String {
+    // No USB, no balloon: nothing the guest does not drive.
     let mut devices = format!(
-        "    <serial type='file'>\n      <source path='{}'/>\n      <target port='0'/>\n    </serial>\n",
+        "    <controller type='usb' model='none'/>\n    <memballoon model='none'/>\n    <serial type='file'>\n      <source path='{}'/>\n      <target port='0'/>\n    </serial>\n",
         escape(&d.console.display().to_string())
     );
     if let Some(file) = d.block {
@@ -113,7 +124,9 @@ pub fn domain_xml(d: &Domain) -> String {
             "-netdev".to_owned(),
             crate::qemu::user_netdev(d.forwards),
             "-device".to_owned(),
-            "virtio-net-pci,netdev=net0,disable-legacy=on".to_owned(),
+            // On the root bus, in a slot libvirt's own placement (root
+            // ports from 00:01.0 up) leaves free.
+            "virtio-net-pci,netdev=net0,disable-legacy=on,bus=pcie.0,addr=0x10".to_owned(),
         ]);
     }
     let qemu_args: String = args
@@ -145,7 +158,7 @@ pub fn domain_xml(d: &Domain) -> String {
 fn virsh(args: &[&str]) -> Result<String, LibvirtError> {
     let out = Command::new(VIRSH)
         .arg("-c")
-        .arg(URI)
+        .arg(uri())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -183,7 +196,10 @@ fn is_nyms(name: &str) -> bool {
 /// nym's (a run that was killed) removed; anything else is refused.
 fn claim(name: &str) -> Result<(), LibvirtError> {
     virsh(&["version"]).map_err(|e| match e {
-        LibvirtError::Virsh { message, .. } => LibvirtError::NoDaemon(message),
+        LibvirtError::Virsh { message, .. } => LibvirtError::NoDaemon {
+            uri: uri(),
+            message: message.lines().last().unwrap_or("").to_owned(),
+        },
         other => other,
     })?;
     match state(name)? {

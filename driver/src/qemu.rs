@@ -10,8 +10,46 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// The QEMU binary.
+/// The QEMU binary nym runs.
 pub const QEMU: &str = "qemu-system-x86_64";
+
+/// The oldest QEMU nym runs: 7.0 (microvm with `ioapic2=off` and modern
+/// virtio-mmio, PVH on q35); the tests use 10.
+pub const QEMU_MIN: (u32, u32) = (7, 0);
+
+/// The QEMU to run: `$NYM_QEMU`, else `qemu-system-x86_64` on the PATH.
+pub fn binary() -> std::ffi::OsString {
+    std::env::var_os("NYM_QEMU").unwrap_or_else(|| QEMU.into())
+}
+
+/// Checks that the QEMU nym would run is there and new enough; its
+/// version.
+pub fn check_version() -> Result<(u32, u32), QemuError> {
+    let out = Command::new(binary())
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(QemuError::Spawn)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .and_then(|v| {
+            let mut parts = v
+                .split('.')
+                .map(|n| n.trim_matches(|c: char| !c.is_ascii_digit()).parse::<u32>());
+            Some((parts.next()?.ok()?, parts.next()?.ok()?))
+        })
+        .ok_or_else(|| QemuError::NoVersion(text.trim().to_owned()))?;
+    if version < QEMU_MIN {
+        return Err(QemuError::TooOld {
+            major: version.0,
+            minor: version.1,
+        });
+    }
+    Ok(version)
+}
 
 /// The guest's last console line off nym's monitor: `nym: exit status N`.
 pub const STATUS_MARKER: &str = "nym: exit status ";
@@ -161,6 +199,17 @@ pub enum QemuError {
     /// QEMU is not installed.
     #[error("cannot start {QEMU}: {0}\n  hint: scripts/install.sh installs QEMU 10 from bookworm-backports")]
     Spawn(std::io::Error),
+    /// QEMU is older than nym needs.
+    #[error("QEMU {major}.{minor} is too old: nym needs {}.{} or later for the options it uses\n  hint: scripts/install.sh installs QEMU 10 from bookworm-backports", QEMU_MIN.0, QEMU_MIN.1)]
+    TooOld {
+        /// Its major version.
+        major: u32,
+        /// Its minor version.
+        minor: u32,
+    },
+    /// `--version` said something nym cannot read.
+    #[error("cannot tell QEMU's version from `{QEMU} --version`: {0:?}")]
+    NoVersion(String),
     /// QEMU failed on its own (bad options, no KVM).
     #[error("{QEMU} failed with status {0} before the guest finished (its message is above)")]
     Failed(i32),
@@ -174,7 +223,7 @@ pub enum QemuError {
 /// `stop` ends QEMU from another thread.
 pub fn run(vm: &Vm, console: &mut dyn Write, out: &Out, stop: &Stop) -> Result<u8, QemuError> {
     let image = vm.image;
-    let mut child = Command::new(QEMU)
+    let mut child = crate::child::dies_with_parent(&mut Command::new(binary()))
         .args(args(vm))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -28,6 +28,9 @@ pub enum XenError {
     /// QEMU is missing.
     #[error("cannot start qemu-system-x86_64: {0}\n  hint: scripts/install.sh installs QEMU")]
     Spawn(std::io::Error),
+    /// The QEMU that would run Xen is missing or too old.
+    #[error(transparent)]
+    Qemu(crate::qemu::QemuError),
     /// A key value cannot travel in a multiboot module string.
     #[error("`{0}`: key values for a Xen guest cannot contain commas")]
     Comma(String),
@@ -120,7 +123,7 @@ pub fn run(
         return Err(XenError::Comma(arg.into()));
     }
     let xen = hypervisor()?;
-    let mut child = Command::new(crate::qemu::QEMU)
+    let mut child = crate::child::dies_with_parent(&mut Command::new(crate::qemu::binary()))
         .args(args(&xen, image, mem, cmdline))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -165,7 +165,11 @@ pub fn main_rs(g: &Graph, krate: &str, project: &Path) -> Result<String, Codegen
         g.name,
         // One image serves every guest target: its code must not differ
         // by the target's name alone.
-        if g.target.is_guest() { "a unikernel image" } else { "unix" }
+        if g.target.is_guest() {
+            "a unikernel image"
+        } else {
+            "unix"
+        }
     );
     let run = format!(
         "{platform}::main({name:?}, alloc::vec![{keys}], |keys, p| {{\n{body}        Ok(alloc::vec![{jobs}])\n    }})",

@@ -100,8 +100,8 @@ fn the_readme_portability_matrix_is_what_the_checker_says() {
         "one row per template"
     );
     for row in &rows {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/{}", row[0]));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../examples/{}", row[0]));
         let graph = std::fs::read_to_string(dir.join("unikernel.nym")).unwrap();
         let krate = nym_graph::RustCrate::on_disk(&row[0], &dir);
         for (t, cell) in targets.iter().zip(&row[1..]) {

@@ -190,31 +190,4 @@ mod tests {
             assert_eq!(disk.sectors.lock().len(), 2, "and takes no memory");
         });
     }
-
-    #[test]
-    fn mem_rejects_what_check_request_rejects() {
-        let disk = Mem::new(4, 512);
-        block_on(async {
-            assert_eq!(
-                disk.write(3, &[1; 1024]).await,
-                Err(BlockError::OutOfRange {
-                    start: 3,
-                    end: 5,
-                    sectors: 4
-                })
-            );
-            let mut odd = [0u8; 100];
-            assert_eq!(
-                disk.read(0, &mut odd).await,
-                Err(BlockError::Unaligned {
-                    len: 100,
-                    sector_size: 512
-                })
-            );
-            assert!(
-                disk.sectors.lock().is_empty(),
-                "a refused write changes nothing"
-            );
-        });
-    }
 }

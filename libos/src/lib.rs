@@ -50,6 +50,7 @@ extern crate alloc;
 pub mod abi;
 pub mod block;
 pub mod clock;
+pub mod conformance;
 pub mod console;
 pub mod error;
 pub mod flow;

@@ -2,6 +2,7 @@
 //! project, with generated builds sharing one target directory.
 #![allow(unreachable_pub)] // shared by several test binaries, each using some
 #![allow(dead_code)]
+pub mod net;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -132,6 +133,36 @@ pub fn qemu_available() -> bool {
         && required(
             runs("qemu-system-x86_64"),
             "qemu-system-x86_64 cannot run: scripts/install.sh installs it",
+        )
+}
+
+/// Whether a libvirtd answers on `qemu:///system`, starting one (with its
+/// log daemon) when it is installed but not running, as CI needs (see
+/// [`required`]).
+pub fn libvirt_available() -> bool {
+    let answers = || {
+        Command::new("virsh")
+            .args(["-c", "qemu:///system", "version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    static START: std::sync::Once = std::sync::Once::new();
+    START.call_once(|| {
+        if !answers() && Path::new("/usr/sbin/libvirtd").exists() {
+            let _ = Command::new("/usr/sbin/virtlogd").arg("-d").status();
+            let _ = Command::new("/usr/sbin/libvirtd").arg("-d").status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !answers() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    qemu_available()
+        && required(
+            answers(),
+            "libvirtd does not answer at qemu:///system: scripts/install.sh installs libvirt",
         )
 }
 

@@ -1,14 +1,20 @@
 //! # nym-baremetal: the guest runtime
 //!
 //! What a unikernel image links besides the application and libos: the
-//! entry points (nym's KVM monitor enters in long mode with a boot-info
-//! pointer in `rdi`), the heap, exception handlers that report crashes,
-//! the panic handler, a single-threaded executor that sleeps in the
-//! platform's wait primitive until the next deadline (no busy loop), and
-//! the devices over the monitor's hypercalls ([`nym_hvt_abi`]).
+//! entries (nym's KVM monitor enters in long mode with a boot-info pointer
+//! in `rdi`; QEMU and Xen through PVH), the heap, exception handlers that
+//! report crashes, the panic handler, a single-threaded executor that
+//! sleeps in the board's wait primitive until the next deadline (no busy
+//! loop), and each board's devices: the monitor's over hypercalls
+//! ([`nym_hvt_abi`]), virtio-blk and virtio-net over virtio-mmio (QEMU's
+//! microvm) and virtio-pci (q35, libvirt).
 //!
-//! [`platform`] offers generated code the same functions as every other
-//! platform (`console()`, `time()`, …, `main`).
+//! The board is decided once, at entry; `sys` is the one place that picks
+//! its primitives, and [`platform`]'s `Guest` is the guest's
+//! `libos::platform::Platform`, on which generated code builds its devices.
+//! Modules are layered: the boards' own (`hvt`, `qemu`, `xen`, `kvmclock`,
+//! `fault`) call nothing above them; `sys` calls them; everything else
+//! calls `sys`.
 //!
 //! Invariant: never links `std`. The crate is empty unless built for
 //! `target_os = "none"` (`x86_64-unknown-none`), so host builds of the

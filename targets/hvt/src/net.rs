@@ -338,7 +338,10 @@ impl Netd {
             let guest_port = self.config.forwards[i].guest_port;
             while let Ok((stream, _)) = self.config.forwards[i].listener.accept() {
                 any = true;
-                if stream.set_nonblocking(true).is_err() {
+                if let Err(e) = stream.set_nonblocking(true) {
+                    if self.trace {
+                        eprintln!("net: a forwarded connection is dropped: {e}");
+                    }
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
@@ -351,7 +354,10 @@ impl Netd {
                 let local = self.next_port;
                 self.next_port = if local >= 60000 { 40000 } else { local + 1 };
                 let remote = (IpAddress::Ipv4(self.config.guest_ip), guest_port);
-                if s.connect(self.iface.context(), remote, local).is_err() {
+                if let Err(e) = s.connect(self.iface.context(), remote, local) {
+                    if self.trace {
+                        eprintln!("net: a forwarded connection is dropped: {e:?}");
+                    }
                     continue;
                 }
                 let socket = self.sockets.add(s);

@@ -2,6 +2,7 @@
 mod entry;
 mod exceptions;
 mod executor;
+mod fault;
 mod heap;
 mod hvt;
 mod kvmclock;

@@ -236,7 +236,16 @@ extern "C" fn pvh_entry(info: &StartInfo) -> ! {
             super::sys::puts(b"nym: no kvmclock (run QEMU with -accel kvm)\n");
             super::sys::exit(super::sys::EXIT_CRASH);
         }
-        super::qemu::timer_init();
+        if let Err(lacking) = super::qemu::timer_init() {
+            super::sys::puts(b"nym: ");
+            super::sys::puts(lacking.as_bytes());
+            super::sys::puts(b"\n");
+            super::sys::exit(super::sys::EXIT_CRASH);
+        }
+        exceptions::set_interrupt_handlers(
+            super::qemu::TIMER_VECTOR..=super::virtio::pci::LAST_VECTOR,
+            super::qemu::SPURIOUS_VECTOR,
+        );
     }
     // Everything needed from the start info is copied: unmap page 0.
     // SAFETY: the entry's page table maps the first 2 MiB; clearing entry 0

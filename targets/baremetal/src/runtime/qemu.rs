@@ -4,7 +4,6 @@
 //! loop), RDRAND for entropy and QEMU's isa-debug-exit device to end with
 //! a status.
 #![allow(unsafe_code)] // port I/O, MSRs and RDRAND
-use super::exceptions;
 use super::kvmclock::{self, cpuid, rdmsr, rdtsc, wrmsr};
 use libos::{IoError, RandomError};
 
@@ -46,13 +45,15 @@ pub fn exit(status: i32) -> ! {
     }
 }
 
-const TIMER_VECTOR: u8 = 0x20;
-const SPURIOUS_VECTOR: u8 = 0xff;
+/// The timer's vector; devices take theirs from the next one up (virtio-mmio
+/// slots, PCI functions), to `virtio::pci::LAST_VECTOR`.
+pub const TIMER_VECTOR: u8 = 0x20;
+/// Where the local APIC sends spurious interrupts.
+pub const SPURIOUS_VECTOR: u8 = 0xff;
 
-/// Sets up the timer and the interrupt vectors: the timer's, and every
-/// device's (virtio-mmio slots and PCI functions take theirs from
-/// `TIMER_VECTOR + 1` up to `virtio::pci::LAST_VECTOR`).
-pub fn timer_init() {
+/// Sets up the local APIC's TSC-deadline timer; what the CPU lacks if it
+/// cannot.
+pub fn timer_init() -> Result<(), &'static str> {
     // The firmware leaves the legacy 8259 PICs routing the PIT to low
     // vectors; this runtime uses the local APIC only, so mask them all.
     outb(0x21, 0xff);
@@ -62,8 +63,7 @@ pub fn timer_init() {
     const X2APIC_LVT_TIMER: u32 = 0x832;
     let f = cpuid(1);
     if f.ecx & (1 << 21) == 0 || f.ecx & (1 << 24) == 0 {
-        puts(b"nym: the CPU lacks x2APIC or the TSC-deadline timer (run QEMU with -cpu host)\n");
-        super::sys::exit(super::sys::EXIT_CRASH);
+        return Err("the CPU lacks x2APIC or the TSC-deadline timer (run QEMU with -cpu host)");
     }
     wrmsr(
         IA32_APIC_BASE,
@@ -71,10 +71,7 @@ pub fn timer_init() {
     );
     wrmsr(X2APIC_SVR, 0x100 | u64::from(SPURIOUS_VECTOR));
     wrmsr(X2APIC_LVT_TIMER, u64::from(TIMER_VECTOR) | (0b10 << 17));
-    exceptions::set_interrupt_handlers(
-        TIMER_VECTOR..=super::virtio::pci::LAST_VECTOR,
-        SPURIOUS_VECTOR,
-    );
+    Ok(())
 }
 
 /// Sleeps until monotonic time `deadline` or a device's interrupt (a

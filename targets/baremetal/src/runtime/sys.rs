@@ -3,7 +3,7 @@
 //! fault reports and the exit. Each board's primitives live in its own
 //! module (`hvt`, `qemu`, `xen`); this is the one place that chooses
 //! between them, and devices never do.
-use super::{hvt, kvmclock, qemu, xen};
+use super::{fault, hvt, kvmclock, qemu, xen};
 use core::sync::atomic::{AtomicU8, Ordering};
 use libos::RandomError;
 use nym_hvt_abi as abi;
@@ -95,7 +95,16 @@ pub fn random(buf: &mut [u8]) -> Result<(), RandomError> {
 pub fn report_fault(f: &mut abi::Fault) {
     match board() {
         Board::Hvt => hvt::call(abi::nr::FAULT, f),
-        _ => super::exceptions::report_on_console(f),
+        _ => {
+            struct Console;
+            impl core::fmt::Write for Console {
+                fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                    puts(s.as_bytes());
+                    Ok(())
+                }
+            }
+            fault::write_line(f, &mut Console)
+        }
     }
 }
 

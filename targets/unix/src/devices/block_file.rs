@@ -108,87 +108,25 @@ fn block_error(e: io::Error) -> BlockError {
 mod tests {
     use super::*;
 
+    /// The block contract every backend keeps (libos::conformance), on a
+    /// host file: and the file neither grows nor shrinks.
     #[tokio::test(flavor = "current_thread")]
-    async fn sectors_written_read_back_and_the_rest_stay_zero() {
+    async fn keeps_the_block_contract_and_the_file_its_size() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("disk.img");
-        let disk = File::open(&path, 8 * 512).unwrap();
-        assert_eq!(
-            disk.info(),
-            BlockInfo {
-                sector_size: 512,
-                sectors: 8,
-                writable: true
-            }
-        );
-        assert_eq!(fs::metadata(&path).unwrap().len(), 4096);
-
-        let data: Vec<u8> = (0..1024u32).map(|i| (i % 253) as u8 + 1).collect();
-        disk.write(2, &data).await.unwrap();
-        disk.write(7, &[0xab; 512]).await.unwrap();
-        disk.flush().await.unwrap();
-
-        let mut all = vec![0xffu8; 4096];
-        disk.read(0, &mut all).await.unwrap();
-        assert_eq!(&all[1024..2048], &data[..]);
-        assert_eq!(&all[3584..], &[0xab; 512][..]);
-        assert!(all[..1024].iter().chain(&all[2048..3584]).all(|&b| b == 0));
-
-        let mut one = [0u8; 512];
-        disk.read(3, &mut one).await.unwrap();
-        assert_eq!(&one[..], &data[512..]);
-        disk.read(8, &mut []).await.unwrap();
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn bad_requests_are_refused_and_touch_nothing() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("disk.img");
-        let disk = File::open(&path, 8 * 512).unwrap();
-        let mut buf = vec![0u8; 1024];
-        assert_eq!(
-            disk.read(7, &mut buf).await,
-            Err(BlockError::OutOfRange {
-                start: 7,
-                end: 9,
-                sectors: 8
-            })
-        );
-        assert_eq!(
-            disk.write(8, &buf[..512]).await,
-            Err(BlockError::OutOfRange {
-                start: 8,
-                end: 9,
-                sectors: 8
-            })
-        );
-        assert_eq!(
-            disk.write(u64::MAX, &buf[..512]).await,
-            Err(BlockError::OutOfRange {
-                start: u64::MAX,
-                end: u64::MAX,
-                sectors: 8
-            })
-        );
-        assert_eq!(
-            disk.read(0, &mut buf[..100]).await,
-            Err(BlockError::Unaligned {
-                len: 100,
-                sector_size: 512
-            })
-        );
-        assert_eq!(
-            disk.write(0, &buf[..513]).await,
-            Err(BlockError::Unaligned {
-                len: 513,
-                sector_size: 512
-            })
-        );
+        let sectors = libos::conformance::BLOCK_MIN_SECTORS;
+        let disk = File::open(&path, sectors * 512).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), sectors * 512);
+        assert_eq!(libos::conformance::block(&disk).await, Ok(8));
         assert_eq!(
             fs::metadata(&path).unwrap().len(),
-            4096,
-            "the file did not grow"
+            sectors * 512,
+            "refused writes did not grow the file"
         );
+        libos::conformance::mark(&disk, 3).await.unwrap();
+        drop(disk);
+        let disk = File::open(&path, 1024).unwrap();
+        assert_eq!(libos::conformance::marked(&disk, 3).await, Ok(true));
     }
 
     #[tokio::test(flavor = "current_thread")]
