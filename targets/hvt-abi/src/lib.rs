@@ -37,7 +37,7 @@
 //! | 5 | `BLOCK_INFO` | [`BlockInfo`] | the block device's geometry |
 //! | 6 | `BLOCK_READ` | [`BlockIo`] | read sectors into `data` |
 //! | 7 | `BLOCK_WRITE` | [`BlockIo`] | write sectors from `data` |
-//! | 8 | `RANDOM` | [`Random`] | fill `len` bytes at `data` from the host's entropy |
+//! | 8 | `RANDOM` | [`Random`] | fill `len` bytes at `data` from the host's entropy; `ret` = [`Ret::Io`] (buffer untouched) if the host could not read it |
 //! | 9 | `EXIT` | [`Exit`] | end the guest with `status` |
 //! | 10 | `FAULT` | [`Fault`] | report a CPU exception; the monitor symbolises and exits |
 //! | 11 | `NET_INFO` | [`NetInfo`] | the network interface's MAC address and MTU |
@@ -333,6 +333,10 @@ pub struct Random {
     pub data: u64,
     /// In: its length (at most [`RANDOM_MAX`]).
     pub len: u64,
+    /// Out: [`Ret`]: [`Ret::Io`] when the host's entropy source failed; the
+    /// buffer is then left as it was, so a guest must not use it. (Last, not
+    /// first as in the other structs: the two inputs kept their places.)
+    pub ret: u64,
 }
 
 /// The most bytes one `RANDOM` call fills.

@@ -90,11 +90,23 @@ impl Guest<'_> {
                 io.ret = ret as u64;
                 let _ = self.mem.write(at, &io);
             }
-            Call::Random(buf) => {
-                let dst = self.mem.bytes_mut(buf);
-                if let Some(f) = &mut self.random {
-                    let _ = f.read_exact(dst);
-                }
+            Call::Random { at, buf } => {
+                // Read whole before the guest sees a byte: a failed read
+                // leaves its buffer as it was and says so, never "done".
+                let mut bytes = vec![0; buf.len()];
+                let ret = match &mut self.random {
+                    None => abi::Ret::NoDevice,
+                    Some(f) => match f.read_exact(&mut bytes) {
+                        Ok(()) => {
+                            self.mem.bytes_mut(buf).copy_from_slice(&bytes);
+                            abi::Ret::Ok
+                        }
+                        Err(_) => abi::Ret::Io,
+                    },
+                };
+                let mut r: abi::Random = self.mem.read(at).unwrap_or_default();
+                r.ret = ret as u64;
+                let _ = self.mem.write(at, &r);
             }
             Call::Exit(status) => return Ok(Some(Outcome::Exited((status & 0xff) as i32))),
             Call::Fault(f) => return Ok(Some(Outcome::Crashed(self.report_fault(&f, vcpu)))),

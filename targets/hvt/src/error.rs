@@ -43,6 +43,14 @@ pub enum MonitorError {
         /// Why.
         source: std::io::Error,
     },
+    /// The host's entropy source cannot be read: no guest boots without one.
+    #[error("cannot read the entropy source {}: {source} (the monitor boots no guest without entropy)", path.display())]
+    Entropy {
+        /// The source, `/dev/urandom`.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The allowlist could not be installed.
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),

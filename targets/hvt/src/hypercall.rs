@@ -42,7 +42,12 @@ pub enum Call {
         buf: GuestRange,
     },
     /// Fill this buffer with entropy.
-    Random(GuestRange),
+    Random {
+        /// The struct (for `ret`).
+        at: u64,
+        /// The buffer, at most [`abi::RANDOM_MAX`] bytes.
+        buf: GuestRange,
+    },
     /// End with this status.
     Exit(u64),
     /// The guest crashed.
@@ -151,7 +156,10 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
                     abi::RANDOM_MAX
                 )));
             }
-            Call::Random(mem.range(r.data, r.len).map_err(bad)?)
+            Call::Random {
+                at,
+                buf: mem.range(r.data, r.len).map_err(bad)?,
+            }
         }
         Hypercall::Exit => Call::Exit(load!(abi::Exit).status),
         Hypercall::Fault => Call::Fault(load!(abi::Fault)),
@@ -250,6 +258,7 @@ mod tests {
             &abi::Random {
                 data: 0x3000,
                 len: abi::RANDOM_MAX + 1,
+                ret: 0,
             },
         )
         .unwrap();

@@ -12,8 +12,8 @@ use crate::vcpu::{Guest, Outcome};
 use kvm_ioctls::Kvm;
 use nym_hvt_abi as abi;
 use std::fs::File;
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What to boot and with what.
@@ -49,7 +49,7 @@ pub struct BlockFile {
 }
 
 /// Loads and validates an image, checking that it fits `mem_size`.
-pub fn load_image(path: &std::path::Path, mem_size: u64) -> Result<Image, MonitorError> {
+pub fn load_image(path: &Path, mem_size: u64) -> Result<Image, MonitorError> {
     let bytes = std::fs::read(path).map_err(|source| MonitorError::Read {
         path: path.to_owned(),
         source,
@@ -61,6 +61,30 @@ pub fn load_image(path: &std::path::Path, mem_size: u64) -> Result<Image, Monito
     let image = Image::parse(bytes).map_err(elf)?;
     image.check_fits(mem_size, boot::IMAGE_MIN).map_err(elf)?;
     Ok(image)
+}
+
+/// The host's entropy source, which the guest's `RANDOM` calls read.
+pub const ENTROPY: &str = "/dev/urandom";
+/// For tests only: names a file to read instead of [`ENTROPY`] (one that is
+/// missing or unreadable, to see boot refused; a short one, to see a guest
+/// told that the host's entropy ran out).
+pub const ENTROPY_ENV: &str = "NYM_ENTROPY";
+
+/// [`ENTROPY`], or what [`ENTROPY_ENV`] names.
+fn entropy_path() -> PathBuf {
+    std::env::var_os(ENTROPY_ENV).map_or_else(|| PathBuf::from(ENTROPY), PathBuf::from)
+}
+
+/// Opens the entropy source and reads a byte from it: a guest never boots
+/// on a host that cannot give it entropy (it would get none and not know).
+fn open_entropy(path: &Path) -> Result<File, MonitorError> {
+    let err = |source| MonitorError::Entropy {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(err)?;
+    file.read_exact(&mut [0; 1]).map_err(err)?;
+    Ok(file)
 }
 
 /// Boots `config.image`, writing the guest's console to `console`.
@@ -82,6 +106,7 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         }
         (_, false) => None,
     };
+    let random = open_entropy(&entropy_path())?;
     let needs_net = manifest.devices & abi::DEVICE_NET != 0;
     if needs_net && config.net.is_none() {
         return Err(MonitorError::MissingDevice(
@@ -121,7 +146,6 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     vcpu.set_regs(&regs).map_err(kvm("setting registers"))?;
 
     // Everything the run loop touches is open before the allowlist goes on.
-    let random = File::open("/dev/urandom").ok();
     let net = match config.net.as_ref().filter(|_| needs_net) {
         Some(n) => {
             Some(crate::net::start(clone_net(n)?, config.seccomp).map_err(MonitorError::Net)?)
@@ -136,7 +160,7 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         block,
         started: Instant::now(),
         console,
-        random,
+        random: Some(random),
         net,
         stop: stop.clone(),
     };
@@ -190,4 +214,34 @@ fn clone_net(n: &crate::net::NetConfig) -> Result<crate::net::NetConfig, Monitor
         guest_ip: n.guest_ip,
         tap,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_guest_boots_without_entropy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let short = tmp.path().join("one-byte");
+        std::fs::write(&short, [7]).unwrap();
+        let missing = tmp.path().join("missing");
+        for (path, why) in [
+            (missing.as_path(), "No such file or directory"),
+            (tmp.path(), "Is a directory"),
+        ] {
+            let err = open_entropy(path).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "cannot read the entropy source {}: {why}",
+                    path.display()
+                )),
+                "{err}"
+            );
+        }
+        // A source that answers once opens; what it cannot give later is the
+        // guest's to hear (RANDOM's `ret`).
+        let mut once = open_entropy(&short).unwrap();
+        assert!(once.read_exact(&mut [0; 1]).is_err());
+    }
 }

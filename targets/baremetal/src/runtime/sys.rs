@@ -82,10 +82,7 @@ pub fn wait(deadline: u64) {
 /// elsewhere.
 pub fn random(buf: &mut [u8]) -> Result<(), RandomError> {
     match board() {
-        Board::Hvt => {
-            hvt::random(buf);
-            Ok(())
-        }
+        Board::Hvt => hvt::random(buf),
         _ => qemu::rdrand_fill(buf),
     }
 }

@@ -5,6 +5,7 @@
 #![allow(unsafe_code)] // hypercalls to nym's monitor (port I/O)
 pub mod devices;
 
+use libos::{IoError, RandomError};
 use nym_hvt_abi::{self as abi, PORT_BASE};
 
 /// Makes hypercall `nr` with `arg`, which the monitor may update in place.
@@ -59,13 +60,22 @@ pub fn wait(timeout: u64) {
     call(abi::nr::WAIT, &mut w);
 }
 
-/// Fills `buf` with the host's entropy.
-pub fn random(buf: &mut [u8]) {
+/// Fills `buf` with the host's entropy; an error if the monitor could not
+/// read its source (then `buf` holds nothing to rely on).
+pub fn random(buf: &mut [u8]) -> Result<(), RandomError> {
     for chunk in buf.chunks_mut(abi::RANDOM_MAX as usize) {
         let mut r = abi::Random {
             data: chunk.as_mut_ptr() as u64,
             len: chunk.len() as u64,
+            // Anything but `Ok`, so that a monitor that never answers fails.
+            ret: abi::Ret::Io as u64,
         };
         call(abi::nr::RANDOM, &mut r);
+        if r.ret != abi::Ret::Ok as u64 {
+            return Err(RandomError::Unavailable(IoError::Other(
+                "the monitor could not read the host's entropy",
+            )));
+        }
     }
+    Ok(())
 }
