@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{exit_within, free_port, kvm_available, nym, run, stderr, stdout};
+use common::{free_port, kvm_available, nym, run, stderr, stdout};
 
 /// The guest: hypercalls written by hand, as in `tests/kvm.rs`, beside the
 /// devices of a well-behaved one (a disk, entropy, a network).
@@ -230,4 +230,77 @@ fn no_guest_boots_without_entropy_and_a_failing_source_is_the_guests_to_hear() {
         "hostile guest starting\nrandom 1: ok\nrandom 2: failed: entropy source unavailable: \
          the monitor could not read the host's entropy\nstill running\n"
     );
+}
+
+#[test]
+fn a_block_file_that_is_a_link_locked_or_empty_is_refused_and_left_alone() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = hostile();
+    let refused = |out: &Output, file: &Path, why: &str| {
+        let err = stderr(out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("block file {}: {why}", file.display())),
+            "{err}"
+        );
+        assert!(!stdout(out).contains("hostile guest starting"), "it booted");
+    };
+
+    // A second guest on a running guest's disk.
+    let disk = disk("shared");
+    let mut first = boot(&disk, 10)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(first.stdout.take().unwrap()));
+    let started = Instant::now();
+    while !lines.next().unwrap().unwrap().contains("waiting for ever") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the first guest never started"
+        );
+    }
+    let second = run(&mut boot(&disk, 99));
+    refused(&second, &disk, "another monitor is using it");
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // Any process's flock holds it, and `nym run` says so before building.
+    let held = std::fs::File::open(&disk).unwrap();
+    held.try_lock().unwrap();
+    refused(
+        &run(&mut boot(&disk, 99)),
+        &disk,
+        "another monitor is using it",
+    );
+    let out = run(nym(dir)
+        .args(["run", "--target", "kvm", "--block"])
+        .arg(&disk)
+        .args(["-p", &format!("{}:80", free_port())]));
+    refused(&out, &disk, "another monitor is using it");
+    assert!(
+        !stderr(&out).contains("Compiling"),
+        "refused before the build"
+    );
+    drop(held);
+    let free = run(&mut boot(&disk, 99));
+    assert!(free.status.success(), "{}", stderr(&free));
+
+    // A link is refused, not followed.
+    let link = dir.join("link.img");
+    let _ = std::fs::remove_file(&link);
+    symlink(&disk, &link).unwrap();
+    refused(&run(&mut boot(&link, 99)), &link, "it is a symbolic link");
+
+    // An empty file is not grown to the size a new one would get.
+    let empty = dir.join("empty.img");
+    std::fs::write(&empty, b"").unwrap();
+    refused(
+        &run(&mut boot(&empty, 99)),
+        &empty,
+        "its size, 0 bytes, is not a positive multiple of 512",
+    );
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "left alone");
 }

@@ -97,40 +97,17 @@ pub fn block_file(
 }
 
 /// Creates `b`'s file with its size if it does not exist (QEMU opens, it
-/// does not create); an existing file is left as it is. A path that is
-/// not a regular file, or a size that is not whole sectors, is refused.
+/// does not create), before anything is built; an existing file is left as
+/// it is. The monitor's own rules, so that what it would refuse is refused
+/// here first: a regular file named directly (a symbolic link is refused),
+/// not locked by a running monitor, whole sectors (an empty or odd-sized
+/// file is refused, never resized).
 pub fn create_block_file(b: &nym_hvt::BlockFile) -> Result<(), Error> {
-    let err = |source| Error::BlockFile {
+    // Opened, checked and locked, then closed: the lock goes with it.
+    b.open().map(drop).map_err(|source| Error::BlockFile {
         path: b.path.clone(),
         source,
-    };
-    match std::fs::symlink_metadata(&b.path) {
-        Ok(m) if m.is_file() => {
-            if m.len() == 0 || !m.len().is_multiple_of(512) {
-                return Err(err(std::io::Error::other(format!(
-                    "its size, {} bytes, is not a positive multiple of 512",
-                    m.len()
-                ))));
-            }
-            Ok(())
-        }
-        Ok(_) => Err(err(std::io::Error::other("it is not a regular file"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if b.size == 0 || !b.size.is_multiple_of(512) {
-                return Err(err(std::io::Error::other(format!(
-                    "a new file of {} bytes is not a positive multiple of 512",
-                    b.size
-                ))));
-            }
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&b.path)
-                .map_err(err)?;
-            f.set_len(b.size).map_err(err)
-        }
-        Err(e) => Err(err(e)),
-    }
+    })
 }
 
 /// The address the graph gives the stack over the monitor's link, if any.
@@ -202,4 +179,38 @@ pub fn listen(addr: Option<&str>) -> Result<Option<std::net::TcpListener>, Error
         })
     })
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_files_are_refused_before_a_build_as_the_monitor_would() {
+        // No tempfile here: a directory of this process's own.
+        let dir = std::env::temp_dir().join(format!("nym-block-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let file = |name: &str| nym_hvt::BlockFile {
+            path: dir.join(name),
+            size: 4096,
+        };
+        let refused = |name: &str| create_block_file(&file(name)).unwrap_err().to_string();
+        create_block_file(&file("disk.img")).unwrap();
+        assert_eq!(std::fs::metadata(dir.join("disk.img")).unwrap().len(), 4096);
+        std::os::unix::fs::symlink("disk.img", dir.join("link.img")).unwrap();
+        let err = refused("link.img");
+        assert!(
+            err.starts_with(&format!("block file {}", dir.join("link.img").display()))
+                && err.contains("symbolic link"),
+            "{err}"
+        );
+        std::fs::write(dir.join("empty.img"), b"").unwrap();
+        assert!(refused("empty.img").contains("its size, 0 bytes"));
+        assert_eq!(std::fs::metadata(dir.join("empty.img")).unwrap().len(), 0);
+        // A running monitor holds its file.
+        let (_held, _) = file("disk.img").open().unwrap();
+        assert!(refused("disk.img").contains("another monitor is using it"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -5,37 +5,9 @@ use crate::hypercall::Call;
 use crate::vcpu::{Guest, Outcome};
 use kvm_ioctls::VcpuFd;
 use nym_hvt_abi as abi;
-use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Opens (creating it with its size if missing) the block device's file;
-/// its size in sectors.
-pub(crate) fn open_block(b: &crate::BlockFile) -> Result<(File, u64), MonitorError> {
-    let err = |source| MonitorError::Block {
-        path: b.path.clone(),
-        source,
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&b.path)
-        .map_err(err)?;
-    let mut len = file.metadata().map_err(err)?.len();
-    if len == 0 {
-        file.set_len(b.size).map_err(err)?;
-        len = b.size;
-    }
-    if !len.is_multiple_of(512) || len == 0 {
-        return Err(err(std::io::Error::other(format!(
-            "its size, {len} bytes, is not a positive multiple of 512"
-        ))));
-    }
-    Ok((file, len / 512))
-}
 
 impl Guest<'_> {
     fn now(&self) -> u64 {

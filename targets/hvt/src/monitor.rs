@@ -4,7 +4,6 @@
 #![allow(unsafe_code)] // maps guest memory into the VM
 use crate::boot::{self, BOOT_INFO};
 use crate::debug::debug_session;
-use crate::devices::open_block;
 use crate::elf::Image;
 use crate::error::{kvm, MonitorError};
 use crate::memory::GuestMemory;
@@ -46,6 +45,80 @@ pub struct BlockFile {
     pub path: PathBuf,
     /// The size of a new file.
     pub size: u64,
+}
+
+impl BlockFile {
+    /// Opens the file for this monitor alone, and its size in sectors.
+    ///
+    /// It must be a regular file, named directly (a symbolic link is
+    /// refused, not followed: a guest's disk is never a file the link
+    /// happens to point at), and no other monitor may hold it: the file is
+    /// locked (`flock`, exclusive) for as long as the returned `File` is
+    /// open, so a second guest on it is refused rather than left to corrupt
+    /// the first one's writes. A missing file is created with [`size`]
+    /// bytes; an existing one is served at its own size and never changed
+    /// here (one of 0 bytes or of part of a sector is refused, naming it).
+    ///
+    /// [`size`]: BlockFile::size
+    pub fn open(&self) -> std::io::Result<(File, u64)> {
+        use std::io::{Error, ErrorKind};
+        use std::os::unix::fs::OpenOptionsExt;
+        let open = |create: bool| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(create)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&self.path)
+        };
+        let (file, created) = match open(false) {
+            Ok(file) => (file, false),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if self.size == 0 || !self.size.is_multiple_of(512) {
+                    return Err(Error::other(format!(
+                        "a new file of {} bytes is not a positive multiple of 512",
+                        self.size
+                    )));
+                }
+                // O_EXCL: a name made meanwhile (a link too) is not ours.
+                (open(true)?, true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) && self.path.is_symlink() => {
+                return Err(Error::other(
+                    "it is a symbolic link; give the file it points to",
+                ))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                return Err(Error::other("it is not a regular file"))
+            }
+            Err(e) => return Err(e),
+        };
+        if !file.metadata()?.is_file() {
+            return Err(Error::other("it is not a regular file"));
+        }
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::other(
+                    "another monitor is using it (the file is locked); one guest at a time",
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        // Sized only once locked: a second monitor opening the new file
+        // meanwhile finds it empty and refuses it.
+        if created {
+            file.set_len(self.size)?;
+        }
+        let len = file.metadata()?.len();
+        if len == 0 || !len.is_multiple_of(512) {
+            return Err(Error::other(format!(
+                "its size, {len} bytes, is not a positive multiple of 512 \
+                 (the file is left as it is)"
+            )));
+        }
+        Ok((file, len / 512))
+    }
 }
 
 /// Loads and validates an image, checking that it fits `mem_size`.
@@ -98,7 +171,10 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         })?
         .ok_or_else(|| MonitorError::NoManifest(config.image.clone()))?;
     let block = match (&config.block, manifest.devices & abi::DEVICE_BLOCK != 0) {
-        (Some(b), true) => Some(open_block(b)?),
+        (Some(b), true) => Some(b.open().map_err(|source| MonitorError::Block {
+            path: b.path.clone(),
+            source,
+        })?),
         (None, true) => {
             return Err(MonitorError::MissingDevice(
                 "a block device (block::file): give it a file",
@@ -243,5 +319,51 @@ mod tests {
         // guest's to hear (RANDOM's `ret`).
         let mut once = open_entropy(&short).unwrap();
         assert!(once.read_exact(&mut [0; 1]).is_err());
+    }
+
+    #[test]
+    fn a_block_file_is_a_regular_file_held_by_one_monitor_and_never_resized() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = |name: &str, size| BlockFile {
+            path: tmp.path().join(name),
+            size,
+        };
+        let refused = |b: &BlockFile| b.open().expect_err("refused").to_string();
+
+        // A missing file is made at the graph's size; then it is in use.
+        let disk = at("disk.img", 64 << 10);
+        let (held, sectors) = disk.open().unwrap();
+        assert_eq!(sectors, 128);
+        assert_eq!(std::fs::metadata(&disk.path).unwrap().len(), 64 << 10);
+        assert!(refused(&disk).contains("another monitor is using it"));
+        // Whoever holds the lock, this monitor or another process's flock.
+        drop(held);
+        let other = File::open(&disk.path).unwrap();
+        other.try_lock().unwrap();
+        assert!(refused(&disk).contains("another monitor is using it"));
+        drop(other);
+        assert_eq!(disk.open().unwrap().1, 128, "free again");
+
+        // A link to it is refused, not followed.
+        std::os::unix::fs::symlink(&disk.path, tmp.path().join("link.img")).unwrap();
+        assert!(refused(&at("link.img", 512)).contains("it is a symbolic link"));
+        // Existing files keep their size, whatever the graph says.
+        for (name, len) in [("empty.img", 0), ("odd.img", 1000)] {
+            std::fs::write(tmp.path().join(name), vec![1; len]).unwrap();
+            let err = refused(&at(name, 64 << 10));
+            assert!(
+                err.contains(&format!(
+                    "its size, {len} bytes, is not a positive multiple of 512"
+                )),
+                "{err}"
+            );
+            assert_eq!(std::fs::read(tmp.path().join(name)).unwrap(), vec![1; len]);
+        }
+        assert_eq!(at("odd.img", 1000).path.metadata().unwrap().len(), 1000);
+        std::fs::create_dir(tmp.path().join("dir.img")).unwrap();
+        assert!(refused(&at("dir.img", 512)).contains("it is not a regular file"));
+        // A new file of part of a sector is not made at all.
+        assert!(refused(&at("new.img", 100)).contains("a new file of 100 bytes"));
+        assert!(!tmp.path().join("new.img").exists());
     }
 }
