@@ -28,8 +28,20 @@
 //! completed write survive a power cut as well. Temporary files a killed
 //! writer left behind are never listed and are deleted by [`Dir::open`].
 //!
-//! One process at a time should own a directory: opening it deletes every
-//! temporary file in it, including those of a writer still running.
+//! ## One process at a time
+//!
+//! Opening a directory deletes every temporary file in it, which would
+//! include those of a writer still running, so a store is one process's:
+//! [`Dir::open`] takes an exclusive `flock` on the directory's `.lock` (a
+//! name of the store's own, never listed) and holds it until the `Dir` is
+//! dropped. A second opening, by another process or by this one, is refused.
+//!
+//! ## What it writes and reads
+//!
+//! Values are written with mode `0600`: they are the application's data,
+//! not the host's other users'. A key's file is read only if it is a
+//! regular file named directly: a symbolic link or a FIFO planted in the
+//! directory is an error, never the contents of whatever it leads to.
 use super::{io_error, InitError};
 use libos::{
     kv::{validate_key, MAX_KEY_LEN},
@@ -39,6 +51,7 @@ use std::{
     fmt::Write as _,
     fs,
     io::{self, Read, Write},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     process,
     sync::atomic::{AtomicU64, Ordering},
@@ -50,6 +63,10 @@ const NAME_MAX: usize = 255;
 const TEMP_PREFIX: &str = ".tmp.";
 /// How the names of keys too long to encode start.
 const LONG_PREFIX: char = '~';
+/// The file whose lock says which process owns the store.
+const LOCK_NAME: &str = ".lock";
+/// The mode of values (and of the lock file).
+const MODE: u32 = 0o600;
 
 /// Numbers temporary files apart within this process, across every [`Dir`].
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -57,11 +74,15 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A store keeping each key in a file of a host directory (`kv::dir(path)`).
 pub struct Dir {
     path: PathBuf,
+    /// Holds the store's `flock` for as long as the store is open.
+    _lock: fs::File,
 }
 
 impl Dir {
-    /// Opens the store at `path`, creating the directory if it is missing
-    /// and deleting the temporary files of a writer that crashed.
+    /// Opens the store at `path`, creating the directory if it is missing,
+    /// locking it for this `Dir` (another process, or another `Dir` of this
+    /// one, holding it is an error) and deleting the temporary files of a
+    /// writer that crashed.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, InitError> {
         let path = path.as_ref().to_path_buf();
         let existed = path.exists();
@@ -77,6 +98,8 @@ impl Dir {
             sync_dir(parent)
                 .map_err(|e| InitError::io("kv::dir: cannot sync the parent of", &path, e))?;
         }
+        // Locked before the temporary files go: they may be a live writer's.
+        let lock = lock(&path)?;
         let entries = fs::read_dir(&path)
             .map_err(|e| InitError::io("kv::dir: cannot read the directory", &path, e))?;
         for entry in entries {
@@ -99,13 +122,14 @@ impl Dir {
                 }
             }
         }
-        Ok(Self { path })
+        Ok(Self { path, _lock: lock })
     }
 
     fn get_now(&self, key: &str) -> Result<Vec<u8>, KvError> {
         validate_key(key)?;
         let name = file_name(key);
-        let mut content = match fs::read(self.path.join(&name)) {
+        let mut content = Vec::new();
+        match open_value(&self.path.join(&name)).and_then(|mut f| f.read_to_end(&mut content)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(KvError::NotFound(key.into()))
             }
@@ -222,6 +246,7 @@ impl Dir {
             match fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(MODE)
                 .open(&temp)
             {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 16 => tries += 1,
@@ -249,8 +274,72 @@ impl Kv for Dir {
     }
 }
 
+/// Locks the store at `dir` through its lock file.
+fn lock(dir: &Path) -> Result<fs::File, InitError> {
+    let path = dir.join(LOCK_NAME);
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| InitError::io("kv::dir: cannot open the lock file", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(InitError::Invalid {
+            what: format!(
+                "kv::dir {}: the store is already open (another process, or another \
+                 kv::dir of this one, holds its {LOCK_NAME}); a store has one owner at a time",
+                dir.display()
+            ),
+        }),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(InitError::io("kv::dir: cannot lock the store at", dir, e))
+        }
+    }
+}
+
+/// A file the store will not read as a key's, and why.
+#[derive(Debug)]
+struct Refused(&'static str);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Opens a key's file for reading: never through a symbolic link
+/// (`O_NOFOLLOW`), and only a regular file (`O_NONBLOCK` keeps the open
+/// from waiting on a FIFO before it is refused).
+fn open_value(path: &Path) -> io::Result<fs::File> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::other(Refused(
+                "the key's file is a symbolic link, which the store does not follow",
+            )),
+            _ => e,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(Refused(
+            "the key's file is not a regular file",
+        )));
+    }
+    Ok(file)
+}
+
 /// A host failure as the store reports it.
 fn kv_error(e: io::Error) -> KvError {
+    if let Some(Refused(why)) = e.get_ref().and_then(|inner| inner.downcast_ref()) {
+        return KvError::Io(IoError::Other(why));
+    }
     match io_error(&e) {
         IoError::NoSpace => KvError::NoSpace,
         other => KvError::Io(other),
@@ -320,7 +409,7 @@ fn long_header_len(content: &[u8], key: &str) -> Option<usize> {
 /// The key named in the header of a long key's file, if it has one.
 fn read_owner(path: &Path) -> io::Result<Option<String>> {
     let mut head = Vec::with_capacity(MAX_KEY_LEN + 1);
-    fs::File::open(path)?
+    open_value(path)?
         .take(MAX_KEY_LEN as u64 + 1)
         .read_to_end(&mut head)?;
     let Some(end) = head.iter().position(|&b| b == b'\n') else {
@@ -427,7 +516,7 @@ mod tests {
         );
         assert_eq!(
             names_in(tmp.path()),
-            ["a%2F2", "b", "empty"],
+            [LOCK_NAME, "a%2F2", "b", "empty"],
             "no temporary file is left"
         );
     }
@@ -481,6 +570,9 @@ mod tests {
         for entry in fs::read_dir(tmp.path()).unwrap() {
             let entry = entry.unwrap();
             let name = entry.file_name().into_string().unwrap();
+            if name == LOCK_NAME {
+                continue;
+            }
             assert!(
                 entry.file_type().unwrap().is_file(),
                 "the store is flat: {name}"
@@ -511,7 +603,7 @@ mod tests {
         fs::write(tmp.path().join(".tmp.4242.7"), b"torn").unwrap();
         fs::write(tmp.path().join(".tmp.1.0"), b"").unwrap();
         let kv = Dir::open(tmp.path()).unwrap();
-        assert_eq!(names_in(tmp.path()), ["key"]);
+        assert_eq!(names_in(tmp.path()), [LOCK_NAME, "key"]);
         assert_eq!(kv.list("").await.unwrap(), ["key"]);
 
         // One appearing while the store is open (another writer's, or ours
@@ -599,5 +691,88 @@ mod tests {
             "{text}"
         );
         assert!(matches!(err, InitError::Io { .. }));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn values_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let kv = Dir::open(tmp.path()).unwrap();
+        let long = "/".repeat(MAX_KEY_LEN);
+        for key in ["short", long.as_str()] {
+            kv.set(key, b"private").await.unwrap();
+            let mode = fs::metadata(tmp.path().join(file_name(key)))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}: {mode:o}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_key_whose_file_is_a_link_or_a_fifo_is_an_error_not_what_it_leads_to() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = tmp.path().join("store");
+        let kv = Dir::open(&store).unwrap();
+        fs::write(tmp.path().join("secret"), b"not the store's").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("secret"), store.join("key")).unwrap();
+        let long = "/".repeat(MAX_KEY_LEN);
+        std::os::unix::fs::symlink(tmp.path().join("secret"), store.join(file_name(&long)))
+            .unwrap();
+        for key in ["key", long.as_str()] {
+            match kv.get(key).await {
+                Err(KvError::Io(IoError::Other(why))) => {
+                    assert!(why.contains("symbolic link"), "{why}")
+                }
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        assert_eq!(kv.list("").await.unwrap(), Vec::<String>::new());
+        // A FIFO would block a plain open until a writer came.
+        let fifo = store.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            assert_eq!(
+                kv.get("fifo").await,
+                Err(KvError::Io(IoError::Other(
+                    "the key's file is not a regular file"
+                )))
+            );
+        }
+        // Replacing the key replaces the link, never its target.
+        kv.set("key", b"mine").await.unwrap();
+        assert_eq!(kv.get("key").await.unwrap(), b"mine");
+        assert_eq!(
+            fs::read(tmp.path().join("secret")).unwrap(),
+            b"not the store's"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_store_is_one_openers_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kv = Dir::open(tmp.path()).unwrap();
+        kv.set("k", b"v").await.unwrap();
+        // A second opening (flock locks belong to an open file, so this
+        // process's second open is refused as another process's would be)
+        // neither opens nor deletes the first one's temporary files.
+        fs::write(tmp.path().join(".tmp.1.1"), b"a live writer's").unwrap();
+        let err = Dir::open(tmp.path()).err().expect("the store is taken");
+        let text = err.to_string();
+        assert!(
+            text.contains("the store is already open")
+                && text.contains(&tmp.path().display().to_string()),
+            "{text}"
+        );
+        assert!(tmp.path().join(".tmp.1.1").exists());
+        drop(kv);
+        // Whoever holds the lock file: here this test, as another process.
+        let held = fs::File::open(tmp.path().join(LOCK_NAME)).unwrap();
+        held.try_lock().unwrap();
+        assert!(Dir::open(tmp.path()).is_err());
+        drop(held);
+        let kv = Dir::open(tmp.path()).unwrap();
+        assert_eq!(kv.get("k").await.unwrap(), b"v");
+        assert_eq!(kv.list("").await.unwrap(), ["k"], "the lock is no key");
     }
 }
