@@ -68,10 +68,10 @@ pub enum BootError {
 pub fn load(mem: &mut GuestMemory, image: &Image, cmdline: &str) -> Result<BootInfo, BootError> {
     for seg in image.segments() {
         let dst = mem.range(seg.paddr, seg.mem_size)?;
-        let bytes = mem.bytes_mut(dst);
         let file = &image.bytes()[seg.file_range.clone()];
-        bytes[..file.len()].copy_from_slice(file);
-        bytes[file.len()..].fill(0);
+        let (data, bss) = dst.split_at(file.len());
+        mem.write_from(data, file);
+        mem.fill(bss, 0);
     }
     write_gdt(mem)?;
     page_tables(mem, image)?;
@@ -80,7 +80,7 @@ pub fn load(mem: &mut GuestMemory, image: &Image, cmdline: &str) -> Result<BootI
         return Err(BootError::CmdlineTooLong(cmdline.len()));
     }
     let r = mem.range(CMDLINE, cmdline.len() as u64)?;
-    mem.bytes_mut(r).copy_from_slice(cmdline.as_bytes());
+    mem.write_from(r, cmdline.as_bytes());
 
     let heap_start = image.end().div_ceil(PAGE) * PAGE;
     let heap_end = mem
@@ -125,7 +125,7 @@ fn page_tables(mem: &mut GuestMemory, image: &Image) -> Result<(), BootError> {
         return Err(BootError::TooManyTables);
     }
     let r = mem.range(PAGE_TABLES, IMAGE_MIN - PAGE_TABLES)?;
-    mem.bytes_mut(r).fill(0);
+    mem.fill(r, 0);
     mem.write(pml4, &(pdpt | PRESENT | WRITABLE))?;
     for i in 0..pds {
         mem.write(pdpt + 8 * i, &((pd + i * PAGE) | PRESENT | WRITABLE))?;

@@ -505,15 +505,13 @@ impl nym_gdb::Debuggee for Debugged<'_, '_> {
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, MonitorError> {
         let len = buf.len();
         Ok(self.pages(addr, len, |g, range, at| {
-            buf[at..at + range.len()].copy_from_slice(g.mem.bytes(range))
+            g.mem.read_into(range, &mut buf[at..at + range.len()]);
         }))
     }
 
     fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<bool, MonitorError> {
         let n = self.pages(addr, data.len(), |g, range, at| {
-            g.mem
-                .bytes_mut(range)
-                .copy_from_slice(&data[at..at + range.len()])
+            g.mem.write_from(range, &data[at..at + range.len()]);
         });
         Ok(n == data.len())
     }

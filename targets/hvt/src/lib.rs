@@ -6,9 +6,10 @@
 //! exit, and fault reports with a symbolised backtrace.
 //!
 //! Layers: [`elf`] validates an image into a typed [`elf::Image`];
-//! [`memory`] owns guest memory and turns guest addresses into checked
-//! host slices; [`boot`] lays out memory and page tables and enters long
-//! mode; [`hypercall`] decodes each call into a validated request before
+//! [`memory`] owns guest memory, turns guest addresses into checked
+//! ranges and copies through them (no reference into guest memory is
+//! made); [`boot`] lays out memory and page tables and enters long mode;
+//! [`hypercall`] decodes each call into a validated request before
 //! any handler sees it; [`monitor`] boots; `vcpu` runs the loop, `devices`
 //! serves the calls and `crash` writes crash reports; `debug` is gdb's
 //! debuggee; `kick` reaches the vCPU thread from others ([`Stopper`]);

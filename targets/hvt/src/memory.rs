@@ -4,6 +4,32 @@
 //! guest-supplied address and length into a [`GuestRange`] only if it lies
 //! wholly inside guest memory (no overflow, no wrap). Handlers take ranges,
 //! never raw addresses, so a hostile guest cannot name host memory.
+//!
+//! ## Copies, never references
+//!
+//! Guest memory is memory the guest can change: a vCPU running on another
+//! thread, or KVM itself (it updates the kvmclock page as it enters the
+//! guest), may write it at any moment. A Rust reference into it (`&[u8]`,
+//! `&mut [u8]`) would promise the compiler that nobody else writes those
+//! bytes while the reference lives; that holds today only because the one
+//! vCPU is stopped, on the thread holding the slice, while a hypercall is
+//! served, and nothing would catch the day it stopped holding (a second
+//! vCPU, a handler moved to another thread). So no reference into guest
+//! memory is ever made. Every access copies between guest memory and a
+//! buffer the monitor owns, as rust-vmm's vm-memory does: the argument
+//! structs through volatile loads and stores ([`GuestMemory::read`],
+//! [`GuestMemory::write`]), byte ranges through `ptr::copy_nonoverlapping`
+//! ([`GuestMemory::read_into`], [`GuestMemory::write_from`],
+//! [`GuestMemory::to_vec`]). What a handler holds is its own copy, which the
+//! guest cannot change under it: a struct is read once, by value, so a
+//! guest rewriting it mid-call changes nothing (no double fetch).
+//!
+//! The other way out, `unsafe` slice constructors whose callers each
+//! promise the vCPU is stopped, saves the copies but puts an `unsafe` block
+//! and an argument about threads in every handler. The copies are small
+//! beside an exit's cost (a frame, at most 4 KiB of entropy, block requests
+//! in 64 KiB pieces), so the hypercall path stays safe code and the
+//! `unsafe` stays here.
 #![allow(unsafe_code)] // owns guest memory: the one place it is mapped and read
 use std::ptr::NonNull;
 
@@ -26,6 +52,30 @@ impl GuestRange {
     /// Whether it is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Its first `n` bytes (all of it if shorter) and the rest.
+    pub fn split_at(self, n: usize) -> (GuestRange, GuestRange) {
+        let n = n.min(self.len);
+        (
+            GuestRange {
+                start: self.start,
+                len: n,
+            },
+            GuestRange {
+                start: self.start + n,
+                len: self.len - n,
+            },
+        )
+    }
+
+    /// It in pieces of `size` bytes (the last may be shorter), in order.
+    pub fn chunks(self, size: usize) -> impl Iterator<Item = GuestRange> {
+        let size = size.max(1);
+        (0..self.len).step_by(size).map(move |at| GuestRange {
+            start: self.start + at,
+            len: size.min(self.len - at),
+        })
     }
 }
 
@@ -79,8 +129,8 @@ pub const MAX_SIZE: u64 = 3 << 30;
 /// byte for byte.
 ///
 /// # Safety
-/// Implementors are `repr(C)`, have no padding, and every bit pattern is a
-/// valid value.
+/// Implementors are `repr(C)`, have no padding, need at most 8-byte
+/// alignment, and every bit pattern is a valid value.
 pub unsafe trait Plain: Copy + Default {}
 
 macro_rules! plain {
@@ -172,52 +222,76 @@ impl GuestMemory {
         })
     }
 
-    /// The bytes of a checked range.
-    pub fn bytes(&self, r: GuestRange) -> &[u8] {
-        // SAFETY: `r` was checked against this memory's size by `range`, and
-        // ranges are only made by `range` on memories of at least that size.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.base.as_ptr().add(r.start),
-                r.len.min(self.size - r.start.min(self.size)),
-            )
-        }
+    /// The host address of a checked range's first byte.
+    fn ptr(&self, r: GuestRange) -> *mut u8 {
+        debug_assert!(r.start + r.len <= self.size);
+        // In bounds: `r` was checked against this memory's size by `range`,
+        // and ranges are only made by `range` (of a memory at least as big:
+        // there is one per guest).
+        self.base.as_ptr().wrapping_add(r.start.min(self.size))
     }
 
-    /// The bytes of a checked range, writable.
-    pub fn bytes_mut(&mut self, r: GuestRange) -> &mut [u8] {
-        // SAFETY: as in `bytes`; `&mut self` makes the access exclusive.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                self.base.as_ptr().add(r.start),
-                r.len.min(self.size - r.start.min(self.size)),
-            )
-        }
+    /// How many bytes of `r` may be touched: all of them, unless `r` came
+    /// from a smaller memory.
+    fn fit(&self, r: GuestRange, n: usize) -> usize {
+        n.min(r.len).min(self.size - r.start.min(self.size))
     }
 
-    /// Reads a `T` at `addr`, which must be 8-byte aligned and inside memory.
+    /// Copies the first bytes of `r` into `buf`, as many as both hold; how
+    /// many.
+    pub fn read_into(&self, r: GuestRange, buf: &mut [u8]) -> usize {
+        let n = self.fit(r, buf.len());
+        // SAFETY: `n` bytes from `ptr(r)` lie inside the mapping (`fit`),
+        // which lives as long as `self`; `buf` is the monitor's own memory,
+        // so the two cannot overlap. Raw pointers, so no reference into
+        // guest memory is made.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr(r), buf.as_mut_ptr(), n) };
+        n
+    }
+
+    /// Copies `buf` into the first bytes of `r`, as many as both hold; how
+    /// many.
+    pub fn write_from(&mut self, r: GuestRange, buf: &[u8]) -> usize {
+        let n = self.fit(r, buf.len());
+        // SAFETY: as in `read_into`, the other way.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr(r), n) };
+        n
+    }
+
+    /// A copy of the bytes of `r`.
+    pub fn to_vec(&self, r: GuestRange) -> Vec<u8> {
+        let mut v = vec![0; r.len()];
+        let n = self.read_into(r, &mut v);
+        v.truncate(n);
+        v
+    }
+
+    /// Sets every byte of `r` to `byte`.
+    pub fn fill(&mut self, r: GuestRange, byte: u8) {
+        let n = self.fit(r, r.len);
+        // SAFETY: `n` bytes from `ptr(r)` lie inside the mapping (`fit`).
+        unsafe { std::ptr::write_bytes(self.ptr(r), byte, n) };
+    }
+
+    /// Reads a `T` at `addr`, which must be 8-byte aligned and inside
+    /// memory: one volatile load of the whole struct, by value.
     pub fn read<T: Plain>(&self, addr: u64) -> Result<T, BadAddress> {
+        const { assert!(std::mem::align_of::<T>() <= 8) };
         let r = self.aligned(addr, std::mem::size_of::<T>())?;
-        let mut v = T::default();
-        // SAFETY: `T: Plain`, so any bytes make a valid `T`; sizes match.
-        let dst = unsafe {
-            std::slice::from_raw_parts_mut(
-                (&mut v as *mut T).cast::<u8>(),
-                std::mem::size_of::<T>(),
-            )
-        };
-        dst.copy_from_slice(self.bytes(r));
-        Ok(v)
+        // SAFETY: the `size_of::<T>()` bytes at `ptr(r)` are inside the
+        // mapping (`aligned` checked them), aligned for `T` (the mapping is
+        // page-aligned, `addr` 8-aligned, and every `Plain` struct is made of
+        // u64s), and any bytes are a valid `T` (`T: Plain`).
+        Ok(unsafe { std::ptr::read_volatile(self.ptr(r).cast::<T>()) })
     }
 
-    /// Writes a `T` at `addr`, which must be 8-byte aligned and inside memory.
+    /// Writes a `T` at `addr`, which must be 8-byte aligned and inside
+    /// memory, with one volatile store.
     pub fn write<T: Plain>(&mut self, addr: u64, v: &T) -> Result<(), BadAddress> {
+        const { assert!(std::mem::align_of::<T>() <= 8) };
         let r = self.aligned(addr, std::mem::size_of::<T>())?;
-        // SAFETY: `T: Plain` has no padding, so all its bytes are initialised.
-        let src = unsafe {
-            std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
-        };
-        self.bytes_mut(r).copy_from_slice(src);
+        // SAFETY: as in `read`.
+        unsafe { std::ptr::write_volatile(self.ptr(r).cast::<T>(), *v) };
         Ok(())
     }
 
@@ -261,5 +335,40 @@ mod tests {
             GuestMemory::new(3 << 20),
             Err(MemoryError::BadSize(_))
         ));
+    }
+
+    #[test]
+    fn guest_bytes_are_reached_by_copies_only() {
+        let mut m = GuestMemory::new(MIN_SIZE).unwrap();
+        let r = m.range(0x1000, 10).unwrap();
+        assert_eq!(
+            m.write_from(r, b"0123456789abc"),
+            10,
+            "no further than the range"
+        );
+        assert_eq!(m.to_vec(r), b"0123456789");
+        let mut short = [0; 4];
+        assert_eq!(m.read_into(r, &mut short), 4, "no further than the buffer");
+        assert_eq!(&short, b"0123");
+        let (head, tail) = r.split_at(3);
+        assert_eq!((head.len(), tail.start(), tail.len()), (3, 0x1003, 7));
+        assert_eq!(r.split_at(99), (r, m.range(0x100a, 0).unwrap()));
+        m.fill(tail, b'-');
+        assert_eq!(m.to_vec(r), b"012-------");
+        let pieces: Vec<(u64, usize)> = r.chunks(4).map(|c| (c.start(), c.len())).collect();
+        assert_eq!(pieces, [(0x1000, 4), (0x1004, 4), (0x1008, 2)]);
+        assert_eq!(m.range(0x1000, 0).unwrap().chunks(4).count(), 0);
+        // A struct is copied out whole: changing memory afterwards changes
+        // nothing the handler holds.
+        m.write(0x2000, &nym_hvt_abi::Puts { data: 1, len: 2 })
+            .unwrap();
+        let p: nym_hvt_abi::Puts = m.read(0x2000).unwrap();
+        m.write(0x2000, &nym_hvt_abi::Puts { data: 3, len: 4 })
+            .unwrap();
+        assert_eq!((p.data, p.len), (1, 2));
+        // The last bytes of memory, and nothing past them.
+        let end = m.range(MIN_SIZE - 8, 8).unwrap();
+        m.write_from(end, &[9; 8]);
+        assert_eq!(m.read::<u64>(MIN_SIZE - 8), Ok(u64::from_ne_bytes([9; 8])));
     }
 }

@@ -193,34 +193,6 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     let mut mem = GuestMemory::new(config.mem_size)?;
     boot::load(&mut mem, &image, &config.cmdline)?;
 
-    let kvm_fd = Kvm::new().map_err(kvm("opening /dev/kvm"))?;
-    let vm = kvm_fd.create_vm().map_err(kvm("creating a VM"))?;
-    let region = kvm_bindings::kvm_userspace_memory_region {
-        slot: 0,
-        guest_phys_addr: 0,
-        memory_size: mem.size(),
-        userspace_addr: mem.host_base(),
-        flags: 0,
-    };
-    // SAFETY: the region is `mem`'s mapping, which outlives the VM (both are
-    // locals here, and `vm` is declared after `mem` so it is dropped first).
-    unsafe { vm.set_user_memory_region(region) }.map_err(kvm("mapping guest memory"))?;
-    let mut vcpu = vm.create_vcpu(0).map_err(kvm("creating the vCPU"))?;
-    let cpuid = kvm_fd
-        .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
-        .map_err(kvm("reading CPUID"))?;
-    vcpu.set_cpuid2(&cpuid).map_err(kvm("setting CPUID"))?;
-    let sregs = boot::sregs(vcpu.get_sregs().map_err(kvm("reading sregs"))?);
-    vcpu.set_sregs(&sregs).map_err(kvm("entering long mode"))?;
-    let regs = kvm_bindings::kvm_regs {
-        rip: image.entry(),
-        rsp: mem.size(),
-        rdi: BOOT_INFO,
-        rflags: 0x2,
-        ..Default::default()
-    };
-    vcpu.set_regs(&regs).map_err(kvm("setting registers"))?;
-
     // Everything the run loop touches is open before the allowlist goes on.
     let net = match config.net.as_ref().filter(|_| needs_net) {
         Some(n) => {
@@ -229,7 +201,10 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         None => None,
     };
     let stop = config.stop.clone().unwrap_or_default();
-    stop.attach(net.as_ref().map(|n| n.link.clone()));
+    // `guest` owns guest memory, and is declared before the VM and its vCPU
+    // so that it is dropped after them on every path out of here, early
+    // returns and unwinding included: the memory KVM maps is unmapped only
+    // once the VM is closed. (Made after them, as it was, it went first.)
     let mut guest = Guest {
         mem,
         image,
@@ -240,6 +215,38 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         net,
         stop: stop.clone(),
     };
+
+    let kvm_fd = Kvm::new().map_err(kvm("opening /dev/kvm"))?;
+    let vm = kvm_fd.create_vm().map_err(kvm("creating a VM"))?;
+    let region = kvm_bindings::kvm_userspace_memory_region {
+        slot: 0,
+        guest_phys_addr: 0,
+        memory_size: guest.mem.size(),
+        userspace_addr: guest.mem.host_base(),
+        flags: 0,
+    };
+    // SAFETY: the region is guest memory's mapping, owned by `guest`, which
+    // is declared before `vm` and so dropped after it (and after `vcpu`,
+    // declared later still): the mapping outlives the VM.
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm("mapping guest memory"))?;
+    let mut vcpu = vm.create_vcpu(0).map_err(kvm("creating the vCPU"))?;
+    let cpuid = kvm_fd
+        .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+        .map_err(kvm("reading CPUID"))?;
+    vcpu.set_cpuid2(&cpuid).map_err(kvm("setting CPUID"))?;
+    let sregs = boot::sregs(vcpu.get_sregs().map_err(kvm("reading sregs"))?);
+    vcpu.set_sregs(&sregs).map_err(kvm("entering long mode"))?;
+    let regs = kvm_bindings::kvm_regs {
+        rip: guest.image.entry(),
+        rsp: guest.mem.size(),
+        rdi: BOOT_INFO,
+        rflags: 0x2,
+        ..Default::default()
+    };
+    vcpu.set_regs(&regs).map_err(kvm("setting registers"))?;
+
+    stop.attach(guest.net.as_ref().map(|n| n.link.clone()));
+    guest.started = Instant::now();
     let ran = run_vcpu(config, &mut guest, &mut vcpu);
     stop.detach();
     ran
