@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{free_port, kvm_available, nym, run, stderr, stdout};
+use common::{exit_within, free_port, kvm_available, nym, run, stderr, stdout};
 
 /// The guest: hypercalls written by hand, as in `tests/kvm.rs`, beside the
 /// devices of a well-behaved one (a disk, entropy, a network).
@@ -303,4 +303,259 @@ fn a_block_file_that_is_a_link_locked_or_empty_is_refused_and_left_alone() {
         "its size, 0 bytes, is not a positive multiple of 512",
     );
     assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "left alone");
+}
+
+/// An image of `count` program headers, each sound on its own, with a nym
+/// manifest: a note, the code (`hlt`s at 1 MiB), and one-byte segments 256
+/// bytes apart from 2 MiB. A monitor that took it would set each of ~4,600
+/// pages' permissions by looking through every segment.
+fn many_segments(count: usize) -> Vec<u8> {
+    let put = |out: &mut Vec<u8>, at: usize, bytes: &[u8]| {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+    };
+    let mut out = vec![0u8; 64 + 56 * count];
+    let note_at = out.len();
+    let note: Vec<u8> = [
+        &4u32.to_le_bytes()[..],
+        &8u32.to_le_bytes(),
+        &0x6e79_6d01u32.to_le_bytes(),
+        b"nym\0",
+        &1u32.to_le_bytes(),
+        &0u32.to_le_bytes(),
+    ]
+    .concat();
+    out.extend(&note);
+    let code_at = out.len();
+    out.extend([0xf4; 16]);
+    put(&mut out, 0, b"\x7fELF\x02\x01\x01");
+    put(&mut out, 16, &2u16.to_le_bytes()); // ET_EXEC
+    put(&mut out, 18, &62u16.to_le_bytes()); // x86_64
+    put(&mut out, 20, &1u32.to_le_bytes());
+    put(&mut out, 24, &0x10_0000u64.to_le_bytes()); // entry
+    put(&mut out, 32, &64u64.to_le_bytes()); // phoff
+    put(&mut out, 52, &64u16.to_le_bytes());
+    put(&mut out, 54, &56u16.to_le_bytes());
+    put(&mut out, 56, &(count as u16).to_le_bytes());
+    put(&mut out, 58, &64u16.to_le_bytes());
+    // (type, flags, offset, address, size in the file, size in memory)
+    let mut headers = vec![
+        (
+            4u32,
+            4u32,
+            note_at,
+            0u64,
+            note.len() as u64,
+            note.len() as u64,
+        ),
+        (1, 5, code_at, 0x10_0000, 16, 0x1000),
+    ];
+    headers.extend((0..count as u64 - 2).map(|i| (1, 4, 0, 0x20_0000 + 256 * i, 0, 1)));
+    for (i, (ty, flags, offset, addr, file_size, mem_size)) in headers.into_iter().enumerate() {
+        let at = 64 + 56 * i;
+        put(&mut out, at, &ty.to_le_bytes());
+        put(&mut out, at + 4, &flags.to_le_bytes());
+        put(&mut out, at + 8, &(offset as u64).to_le_bytes());
+        put(&mut out, at + 16, &addr.to_le_bytes());
+        put(&mut out, at + 24, &addr.to_le_bytes());
+        put(&mut out, at + 32, &file_size.to_le_bytes());
+        put(&mut out, at + 40, &mem_size.to_le_bytes());
+        put(&mut out, at + 48, &4u64.to_le_bytes());
+    }
+    out
+}
+
+#[test]
+fn crafted_images_are_refused_at_once_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let many = tmp.path().join("many.elf");
+    std::fs::write(&many, many_segments(60_000)).unwrap();
+    // Sparse: 257 MiB on paper, never read.
+    let big = tmp.path().join("big.elf");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(257 << 20)
+        .unwrap();
+    for (image, message) in [
+        (
+            &many,
+            "60000 program headers; an image may have at most 1024",
+        ),
+        (
+            &big,
+            "the image is 269484032 bytes; images larger than 256 MiB are refused",
+        ),
+    ] {
+        let mut child = nym(tmp.path())
+            .arg("boot")
+            .arg(image)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = exit_within(
+            &mut child,
+            Duration::from_secs(20),
+            "a crafted image is refused",
+        );
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(&format!("{}: {message}", image.display())),
+            "{err}"
+        );
+    }
+    // A sound image of as many headers as allowed still gets to the guest
+    // (here a `hlt`, reported as such), and quickly.
+    if kvm_available() {
+        let most = tmp.path().join("most.elf");
+        std::fs::write(&most, many_segments(1024)).unwrap();
+        let started = Instant::now();
+        let out = run(nym(tmp.path()).arg("boot").arg(&most));
+        assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("the guest halted"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+}
+
+/// `case` ends in a violation whose report has `message`.
+fn stopped_with(case: u32, message: &str) {
+    let disk = disk(&format!("violation-{case}"));
+    let out = run(&mut boot(&disk, case));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "case {case}: {err}");
+    assert!(
+        err.contains(message),
+        "case {case}: want {message:?} in:\n{err}"
+    );
+    assert!(err.contains("the guest broke the hypercall ABI and was stopped"));
+    assert!(
+        !stdout(&out).contains("still running"),
+        "case {case}: the guest went on"
+    );
+}
+
+#[test]
+fn an_in_and_a_load_past_memory_stop_the_guest_with_a_clear_report() {
+    if !kvm_available() {
+        return;
+    }
+    stopped_with(
+        2,
+        "hypercall on port 0x3f8: the guest used an I/O port nym's monitor does not serve",
+    );
+    stopped_with(
+        3,
+        "hypercall on port 0x509: the guest used an I/O port nym's monitor does not serve",
+    );
+    stopped_with(
+        4,
+        "hypercall memory access: guest-physical address 0x10000000 is outside guest memory \
+         (0x2000000 bytes)",
+    );
+}
+
+/// `case` runs to its end; what the guest printed between its first and
+/// last lines.
+fn answered(disk: &Path, case: u32) -> String {
+    let out = run(&mut boot(disk, case));
+    assert!(out.status.success(), "case {case}: {}", stderr(&out));
+    let printed = stdout(&out);
+    printed
+        .strip_prefix("hostile guest starting\n")
+        .and_then(|p| p.strip_suffix("still running\n"))
+        .unwrap_or_else(|| panic!("case {case}: {printed}"))
+        .to_owned()
+}
+
+#[test]
+fn requests_out_of_range_or_over_their_own_struct_are_answered_not_obeyed() {
+    if !kvm_available() {
+        return;
+    }
+    // `ret` 2 is OutOfRange: no sector is touched, no frame sent.
+    let disk = disk("ranges");
+    for case in [5, 6] {
+        assert_eq!(
+            answered(&disk, case),
+            "block at sector u64::MAX: ret 2\nblock at sector u64::MAX / 512: ret 2\n",
+            "case {case}"
+        );
+    }
+    assert!(
+        std::fs::read(&disk).unwrap().iter().all(|&b| b == 0),
+        "the disk is as it was"
+    );
+    assert_eq!(
+        answered(&disk, 7),
+        "frame of 1515 bytes: ret 2\nframe of 1048576 bytes: ret 2\n"
+    );
+    // The result is written last, so the guest reads it, not the data.
+    assert_eq!(
+        answered(&disk, 8),
+        "RANDOM over itself: ret 0\nBLOCK_READ over itself: ret 0\n\
+         NET_READ over itself: ret 0 len 0\nNET_WRITE over itself: ret 0\n"
+    );
+}
+
+#[test]
+fn a_wait_without_end_is_bounded_and_a_guest_in_one_still_stops() {
+    if !kvm_available() {
+        return;
+    }
+    // One WAIT of u64::MAX ns comes back (after at most a second).
+    let disk = disk("wait");
+    let mut once = boot(&disk, 9)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = exit_within(
+        &mut once,
+        Duration::from_secs(20),
+        "a WAIT of u64::MAX ns returns",
+    );
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut once.stdout.take().unwrap(), &mut printed).unwrap();
+    assert!(status.success(), "{printed}");
+    assert!(
+        printed.contains("woke from WAIT u64::MAX\nstill running"),
+        "{printed}"
+    );
+
+    // A guest waiting for ever, a WAIT at a time, ends when `nym run` is
+    // interrupted: stopped by the monitor's Stopper where the front end
+    // turns SIGINT into a stop (status 130), or with the process.
+    let mut forever = nym(hostile())
+        .args(["run", "--target", "kvm", "--block"])
+        .arg(&disk)
+        .args(["-p", &format!("{}:80", free_port())])
+        .args(["--", "--case", "10"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(forever.stdout.take().unwrap()));
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("waiting for ever"))),
+        "the guest started waiting"
+    );
+    let interrupted = Command::new("kill")
+        .args(["-INT", &forever.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = exit_within(
+        &mut forever,
+        Duration::from_secs(20),
+        "an interrupted guest in WAIT ends",
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.code() == Some(130) || status.signal() == Some(2),
+        "{status:?}"
+    );
 }

@@ -22,7 +22,7 @@ pub enum Call {
     Puts(GuestRange),
     /// Sleep for at most this long.
     Wait {
-        /// Nanoseconds.
+        /// Nanoseconds, at most [`MAX_WAIT_NS`].
         timeout: u64,
     },
     /// Write the block geometry into the [`abi::BlockInfo`] at `at`.
@@ -83,6 +83,13 @@ pub struct Violation {
     pub problem: String,
 }
 
+/// The longest one `WAIT` blocks the vCPU: a guest asking for longer (up
+/// to `u64::MAX` ns, centuries) is woken after this and waits again, so the
+/// vCPU thread looks at the world (a stop asked for) at least this often
+/// even if a wake-up were lost. `WAIT` promises at most its timeout, so
+/// this is within the ABI.
+pub const MAX_WAIT_NS: u64 = 1_000_000_000;
+
 /// Whether `port` is a hypercall port.
 pub fn is_hypercall(port: u16) -> bool {
     (abi::PORT_BASE..abi::PORT_BASE + abi::PORT_COUNT).contains(&port)
@@ -132,7 +139,7 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
             Call::Puts(mem.range(p.data, p.len).map_err(bad)?)
         }
         Hypercall::Wait => Call::Wait {
-            timeout: load!(abi::Wait).timeout,
+            timeout: load!(abi::Wait).timeout.min(MAX_WAIT_NS),
         },
         Hypercall::BlockInfo => {
             load!(abi::BlockInfo);
@@ -250,6 +257,12 @@ mod tests {
             let (p, d) = out(n, at);
             let err = decode(&m, p, &d).unwrap_err();
             assert!(err.to_string().contains(expect), "{err}");
+        }
+        // A wait without end is one of a second; a short one is as asked.
+        for (asked, waits) in [(u64::MAX, MAX_WAIT_NS), (5, 5)] {
+            m.write(0x2000, &abi::Wait { timeout: asked }).unwrap();
+            let (p, d) = out(nr::WAIT, 0x2000);
+            assert_eq!(decode(&m, p, &d), Ok(Call::Wait { timeout: waits }));
         }
         let err = decode(&m, abi::PORT_BASE + nr::EXIT, &[1]).unwrap_err();
         assert!(err.to_string().contains("got 1 byte"), "{err}");

@@ -121,16 +121,29 @@ impl BlockFile {
     }
 }
 
-/// Loads and validates an image, checking that it fits `mem_size`.
+/// Loads and validates an image, checking that it fits `mem_size`. A file
+/// larger than [`MAX_IMAGE_SIZE`](crate::elf::MAX_IMAGE_SIZE) is refused
+/// before it is read, and no more than that is ever read (a file that grows,
+/// or `/dev/zero`, included).
 pub fn load_image(path: &Path, mem_size: u64) -> Result<Image, MonitorError> {
-    let bytes = std::fs::read(path).map_err(|source| MonitorError::Read {
+    use crate::elf::{ElfError, MAX_IMAGE_SIZE};
+    let read = |source| MonitorError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
     let elf = |source| MonitorError::Elf {
         path: path.to_owned(),
         source,
     };
+    let file = File::open(path).map_err(read)?;
+    let len = file.metadata().map_err(read)?.len();
+    if len > MAX_IMAGE_SIZE {
+        return Err(elf(ElfError::TooLarge(len)));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(MAX_IMAGE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
     let image = Image::parse(bytes).map_err(elf)?;
     image.check_fits(mem_size, boot::IMAGE_MIN).map_err(elf)?;
     Ok(image)
@@ -372,5 +385,26 @@ mod tests {
         // A new file of part of a sector is not made at all.
         assert!(refused(&at("new.img", 100)).contains("a new file of 100 bytes"));
         assert!(!tmp.path().join("new.img").exists());
+    }
+
+    #[test]
+    fn an_image_too_large_is_refused_before_it_is_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = tmp.path().join("big.elf");
+        // Sparse: 257 MiB on paper, nothing on disk.
+        File::create(&big)
+            .unwrap()
+            .set_len(crate::elf::MAX_IMAGE_SIZE + (1 << 20))
+            .unwrap();
+        let started = Instant::now();
+        let err = load_image(&big, 64 << 20).unwrap_err().to_string();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(
+            err,
+            format!(
+                "{}: the image is 269484032 bytes; images larger than 256 MiB are refused",
+                big.display()
+            )
+        );
     }
 }

@@ -7,6 +7,9 @@ pub enum ElfError {
     /// The file has no bytes at all.
     #[error("empty file")]
     Empty,
+    /// The file is larger than [`MAX_IMAGE_SIZE`].
+    #[error("the image is {} bytes; images larger than {} are refused", .0, ByteSize(MAX_IMAGE_SIZE))]
+    TooLarge(u64),
     /// The first four bytes are not `\x7fELF`.
     #[error("not an ELF file (bad magic)")]
     BadMagic,
@@ -52,6 +55,9 @@ pub enum ElfError {
     /// image needs.
     #[error("too many program headers (extended numbering is not supported)")]
     TooManyProgramHeaders,
+    /// More program headers than [`MAX_PROGRAM_HEADERS`].
+    #[error("{0} program headers; an image may have at most {MAX_PROGRAM_HEADERS}")]
+    ProgramHeaderCount(u16),
     /// A `PT_INTERP` segment: the image wants a dynamic loader.
     #[error("segment {0} names a dynamic loader (PT_INTERP); build a static image")]
     Interpreter(usize),

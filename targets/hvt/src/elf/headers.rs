@@ -120,6 +120,9 @@ impl Header {
         if raw.phnum == PN_XNUM {
             return Err(ElfError::TooManyProgramHeaders);
         }
+        if raw.phnum > MAX_PROGRAM_HEADERS {
+            return Err(ElfError::ProgramHeaderCount(raw.phnum));
+        }
         Ok(Header {
             entry: raw.entry,
             phoff: raw.phoff,

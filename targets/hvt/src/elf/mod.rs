@@ -16,6 +16,10 @@
 //! `SHT_NOTE` sections and DWARF line tables for [`Image::symbolize`]; when
 //! they are broken the image still loads and simply has no symbols.
 //!
+//! A hostile image stays cheap: one of more than [`MAX_IMAGE_SIZE`] bytes
+//! or [`MAX_PROGRAM_HEADERS`] program headers is refused before any work
+//! that grows with them.
+//!
 //! "Segment N" in messages is the N-th program header, counted from 0, the way
 //! `readelf -l` lists them.
 
@@ -28,6 +32,15 @@ use nym_hvt_abi::{Manifest, MANIFEST_VERSION, NOTE_MANIFEST, NOTE_NAME};
 
 /// The page the guest never gets mapped, so null pointers fault.
 const NULL_PAGE_END: u64 = 0x1000;
+
+/// The largest image the monitor reads: far above any unikernel (nym's are
+/// tens of kilobytes to a few megabytes), far below what would make reading
+/// it the slow part of a boot.
+pub const MAX_IMAGE_SIZE: u64 = 256 << 20;
+/// The most program headers an image may have. A linker makes a handful;
+/// the cap keeps the work per page at boot (each page's permissions come
+/// from the segments) from growing with a crafted header count.
+pub const MAX_PROGRAM_HEADERS: u16 = 1024;
 
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
@@ -114,6 +127,9 @@ impl fmt::Debug for Image {
 impl Image {
     /// Validates the ELF header and program headers of `bytes` and keeps them.
     pub fn parse(bytes: Vec<u8>) -> Result<Image, ElfError> {
+        if bytes.len() as u64 > MAX_IMAGE_SIZE {
+            return Err(ElfError::TooLarge(bytes.len() as u64));
+        }
         let header = Header::parse(&bytes)?;
         let len = bytes.len();
 

@@ -560,6 +560,54 @@ fn program_header_table_shape() {
     ));
 }
 
+/// `TestElf::good`'s code and `count - 1` data segments of a page each.
+fn with_program_headers(count: u64) -> TestElf {
+    let mut elf = TestElf::good();
+    elf.segs.truncate(1);
+    elf.segs
+        .extend((1..count).map(|i| Seg::load(PF_R | PF_W, DATA + i * 0x1000, &[], 0x1000)));
+    elf
+}
+
+#[test]
+fn a_crafted_program_header_count_is_refused_before_any_work() {
+    // 60,000 segments, each sound: checked one by one, then laid out page by
+    // page at boot, they would take minutes.
+    let bytes = with_program_headers(60_000).build();
+    let started = std::time::Instant::now();
+    let e = Image::parse(bytes).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(e, ElfError::ProgramHeaderCount(60_000)), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "60000 program headers; an image may have at most 1024"
+    );
+    // The limit itself is fine.
+    let image = with_program_headers(u64::from(MAX_PROGRAM_HEADERS))
+        .parse()
+        .unwrap();
+    assert_eq!(image.segments().len(), 1024);
+    assert!(matches!(
+        err(&with_program_headers(1025)),
+        ElfError::ProgramHeaderCount(1025)
+    ));
+}
+
+#[test]
+fn an_image_larger_than_the_cap_is_refused_unread() {
+    // Zeroed by the allocator's fresh pages: untouched, so nearly free.
+    let e = Image::parse(vec![0; MAX_IMAGE_SIZE as usize + 1]).unwrap_err();
+    assert!(matches!(e, ElfError::TooLarge(n) if n == MAX_IMAGE_SIZE + 1));
+    assert_eq!(
+        e.to_string(),
+        "the image is 268435457 bytes; images larger than 256 MiB are refused"
+    );
+}
+
 #[test]
 fn interpreter() {
     let mut elf = TestElf::good();
