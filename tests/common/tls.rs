@@ -1,8 +1,30 @@
 //! A test CA and a server certificate signed by it, made by `openssl` for
-//! each test run, so no test trusts a key that is committed anywhere.
+//! each test run, so no test trusts a key that is committed anywhere (nym
+//! commits none: `nym new` makes an https project's own, tests/tls_certs.rs).
 #![allow(unreachable_pub)] // shared by several test binaries, each using some
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// A CA that signed nothing any server holds, in `dir`: its `ca.pem`,
+/// which every server must refuse to be proven by.
+pub fn foreign_ca(dir: &Path) -> PathBuf {
+    make_certs(dir, "DNS:localhost, IP:127.0.0.1");
+    dir.join("ca.pem")
+}
+
+/// What `openssl args` prints; it must succeed.
+pub fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs (scripts/install.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 /// Writes `ca.pem`, and `cert.pem` and `key.pem` for `names` (a
 /// subjectAltName list: `DNS:localhost, IP:127.0.0.1`), into `dir`.
