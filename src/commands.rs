@@ -161,6 +161,7 @@ pub(crate) fn run(
                 mem: options.mem,
                 forwards: &options.forwards,
                 tap: options.tap.as_deref(),
+                max_conns: options.max_conns,
                 gdb: listen(gdb)?,
                 block: options.block.as_deref(),
                 release: options.release,

@@ -112,6 +112,10 @@ enum Command {
         /// an address on its subnet (`-- --ipv4 10.0.3.2/24`).
         #[arg(long, value_name = "NAME", conflicts_with = "forwards")]
         tap: Option<String>,
+        /// Connections each forwarded port has open at once (kvm; default
+        /// 64): more wait in the host port's queue until one closes.
+        #[arg(long, value_name = "N", requires = "forwards", value_parser = clap::value_parser!(u32).range(1..))]
+        max_conns: Option<u32>,
         /// The host file for the graph's `block::file` (kvm, qemu,
         /// libvirt), instead of the one it names; made with the graph's
         /// size if missing.
@@ -264,10 +268,24 @@ fn main() -> ExitCode {
         },
         Command::Run {
             project,
+            max_conns: Some(_),
+            ..
+        } if project.target != TargetArg::Kvm => {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--max-conns caps the connections nym's monitor forwards (--target kvm); under QEMU, QEMU forwards -p itself",
+                )
+                .exit()
+        }
+        Command::Run {
+            project,
             mem,
             gdb,
             forwards,
             tap,
+            max_conns,
             block,
             machine,
             release,
@@ -282,6 +300,7 @@ fn main() -> ExitCode {
                 mem,
                 forwards,
                 tap,
+                max_conns: max_conns.map(|n| n as usize),
                 block: block.map(|b| cwd.join(b)),
                 machine: machine.unwrap_or_default(),
                 release,
@@ -321,7 +340,12 @@ fn main() -> ExitCode {
                     seccomp: true,
                     stop: None,
                     gdb,
-                    net: nym_driver::kvm::net_config(&forwards, None, tap.as_deref())?,
+                    net: nym_driver::kvm::net_config(
+                        &forwards,
+                        None,
+                        tap.as_deref(),
+                        nym_hvt::net::MAX_CONNS,
+                    )?,
                 })
             })
         }

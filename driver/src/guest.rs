@@ -110,6 +110,9 @@ pub struct Options {
     pub forwards: Vec<(u16, u16)>,
     /// A tap device for a kvm guest's network instead of forwards.
     pub tap: Option<String>,
+    /// Connections each of a kvm guest's forwards has open at once
+    /// (`None`: [`nym_hvt::net::MAX_CONNS`]).
+    pub max_conns: Option<usize>,
     /// The host file of the graph's `block::file`, instead of the one the
     /// graph names.
     pub block: Option<PathBuf>,
@@ -126,6 +129,7 @@ impl Default for Options {
             mem: 32 << 20,
             forwards: Vec::new(),
             tap: None,
+            max_conns: None,
             block: None,
             machine: qemu::Machine::default(),
             release: false,
@@ -222,6 +226,7 @@ pub fn run(
                     mem: options.mem,
                     forwards: &options.forwards,
                     tap: options.tap.as_deref(),
+                    max_conns: options.max_conns,
                     gdb: None,
                     block: options.block.as_deref(),
                     release: options.release,

@@ -23,6 +23,9 @@ pub struct Options<'a> {
     pub forwards: &'a [(u16, u16)],
     /// A tap device for the guest's network instead of forwards.
     pub tap: Option<&'a str>,
+    /// Connections each forward has open at once (`None`:
+    /// [`nym_hvt::net::MAX_CONNS`]); more wait in the host port's queue.
+    pub max_conns: Option<usize>,
     /// A listener for gdb: the guest waits for it before its first instruction.
     pub gdb: Option<std::net::TcpListener>,
     /// The host file for the graph's `block::file`, instead of its own.
@@ -42,7 +45,13 @@ pub fn prepare(
 ) -> Result<nym_hvt::Config, Error> {
     let cmdline = guest_cmdline(graph, options.key_args)?;
     let keys = Keys::parse(key_defaults(graph), options.key_args)?;
-    let net = net_config(options.forwards, guest_ip(graph, &keys), options.tap)?;
+    let max_conns = options.max_conns.unwrap_or(nym_hvt::net::MAX_CONNS);
+    let net = net_config(
+        options.forwards,
+        guest_ip(graph, &keys),
+        options.tap,
+        max_conns,
+    )?;
     let block = block_file(project, graph, &keys, options.block)?;
     if let Some(b) = &block {
         create_block_file(b)?;
@@ -124,11 +133,13 @@ pub fn guest_ip(graph: &Graph, keys: &Keys) -> Option<std::net::Ipv4Addr> {
 
 /// The guest's network: `forwards` bound on the host's loopback now (so a
 /// port in use is reported before anything boots), to `guest_ip` or the
-/// conventional 10.0.2.15. `None` without forwards.
+/// conventional 10.0.2.15, each with at most `max_conns` connections open
+/// at once. `None` without forwards.
 pub fn net_config(
     forwards: &[(u16, u16)],
     guest_ip: Option<std::net::Ipv4Addr>,
     tap: Option<&str>,
+    max_conns: usize,
 ) -> Result<Option<nym_hvt::NetConfig>, Error> {
     let guest_ip = guest_ip.unwrap_or(nym_hvt::abi::NET_GUEST_IP.into());
     if let Some(name) = tap {
@@ -151,7 +162,10 @@ pub fn net_config(
         .iter()
         .map(|&(host, guest)| {
             Ok(nym_hvt::Forward {
-                listener: bind_forward(host)?,
+                listener: nym_hvt::net::Listener {
+                    socket: bind_forward(host)?,
+                    max_conns: max_conns.max(1),
+                },
                 guest_port: guest,
             })
         })

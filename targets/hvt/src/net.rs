@@ -10,6 +10,15 @@
 //! parsed by anything but smoltcp. The link is memory to memory, so neither
 //! end computes or checks IP and TCP checksums (the guest's `Netif` says
 //! it is `reliable`): a guest's CPU is the scarce thing under nested KVM.
+//!
+//! netd never spins and holds a bounded amount: a forward has at most
+//! [`MAX_CONNS`] connections open (or its own [`Listener::max_conns`]), and
+//! more wait in the kernel's accept queue of the host port, served in turn
+//! as others close; a descriptor is polled only while netd wants something
+//! from it or its host may still reset it; a host side that hangs up or
+//! fails ends the guest's side too (a reset netd sends before it lets the
+//! socket go), and a connection whose host side has ended gets [`LINGER`]
+//! to close on the guest's side before netd resets it.
 #![allow(unsafe_code)] // eventfd, poll and the tap's descriptor
 use libos::stack::Frames;
 use nym_hvt_abi as abi;
@@ -31,13 +40,60 @@ const MTU: usize = abi::NET_MTU as usize;
 /// Each forwarded connection's buffers on the monitor's side.
 const BUFFER: usize = 64 * 1024;
 
+/// Connections a forward has open at once unless told otherwise (`nym run
+/// --max-conns N`): each holds two [`BUFFER`]s here and a socket with
+/// buffers of its own in the guest. Connections beyond it wait in the
+/// kernel's accept queue of the host port (std's backlog, 128; past that
+/// the kernel drops their SYNs and clients retry) and are served as others
+/// close: a burst of clients is slowed, never refused or dropped by netd.
+pub const MAX_CONNS: usize = 64;
+
+/// How long a connection whose host side has ended (closed both ways, or
+/// reset) may take to close on the guest's side before netd resets it.
+/// smoltcp's own timeout restarts at every segment the guest sends, so a
+/// guest that answers but never acknowledges netd's FIN would otherwise
+/// hold the connection for ever. The same as the guest's own linger.
+pub const LINGER: Duration = Duration::from_secs(30);
+
+/// When netd lets go of a connection whose host side ended, if its reset
+/// at [`LINGER`] could not go out either (a guest that no longer answers
+/// ARP).
+const GIVE_UP: Duration = Duration::from_secs(35);
+
+/// How long a listener rests after `accept` failed for want of descriptors
+/// or memory: the connection stays queued, so the listener stays readable
+/// and polling it at once would spin. A connection that closes (freeing a
+/// descriptor) ends the rest early.
+const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
 /// One port forward.
 #[derive(Debug)]
 pub struct Forward {
-    /// Bound on the host (by the caller, so "port in use" is its error).
-    pub listener: TcpListener,
+    /// The host's end.
+    pub listener: Listener,
     /// The guest's port.
     pub guest_port: u16,
+}
+
+/// A forward's host end: the bound socket and how many connections it
+/// forwards at once.
+#[derive(Debug)]
+pub struct Listener {
+    /// Bound on the host (by the caller, so "port in use" is its error).
+    pub socket: TcpListener,
+    /// Connections forwarded at once ([`MAX_CONNS`] by default); more wait
+    /// in `socket`'s accept queue. At least one.
+    pub max_conns: usize,
+}
+
+impl Listener {
+    /// Another handle to the same socket, with the same cap.
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(Listener {
+            socket: self.socket.try_clone()?,
+            max_conns: self.max_conns,
+        })
+    }
 }
 
 /// The guest's network.
@@ -148,7 +204,7 @@ pub fn start(config: NetConfig, seccomp: bool) -> io::Result<Net> {
         stop: AtomicBool::new(false),
     });
     for f in &config.forwards {
-        f.listener.set_nonblocking(true)?;
+        f.listener.socket.set_nonblocking(true)?;
     }
     let netd_link = link.clone();
     let tap = config.tap.is_some();
@@ -196,10 +252,30 @@ pub fn start(config: NetConfig, seccomp: bool) -> io::Result<Net> {
 struct Conn {
     stream: TcpStream,
     socket: SocketHandle,
+    /// The forward it came through (its index in `forwards`).
+    forward: usize,
     /// Bytes from the guest not yet written to the host.
     to_host: Vec<u8>,
+    /// The host sent its FIN (a read returned 0).
     host_eof: bool,
+    /// The guest's FIN was passed on (`shutdown(Write)`).
     host_shut: bool,
+    /// poll(2) said the host reset the connection (an error, or a hang-up
+    /// before the guest's FIN was passed on).
+    host_reset: bool,
+    /// When the host side ended: closed both ways, or reset. From then its
+    /// descriptor is never polled (it would report a hang-up for ever),
+    /// and the guest's side has [`LINGER`] to close.
+    host_ended: Option<Instant>,
+}
+
+/// What netd knows of a forward besides its listener.
+#[derive(Default)]
+struct Port {
+    /// Connections open through it.
+    open: usize,
+    /// Accept failed for want of resources: rest until then.
+    resting_until: Option<Instant>,
 }
 
 struct Netd {
@@ -210,6 +286,8 @@ struct Netd {
     rx: VecDeque<Vec<u8>>,
     tx: VecDeque<Vec<u8>>,
     conns: Vec<Conn>,
+    /// One per forward, in the same order.
+    ports: Vec<Port>,
     next_port: u16,
     epoch: Instant,
     /// `NYM_NET_TRACE` is set: print a line per frame on the link.
@@ -244,6 +322,7 @@ impl Netd {
                 24,
             ));
         });
+        let ports = config.forwards.iter().map(|_| Port::default()).collect();
         Netd {
             link,
             config,
@@ -252,6 +331,7 @@ impl Netd {
             rx,
             tx,
             conns: Vec::new(),
+            ports,
             next_port: 40000,
             epoch,
             trace: std::env::var_os("NYM_NET_TRACE").is_some(),
@@ -331,12 +411,40 @@ impl Netd {
         true
     }
 
-    /// Accepts host connections and opens each to the guest.
+    /// Accepts host connections, up to each forward's cap, and opens each
+    /// to the guest.
     fn accept(&mut self) -> bool {
         let mut any = false;
+        let now = Instant::now();
         for i in 0..self.config.forwards.len() {
+            if self.ports[i].resting_until.is_some_and(|t| now < t) {
+                continue;
+            }
+            self.ports[i].resting_until = None;
             let guest_port = self.config.forwards[i].guest_port;
-            while let Ok((stream, _)) = self.config.forwards[i].listener.accept() {
+            while self.ports[i].open < self.config.forwards[i].listener.max_conns {
+                let stream = match self.config.forwards[i].listener.socket.accept() {
+                    Ok((stream, _)) => stream,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    // The client gave up while queued: the next one.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                        ) =>
+                    {
+                        continue
+                    }
+                    Err(e) => {
+                        // Out of descriptors or memory: the connection stays
+                        // queued and the listener readable, so rest.
+                        if self.trace {
+                            eprintln!("net: accepting on a forwarded port: {e}; resting");
+                        }
+                        self.ports[i].resting_until = Some(now + ACCEPT_PAUSE);
+                        break;
+                    }
+                };
                 any = true;
                 if let Err(e) = stream.set_nonblocking(true) {
                     if self.trace {
@@ -361,82 +469,61 @@ impl Netd {
                     continue;
                 }
                 let socket = self.sockets.add(s);
+                self.ports[i].open += 1;
                 self.conns.push(Conn {
                     stream,
                     socket,
+                    forward: i,
                     to_host: Vec::new(),
                     host_eof: false,
                     host_shut: false,
+                    host_reset: false,
+                    host_ended: None,
                 });
             }
         }
         any
     }
 
-    /// Copies bytes both ways; removes finished connections.
+    /// Copies bytes both ways; ends the guest's side of connections whose
+    /// host side ended; removes finished connections.
     fn pump(&mut self) -> bool {
         let mut any = false;
+        let now = Instant::now();
         let buf = &mut self.scratch;
         let sockets = &mut self.sockets;
+        let ports = &mut self.ports;
         self.conns.retain_mut(|c| {
             let s = sockets.get_mut::<tcp::Socket>(c.socket);
-            // Host to guest, as much as the socket has room for.
-            if !c.host_eof && s.may_send() {
-                let room = s.send_capacity() - s.send_queue();
-                if room > 0 {
-                    match c.stream.read(&mut buf[..room]) {
-                        Ok(0) => {
-                            c.host_eof = true;
-                            s.close();
-                            any = true;
-                        }
-                        Ok(n) => {
-                            let _ = s.send_slice(&buf[..n]);
-                            any = true;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => {
-                            s.abort();
-                            c.host_eof = true;
-                        }
-                    }
+            if c.host_ended.is_none() {
+                any |= c.forward_bytes(s, buf);
+                if c.host_reset || (c.host_eof && c.host_shut && c.to_host.is_empty()) {
+                    c.host_ended = Some(now);
+                    any = true;
                 }
             }
-            // Guest to host.
-            while s.can_recv() && c.to_host.len() < BUFFER {
-                let _ = s.recv(|d| {
-                    c.to_host.extend_from_slice(d);
-                    (d.len(), ())
-                });
+            // A host side that ended leaves the guest's side LINGER to close.
+            let closed = matches!(s.state(), State::Closed | State::TimeWait);
+            let overdue = c.host_ended.map(|t| now.duration_since(t));
+            if !closed && overdue.is_some_and(|d| d >= LINGER) {
+                s.abort();
                 any = true;
             }
-            if !c.to_host.is_empty() {
-                match c.stream.write(&c.to_host) {
-                    Ok(n) => {
-                        c.to_host.drain(..n);
-                        any |= n > 0;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        // The host side is gone: stop the guest side too.
-                        c.to_host.clear();
-                        c.host_eof = true;
-                        s.abort();
-                    }
-                }
-            }
-            // The guest finished sending: pass its FIN on.
-            let guest_done =
-                !s.may_recv() && !matches!(s.state(), State::SynSent | State::SynReceived);
-            if guest_done && c.to_host.is_empty() && !c.host_shut {
-                let _ = c.stream.shutdown(Shutdown::Write);
-                c.host_shut = true;
-                any = true;
-            }
-            let finished =
-                matches!(s.state(), State::Closed | State::TimeWait) && c.to_host.is_empty();
+            // Gone once the guest was told: a reset sent (smoltcp forgets
+            // the peer then), or the FINs both ways acknowledged.
+            let told = match s.state() {
+                State::Closed => s.remote_endpoint().is_none(),
+                State::TimeWait => true,
+                _ => false,
+            };
+            let given_up = overdue.is_some_and(|d| d >= GIVE_UP);
+            let finished = (told && c.to_host.is_empty()) || given_up;
             if finished {
                 sockets.remove(c.socket);
+                ports[c.forward].open -= 1;
+                // A descriptor is free: a resting listener may try again.
+                ports.iter_mut().for_each(|p| p.resting_until = None);
+                any = true;
             }
             !finished
         });
@@ -445,11 +532,29 @@ impl Netd {
 
     /// Sleeps until a guest frame, a host event, or `delay`.
     fn sleep(&mut self, delay: Option<Duration>) {
+        let now = Instant::now();
         let mut fds = vec![pollfd(self.link.wake.as_raw_fd(), libc::POLLIN)];
-        for f in &self.config.forwards {
-            fds.push(pollfd(f.listener.as_raw_fd(), libc::POLLIN));
+        // The earliest of smoltcp's timers, a resting listener's wake-up
+        // and a lingering connection's deadline.
+        let mut until = delay.map(|d| now + d);
+        let mut due = |t: Instant| until = Some(until.map_or(t, |u| u.min(t)));
+        for (f, p) in self.config.forwards.iter().zip(&self.ports) {
+            // At its cap, or resting, a listener is left out: its queued
+            // connections would keep it readable.
+            match p.resting_until {
+                Some(t) => due(t),
+                None if p.open < f.listener.max_conns => {
+                    fds.push(pollfd(f.listener.socket.as_raw_fd(), libc::POLLIN))
+                }
+                None => {}
+            }
         }
-        for c in &self.conns {
+        let mut polled = Vec::new();
+        for (i, c) in self.conns.iter().enumerate() {
+            if let Some(t) = c.host_ended {
+                due(t + if now < t + LINGER { LINGER } else { GIVE_UP });
+                continue;
+            }
             let s = self.sockets.get::<tcp::Socket>(c.socket);
             let mut events = 0;
             if !c.host_eof && s.may_send() && s.send_queue() < s.send_capacity() {
@@ -458,15 +563,106 @@ impl Netd {
             if !c.to_host.is_empty() {
                 events |= libc::POLLOUT;
             }
+            // poll(2) reports POLLHUP and POLLERR whatever is asked. With
+            // nothing asked, a descriptor is polled only to hear of a reset
+            // (POLLERR, or POLLHUP: the connection is closed both ways while
+            // netd has not closed its own). Once the guest's FIN is passed
+            // on, the host's FIN alone makes it hang up for ever, so it is
+            // left out: netd reads it again once there is room.
+            if events == 0 && c.host_shut {
+                continue;
+            }
             fds.push(pollfd(c.stream.as_raw_fd(), events));
+            polled.push(i);
         }
         // Round up: a timer due in 0.4 ms must not become a busy loop.
-        let timeout = delay.map_or(-1, |d| d.as_micros().div_ceil(1000).min(60_000) as i32);
+        let timeout = until.map_or(-1, |t| {
+            let d = t.saturating_duration_since(now);
+            d.as_micros().div_ceil(1000).min(60_000) as i32
+        });
         // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        let conn_fds = &fds[fds.len() - polled.len()..];
+        for (fd, &i) in conn_fds.iter().zip(&polled) {
+            let c = &mut self.conns[i];
+            let hung_up = fd.revents & libc::POLLHUP != 0 && !c.host_shut;
+            if fd.revents & libc::POLLERR != 0 || hung_up {
+                c.host_reset = true;
+            }
+        }
         let mut sink = [0u8; 8];
         // SAFETY: reads the eventfd's 8-byte counter into a local (resetting it).
         unsafe { libc::read(self.link.wake.as_raw_fd(), sink.as_mut_ptr().cast(), 8) };
+    }
+}
+
+impl Conn {
+    /// Moves what it can between the host and the guest's socket `s`;
+    /// notes the host's end (a reset aborts `s`, so the guest gets one
+    /// too). Whether anything moved.
+    fn forward_bytes(&mut self, s: &mut tcp::Socket, buf: &mut [u8]) -> bool {
+        let mut any = false;
+        if self.host_reset {
+            s.abort();
+            self.to_host.clear();
+            return true;
+        }
+        // Host to guest, as much as the socket has room for.
+        if !self.host_eof && s.may_send() {
+            let room = s.send_capacity() - s.send_queue();
+            if room > 0 {
+                match self.stream.read(&mut buf[..room]) {
+                    Ok(0) => {
+                        self.host_eof = true;
+                        s.close();
+                        any = true;
+                    }
+                    Ok(n) => {
+                        let _ = s.send_slice(&buf[..n]);
+                        any = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        self.host_reset = true;
+                        s.abort();
+                        self.to_host.clear();
+                        return true;
+                    }
+                }
+            }
+        }
+        // Guest to host.
+        while s.can_recv() && self.to_host.len() < BUFFER {
+            let _ = s.recv(|d| {
+                self.to_host.extend_from_slice(d);
+                (d.len(), ())
+            });
+            any = true;
+        }
+        if !self.to_host.is_empty() {
+            match self.stream.write(&self.to_host) {
+                Ok(n) => {
+                    self.to_host.drain(..n);
+                    any |= n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    // The host side is gone: stop the guest side too.
+                    self.host_reset = true;
+                    self.to_host.clear();
+                    s.abort();
+                    return true;
+                }
+            }
+        }
+        // The guest finished sending: pass its FIN on.
+        let guest_done = !s.may_recv() && !matches!(s.state(), State::SynSent | State::SynReceived);
+        if guest_done && self.to_host.is_empty() && !self.host_shut {
+            let _ = self.stream.shutdown(Shutdown::Write);
+            self.host_shut = true;
+            any = true;
+        }
+        any
     }
 }
 
@@ -582,5 +778,188 @@ fn trace(from: &str, f: &[u8], epoch: Instant) {
             eth.ethertype(),
             f.len()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guest's end of the link: a smoltcp stack of its own, at
+    /// [`abi::NET_GUEST_IP`], with `listeners` sockets listening on port 7.
+    struct Guest {
+        iface: Interface,
+        sockets: SocketSet<'static>,
+        rx: VecDeque<Vec<u8>>,
+        tx: VecDeque<Vec<u8>>,
+        epoch: Instant,
+        handles: Vec<SocketHandle>,
+    }
+
+    impl Guest {
+        fn new(listeners: usize) -> Guest {
+            let (mut rx, mut tx) = (VecDeque::new(), VecDeque::new());
+            let mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x0f]);
+            let mut iface = Interface::new(
+                IfaceConfig::new(HardwareAddress::Ethernet(mac)),
+                &mut frames(&mut rx, &mut tx),
+                SmolInstant::from_micros(0),
+            );
+            iface.update_ip_addrs(|a| {
+                let ip = IpAddress::Ipv4(Ipv4Addr::from(abi::NET_GUEST_IP));
+                let _ = a.push(IpCidr::new(ip, 24));
+            });
+            let mut sockets = SocketSet::new(Vec::new());
+            let handles = (0..listeners)
+                .map(|_| {
+                    let mut s = tcp::Socket::new(
+                        tcp::SocketBuffer::new(vec![0; 4096]),
+                        tcp::SocketBuffer::new(vec![0; 4096]),
+                    );
+                    s.listen(7).unwrap();
+                    sockets.add(s)
+                })
+                .collect();
+            Guest {
+                iface,
+                sockets,
+                rx,
+                tx,
+                epoch: Instant::now(),
+                handles,
+            }
+        }
+
+        /// Runs the guest's stack against netd until `done` holds of its
+        /// sockets' states, for at most `within`; whether it did.
+        fn until(
+            &mut self,
+            link: &Link,
+            within: Duration,
+            done: impl Fn(&[State]) -> bool,
+        ) -> bool {
+            let deadline = Instant::now() + within;
+            while Instant::now() < deadline {
+                while let Some(f) = link.to_guest() {
+                    self.rx.push_back(f);
+                }
+                let now = SmolInstant::from_micros(self.epoch.elapsed().as_micros() as i64);
+                let device = &mut frames(&mut self.rx, &mut self.tx);
+                self.iface.poll(now, device, &mut self.sockets);
+                self.tx.drain(..).for_each(|f| link.from_guest(f));
+                if done(&self.states()) {
+                    return true;
+                }
+                link.wait(Duration::from_millis(5));
+            }
+            false
+        }
+
+        fn states(&self) -> Vec<State> {
+            let state = |h| self.sockets.get::<tcp::Socket>(h).state();
+            self.handles.iter().map(|&h| state(h)).collect()
+        }
+    }
+
+    fn frames<'a>(rx: &'a mut VecDeque<Vec<u8>>, tx: &'a mut VecDeque<Vec<u8>>) -> Frames<'a> {
+        Frames {
+            rx,
+            tx,
+            mtu: MTU,
+            reliable: true,
+        }
+    }
+
+    /// netd forwarding a loopback port to the guest's port 7, at most
+    /// `max_conns` connections at once; the port.
+    fn netd(max_conns: usize) -> (Net, u16) {
+        let socket = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let config = NetConfig {
+            forwards: vec![Forward {
+                listener: Listener { socket, max_conns },
+                guest_port: 7,
+            }],
+            guest_ip: abi::NET_GUEST_IP.into(),
+            tap: None,
+        };
+        (start(config, false).unwrap(), port)
+    }
+
+    fn established(states: &[State]) -> usize {
+        states.iter().filter(|s| **s == State::Established).count()
+    }
+
+    /// Closes `s` with a reset (SO_LINGER 0).
+    fn reset(s: TcpStream) {
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: sets SO_LINGER on our socket from a local of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const linger).cast(),
+                size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+
+    #[test]
+    fn a_host_that_resets_resets_the_guests_side() {
+        let (net, port) = netd(MAX_CONNS);
+        let mut guest = Guest::new(1);
+        let client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        let second = Duration::from_secs(5);
+        assert!(guest.until(&net.link, second, |s| established(s) == 1));
+        reset(client);
+        // netd's reset carries an ACK, so a listener on the same port
+        // cannot take it for its own.
+        assert!(
+            guest.until(&net.link, second, |s| s == [State::Closed]),
+            "the guest's side outlived the host's: {:?}",
+            guest.states()
+        );
+    }
+
+    #[test]
+    fn a_forward_opens_max_conns_and_the_rest_wait_their_turn() {
+        let (net, port) = netd(2);
+        let mut guest = Guest::new(4);
+        let connect = || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        let mut clients: Vec<TcpStream> = (0..4).map(|_| connect()).collect();
+        let second = Duration::from_secs(5);
+        assert!(guest.until(&net.link, second, |s| established(s) == 2));
+        assert!(
+            !guest.until(&net.link, Duration::from_millis(500), |s| established(s)
+                > 2),
+            "more than 2 open: {:?}",
+            guest.states()
+        );
+        // One host side closes; the guest closes its own, and the next
+        // client is let in.
+        drop(clients.remove(0));
+        let closing = |s: &[State]| s.contains(&State::CloseWait);
+        assert!(guest.until(&net.link, second, closing));
+        let h = guest.states().iter().position(|s| *s == State::CloseWait);
+        let h = h.unwrap();
+        guest
+            .sockets
+            .get_mut::<tcp::Socket>(guest.handles[h])
+            .close();
+        let let_in = |s: &[State]| s[h] == State::Closed && established(s) == 2;
+        assert!(
+            guest.until(&net.link, second, let_in),
+            "{:?}",
+            guest.states()
+        );
+        assert!(
+            !guest.until(&net.link, Duration::from_millis(500), |s| established(s)
+                > 2)
+        );
     }
 }
