@@ -4,7 +4,9 @@
 //! opens a project, hands the graph to `nym-graph` for checking and code
 //! generation, and to a target (`nym-unix` today) for running.
 mod commands;
+mod guide;
 mod new;
+mod tutorial;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -186,6 +188,12 @@ enum Command {
     },
     /// Serve the Language Server Protocol on stdio for *.nym files.
     Lsp,
+    /// Guided lessons, every step checked: `nym tutorial` lists them,
+    /// `nym tutorial start hello` begins the first.
+    Tutorial {
+        #[command(subcommand)]
+        command: Option<tutorial::TutorialCommand>,
+    },
     /// The notebook: cells of graph, Rust and Markdown, the device graph,
     /// the log and the run state on one screen (Ctrl-Q leaves).
     Tui {
@@ -233,6 +241,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::New { name, template } => commands::new(&cwd, &name, template),
+        Command::Tutorial { command } => tutorial::run(&cwd, command),
         Command::Lsp => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -9,12 +9,14 @@
 //!
 //! Notebooks ([`notebook`]) are Markdown with fenced `nym` and `rust`
 //! cells, written by `:save` and read by `:load` and `nym tui`.
+pub mod journal;
 pub mod log;
 pub mod notebook;
 pub mod repl;
 pub mod rust;
 pub mod session;
 
+pub use notebook::{Cell, CellKind};
 pub use session::{Reply, RunState, Session, Status};
 
 /// Writes a project of the crate `app` into `dir`: its `src/lib.rs` and its

@@ -263,6 +263,7 @@ fn refresh(known: &Arc<Mutex<Known>>, session: &Session, rust_mode: bool) {
 /// Runs the REPL on the terminal until `:quit` or Ctrl-D.
 pub fn run(mut session: Session) -> std::process::ExitCode {
     use std::io::IsTerminal;
+    session.record_for_lessons("repl");
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let color = terminal && std::env::var_os("NO_COLOR").is_none();
     let known = Arc::new(Mutex::new(Known::default()));

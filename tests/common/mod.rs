@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 pub mod net;
 pub mod tls;
+pub mod tmux;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

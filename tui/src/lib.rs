@@ -57,9 +57,50 @@ impl Edit {
     }
 }
 
+/// A lesson beside the notebook (`nym tutorial open`): its steps in a
+/// pane, checked again whenever something happens that may change them.
+pub trait Guide: Send {
+    /// The pane's title.
+    fn title(&self) -> String;
+    /// The pane's lines.
+    fn lines(&self) -> Vec<GuideLine>;
+    /// Something happened — `cell`, `save`, `reload`, `run` — that may
+    /// change a step's outcome: check again (without blocking).
+    fn changed(&self, what: &str);
+}
+
+/// One line of the lesson pane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuideLine {
+    /// What the line is.
+    pub mark: Mark,
+    /// Its text.
+    pub text: String,
+}
+
+/// How a line of the lesson pane is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// A step done.
+    Done,
+    /// The step to do now.
+    Current,
+    /// A step not done yet.
+    Todo,
+    /// A step skipped: the machine lacks what it needs.
+    Skipped,
+    /// What the last check of the current step said.
+    Said,
+    /// What the last check of the current step said, a failure.
+    Failed,
+}
+
 /// The notebook's state.
 pub struct App {
     session: Session,
+    guide: Option<Box<dyn Guide>>,
+    /// The reloads and run state the guide last heard of.
+    heard: (u32, String),
     path: PathBuf,
     cells: Vec<View>,
     selected: usize,
@@ -87,6 +128,8 @@ impl App {
         }
         Ok(App {
             session,
+            guide: None,
+            heard: (0, String::new()),
             path: path.to_owned(),
             cells,
             selected: 0,
@@ -95,6 +138,35 @@ impl App {
             message: String::new(),
             quit: false,
         })
+    }
+
+    /// Shows `guide`'s lesson beside the notebook.
+    pub fn with_guide(mut self, guide: Box<dyn Guide>) -> App {
+        self.guide = Some(guide);
+        self
+    }
+
+    /// Tells the guide what happened, if there is one.
+    fn tell(&self, what: &str) {
+        if let Some(g) = &self.guide {
+            g.changed(what);
+        }
+    }
+
+    /// Tells the guide of reloads and runs the session made on its own
+    /// (a save of src/ under `:run`); called on every tick.
+    pub fn tick(&mut self) {
+        let st = self.session.status();
+        let now = (st.reloads, st.state.to_string());
+        if now != self.heard {
+            let what = if now.0 != self.heard.0 {
+                "reload"
+            } else {
+                "run"
+            };
+            self.heard = now;
+            self.tell(what);
+        }
     }
 
     /// Whether the user asked to leave.
@@ -115,6 +187,7 @@ impl App {
         };
         let reply = self.session.eval_cell(&view.cell);
         let ok = !reply.error;
+        self.tell("cell");
         if reply.quit {
             self.quit = true;
         }
@@ -153,6 +226,7 @@ impl App {
             Ok(()) => {
                 self.dirty = false;
                 self.message = format!("saved {}", self.path.display());
+                self.tell("save");
             }
             Err(e) => self.message = format!("cannot save {}: {e}", self.path.display()),
         }
@@ -270,6 +344,16 @@ impl App {
         let [book, side] =
             Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
                 .areas(main);
+        let side = match &self.guide {
+            Some(g) => {
+                let [lesson, rest] =
+                    Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
+                        .areas(side);
+                draw_guide(f, lesson, g.as_ref());
+                rest
+            }
+            None => side,
+        };
         let [graph, log] =
             Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(side);
         self.draw_cells(f, book);
@@ -413,6 +497,33 @@ impl App {
     }
 }
 
+fn draw_guide(f: &mut Frame, area: Rect, guide: &dyn Guide) {
+    let lines: Vec<Line> = guide
+        .lines()
+        .into_iter()
+        .map(|l| {
+            let (mark, style) = match l.mark {
+                Mark::Done => ("✓ ", Style::new().fg(Color::Green)),
+                Mark::Current => ("▸ ", Style::new().add_modifier(Modifier::BOLD)),
+                Mark::Todo => ("· ", Style::new().fg(Color::Gray)),
+                Mark::Skipped => ("– ", Style::new().fg(Color::DarkGray)),
+                Mark::Said => ("  ", Style::new().fg(Color::Gray)),
+                Mark::Failed => ("  ", Style::new().fg(Color::Red)),
+            };
+            Line::styled(format!("{mark}{}", l.text), style)
+        })
+        .collect();
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .title(format!(" {} ", guide.title()));
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(ratatui::widgets::Wrap { trim: false }),
+        area,
+    );
+}
+
 /// The status bar's text: file, target, run state, reloads, the last build
 /// and swap times, then the last message. The fixed part stays within 80
 /// columns for usual values; a long message is cut at the pane's edge.
@@ -548,7 +659,22 @@ impl Drop for StderrToLog {
 
 /// Runs the notebook on the terminal until Ctrl-Q.
 pub fn run(session: Session, path: &Path) -> std::process::ExitCode {
-    let mut app = match App::open(session, path) {
+    run_guided(session, path, None)
+}
+
+/// Runs the notebook on the terminal until Ctrl-Q, with a lesson's steps
+/// beside it when there is a `guide` (`nym tutorial open`).
+pub fn run_guided(
+    mut session: Session,
+    path: &Path,
+    guide: Option<Box<dyn Guide>>,
+) -> std::process::ExitCode {
+    session.record_for_lessons("tui");
+    let app = App::open(session, path).map(|a| match guide {
+        Some(g) => a.with_guide(g),
+        None => a,
+    });
+    let mut app = match app {
         Ok(a) => a,
         Err(e) => {
             eprintln!("nym: error: {e}");
@@ -559,6 +685,7 @@ pub fn run(session: Session, path: &Path) -> std::process::ExitCode {
     let mut terminal = ratatui::init();
     let result = (|| -> std::io::Result<()> {
         while !app.quitting() {
+            app.tick();
             terminal.draw(|f| app.draw(f))?;
             // A tick redraws the log and the status while nothing is typed.
             if !event::poll(Duration::from_millis(250))? {

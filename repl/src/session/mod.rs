@@ -57,6 +57,8 @@ pub struct Session {
     rust: crate::rust::Cells,
     /// Whether Ctrl-C (SIGINT) cancels a long evaluation: set by the REPL.
     interruptible: bool,
+    /// Where evaluations are recorded, in a lesson folder of `nym tutorial`.
+    journal: Option<crate::journal::Journal>,
 }
 
 impl Session {
@@ -84,6 +86,7 @@ impl Session {
             cells: Vec::new(),
             rust: crate::rust::Cells::default(),
             interruptible: false,
+            journal: None,
         };
         let text = s.project.as_ref().map(|p| p.source.clone());
         if let Some(text) = text {
@@ -108,6 +111,21 @@ impl Session {
                     rust.fire();
                 }
             });
+        }
+    }
+
+    /// From now on, in a lesson folder of `nym tutorial`, every evaluation
+    /// is recorded for the lesson's checks, as typed `via` (`repl`, `tui`).
+    pub fn record_for_lessons(&mut self, via: &'static str) {
+        let dir = self.root().unwrap_or(&self.cwd).to_owned();
+        self.journal = crate::journal::Journal::find(&dir, via);
+    }
+
+    fn record(&self, input: &str, reply: &Reply) {
+        if let Some(j) = &self.journal {
+            if !input.trim().is_empty() {
+                j.record(input.trim(), &reply.text, reply.error);
+            }
         }
     }
 
@@ -170,6 +188,7 @@ impl Session {
         if !reply.error && !input.trim().is_empty() && !is_meta(input) {
             self.cells.push(Cell::new(CellKind::Nym, input.trim()));
         }
+        self.record(input, &reply);
         reply
     }
 
@@ -204,6 +223,7 @@ impl Session {
         if !out.error && !code.trim().is_empty() {
             self.cells.push(Cell::new(CellKind::Rust, code.trim()));
         }
+        self.record(code, &out);
         out
     }
 
