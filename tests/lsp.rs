@@ -1189,3 +1189,65 @@ register(\"formatting\", [app]); // ✓ 🙂
     assert_eq!(r["result"], Value::Null, "{r}");
     ed.close();
 }
+
+/// The notebook lesson asks for the graph to be fixed with the language
+/// server's quick fix: the fix `nym lsp` offers on the lesson's start graph
+/// is the lesson's solution.
+#[test]
+fn the_notebook_lessons_quick_fix_is_its_solution() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nym = std::path::Path::new(env!("CARGO_BIN_EXE_nym"));
+    let (t, _) = nym_tutorials::Tutorial::start(nym, "notebook", tmp.path()).unwrap();
+    let path = t.dir.join("unikernel.nym");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let uri = format!("file://{}", path.display());
+    let (mut child, mut c) = start();
+    let _ = c.request(1, "initialize", r#"{"capabilities":{}}"#);
+    c.notify(
+        "textDocument/didOpen",
+        &json!({"textDocument": {"uri": uri, "languageId": "nym", "version": 1, "text": text}})
+            .to_string(),
+    );
+    let published = c.until(|m| m.contains("publishDiagnostics"));
+    assert!(published.contains("consle"), "{published}");
+    let (line, col) = text
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| Some((i, l.find("consle")?)))
+        .unwrap();
+    let at = json!({"line": line, "character": col});
+    let reply: Value = serde_json::from_str(
+        &c.request(
+            2,
+            "textDocument/codeAction",
+            &json!({"textDocument": {"uri": uri}, "range": {"start": at, "end": at},
+                "context": {"diagnostics": []}})
+            .to_string(),
+        ),
+    )
+    .unwrap();
+    let actions = reply["result"].as_array().cloned().unwrap_or_default();
+    let fix = actions
+        .iter()
+        .find(|a| a["title"].as_str().is_some_and(|t| t.contains("console")))
+        .unwrap_or_else(|| panic!("no quick fix naming `console`: {actions:?}"));
+    let mut fixed = text.clone();
+    let mut edits: Vec<&Value> = fix["edit"]["changes"][&uri]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    edits.sort_by_key(|e| std::cmp::Reverse(offset(&text, &e["range"]["start"])));
+    for e in edits {
+        let (s, end) = (
+            offset(&text, &e["range"]["start"]),
+            offset(&text, &e["range"]["end"]),
+        );
+        fixed.replace_range(s..end, e["newText"].as_str().unwrap());
+    }
+    let solution = &t.lesson.solutions["quickfix"]["unikernel.nym"];
+    assert_eq!(fixed, String::from_utf8_lossy(solution));
+    let _ = c.request(3, "shutdown", "null");
+    c.notify("exit", "null");
+    assert!(child.wait().unwrap().success());
+}
