@@ -131,6 +131,7 @@ pub(crate) fn run(
     cwd: &Path,
     args: &ProjectArgs,
     gdb: Option<&str>,
+    gdb_remote: bool,
     options: nym_driver::guest::Options,
 ) -> Result<ExitCode, CliError> {
     let target: Target = args.target.into();
@@ -162,7 +163,7 @@ pub(crate) fn run(
                 forwards: &options.forwards,
                 tap: options.tap.as_deref(),
                 max_conns: options.max_conns,
-                gdb: listen(gdb)?,
+                gdb: listen(gdb, gdb_remote)?,
                 block: options.block.as_deref(),
                 release: options.release,
             };
@@ -335,7 +336,7 @@ pub(crate) fn debug(
     let cmdline = guest_cmdline(&graph, key_args)?;
     let keys = Keys::parse(key_defaults(&graph), key_args)?;
     let image = build_program(cwd, &project, &graph, false, &Out::stderr())?;
-    let listener = listen(Some("127.0.0.1:0"))?.ok_or(CliError::Listen {
+    let listener = listen(Some("127.0.0.1:0"), false)?.ok_or(CliError::Listen {
         addr: "127.0.0.1:0".into(),
         source: std::io::Error::other("no listener"),
     })?;

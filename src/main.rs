@@ -98,9 +98,14 @@ enum Command {
         #[arg(long, short = 'm', default_value = "32M", value_parser = parse_mem)]
         mem: u64,
         /// Serve gdb on this address (kvm): the guest waits before its first
-        /// instruction until gdb attaches.
+        /// instruction until gdb attaches. Loopback only (127.0.0.1:1234)
+        /// unless --gdb-allow-remote.
         #[arg(long, value_name = "ADDR")]
         gdb: Option<String>,
+        /// Serve gdb on a non-loopback address: whoever connects gets the
+        /// guest's memory and registers.
+        #[arg(long, requires = "gdb")]
+        gdb_allow_remote: bool,
         /// Hot reload (unix): rebuild and swap in the application when
         /// src/ or the graph changes, keeping the devices and their state.
         #[arg(long, short = 'w', conflicts_with = "gdb")]
@@ -163,8 +168,13 @@ enum Command {
         #[arg(long, default_value = "1M", value_parser = parse_mem)]
         block_size: u64,
         /// Serve gdb on this address: the guest waits until gdb attaches.
+        /// Loopback only (127.0.0.1:1234) unless --gdb-allow-remote.
         #[arg(long, value_name = "ADDR")]
         gdb: Option<String>,
+        /// Serve gdb on a non-loopback address: whoever connects gets the
+        /// guest's memory and registers.
+        #[arg(long, requires = "gdb")]
+        gdb_allow_remote: bool,
         /// Forward a host port to the guest (kvm): `-p 8080:80` accepts on
         /// 127.0.0.1:8080 and connects to the guest's port 80. Repeatable.
         #[arg(long = "publish", short = 'p', value_name = "HOST:GUEST", value_parser = parse_forward)]
@@ -292,6 +302,7 @@ fn main() -> ExitCode {
             project,
             mem,
             gdb,
+            gdb_allow_remote,
             forwards,
             tap,
             max_conns,
@@ -304,6 +315,7 @@ fn main() -> ExitCode {
             &cwd,
             &project,
             gdb.as_deref(),
+            gdb_allow_remote,
             nym_driver::guest::Options {
                 key_args: keys,
                 mem,
@@ -332,6 +344,7 @@ fn main() -> ExitCode {
             block,
             block_size,
             gdb,
+            gdb_allow_remote,
             forwards,
             tap,
             args,
@@ -340,7 +353,7 @@ fn main() -> ExitCode {
                 path,
                 size: block_size,
             });
-            nym_driver::kvm::listen(gdb.as_deref()).and_then(|gdb| {
+            nym_driver::kvm::listen(gdb.as_deref(), gdb_allow_remote).and_then(|gdb| {
                 commands::boot(nym_hvt::Config {
                     image: cwd.join(image),
                     mem_size: mem,

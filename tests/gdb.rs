@@ -328,6 +328,42 @@ fn a_gdb_port_in_use_is_a_clear_error() {
     );
 }
 
+#[test]
+fn gdb_is_served_on_loopback_only_unless_remote_is_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let boot = |args: &[&str]| {
+        let mut all = vec!["boot", "/nonexistent.elf"];
+        all.extend(args);
+        let out = run(nym(tmp.path()).args(&all));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = boot(&["--gdb", "0.0.0.0:0"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--gdb 0.0.0.0:0: gdb's protocol gives whoever connects")
+            && err.contains("--gdb-allow-remote"),
+        "{err}"
+    );
+    // Asked for, or on loopback by name: the boot goes on, to the image.
+    for args in [
+        &["--gdb", "0.0.0.0:0", "--gdb-allow-remote"][..],
+        &["--gdb", "localhost:0"],
+    ] {
+        let (code, err) = boot(args);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            !err.contains("loopback only") && err.contains("/nonexistent.elf"),
+            "{args:?}: {err}"
+        );
+    }
+    // The flag means nothing without --gdb.
+    let (code, _) = boot(&["--gdb-allow-remote"]);
+    assert_eq!(code, Some(2));
+}
+
 /// Runs `nym debug ARGS` in `dir` with `input` as gdb's commands (gdb reads
 /// them from standard input when it is not a terminal).
 fn nym_debug(dir: &Path, args: &[&str], input: &[u8]) -> Output {

@@ -185,14 +185,24 @@ pub fn bind_forward(port: u16) -> Result<std::net::TcpListener, Error> {
 }
 
 /// Listens for gdb on `addr`, if given.
-pub fn listen(addr: Option<&str>) -> Result<Option<std::net::TcpListener>, Error> {
-    addr.map(|a| {
-        std::net::TcpListener::bind(a).map_err(|source| Error::Listen {
-            addr: a.to_owned(),
-            source,
-        })
-    })
-    .transpose()
+///
+/// gdb's remote protocol reads and writes all of the guest's memory and
+/// registers without authentication, so the address must be loopback
+/// unless `remote` (`--gdb-allow-remote`) says the network may have it.
+pub fn listen(addr: Option<&str>, remote: bool) -> Result<Option<std::net::TcpListener>, Error> {
+    let Some(a) = addr else { return Ok(None) };
+    let listener = std::net::TcpListener::bind(a).map_err(|source| Error::Listen {
+        addr: a.to_owned(),
+        source,
+    })?;
+    let bound = listener.local_addr().map_err(|source| Error::Listen {
+        addr: a.to_owned(),
+        source,
+    })?;
+    if !remote && !bound.ip().is_loopback() {
+        return Err(Error::GdbRemote(a.to_owned()));
+    }
+    Ok(Some(listener))
 }
 
 #[cfg(test)]

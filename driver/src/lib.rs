@@ -126,6 +126,9 @@ pub enum Error {
         /// Why (a port in use, a bad address).
         source: std::io::Error,
     },
+    /// gdb would be served beyond this machine without being asked to.
+    #[error("--gdb {0}: gdb's protocol gives whoever connects the guest's memory and registers, so nym serves it on loopback only (127.0.0.1:PORT)\n  hint: --gdb-allow-remote serves it on {0} anyway; prefer an SSH tunnel")]
+    GdbRemote(String),
     /// The tap device for the guest cannot be opened.
     #[error("{0}")]
     Tap(String),

@@ -57,6 +57,23 @@ pub struct HwSlot {
     pub kind: HwKind,
 }
 
+impl HwSlot {
+    /// The last byte the slot covers (its own address for a breakpoint),
+    /// computed without overflow: a slot at the top of the address space
+    /// ends at `u64::MAX`.
+    pub fn last(&self) -> u64 {
+        match self.kind {
+            HwKind::Exec => self.addr,
+            HwKind::Data { len, .. } => self.addr.saturating_add(u64::from(len).saturating_sub(1)),
+        }
+    }
+
+    /// Whether `addr` is one of the bytes the slot covers.
+    pub fn covers(&self, addr: u64) -> bool {
+        (self.addr..=self.last()).contains(&addr)
+    }
+}
+
 /// Why the debuggee stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {

@@ -293,3 +293,34 @@ fn garbage_and_bad_addresses_get_errors_not_panics() {
     });
     assert_eq!(ending, Ending::Detached);
 }
+
+#[test]
+fn a_slot_at_the_top_of_the_address_space_ends_there_without_overflow() {
+    let top = HwSlot {
+        addr: u64::MAX - 7,
+        kind: HwKind::Data {
+            kind: WatchKind::Write,
+            len: 8,
+        },
+    };
+    assert_eq!(top.last(), u64::MAX);
+    assert!(top.covers(u64::MAX) && top.covers(u64::MAX - 7) && !top.covers(u64::MAX - 8));
+    // A slot no packet can make (unaligned at the very top) still does
+    // not wrap around to cover address 0.
+    let wild = HwSlot {
+        addr: u64::MAX,
+        kind: HwKind::Data {
+            kind: WatchKind::ReadWrite,
+            len: 8,
+        },
+    };
+    assert_eq!(wild.last(), u64::MAX);
+    assert!(!wild.covers(0) && wild.covers(u64::MAX));
+    let exec = HwSlot {
+        addr: 0x1000,
+        kind: HwKind::Exec,
+    };
+    assert!(exec.covers(0x1000) && !exec.covers(0x1001));
+    // Packets cannot ask for a slot past the end either.
+    assert_eq!(data_slot(u64::MAX - 3, 8, WatchKind::Write), None);
+}

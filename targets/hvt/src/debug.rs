@@ -285,13 +285,10 @@ impl<'g, 'c> Debugged<'g, 'c> {
             return Ok(());
         }
         for slot in self.slots.iter().flatten().copied().collect::<Vec<_>>() {
-            let HwKind::Data { kind, len } = slot.kind else {
+            let HwKind::Data { kind, .. } = slot.kind else {
                 continue;
             };
-            for page in [
-                slot.addr & !0xfff,
-                (slot.addr + u64::from(len) - 1) & !0xfff,
-            ] {
+            for page in [slot.addr & !0xfff, slot.last() & !0xfff] {
                 let Some(at) = self.leaf_entry(page)? else {
                     continue;
                 };
@@ -404,13 +401,12 @@ impl<'g, 'c> Debugged<'g, 'c> {
         self.protect()?;
         let write = fault.error_code & 0b10 != 0;
         let hit = self.slots.iter().position(|s| match s {
-            Some(HwSlot {
-                addr,
-                kind: HwKind::Data { kind, len },
-            }) => {
-                (*addr..addr + u64::from(*len)).contains(&fault.cr2)
-                    && (write || *kind != WatchKind::Write)
-            }
+            Some(
+                slot @ HwSlot {
+                    kind: HwKind::Data { kind, .. },
+                    ..
+                },
+            ) => slot.covers(fault.cr2) && (write || *kind != WatchKind::Write),
             _ => false,
         });
         Ok(Ok(hit))
@@ -421,9 +417,7 @@ impl<'g, 'c> Debugged<'g, 'c> {
         let page = |a: u64| a & !0xfff;
         self.armed
             && self.slots.iter().flatten().any(|s| match s.kind {
-                HwKind::Data { len, .. } => {
-                    page(addr) == page(s.addr) || page(addr) == page(s.addr + u64::from(len) - 1)
-                }
+                HwKind::Data { .. } => page(addr) == page(s.addr) || page(addr) == page(s.last()),
                 HwKind::Exec => false,
             })
     }
