@@ -345,7 +345,17 @@ impl Netd {
 
     fn run(mut self) {
         while !self.link.stop.load(Ordering::Acquire) {
-            // Until nothing moves: frames in, smoltcp, connections, frames out.
+            self.turn();
+            let now = self.now();
+            let delay = self.iface.poll_delay(now, &self.sockets);
+            self.sleep(delay.map(|d| Duration::from_micros(d.total_micros())));
+        }
+    }
+
+    /// One turn of netd's loop, until nothing moves: frames in, smoltcp,
+    /// connections, frames out.
+    fn turn(&mut self) {
+        {
             for _ in 0..64 {
                 let mut moved = self.take_guest_frames();
                 let now = self.now();
@@ -373,9 +383,6 @@ impl Netd {
                     break;
                 }
             }
-            let now = self.now();
-            let delay = self.iface.poll_delay(now, &self.sockets);
-            self.sleep(delay.map(|d| Duration::from_micros(d.total_micros())));
         }
     }
 
@@ -781,6 +788,50 @@ fn trace(from: &str, f: &[u8], epoch: Instant) {
     }
 }
 
+/// Feeds `frames` to a netd serving one forwarded port (on loopback) as
+/// if a guest had sent them, turning its loop after each as its thread
+/// would; the frames it sent back. For fuzzing netd's side of the link
+/// (`fuzz/fuzz_targets/netd_frames.rs` and the bounded property test).
+#[doc(hidden)]
+pub fn fuzz_frames(frames: &[&[u8]]) -> io::Result<Vec<Vec<u8>>> {
+    // SAFETY: eventfd(2) with flags; the result is checked and owned below.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let link = Arc::new(Link {
+        to_guest: Mutex::default(),
+        arrived: Condvar::new(),
+        from_guest: Mutex::default(),
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        wake: unsafe { OwnedFd::from_raw_fd(fd) },
+        stop: AtomicBool::new(false),
+    });
+    let socket = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    socket.set_nonblocking(true)?;
+    let config = NetConfig {
+        forwards: vec![Forward {
+            listener: Listener {
+                socket,
+                max_conns: MAX_CONNS,
+            },
+            guest_port: 80,
+        }],
+        guest_ip: Ipv4Addr::from(abi::NET_GUEST_IP),
+        tap: None,
+    };
+    let mut netd = Netd::new(link.clone(), config);
+    let mut back = Vec::new();
+    for f in frames {
+        link.from_guest(f.to_vec());
+        netd.turn();
+        while let Some(frame) = link.to_guest() {
+            back.push(frame);
+        }
+    }
+    Ok(back)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -961,5 +1012,141 @@ mod tests {
             !guest.until(&net.link, Duration::from_millis(500), |s| established(s)
                 > 2)
         );
+    }
+}
+
+/// netd's side of the link against frames a hostile guest could send:
+/// random bytes, and ARP, IPv4 and ICMP frames with fields mutated (the
+/// IPv4 and ICMP checksums made right again, so the mutation reaches the
+/// layer above). netd must neither panic nor stop answering.
+#[cfg(test)]
+mod frames_from_a_hostile_guest {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GUEST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0f];
+
+    fn checksum(bytes: &[u8]) -> u16 {
+        let mut sum = 0u32;
+        for pair in bytes.chunks(2) {
+            let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+            sum += u32::from(word);
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    fn ethernet(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = dst.to_vec();
+        f.extend(GUEST_MAC);
+        f.extend(ethertype.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+
+    /// "Who has the monitor's address?", from the guest.
+    fn arp_request() -> Vec<u8> {
+        let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1];
+        a.extend(GUEST_MAC);
+        a.extend(abi::NET_GUEST_IP);
+        a.extend([0; 6]);
+        a.extend(abi::NET_HOST_IP);
+        ethernet([0xff; 6], 0x0806, &a)
+    }
+
+    /// A ping of the monitor, from the guest; `fix` makes the checksums
+    /// right after a mutation.
+    fn ping(payload: &[u8]) -> Vec<u8> {
+        let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
+        icmp.extend(payload);
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0];
+        ip.extend(abi::NET_GUEST_IP);
+        ip.extend(abi::NET_HOST_IP);
+        let total = (ip.len() + icmp.len()) as u16;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip.extend(icmp);
+        let mut f = ethernet(abi::NET_HOST_MAC, 0x0800, &ip);
+        fix(&mut f);
+        f
+    }
+
+    /// Recomputes the IPv4 header's and the ICMP message's checksums of an
+    /// Ethernet frame, where the frame is long enough to hold them.
+    fn fix(f: &mut [u8]) {
+        if f.len() < 34 || f[12..14] != [8, 0] {
+            return;
+        }
+        let ihl = usize::from(f[14] & 0x0f) * 4;
+        if ihl < 20 || f.len() < 14 + ihl {
+            return;
+        }
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = checksum(&f[14..14 + ihl]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        if f[23] == 1 && f.len() >= 14 + ihl + 4 {
+            let icmp = 14 + ihl;
+            f[icmp + 2..icmp + 4].copy_from_slice(&[0, 0]);
+            let c = checksum(&f[icmp..]);
+            f[icmp + 2..icmp + 4].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+
+    fn is_arp_reply(f: &[u8]) -> bool {
+        f.len() >= 42 && f[12..14] == [8, 6] && f[20..22] == [0, 2]
+    }
+
+    fn is_echo_reply(f: &[u8]) -> bool {
+        f.len() >= 42 && f[12..14] == [8, 0] && f[23] == 1 && f[34] == 0
+    }
+
+    /// A frame: random bytes, or a template with some bytes changed.
+    fn frame() -> impl Strategy<Value = Vec<u8>> {
+        let edits = proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8);
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..1600),
+            (edits.clone(), 0..64usize).prop_map(|(edits, cut)| {
+                let mut f = arp_request();
+                for (at, b) in edits {
+                    let n = f.len();
+                    f[at % n] = b;
+                }
+                f.truncate(f.len() - cut.min(f.len()));
+                f
+            }),
+            (edits, proptest::collection::vec(any::<u8>(), 0..1500)).prop_map(
+                |(edits, payload)| {
+                    let mut f = ping(&payload);
+                    for (at, b) in edits {
+                        let n = f.len();
+                        f[at % n] = b;
+                    }
+                    fix(&mut f);
+                    f
+                }
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_well_formed_arp_request_and_ping_are_answered() {
+        let back = fuzz_frames(&[&arp_request(), &ping(b"nym")]).unwrap();
+        assert!(back.iter().any(|f| is_arp_reply(f)), "{back:?}");
+        assert!(back.iter().any(|f| is_echo_reply(f)), "{back:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn hostile_frames_leave_netd_answering(frames in proptest::collection::vec(frame(), 1..24)) {
+            let mut all: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            let (arp, ping) = (arp_request(), ping(b"still there?"));
+            all.push(&arp);
+            all.push(&ping);
+            let back = fuzz_frames(&all).unwrap();
+            prop_assert!(back.iter().any(|f| is_arp_reply(f)));
+            prop_assert!(back.iter().any(|f| is_echo_reply(f)));
+        }
     }
 }
