@@ -145,6 +145,41 @@ fn break_bt_next_print_locals_and_detach() {
     );
 }
 
+/// gdb attached and the guest stopped at a breakpoint: the monitor's
+/// guest thread (now also the stub's) still runs under its seccomp filter.
+#[test]
+fn the_filter_stays_while_gdb_is_attached() {
+    if !gdb_available() {
+        return;
+    }
+    let (_tmp, dir, image) = ticker();
+    let port = free_port();
+    let monitor = boot(&dir, &image, port, &[]);
+    let tasks = format!("/proc/{}/task/*/status", monitor.id());
+    let out = gdb(
+        &image,
+        port,
+        &[
+            &format!("break lib.rs:{TICK_LINE}"),
+            "continue",
+            &format!("shell grep -h -e '^Name:' -e '^Seccomp:' {tasks}"),
+            "detach",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("lib.rs:{TICK_LINE}")),
+        "stopped: {text}"
+    );
+    let filtered = text.lines().filter(|l| *l == "Seccomp:\t2").count();
+    assert!(
+        filtered >= 1,
+        "no thread of the monitor is filtered while gdb is attached:\n{text}"
+    );
+    let (status, _) = finish(monitor);
+    assert_eq!(status, Some(0));
+}
+
 #[test]
 fn hardware_breakpoints_stop_in_the_right_iteration_and_kill_ends_the_guest() {
     if !gdb_available() {

@@ -329,6 +329,93 @@ mod tests {
         }
     }
 
+    /// What a confined thread tries in [`a_forbidden_call_from_each_thread_kills_the_process`].
+    const FORBIDDEN: &[&str] = &["socket", "exec-mapping", "tty-ioctl"];
+
+    /// Run as a child of the test below (the test binary re-executed):
+    /// confines a thread as `NYM_SECCOMP_THREAD` says and makes the call
+    /// `NYM_SECCOMP_CALL` says. Without those variables it does nothing.
+    #[test]
+    #[allow(unsafe_code)] // calls the kernel directly, to be refused
+    fn forbidden_call_child() {
+        let (Ok(thread), Ok(call)) = (
+            std::env::var("NYM_SECCOMP_THREAD"),
+            std::env::var("NYM_SECCOMP_CALL"),
+        ) else {
+            return;
+        };
+        let thread = match thread.as_str() {
+            "vcpu" => Thread::Vcpu,
+            "netd" => Thread::Netd,
+            "debugger" => Thread::Debugger,
+            _ => Thread::Kicker,
+        };
+        let _ = std::thread::spawn(move || {
+            install(thread).expect("the filter installs");
+            // SAFETY: each call is made to be refused; its arguments are
+            // valid for the kernel either way (no memory is handed over
+            // but a local for the ioctl's answer).
+            unsafe {
+                match call.as_str() {
+                    "socket" => {
+                        libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                    }
+                    "exec-mapping" => {
+                        libc::mmap(
+                            std::ptr::null_mut(),
+                            4096,
+                            libc::PROT_READ | libc::PROT_EXEC,
+                            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                            -1,
+                            0,
+                        );
+                    }
+                    _ => {
+                        let mut size = [0u16; 4];
+                        libc::ioctl(0, libc::TIOCGWINSZ, size.as_mut_ptr());
+                    }
+                }
+            }
+        })
+        .join();
+        // Still alive: the call was allowed.
+        std::process::exit(3);
+    }
+
+    /// Each thread's filter kills the whole process on a call off its
+    /// list: a socket outside netd and the debugger, an executable
+    /// mapping anywhere, an ioctl that is not KVM's.
+    #[test]
+    fn a_forbidden_call_from_each_thread_kills_the_process() {
+        use std::os::unix::process::ExitStatusExt;
+        let exe = std::env::current_exe().unwrap();
+        for thread in ["vcpu", "netd", "debugger", "kicker"] {
+            for &call in FORBIDDEN {
+                let allowed_here = call == "socket" && matches!(thread, "netd" | "debugger");
+                if allowed_here {
+                    continue;
+                }
+                let status = std::process::Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "seccomp::tests::forbidden_call_child",
+                        "--nocapture",
+                    ])
+                    .env("NYM_SECCOMP_THREAD", thread)
+                    .env("NYM_SECCOMP_CALL", call)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .unwrap();
+                assert_eq!(
+                    status.signal(),
+                    Some(libc::SIGSYS),
+                    "{thread} calling {call}: {status}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn ioctl_numbers_are_kvms() {
         // Cross-checked with linux/kvm.h.
