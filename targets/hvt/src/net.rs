@@ -120,6 +120,23 @@ pub struct Link {
 }
 
 impl Link {
+    /// Empty queues, and the eventfd that wakes netd.
+    fn new() -> io::Result<Arc<Link>> {
+        // SAFETY: eventfd(2) with flags; the result is checked and owned below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Arc::new(Link {
+            to_guest: Mutex::default(),
+            arrived: Condvar::new(),
+            from_guest: Mutex::default(),
+            // SAFETY: `fd` was just created and is owned by nothing else.
+            wake: unsafe { OwnedFd::from_raw_fd(fd) },
+            stop: AtomicBool::new(false),
+        }))
+    }
+
     /// A frame the guest sent.
     pub fn from_guest(&self, frame: Vec<u8>) {
         let mut q = self.from_guest.lock().unwrap_or_else(|p| p.into_inner());
@@ -190,19 +207,7 @@ impl Drop for Net {
 /// Starts netd for `config`; with `seccomp`, netd confines itself to its
 /// allowlist once set up, before it handles a frame.
 pub fn start(config: NetConfig, seccomp: bool) -> io::Result<Net> {
-    // SAFETY: eventfd(2) with flags; the result is checked and owned below.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let link = Arc::new(Link {
-        to_guest: Mutex::default(),
-        arrived: Condvar::new(),
-        from_guest: Mutex::default(),
-        // SAFETY: `fd` was just created and is owned by nothing else.
-        wake: unsafe { OwnedFd::from_raw_fd(fd) },
-        stop: AtomicBool::new(false),
-    });
+    let link = Link::new()?;
     for f in &config.forwards {
         f.listener.socket.set_nonblocking(true)?;
     }
@@ -794,19 +799,7 @@ fn trace(from: &str, f: &[u8], epoch: Instant) {
 /// (`fuzz/fuzz_targets/netd_frames.rs` and the bounded property test).
 #[doc(hidden)]
 pub fn fuzz_frames(frames: &[&[u8]]) -> io::Result<Vec<Vec<u8>>> {
-    // SAFETY: eventfd(2) with flags; the result is checked and owned below.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let link = Arc::new(Link {
-        to_guest: Mutex::default(),
-        arrived: Condvar::new(),
-        from_guest: Mutex::default(),
-        // SAFETY: `fd` was just created and is owned by nothing else.
-        wake: unsafe { OwnedFd::from_raw_fd(fd) },
-        stop: AtomicBool::new(false),
-    });
+    let link = Link::new()?;
     let socket = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     socket.set_nonblocking(true)?;
     let config = NetConfig {
