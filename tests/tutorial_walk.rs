@@ -105,3 +105,39 @@ fn the_lesson_pane_of_tutorial_open_checks_again_on_a_save() {
     t.line("echo LEFT-$?");
     t.wait_for("LEFT-0", Duration::from_secs(30));
 }
+
+#[test]
+fn tutorial_watch_checks_again_on_every_save() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(t) = shell(tmp.path(), 120, 50) else {
+        return;
+    };
+    let dir = tmp.path().join("nym-tutorial/hello");
+    t.line(&format!(
+        "nym tutorial start hello >/dev/null && cd nym-tutorial/hello && CARGO_TARGET_DIR={} nym tutorial watch",
+        shared_target().display()
+    ));
+    t.wait_for("every save checks the step again", Duration::from_secs(60));
+    // A save that is not the answer yet: the check says what it saw.
+    let graph = std::fs::read_to_string(dir.join("unikernel.nym")).unwrap();
+    std::fs::write(
+        dir.join("unikernel.nym"),
+        graph.replace("key(\"count\", 3)", "key(\"count\", 4)"),
+    )
+    .unwrap();
+    t.wait_for("seen: it defaults to 4", Duration::from_secs(120));
+    // The answer: passed, and the next step shown, still watching.
+    std::fs::write(
+        dir.join("unikernel.nym"),
+        graph.replace("key(\"count\", 3)", "key(\"count\", 5)"),
+    )
+    .unwrap();
+    let s = t.wait_for(
+        "✓ step 1 of 3: Five by default — passed",
+        Duration::from_secs(900),
+    );
+    assert!(s.contains("step 2 of 3: Draw the graph"), "{s}");
+    t.keys(&["C-c"]);
+    t.line("echo WATCH-ENDED");
+    t.wait_for("WATCH-ENDED", Duration::from_secs(30));
+}
