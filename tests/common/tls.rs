@@ -1,7 +1,7 @@
 //! A test CA and a server certificate signed by it, made by `openssl` for
 //! each test run, so no test trusts a key that is committed anywhere (nym
 //! commits none: `nym new` makes an https project's own, tests/tls_certs.rs).
-#![allow(unreachable_pub)] // shared by several test binaries, each using some
+#![allow(unreachable_pub, dead_code)] // shared by several test binaries, each using some
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
