@@ -172,43 +172,46 @@ impl fmt::Display for Part {
 /// `e_machine`, with its name when it is a common one.
 struct Machine(u16);
 
+/// Common `e_machine` values and their names.
+#[rustfmt::skip]
+const MACHINES: &[(u16, &str)] = &[
+    (2, "SPARC"), (3, "x86"), (8, "MIPS"), (20, "PowerPC"), (21, "PowerPC64"), (22, "S/390"),
+    (40, "ARM"), (43, "SPARC V9"), (50, "IA-64"), (62, "x86_64"), (183, "AArch64"),
+    (243, "RISC-V"), (247, "BPF"), (258, "LoongArch"),
+];
+
 impl fmt::Display for Machine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self.0 {
-            2 => "SPARC",
-            3 => "x86",
-            8 => "MIPS",
-            20 => "PowerPC",
-            21 => "PowerPC64",
-            22 => "S/390",
-            40 => "ARM",
-            43 => "SPARC V9",
-            50 => "IA-64",
-            62 => "x86_64",
-            183 => "AArch64",
-            243 => "RISC-V",
-            247 => "BPF",
-            258 => "LoongArch",
-            _ => return write!(f, "{}", self.0),
-        };
-        write!(f, "{} ({name})", self.0)
+        match name_of(MACHINES, self.0) {
+            Some(name) => write!(f, "{} ({name})", self.0),
+            None => write!(f, "{}", self.0),
+        }
     }
 }
 
 /// `e_type`, with what it means.
 struct FileType(u16);
 
+/// The `e_type` values other than `ET_EXEC`, and what they mean.
+#[rustfmt::skip]
+const FILE_TYPES: &[(u16, &str)] = &[
+    (0, "no file type"), (1, "a relocatable object"), (3, "a shared object or PIE"), (4, "a core dump"),
+];
+
 impl fmt::Display for FileType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.0 {
-            0 => "no file type",
-            1 => "a relocatable object",
-            3 => "a shared object or PIE",
-            4 => "a core dump",
-            _ => return write!(f, "type {}", self.0),
-        };
-        write!(f, "type {}, {what}", self.0)
+        match name_of(FILE_TYPES, self.0) {
+            Some(what) => write!(f, "type {}, {what}", self.0),
+            None => write!(f, "type {}", self.0),
+        }
     }
+}
+
+fn name_of(table: &[(u16, &'static str)], value: u16) -> Option<&'static str> {
+    table
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map(|(_, name)| *name)
 }
 
 /// A byte count, in the largest binary unit that divides it.

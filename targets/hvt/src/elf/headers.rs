@@ -67,18 +67,6 @@ impl Segment {
     }
 }
 
-/// The fields of the ELF header the loader uses, identification checked.
-pub(super) struct Header {
-    pub(super) entry: u64,
-    pub(super) phoff: u64,
-    pub(super) phentsize: u16,
-    pub(super) phnum: u16,
-    pub(super) shoff: u64,
-    pub(super) shentsize: u16,
-    pub(super) shnum: u16,
-    pub(super) shstrndx: u16,
-}
-
 impl Header {
     pub(super) fn parse(bytes: &[u8]) -> Result<Header, ElfError> {
         if bytes.is_empty() {
@@ -100,7 +88,7 @@ impl Header {
             end: EHDR_SIZE as u64,
             len: bytes.len(),
         };
-        let Some(raw) = RawHeader::read(bytes) else {
+        let Some(raw) = Header::read(bytes) else {
             return Err(truncated);
         };
         for version in [u32::from(raw.ident_version), raw.version] {
@@ -123,78 +111,24 @@ impl Header {
         if raw.phnum > MAX_PROGRAM_HEADERS {
             return Err(ElfError::ProgramHeaderCount(raw.phnum));
         }
-        Ok(Header {
-            entry: raw.entry,
-            phoff: raw.phoff,
-            phentsize: raw.phentsize,
-            phnum: raw.phnum,
-            shoff: raw.shoff,
-            shentsize: raw.shentsize,
-            shnum: raw.shnum,
-            shstrndx: raw.shstrndx,
-        })
+        Ok(raw)
     }
 }
 
-/// The ELF header as it is in the file.
-pub(super) struct RawHeader {
-    pub(super) ident_version: u8,
-    pub(super) ty: u16,
-    pub(super) machine: u16,
-    pub(super) version: u32,
-    pub(super) entry: u64,
-    pub(super) phoff: u64,
-    pub(super) shoff: u64,
-    pub(super) phentsize: u16,
-    pub(super) phnum: u16,
-    pub(super) shentsize: u16,
-    pub(super) shnum: u16,
-    pub(super) shstrndx: u16,
-}
-
-impl RawHeader {
-    pub(super) fn read(b: &[u8]) -> Option<RawHeader> {
-        Some(RawHeader {
-            ident_version: *b.get(6)?,
-            ty: u16_at(b, 16)?,
-            machine: u16_at(b, 18)?,
-            version: u32_at(b, 20)?,
-            entry: u64_at(b, 24)?,
-            phoff: u64_at(b, 32)?,
-            shoff: u64_at(b, 40)?,
-            phentsize: u16_at(b, 54)?,
-            phnum: u16_at(b, 56)?,
-            shentsize: u16_at(b, 58)?,
-            shnum: u16_at(b, 60)?,
-            shstrndx: u16_at(b, 62)?,
-        })
+record! {
+    /// The ELF header as it is in the file ([`Header::parse`] checks it).
+    Header {
+        ident_version: u8 = 6, ty: u16 = 16, machine: u16 = 18, version: u32 = 20,
+        entry: u64 = 24, phoff: u64 = 32, shoff: u64 = 40,
+        phentsize: u16 = 54, phnum: u16 = 56, shentsize: u16 = 58, shnum: u16 = 60, shstrndx: u16 = 62,
     }
 }
 
-/// A program header as it is in the file.
-pub(super) struct ProgramHeader {
-    pub(super) ty: u32,
-    pub(super) flags: u32,
-    pub(super) offset: u64,
-    pub(super) vaddr: u64,
-    pub(super) paddr: u64,
-    pub(super) file_size: u64,
-    pub(super) mem_size: u64,
-    pub(super) align: u64,
-}
-
-impl ProgramHeader {
-    pub(super) fn read(b: &[u8]) -> Option<ProgramHeader> {
-        Some(ProgramHeader {
-            ty: u32_at(b, 0)?,
-            flags: u32_at(b, 4)?,
-            offset: u64_at(b, 8)?,
-            vaddr: u64_at(b, 16)?,
-            paddr: u64_at(b, 24)?,
-            file_size: u64_at(b, 32)?,
-            mem_size: u64_at(b, 40)?,
-            align: u64_at(b, 48)?,
-        })
+record! {
+    /// A program header as it is in the file.
+    ProgramHeader {
+        ty: u32 = 0, flags: u32 = 4, offset: u64 = 8, vaddr: u64 = 16, paddr: u64 = 24,
+        file_size: u64 = 32, mem_size: u64 = 40, align: u64 = 48,
     }
 }
 

@@ -80,6 +80,27 @@ const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
 const MANIFEST_SIZE: usize = std::mem::size_of::<Manifest>();
 
+/// A fixed-layout record of the file (a header, a table entry): its fields
+/// and their byte offsets written once, as one list, from which the struct
+/// and its reader are made.
+macro_rules! record {
+    ($(#[$meta:meta])* $name:ident { $($field:ident: $ty:ty = $at:literal),* $(,)? }) => {
+        $(#[$meta])*
+        pub(super) struct $name {
+            $(pub(super) $field: $ty,)*
+        }
+
+        impl $name {
+            /// The record at the start of `b`; `None` if `b` is too short.
+            pub(super) fn read(b: &[u8]) -> Option<$name> {
+                Some($name {
+                    $($field: Field::at(b, $at)?,)*
+                })
+            }
+        }
+    };
+}
+
 mod error;
 mod headers;
 mod notes;
@@ -249,14 +270,19 @@ fn array<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
     b.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    array(b, at).map(u16::from_le_bytes)
+/// A little-endian integer at a byte offset of a record.
+trait Field: Sized {
+    fn at(b: &[u8], at: usize) -> Option<Self>;
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    array(b, at).map(u32::from_le_bytes)
+macro_rules! le_fields {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            fn at(b: &[u8], at: usize) -> Option<$t> {
+                array(b, at).map(<$t>::from_le_bytes)
+            }
+        }
+    )*};
 }
 
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    array(b, at).map(u64::from_le_bytes)
-}
+le_fields!(u8, u16, u32, u64);

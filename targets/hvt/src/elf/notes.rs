@@ -36,9 +36,9 @@ impl<'a> Notes<'a> {
 
     pub(super) fn split(&self) -> Option<(Note<'a>, &'a [u8])> {
         let data = self.rest;
-        let name_size = usize::try_from(u32_at(data, 0)?).ok()?;
-        let desc_size = usize::try_from(u32_at(data, 4)?).ok()?;
-        let ty = u32_at(data, 8)?;
+        let name_size = usize::try_from(u32::at(data, 0)?).ok()?;
+        let desc_size = usize::try_from(u32::at(data, 4)?).ok()?;
+        let ty = u32::at(data, 8)?;
         let name_end = 12usize.checked_add(name_size)?;
         let desc_start = align_up(name_end, self.align)?;
         let desc_end = desc_start.checked_add(desc_size)?;
@@ -98,7 +98,7 @@ impl Image {
         if desc.len() != MANIFEST_SIZE {
             return Err(wrong_size);
         }
-        let (Some(version), Some(devices)) = (u32_at(desc, 0), u32_at(desc, 4)) else {
+        let (Some(version), Some(devices)) = (u32::at(desc, 0), u32::at(desc, 4)) else {
             return Err(wrong_size);
         };
         if version != MANIFEST_VERSION {
@@ -112,8 +112,8 @@ impl Image {
     pub fn pvh_entry(&self) -> Option<u32> {
         let desc = self.note(XEN_NOTE_NAME, XEN_ELFNOTE_PHYS32_ENTRY)?;
         match desc.len() {
-            4 => u32_at(desc, 0),
-            8 => u32::try_from(u64_at(desc, 0)?).ok(),
+            4 => u32::at(desc, 0),
+            8 => u32::try_from(u64::at(desc, 0)?).ok(),
             _ => None,
         }
     }

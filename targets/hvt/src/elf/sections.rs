@@ -16,32 +16,15 @@ pub(super) struct Section {
     pub(super) entry_size: u64,
 }
 
-/// A section header as it is in the file.
-pub(super) struct RawSection {
-    pub(super) name: u32,
-    pub(super) ty: u32,
-    pub(super) flags: u64,
-    pub(super) offset: u64,
-    pub(super) size: u64,
-    pub(super) link: u32,
-    pub(super) align: u64,
-    pub(super) entry_size: u64,
+record! {
+    /// A section header as it is in the file.
+    RawSection {
+        name: u32 = 0, ty: u32 = 4, flags: u64 = 8, offset: u64 = 24, size: u64 = 32,
+        link: u32 = 40, align: u64 = 48, entry_size: u64 = 56,
+    }
 }
 
 impl RawSection {
-    pub(super) fn read(b: &[u8]) -> Option<RawSection> {
-        Some(RawSection {
-            name: u32_at(b, 0)?,
-            ty: u32_at(b, 4)?,
-            flags: u64_at(b, 8)?,
-            offset: u64_at(b, 24)?,
-            size: u64_at(b, 32)?,
-            link: u32_at(b, 40)?,
-            align: u64_at(b, 48)?,
-            entry_size: u64_at(b, 56)?,
-        })
-    }
-
     pub(super) fn data(&self, len: usize) -> Option<Range<usize>> {
         if self.ty == SHT_NOBITS {
             return None;

@@ -162,25 +162,9 @@ impl Image {
     }
 }
 
-/// A symbol table entry as it is in the file.
-pub(super) struct RawSymbol {
-    pub(super) name: u32,
-    pub(super) info: u8,
-    pub(super) section: u16,
-    pub(super) value: u64,
-    pub(super) size: u64,
-}
-
-impl RawSymbol {
-    pub(super) fn read(b: &[u8]) -> Option<RawSymbol> {
-        Some(RawSymbol {
-            name: u32_at(b, 0)?,
-            info: *b.get(4)?,
-            section: u16_at(b, 6)?,
-            value: u64_at(b, 8)?,
-            size: u64_at(b, 16)?,
-        })
-    }
+record! {
+    /// A symbol table entry as it is in the file.
+    RawSymbol { name: u32 = 0, info: u8 = 4, section: u16 = 6, value: u64 = 8, size: u64 = 16 }
 }
 
 /// A code symbol, its name a range of the file.
