@@ -34,6 +34,31 @@ fn fail(what: &str) -> String {
     String::from(what)
 }
 
+/// Sectors `first..first + count` as messages name them.
+fn span(first: u64, count: usize) -> String {
+    match count {
+        1 => format!("{first}"),
+        n => format!("{first}..{}", first + n as u64),
+    }
+}
+
+/// Writes `data` at `sector`; an error names the request.
+async fn put(dev: &dyn Block, sector: u64, data: &[u8], size: usize) -> Result<(), String> {
+    let what = span(sector, data.len() / size);
+    dev.write(sector, data)
+        .await
+        .map_err(|e| format!("write {what}: {e}"))
+}
+
+/// Reads `count` sectors at `sector`; an error names the request.
+async fn get(dev: &dyn Block, sector: u64, count: usize, size: usize) -> Result<Vec<u8>, String> {
+    let mut back = vec![0u8; count * size];
+    dev.read(sector, &mut back)
+        .await
+        .map_err(|e| format!("read {}: {e}", span(sector, count)))?;
+    Ok(back)
+}
+
 /// Checks `dev`'s block contract: its geometry; reads give back what was
 /// written, one sector or many, across the device's request size (more
 /// than 64 KiB at once), at the last sector; writes touch only their
@@ -62,17 +87,10 @@ pub async fn block(dev: &dyn Block) -> Result<usize, String> {
 
     // One sector, then three at once next to it.
     let one = sectors_of(1, 2, 1, size);
-    dev.write(2, &one)
-        .await
-        .map_err(|e| format!("write 2: {e}"))?;
+    put(dev, 2, &one, size).await?;
     let three = sectors_of(1, 3, 3, size);
-    dev.write(3, &three)
-        .await
-        .map_err(|e| format!("write 3..6: {e}"))?;
-    let mut back = vec![0u8; 4 * size];
-    dev.read(2, &mut back)
-        .await
-        .map_err(|e| format!("read 2..6: {e}"))?;
+    put(dev, 3, &three, size).await?;
+    let back = get(dev, 2, 4, size).await?;
     if back[..size] != one[..] || back[size..] != three[..] {
         return Err(fail("sectors 2..6 read back other bytes than written"));
     }
@@ -81,13 +99,8 @@ pub async fn block(dev: &dyn Block) -> Result<usize, String> {
     // A run longer than one request of any backend (virtio-blk: 64 KiB).
     let run = 260u64;
     let big = sectors_of(2, 10, run, size);
-    dev.write(10, &big)
-        .await
-        .map_err(|e| format!("write 10..270: {e}"))?;
-    let mut back = vec![0u8; big.len()];
-    dev.read(10, &mut back)
-        .await
-        .map_err(|e| format!("read 10..270: {e}"))?;
+    put(dev, 10, &big, size).await?;
+    let back = get(dev, 10, run as usize, size).await?;
     if back != big {
         let at = back.iter().zip(&big).position(|(a, b)| a != b).unwrap_or(0);
         return Err(format!(
@@ -99,13 +112,8 @@ pub async fn block(dev: &dyn Block) -> Result<usize, String> {
 
     // The neighbours of a write are untouched.
     let patch = sectors_of(3, 100, 1, size);
-    dev.write(100, &patch)
-        .await
-        .map_err(|e| format!("write 100: {e}"))?;
-    let mut around = vec![0u8; 3 * size];
-    dev.read(99, &mut around)
-        .await
-        .map_err(|e| format!("read 99..102: {e}"))?;
+    put(dev, 100, &patch, size).await?;
+    let around = get(dev, 99, 3, size).await?;
     if around[..size] != big[(99 - 10) * size..(100 - 10) * size]
         || around[size..2 * size] != patch[..]
         || around[2 * size..] != big[(101 - 10) * size..(102 - 10) * size]
@@ -116,14 +124,8 @@ pub async fn block(dev: &dyn Block) -> Result<usize, String> {
 
     // The last sector, read and written.
     let end = sectors_of(4, last, 1, size);
-    dev.write(last, &end)
-        .await
-        .map_err(|e| format!("write {last}: {e}"))?;
-    let mut back = vec![0u8; size];
-    dev.read(last, &mut back)
-        .await
-        .map_err(|e| format!("read {last}: {e}"))?;
-    if back != end {
+    put(dev, last, &end, size).await?;
+    if get(dev, last, 1, size).await? != end {
         return Err(fail("the last sector read back other bytes"));
     }
     checks += 1;
@@ -142,10 +144,7 @@ pub async fn block(dev: &dyn Block) -> Result<usize, String> {
         Err(BlockError::OutOfRange { .. }) => {}
         other => return Err(format!("a read at sector u64::MAX gave {other:?}")),
     }
-    dev.read(last, &mut back)
-        .await
-        .map_err(|e| format!("read {last}: {e}"))?;
-    if back != end {
+    if get(dev, last, 1, size).await? != end {
         return Err(fail("a refused write changed the last sector"));
     }
     checks += 1;

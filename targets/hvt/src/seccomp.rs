@@ -46,13 +46,11 @@ pub enum Thread {
 
 /// Calls every monitor thread makes: allocation (never executable),
 /// locks, clocks, waiting, signals and thread exit.
+#[rustfmt::skip]
 const COMMON: &[(i64, &str)] = &[
     (libc::SYS_write, "the console, and netd's wake-up eventfd"),
     (libc::SYS_writev, "the console, through buffered writers"),
-    (
-        libc::SYS_read,
-        "the entropy source opened before the filter",
-    ),
+    (libc::SYS_read, "the entropy source opened before the filter"),
     (libc::SYS_futex, "locks and condition variables"),
     (libc::SYS_munmap, "freeing memory, and guest memory at exit"),
     (libc::SYS_mremap, "allocation"),
@@ -64,14 +62,8 @@ const COMMON: &[(i64, &str)] = &[
     (libc::SYS_clock_nanosleep, "sleeping"),
     (libc::SYS_nanosleep, "sleeping"),
     (libc::SYS_sched_yield, "spin loops in std"),
-    (
-        libc::SYS_sigaltstack,
-        "std's stack-overflow handler at thread exit",
-    ),
-    (
-        libc::SYS_rt_sigreturn,
-        "returning from the kick's signal handler",
-    ),
+    (libc::SYS_sigaltstack, "std's stack-overflow handler at thread exit"),
+    (libc::SYS_rt_sigreturn, "returning from the kick's signal handler"),
     (libc::SYS_rt_sigprocmask, "std's signal handling"),
     (libc::SYS_rseq, "a thread registering itself"),
     (libc::SYS_exit, "thread exit"),
@@ -82,20 +74,16 @@ const COMMON: &[(i64, &str)] = &[
 const OPENS: [i64; 2] = [libc::SYS_open, libc::SYS_openat];
 
 /// What the vCPU thread adds: the block file.
+#[rustfmt::skip]
 const VCPU: &[(i64, &str)] = &[
     (libc::SYS_pread64, "block reads"),
     (libc::SYS_pwrite64, "block writes"),
-    (
-        libc::SYS_fdatasync,
-        "block writes are durable before the guest resumes",
-    ),
-    (
-        libc::SYS_fsync,
-        "block writes are durable before the guest resumes",
-    ),
+    (libc::SYS_fdatasync, "block writes are durable before the guest resumes"),
+    (libc::SYS_fsync, "block writes are durable before the guest resumes"),
 ];
 
 /// What netd adds: waiting on sockets and moving their bytes.
+#[rustfmt::skip]
 const NETD: &[(i64, &str)] = &[
     (libc::SYS_poll, "waiting for frames and host sockets"),
     (libc::SYS_ppoll, "waiting (libc may use ppoll for poll)"),
@@ -104,18 +92,13 @@ const NETD: &[(i64, &str)] = &[
     (libc::SYS_recvfrom, "reading forwarded connections"),
     (libc::SYS_sendto, "writing forwarded connections"),
     (libc::SYS_shutdown, "passing a guest's FIN on"),
-    (
-        libc::SYS_setsockopt,
-        "disabling Nagle on forwarded connections",
-    ),
+    (libc::SYS_setsockopt, "disabling Nagle on forwarded connections"),
 ];
 
 /// What the stub adds to the vCPU thread's list: gdb's connection.
+#[rustfmt::skip]
 const DEBUGGER: &[(i64, &str)] = &[
-    (
-        libc::SYS_recvfrom,
-        "reading gdb's packets, and peeking for Ctrl-C",
-    ),
+    (libc::SYS_recvfrom, "reading gdb's packets, and peeking for Ctrl-C"),
     (libc::SYS_sendto, "answering gdb"),
     (libc::SYS_poll, "waiting for gdb"),
     (libc::SYS_ppoll, "waiting for gdb"),
@@ -124,6 +107,7 @@ const DEBUGGER: &[(i64, &str)] = &[
 ];
 
 /// What the kicker adds: signalling the vCPU thread.
+#[rustfmt::skip]
 const KICKER: &[(i64, &str)] = &[
     (libc::SYS_getpid, "pthread_kill"),
     (libc::SYS_gettid, "pthread_kill"),

@@ -65,10 +65,11 @@ impl File {
         Ok(Self { file, info })
     }
 
-    /// The byte offset of `sector`, once a request has passed `check_request`
-    /// (which keeps it inside the file, so it cannot overflow).
-    fn offset(sector: u64) -> u64 {
-        sector * u64::from(SECTOR_SIZE)
+    /// The byte offset of a request of `len` bytes at `sector`, once
+    /// `check_request` has kept it inside the file (so it cannot overflow).
+    fn offset(&self, sector: u64, len: usize) -> Result<u64, BlockError> {
+        check_request(&self.info, sector, len)?;
+        Ok(sector * u64::from(SECTOR_SIZE))
     }
 }
 
@@ -79,19 +80,15 @@ impl Block for File {
 
     fn read<'a>(&'a self, sector: u64, buf: &'a mut [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
         Box::pin(async move {
-            check_request(&self.info, sector, buf.len())?;
-            self.file
-                .read_exact_at(buf, Self::offset(sector))
-                .map_err(block_error)
+            let at = self.offset(sector, buf.len())?;
+            self.file.read_exact_at(buf, at).map_err(block_error)
         })
     }
 
     fn write<'a>(&'a self, sector: u64, data: &'a [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
         Box::pin(async move {
-            check_request(&self.info, sector, data.len())?;
-            self.file
-                .write_all_at(data, Self::offset(sector))
-                .map_err(block_error)
+            let at = self.offset(sector, data.len())?;
+            self.file.write_all_at(data, at).map_err(block_error)
         })
     }
 

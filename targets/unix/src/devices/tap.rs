@@ -130,51 +130,31 @@ impl Netif for Tap {
                     mtu: MTU,
                 });
             }
-            loop {
-                let mut guard = self
-                    .fd
-                    .writable()
-                    .await
-                    .map_err(|e| NetError::Io(io_error(&e)))?;
-                match guard.try_io(|fd| {
+            self.fd
+                .async_io(Interest::WRITABLE, |fd| {
                     // SAFETY: writes `frame` to our descriptor; the length is its own.
-                    let n =
-                        unsafe { libc::write(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
-                    if n < 0 {
-                        Err(io::Error::last_os_error())
-                    } else {
-                        Ok(())
-                    }
-                }) {
-                    Ok(r) => return r.map_err(|e| NetError::Io(io_error(&e))),
-                    Err(_would_block) => continue,
-                }
-            }
+                    done(unsafe { libc::write(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) })
+                })
+                .await
+                .map(drop)
+                .map_err(|e| NetError::Io(io_error(&e)))
         })
     }
 
     fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>> {
         Box::pin(async move {
-            loop {
-                let mut guard = self
-                    .fd
-                    .readable()
-                    .await
-                    .map_err(|e| NetError::Io(io_error(&e)))?;
-                match guard.try_io(|fd| {
+            self.fd
+                .async_io(Interest::READABLE, |fd| {
                     // SAFETY: reads at most `buf.len()` bytes into `buf`.
-                    let n =
-                        unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                    if n < 0 {
-                        Err(io::Error::last_os_error())
-                    } else {
-                        Ok(n as usize)
-                    }
-                }) {
-                    Ok(r) => return r.map_err(|e| NetError::Io(io_error(&e))),
-                    Err(_would_block) => continue,
-                }
-            }
+                    done(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+                })
+                .await
+                .map_err(|e| NetError::Io(io_error(&e)))
         })
     }
+}
+
+/// A `read` or `write` return value: the byte count, or the error.
+fn done(n: isize) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
