@@ -8,6 +8,7 @@ mod hvt;
 mod kvmclock;
 mod note;
 pub mod platform;
+mod port;
 mod pvh;
 mod qemu;
 mod sys;

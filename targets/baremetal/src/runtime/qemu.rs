@@ -3,27 +3,12 @@
 //! time, the x2APIC TSC-deadline timer with `hlt` for waiting (no busy
 //! loop), RDRAND for entropy and QEMU's isa-debug-exit device to end with
 //! a status.
-#![allow(unsafe_code)] // port I/O, MSRs and RDRAND
+#![allow(unsafe_code)] // hlt, MSRs and RDRAND
 use super::kvmclock::{self, cpuid, rdmsr, rdtsc, wrmsr};
+use super::port::{inb, outb};
 use libos::{IoError, RandomError};
 
 const COM1: u16 = 0x3f8;
-
-fn outb(port: u16, v: u8) {
-    // SAFETY: port I/O to the serial and debug-exit devices only.
-    unsafe {
-        core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
-    }
-}
-
-fn inb(port: u16) -> u8 {
-    let v: u8;
-    // SAFETY: reading the serial port's status register.
-    unsafe {
-        core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
-    }
-    v
-}
 
 /// Writes bytes to the serial port.
 pub fn puts(bytes: &[u8]) {

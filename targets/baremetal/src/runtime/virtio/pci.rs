@@ -6,6 +6,7 @@
 //! the firmware assigned, and their queues' interrupts delivered as MSI-X
 //! messages to a vector of this device's own.
 use super::{read_reg, write_reg, DeviceType, ProbeError, Queue, QUEUE};
+use crate::runtime::port::{inl, outl};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 const CONFIG_ADDRESS: u16 = 0xcf8;
@@ -40,22 +41,6 @@ const QUEUE_NOTIFY_OFF: u64 = 0x1e;
 const QUEUE_DESC: u64 = 0x20;
 const QUEUE_DRIVER: u64 = 0x28;
 const QUEUE_DEVICE: u64 = 0x30;
-
-fn outl(port: u16, v: u32) {
-    // SAFETY: PCI configuration mechanism #1: the address and data ports.
-    unsafe {
-        core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
-    }
-}
-
-fn inl(port: u16) -> u32 {
-    let v: u32;
-    // SAFETY: as in `outl`.
-    unsafe {
-        core::arch::asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags))
-    }
-    v
-}
 
 /// A PCI function: bus, device, function.
 #[derive(Clone, Copy)]
