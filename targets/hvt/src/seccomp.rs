@@ -44,75 +44,75 @@ pub enum Thread {
     Kicker,
 }
 
-/// Calls every monitor thread makes: allocation (never executable),
-/// locks, clocks, waiting, signals and thread exit.
+/// The threads a call in [`CALLS`] is allowed on, as bits: the vCPU
+/// thread (with or without gdb), netd, the vCPU thread only while gdb is
+/// attached, and the kicker.
+const V: u8 = 1;
+const N: u8 = 2;
+const D: u8 = 4;
+const K: u8 = 8;
+const ALL: u8 = V | N | D | K;
+
+impl Thread {
+    /// Its bit in [`CALLS`] (under gdb, the vCPU thread's calls too).
+    fn bits(self) -> u8 {
+        match self {
+            Thread::Vcpu => V,
+            Thread::Netd => N,
+            Thread::Debugger => V | D,
+            Thread::Kicker => K,
+        }
+    }
+}
+
+/// Every system call a monitor thread may make (besides `mmap`,
+/// `mprotect`, `ioctl` and the opens, which have rules of their own in
+/// [`rules`]), the threads that may make it, and why. Every thread:
+/// allocation (never executable), locks, clocks, waiting, signals and
+/// thread exit. The vCPU thread: the block file. netd: waiting on sockets
+/// and moving their bytes. Under gdb: gdb's connection. The kicker:
+/// signalling the vCPU thread.
 #[rustfmt::skip]
-const COMMON: &[(i64, &str)] = &[
-    (libc::SYS_write, "the console, and netd's wake-up eventfd"),
-    (libc::SYS_writev, "the console, through buffered writers"),
-    (libc::SYS_read, "the entropy source opened before the filter"),
-    (libc::SYS_futex, "locks and condition variables"),
-    (libc::SYS_munmap, "freeing memory, and guest memory at exit"),
-    (libc::SYS_mremap, "allocation"),
-    (libc::SYS_brk, "allocation"),
-    (libc::SYS_madvise, "the allocator returning memory"),
-    (libc::SYS_close, "closing the VM and files at exit"),
-    (libc::SYS_fcntl, "checking descriptors as they are closed"),
-    (libc::SYS_clock_gettime, "clocks, when the vDSO falls back"),
-    (libc::SYS_clock_nanosleep, "sleeping"),
-    (libc::SYS_nanosleep, "sleeping"),
-    (libc::SYS_sched_yield, "spin loops in std"),
-    (libc::SYS_sigaltstack, "std's stack-overflow handler at thread exit"),
-    (libc::SYS_rt_sigreturn, "returning from the kick's signal handler"),
-    (libc::SYS_rt_sigprocmask, "std's signal handling"),
-    (libc::SYS_rseq, "a thread registering itself"),
-    (libc::SYS_exit, "thread exit"),
-    (libc::SYS_exit_group, "process exit"),
+const CALLS: &[(i64, u8, &str)] = &[
+    (libc::SYS_write, ALL, "the console, and netd's wake-up eventfd"),
+    (libc::SYS_writev, ALL, "the console, through buffered writers"),
+    (libc::SYS_read, ALL, "the entropy source opened before the filter"),
+    (libc::SYS_futex, ALL, "locks and condition variables"),
+    (libc::SYS_munmap, ALL, "freeing memory, and guest memory at exit"),
+    (libc::SYS_mremap, ALL, "allocation"),
+    (libc::SYS_brk, ALL, "allocation"),
+    (libc::SYS_madvise, ALL, "the allocator returning memory"),
+    (libc::SYS_close, ALL, "closing the VM and files at exit"),
+    (libc::SYS_fcntl, ALL, "checking descriptors as they are closed"),
+    (libc::SYS_clock_gettime, ALL, "clocks, when the vDSO falls back"),
+    (libc::SYS_clock_nanosleep, ALL, "sleeping"),
+    (libc::SYS_nanosleep, ALL, "sleeping"),
+    (libc::SYS_sched_yield, ALL, "spin loops in std"),
+    (libc::SYS_sigaltstack, ALL, "std's stack-overflow handler at thread exit"),
+    (libc::SYS_rt_sigreturn, ALL, "returning from the kick's signal handler"),
+    (libc::SYS_rt_sigprocmask, ALL, "std's signal handling"),
+    (libc::SYS_rseq, ALL, "a thread registering itself"),
+    (libc::SYS_exit, ALL, "thread exit"),
+    (libc::SYS_exit_group, ALL, "process exit"),
+    (libc::SYS_pread64, V, "block reads"),
+    (libc::SYS_pwrite64, V, "block writes"),
+    (libc::SYS_fdatasync, V, "block writes are durable before the guest resumes"),
+    (libc::SYS_fsync, V, "block writes are durable before the guest resumes"),
+    (libc::SYS_poll, N | D, "waiting for frames and host sockets, or for gdb"),
+    (libc::SYS_ppoll, N | D, "waiting (libc may use ppoll for poll)"),
+    (libc::SYS_accept4, N, "accepting forwarded connections"),
+    (libc::SYS_accept, N, "accepting forwarded connections"),
+    (libc::SYS_recvfrom, N | D, "reading forwarded connections, gdb's packets, peeking for Ctrl-C"),
+    (libc::SYS_sendto, N | D, "writing forwarded connections, answering gdb"),
+    (libc::SYS_shutdown, N | D, "passing a guest's FIN on, closing gdb's connection"),
+    (libc::SYS_setsockopt, N | D, "no Nagle on forwarded connections, gdb's connection options"),
+    (libc::SYS_getpid, K, "pthread_kill"),
+    (libc::SYS_gettid, K, "pthread_kill"),
+    (libc::SYS_tgkill, K, "pthread_kill: the kick itself"),
 ];
 
 /// Opening a file: refused with EACCES (see `install`), never allowed.
 const OPENS: [i64; 2] = [libc::SYS_open, libc::SYS_openat];
-
-/// What the vCPU thread adds: the block file.
-#[rustfmt::skip]
-const VCPU: &[(i64, &str)] = &[
-    (libc::SYS_pread64, "block reads"),
-    (libc::SYS_pwrite64, "block writes"),
-    (libc::SYS_fdatasync, "block writes are durable before the guest resumes"),
-    (libc::SYS_fsync, "block writes are durable before the guest resumes"),
-];
-
-/// What netd adds: waiting on sockets and moving their bytes.
-#[rustfmt::skip]
-const NETD: &[(i64, &str)] = &[
-    (libc::SYS_poll, "waiting for frames and host sockets"),
-    (libc::SYS_ppoll, "waiting (libc may use ppoll for poll)"),
-    (libc::SYS_accept4, "accepting forwarded connections"),
-    (libc::SYS_accept, "accepting forwarded connections"),
-    (libc::SYS_recvfrom, "reading forwarded connections"),
-    (libc::SYS_sendto, "writing forwarded connections"),
-    (libc::SYS_shutdown, "passing a guest's FIN on"),
-    (libc::SYS_setsockopt, "disabling Nagle on forwarded connections"),
-];
-
-/// What the stub adds to the vCPU thread's list: gdb's connection.
-#[rustfmt::skip]
-const DEBUGGER: &[(i64, &str)] = &[
-    (libc::SYS_recvfrom, "reading gdb's packets, and peeking for Ctrl-C"),
-    (libc::SYS_sendto, "answering gdb"),
-    (libc::SYS_poll, "waiting for gdb"),
-    (libc::SYS_ppoll, "waiting for gdb"),
-    (libc::SYS_shutdown, "closing gdb's connection"),
-    (libc::SYS_setsockopt, "gdb's connection options"),
-];
-
-/// What the kicker adds: signalling the vCPU thread.
-#[rustfmt::skip]
-const KICKER: &[(i64, &str)] = &[
-    (libc::SYS_getpid, "pthread_kill"),
-    (libc::SYS_gettid, "pthread_kill"),
-    (libc::SYS_tgkill, "pthread_kill: the kick itself"),
-];
 
 // The Linux ioctl encoding: direction, size, type, number.
 const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
@@ -162,16 +162,10 @@ fn arg_is(arg: u8, value: u64) -> Result<SeccompRule, SeccompError> {
 /// The allowlist of `thread`: system call → the rules one of which its
 /// arguments must meet (none: any arguments).
 fn rules(thread: Thread) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
-    let extra: &[&[(i64, &str)]] = match thread {
-        Thread::Vcpu => &[VCPU],
-        Thread::Netd => &[NETD],
-        Thread::Debugger => &[VCPU, DEBUGGER],
-        Thread::Kicker => &[KICKER],
-    };
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = COMMON
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = CALLS
         .iter()
-        .chain(extra.iter().flat_map(|l| l.iter()))
-        .map(|(nr, _)| (*nr, vec![]))
+        .filter(|(_, on, _)| on & thread.bits() != 0)
+        .map(|(nr, _, _)| (*nr, vec![]))
         .collect();
     // Passed here and answered EACCES by the filter stacked with this one
     // (`install`): of two filters the stricter answer wins, so leaving

@@ -4,38 +4,44 @@
 //! writes too, but ones that hand the host memory: `hvt` keeps its own.)
 #![allow(unsafe_code)] // the `in` and `out` instructions
 
-/// Writes byte `v` to `port`.
-pub fn outb(port: u16, v: u8) {
-    // SAFETY: port I/O touches no memory; callers name their device's ports.
-    unsafe {
-        core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
-    }
+/// An `out` and an `in` of one width, through the accumulator register
+/// of that width.
+macro_rules! port_io {
+    ($(#[$o:meta])* $out:ident, $(#[$i:meta])* $inp:ident, $t:ty, $reg:tt) => {
+        $(#[$o])*
+        pub fn $out(port: u16, v: $t) {
+            // SAFETY: port I/O touches no memory; callers name their
+            // device's ports.
+            unsafe {
+                core::arch::asm!(concat!("out dx, ", $reg), in("dx") port, in($reg) v, options(nomem, nostack, preserves_flags))
+            }
+        }
+
+        $(#[$i])*
+        pub fn $inp(port: u16) -> $t {
+            let v: $t;
+            // SAFETY: as above.
+            unsafe {
+                core::arch::asm!(concat!("in ", $reg, ", dx"), in("dx") port, out($reg) v, options(nomem, nostack, preserves_flags))
+            }
+            v
+        }
+    };
 }
 
-/// Reads a byte from `port`.
-pub fn inb(port: u16) -> u8 {
-    let v: u8;
-    // SAFETY: as in `outb`.
-    unsafe {
-        core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
-    }
-    v
-}
-
-/// Writes the 32-bit `v` to `port`.
-pub fn outl(port: u16, v: u32) {
-    // SAFETY: as in `outb`.
-    unsafe {
-        core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
-    }
-}
-
-/// Reads 32 bits from `port`.
-pub fn inl(port: u16) -> u32 {
-    let v: u32;
-    // SAFETY: as in `outb`.
-    unsafe {
-        core::arch::asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags))
-    }
-    v
-}
+port_io!(
+    /// Writes byte `v` to `port`.
+    outb,
+    /// Reads a byte from `port`.
+    inb,
+    u8,
+    "al"
+);
+port_io!(
+    /// Writes the 32-bit `v` to `port`.
+    outl,
+    /// Reads 32 bits from `port`.
+    inl,
+    u32,
+    "eax"
+);
