@@ -5,6 +5,22 @@ use alloc::boxed::Box;
 use libos::{Block, BlockError, BlockInfo, BoxFuture, IoError, NetError, Netif};
 use nym_hvt_abi::{self as abi, nr};
 
+/// The monitor's description of a device, asked for with hypercall `nr`;
+/// `missing` if it serves none.
+fn describe<T: Default>(
+    nr: u16,
+    ret: fn(&T) -> u64,
+    missing: &'static str,
+) -> Result<T, &'static str> {
+    let mut info = T::default();
+    call(nr, &mut info);
+    if ret(&info) == abi::Ret::Ok as u64 {
+        Ok(info)
+    } else {
+        Err(missing)
+    }
+}
+
 /// The block device the monitor serves from a host file.
 pub struct HvtBlock {
     info: BlockInfo,
@@ -13,11 +29,8 @@ pub struct HvtBlock {
 impl HvtBlock {
     /// Asks the monitor for its block device.
     pub fn open() -> Result<HvtBlock, &'static str> {
-        let mut i = abi::BlockInfo::default();
-        call(nr::BLOCK_INFO, &mut i);
-        if i.ret != abi::Ret::Ok as u64 {
-            return Err("the monitor serves no block device");
-        }
+        let missing = "the monitor serves no block device";
+        let i = describe(nr::BLOCK_INFO, |i: &abi::BlockInfo| i.ret, missing)?;
         Ok(HvtBlock {
             info: BlockInfo {
                 sector_size: i.sector_size as u32,
@@ -90,11 +103,8 @@ pub struct HvtNet {
 impl HvtNet {
     /// Asks the monitor for the guest's network interface.
     pub fn open() -> Result<HvtNet, &'static str> {
-        let mut i = abi::NetInfo::default();
-        call(nr::NET_INFO, &mut i);
-        if i.ret != abi::Ret::Ok as u64 {
-            return Err("the monitor serves no network (run with -p HOST:GUEST)");
-        }
+        let missing = "the monitor serves no network (run with -p HOST:GUEST)";
+        let i = describe(nr::NET_INFO, |i: &abi::NetInfo| i.ret, missing)?;
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&i.mac.to_le_bytes()[..6]);
         Ok(HvtNet {
