@@ -317,8 +317,16 @@ pub(crate) fn build(
     Ok(ExitCode::SUCCESS)
 }
 
+/// nym's gdb extension: `break JOB` and `nym-break JOB` stop at the first
+/// line of a job's async body, `info nym-tasks` lists the executor's tasks.
+const GDB_EXTENSION: &str = include_str!("../gdb/nym-gdb.py");
+
+/// Its name beside the image.
+const GDB_EXTENSION_FILE: &str = "nym-gdb.py";
+
 /// `nym debug`: the monitor with its stub on a free loopback port, and a
-/// stock gdb attached with the image's symbols and a first breakpoint.
+/// stock gdb attached with the image's symbols, nym's extension and a
+/// first breakpoint.
 pub(crate) fn debug(
     cwd: &Path,
     args: &ProjectArgs,
@@ -369,10 +377,19 @@ pub(crate) fn debug(
         net: None,
         stop: None,
     };
+    // nym's gdb extension (`break JOB`, `info nym-tasks`), beside the
+    // image so that a gdb started by hand can load it too (`-x`).
+    let extension = image.with_file_name(GDB_EXTENSION_FILE);
+    std::fs::write(&extension, GDB_EXTENSION).map_err(|source| CliError::Io {
+        what: format!("writing {}", extension.display()),
+        source,
+    })?;
     let monitor = std::thread::spawn(move || nym_hvt::run(&config, &mut std::io::stdout()));
     let gdb = std::process::Command::new("gdb")
         .arg("-q")
         .arg(&image)
+        .arg("-x")
+        .arg(&extension)
         .args([
             "-ex",
             &format!("target remote {addr}"),

@@ -454,3 +454,73 @@ fn nym_debug_starts_the_guest_with_gdb_attached_and_a_first_breakpoint() {
     assert!(text.contains("count = 3"), "the job's locals: {text}");
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// nym's gdb extension: `break JOB` (gdb's own finds no function named
+/// after a generic async job) stops at the first line of the job's body,
+/// `info nym-tasks` lists the executor's jobs, and other locations are
+/// gdb's own; `nym debug` loads it.
+#[test]
+fn the_extension_breaks_on_a_job_by_name_and_lists_the_executors_tasks() {
+    if !gdb_available() {
+        return;
+    }
+    let (_tmp, dir, image) = ticker();
+    let extension = Path::new(env!("CARGO_MANIFEST_DIR")).join("gdb/nym-gdb.py");
+    let port = free_port();
+    let monitor = boot(&dir, &image, port, &[]);
+    let out = gdb(
+        &image,
+        port,
+        &[
+            &format!("source {}", extension.display()),
+            "break start",
+            "break no_such_function",
+            "nym-break no_such_job",
+            &format!("break lib.rs:{TICK_LINE} if i == 2"),
+            "continue",
+            "info nym-tasks",
+            "continue",
+            "print i",
+            "delete",
+            "continue",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    // The job's body starts at the `for` under its signature (line 11),
+    // where it stops once: not at every turn of the loop.
+    assert!(
+        text.contains("nym: start is a job: breakpoint 1 at its body")
+            && text.contains("Breakpoint 1, ticker::start::{async_fn#0}")
+            && text.matches("\n11\t    for i in 1..=count {").count() == 1,
+        "{text}"
+    );
+    assert!(
+        errors.contains("Function \"no_such_function\" not defined.")
+            && errors.contains("no job `no_such_job` in this image"),
+        "{errors}"
+    );
+    assert!(
+        text.contains("  0  running       1  j\n") && text.contains("background tasks: 0"),
+        "the one job, in its first poll: {text}"
+    );
+    assert!(text.contains("$1 = 2"), "the condition held: {text}");
+    let (status, output) = finish(monitor);
+    assert_eq!(status, Some(0), "{output}");
+    assert!(output.contains("done"), "{output}");
+
+    // `nym debug --break start` loads it.
+    let out = nym_debug(
+        &dir,
+        &["--break", "start"],
+        b"continue\ninfo nym-tasks\ndelete\ncontinue\n",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Breakpoint 1, ticker::start::{async_fn#0}"),
+        "{text}"
+    );
+    assert!(text.contains("  0  running       1  j\n"), "{text}");
+    assert!(dir.join("target/nym/kvm/nym-gdb.py").exists());
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -203,3 +203,115 @@ fn ctrl_c_cancels_a_build_and_the_repl_goes_on() {
     t.wait_for("for unix: 0 error(s)", Duration::from_secs(10));
     t.leave("nym>");
 }
+
+/// Rough edges a new user hit: a binding no job uses yet is shown, marked,
+/// in `:graph` and `:devices`; a stack whose jobs have finished does not
+/// block `:boot`; the notebook's log pane wraps a long line, so its end is
+/// on the screen.
+#[test]
+fn unused_bindings_show_a_finished_stack_blocks_no_boot_and_long_log_lines_wrap() {
+    let (_tmp, dir) = project("hello", "hello");
+    let Some(t) = Tmux::start(&dir, &format!("{} repl", nym_exe())) else {
+        return;
+    };
+    t.wait_prompt("nym>", Duration::from_secs(30));
+    t.line("let spare = kv::mem();");
+    t.wait_for("spare: Kv", Duration::from_secs(10));
+    t.wait_prompt("nym>", Duration::from_secs(10));
+    t.line(":graph");
+    t.wait_for("╎ spare: kv::mem (unused)", Duration::from_secs(10));
+    t.wait_prompt("nym>", Duration::from_secs(10));
+    t.line(":devices");
+    t.wait_for("kv::mem  (unused)", Duration::from_secs(10));
+    t.wait_prompt("nym>", Duration::from_secs(10));
+    t.line(":run -- --count 1 --pause 1ms");
+    t.wait_for("the jobs finished", Duration::from_secs(300));
+    t.wait_prompt("nym>", Duration::from_secs(10));
+    t.line(":target kvm");
+    t.wait_prompt("nym[kvm]>", Duration::from_secs(10));
+    t.line(":boot -- --count 1 --pause 1ms");
+    let s = t.wait_for("booting on kvm", Duration::from_secs(30));
+    assert!(
+        s.contains("put the in-process stack away (its jobs had ended)"),
+        "{s}"
+    );
+    assert!(!s.contains("something is running"), "{s}");
+    t.wait_prompt("nym[kvm]>", Duration::from_secs(10));
+    t.line(":stop");
+    t.wait_for("stopped the guest", Duration::from_secs(30));
+    t.leave("nym[kvm]>");
+    drop(t);
+
+    // A line far wider than the log pane.
+    common::rewrite(
+        &dir,
+        "#![no_std]\npub async fn start(c: impl libos::Console) -> Result<(), libos::ConsoleError> {\n    c.log(&alloc::format!(\"long-start {} long-END\", \"x\".repeat(120))).await\n}\nextern crate alloc;\n",
+        "let j = job hello::start(console::default());\nregister(\"hello\", [j]);\n",
+    );
+    std::fs::write(dir.join("nb.md"), "```nym\n:run\n```\n").unwrap();
+    let Some(t) = Tmux::start(&dir, &format!("{} tui nb.md", nym_exe())) else {
+        return;
+    };
+    t.wait_for("[1] nym", Duration::from_secs(30));
+    t.keys(&["C-a"]);
+    let s = t.wait_for("the jobs finished", Duration::from_secs(300));
+    assert!(s.contains("long-start"), "{s}");
+    assert!(
+        s.contains("long-END"),
+        "the end of the long line is shown:\n{s}"
+    );
+    t.keys(&["C-q"]);
+    t.wait_for("EXITED 0", Duration::from_secs(30));
+}
+
+/// A device of the running stack called from the REPL (completed with
+/// Tab, checked, answered) and from a notebook cell: what the REPL sets,
+/// the http server serves.
+#[test]
+fn the_repl_and_the_notebook_call_live_devices_of_the_running_server() {
+    let (_tmp, dir) = project("web", "http");
+    let port = common::free_port();
+    let Some(t) = Tmux::start(&dir, &format!("{} repl", nym_exe())) else {
+        return;
+    };
+    t.wait_prompt("nym>", Duration::from_secs(30));
+    t.line(&format!(":run -- --port {port}"));
+    t.wait_for("running in-process", Duration::from_secs(300));
+    common::wait_for_body(port, "/", "Hello from nym!\n");
+    t.wait_prompt("nym>", Duration::from_secs(10));
+    t.type_text("state.se");
+    t.keys(&["Tab"]);
+    t.wait_for("nym> state.set(", Duration::from_secs(10));
+    t.line("\"greeting\", \"typed in tmux\")");
+    t.wait_prompt("nym>", Duration::from_secs(10));
+    assert_eq!(common::get(port, "/kv/greeting").unwrap(), "typed in tmux");
+    t.line("state.get(\"nope\")");
+    t.wait_for("no value for key \"nope\"", Duration::from_secs(10));
+    t.wait_prompt("nym>", Duration::from_secs(10));
+    t.line("state.get(\"greeting\")");
+    t.wait_for("\"typed in tmux\" (13 bytes)", Duration::from_secs(10));
+    t.wait_prompt("nym>", Duration::from_secs(10));
+    t.line("state.get(1)");
+    t.wait_for(
+        "expects a string for `key`, found an int",
+        Duration::from_secs(10),
+    );
+    t.leave("nym>");
+    drop(t);
+
+    std::fs::write(
+        dir.join("nb.md"),
+        format!("```nym\n:run -- --port {port}\n```\n\n```nym\nstate.set(\"from\", \"the notebook\")\nstate.get(\"from\")\n```\n"),
+    )
+    .unwrap();
+    let Some(t) = Tmux::start(&dir, &format!("{} tui nb.md", nym_exe())) else {
+        return;
+    };
+    t.wait_for("[2] nym", Duration::from_secs(30));
+    t.keys(&["C-a"]);
+    let s = t.wait_for("ran 2 cell(s)", Duration::from_secs(300));
+    assert!(s.contains("\"the notebook\" (12 bytes)"), "{s}");
+    assert_eq!(common::get(port, "/kv/from").unwrap(), "the notebook");
+    t.keys(&["C-q"]);
+    t.wait_for("EXITED 0", Duration::from_secs(30));
+}

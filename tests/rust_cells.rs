@@ -91,4 +91,39 @@ fn rust_cells_call_the_project_build_a_device_keep_variables_and_show_errors() {
     assert!(!r.error, "{}", r.text);
     let saved = std::fs::read_to_string(&nb).unwrap();
     assert!(saved.contains("```rust\nweb::INDEX\n```"), "{saved}");
+
+    // The running stack's devices: a cell that names one is told why it
+    // cannot reach it, and `inspect!(NAME)` gives it a copy.
+    let r = s.eval_rust("inspect!(state).entries.len()");
+    assert!(r.error && r.text.contains("nothing runs"), "{}", r.text);
+    std::env::set_var("CARGO_TARGET_DIR", common::shared_target());
+    let port = common::free_port();
+    let r = s.eval(&format!(":run -- --port {port}"));
+    assert!(!r.error, "{}", r.text);
+    common::wait_for_body(port, "/", "Hello from nym!\n");
+    common::put(port, "/kv/greeting", "hi from http");
+    let r = s.eval_rust("state.get(\"greeting\")");
+    assert!(
+        r.error
+            && r.text.contains("`state` is a device of the graph")
+            && r.text.contains("inspect!(state)"),
+        "{}",
+        r.text
+    );
+    eval(&mut s, "let snap = inspect!(state);");
+    assert_eq!(
+        eval(&mut s, "snap.text(\"greeting\")"),
+        r#"Some("hi from http")"#
+    );
+    assert_eq!(eval(&mut s, "snap.kind.clone()"), r#""Kv""#);
+    // A copy: the stack's store changes, the snapshot does not.
+    common::put(port, "/kv/greeting", "changed");
+    assert_eq!(
+        eval(
+            &mut s,
+            "(snap.text(\"greeting\"), inspect!(state).text(\"greeting\"))"
+        ),
+        r#"(Some("hi from http"), Some("changed"))"#
+    );
+    assert!(s.eval(":stop").text.contains("stopped the stack"));
 }

@@ -176,3 +176,82 @@ fn a_session_boots_kvm_in_process_confines_only_the_vcpu_and_stops_it() {
         r.text
     );
 }
+
+/// Device calls from the session reach the live devices of the running
+/// http template: a value set from the REPL is served over HTTP, one PUT
+/// over HTTP is read back, a device's error is printed while the stack
+/// serves on, and what cannot be called says why.
+#[test]
+fn device_calls_reach_the_devices_the_running_http_template_serves_from() {
+    let (_tmp, dir) = project("web", "http");
+    std::env::set_var("CARGO_TARGET_DIR", common::shared_target());
+    let port = common::free_port();
+    let mut s = Session::open(&dir, None).unwrap();
+    let ok = |s: &mut Session, input: &str| {
+        let r = s.eval(input);
+        assert!(!r.error, "{input}: {}", r.text);
+        r.text
+    };
+    let r = s.eval(&format!(":run -- --port {port}"));
+    assert!(
+        !r.error,
+        "{}\nlog:\n{}",
+        r.text,
+        s.log().tail(50).join("\n")
+    );
+    wait_for_body(port, "/", "Hello from nym!\n");
+
+    assert_eq!(
+        ok(&mut s, "state.set(\"greeting\", \"set from the REPL\")"),
+        "ok"
+    );
+    assert_eq!(get(port, "/kv/greeting").unwrap(), "set from the REPL");
+    put(port, "/kv/visitor", "Ada");
+    assert_eq!(ok(&mut s, "state.get(\"visitor\")"), "\"Ada\" (3 bytes)");
+    assert_eq!(
+        ok(&mut s, "state.list()"),
+        "2 key(s)\n\"greeting\"\n\"visitor\""
+    );
+    assert!(ok(&mut s, "files.list()").contains("\"hello.txt\""));
+    assert!(ok(&mut s, "stack.describe()").contains(&format!("listening on [{port}]")));
+    assert_eq!(ok(&mut s, "console.log(\"hi from the session\")"), "ok");
+    assert!(s.log().tail(50).iter().any(|l| l == "hi from the session"));
+
+    // A device's error is printed; the stack serves on.
+    let r = s.eval("state.get(\"nope\")");
+    assert!(
+        r.error && r.text.contains("no value for key \"nope\""),
+        "{}",
+        r.text
+    );
+    let r = s.eval("state.set(\"\", \"x\")");
+    assert!(r.error && r.text.contains("the key is empty"), "{}", r.text);
+    assert_eq!(get(port, "/kv/greeting").unwrap(), "set from the REPL");
+
+    // The checker refuses a wrong call before anything runs.
+    let r = s.eval("files.set(\"a\", \"b\")");
+    assert!(
+        r.error && r.text.contains("only a `Kv` has `set`"),
+        "{}",
+        r.text
+    );
+    let r = s.eval("stack.listen(80)");
+    assert!(
+        r.error && r.text.contains("cannot be called from a session"),
+        "{}",
+        r.text
+    );
+    // A device no job uses is not in the running stack.
+    ok(&mut s, "let spare = kv::mem();");
+    let r = s.eval("spare.get(\"k\")");
+    assert!(
+        r.error && r.text.contains("not in the running stack"),
+        "{}",
+        r.text
+    );
+
+    let r = s.eval(":stop");
+    assert!(r.text.contains("stopped the stack"), "{}", r.text);
+    let r = s.eval("state.get(\"greeting\")");
+    assert!(r.error && r.text.contains("nothing runs"), "{}", r.text);
+}

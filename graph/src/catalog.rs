@@ -36,6 +36,8 @@ impl std::fmt::Display for ParamType {
 pub enum Default {
     /// An integer.
     Int(i64),
+    /// A string.
+    Str(&'static str),
 }
 
 impl Default {
@@ -43,6 +45,7 @@ impl Default {
     pub fn value(self) -> Value {
         match self {
             Default::Int(i) => Value::Int(i),
+            Default::Str(s) => Value::Str(s.into()),
         }
     }
 }

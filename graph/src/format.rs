@@ -133,6 +133,12 @@ fn expr(src: &str, e: &Expr, depth: usize) -> String {
         ExprKind::Job { path, args: a, .. } => {
             format!("job {}({})", path.text(), args(src, a, depth))
         }
+        ExprKind::Method {
+            receiver,
+            method,
+            args: a,
+            ..
+        } => format!("{}.{}({})", receiver.name, method.name, args(src, a, depth)),
         ExprKind::Name(id) => id.name.clone(),
         // Literals as written: `4MiB` stays `4MiB`, `"a\"b"` stays escaped.
         ExprKind::Lit(_) | ExprKind::BadCidr(_) | ExprKind::Error => {

@@ -4,9 +4,10 @@
 use crate::catalog::{self, ParamType};
 use crate::check::{a_value, valid_key_name, Binding};
 use crate::jobs::{JobSig, RustCrate};
+use crate::methods::{self, Method};
 use crate::parser::is_keyword;
-use crate::syntax::{Arg, Expr, ExprKind, File, Path, Span, Stmt};
-use crate::types::Type;
+use crate::syntax::{Arg, Expr, ExprKind, File, Ident, Path, Span, Stmt};
+use crate::types::{Kind, Type};
 use crate::Analysis;
 use libos::{Value, ValueType};
 use std::ops::Range;
@@ -16,6 +17,8 @@ enum Found<'a> {
     Impl(&'a Path),
     Job(&'a Path),
     Name(&'a str, Span),
+    /// A method called on the named device.
+    Method(&'a Ident, &'a Ident),
     None,
 }
 
@@ -36,6 +39,23 @@ fn find_in_expr<'a>(e: &'a Expr, offset: usize) -> Found<'a> {
                 .map(|a| find_in_expr(&a.value, offset))
                 .find(|f| !matches!(f, Found::None))
                 .unwrap_or(Found::None)
+        }
+        ExprKind::Method {
+            receiver,
+            method,
+            args,
+            ..
+        } => {
+            if receiver.span.contains(offset) {
+                Found::Name(&receiver.name, receiver.span)
+            } else if method.span.contains(offset) {
+                Found::Method(receiver, method)
+            } else {
+                args.iter()
+                    .map(|a| find_in_expr(&a.value, offset))
+                    .find(|f| !matches!(f, Found::None))
+                    .unwrap_or(Found::None)
+            }
         }
         ExprKind::Name(id) => Found::Name(&id.name, id.span),
         ExprKind::List(items) => items
@@ -106,6 +126,24 @@ fn type_at(a: &Analysis, span: Span) -> Option<Type> {
     })
 }
 
+/// The kind of the device bound to `name` before `offset`.
+fn kind_of(a: &Analysis, name: &str, offset: usize) -> Option<Kind> {
+    a.checked
+        .bindings
+        .iter()
+        .rev()
+        .find(|b| b.name.name == name && b.stmt.end <= offset)
+        .and_then(|b| match b.ty {
+            Type::Device(k) => Some(k),
+            _ => None,
+        })
+}
+
+/// The method `method` called on `receiver`, when the receiver's kind has it.
+fn method_at(a: &Analysis, receiver: &Ident, method: &str) -> Option<&'static Method> {
+    methods::lookup(kind_of(a, &receiver.name, receiver.span.start)?, method)
+}
+
 fn job_sig(krate: Option<&RustCrate>, path: &Path) -> Option<JobSig> {
     let segments: Vec<String> = path.segments.iter().map(|s| s.name.clone()).collect();
     krate?.job(&segments).ok()
@@ -142,6 +180,15 @@ pub fn hover(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<(
         Found::Name(name, span) => {
             let ty = type_at(a, span)?;
             Some((span, format!("```nym\nlet {name}: {ty}\n```")))
+        }
+        Found::Method(receiver, method) => {
+            let m = method_at(a, receiver, &method.name)?;
+            let mut text = format!("```nym\n{}\n```\n{}", m.signature(), m.doc);
+            match m.not_callable {
+                Some(why) => text += &format!("\n\nnot callable from a session: {why}"),
+                None => text += "\n\ncalled on the running stack's device in a session",
+            }
+            Some((method.span, text))
         }
         Found::None => None,
     }
@@ -184,7 +231,7 @@ pub fn definition(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Opt
                 CATALOG_SOURCE[..at].matches('\n').count() + 1,
             ))
         }
-        Found::None => None,
+        Found::Method(..) | Found::None => None,
     }
 }
 
@@ -199,6 +246,8 @@ pub enum CompletionKind {
     Key,
     /// A keyword or builtin.
     Keyword,
+    /// A method of a device.
+    Method,
 }
 
 /// One completion.
@@ -212,11 +261,29 @@ pub struct Completion {
     pub kind: CompletionKind,
 }
 
+/// What is applied or called.
+#[derive(Clone, Copy)]
+enum Callee<'a> {
+    Impl(&'a Path),
+    Job(&'a Path),
+    /// A method called on a device.
+    Method(&'a Ident, &'a Ident),
+}
+
+impl Callee<'_> {
+    /// Where the callee is written.
+    fn start(self) -> usize {
+        match self {
+            Callee::Impl(p) | Callee::Job(p) => p.span.start,
+            Callee::Method(r, _) => r.span.start,
+        }
+    }
+}
+
 /// The innermost application whose argument list holds `offset`.
 struct CallSite<'a> {
-    path: &'a Path,
+    callee: Callee<'a>,
     args: &'a [Arg],
-    job: bool,
     /// The argument at `offset`: how many arguments end before it.
     index: usize,
     /// The argument `offset` is in (its name or its value), if any.
@@ -253,16 +320,26 @@ impl CallSite<'_> {
 
 fn call_at(a: &Analysis, offset: usize) -> Option<CallSite<'_>> {
     fn in_expr(e: &Expr, offset: usize) -> Option<CallSite<'_>> {
-        let (path, args, close, job) = match &e.kind {
-            ExprKind::Call { path, args, close } => (path, args, close, false),
-            ExprKind::Job { path, args, close } => (path, args, close, true),
+        let (callee, args, close) = match &e.kind {
+            ExprKind::Call { path, args, close } => (Callee::Impl(path), args, close),
+            ExprKind::Job { path, args, close } => (Callee::Job(path), args, close),
+            ExprKind::Method {
+                receiver,
+                method,
+                args,
+                close,
+            } => (Callee::Method(receiver, method), args, close),
             ExprKind::List(items) => return items.iter().find_map(|i| in_expr(i, offset)),
             ExprKind::Match(arms) => {
                 return arms.iter().find_map(|arm| in_expr(&arm.value, offset))
             }
             _ => return None,
         };
-        if !(path.span.end < offset && offset <= close.start) {
+        let callee_end = match callee {
+            Callee::Impl(p) | Callee::Job(p) => p.span.end,
+            Callee::Method(_, m) => m.span.end,
+        };
+        if !(callee_end < offset && offset <= close.start) {
             return None;
         }
         args.iter()
@@ -277,9 +354,8 @@ fn call_at(a: &Analysis, offset: usize) -> Option<CallSite<'_>> {
                     start.start <= offset && offset <= arg.value.span.end
                 });
                 Some(CallSite {
-                    path,
+                    callee,
                     args,
-                    job,
                     index,
                     arg,
                 })
@@ -292,40 +368,53 @@ fn call_at(a: &Analysis, offset: usize) -> Option<CallSite<'_>> {
 }
 
 /// The parameters of the application at `site`, as (name, type).
-fn params_of(site: &CallSite, krate: Option<&RustCrate>) -> Option<Vec<(String, ParamType)>> {
-    Some(if site.job {
-        job_sig(krate, site.path)?
+fn params_of(
+    a: &Analysis,
+    site: &CallSite,
+    krate: Option<&RustCrate>,
+) -> Option<Vec<(String, ParamType)>> {
+    Some(match site.callee {
+        Callee::Job(path) => job_sig(krate, path)?
             .params
             .into_iter()
             .map(|p| (p.name, p.ty))
-            .collect()
-    } else {
-        catalog::lookup(&site.path.text())?
+            .collect(),
+        Callee::Impl(path) => catalog::lookup(&path.text())?
             .params
             .iter()
             .map(|p| (p.name.to_owned(), p.ty))
-            .collect()
+            .collect(),
+        Callee::Method(receiver, method) => method_at(a, receiver, &method.name)?
+            .params
+            .iter()
+            .map(|p| (p.name.to_owned(), p.ty))
+            .collect(),
     })
 }
 
 /// The argument slot around `offset`: the parameter type expected there.
 fn expected_at(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<ParamType> {
     let site = call_at(a, offset)?;
-    let params = params_of(&site, krate)?;
+    let params = params_of(a, &site, krate)?;
     params.get(site.active(&params)).map(|(_, t)| *t)
 }
 
 /// The parameters of the implementation applied around `offset` that are
 /// not given yet, for `name = ` completions.
 fn params_around(a: &Analysis, offset: usize) -> Vec<(String, ParamType)> {
-    let Some(site) = call_at(a, offset).filter(|s| !s.job) else {
+    let Some(site) = call_at(a, offset) else {
         return Vec::new();
     };
-    let Some(imp) = catalog::lookup(&site.path.text()) else {
+    let params = match site.callee {
+        Callee::Impl(path) => catalog::lookup(&path.text()).map(|imp| imp.params),
+        Callee::Method(receiver, method) => method_at(a, receiver, &method.name).map(|m| m.params),
+        Callee::Job(_) => None,
+    };
+    let Some(params) = params else {
         return Vec::new();
     };
     let positional = site.args.iter().filter(|arg| arg.name.is_none()).count();
-    imp.params
+    params
         .iter()
         .enumerate()
         .filter(|(i, p)| {
@@ -381,6 +470,25 @@ pub fn semantic_tokens(a: &Analysis) -> Vec<(usize, usize, u32)> {
                 }
             }
             ExprKind::Name(id) => out.push((id.span.start, id.span.end - id.span.start, 2)),
+            ExprKind::Method {
+                receiver,
+                method,
+                args,
+                ..
+            } => {
+                out.push((
+                    receiver.span.start,
+                    receiver.span.end - receiver.span.start,
+                    2,
+                ));
+                out.push((method.span.start, method.span.end - method.span.start, 1));
+                for arg in args {
+                    if let Some(n) = &arg.name {
+                        out.push((n.span.start, n.span.end - n.span.start, 7));
+                    }
+                    expr(&arg.value, out);
+                }
+            }
             ExprKind::Lit(v) => {
                 let kind = if matches!(v, libos::Value::Str(_)) {
                     3
@@ -433,6 +541,23 @@ pub fn completions(
         .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
         .map_or(0, |i| i + 1);
     let word = &before[word_start..];
+    // After `device.`: the methods of the device's kind.
+    if let Some(receiver) = before[..word_start].strip_suffix('.') {
+        let name_start = receiver
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        let kind = kind_of(a, &receiver[name_start..], offset);
+        return kind
+            .into_iter()
+            .flat_map(methods::of)
+            .filter(|m| m.not_callable.is_none())
+            .map(|m| Completion {
+                label: format!("{}(", m.name),
+                detail: m.signature(),
+                kind: CompletionKind::Method,
+            })
+            .collect();
+    }
     let expected = expected_at(a, krate, offset);
     let fits = |t: Type| match (expected, t) {
         (None, _) => true,
@@ -455,7 +580,7 @@ pub fn completions(
     }
     // The binding whose statement holds the call being completed is not
     // one of its arguments (`let w = kv::full(` cannot take `w`).
-    let call = call_at(a, offset).map(|site| site.path.span.start);
+    let call = call_at(a, offset).map(|site| site.callee.start());
     for b in &a.checked.bindings {
         let own = call.is_some_and(|at| b.stmt.start <= at && at < b.stmt.end);
         if b.stmt.end <= offset && !own && fits(b.ty) {
@@ -547,9 +672,9 @@ fn declared_keys(file: &File) -> Vec<(String, Value)> {
                     }
                 }
             }
-            ExprKind::Call { args, .. } | ExprKind::Job { args, .. } => {
-                args.iter().for_each(|arg| walk(&arg.value, out))
-            }
+            ExprKind::Call { args, .. }
+            | ExprKind::Job { args, .. }
+            | ExprKind::Method { args, .. } => args.iter().for_each(|arg| walk(&arg.value, out)),
             ExprKind::List(items) => items.iter().for_each(|i| walk(i, out)),
             ExprKind::Match(arms) => arms.iter().for_each(|arm| walk(&arm.value, out)),
             _ => {}
@@ -695,19 +820,28 @@ pub struct Signature {
 /// Signature help inside an application at `offset`.
 pub fn signature_help(a: &Analysis, krate: Option<&RustCrate>, offset: usize) -> Option<Signature> {
     let site = call_at(a, offset)?;
-    let (label, params): (String, Vec<(String, Range<usize>)>) = if site.job {
-        let sig = job_sig(krate, site.path)?;
-        let params = sig
-            .params
-            .into_iter()
-            .map(|p| (p.name, p.in_rust))
-            .collect();
-        (sig.rust, params)
-    } else {
-        let imp = catalog::lookup(&site.path.text())?;
-        let (label, places) = imp.signature_with_params();
-        let names = imp.params.iter().map(|p| p.name.to_owned());
-        (label, names.zip(places).collect())
+    let (label, params): (String, Vec<(String, Range<usize>)>) = match site.callee {
+        Callee::Job(path) => {
+            let sig = job_sig(krate, path)?;
+            let params = sig
+                .params
+                .into_iter()
+                .map(|p| (p.name, p.in_rust))
+                .collect();
+            (sig.rust, params)
+        }
+        Callee::Impl(path) => {
+            let imp = catalog::lookup(&path.text())?;
+            let (label, places) = imp.signature_with_params();
+            let names = imp.params.iter().map(|p| p.name.to_owned());
+            (label, names.zip(places).collect())
+        }
+        Callee::Method(receiver, method) => {
+            let m = method_at(a, receiver, &method.name)?;
+            let (label, places) = m.signature_with_params();
+            let names = m.params.iter().map(|p| p.name.to_owned());
+            (label, names.zip(places).collect())
+        }
     };
     let active = site.active(&params);
     Some(Signature {

@@ -37,6 +37,8 @@ pub enum TokenKind {
     FatArrow,
     /// `|`
     Pipe,
+    /// `.`, between a device and the method called on it.
+    Dot,
     /// Something the lexer could not read, with the reason.
     Error(String),
     /// The end of input.
@@ -76,6 +78,10 @@ pub fn lex(src: &str) -> (Vec<Token>, Vec<Span>) {
             b'=' if bytes.get(i + 1) == Some(&b'>') => {
                 i += 2;
                 TokenKind::FatArrow
+            }
+            b'.' => {
+                i += 1;
+                TokenKind::Dot
             }
             b'(' | b')' | b'[' | b']' | b',' | b';' | b'=' | b'{' | b'}' | b'|' => {
                 i += 1;

@@ -37,6 +37,7 @@ pub mod format;
 pub mod ide;
 pub mod jobs;
 pub mod lexer;
+pub mod methods;
 pub mod parser;
 pub mod print;
 pub mod syntax;

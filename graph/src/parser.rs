@@ -77,6 +77,7 @@ fn describe(kind: &TokenKind) -> String {
         TokenKind::RBrace => "`}`".into(),
         TokenKind::FatArrow => "`=>`".into(),
         TokenKind::Pipe => "`|`".into(),
+        TokenKind::Dot => "`.`".into(),
         TokenKind::Error(e) => e.clone(),
         TokenKind::Eof => "the end of the file".into(),
     }
@@ -331,6 +332,24 @@ impl Parser {
                     Ok(Expr {
                         span: path.span.to(self.prev_span()),
                         kind: ExprKind::Call { path, args, close },
+                    })
+                } else if path.segments.len() == 1 && self.at(&TokenKind::Dot) {
+                    let receiver = path.segments.into_iter().next().ok_or(())?;
+                    self.bump();
+                    let method = self.ident("a method name after `.`")?;
+                    if !self.at(&TokenKind::LParen) {
+                        self.unexpected("`(` to call the method");
+                        return Err(());
+                    }
+                    let (args, close) = self.args(depth)?;
+                    Ok(Expr {
+                        span: receiver.span.to(self.prev_span()),
+                        kind: ExprKind::Method {
+                            receiver,
+                            method,
+                            args,
+                            close,
+                        },
                     })
                 } else if path.segments.len() == 1 {
                     let id = path.segments.into_iter().next().ok_or(())?;

@@ -133,7 +133,9 @@ pub fn dot(g: &Graph) -> String {
 /// The graph drawn as boxes and arrows in text, for terminals: one box per
 /// device and registered job, in dependency order from the top, and lanes
 /// on the right carrying each device to the boxes that take it (`◀`).
-/// With `detail`, each box names its implementation too.
+/// With `detail`, each box names its implementation too. Bindings no
+/// registered job reaches yet ([`Graph::unused`]) follow, in dashed boxes
+/// marked `(unused)`, with no lanes: the user is still wiring them.
 ///
 /// ```text
 /// ┌──────────────────────────┐
@@ -163,9 +165,16 @@ pub fn boxes(g: &Graph, detail: bool) -> String {
             inputs(&job.args),
         ));
     }
+    let unused: Vec<String> = g
+        .unused
+        .iter()
+        .map(|u| format!("{} (unused)", text(&u.label, u.what.clone())))
+        .collect();
     let inner = items
         .iter()
-        .map(|(t, _)| t.chars().count())
+        .map(|(t, _)| t)
+        .chain(&unused)
+        .map(|t| t.chars().count())
         .max()
         .unwrap_or(0);
     let width = inner + 4;
@@ -257,6 +266,12 @@ pub fn boxes(g: &Graph, detail: bool) -> String {
         let line: String = row.into_iter().collect();
         out.push_str(line.trim_end());
         out.push('\n');
+    }
+    for text in &unused {
+        let pad = inner - text.chars().count();
+        let _ = writeln!(out, "┌{}┐", "╌".repeat(width - 2));
+        let _ = writeln!(out, "╎ {text}{} ╎", " ".repeat(pad));
+        let _ = writeln!(out, "└{}┘", "╌".repeat(width - 2));
     }
     out
 }

@@ -104,6 +104,18 @@ pub enum ExprKind {
         /// The closing parenthesis; empty where it is missing (as for a call).
         close: Span,
     },
+    /// A call of a method of a bound device, `store.get("k")`: what a
+    /// session runs on the live device (in a file it is refused).
+    Method {
+        /// The device's binding.
+        receiver: Ident,
+        /// The method, a method of the device's trait.
+        method: Ident,
+        /// Its arguments.
+        args: Vec<Arg>,
+        /// The closing parenthesis; empty where it is missing (as for a call).
+        close: Span,
+    },
     /// A reference to a `let` binding.
     Name(Ident),
     /// A literal value.

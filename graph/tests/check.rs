@@ -827,3 +827,32 @@ fn boxes_draw_each_device_to_the_boxes_that_take_it() {
     "#]]
     .assert_eq(&print::boxes(g, false));
 }
+
+/// A binding no registered job reaches yet is drawn too, in a dashed box
+/// marked unused, below what runs: the user is in the middle of wiring it.
+#[test]
+fn boxes_show_bindings_no_job_uses_yet_marked_unused() {
+    let src = "let console = console::default();\nlet spare = kv::full(kv::mem());\n\
+               let idle = job hello::store(console, spare);\n\
+               let a = job hello::start(console, time::default(), 1);\nregister(\"x\", [a]);";
+    let a = analyze(src, Target::Unix, Some(app()));
+    let g = a.graph().expect("the graph checks");
+    expect![[r#"
+        ┌─────────────────────────────────┐
+        │ console: console::default       │
+        └─────────────────────────────────┘──┐
+        ┌─────────────────────────────────┐  │
+        │ time::default: time::default    │  │
+        └─────────────────────────────────┘──┼─┐
+        ┌─────────────────────────────────┐  │ │
+        │ a: job hello::start             │◀─┴─┘
+        └─────────────────────────────────┘
+        ┌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌┐
+        ╎ spare: kv::full (unused)        ╎
+        └╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌┘
+        ┌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌┐
+        ╎ idle: job hello::store (unused) ╎
+        └╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌┘
+    "#]]
+    .assert_eq(&print::boxes(g, true));
+}

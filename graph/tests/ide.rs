@@ -1216,3 +1216,73 @@ fn signature_help_outside_a_call_for_an_unknown_one_and_past_the_end() {
         "#]],
     );
 }
+
+// ---------------------------------------------------------- device calls
+
+#[test]
+fn completion_after_a_device_and_a_dot_offers_its_callable_methods() {
+    check_completions(
+        "let store = kv::mem();\nstore.$0",
+        expect![[r#"
+            Method         get(               KvRo::get(key: string) -> bytes
+            Method         list(              KvRo::list(prefix: string = "") -> list
+            Method         set(               Kv::set(key: string, value: string) -> ()
+            Method         remove(            Kv::remove(key: string) -> ()
+        "#]],
+    );
+    check_completions(
+        "let s = stack::socket();\ns.d$0",
+        expect![[r#"
+            Method         describe(          Stack::describe() -> lines
+        "#]],
+    );
+    check_completions("let n = 3;\nn.$0", expect![[r#""#]]);
+}
+
+#[test]
+fn hover_and_signature_help_on_a_device_call() {
+    check_hover(
+        "let disk = block::mem();\ndisk.re$0ad(0, 2);",
+        expect![[r#"
+            2:6 "read"
+            ```nym
+            Block::read(sector: int, count: int = 1) -> bytes
+            ```
+            Reads whole sectors.
+
+            called on the running stack's device in a session
+        "#]],
+    );
+    check_hover(
+        "let s = stack::socket();\ns.lis$0ten(80);",
+        expect![[r#"
+            2:3 "listen"
+            ```nym
+            Stack::listen(…)
+            ```
+            Listens on a TCP port.
+
+            not callable from a session: it answers a listener, which a session cannot hold (a job listens)
+        "#]],
+    );
+    check_signature_help(
+        "let store = kv::mem();\nstore.set(\"k\", $0",
+        expect![[r#"
+            Kv::set(key: string, value: string) -> ()
+              - key: string
+              > value: string
+        "#]],
+    );
+    check_semantic_tokens(
+        "let store = kv::mem();\nstore.get(\"k\");",
+        expect![[r#"
+            1:1 "let" keyword
+            1:5 "store" variable
+            1:13 "kv" namespace
+            1:17 "mem" function
+            2:1 "store" variable
+            2:7 "get" function
+            2:11 "\"k\"" string
+        "#]],
+    );
+}

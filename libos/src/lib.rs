@@ -49,6 +49,7 @@ extern crate alloc;
 
 pub mod abi;
 pub mod block;
+pub mod call;
 pub mod clock;
 pub mod conformance;
 pub mod console;
@@ -63,6 +64,7 @@ pub mod net;
 pub mod netif;
 pub mod platform;
 pub mod random;
+pub mod snapshot;
 pub mod stack;
 pub mod task;
 pub mod time;

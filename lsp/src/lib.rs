@@ -299,6 +299,7 @@ impl LanguageServer for Backend {
                         CompletionKind::Binding => CompletionItemKind::VARIABLE,
                         CompletionKind::Key => CompletionItemKind::CONSTANT,
                         CompletionKind::Keyword => CompletionItemKind::KEYWORD,
+                        CompletionKind::Method => CompletionItemKind::METHOD,
                     }),
                     ..Default::default()
                 })

@@ -483,10 +483,8 @@ impl App {
 
     fn draw_log(&self, f: &mut Frame, area: Rect) {
         let n = area.height.saturating_sub(2) as usize;
-        let lines: Vec<Line> = self
-            .session
-            .log()
-            .tail(n)
+        let width = area.width.saturating_sub(2) as usize;
+        let lines: Vec<Line> = wrapped_tail(&self.session.log().tail(n), width, n)
             .into_iter()
             .map(Line::raw)
             .collect();
@@ -522,6 +520,22 @@ fn draw_guide(f: &mut Frame, area: Rect, guide: &dyn Guide) {
             .wrap(ratatui::widgets::Wrap { trim: false }),
         area,
     );
+}
+
+/// The last `rows` rows of `lines` wrapped at `width` columns: a long
+/// line continues on the next rows, so nothing of it is cut off.
+fn wrapped_tail(lines: &[String], width: usize, rows: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in lines {
+        let chars: Vec<char> = line.chars().collect();
+        if chars.is_empty() || width == 0 {
+            out.push(line.clone());
+            continue;
+        }
+        out.extend(chars.chunks(width).map(|c| c.iter().collect::<String>()));
+    }
+    let skip = out.len().saturating_sub(rows);
+    out.split_off(skip)
 }
 
 /// The status bar's text: file, target, run state, reloads, the last build
@@ -842,24 +856,25 @@ mod tests {
         assert!(out[0].is_none(), "markdown has no output");
         assert!(out[1].is_some_and(|r| !r.error && r.text.contains("spare: Kv")));
         assert!(out[2].is_some_and(|r| r.error && r.text.contains("kv::nope")));
+        // The binding no job uses yet is in the graph pane, marked.
+        assert!(render(&app, 100, 40).contains("╎ spare (unused) ╎"));
         screen(
             &app,
             80,
             24,
             expect![[r#"
-                ┌ [1] markdown ────────────────────────────────┐┌ graph · unix ────────────────┐
-                │# Wiring                                      ││┌─────────┐                   │
-                └──────────────────────────────────────────────┘││ console │                   │
-                ┌ [2] nym ✓ ───────────────────────────────────┐│└─────────┘──┐                │
-                │let spare = kv::mem();                        ││┌─────────┐  │                │
-                │:devices                                      │││ store   │  │                │
-                │spare: Kv                                     ││└─────────┘──┼─┐              │
-                │console  Console  console::default            ││┌─────────┐  │ │              │
-                │store    Kv       kv::mem                     │││ app     │◀─┴─┘              │
-                │app      Job      app::start                  ││└─────────┘                   │
-                └──────────────────────────────────────────────┘└──────────────────────────────┘
-                ┌ [3] nym ✗ ───────────────────────────────────┐┌ log ─────────────────────────┐
-                │let oops = kv::nope();                        ││                              │
+                ┌ [2] nym ✓ ───────────────────────────────────┐┌ graph · unix ────────────────┐
+                │let spare = kv::mem();                        ││┌────────────────┐            │
+                │:devices                                      │││ console        │            │
+                │spare: Kv                                     ││└────────────────┘──┐         │
+                │console  Console  console::default            ││┌────────────────┐  │         │
+                │store    Kv       kv::mem                     │││ store          │  │         │
+                │app      Job      app::start                  ││└────────────────┘──┼─┐       │
+                │spare    Kv       kv::mem  (unused)           ││┌────────────────┐  │ │       │
+                │(unused: no registered job reaches it yet)    │││ app            │◀─┴─┘       │
+                └──────────────────────────────────────────────┘│└────────────────┘            │
+                ┌ [3] nym ✗ ───────────────────────────────────┐└──────────────────────────────┘
+                │let oops = kv::nope();                        │┌ log ─────────────────────────┐
                 │nym::unknown-impl                             ││                              │
                 │                                              ││                              │
                 │  × unknown implementation `kv::nope`         ││                              │
@@ -868,7 +883,8 @@ mod tests {
                 │   ·            ────┬───                      ││                              │
                 │   ·                ╰── `kv` has: mem, baked, ││                              │
                 │   ╰────                                      ││                              │
-                └──────────────────────────────────────────────┘└──────────────────────────────┘
+                └──────────────────────────────────────────────┘│                              │
+                                                                └──────────────────────────────┘
                  nb.md │ unix │ stopped │ reloads 0 │ stopped at cell 3
                 ⏎ edit ^R run ^A all ^N/^P new ^D del ^K/^J move ^T kind ^O fold ^S save ^Q quit
             "#]],
@@ -945,6 +961,27 @@ mod tests {
         assert_eq!(app.cells.len(), 3);
         key(&mut app, KeyCode::Char('q'), true);
         assert!(app.quitting());
+    }
+
+    #[test]
+    fn the_log_pane_wraps_long_lines_and_keeps_their_ends() {
+        let (_d, app) = app();
+        let long = format!("start {} end-of-a-long-line", "x".repeat(60));
+        app.session.log().push("before");
+        app.session.log().push(&long);
+        let screen = render(&app, 80, 24);
+        let log: String = screen
+            .lines()
+            .skip_while(|l| !l.contains("┌ log"))
+            .map(|l| l.rsplit('│').nth(1).unwrap_or("").trim_end())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(log.contains("before\nstart xxx"), "{screen}");
+        assert!(log.contains("end-of-a-long-line"), "{screen}");
+        assert_eq!(
+            wrapped_tail(&["abcdef".into(), "gh".into()], 4, 2),
+            vec!["ef".to_owned(), "gh".into()]
+        );
     }
 
     #[test]

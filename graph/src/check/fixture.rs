@@ -84,6 +84,9 @@ fn render(
             let args = args(&j.args);
             let _ = writeln!(out, "  job #{i} {} = {}({args})", j.label, j.sig.path);
         }
+        for u in &g.unused {
+            let _ = writeln!(out, "  unused {}: {} = {}", u.label, u.ty, u.what);
+        }
     }
     expect.assert_eq(&out);
 }

@@ -27,6 +27,7 @@ use libos::Value;
 use std::collections::HashMap;
 
 mod args;
+mod calls;
 #[cfg(test)]
 mod fixture;
 mod jobs;
@@ -36,6 +37,7 @@ mod resolve;
 mod targets;
 
 pub(crate) use args::a_value;
+pub use calls::DeviceCall;
 pub use keys::valid_key_name;
 pub use resolve::closest;
 
@@ -54,6 +56,23 @@ pub struct Graph {
     pub jobs: Vec<JobNode>,
     /// The jobs `register` runs, by index into `jobs`.
     pub registered: Vec<usize>,
+    /// Device and job bindings that no registered job reaches (yet): left
+    /// out of what runs, shown by the interactive views while the user is
+    /// still wiring.
+    pub unused: Vec<Unused>,
+}
+
+/// A device or job binding that no registered job reaches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unused {
+    /// The binding's name.
+    pub label: String,
+    /// Its type (a device kind, `Job` for a job).
+    pub ty: Type,
+    /// What it applies: `kv::mem`, `job app::start`.
+    pub what: String,
+    /// The `let` statement.
+    pub span: Span,
 }
 
 /// A device instance.
@@ -131,6 +150,9 @@ pub struct Checked {
     pub bindings: Vec<Binding>,
     /// The type of each expression that has one, for hover and inlay hints.
     pub types: Vec<(Span, Type)>,
+    /// The device calls that checked (statements of their own, in order):
+    /// what a session runs on the live devices.
+    pub calls: Vec<DeviceCall>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,6 +184,7 @@ struct Checker<'a> {
     jobs: Vec<JobNode>,
     register: Option<(String, Vec<usize>, Span)>,
     types: Vec<(Span, Type)>,
+    calls: Vec<DeviceCall>,
 }
 
 /// Checks `file` (parsed from a source of `src_len` bytes) for `target`
@@ -196,6 +219,7 @@ pub fn check(
         jobs: Vec::new(),
         register: None,
         types: Vec::new(),
+        calls: Vec::new(),
     };
     for stmt in &file.stmts {
         c.stmt(stmt);
@@ -229,6 +253,9 @@ impl Checker<'_> {
                         self.register(value.span, args, *close);
                         return;
                     }
+                }
+                if let ExprKind::Method { receiver, args, .. } = &value.kind {
+                    return self.call_in_place(value, receiver, args, true);
                 }
                 let (ty, eval) = self.expr(value);
                 // Recorded for a refused duplicate too: the editor shows
@@ -274,6 +301,12 @@ impl Checker<'_> {
                     self.register(expr.span, args, *close)
                 }
                 ExprKind::Error => {}
+                ExprKind::Method {
+                    receiver,
+                    method,
+                    args,
+                    close,
+                } => self.device_call(expr, receiver, method, args, *close),
                 _ => {
                     let (ty, _) = self.expr(expr);
                     if ty != Type::Error {
@@ -322,6 +355,10 @@ impl Checker<'_> {
                 (Type::Error, Eval::Error)
             }
             ExprKind::Name(id) => self.name(id),
+            ExprKind::Method { receiver, args, .. } => {
+                self.call_in_place(e, receiver, args, false);
+                (Type::Error, Eval::Error)
+            }
             ExprKind::List(items) => {
                 let evals = items.iter().map(|i| (self.expr(i).1, i.span)).collect();
                 (Type::List, Eval::List(evals))
@@ -415,6 +452,7 @@ impl Checker<'_> {
             graph,
             bindings: self.bindings,
             types: self.types,
+            calls: self.calls,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Pruning: from everything checked to the [`Graph`], keeping only the
 //! nodes and keys the registered jobs reach, renumbered.
-use super::{Checker, GArg, Graph, JobNode, Node};
+use super::{Checker, Eval, GArg, Graph, JobNode, Node, Unused};
 
 impl Checker<'_> {
     /// Keeps only what the registered jobs reach, renumbered.
@@ -75,6 +75,7 @@ impl Checker<'_> {
                 ..self.jobs[j].clone()
             })
             .collect();
+        let unused = self.unused(&node_live, &registered);
         Some(Graph {
             name,
             target: self.target,
@@ -82,7 +83,32 @@ impl Checker<'_> {
             keys,
             registered: (0..jobs.len()).collect(),
             jobs,
+            unused,
         })
+    }
+
+    /// The device and job bindings, in order, that `register` does not
+    /// reach: `node_live` says which nodes it reaches.
+    fn unused(&self, node_live: &[bool], registered: &[usize]) -> Vec<Unused> {
+        self.bindings
+            .iter()
+            .filter_map(|b| {
+                let bound = self.scope.get(&b.name.name)?;
+                let what = match bound.eval {
+                    Eval::Node(n) if !node_live[n] => self.nodes[n].imp.name.to_owned(),
+                    Eval::Job(j) if !registered.contains(&j) => {
+                        format!("job {}", self.jobs[j].sig.path)
+                    }
+                    _ => return None,
+                };
+                Some(Unused {
+                    label: b.name.name.clone(),
+                    ty: b.ty,
+                    what,
+                    span: b.stmt,
+                })
+            })
+            .collect()
     }
 }
 
@@ -121,6 +147,8 @@ register("hello", [keep, run]);
                   key #0 --level: int = 2
                   job #0 keep = hello::store(#0, #3)
                   job #1 run = hello::level(#0, key #0)
+                  unused spare: Kv = kv::mem
+                  unused idle: Job = job hello::start
             "#]],
         );
     }
@@ -146,6 +174,7 @@ register("hello", [job hello::net(console::default(), s)]);
                   key #0 --link: string = "tap"
                   key #1 --loss: int = 5
                   job #0 hello::net = hello::net(#3, #2)
+                  unused dead: Netif = netif::lossy
             "#]],
         );
     }

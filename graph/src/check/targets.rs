@@ -78,6 +78,12 @@ impl Checker<'_> {
     fn uses_in_other_arm(&mut self, e: &Expr) {
         match &e.kind {
             ExprKind::Name(id) => self.use_elsewhere(id),
+            ExprKind::Method { receiver, args, .. } => {
+                self.use_elsewhere(receiver);
+                for arg in args {
+                    self.uses_in_other_arm(&arg.value);
+                }
+            }
             ExprKind::Call { args, .. } | ExprKind::Job { args, .. } => {
                 for arg in args {
                     self.uses_in_other_arm(&arg.value);
@@ -250,6 +256,8 @@ register("hello", [job hello::store(console::default(), pick)]);
                   node #0 pick = kv::mem()
                   node #1 console::default = console::default()
                   job #0 hello::store = hello::store(#1, #0)
+                  unused full: Kv = kv::mem
+                  unused spare: Kv = kv::mem
             "#]],
         );
         check_for(
@@ -265,6 +273,8 @@ register("hello", [job hello::store(console::default(), pick)]);
                   node #1 pick = kv::full(#0)
                   node #2 console::default = console::default()
                   job #0 hello::store = hello::store(#2, #1)
+                  unused spare: Kv = kv::mem
+                  unused store: Kv = kv::mem
             "#]],
         );
     }

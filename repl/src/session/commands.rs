@@ -355,6 +355,7 @@ impl Session {
             Err(e) => return Reply::err(e),
         };
         self.poll();
+        let finished = self.put_away_finished_stack();
         if self.running.is_some() || self.booted.is_some() {
             return Reply::err("something is running; `:stop` it first");
         }
@@ -378,8 +379,20 @@ impl Session {
         ));
         self.set_state(RunState::Booted(target));
         Reply::ok(format!(
-            "booting on {target} (building first); its console is in the log; `:stop` stops it"
+            "{finished}booting on {target} (building first); its console is in the log; `:stop` stops it"
         ))
+    }
+
+    /// Stops the in-process stack if its jobs have all ended (finished,
+    /// failed or interrupted): a stack with nothing running blocks no
+    /// `:boot`. Says so, or nothing when there was none.
+    fn put_away_finished_stack(&mut self) -> String {
+        let ended = matches!(self.status().state, RunState::Ended(_));
+        if !(ended && self.running.is_some() && self.booted.is_none()) {
+            return String::new();
+        }
+        self.stop();
+        "put the in-process stack away (its jobs had ended); ".into()
     }
 
     fn devices(&self) -> Reply {
@@ -403,10 +416,21 @@ impl Session {
             let job = &g.jobs[j];
             rows.push((job.label.clone(), "Job".into(), job.sig.path.to_string()));
         }
+        for u in &g.unused {
+            let what = u.what.strip_prefix("job ").unwrap_or(&u.what);
+            rows.push((
+                u.label.clone(),
+                u.ty.to_string(),
+                format!("{what}  (unused)"),
+            ));
+        }
         let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
         for (label, kind, what) in rows {
             out += &format!("{label:w0$}  {kind:w1$}  {what}\n");
+        }
+        if !g.unused.is_empty() {
+            out += "(unused: no registered job reaches it yet)\n";
         }
         if self.running.is_some() {
             out += "(running: `:inspect NAME` shows a device's state)";

@@ -20,6 +20,7 @@
 //! [`Session`] that ties them together.
 mod commands;
 mod reply;
+mod snapshots;
 mod statements;
 mod supervisor;
 #[cfg(test)]
@@ -214,12 +215,25 @@ impl Session {
         self.rust.interrupt()
     }
 
-    /// Evaluates Rust with evcxr, the project's crate and libos available.
+    /// Evaluates Rust with evcxr, the project's crate and libos available;
+    /// `inspect!(NAME)` in the code is a copy of a running device's state.
     pub fn eval_rust(&mut self, code: &str) -> Reply {
+        let build_dir = self.project.as_ref().and_then(crate::rust::build_dir);
+        let expanded = match self.expand_snapshots(code) {
+            Ok(c) => c,
+            Err(r) => {
+                self.record(code, &r);
+                return r;
+            }
+        };
         let project = self.project.as_ref();
         let krate = project.and_then(|p| Some((p.package.as_deref()?, p.root.as_path())));
-        let build_dir = project.and_then(crate::rust::build_dir);
-        let out = self.rust.eval(code, krate, build_dir.as_deref());
+        let mut out = self.rust.eval(&expanded, krate, build_dir.as_deref());
+        if out.error {
+            if let Some(hint) = self.device_hint(&out.text) {
+                out.text = format!("{}\n{hint}", out.text);
+            }
+        }
         if !out.error && !code.trim().is_empty() {
             self.cells.push(Cell::new(CellKind::Rust, code.trim()));
         }

@@ -33,7 +33,7 @@ impl Entry {
 impl Session {
     /// Graph statements and expressions.
     pub(super) fn eval_graph(&mut self, input: &str) -> Reply {
-        let mut text = input.trim_end().to_owned();
+        let mut text = end_calls(input.trim_end());
         if !text.ends_with(';') && !text.ends_with('}') {
             text.push(';');
         }
@@ -140,21 +140,63 @@ impl Session {
                 out += &format!("{name}: {}\n", b.ty);
             }
         }
+        // Device calls, in order, once the graph is changed (a cell may
+        // re-wire a device, then call it).
+        let mut calls = Vec::new();
         for (a, b) in &expr_at {
-            if let Some(t) = type_at(*a, *b) {
-                out += &format!("{}: {t}\n", source[*a..*b].trim());
+            match analysis.checked.calls.iter().find(|c| c.span.start == *a) {
+                Some(call) => calls.push((call.clone(), source[*a..*b].trim().to_owned())),
+                None => {
+                    if let Some(t) = type_at(*a, *b) {
+                        out += &format!("{}: {t}\n", source[*a..*b].trim());
+                    }
+                }
             }
         }
+        let mut reply = Reply::ok(out.trim_end().to_owned());
         if entries != self.entries {
             self.entries = entries;
             self.sync_source();
             if self.running.is_some() {
-                let r = self.rewire();
-                return Reply::ok(out).then(r);
+                reply = Reply::ok(out).then(self.rewire());
             }
         }
-        Reply::ok(out.trim_end().to_owned())
+        for (call, text) in &calls {
+            reply = reply.then(self.device_call(call, text));
+            if reply.error {
+                break;
+            }
+        }
+        reply
     }
+}
+
+/// `input` with a `;` after each line that is a whole device call
+/// (`store.get("k")`): in a cell, calls are written a line each, as
+/// commands are.
+fn end_calls(input: &str) -> String {
+    let is_call = |line: &str| {
+        let line = without_comment(line).trim();
+        let name_end = line
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(0);
+        name_end > 0
+            && line[name_end..].starts_with('.')
+            && line.ends_with(')')
+            && balanced(line)
+            && !line.starts_with("let ")
+    };
+    let lines: Vec<String> = input
+        .lines()
+        .map(|l| {
+            if is_call(l) {
+                format!("{};", l.trim_end())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    lines.join("\n")
 }
 
 /// Whether `input` is only commands that look or leave (not kept as a
@@ -240,10 +282,14 @@ pub(super) fn entries_of(text: &str) -> Vec<Entry> {
 }
 
 /// Findings that say the graph is not finished, which it rarely is while
-/// it is being typed: unused bindings and values, and a missing `register`.
+/// it is being typed (unused bindings and values, a missing `register`),
+/// and that a device call is no part of a graph file.
 pub(super) fn interactive_noise(d: &Diagnostic, source: &str) -> bool {
-    matches!(d.code, "nym::unused" | "nym::unused-value")
-        || (d.code == "nym::register" && d.span.start >= source.trim_end().len())
+    // A device call is refused in a file, and what a session is for.
+    matches!(
+        d.code,
+        "nym::unused" | "nym::unused-value" | "nym::device-call"
+    ) || (d.code == "nym::register" && d.span.start >= source.trim_end().len())
 }
 
 /// `d` moved from `source` coordinates (a statement starting at `from`)

@@ -19,8 +19,24 @@ pub(super) enum Request {
         oneshot::Sender<Result<Reloaded, Error>>,
     ),
     Inspect(usize, oneshot::Sender<Vec<String>>),
+    /// A device call: the device's node by label, the method, its values.
+    Call(
+        String,
+        &'static str,
+        Vec<libos::Value>,
+        oneshot::Sender<Result<libos::call::Answer, String>>,
+    ),
+    /// A copy of a device's state for a Rust cell, by the node's label.
+    Snapshot(
+        String,
+        oneshot::Sender<Result<libos::snapshot::Snapshot, String>>,
+    ),
     Stop(oneshot::Sender<()>),
 }
+
+/// How long a device call may take before the session stops waiting (a
+/// store on a slow disk, a long `sleep`).
+pub(super) const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The running stack, owned by its own task.
 pub(super) struct Running {
@@ -79,6 +95,32 @@ impl Session {
         let (tx, rx) = oneshot::channel();
         let _ = running.requests.send(Request::Reload(graph, keys, tx));
         self.wait(rx)?
+    }
+
+    /// Runs a device call (`store.get("k")`, written `text`) on the live
+    /// device of the running stack: its answer, or why there is none.
+    pub(super) fn device_call(&mut self, call: &nym_graph::check::DeviceCall, text: &str) -> Reply {
+        self.poll();
+        let Some(running) = &self.running else {
+            return Reply::err(match &self.booted {
+                Some(_) => format!(
+                    "`{text}`: calls reach the devices of the stack running in-process (`:run`); a booted guest's cannot be called"
+                ),
+                None => format!(
+                    "`{text}` calls a device of the running stack, and nothing runs: `:run` starts it"
+                ),
+            });
+        };
+        let (tx, rx) = oneshot::channel();
+        let request = Request::Call(call.node.clone(), call.method.name, call.args.clone(), tx);
+        if running.requests.send(request).is_err() {
+            return Reply::err(format!("`{text}`: the running stack is gone"));
+        }
+        match self.wait(rx) {
+            Ok(Ok(answer)) => Reply::ok(answer.to_string()),
+            Ok(Err(e)) => Reply::err(format!("`{text}`: {e}")),
+            Err(e) => Reply::err(format!("`{text}`: {e}")),
+        }
     }
 
     /// Blocks on `rx`, or until Ctrl-C when interruptible.
@@ -155,6 +197,10 @@ pub(super) async fn supervise(mut s: Supervised) {
                 Some(Request::Inspect(node, done)) => {
                     let _ = done.send(inspect(&s.live, node).await);
                 }
+                Some(Request::Call(node, method, args, done)) => call(&s.live, &node, method, args, done),
+                Some(Request::Snapshot(node, done)) => {
+                    let _ = done.send(snapshot(&s.live, &node).await);
+                }
             },
             ended = s.live.ended() => {
                 let how = match &ended {
@@ -226,6 +272,77 @@ fn reloaded(s: &Supervised, d: &Reloaded) {
     st.last_swap = Some(d.swap);
     st.last_reload = Some(d.to_string());
     st.state = RunState::Running;
+}
+
+/// Runs a device call on its own task, so that a slow device holds up
+/// neither the supervisor nor the jobs; a panic in the device ends that
+/// task alone.
+fn call(
+    live: &Live,
+    node: &str,
+    method: &'static str,
+    args: Vec<libos::Value>,
+    done: oneshot::Sender<Result<libos::call::Answer, String>>,
+) {
+    let found = live.graph().nodes.iter().position(|n| n.label == node);
+    let Some(dev) = found.and_then(|i| live.devices().node(i)).cloned() else {
+        let _ = done.send(Err(format!(
+            "`{node}` is not in the running stack (no registered job reaches it, or the stack runs an older graph)"
+        )));
+        return;
+    };
+    tokio::spawn(async move {
+        let work = tokio::spawn(async move {
+            let answer = libos::call::call(&dev, method, &args).await;
+            answer.map_err(|e| e.to_string())
+        });
+        let answer = match tokio::time::timeout(CALL_TIMEOUT, work).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) if e.is_panic() => Err("the device panicked; the stack runs on".into()),
+            Ok(Err(_)) => Err("the call was cancelled".into()),
+            Err(_) => Err(format!(
+                "no answer within {} s; the call goes on in the background",
+                CALL_TIMEOUT.as_secs()
+            )),
+        };
+        let _ = done.send(answer);
+    });
+}
+
+/// The most keys a snapshot copies.
+const SNAPSHOT_KEYS: usize = 10_000;
+
+/// A copy of the state of the device labelled `node`: what `:inspect`
+/// shows, and a store's keys and values.
+async fn snapshot(live: &Live, node: &str) -> Result<libos::snapshot::Snapshot, String> {
+    use libos::abi::Arg;
+    let index = (live.graph().nodes.iter())
+        .position(|n| n.label == node)
+        .ok_or_else(|| format!("`{node}` is not in the running stack"))?;
+    let dev = live.devices().node(index).ok_or("the device is gone")?;
+    let store: Option<&dyn libos::KvRo> = match dev {
+        Arg::Kv(kv) => Some(&**kv),
+        Arg::KvRo(kv) => Some(&**kv),
+        _ => None,
+    };
+    let mut entries = Vec::new();
+    if let Some(kv) = store {
+        let keys = kv
+            .list("")
+            .await
+            .map_err(|e| format!("cannot list it: {e}"))?;
+        for k in keys.into_iter().take(SNAPSHOT_KEYS) {
+            if let Ok(v) = kv.get(&k).await {
+                entries.push((k, v));
+            }
+        }
+    }
+    Ok(libos::snapshot::Snapshot {
+        name: node.to_owned(),
+        kind: libos::call::kind_name(dev).to_owned(),
+        lines: inspect(live, index).await,
+        entries,
+    })
 }
 
 /// A device's live state, a line per fact.

@@ -138,6 +138,15 @@ fn every_command_answers() {
     assert!(ok(&mut s, ":graph --dot").starts_with("digraph"));
 
     ok(&mut s, "let spare = kv::mem();");
+    // A binding no job uses yet is shown, marked, while the user wires.
+    let g = ok(&mut s, ":graph");
+    assert!(g.contains("╎ spare: kv::mem (unused)"), "{g}");
+    let dev = ok(&mut s, ":devices");
+    assert!(
+        dev.lines()
+            .any(|l| l.starts_with("spare") && l.contains("Kv") && l.contains("(unused")),
+        "{dev}"
+    );
     let c = ok(&mut s, ":check");
     assert!(c.contains("unused binding `spare`"), "{c}");
     assert!(c.contains("0 error(s), 1 warning(s)"), "{c}");
@@ -226,4 +235,47 @@ fn without_a_project_the_graph_starts_empty_and_running_says_why_not() {
     for cmd in [":run", ":build", ":boot"] {
         assert!(err(&mut s, cmd).contains("no project here"), "{cmd}");
     }
+}
+
+#[test]
+fn a_device_call_is_checked_like_any_input_and_needs_the_running_stack() {
+    let (_d, mut s) = project();
+    let before = s.source();
+    let e = err(&mut s, "store.get(\"greeting\")");
+    assert!(
+        e.contains("calls a device of the running stack, and nothing runs: `:run` starts it"),
+        "{e}"
+    );
+    // Wrong calls get the checker's words, placed on the input.
+    let e = err(&mut s, "store.gett(\"k\")");
+    assert!(
+        e.contains("`Kv` has no method `gett`") && e.contains("did you mean `get`"),
+        "{e}"
+    );
+    assert!(e.contains("input:1:7"), "{e}");
+    let e = err(&mut s, "store.set(\"k\")");
+    assert!(
+        e.contains("missing argument `value: string` of `store.set`"),
+        "{e}"
+    );
+    let e = err(&mut s, "console.log(1)");
+    assert!(
+        e.contains("expects a string for `line`, found an int"),
+        "{e}"
+    );
+    let e = err(&mut s, "app.start()");
+    assert!(e.contains("`app` is a job: a job has no methods"), "{e}");
+    let e = err(&mut s, "let v = store.get(\"k\");");
+    assert!(e.contains("cannot be bound"), "{e}");
+    assert_eq!(
+        s.source(),
+        before,
+        "calls are never statements of the graph"
+    );
+    // A line each in a cell, no `;` needed.
+    let e = err(
+        &mut s,
+        "let extra = kv::mem();\nstore.get(\"a\")\nstore.list()",
+    );
+    assert!(e.contains("extra: Kv") && e.contains("nothing runs"), "{e}");
 }

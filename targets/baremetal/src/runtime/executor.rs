@@ -6,7 +6,7 @@ use super::sys;
 use alloc::{string::String, vec::Vec};
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use core::time::Duration;
 use libos::abi::JobFuture;
@@ -24,6 +24,48 @@ static IO: spin::Mutex<Vec<Waker>> = spin::Mutex::new(Vec::new());
 
 /// Background tasks of devices (a stack's driver), run beside the jobs.
 static BACKGROUND: spin::Mutex<Vec<BoxFuture<'static, ()>>> = spin::Mutex::new(Vec::new());
+
+/// One job as a debugger sees it: four plain 64-bit words (its name's
+/// address and length, its [`state`](TaskSlot::state), how often it was
+/// polled), read by `info nym-tasks` in nym's gdb extension while the
+/// guest is stopped.
+#[repr(C)]
+pub struct TaskSlot {
+    name: AtomicU64,
+    name_len: AtomicU64,
+    /// 0 unused, 1 waiting, 2 finished, 3 failed, 4 being polled.
+    state: AtomicU64,
+    polls: AtomicU64,
+}
+
+impl TaskSlot {
+    const fn empty() -> TaskSlot {
+        TaskSlot {
+            name: AtomicU64::new(0),
+            name_len: AtomicU64::new(0),
+            state: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
+        }
+    }
+
+    fn set(&self, state: u64) {
+        self.state.store(state, Ordering::Relaxed);
+    }
+}
+
+/// How many jobs [`NYM_TASKS`] describes; later ones run but are not listed.
+const TASK_SLOTS: usize = 16;
+
+/// The jobs, for debuggers (see [`TaskSlot`]); unmangled, so that gdb finds
+/// them by name in any image.
+#[no_mangle]
+pub static NYM_TASKS: [TaskSlot; TASK_SLOTS] = [const { TaskSlot::empty() }; TASK_SLOTS];
+
+/// The executor beside the jobs, for debuggers: background tasks (a
+/// stack's driver), their polls, timers pending, tasks waiting for I/O,
+/// and the earliest deadline (monotonic ns; 0 for none).
+#[no_mangle]
+pub static NYM_EXECUTOR: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 
 /// Wakes `waker` after the executor next waits.
 pub fn wake_after_wait(waker: &Waker) {
@@ -74,6 +116,12 @@ pub enum Ended {
 /// Runs `jobs` until all finish or one fails.
 pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
     let mut jobs: Vec<Option<(&'static str, JobFuture)>> = jobs.into_iter().map(Some).collect();
+    for (slot, (name, _)) in NYM_TASKS.iter().zip(jobs.iter().flatten()) {
+        slot.name.store(name.as_ptr() as u64, Ordering::Relaxed);
+        slot.name_len.store(name.len() as u64, Ordering::Relaxed);
+        slot.set(1);
+    }
+    let no_slot = TaskSlot::empty();
     let mut background: Vec<BoxFuture<'static, ()>> = Vec::new();
     let waker = waker();
     let mut cx = Context::from_waker(&waker);
@@ -81,12 +129,23 @@ pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
         if WOKEN.swap(false, Ordering::AcqRel) {
             background.append(&mut BACKGROUND.lock());
             background.retain_mut(|t| t.as_mut().poll(&mut cx).is_pending());
-            for slot in jobs.iter_mut() {
+            NYM_EXECUTOR[0].store(background.len() as u64, Ordering::Relaxed);
+            NYM_EXECUTOR[1].fetch_add(1, Ordering::Relaxed);
+            for (i, slot) in jobs.iter_mut().enumerate() {
                 let Some((name, fut)) = slot else { continue };
+                let shown = NYM_TASKS.get(i).unwrap_or(&no_slot);
+                shown.set(4);
+                shown.polls.fetch_add(1, Ordering::Relaxed);
                 match fut.as_mut().poll(&mut cx) {
-                    Poll::Pending => {}
-                    Poll::Ready(Ok(())) => *slot = None,
-                    Poll::Ready(Err(error)) => return Ended::Failed { job: name, error },
+                    Poll::Pending => shown.set(1),
+                    Poll::Ready(Ok(())) => {
+                        shown.set(2);
+                        *slot = None
+                    }
+                    Poll::Ready(Err(error)) => {
+                        shown.set(3);
+                        return Ended::Failed { job: name, error };
+                    }
                 }
             }
             if jobs.iter().all(Option::is_none) {
@@ -94,8 +153,14 @@ pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
             }
             continue;
         }
-        let next = TIMERS.lock().iter().map(|(d, _)| *d).min();
+        let next = {
+            let timers = TIMERS.lock();
+            NYM_EXECUTOR[2].store(timers.len() as u64, Ordering::Relaxed);
+            timers.iter().map(|(d, _)| *d).min()
+        };
         let io = !IO.lock().is_empty();
+        NYM_EXECUTOR[3].store(u64::from(io), Ordering::Relaxed);
+        NYM_EXECUTOR[4].store(next.unwrap_or(0), Ordering::Relaxed);
         let deadline = match (next, io) {
             (Some(d), _) => d,
             (None, true) => sys::monotime().saturating_add(IO_POLL),
