@@ -37,31 +37,24 @@ pub enum Check {
 }
 
 /// `kind = "graph"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GraphCheck {
     /// The targets to check for (default: unix).
-    #[serde(default)]
     pub targets: Vec<String>,
     /// Diagnostic codes that must be gone (`nym::unknown-impl`); other
     /// errors may remain. Without it, the graph must have no errors.
-    #[serde(default)]
     pub without: Vec<String>,
     /// Warnings allowed (default: none).
-    #[serde(default)]
     pub warnings: bool,
     /// Nodes that must be there (or not).
-    #[serde(default)]
     pub node: Vec<NodeWant>,
     /// Keys that must be declared.
-    #[serde(default)]
     pub key: Vec<KeyWant>,
     /// Every node of these implementations takes its `param` from one key.
-    #[serde(default)]
     pub shared: Option<SharedKey>,
     /// The registered jobs take these implementations among their
     /// arguments (directly): `job = { name = "web", takes = "tls::server" }`.
-    #[serde(default)]
     pub job: Vec<JobWant>,
 }
 
@@ -72,10 +65,8 @@ pub struct NodeWant {
     /// Its implementation (`kv::full`).
     pub imp: String,
     /// Its binding, when it matters.
-    #[serde(default)]
     pub label: Option<String>,
     /// Its implementation wraps a node of this implementation (directly).
-    #[serde(default)]
     pub wraps: Option<String>,
     /// It must not be there.
     #[serde(default)]
@@ -89,10 +80,8 @@ pub struct KeyWant {
     /// Its name.
     pub name: String,
     /// Its type (`int`, `string`, `duration`, …) when it matters.
-    #[serde(default)]
     pub ty: Option<String>,
     /// Its default, as the graph prints it (`5`, `"nym"`, `250ms`).
-    #[serde(default)]
     pub default: Option<String>,
 }
 
@@ -154,7 +143,6 @@ pub struct UnchangedCheck {
 #[serde(deny_unknown_fields)]
 pub struct RunCheck {
     /// The target (default: unix).
-    #[serde(default)]
     pub target: Option<String>,
     /// Key values, as after `nym run --`.
     #[serde(default)]
@@ -173,7 +161,6 @@ pub struct RunCheck {
     #[serde(default)]
     pub fails: bool,
     /// The run (not its build) must end within this, as `5s`.
-    #[serde(default)]
     pub within: Option<String>,
 }
 
@@ -186,12 +173,10 @@ fn one() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     /// The target (default: unix).
-    #[serde(default)]
     pub target: Option<String>,
     /// The port the server listens on (its `port` key), in the guest.
     pub port: u16,
     /// The CA to trust, for HTTPS (a file of the lesson folder).
-    #[serde(default)]
     pub cacert: Option<String>,
     /// The requests, in order.
     #[serde(rename = "request")]
@@ -203,15 +188,12 @@ pub struct HttpCheck {
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// GET (default) or PUT.
-    #[serde(default)]
     pub method: Option<String>,
     /// The path.
     pub path: String,
     /// The body to send.
-    #[serde(default)]
     pub body: Option<String>,
     /// The status expected (default 200).
-    #[serde(default)]
     pub status: Option<u16>,
     /// Text the body must hold.
     #[serde(default)]
@@ -223,7 +205,6 @@ pub struct Request {
 #[serde(deny_unknown_fields)]
 pub struct EchoCheck {
     /// The target (default: unix).
-    #[serde(default)]
     pub target: Option<String>,
     /// The port the server listens on in the guest.
     pub port: u16,
@@ -239,7 +220,6 @@ pub struct ReloadCheck {
     pub port: u16,
     /// The step whose solution the server starts from (default: the files
     /// as this step began).
-    #[serde(default)]
     pub from: Option<String>,
     /// The edit must fail to build, and the old version keep serving.
     #[serde(default)]
@@ -263,13 +243,11 @@ pub struct SessionCheck {
 #[serde(deny_unknown_fields)]
 pub struct EventWant {
     /// The input holds this (`:inspect state`); any input if absent.
-    #[serde(default)]
     pub input: Option<String>,
     /// The reply holds all of these.
     #[serde(default)]
     pub reply: Vec<String>,
     /// Where it was typed: `repl` or `tui`; either if absent.
-    #[serde(default)]
     pub via: Option<String>,
     /// What to say when it is missing.
     pub expect: String,

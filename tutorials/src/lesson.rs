@@ -74,20 +74,15 @@ pub struct Step {
 #[serde(deny_unknown_fields)]
 pub struct Action {
     /// A line typed into `nym repl` (one session for the step's actions).
-    #[serde(default)]
     pub repl: Option<String>,
     /// Wait until the session has printed this.
-    #[serde(default)]
     pub wait: Option<String>,
     /// A command in a shell in the lesson folder.
-    #[serde(default)]
     pub shell: Option<String>,
     /// Open this notebook in `nym tui`, run every cell, leave.
-    #[serde(default)]
     pub tui: Option<String>,
     /// `nym debug` with these arguments, these gdb commands typed into
     /// it; the answer is the last value gdb prints (`$1 = …`).
-    #[serde(default)]
     pub debug: Option<Debug>,
 }
 
