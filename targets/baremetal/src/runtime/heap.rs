@@ -1,5 +1,6 @@
 //! The heap: everything between the end of the image and the stack.
 #![allow(unsafe_code)] // the heap's memory range
+use alloc::alloc::{alloc_zeroed, Layout};
 use linked_list_allocator::LockedHeap;
 
 #[global_allocator]
@@ -12,4 +13,17 @@ pub fn init(start: u64, end: u64) {
     // mapped, unused by anything else, and `init` runs once before any
     // allocation.
     unsafe { HEAP.lock().init(start as *mut u8, size) };
+}
+
+/// `size` zeroed bytes aligned to `align`, kept for the guest's life: a
+/// device (or another domain it shares them with) may own them at any
+/// time.
+pub fn zeroed(size: usize, align: usize) -> u64 {
+    let layout = Layout::from_size_align(size, align).expect("constant layout");
+    // SAFETY: the layout is not zero-sized. The memory is never freed.
+    let p = unsafe { alloc_zeroed(layout) };
+    if p.is_null() {
+        alloc::alloc::handle_alloc_error(layout);
+    }
+    p as u64
 }

@@ -1,13 +1,14 @@
 //! The guest as a [`Platform`]: what generated code builds its devices on,
 //! and [`main`]. The board was decided at entry; each constructor here
 //! picks that board's device type once (the monitor's hypercall devices,
-//! virtio over mmio or pci), and the devices themselves never ask which
-//! board they are on.
+//! virtio over mmio or pci, Xen's PV frontends), and the devices
+//! themselves never ask which board they are on.
 use super::entry;
 use super::executor::{self, Sleep};
 use super::hvt::devices::{HvtBlock, HvtNet};
 use super::sys::{self, Board};
 use super::virtio::{self, blk::VirtioBlk, net::VirtioNet};
+use super::xen::{blkfront::Blkfront, netfront::Netfront};
 use alloc::{boxed::Box, format, string::String, vec::Vec};
 use core::time::Duration;
 use libos::abi::JobFuture;
@@ -81,6 +82,8 @@ pub enum GuestBlock {
     Hvt(HvtBlock),
     /// QEMU or libvirt attached the file as a virtio-blk disk.
     Virtio(VirtioBlk),
+    /// `xl` attached it as the domain's vbd (blkfront).
+    Xen(Blkfront),
 }
 
 impl Block for GuestBlock {
@@ -88,24 +91,28 @@ impl Block for GuestBlock {
         match self {
             GuestBlock::Hvt(b) => b.info(),
             GuestBlock::Virtio(b) => b.info(),
+            GuestBlock::Xen(b) => b.info(),
         }
     }
     fn read<'a>(&'a self, sector: u64, buf: &'a mut [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
         match self {
             GuestBlock::Hvt(b) => b.read(sector, buf),
             GuestBlock::Virtio(b) => b.read(sector, buf),
+            GuestBlock::Xen(b) => b.read(sector, buf),
         }
     }
     fn write<'a>(&'a self, sector: u64, data: &'a [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
         match self {
             GuestBlock::Hvt(b) => b.write(sector, data),
             GuestBlock::Virtio(b) => b.write(sector, data),
+            GuestBlock::Xen(b) => b.write(sector, data),
         }
     }
     fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
         match self {
             GuestBlock::Hvt(b) => b.flush(),
             GuestBlock::Virtio(b) => b.flush(),
+            GuestBlock::Xen(b) => b.flush(),
         }
     }
 }
@@ -116,6 +123,8 @@ pub enum GuestNet {
     Hvt(HvtNet),
     /// A virtio-net device on QEMU's user network.
     Virtio(VirtioNet),
+    /// The domain's vif (netfront), bridged by dom0.
+    Xen(Netfront),
 }
 
 impl Netif for GuestNet {
@@ -123,30 +132,35 @@ impl Netif for GuestNet {
         match self {
             GuestNet::Hvt(n) => n.mac(),
             GuestNet::Virtio(n) => n.mac(),
+            GuestNet::Xen(n) => n.mac(),
         }
     }
     fn mtu(&self) -> usize {
         match self {
             GuestNet::Hvt(n) => n.mtu(),
             GuestNet::Virtio(n) => n.mtu(),
+            GuestNet::Xen(n) => n.mtu(),
         }
     }
     fn reliable(&self) -> bool {
         match self {
             GuestNet::Hvt(n) => n.reliable(),
             GuestNet::Virtio(n) => n.reliable(),
+            GuestNet::Xen(n) => n.reliable(),
         }
     }
     fn send<'a>(&'a self, frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>> {
         match self {
             GuestNet::Hvt(n) => n.send(frame),
             GuestNet::Virtio(n) => n.send(frame),
+            GuestNet::Xen(n) => n.send(frame),
         }
     }
     fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>> {
         match self {
             GuestNet::Hvt(n) => n.recv(buf),
             GuestNet::Virtio(n) => n.recv(buf),
+            GuestNet::Xen(n) => n.recv(buf),
         }
     }
 }
@@ -156,7 +170,7 @@ fn virtio_bus(device: &str, hint: &str) -> Result<virtio::Find, MakeError> {
     match sys::board() {
         Board::Microvm => Ok(virtio::on_mmio),
         Board::Q35 => Ok(virtio::on_pci),
-        Board::Xen => Err(Unsupported::error(device, "Xen yet")),
+        Board::Xen => Err(Unsupported::error(device, "Xen (it has PV devices)")),
         Board::Hvt => Err(MakeError::from(format!("{device}: {hint}"))),
     }
 }
@@ -199,10 +213,18 @@ impl Platform for Guest {
     /// (QEMU, libvirt): the path and size are the host's business.
     fn block_file(&self, _path: &str, _size: u64) -> Result<GuestBlock, MakeError> {
         const HINT: &str = "the host attaches block::file's file as the disk";
-        if sys::board() == Board::Hvt {
-            return HvtBlock::open()
-                .map(GuestBlock::Hvt)
-                .map_err(MakeError::from);
+        match sys::board() {
+            Board::Hvt => {
+                return HvtBlock::open()
+                    .map(GuestBlock::Hvt)
+                    .map_err(MakeError::from)
+            }
+            Board::Xen => {
+                return Blkfront::open()
+                    .map(GuestBlock::Xen)
+                    .map_err(MakeError::from)
+            }
+            Board::Microvm | Board::Q35 => {}
         }
         let bus = virtio_bus("a virtio-blk disk", HINT)?;
         VirtioBlk::open(bus)
@@ -214,8 +236,10 @@ impl Platform for Guest {
     }
     fn netif_default(&self) -> Result<GuestNet, MakeError> {
         const HINT: &str = "run with -p HOST:GUEST to add one";
-        if sys::board() == Board::Hvt {
-            return HvtNet::open().map(GuestNet::Hvt).map_err(MakeError::from);
+        match sys::board() {
+            Board::Hvt => return HvtNet::open().map(GuestNet::Hvt).map_err(MakeError::from),
+            Board::Xen => return Netfront::open().map(GuestNet::Xen).map_err(MakeError::from),
+            Board::Microvm | Board::Q35 => {}
         }
         let bus = virtio_bus("a virtio-net device", HINT)?;
         VirtioNet::open(bus)

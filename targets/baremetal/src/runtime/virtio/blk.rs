@@ -4,9 +4,8 @@
 //! data, a status byte): a request whose future is dropped still completes
 //! into them, and the next one waits until it has.
 use super::{zeroed, DeviceType, ProbeError, Queue, Transport, DESC_NEXT, DESC_WRITE};
-use crate::runtime::executor::wake_after_wait;
+use crate::runtime::one_request::{self, OneSlot, Slot};
 use alloc::boxed::Box;
-use core::task::Poll;
 use libos::{Block, BlockError, BlockInfo, BoxFuture, IoError};
 
 const F_RO: u64 = 1 << 5;
@@ -19,31 +18,24 @@ const S_OK: u8 = 0;
 pub const CHUNK: usize = 64 * 1024;
 const SECTOR: usize = 512;
 
-/// Where the one request slot is.
-enum Slot {
-    Idle,
-    /// A request is with the device.
-    Busy {
-        ticket: u64,
-        /// Its future was dropped: free the slot when the device is done.
-        abandoned: bool,
-        /// The device's status byte, once it answered.
-        done: Option<u8>,
-    },
-}
-
 struct Blk {
     transport: Transport,
     queue: Queue,
     header: u64,
     data: u64,
     status: u64,
-    slot: Slot,
+    slot: Slot<u8>,
     next_ticket: u64,
     flush: bool,
 }
 
-impl Blk {
+impl OneSlot for Blk {
+    type Status = u8;
+
+    fn slot(&mut self) -> &mut Slot<u8> {
+        &mut self.slot
+    }
+
     /// Collects the device's answer, if it has given one.
     fn reap(&mut self) {
         self.transport.acknowledge();
@@ -51,20 +43,12 @@ impl Blk {
             // SAFETY: the status byte is the driver's; the device wrote it
             // before returning the chain.
             let status = unsafe { core::ptr::read_volatile(self.status as *const u8) };
-            self.slot = match self.slot {
-                Slot::Busy {
-                    abandoned: true, ..
-                } => Slot::Idle,
-                Slot::Busy { ticket, .. } => Slot::Busy {
-                    ticket,
-                    abandoned: false,
-                    done: Some(status),
-                },
-                Slot::Idle => Slot::Idle,
-            };
+            self.slot.answered(None, status);
         }
     }
+}
 
+impl Blk {
     /// Hands the device a request of `kind` at `sector`, its data already
     /// in the data buffer (`len` bytes, 0 for a flush).
     fn submit(&mut self, kind: u32, sector: u64, len: usize) -> u64 {
@@ -94,34 +78,6 @@ impl Blk {
             done: None,
         };
         ticket
-    }
-}
-
-/// Frees the slot of a request whose future is dropped before its answer
-/// was taken.
-struct Pending<'a> {
-    dev: &'a spin::Mutex<Blk>,
-    ticket: Option<u64>,
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        let Some(mine) = self.ticket else { return };
-        let mut d = self.dev.lock();
-        if let Slot::Busy {
-            ticket,
-            ref mut abandoned,
-            done,
-        } = d.slot
-        {
-            if ticket == mine {
-                if done.is_some() {
-                    d.slot = Slot::Idle;
-                } else {
-                    *abandoned = true;
-                }
-            }
-        }
     }
 }
 
@@ -169,47 +125,23 @@ impl VirtioBlk {
         fill: impl FnOnce(&mut [u8]),
         take: impl FnOnce(&[u8]),
     ) -> Result<(), BlockError> {
-        let mut pending = Pending {
-            dev: self.dev,
-            ticket: None,
-        };
-        let mut fill = Some(fill);
-        let status = core::future::poll_fn(|cx| {
-            let mut d = self.dev.lock();
-            d.reap();
-            match (pending.ticket, &d.slot) {
-                (None, Slot::Idle) => {
-                    if let Some(fill) = fill.take() {
-                        // SAFETY: the slot is idle, so the data buffer is
-                        // the driver's; `len` is at most CHUNK.
-                        fill(unsafe { core::slice::from_raw_parts_mut(d.data as *mut u8, len) });
-                    }
-                    pending.ticket = Some(d.submit(kind, sector, len));
+        let status = one_request::run(
+            self.dev,
+            |d| {
+                // SAFETY: the slot is idle, so the data buffer is the
+                // driver's; `len` is at most CHUNK.
+                fill(unsafe { core::slice::from_raw_parts_mut(d.data as *mut u8, len) });
+                d.submit(kind, sector, len)
+            },
+            |d, status| {
+                if status == S_OK {
+                    // SAFETY: our request is done and its slot not yet
+                    // freed: the data buffer holds what the device wrote.
+                    take(unsafe { core::slice::from_raw_parts(d.data as *const u8, len) });
                 }
-                (
-                    Some(mine),
-                    &Slot::Busy {
-                        ticket,
-                        done: Some(status),
-                        ..
-                    },
-                ) if ticket == mine => return Poll::Ready(status),
-                _ => {}
-            }
-            wake_after_wait(cx.waker());
-            Poll::Pending
-        })
+            },
+        )
         .await;
-        {
-            let d = self.dev.lock();
-            if status == S_OK {
-                // SAFETY: our request is done and its slot not yet freed:
-                // the data buffer holds what the device wrote.
-                take(unsafe { core::slice::from_raw_parts(d.data as *const u8, len) });
-            }
-        }
-        // Frees the slot (the request is done).
-        drop(pending);
         match status {
             S_OK => Ok(()),
             _ => Err(BlockError::Io(IoError::Other(

@@ -20,7 +20,7 @@ pub mod mmio;
 pub mod net;
 pub mod pci;
 
-use alloc::alloc::{alloc_zeroed, Layout};
+pub use super::heap::zeroed;
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{fence, Ordering};
 
@@ -293,18 +293,6 @@ impl Queue {
             Some(((id % u32::from(QUEUE)) as u16, len as usize))
         }
     }
-}
-
-/// `size` zeroed bytes aligned to `align`, kept for the guest's life: a
-/// device may own them at any time.
-pub fn zeroed(size: usize, align: usize) -> u64 {
-    let layout = Layout::from_size_align(size, align).expect("constant layout");
-    // SAFETY: the layout is not zero-sized. The memory is never freed.
-    let p = unsafe { alloc_zeroed(layout) };
-    if p.is_null() {
-        alloc::alloc::handle_alloc_error(layout);
-    }
-    p as u64
 }
 
 /// Reads a register of 8, 16 or 32 bits at `addr` (identity-mapped MMIO).

@@ -3,10 +3,8 @@
 //! its frame is copied out) and transmit (a slot is reused once the device
 //! has returned it).
 use super::{zeroed, DeviceType, ProbeError, Queue, Transport, DESC_WRITE, QUEUE};
-use crate::runtime::executor::wake_after_wait;
-use alloc::boxed::Box;
-use core::task::Poll;
-use libos::{BoxFuture, NetError, Netif};
+use crate::runtime::frames::{Frames, SharedNet};
+use libos::NetError;
 
 const F_MAC: u64 = 1 << 5;
 /// The header before every frame (`virtio_net_hdr` with VERSION_1).
@@ -75,7 +73,9 @@ impl Net {
             tx_free: u32::MAX,
         })
     }
+}
 
+impl Frames for Net {
     /// Copies the next received frame into `buf`, if there is one.
     fn poll_recv(&mut self, buf: &mut [u8]) -> Option<Result<usize, NetError>> {
         self.transport.acknowledge();
@@ -128,60 +128,15 @@ impl Net {
     }
 }
 
-/// The device as a [`Netif`]: shared by the stack's driver and its sends.
-pub struct VirtioNet {
-    net: &'static spin::Mutex<Net>,
-    mac: [u8; 6],
-}
+/// The device as a [`libos::Netif`]: shared by the stack's driver and its
+/// sends.
+pub type VirtioNet = SharedNet<Net>;
 
-impl VirtioNet {
+impl SharedNet<Net> {
     /// Sets up the device found on `find`'s bus.
     pub fn open(find: super::Find) -> Result<VirtioNet, ProbeError> {
         let net = Net::open(find)?;
         let mac = net.mac;
-        Ok(VirtioNet {
-            net: Box::leak(Box::new(spin::Mutex::new(net))),
-            mac,
-        })
-    }
-}
-
-/// A future that polls the device with `poll` until it answers, waking
-/// after each of the executor's waits (which the device's interrupt ends).
-fn until_ready<'a, T>(
-    net: &'a spin::Mutex<Net>,
-    mut poll: impl FnMut(&mut Net) -> Option<T> + Send + 'a,
-) -> BoxFuture<'a, T> {
-    Box::pin(core::future::poll_fn(move |cx| {
-        match poll(&mut net.lock()) {
-            Some(r) => Poll::Ready(r),
-            None => {
-                wake_after_wait(cx.waker());
-                Poll::Pending
-            }
-        }
-    }))
-}
-
-impl Netif for VirtioNet {
-    fn mac(&self) -> [u8; 6] {
-        self.mac
-    }
-
-    fn mtu(&self) -> usize {
-        MTU
-    }
-
-    fn reliable(&self) -> bool {
-        // QEMU's user network checks checksums: compute them.
-        false
-    }
-
-    fn send<'a>(&'a self, frame: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>> {
-        until_ready(self.net, move |n| n.try_send(frame))
-    }
-
-    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, NetError>> {
-        until_ready(self.net, move |n| n.poll_recv(buf))
+        Ok(SharedNet::new(net, mac, MTU))
     }
 }

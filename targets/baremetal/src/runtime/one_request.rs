@@ -1,0 +1,128 @@
+//! One request in flight at a time, through buffers the driver owns: the
+//! request slot of virtio-blk and of Xen's blkfront. A request whose
+//! future is dropped still completes into the driver's buffers: its slot
+//! is freed when the device answers, and the next request waits until
+//! then.
+use super::executor::wake_after_wait;
+use core::task::Poll;
+
+/// Where the one request slot is; `S` is the device's status.
+#[derive(Clone, Copy)]
+pub enum Slot<S> {
+    /// No request is with the device.
+    Idle,
+    /// A request is with the device.
+    Busy {
+        /// Which one.
+        ticket: u64,
+        /// Its future was dropped: free the slot when the device is done.
+        abandoned: bool,
+        /// The device's status, once it answered.
+        done: Option<S>,
+    },
+}
+
+impl<S: Copy> Slot<S> {
+    /// Records the device's answer `status` to request `id` (any request
+    /// for `None`: a device that answers in order); a dropped request's
+    /// slot is freed. False if request `id` is not the one with the device.
+    pub fn answered(&mut self, id: Option<u64>, status: S) -> bool {
+        match *self {
+            Slot::Busy {
+                ticket, abandoned, ..
+            } if id.is_none_or(|i| i == ticket) => {
+                *self = if abandoned {
+                    Slot::Idle
+                } else {
+                    Slot::Busy {
+                        ticket,
+                        abandoned,
+                        done: Some(status),
+                    }
+                };
+                true
+            }
+            Slot::Idle => id.is_none(),
+            Slot::Busy { .. } => false,
+        }
+    }
+}
+
+/// A device with one request slot.
+pub trait OneSlot: Send + 'static {
+    /// The device's status for a request.
+    type Status: Copy + Send;
+    /// Its slot.
+    fn slot(&mut self) -> &mut Slot<Self::Status>;
+    /// Collects the device's answers into the slot ([`Slot::answered`]).
+    fn reap(&mut self);
+}
+
+/// Runs one request on `dev`: waits for the slot, then `submit` places
+/// the request's data and hands it to the device, returning its ticket;
+/// once the device answered, `finish` sees its status while the buffers
+/// still hold what the device wrote. The slot is freed after (or, if this
+/// future is dropped first, when the device answers).
+pub async fn run<D: OneSlot>(
+    dev: &spin::Mutex<D>,
+    submit: impl FnOnce(&mut D) -> u64,
+    finish: impl FnOnce(&D, D::Status),
+) -> D::Status {
+    let mut pending = Pending { dev, ticket: None };
+    let mut submit = Some(submit);
+    let status = core::future::poll_fn(|cx| {
+        let mut d = dev.lock();
+        d.reap();
+        match (pending.ticket, *d.slot()) {
+            (None, Slot::Idle) => {
+                if let Some(submit) = submit.take() {
+                    pending.ticket = Some(submit(&mut d));
+                }
+            }
+            (
+                Some(mine),
+                Slot::Busy {
+                    ticket,
+                    done: Some(status),
+                    ..
+                },
+            ) if ticket == mine => return Poll::Ready(status),
+            _ => {}
+        }
+        wake_after_wait(cx.waker());
+        Poll::Pending
+    })
+    .await;
+    finish(&dev.lock(), status);
+    // Frees the slot (the request is done).
+    drop(pending);
+    status
+}
+
+/// Frees the slot of a request whose future is dropped before its answer
+/// was taken.
+struct Pending<'a, D: OneSlot> {
+    dev: &'a spin::Mutex<D>,
+    ticket: Option<u64>,
+}
+
+impl<D: OneSlot> Drop for Pending<'_, D> {
+    fn drop(&mut self) {
+        let Some(mine) = self.ticket else { return };
+        let mut d = self.dev.lock();
+        let slot = d.slot();
+        if let Slot::Busy { ticket, done, .. } = *slot {
+            if ticket == mine {
+                *slot = if done.is_some() {
+                    Slot::Idle
+                } else {
+                    Slot::Busy {
+                        ticket,
+                        abandoned: true,
+                        done,
+                    }
+                };
+            }
+        }
+    }
+}
