@@ -78,6 +78,88 @@ if [ ! -s "$XEN" ]; then
     sudo_if_needed mv "$XEN.tmp" "$XEN"
     rm -rf "$tmp"
 fi
+# The xen target's Xen host: a Linux dom0 for that hypervisor, assembled
+# from Debian's packages without installing them or booting anything:
+# the kernel (booted as a PV dom0) and the modules dom0 needs (netback,
+# blkback, the bridge, loop, 9p and virtio for QEMU's devices), the Xen
+# tools (xl, xenstored, xenconsoled, the hotplug scripts), bash, flock and
+# busybox, unpacked into an initramfs. nym adds its own scripts at each
+# boot (driver/src/xen/dom0/). Rebuilt when the layout or a package
+# version changes.
+DOM0=/var/cache/nym/xen-dom0
+DOM0_LAYOUT=1
+dom0_packages="busybox-static bash libc6 libtinfo6 libgcc-s1 util-linux xen-utils-4.17 xen-utils-common
+    xenstore-utils libxenmisc4.17 libxenstore4 libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1
+    libxentoollog1 libxenhypfs1 libxentoolcore1 libxendevicemodel1 libyajl2 liblzma5 libuuid1 zlib1g libzstd1"
+dom0_modules="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-netback xen-blkback bridge loop
+    9pnet_virtio 9p virtio_pci virtio_net"
+kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+if [ -z "$kernel_pkg" ]; then
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    kernel_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+fi
+dom0_version="layout $DOM0_LAYOUT; $(apt-cache policy $kernel_pkg $dom0_packages 2>/dev/null | awk '/^[^ ]/ {p=$1} /Candidate:/ {printf "%s%s ", p, $2}')"
+if [ "$(cat "$DOM0/VERSION" 2>/dev/null)" != "$dom0_version" ] || [ ! -s "$DOM0/initrd.gz" ]; then
+    say "assembling the xen target's dom0 (Linux $kernel_pkg, Xen's tools, busybox) in $DOM0"
+    tmp=$(mktemp -d)
+    # shellcheck disable=SC2086 # the lists are words
+    (cd "$tmp" && apt-get download -qq $kernel_pkg $dom0_packages 2>/dev/null) || {
+        sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        (cd "$tmp" && apt-get download -qq $kernel_pkg $dom0_packages)
+    }
+    root=$tmp/root
+    mkdir -p "$root" "$tmp/kernel" "$tmp/util-linux"
+    for deb in "$tmp"/*.deb; do
+        case "$(basename "$deb")" in
+            linux-image-*) dpkg-deb -x "$deb" "$tmp/kernel" ;;
+            util-linux_*) dpkg-deb -x "$deb" "$tmp/util-linux" ;;
+            *) dpkg-deb -x "$deb" "$root" ;;
+        esac
+    done
+    bb=$root/bin/busybox
+    # Only flock of util-linux (Xen's hotplug scripts lock with it).
+    mkdir -p "$root/usr/bin"
+    cp "$tmp/util-linux/usr/bin/flock" "$root/usr/bin/flock"
+    # What dom0 never uses: documentation, headers, static libraries,
+    # Xen's stub domains and OCaml xenstored.
+    rm -rf "$root"/usr/share "$root"/usr/include "$root"/usr/lib/x86_64-linux-gnu/pkgconfig \
+        "$root"/usr/lib/x86_64-linux-gnu/gconv "$root"/var/lib/dpkg "$root"/usr/lib/xen-4.17/boot \
+        "$root"/usr/lib/xen-4.17/bin/oxenstored "$root"/usr/sbin/oxenstored "$root"/lib/x86_64-linux-gnu/libmvec.so.1
+    find "$root" -name '*.a' -delete
+    for applet in $("$bb" --list); do
+        [ -e "$root/bin/$applet" ] || [ -e "$root/usr/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+    done
+    # The modules and what they depend on (read from each module's
+    # .modinfo), then busybox's depmod for modprobe.
+    kver=${kernel_pkg#linux-image-}
+    kmods=$tmp/kernel/lib/modules/$kver
+    mkdir -p "$root/lib/modules/$kver"
+    cp "$kmods/modules.order" "$kmods/modules.builtin" "$root/lib/modules/$kver/"
+    want=$dom0_modules seen=" "
+    while [ -n "${want// /}" ]; do
+        # shellcheck disable=SC2086
+        set -- $want
+        m=$1; shift; want="$*"
+        case "$seen" in *" $m "*) continue ;; esac
+        seen="$seen$m "
+        f=$(grep -E "/$m\.ko$" "$kmods/modules.order" | head -n1)
+        [ -n "$f" ] || { say "no module $m in $kernel_pkg"; exit 1; }
+        mkdir -p "$root/lib/modules/$kver/$(dirname "$f")"
+        cp "$kmods/$f" "$root/lib/modules/$kver/$f"
+        want="$want $("$bb" strings -n 3 "$kmods/$f" | sed -n 's/^depends=//p' | tr ',' ' ')"
+    done
+    "$bb" depmod -b "$root" "$kver"
+    mkdir -p "$root"/proc "$root"/sys "$root"/dev "$root"/run "$root"/tmp "$root"/host \
+        "$root"/var/lib/xen "$root"/var/log/xen "$root"/var/lib/xenstored "$root"/etc/xen/auto "$root"/root
+    ln -sfn /run "$root/var/run"
+    sudo_if_needed mkdir -p "$DOM0"
+    (cd "$root" && find . | "$bb" cpio -o -H newc 2>/dev/null) | gzip -6 > "$tmp/initrd.gz"
+    sudo_if_needed cp "$tmp/initrd.gz" "$DOM0/initrd.gz.tmp"
+    sudo_if_needed mv "$DOM0/initrd.gz.tmp" "$DOM0/initrd.gz"
+    sudo_if_needed cp "$tmp/kernel/boot/vmlinuz-$kver" "$DOM0/vmlinuz"
+    printf '%s\n' "$dom0_version" | sudo_if_needed tee "$DOM0/VERSION" >/dev/null
+    rm -rf "$tmp"
+fi
 # libvirt drives QEMU as root here (/dev/kvm is root's): the daemon's QEMU
 # runs as root too. The tests start libvirtd when it is not running.
 QEMU_CONF=/etc/libvirt/qemu.conf

@@ -150,7 +150,10 @@ pub(crate) fn run(
         return Err(CliError::BlockTarget);
     }
     if !options.forwards.is_empty()
-        && !matches!(target, Target::Kvm | Target::Qemu | Target::Libvirt)
+        && !matches!(
+            target,
+            Target::Kvm | Target::Qemu | Target::Libvirt | Target::Xen
+        )
     {
         return Err(CliError::ForwardTarget(target));
     }
@@ -301,7 +304,15 @@ pub(crate) fn build(
         }
         Target::Xen => {
             let cfg = out.with_extension("cfg");
-            let text = nym_driver::xen::xl_config(&graph.name, &out, 32 << 20, &cmdline);
+            let text = nym_driver::xen::config::xl_config(&nym_driver::xen::config::Domain {
+                name: &graph.name,
+                image: &out,
+                mem: 32 << 20,
+                cmdline: &cmdline,
+                net,
+                disk: block,
+            })
+            .map_err(nym_driver::xen::XenError::from)?;
             std::fs::write(&cfg, text).map_err(|source| CliError::Io {
                 what: format!("writing {}", cfg.display()),
                 source,
@@ -423,4 +434,25 @@ fn report(outcome: &nym_hvt::Outcome) {
     if let Some(text) = nym_driver::guest::describe(outcome) {
         eprintln!("{text}");
     }
+}
+
+/// `nym dom0`: Xen and a Linux dom0 in QEMU, kept up for `nym run
+/// --target xen` until Ctrl-C (or, when standard input is a pipe, until
+/// it closes: a program that starts it ends it by closing the pipe or by
+/// dying).
+pub(crate) fn dom0() -> Result<ExitCode, CliError> {
+    use std::os::unix::fs::FileTypeExt;
+    let stop = nym_driver::guest::Stop::default();
+    nym_driver::guest::stop_on_signals(&stop);
+    let piped = std::fs::metadata("/proc/self/fd/0").is_ok_and(|m| m.file_type().is_fifo());
+    if piped {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            stop.stop();
+        });
+    }
+    let dir = nym_driver::xen::dom0::state_dir();
+    nym_driver::xen::dom0::serve(&dir, &Out::stderr(), &|| stop.requested())?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -110,8 +110,9 @@ enum Command {
         /// src/ or the graph changes, keeping the devices and their state.
         #[arg(long, short = 'w', conflicts_with = "gdb")]
         watch: bool,
-        /// Forward a host port to the guest (kvm): `-p 8080:80` accepts on
-        /// 127.0.0.1:8080 and connects to the guest's port 80. Repeatable.
+        /// Forward a host port to the guest (kvm, qemu, libvirt, xen): `-p
+        /// 8080:80` accepts on 127.0.0.1:8080 and connects to the guest's
+        /// port 80. Repeatable.
         #[arg(long = "publish", short = 'p', value_name = "HOST:GUEST", value_parser = parse_forward)]
         forwards: Vec<(u16, u16)>,
         /// Put the guest on a tap device's network (kvm), instead of
@@ -124,8 +125,8 @@ enum Command {
         #[arg(long, value_name = "N", requires = "forwards", value_parser = clap::value_parser!(u32).range(1..))]
         max_conns: Option<u32>,
         /// The host file for the graph's `block::file` (kvm, qemu,
-        /// libvirt), instead of the one it names; made with the graph's
-        /// size if missing.
+        /// libvirt, xen), instead of the one it names; made with the
+        /// graph's size if missing.
         #[arg(long, value_name = "FILE")]
         block: Option<PathBuf>,
         /// Build the image with optimisations (guest targets).
@@ -135,6 +136,11 @@ enum Command {
         /// (virtio-pci, as libvirt gives).
         #[arg(long, value_name = "MACHINE", value_parser = nym_driver::guest::parse_machine)]
         machine: Option<nym_driver::qemu::Machine>,
+        /// Destroy the guest's domain if it has not shut down after this
+        /// long (xen): `90s`, `5m`; nym then exits with 124. No limit by
+        /// default.
+        #[arg(long, value_name = "DURATION", value_parser = nym_driver::guest::parse_duration)]
+        timeout: Option<std::time::Duration>,
         /// Key values for the graph's `key()`s, after `--`: `-- --count 5`.
         #[arg(last = true)]
         keys: Vec<String>,
@@ -187,6 +193,11 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Keep Xen and a Linux dom0 running in QEMU (software emulation), so
+    /// that each `nym run --target xen` starts its guest in seconds instead
+    /// of booting them first. Ends on Ctrl-C, or when its standard input
+    /// is a pipe and that pipe closes.
+    Dom0,
     /// Format the graph file in place (the layout `nym lsp` formats to).
     Fmt {
         /// The graph file (default: unikernel.nym here or in a parent directory).
@@ -274,6 +285,7 @@ fn main() -> ExitCode {
             nym_repl::Session::open(&cwd, file.as_deref()).map(nym_repl::repl::run)
         }
         Command::Check { project, short } => commands::check(&cwd, &project, short),
+        Command::Dom0 => commands::dom0(),
         Command::Fmt { file, check } => commands::fmt(&cwd, file.as_deref(), check),
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),
         Command::Run {
@@ -300,6 +312,19 @@ fn main() -> ExitCode {
         }
         Command::Run {
             project,
+            timeout: Some(_),
+            ..
+        } if project.target != TargetArg::Xen => {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--timeout destroys a xen guest's domain (--target xen); other targets end with nym (Ctrl-C)",
+                )
+                .exit()
+        }
+        Command::Run {
+            project,
             mem,
             gdb,
             gdb_allow_remote,
@@ -309,6 +334,7 @@ fn main() -> ExitCode {
             block,
             machine,
             release,
+            timeout,
             keys,
             ..
         } => commands::run(
@@ -325,6 +351,7 @@ fn main() -> ExitCode {
                 block: block.map(|b| cwd.join(b)),
                 machine: machine.unwrap_or_default(),
                 release,
+                timeout,
             },
         ),
         Command::Debug {

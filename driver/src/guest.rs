@@ -120,6 +120,8 @@ pub struct Options {
     pub machine: qemu::Machine,
     /// Build the image with optimisations.
     pub release: bool,
+    /// How long a xen guest may run before its domain is destroyed.
+    pub timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -133,6 +135,7 @@ impl Default for Options {
             block: None,
             machine: qemu::Machine::default(),
             release: false,
+            timeout: None,
         }
     }
 }
@@ -184,6 +187,23 @@ pub fn parse_machine(text: &str) -> Result<qemu::Machine, String> {
         .into_iter()
         .find(|m| m.name() == text)
         .ok_or_else(|| format!("`{text}` is not a machine; qemu runs microvm or q35"))
+}
+
+/// Parses a duration: `90s`, `5m`, `1h`, or seconds alone (`30`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (digits, scale) = match text.char_indices().last() {
+        Some((i, 's')) => (&text[..i], 1),
+        Some((i, 'm')) => (&text[..i], 60),
+        Some((i, 'h')) => (&text[..i], 3600),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is not a duration; write it like 90s, 5m or 1h"))
 }
 
 /// Parses a memory size: `32M`, `1G`, `512MiB`, `4096K`.
@@ -287,12 +307,37 @@ pub fn run(
         }
         Target::Xen => {
             let cmdline = guest_cmdline(graph, &options.key_args)?;
-            qemu::check_version().map_err(xen::XenError::Qemu)?;
+            let keys = nym_unix::keys::Keys::parse(key_defaults(graph), &options.key_args)?;
+            let block = kvm::block_file(project, graph, &keys, options.block.as_deref())?;
+            if let Some(b) = &block {
+                kvm::create_block_file(b)?;
+            }
+            qemu::check_forwards(&options.forwards)?;
+            let net = graph.nodes.iter().any(|n| n.imp.name == "netif::default");
+            // dom0 boots (if none is up) while the image builds.
+            let dom0 = xen::Dom0::start(out)?;
             let image = build_program(cwd, project, graph, options.release, out)?;
             if stop.requested() {
                 return Ok(130);
             }
-            Ok(xen::run(&image, options.mem, &cmdline, console, out, stop)?)
+            let conventional = libos::value::Ipv4Cidr {
+                addr: nym_hvt::abi::NET_GUEST_IP.into(),
+                prefix: 24,
+            };
+            let run = xen::Run {
+                domain: xen::config::Domain {
+                    name: &graph.name,
+                    image: &image,
+                    mem: options.mem,
+                    cmdline: &cmdline,
+                    net,
+                    disk: block.as_ref().map(|b| b.path.as_path()),
+                },
+                address: net.then(|| kvm::guest_cidr(graph, &keys).unwrap_or(conventional)),
+                forwards: &options.forwards,
+                timeout: options.timeout,
+            };
+            Ok(xen::run(dom0, &run, console, out, stop)?)
         }
         Target::Unix => Err(Error::BootTarget(Target::Unix)),
     }

@@ -121,11 +121,17 @@ pub fn create_block_file(b: &nym_hvt::BlockFile) -> Result<(), Error> {
 
 /// The address the graph gives the stack over the monitor's link, if any.
 pub fn guest_ip(graph: &Graph, keys: &Keys) -> Option<std::net::Ipv4Addr> {
+    guest_cidr(graph, keys).map(|c| c.addr)
+}
+
+/// The address and subnet the graph gives the stack over the platform's
+/// network interface (`netif::default`), if any.
+pub fn guest_cidr(graph: &Graph, keys: &Keys) -> Option<libos::value::Ipv4Cidr> {
     graph.nodes.iter().find_map(|n| {
         let on_link = n.imp.name == "stack::direct"
             && matches!(n.args.first(), Some(GArg::Node(i)) if graph.nodes[*i].imp.name == "netif::default");
         match boot_value(graph, n.args.get(1)?, keys)? {
-            libos::Value::Cidr(c) if on_link => Some(c.addr),
+            libos::Value::Cidr(c) if on_link => Some(c),
             _ => None,
         }
     })

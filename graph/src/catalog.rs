@@ -372,9 +372,9 @@ pub static CATALOG: &[Implementation] = &[
                 doc: "the size of a new file, in bytes, a multiple of 512",
             },
         ],
-        targets: &[Target::Unix, Target::Kvm, Target::Qemu, Target::Libvirt],
+        targets: ALL_TARGETS,
         instead: None,
-        doc: "A block device of 512-byte sectors backed by a host file.\nIn-process the file itself; on kvm the monitor serves it to the guest; under qemu and libvirt it is the guest's virtio-blk disk. A missing file is created with `size` bytes (`nym run --block FILE` names another file).",
+        doc: "A block device of 512-byte sectors backed by a host file.\nIn-process the file itself; on kvm the monitor serves it to the guest; under qemu and libvirt it is the guest's virtio-blk disk; on xen the domain's vbd (blkfront), which dom0's blkback serves from the file (`disk = [...]` in the xl config). A missing file is created with `size` bytes (`nym run --block FILE` names another file).",
         make: block_file(path: Str, size: Int),
     },
     imp! {
@@ -429,9 +429,9 @@ pub static CATALOG: &[Implementation] = &[
     imp! {
         "netif::default" -> Netif,
         params: [],
-        targets: &[Target::Kvm, Target::Qemu, Target::Libvirt],
+        targets: &[Target::Kvm, Target::Qemu, Target::Libvirt, Target::Xen],
         instead: Some("netif::tap"),
-        doc: "The platform's network interface.\nOn kvm, a virtual Ethernet link to nym's monitor (10.0.2.2), which forwards host ports to the guest (`nym run --target kvm -p 8080:80`); under qemu and libvirt, a virtio-net device on QEMU's user network, which does the same (`-p 8080:80`). The guest takes 10.0.2.15/24 by convention.",
+        doc: "The platform's network interface.\nOn kvm, a virtual Ethernet link to nym's monitor (10.0.2.2), which forwards host ports to the guest (`nym run --target kvm -p 8080:80`); under qemu and libvirt, a virtio-net device on QEMU's user network, which does the same (`-p 8080:80`); on xen, the domain's vif (netfront) on dom0's bridge `xenbr0`, to which `nym run --target xen -p 8080:80` forwards. The guest takes 10.0.2.15/24 by convention.",
         make: netif_default(),
     },
     imp! {

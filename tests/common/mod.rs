@@ -167,18 +167,16 @@ pub fn libvirt_available() -> bool {
         )
 }
 
-/// Whether QEMU and the Xen hypervisor image are there (see [`required`]).
-/// Xen runs in QEMU's software emulation: no KVM needed.
+/// Whether QEMU, the Xen hypervisor image and the dom0 image are there
+/// (see [`required`]). Xen runs in QEMU's software emulation: no KVM
+/// needed.
 pub fn xen_available() -> bool {
-    let xen = std::env::var_os("NYM_XEN").map_or_else(
-        || PathBuf::from("/var/cache/nym/xen-4.17-amd64"),
-        PathBuf::from,
-    );
-    let missing = format!(
-        "Xen ({}) or QEMU is missing: scripts/install.sh installs them",
-        xen.display()
-    );
-    required(xen.is_file() && runs("qemu-system-x86_64"), &missing)
+    let found = nym_driver::xen::hypervisor();
+    let missing = match &found {
+        Ok(_) => "QEMU is missing: scripts/install.sh installs it".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    required(found.is_ok() && runs("qemu-system-x86_64"), &missing)
 }
 
 /// A `nym run` in the background, stopped with Ctrl-C when dropped.

@@ -301,17 +301,4 @@ register("hello", [job hello::store(console::default(), a), job hello::net(conso
             "#]],
         );
     }
-
-    #[test]
-    fn an_implementation_without_an_alternative_lists_its_targets() {
-        check_for(
-            Target::Xen,
-            r#"register("hello", [job hello::store(console::default(), kv::block(block::file("disk.img")))]);
-"#,
-            expect![[r#"
-                error nym::target at 1:67 "block::file": `block::file` is not available on target xen
-                  label: available on: unix, kvm, qemu, libvirt
-            "#]],
-        );
-    }
 }
