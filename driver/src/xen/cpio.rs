@@ -81,7 +81,7 @@ mod tests {
         assert_eq!(bytes.len() % 512, 0);
         let text = String::from_utf8_lossy(&bytes);
         // The file's header: inode 2, mode 100755, size 10, name size 10.
-        assert!(text.contains("07000100000002000081ed"), "{text}");
+        assert!(text.contains("07070100000002000081ed"), "{text}");
         assert!(text.contains("nym/agent\0"));
         assert!(text.contains("#!/bin/sh\n"));
         assert!(text.contains("TRAILER!!!"));
