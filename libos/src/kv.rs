@@ -5,9 +5,13 @@
 //! key that works on one backend works on all.
 //!
 //! Portable stores: [`Mem`] (in memory), [`Baked`] (files fixed at build
-//! time), [`Block`] (on any block device, crash-safe) and the chaos wrapper
-//! [`Full`].
+//! time), [`Block`] (on any block device, crash-safe), the chaos wrapper
+//! [`Full`] and [`History`], which records every change for a session to
+//! read, diff and revert.
 pub use crate::kv_block::Block;
+pub use crate::kv_history::{
+    Change, Diff, History, HistoryError, Plan, Stored, MAX_BYTES as HISTORY_MAX_BYTES,
+};
 use crate::BoxFuture;
 use alloc::{borrow::Cow, boxed::Box, collections::BTreeMap, string::String, vec::Vec};
 

@@ -59,6 +59,7 @@ pub mod job;
 pub mod keys;
 pub mod kv;
 mod kv_block;
+mod kv_history;
 pub mod make;
 pub mod net;
 pub mod netif;

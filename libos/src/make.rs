@@ -77,6 +77,20 @@ pub fn kv_full<P: Platform + ?Sized, K: Kv>(_: &P, kv: K) -> Result<crate::kv::F
     Ok(crate::kv::Full::new(kv))
 }
 
+/// `kv::history(kv, bound)`: `kv`'s changes recorded, the newest `bound`
+/// kept, timed by the platform's wall clock.
+pub fn kv_history<P: Platform + ?Sized, K: Kv>(
+    p: &P,
+    kv: K,
+    bound: i64,
+) -> Result<crate::kv::History<K, P::WallClock>, MakeError> {
+    Ok(crate::kv::History::new(
+        kv,
+        usize::try_from(bound)?,
+        p.wall_clock()?,
+    ))
+}
+
 /// `kv::dir(path)`.
 pub fn kv_dir<P: Platform + ?Sized>(p: &P, path: String) -> Result<P::KvDir, MakeError> {
     p.kv_dir(&path)

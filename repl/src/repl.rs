@@ -61,7 +61,7 @@ impl NymHelper {
                 let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
                 let word = &before[start..];
                 let options: Vec<(String, String)> = match cmd {
-                    ":inspect" => known
+                    ":inspect" | ":history" | ":diff" | ":revert" => known
                         .bindings
                         .iter()
                         .map(|b| (b.clone(), "device".into()))

@@ -47,6 +47,22 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "`:inspect NAME`: a device's live state (KV contents, sockets, clock)",
     ),
     (
+        ":history",
+        "`:history NAME [KEY]`: a store's recorded changes, numbered (`:history` alone: the stores; `--bound N`)",
+    ),
+    (
+        ":diff",
+        "`:diff NAME N M`: what differs in a store between the versions after changes N and M",
+    ),
+    (
+        ":revert",
+        "`:revert NAME N`: put a store back as it was before change N (written through the live store)",
+    ),
+    (
+        ":trace",
+        "`:trace on [FILE]`: record the jobs' polls, wake-ups and device calls; `:trace off` writes them for Perfetto",
+    ),
+    (
         ":rust",
         "`:rust CODE` evaluates Rust (evcxr) with libos and the project's crate; `:rust` alone switches modes; evcxr's `:dep`, `:vars` work there",
     ),
@@ -112,6 +128,10 @@ impl Session {
             }
             ":devices" => self.devices(),
             ":inspect" => self.inspect(rest),
+            ":history" => self.history(rest),
+            ":diff" => self.diff(rest),
+            ":revert" => self.revert(rest),
+            ":trace" => self.trace(rest),
             ":rust" if !rest.is_empty() => self.eval_rust(rest),
             ":save" => self.save(rest),
             ":load" => self.load(rest),

@@ -19,12 +19,14 @@
 //! and `reply.rs` (what an evaluation answers). This file holds the
 //! [`Session`] that ties them together.
 mod commands;
+mod history;
 mod reply;
 mod snapshots;
 mod statements;
 mod supervisor;
 #[cfg(test)]
 mod tests;
+mod trace;
 
 pub use commands::COMMANDS;
 pub use reply::{Reply, RunState, Status};
@@ -60,6 +62,8 @@ pub struct Session {
     interruptible: bool,
     /// Where evaluations are recorded, in a lesson folder of `nym tutorial`.
     journal: Option<crate::journal::Journal>,
+    /// Where `:trace off` writes the trace `:trace on` started.
+    trace_file: Option<PathBuf>,
 }
 
 impl Session {
@@ -72,6 +76,11 @@ impl Session {
             Err(e) => return Err(e.into()),
         };
         let runtime = nym_driver::build::runtime()?;
+        // Every store of the stacks this session runs records its changes
+        // (`:history`, `:diff`, `:revert`).
+        if nym_unix::runner::history_bound() == 0 {
+            nym_unix::runner::record_history(history::DEFAULT_BOUND);
+        }
         let mut s = Session {
             cwd: cwd.to_owned(),
             project,
@@ -88,6 +97,7 @@ impl Session {
             rust: crate::rust::Cells::default(),
             interruptible: false,
             journal: None,
+            trace_file: None,
         };
         let text = s.project.as_ref().map(|p| p.source.clone());
         if let Some(text) = text {
@@ -277,6 +287,7 @@ impl Session {
     /// Stops whatever runs. Called by `:quit` and on drop.
     pub fn shutdown(&mut self) {
         let _ = self.stop();
+        self.finish_trace();
     }
 }
 

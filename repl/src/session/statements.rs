@@ -204,7 +204,7 @@ fn end_calls(input: &str) -> String {
 pub(super) fn is_meta(input: &str) -> bool {
     const META: &[&str] = &[
         ":help", ":logs", ":devices", ":inspect", ":graph", ":check", ":save", ":quit", ":stop",
-        ":reset", ":load", ":rust",
+        ":reset", ":load", ":rust", ":history", ":diff",
     ];
     input.lines().all(|l| {
         let word = l.split_whitespace().next();

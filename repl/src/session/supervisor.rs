@@ -31,6 +31,13 @@ pub(super) enum Request {
         String,
         oneshot::Sender<Result<libos::snapshot::Snapshot, String>>,
     ),
+    /// A question to a store's history, by the node's label (none: every
+    /// store's).
+    History(
+        Option<String>,
+        super::history::Ask,
+        oneshot::Sender<Result<String, String>>,
+    ),
     Stop(oneshot::Sender<()>),
 }
 
@@ -201,6 +208,7 @@ pub(super) async fn supervise(mut s: Supervised) {
                 Some(Request::Snapshot(node, done)) => {
                     let _ = done.send(snapshot(&s.live, &node).await);
                 }
+                Some(Request::History(node, ask, done)) => history(&s.live, node, ask, done),
             },
             ended = s.live.ended() => {
                 let how = match &ended {
@@ -291,9 +299,16 @@ fn call(
         )));
         return;
     };
+    let node = node.to_owned();
     tokio::spawn(async move {
         let work = tokio::spawn(async move {
-            let answer = libos::call::call(&dev, method, &args).await;
+            // On the session's track of a trace, when one is on.
+            let answer = nym_unix::trace::call(
+                &node.as_str().into(),
+                method,
+                libos::call::call(&dev, method, &args),
+            )
+            .await;
             answer.map_err(|e| e.to_string())
         });
         let answer = match tokio::time::timeout(CALL_TIMEOUT, work).await {
@@ -302,6 +317,44 @@ fn call(
             Ok(Err(_)) => Err("the call was cancelled".into()),
             Err(_) => Err(format!(
                 "no answer within {} s; the call goes on in the background",
+                CALL_TIMEOUT.as_secs()
+            )),
+        };
+        let _ = done.send(answer);
+    });
+}
+
+/// Answers a question to a store's history (a revert writes through the
+/// live store) on a task of its own, as a device call.
+fn history(
+    live: &Live,
+    node: Option<String>,
+    ask: super::history::Ask,
+    done: oneshot::Sender<Result<String, String>>,
+) {
+    let labels = &live.graph().nodes;
+    let Some(node) = node else {
+        let all: Vec<_> = (labels.iter().enumerate())
+            .filter_map(|(i, n)| Some((n.label.clone(), live.devices().history(i)?.clone())))
+            .collect();
+        let _ = done.send(Ok(super::history::stores(&all, &ask)));
+        return;
+    };
+    let found = labels.iter().position(|n| n.label == node);
+    let Some(h) = found.and_then(|i| live.devices().history(i)).cloned() else {
+        let _ = done.send(Err(match found {
+            None => format!("`{node}` is not in the running stack (no registered job reaches it, or the stack runs an older graph)"),
+            Some(_) => format!("`{node}` keeps no history: it was made before histories were recorded"),
+        }));
+        return;
+    };
+    tokio::spawn(async move {
+        let work = tokio::spawn(async move { super::history::answer(&node, &h, ask).await });
+        let answer = match tokio::time::timeout(CALL_TIMEOUT, work).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err("the store panicked; the stack runs on".into()),
+            Err(_) => Err(format!(
+                "no answer within {} s; the writes go on in the background",
                 CALL_TIMEOUT.as_secs()
             )),
         };
@@ -352,7 +405,24 @@ async fn inspect(live: &Live, node: usize) -> Vec<String> {
         return vec!["(not in the running graph: it is re-wired on the next change)".into()];
     };
     match dev {
-        Arg::Kv(kv) => kv_contents(&**kv).await,
+        Arg::Kv(kv) => {
+            let mut lines = kv_contents(&**kv).await;
+            if let Some(h) = live.devices().history(node) {
+                let (n, oldest) = h.kept();
+                lines.push(match n {
+                    0 => format!(
+                        "history: no changes yet (keeps {}; `:history NAME`)",
+                        h.bound()
+                    ),
+                    n => format!(
+                        "history: {n} change(s) kept, #{oldest}–#{} (keeps {}; `:history NAME`)",
+                        h.latest(),
+                        h.bound()
+                    ),
+                });
+            }
+            lines
+        }
         Arg::KvRo(kv) => kv_contents(&**kv).await,
         Arg::Stack(s) => s.describe(),
         Arg::MonoClock(c) => vec![format!(

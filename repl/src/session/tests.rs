@@ -279,3 +279,27 @@ fn a_device_call_is_checked_like_any_input_and_needs_the_running_stack() {
     );
     assert!(e.contains("extra: Kv") && e.contains("nothing runs"), "{e}");
 }
+
+#[test]
+fn history_commands_say_what_they_need() {
+    let (_d, mut s) = project();
+    let e = err(&mut s, ":history store");
+    assert!(
+        e.contains("histories are kept while the stack runs, and nothing runs"),
+        "{e}"
+    );
+    let e = err(&mut s, ":diff store one 2");
+    assert!(e.contains("`one` is not a change's number"), "{e}");
+    let e = err(&mut s, ":diff store 1");
+    assert!(e.contains("`:diff NAME N M`"), "{e}");
+    let e = err(&mut s, ":revert store");
+    assert!(e.contains("`:revert NAME N`"), "{e}");
+    let e = err(&mut s, ":history --bound 0");
+    assert!(e.contains("at least 1"), "{e}");
+    assert!(ok(&mut s, ":history --bound 500").contains("will keep its last 500 changes"));
+    assert_eq!(nym_unix::runner::history_bound(), 500);
+    nym_unix::runner::record_history(super::history::DEFAULT_BOUND);
+    // Looking is no cell of its own; reverting is.
+    assert!(is_meta(":history store\n:diff store 1 2"));
+    assert!(!is_meta(":revert store 1"));
+}

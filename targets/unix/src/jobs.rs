@@ -58,7 +58,12 @@ impl Running {
         let mut set = tokio::task::JoinSet::new();
         let mut names = std::collections::HashMap::new();
         for (name, fut) in jobs {
-            let handle = set.spawn(fut);
+            // Polls and wake-ups recorded while tracing is on (`--trace`).
+            let handle = if crate::trace::installed() {
+                set.spawn(crate::trace::Traced::new(&format!("job {name}"), fut))
+            } else {
+                set.spawn(fut)
+            };
             names.insert(handle.id(), name);
         }
         Running { set, names }

@@ -15,3 +15,5 @@ pub use libos::keys;
 pub mod platform;
 #[cfg(feature = "runner")]
 pub mod runner;
+pub mod trace;
+pub mod traced;

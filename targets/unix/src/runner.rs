@@ -17,8 +17,29 @@ use libos::{BoxFuture, Console};
 use nym_graph::check::{GArg, Graph};
 use std::ffi::{c_char, CStr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
+
+/// A store's recorded changes (`libos::kv::History` over the store as the
+/// runner made it).
+pub type StoreHistory = libos::kv::History<Arc<dyn libos::Kv>, Arc<dyn libos::WallClock>>;
+
+/// How many changes each store made from now on records (0: none).
+static HISTORY_BOUND: AtomicUsize = AtomicUsize::new(0);
+
+/// From now on every read-write store the runner makes records its changes,
+/// the newest `bound` kept (0: none, as for `nym run`): what a session
+/// reads with `:history` and rolls back with `:revert`. Process-wide, as a
+/// process runs one stack.
+pub fn record_history(bound: usize) {
+    HISTORY_BOUND.store(bound, Ordering::Relaxed);
+}
+
+/// The bound [`record_history`] set.
+pub fn history_bound() -> usize {
+    HISTORY_BOUND.load(Ordering::Relaxed)
+}
 
 /// Why the graph could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -156,8 +177,17 @@ impl Library {
             let args = job
                 .args
                 .iter()
-                .map(|a| devices.arg(graph, a, keys))
-                .collect::<Result<_, _>>()?;
+                .map(|a| {
+                    let arg = devices.arg(graph, a, keys)?;
+                    // Its calls traced while tracing is on (`--trace`).
+                    Ok(match a {
+                        GArg::Node(n) if crate::trace::installed() => {
+                            crate::traced::lend(arg, &graph.nodes[*n].label)
+                        }
+                        _ => arg,
+                    })
+                })
+                .collect::<Result<_, RunError>>()?;
             let fut = (spec.entry)(Args::new(args)).map_err(|source| RunError::Args {
                 job: job.label.clone(),
                 source,
@@ -179,6 +209,9 @@ pub struct Devices {
     labels: Vec<String>,
     /// The host stacks among the nodes, by node index: paused around a reload.
     sockets: Vec<(usize, devices::socket::Socket)>,
+    /// Each node's recorded changes, for the stores made while
+    /// [`record_history`] asked for them.
+    histories: Vec<Option<Arc<StoreHistory>>>,
     /// What `console::default()` is, when not standard output (a session's log).
     console: Option<Arc<dyn Console>>,
 }
@@ -206,6 +239,7 @@ impl Devices {
             ids: Vec::new(),
             labels: Vec::new(),
             sockets: Vec::new(),
+            histories: Vec::new(),
             console,
         }
     }
@@ -213,6 +247,12 @@ impl Devices {
     /// The device of node `index` of the graph these devices were made for.
     pub fn node(&self, index: usize) -> Option<&Arg> {
         self.nodes.get(index)
+    }
+
+    /// The recorded changes of node `index`, a store made while
+    /// [`record_history`] asked for them.
+    pub fn history(&self, index: usize) -> Option<&Arc<StoreHistory>> {
+        self.histories.get(index)?.as_ref()
     }
 
     /// The devices of `graph`, a new version of the graph these devices
@@ -266,6 +306,7 @@ impl Devices {
             ids: Vec::with_capacity(graph.nodes.len()),
             labels: graph.nodes.iter().map(|n| n.label.clone()).collect(),
             sockets: Vec::new(),
+            histories: Vec::with_capacity(graph.nodes.len()),
             console: self.console.clone(),
         };
         let mut rewired = Rewired::default();
@@ -281,11 +322,15 @@ impl Devices {
                     if let Some((_, s)) = self.sockets.iter().find(|(n, _)| *n == i) {
                         devices.sockets.push((devices.nodes.len(), s.clone()));
                     }
+                    devices
+                        .histories
+                        .push(self.histories.get(i).cloned().flatten());
                     self.nodes[i].clone()
                 }
                 None => {
                     rewired.made.push(node.label.clone());
-                    let platform = InProcess::new(root, self.console.clone());
+                    let mut platform = InProcess::new(root, self.console.clone());
+                    platform.label = node.label.clone();
                     let made = (node.imp.build)(&platform, &mut Args::new(args)).map_err(|e| {
                         RunError::Init {
                             node: node.label.clone(),
@@ -296,6 +341,8 @@ impl Devices {
                     if let Some(socket) = platform.take_socket() {
                         devices.sockets.push((devices.nodes.len(), socket));
                     }
+                    let (made, history) = recorded(made, &platform)?;
+                    devices.histories.push(history);
                     made
                 }
             };
@@ -342,11 +389,31 @@ impl Devices {
     }
 }
 
+/// `made` with its changes recorded, if it is a read-write store and
+/// [`record_history`] asks for it.
+fn recorded(made: Arg, platform: &InProcess) -> Result<(Arg, Option<Arc<StoreHistory>>), RunError> {
+    let bound = history_bound();
+    match made {
+        Arg::Kv(kv) if bound > 0 => {
+            let clock = platform.wall_clock().map_err(|e| RunError::Init {
+                node: "history".into(),
+                imp: "kv::history",
+                message: e.message().to_owned(),
+            })?;
+            let history = Arc::new(StoreHistory::new(kv, bound, clock));
+            Ok((Arg::Kv(history.clone()), Some(history)))
+        }
+        other => Ok((other, None)),
+    }
+}
+
 /// The host as a platform of trait objects, for one node's constructor:
 /// relative paths from the project's root, `console::default()` the
 /// session's log when it has one, and the host stack it makes kept, so the
 /// runner can pause it around a reload.
 pub struct InProcess {
+    /// The node being built: the name its background tasks are traced under.
+    label: String,
     root: PathBuf,
     console: Option<Arc<dyn Console>>,
     socket: Mutex<Option<devices::socket::Socket>>,
@@ -357,6 +424,7 @@ impl InProcess {
     /// `console::default()`.
     pub fn new(root: &Path, console: Option<Arc<dyn Console>>) -> InProcess {
         InProcess {
+            label: String::new(),
             root: root.to_owned(),
             console,
             socket: Mutex::new(None),
@@ -432,7 +500,14 @@ impl Platform for InProcess {
         Ok(entries)
     }
     fn spawn(&self, task: BoxFuture<'static, ()>) {
-        tokio::spawn(task);
+        if crate::trace::installed() {
+            tokio::spawn(crate::trace::Traced::new(
+                &format!("task: {}", self.label),
+                task,
+            ));
+        } else {
+            tokio::spawn(task);
+        }
     }
 }
 
@@ -632,6 +707,53 @@ mod tests {
             panic!()
         };
         assert_eq!(rt.block_on(a3.get("k")).unwrap(), b"kept");
+    }
+
+    /// What a session asks for: each store records its changes, kept with
+    /// the store across a re-wire; other devices are left as they are.
+    #[test]
+    fn stores_record_their_changes_when_asked_and_keep_them_across_a_rewire() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = |g: &Graph| {
+            Keys::parse(
+                g.keys
+                    .iter()
+                    .map(|k| (k.name.as_str(), k.default.clone()))
+                    .collect(),
+                &[] as &[String],
+            )
+            .unwrap()
+        };
+        record_history(3);
+        let v1 = graph(
+            "let a = kv::mem(); let b = kv::full(kv::mem()); let s = stack::socket();\n\
+             let j = job app::start(a, b, s); register(\"x\", [j]);",
+        );
+        let devices = Devices::instantiate(&v1, &keys(&v1), dir.path()).unwrap();
+        let Arg::Kv(a) = devices.nodes[0].clone() else {
+            panic!()
+        };
+        for v in ["1", "2", "3", "4"] {
+            rt.block_on(a.set("k", v.as_bytes())).unwrap();
+        }
+        let h = devices.history(0).expect("a store records its changes");
+        assert_eq!(h.kept(), (3, 2), "the newest three");
+        let stack = v1.nodes.iter().position(|n| n.label == "s").unwrap();
+        assert!(devices.history(stack).is_none(), "a stack has no history");
+        let v2 = graph(
+            "let a = kv::mem(); let b = kv::mem(); let s = stack::socket();\n\
+             let j = job app::start(a, b, s); register(\"x\", [j]);",
+        );
+        let (new, _) = devices.rewire(&v2, &keys(&v2), dir.path()).unwrap();
+        let kept = new.history(0).expect("kept with its store");
+        assert!(Arc::ptr_eq(kept, h));
+        assert_eq!(rt.block_on(kept.revert(4)), Ok(1));
+        assert_eq!(rt.block_on(a.get("k")).unwrap(), b"3");
     }
 
     fn sample_device(k: nym_graph::Kind) -> Arg {

@@ -1,0 +1,537 @@
+//! The scheduler's log: while on, every poll of a job or background task,
+//! every wake-up and every device call the jobs make (a sleep is a call of
+//! `time.sleep`) is recorded with its time, and [`Trace::json`] writes
+//! them in the Trace Event format that Perfetto (ui.perfetto.dev) and
+//! chrome://tracing open: a thread per job with its polls and wake-ups,
+//! and beside it the job's device calls, on as many lanes as were in
+//! flight at once.
+//!
+//! Off (the default), a traced poll or call costs one relaxed atomic load.
+//! `nym run --trace FILE` and a session's `:trace on` turn it on. One
+//! process runs one stack, so the recorder is process-wide.
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+/// The most events kept; later ones are counted, not kept.
+pub const MAX_EVENTS: usize = 4_000_000;
+
+static ON: AtomicBool = AtomicBool::new(false);
+static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
+/// Names of the tracks (jobs, background tasks), by id, kept across traces.
+static TRACKS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The track whose poll runs on this thread now, if any.
+    static CURRENT: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// A session's own calls (`store.get("k")` typed at the prompt) are
+/// recorded on this track.
+pub const SESSION_TRACK: &str = "session";
+
+#[derive(Debug, Clone)]
+enum Event {
+    Poll {
+        track: u32,
+        at: u64,
+        dur: u64,
+    },
+    Wake {
+        track: u32,
+        at: u64,
+    },
+    Call {
+        track: u32,
+        name: Arc<str>,
+        at: u64,
+        dur: u64,
+        done: bool,
+    },
+}
+
+struct Recorder {
+    start: Instant,
+    events: Vec<Event>,
+    dropped: u64,
+}
+
+/// Whether the tracing code is in the path at all: `NYM_TRACE_CODE=0`
+/// leaves jobs and devices unwrapped (for measuring what the wrappers
+/// cost while off), and then nothing can be traced.
+pub fn installed() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| std::env::var_os("NYM_TRACE_CODE").is_none_or(|v| v != "0"))
+}
+
+/// Whether tracing is on.
+#[inline]
+pub fn enabled() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// Starts recording (dropping what an earlier trace left unread).
+pub fn start() {
+    let mut r = lock(&RECORDER);
+    *r = Some(Recorder {
+        start: Instant::now(),
+        events: Vec::new(),
+        dropped: 0,
+    });
+    ON.store(true, Ordering::Release);
+}
+
+/// Stops recording: what was recorded, if it was on.
+pub fn stop() -> Option<Trace> {
+    ON.store(false, Ordering::Release);
+    let r = lock(&RECORDER).take()?;
+    Some(Trace {
+        events: r.events,
+        dropped: r.dropped,
+        tracks: lock(&TRACKS).clone(),
+        duration_ns: r.start.elapsed().as_nanos() as u64,
+    })
+}
+
+/// How many events the trace running now has (0 when off).
+pub fn recorded() -> usize {
+    lock(&RECORDER).as_ref().map_or(0, |r| r.events.len())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The id of the track named `name` (a job, `task: …`), made on first use.
+pub fn track(name: &str) -> u32 {
+    let mut t = lock(&TRACKS);
+    if let Some(i) = t.iter().position(|n| n == name) {
+        return i as u32;
+    }
+    t.push(name.to_owned());
+    (t.len() - 1) as u32
+}
+
+fn record(make: impl FnOnce(u64) -> Event) {
+    let mut r = lock(&RECORDER);
+    let Some(r) = r.as_mut() else { return };
+    if r.events.len() >= MAX_EVENTS {
+        r.dropped += 1;
+        return;
+    }
+    let now = r.start.elapsed().as_nanos() as u64;
+    r.events.push(make(now));
+}
+
+/// Nanoseconds since the trace started (0 when off).
+fn now() -> u64 {
+    lock(&RECORDER)
+        .as_ref()
+        .map_or(0, |r| r.start.elapsed().as_nanos() as u64)
+}
+
+/// A job's or task's future, traced on track `track`: each poll a span,
+/// each wake-up an instant, and device calls made while it is polled
+/// attributed to it.
+pub struct Traced<F> {
+    inner: Pin<Box<F>>,
+    track: u32,
+}
+
+impl<F: Future> Traced<F> {
+    /// `inner` on the track named `name`.
+    pub fn new(name: &str, inner: F) -> Self {
+        Traced {
+            inner: Box::pin(inner),
+            track: track(name),
+        }
+    }
+}
+
+struct TracedWaker {
+    inner: Waker,
+    track: u32,
+}
+
+impl Wake for TracedWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if enabled() {
+            let track = self.track;
+            record(|at| Event::Wake { track, at });
+        }
+        self.inner.wake_by_ref();
+    }
+}
+
+impl<F: Future> Future for Traced<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if !enabled() {
+            return self.inner.as_mut().poll(cx);
+        }
+        let track = self.track;
+        let waker = Waker::from(Arc::new(TracedWaker {
+            inner: cx.waker().clone(),
+            track,
+        }));
+        let mut traced = Context::from_waker(&waker);
+        let outer = CURRENT.with(|c| c.replace(Some(track)));
+        let at = now();
+        let r = self.inner.as_mut().poll(&mut traced);
+        let end = now();
+        CURRENT.with(|c| c.set(outer));
+        record(|_| Event::Poll {
+            track,
+            at,
+            dur: end.saturating_sub(at),
+        });
+        r
+    }
+}
+
+/// A device call's future, a span from its first poll to its answer on
+/// the track polling it (or the session's).
+pub struct Call<'a, T> {
+    inner: libos::BoxFuture<'a, T>,
+    name: &'static str,
+    device: Arc<str>,
+    begun: Option<(u32, u64)>,
+}
+
+/// `fut`, the future of `device.name(…)`, traced.
+pub fn call<'a, T: 'a>(
+    device: &Arc<str>,
+    name: &'static str,
+    fut: libos::BoxFuture<'a, T>,
+) -> libos::BoxFuture<'a, T> {
+    if !enabled() {
+        return fut;
+    }
+    Box::pin(Call {
+        inner: fut,
+        name,
+        device: device.clone(),
+        begun: None,
+    })
+}
+
+impl<T> Call<'_, T> {
+    fn end(&mut self, done: bool) {
+        if let Some((track, at)) = self.begun.take() {
+            let name: Arc<str> = format!("{}.{}", self.device, self.name).into();
+            record(|now| Event::Call {
+                track,
+                name,
+                at,
+                dur: now.saturating_sub(at),
+                done,
+            });
+        }
+    }
+}
+
+impl<T> Future for Call<'_, T> {
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        if self.begun.is_none() && enabled() {
+            let track = CURRENT
+                .with(Cell::get)
+                .unwrap_or_else(|| track(SESSION_TRACK));
+            self.begun = Some((track, now()));
+        }
+        let r = self.inner.as_mut().poll(cx);
+        if r.is_ready() {
+            self.end(true);
+        }
+        r
+    }
+}
+
+impl<T> Drop for Call<'_, T> {
+    fn drop(&mut self) {
+        // Dropped before its answer: the span ends here, marked.
+        self.end(false);
+    }
+}
+
+/// What one trace recorded.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    events: Vec<Event>,
+    dropped: u64,
+    tracks: Vec<String>,
+    duration_ns: u64,
+}
+
+/// Per track: polls, wake-ups, device calls and time polled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// The track's name.
+    pub name: String,
+    /// Polls.
+    pub polls: u64,
+    /// Wake-ups.
+    pub wakes: u64,
+    /// Device calls.
+    pub calls: u64,
+    /// Time spent in polls, in nanoseconds.
+    pub polled_ns: u64,
+}
+
+impl Trace {
+    /// How many events it holds, and how many it had to drop.
+    pub fn len(&self) -> (usize, u64) {
+        (self.events.len(), self.dropped)
+    }
+
+    /// Whether it recorded nothing.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// How long it ran, in nanoseconds.
+    pub fn duration_ns(&self) -> u64 {
+        self.duration_ns
+    }
+
+    /// What each track did, for the tracks that did anything, in order.
+    pub fn counts(&self) -> Vec<Counts> {
+        let mut out: Vec<Counts> = self
+            .tracks
+            .iter()
+            .map(|n| Counts {
+                name: n.clone(),
+                ..Counts::default()
+            })
+            .collect();
+        for e in &self.events {
+            match e {
+                Event::Poll { track, dur, .. } => {
+                    let c = &mut out[*track as usize];
+                    c.polls += 1;
+                    c.polled_ns += dur;
+                }
+                Event::Wake { track, .. } => out[*track as usize].wakes += 1,
+                Event::Call { track, .. } => out[*track as usize].calls += 1,
+            }
+        }
+        out.retain(|c| c.polls + c.wakes + c.calls > 0);
+        out
+    }
+
+    /// One line per track: what `:trace off` and `nym run --trace` say.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "{} event(s) in {:.1} s",
+            self.events.len(),
+            self.duration_ns as f64 / 1e9
+        );
+        if self.dropped > 0 {
+            out += &format!(" ({} more dropped past {MAX_EVENTS})", self.dropped);
+        }
+        for c in self.counts() {
+            out += &format!(
+                "\n  {}: {} poll(s) ({:.1} ms), {} wake-up(s), {} device call(s)",
+                c.name,
+                c.polls,
+                c.polled_ns as f64 / 1e6,
+                c.wakes,
+                c.calls
+            );
+        }
+        out
+    }
+
+    /// The trace in the Trace Event format (JSON object form).
+    pub fn json(&self, process: &str) -> String {
+        let us = |ns: u64| format!("{}.{:03}", ns / 1000, ns % 1000);
+        let mut out = String::from("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
+        let _ = write!(
+            out,
+            "{{\"ph\":\"M\",\"pid\":1,\"tid\":0,\"name\":\"process_name\",\"args\":{{\"name\":{}}}}}",
+            quote(process)
+        );
+        let used = self.counts();
+        // A thread per track (tid = id + 1), and lanes for its calls.
+        let mut lanes: Vec<Vec<u64>> = vec![Vec::new(); self.tracks.len()];
+        let mut calls: Vec<(&Event, usize)> = Vec::new();
+        let mut sorted: Vec<&Event> = self.events.iter().collect();
+        sorted.sort_by_key(|e| match e {
+            Event::Poll { at, .. } | Event::Wake { at, .. } | Event::Call { at, .. } => *at,
+        });
+        for e in &sorted {
+            if let Event::Call { track, at, dur, .. } = e {
+                let free = &mut lanes[*track as usize];
+                let lane = match free.iter().position(|end| *end <= *at) {
+                    Some(l) => l,
+                    None => {
+                        free.push(0);
+                        free.len() - 1
+                    }
+                };
+                free[lane] = at + dur;
+                calls.push((e, lane));
+            }
+        }
+        let call_tid = |track: u32, lane: usize| 100_000 + track as usize * 100 + lane.min(99);
+        for (id, name) in self.tracks.iter().enumerate() {
+            if !used.iter().any(|c| c.name == *name) {
+                continue;
+            }
+            let _ = write!(
+                out,
+                ",\n{{\"ph\":\"M\",\"pid\":1,\"tid\":{},\"name\":\"thread_name\",\"args\":{{\"name\":{}}}}}",
+                id + 1,
+                quote(name)
+            );
+            let _ = write!(
+                out,
+                ",\n{{\"ph\":\"M\",\"pid\":1,\"tid\":{},\"name\":\"thread_sort_index\",\"args\":{{\"sort_index\":{}}}}}",
+                id + 1,
+                id * 100
+            );
+            for lane in 0..lanes[id].len().min(100) {
+                let _ = write!(
+                    out,
+                    ",\n{{\"ph\":\"M\",\"pid\":1,\"tid\":{},\"name\":\"thread_name\",\"args\":{{\"name\":{}}}}}",
+                    call_tid(id as u32, lane),
+                    quote(&format!("{name} · devices{}", if lane > 0 { format!(" {}", lane + 1) } else { String::new() }))
+                );
+                let _ = write!(
+                    out,
+                    ",\n{{\"ph\":\"M\",\"pid\":1,\"tid\":{},\"name\":\"thread_sort_index\",\"args\":{{\"sort_index\":{}}}}}",
+                    call_tid(id as u32, lane),
+                    id * 100 + 1 + lane
+                );
+            }
+        }
+        for e in &sorted {
+            match e {
+                Event::Poll { track, at, dur } => {
+                    let _ = write!(
+                        out,
+                        ",\n{{\"ph\":\"X\",\"cat\":\"poll\",\"name\":\"poll\",\"pid\":1,\"tid\":{},\"ts\":{},\"dur\":{}}}",
+                        track + 1,
+                        us(*at),
+                        us(*dur)
+                    );
+                }
+                Event::Wake { track, at } => {
+                    let _ = write!(
+                        out,
+                        ",\n{{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"wake\",\"name\":\"wake\",\"pid\":1,\"tid\":{},\"ts\":{}}}",
+                        track + 1,
+                        us(*at)
+                    );
+                }
+                Event::Call { .. } => {}
+            }
+        }
+        for (e, lane) in calls {
+            if let Event::Call {
+                track,
+                name,
+                at,
+                dur,
+                done,
+            } = e
+            {
+                let _ = write!(
+                    out,
+                    ",\n{{\"ph\":\"X\",\"cat\":\"device\",\"name\":{},\"pid\":1,\"tid\":{},\"ts\":{},\"dur\":{},\"args\":{{\"answered\":{done}}}}}",
+                    quote(name),
+                    call_tid(*track, lane),
+                    us(*at),
+                    us(*dur)
+                );
+            }
+        }
+        out.push_str("\n]}\n");
+        out
+    }
+}
+
+/// `s` as a JSON string.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The recorder is process-wide: tests that turn it on take turns.
+    pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn polls_wakes_and_calls_land_on_their_jobs_tracks_as_trace_events() {
+        let _one = lock(&SERIAL);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        start();
+        let device: Arc<str> = "clock".into();
+        rt.block_on(Traced::new("job ticker", async {
+            for _ in 0..3 {
+                let sleep: libos::BoxFuture<'_, ()> =
+                    Box::pin(tokio::time::sleep(std::time::Duration::from_millis(2)));
+                call(&device, "sleep", sleep).await;
+            }
+        }));
+        // Two calls at once on one job: two lanes.
+        rt.block_on(Traced::new("job pair", async {
+            let a: libos::BoxFuture<'_, ()> =
+                Box::pin(tokio::time::sleep(std::time::Duration::from_millis(2)));
+            let b: libos::BoxFuture<'_, ()> =
+                Box::pin(tokio::time::sleep(std::time::Duration::from_millis(3)));
+            tokio::join!(call(&device, "a", a), call(&device, "b", b));
+        }));
+        let t = stop().unwrap();
+        assert!(!enabled());
+        let counts = t.counts();
+        let ticker = counts.iter().find(|c| c.name == "job ticker").unwrap();
+        assert_eq!(
+            (ticker.polls, ticker.wakes, ticker.calls),
+            (4, 3, 3),
+            "{t:?}"
+        );
+        let json = t.json("nym: test");
+        assert!(json.contains("\"name\":\"clock.sleep\""), "{json}");
+        assert!(
+            json.contains("\"args\":{\"name\":\"job pair · devices 2\"}"),
+            "{json}"
+        );
+        assert!(json.starts_with("{\"displayTimeUnit\":\"ms\",\"traceEvents\":["));
+        assert!(
+            t.summary().contains("job ticker: 4 poll(s)"),
+            "{}",
+            t.summary()
+        );
+        // Off, nothing is recorded and a call is the future itself.
+        rt.block_on(Traced::new("job ticker", async {}));
+        assert!(stop().is_none());
+        assert_eq!(quote("a\"b\\\n"), "\"a\\\"b\\\\\\u000a\"");
+    }
+}
