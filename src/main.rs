@@ -3,6 +3,7 @@
 //! One binary with subcommands. It holds no language logic of its own: it
 //! opens a project, hands the graph to `nym-graph` for checking and code
 //! generation, and to a target (`nym-unix` today) for running.
+mod cache;
 mod commands;
 mod guide;
 mod new;
@@ -207,6 +208,12 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// The build cache shared by every project: where it is and how big;
+    /// `nym cache clean` empties it.
+    Cache {
+        #[command(subcommand)]
+        command: Option<cache::CacheCommand>,
+    },
     /// Serve the Language Server Protocol on stdio for *.nym files.
     Lsp,
     /// Guided lessons, every step checked: `nym tutorial` lists them,
@@ -263,6 +270,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::New { name, template } => commands::new(&cwd, &name, template),
         Command::Tutorial { command } => tutorial::run(&cwd, command),
+        Command::Cache { command } => cache::run(command),
         Command::Lsp => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -32,14 +32,13 @@ pub fn build_shim(project: &Project, graph: &Graph, out: &Out) -> Result<PathBuf
         manifest,
         files: vec![("lib.rs", codegen::shim_rs(&jobs, &krate))],
     };
-    Ok(cargo::build(
-        &shim,
-        &project.target_dir(),
-        Artifact::Cdylib,
-        false,
-        &[],
-        out,
-    )?)
+    let options = cargo::Options {
+        artifact: Artifact::Cdylib,
+        release: false,
+        extra: &[],
+        reproducible: false,
+    };
+    Ok(cargo::build(&shim, &project.dirs(), options, out)?)
 }
 
 /// Loads a fresh copy of the library: `dlopen` caches by path, and a copy
@@ -166,34 +165,86 @@ pub fn build_program(
         cargo::path_dep("libos", &src.join("libos"), ""),
     );
     let dir = project.nym_dir(target);
+    let mut files = vec![("main.rs", main)];
+    if target.is_guest() {
+        // The image's linker script, beside main.rs (`cargo::LINK_SCRIPT`);
+        // its hash in main.rs links the image again when it changes.
+        let script = cargo::link_script()?;
+        files[0].1.push_str(&format!(
+            "\n// Linked with {} (sha256 {}).\n",
+            cargo::LINK_SCRIPT,
+            sha256_hex(script.as_bytes())
+        ));
+        files.push((cargo::LINK_SCRIPT, script));
+    }
     let gen = Crate {
         dir: project.build_dir(target),
         manifest,
-        files: vec![("main.rs", main)],
+        files,
     };
-    let exe = cargo::build(
-        &gen,
-        &project.target_dir(),
-        Artifact::Bin,
+    // A release image is the same bytes wherever it is built.
+    let options = cargo::Options {
+        artifact: Artifact::Bin,
         release,
-        &extra,
-        out,
-    )?;
-    let out_file = dir.join(file);
+        extra: &extra,
+        reproducible: release && target.is_guest(),
+    };
+    let out_file = dir.join(&file);
+    let exe = match cargo::build(&gen, &project.dirs(), options, out) {
+        Ok(exe) => exe,
+        Err(e) => {
+            if out_file.exists() {
+                out.line(&format!(
+                    "nym: {} is left as it was, the last one that built",
+                    out_path_display(cwd, &out_file)
+                ));
+            }
+            return Err(e.into());
+        }
+    };
     std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
         what: format!("creating {}", dir.display()),
         source,
     })?;
-    std::fs::copy(&exe, &out_file).map_err(|source| Error::Io {
-        what: format!("copying {} to {}", exe.display(), out_file.display()),
+    // Whole or not at all: a copy cut short never replaces the last image.
+    // A hard link where it can be (cargo replaces its file rather than
+    // writing into it, so the link keeps this build's bytes).
+    let part = dir.join(format!(".{file}.{}.part", std::process::id()));
+    let _ = std::fs::remove_file(&part);
+    std::fs::hard_link(&exe, &part)
+        .or_else(|_| std::fs::copy(&exe, &part).map(|_| ()))
+        .and_then(|()| std::fs::rename(&part, &out_file))
+        .map_err(|source| {
+            let _ = std::fs::remove_file(&part);
+            Error::Io {
+                what: format!("copying {} to {}", exe.display(), out_file.display()),
+                source,
+            }
+        })?;
+    let sha = sha256_file(&out_file).map_err(|source| Error::Io {
+        what: format!("reading {}", out_file.display()),
         source,
     })?;
     out.line(&format!(
-        "built {} (generated code: {})",
+        "built {} (generated code: {})\nsha256 {sha}",
         out_path_display(cwd, &out_file),
         project.build_dir(target).join("main.rs").display()
     ));
     Ok(out_file)
+}
+
+/// The SHA-256 of a file, in hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    Ok(sha256_hex(&std::fs::read(path)?))
+}
+
+/// The SHA-256 of `bytes`, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn out_path_display(cwd: &Path, p: &Path) -> String {

@@ -2,6 +2,7 @@
 //! standalone programs. Cargo's progress and compiler errors go to the
 //! user's terminal (or a session's log) as cargo prints them; nym reads the
 //! artifact paths from cargo's JSON messages.
+use crate::cache::{self, Dirs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -31,6 +32,14 @@ pub enum BuildError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file of nym's sources could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// cargo could not be started.
     #[error("cannot run cargo: {0}\n  hint: is the Rust toolchain installed and on PATH?")]
     Spawn(std::io::Error),
@@ -40,6 +49,9 @@ pub enum BuildError {
     /// cargo succeeded but produced no artifact of the kind asked for.
     #[error("cargo built no {0}")]
     NoArtifact(&'static str),
+    /// The shared build cache could not be used.
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
 }
 
 /// A generated crate to build.
@@ -78,14 +90,27 @@ pub enum Artifact {
     Bin,
 }
 
-/// Writes `krate` and builds it into `target_dir` (with `extra` cargo
-/// arguments), returning the artifact's path.
+/// How to build a generated crate.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// What to build.
+    pub artifact: Artifact,
+    /// `--release`.
+    pub release: bool,
+    /// More cargo arguments (a guest's target and flags).
+    pub extra: &'a [String],
+    /// Rustc through [`crate::repro`]'s wrapper: the same bytes wherever
+    /// the crate and its dependencies are.
+    pub reproducible: bool,
+}
+
+/// Writes `krate` and builds it into `dirs`, returning the artifact's path.
+/// A build that fails on a damaged file of the shared cache removes it and
+/// builds once more, saying so.
 pub fn build(
     krate: &Crate,
-    target_dir: &Path,
-    artifact: Artifact,
-    release: bool,
-    extra: &[String],
+    dirs: &Dirs,
+    options: Options<'_>,
     out: &crate::Out,
 ) -> Result<PathBuf, BuildError> {
     write(&krate.dir.join("Cargo.toml"), &krate.manifest)?;
@@ -96,24 +121,93 @@ pub fn build(
     if !lock.exists() {
         write(&lock, LOCKFILE)?;
     }
+    let env = if options.reproducible {
+        crate::repro::env(dirs).map_err(|source| BuildError::Write {
+            path: dirs.units().to_owned(),
+            source,
+        })?
+    } else {
+        Vec::new()
+    };
+    let mut repaired = false;
+    loop {
+        let held = cache::lock_for_build(dirs)?;
+        let run = run_cargo(krate, dirs, options, &env, out)?;
+        drop(held);
+        if run.success {
+            return find_artifact(&run.messages, options.artifact);
+        }
+        let damage = cache::damaged(
+            dirs.units(),
+            run.errors.iter().map(|(c, t)| (c.as_deref(), t.as_str())),
+        );
+        match damage {
+            Some(damage) if !repaired => {
+                let removed = cache::repair(dirs, &damage)?;
+                if removed.is_empty() {
+                    return Err(BuildError::Failed);
+                }
+                let files: Vec<String> = removed.iter().map(|f| f.display().to_string()).collect();
+                out.line(&format!(
+                    "nym: the build cache had damaged files; removed them, building again:\n  {}",
+                    files.join("\n  ")
+                ));
+                repaired = true;
+            }
+            _ => return Err(BuildError::Failed),
+        }
+    }
+}
+
+/// What one cargo run said.
+struct Run {
+    success: bool,
+    /// Its JSON messages other than the compiler's diagnostics.
+    messages: Vec<serde_json::Value>,
+    /// The compiler's errors: code and rendered text.
+    errors: Vec<(Option<String>, String)>,
+}
+
+fn run_cargo(
+    krate: &Crate,
+    dirs: &Dirs,
+    options: Options<'_>,
+    env: &[(&str, String)],
+    out: &crate::Out,
+) -> Result<Run, BuildError> {
+    use std::io::{BufRead, IsTerminal};
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // nym renders the compiler's diagnostics itself (as cargo would), to
+    // read their codes: in colour on a terminal that wants it.
+    let colour = out.is_stderr()
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let format = if colour {
+        "--message-format=json-diagnostic-rendered-ansi"
+    } else {
+        "--message-format=json"
+    };
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
         .arg("--manifest-path")
         .arg(krate.dir.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(target_dir)
-        .arg("--message-format=json-render-diagnostics")
+        .arg(&dirs.target)
+        .arg(format)
         .stdout(Stdio::piped())
         .stderr(if out.is_stderr() {
             Stdio::inherit()
         } else {
             Stdio::piped()
         });
-    if release {
+    if let Some(build) = &dirs.build {
+        cmd.arg("--config")
+            .arg(format!("build.build-dir={:?}", build.display().to_string()));
+    }
+    if options.release {
         cmd.arg("--release");
     }
-    cmd.args(extra);
+    cmd.args(options.extra);
     // A nym run from inside `cargo test` or `cargo run` must not inherit the
     // outer build's settings for this unrelated crate.
     for var in [
@@ -125,6 +219,7 @@ pub fn build(
     ] {
         cmd.env_remove(var);
     }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let mut child = cmd.spawn().map_err(BuildError::Spawn)?;
     // cargo's progress and errors, line by line as it prints them, to a
     // session's log (on the terminal they were inherited).
@@ -132,24 +227,49 @@ pub fn build(
         let out = out.clone();
         crate::forward_lines(err, move |line| out.line(line))
     });
-    let mut json = Vec::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        use std::io::Read;
-        let _ = stdout.read_to_end(&mut json);
+    let mut run = Run {
+        success: false,
+        messages: Vec::new(),
+        errors: Vec::new(),
+    };
+    if let Some(stdout) = child.stdout.take() {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if msg["reason"] != "compiler-message" {
+                run.messages.push(msg);
+                continue;
+            }
+            let diagnostic = &msg["message"];
+            let rendered = diagnostic["rendered"].as_str().unwrap_or_default();
+            if !rendered.is_empty() {
+                out.line(rendered.trim_end());
+            }
+            if diagnostic["level"] == "error" {
+                let code = diagnostic["code"]["code"].as_str().map(str::to_owned);
+                run.errors.push((code, rendered.to_owned()));
+            }
+        }
     }
     let status = child.wait().map_err(BuildError::Spawn)?;
     if let Some(t) = forward {
         let _ = t.join();
     }
-    if !status.success() {
-        return Err(BuildError::Failed);
-    }
-    let stdout = String::from_utf8_lossy(&json);
+    run.success = status.success();
+    Ok(run)
+}
+
+/// The artifact of the kind asked for among cargo's messages.
+fn find_artifact(
+    messages: &[serde_json::Value],
+    artifact: Artifact,
+) -> Result<PathBuf, BuildError> {
     let mut found = None;
-    for line in stdout.lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
+    for msg in messages {
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
@@ -200,15 +320,29 @@ pub const SOFT_CRYPTO: &[&str] = &[
     "curve25519_dalek_backend=\"serial\"",
 ];
 
+/// The linker script of guest images, which a generated crate holds a copy
+/// of as [`LINK_SCRIPT`].
+pub fn link_script() -> Result<String, BuildError> {
+    let path = nym_src().join("targets/baremetal/link.ld");
+    std::fs::read_to_string(&path).map_err(|source| BuildError::Read { path, source })
+}
+
+/// The name of the linker script in a guest's generated crate. rustc runs
+/// the linker in the crate's directory (its workspace's root), so the flags
+/// name it without a path: a path in `rustflags` would be in the hash cargo
+/// gives every unit, and so in every symbol of the image, and an image would
+/// depend on where nym's sources are.
+pub const LINK_SCRIPT: &str = "link.ld";
+
 /// The cargo arguments that build a guest image: the target, and the
 /// flags that link it where it runs (no relocation, so gdb's symbols land
 /// without offsets) with frame pointers (for crash backtraces). The target's
 /// own code model (kernel) is kept: its sign-extended 32-bit addresses reach
-/// an image at 1 MiB, and it matches the precompiled `core` under LTO.
+/// an image at 1 MiB, and it matches the precompiled `core` under LTO. No
+/// argument holds a path of this machine.
 pub fn guest_args() -> Vec<String> {
-    let script = nym_src().join("targets/baremetal/link.ld");
     let flags = [
-        format!("link-arg=-T{}", script.display()),
+        format!("link-arg=-T{LINK_SCRIPT}"),
         // Segments stay page-aligned in memory (the linker script does that,
         // for W^X); in the file they need not be, as every loader (nym's
         // monitor, QEMU, Xen) copies them. Without it a small image is a
@@ -257,5 +391,15 @@ mod tests {
             args.contains(r#""--cfg","curve25519_dalek_backend=\"serial\"""#),
             "{args}"
         );
+    }
+
+    /// Where nym's sources or the user's home are must not change an
+    /// image's bytes: cargo hashes the flags into every unit's symbols.
+    #[test]
+    fn guest_flags_name_no_path_of_this_machine() {
+        let args = guest_args().join(" ");
+        let src = nym_src().display().to_string();
+        assert!(!args.contains(&src), "{args}");
+        assert!(!args.contains("/"), "{args}");
     }
 }

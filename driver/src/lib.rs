@@ -3,7 +3,8 @@
 //! The machinery between a checked graph and a running one, shared by the
 //! command line and the interactive session (`nym repl`, `nym tui`):
 //! opening a [`project`], building generated crates with [`cargo`] (the
-//! in-process shim and the compiled programs, see [`build`]), the live
+//! in-process shim and the compiled programs, see [`build`]) in a build
+//! [`cache`] shared by every project, reproducibly for images ([`repro`]), the live
 //! in-process stack and its hot reload ([`live`]), watching the sources
 //! ([`watch`]), and the runs on nym's monitor, QEMU and Xen ([`kvm`],
 //! [`qemu`], [`xen`]).
@@ -12,6 +13,7 @@
 //! Everything that prints goes through an [`Out`], the terminal's stderr
 //! for the CLI, a session's log for the REPL and the notebook.
 pub mod build;
+pub mod cache;
 pub mod cargo;
 mod child;
 pub mod guest;
@@ -20,6 +22,7 @@ pub mod libvirt;
 pub mod live;
 pub mod project;
 pub mod qemu;
+pub mod repro;
 pub mod watch;
 pub mod xen;
 
@@ -106,6 +109,9 @@ pub enum Error {
     /// cargo failed.
     #[error(transparent)]
     Build(#[from] cargo::BuildError),
+    /// The shared build cache could not be read or cleaned.
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
     /// Bad key arguments.
     #[error("{0}\n  hint: `nym graph` lists the keys and their defaults")]
     Keys(#[from] nym_unix::keys::KeyError),

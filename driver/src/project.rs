@@ -113,9 +113,11 @@ impl Project {
         self.package.as_ref().map(|p| p.replace('-', "_"))
     }
 
-    /// Where cargo puts build output: `$CARGO_TARGET_DIR`, else `target/` in the project.
-    pub fn target_dir(&self) -> PathBuf {
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| self.root.join("target"), PathBuf::from)
+    /// Where cargo builds: the project's `target/` for its own artifacts
+    /// and the shared cache for the rest, or `$CARGO_TARGET_DIR` for all
+    /// ([`crate::cache`]).
+    pub fn dirs(&self) -> crate::cache::Dirs {
+        crate::cache::Dirs::for_project(self.root.join("target"))
     }
 
     /// nym's own files for target `t`: generated crates, built images.

@@ -83,8 +83,9 @@ pub struct Tutorial {
     pub lesson: Lesson,
     /// Its progress.
     pub progress: Progress,
-    /// Where checks build: `$CARGO_TARGET_DIR`, else the lesson's
-    /// `target/`, unless set here.
+    /// Where checks build: `$CARGO_TARGET_DIR` if set here or in the
+    /// environment, else where `nym` builds by itself (each copy's own
+    /// `target/` and the shared build cache).
     pub target_dir: Option<PathBuf>,
 }
 
@@ -128,8 +129,8 @@ pub struct Context<'a> {
     pub step: &'a Step,
     /// `--answer`, if given.
     pub answer: Option<&'a str>,
-    /// Where checks build.
-    pub target_dir: PathBuf,
+    /// `$CARGO_TARGET_DIR` for the `nym` the checks run, if any.
+    pub target_dir: Option<PathBuf>,
     /// Where long checks say what they are doing ("building…").
     pub say: &'a mut dyn FnMut(&str),
 }
@@ -313,8 +314,7 @@ impl Tutorial {
             return Verdict::Skipped(missing);
         }
         let target_dir = (self.target_dir.clone())
-            .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| self.dir.join("target"));
+            .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from));
         let mut cx = Context {
             dir: &self.dir,
             nym,

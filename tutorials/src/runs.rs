@@ -59,10 +59,13 @@ struct Proc {
 impl Proc {
     fn start(cx: &Context<'_>, dir: &Path, args: &[String]) -> Result<Proc, Failure> {
         let what = format!("nym {}", args.join(" "));
-        let mut child = Command::new(cx.nym)
+        let mut command = Command::new(cx.nym);
+        if let Some(t) = &cx.target_dir {
+            command.env("CARGO_TARGET_DIR", t);
+        }
+        let mut child = command
             .args(args)
             .current_dir(dir)
-            .env("CARGO_TARGET_DIR", &cx.target_dir)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
