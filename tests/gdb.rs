@@ -40,8 +40,24 @@ fn gdb_available() -> bool {
         )
 }
 
+/// One `ticker` build at a time (see [`ticker`]).
+fn building() -> std::sync::MutexGuard<'static, ()> {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    BUILDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A project with the ticking app, its image built.
+///
+/// The tests build their `ticker`s at once into one shared target
+/// directory (`$CARGO_TARGET_DIR`), where every copy of the crate has the
+/// same artifact names: one build at a time, each taking its image before
+/// the next build begins. In CI one test's image carried another test's
+/// source paths (whose folder was gone, so gdb had no source to list),
+/// most likely from a build that ran between another's cargo and its
+/// taking the image. (`nym debug` builds too: [`nym_debug`] takes the
+/// same turn.)
 fn ticker() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let _one = building();
     let (tmp, dir) = project("ticker", "hello");
     rewrite(
         &dir,
@@ -402,6 +418,9 @@ fn gdb_is_served_on_loopback_only_unless_remote_is_asked_for() {
 /// Runs `nym debug ARGS` in `dir` with `input` as gdb's commands (gdb reads
 /// them from standard input when it is not a terminal).
 fn nym_debug(dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    // It builds the image again: a turn of its own, held to the end
+    // (its build's end is not visible from here).
+    let _one = building();
     let mut child = nym(dir)
         .arg("debug")
         .args(args)
