@@ -129,20 +129,12 @@ pub const CALLABLE: &[(&str, &str)] = &[
     ("Stack", "describe"),
 ];
 
-/// The kind of device `dev` is, by its trait's name.
+/// The kind of device `dev` is, by its trait's name ([`Arg::kind_name`]);
+/// `value` for the values a graph passes.
 pub fn kind_name(dev: &Arg) -> &'static str {
     match dev {
-        Arg::Console(_) => "Console",
-        Arg::MonoClock(_) => "MonoClock",
-        Arg::WallClock(_) => "WallClock",
-        Arg::Time(_) => "Time",
-        Arg::Random(_) => "Random",
-        Arg::KvRo(_) => "KvRo",
-        Arg::Kv(_) => "Kv",
-        Arg::Block(_) => "Block",
-        Arg::Netif(_) => "Netif",
-        Arg::Stack(_) => "Stack",
-        _ => "value",
+        Arg::Int(_) | Arg::Str(_) | Arg::Bool(_) | Arg::Duration(_) | Arg::Cidr(_) => "value",
+        device => device.kind_name(),
     }
 }
 
