@@ -13,6 +13,22 @@ use libos::Value;
 /// jobs alike: name, type, default, allowed integer range.
 pub(super) type ParamSpec = (String, ParamType, Option<Value>, Option<(i64, i64)>);
 
+/// The catalog's parameters (an implementation's or a device method's)
+/// as the matcher sees them.
+pub(super) fn specs(params: &[catalog::Param]) -> Vec<ParamSpec> {
+    params
+        .iter()
+        .map(|p| {
+            (
+                p.name.to_owned(),
+                p.ty,
+                p.default.map(|d| d.value()),
+                p.range,
+            )
+        })
+        .collect()
+}
+
 impl Checker<'_> {
     /// Matches `args` to `params` (positional, then named), checks each, and
     /// fills defaults. `None` if anything failed (already reported).

@@ -117,18 +117,7 @@ impl Checker<'_> {
             );
             return self.unchecked(args);
         }
-        let params: Vec<ParamSpec> = m
-            .params
-            .iter()
-            .map(|p| {
-                (
-                    p.name.to_owned(),
-                    p.ty,
-                    p.default.map(|d| d.value()),
-                    p.range,
-                )
-            })
-            .collect();
+        let params: Vec<ParamSpec> = super::args::specs(m.params);
         let callee = format!("{}.{}", receiver.name, m.name);
         let Some(given) = self.arguments(&callee, &params, args, close) else {
             return;

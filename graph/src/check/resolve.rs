@@ -83,18 +83,7 @@ impl Checker<'_> {
             self.unchecked(args);
             return (Type::Error, Eval::Error);
         };
-        let params: Vec<ParamSpec> = imp
-            .params
-            .iter()
-            .map(|p| {
-                (
-                    p.name.to_owned(),
-                    p.ty,
-                    p.default.map(|d| d.value()),
-                    p.range,
-                )
-            })
-            .collect();
+        let params: Vec<ParamSpec> = super::args::specs(imp.params);
         let resolved = self.arguments(&name, &params, args, close);
         if !imp.supports(self.target) {
             self.unavailable(&name, imp, path, span);
