@@ -126,27 +126,38 @@ impl Implementation {
     /// byte ranges (a default, ` = 1`, follows its range): signature help
     /// marks the parameter being given there.
     pub fn signature_with_params(&self) -> (String, Vec<Range<usize>>) {
-        let mut text = format!("{}(", self.name);
-        let mut ranges = Vec::with_capacity(self.params.len());
-        for (i, p) in self.params.iter().enumerate() {
-            if i > 0 {
-                text.push_str(", ");
-            }
-            let start = text.len();
-            text.push_str(&format!("{}: {}", p.name, p.ty));
-            ranges.push(start..text.len());
-            if let Some(d) = p.default {
-                text.push_str(&format!(" = {}", d.value()));
-            }
-        }
-        text.push_str(&format!(") -> {}", self.provides));
-        (text, ranges)
+        signature(self.name, self.params, self.provides)
     }
 
     /// The first line of the documentation.
     pub fn summary(&self) -> &'static str {
         self.doc.lines().next().unwrap_or("")
     }
+}
+
+/// `head(name: type = default, …) -> returns`, with where each
+/// parameter's `name: type` is in it (see
+/// [`Implementation::signature_with_params`]); device methods' too.
+pub(crate) fn signature(
+    head: impl std::fmt::Display,
+    params: &[Param],
+    returns: impl std::fmt::Display,
+) -> (String, Vec<Range<usize>>) {
+    let mut text = format!("{head}(");
+    let mut ranges = Vec::with_capacity(params.len());
+    for (i, p) in params.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        let start = text.len();
+        text.push_str(&format!("{}: {}", p.name, p.ty));
+        ranges.push(start..text.len());
+        if let Some(d) = p.default {
+            text.push_str(&format!(" = {}", d.value()));
+        }
+    }
+    text.push_str(&format!(") -> {returns}"));
+    (text, ranges)
 }
 
 /// Takes one argument of the given kind or value type from `Args`.

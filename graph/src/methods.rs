@@ -41,21 +41,11 @@ impl Method {
             // Its parameters are the trait's, which a session cannot give.
             return (format!("{}::{}(…)", self.kind, self.name), Vec::new());
         }
-        let mut text = format!("{}::{}(", self.kind, self.name);
-        let mut ranges = Vec::with_capacity(self.params.len());
-        for (i, p) in self.params.iter().enumerate() {
-            if i > 0 {
-                text.push_str(", ");
-            }
-            let start = text.len();
-            text.push_str(&format!("{}: {}", p.name, p.ty));
-            ranges.push(start..text.len());
-            if let Some(d) = p.default {
-                text.push_str(&format!(" = {}", d.value()));
-            }
-        }
-        text.push_str(&format!(") -> {}", self.returns));
-        (text, ranges)
+        crate::catalog::signature(
+            format_args!("{}::{}", self.kind, self.name),
+            self.params,
+            self.returns,
+        )
     }
 
     /// `Kv::set(key: string, value: string) -> ()`
