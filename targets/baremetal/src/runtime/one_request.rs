@@ -4,7 +4,10 @@
 //! is freed when the device answers, and the next request waits until
 //! then.
 use super::executor::wake_after_wait;
+use alloc::boxed::Box;
+use core::future::Future;
 use core::task::Poll;
+use libos::{Block, BlockError, BlockInfo, BoxFuture};
 
 /// Where the one request slot is; `S` is the device's status.
 #[derive(Clone, Copy)]
@@ -124,5 +127,77 @@ impl<D: OneSlot> Drop for Pending<'_, D> {
                 };
             }
         }
+    }
+}
+
+/// A disk whose driver moves at most [`Chunked::CHUNK`] bytes a request
+/// through its one slot (virtio-blk, blkfront). [`Disk`] serves
+/// [`Block`] over it: the checks every backend makes, and the split of
+/// large reads and writes into requests.
+pub trait Chunked: Send + Sync + 'static {
+    /// The most data one request carries.
+    const CHUNK: usize;
+    /// The disk's geometry.
+    fn geometry(&self) -> BlockInfo;
+    /// Reads `buf` (at most `CHUNK` bytes) from `sector` on.
+    fn read_chunk<'a>(
+        &'a self,
+        sector: u64,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = Result<(), BlockError>> + Send + 'a;
+    /// Writes `data` (at most `CHUNK` bytes) from `sector` on.
+    fn write_chunk<'a>(
+        &'a self,
+        sector: u64,
+        data: &'a [u8],
+    ) -> impl Future<Output = Result<(), BlockError>> + Send + 'a;
+    /// Flushes the disk's write cache, if it has one.
+    fn flush_cache(&self) -> impl Future<Output = Result<(), BlockError>> + Send + '_;
+}
+
+/// [`Block`] over a [`Chunked`] disk.
+pub struct Disk<C>(pub C);
+
+impl<C: Chunked> Disk<C> {
+    /// The sector at which chunk `i` of a request from `sector` starts.
+    fn chunk_start(&self, sector: u64, i: usize) -> u64 {
+        sector + (i * (C::CHUNK / self.0.geometry().sector_size as usize)) as u64
+    }
+}
+
+impl<C: Chunked> Block for Disk<C> {
+    fn info(&self) -> BlockInfo {
+        self.0.geometry()
+    }
+
+    fn read<'a>(&'a self, sector: u64, buf: &'a mut [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
+        Box::pin(async move {
+            libos::block::check_request(&self.info(), sector, buf.len())?;
+            for (i, chunk) in buf.chunks_mut(C::CHUNK).enumerate() {
+                self.0
+                    .read_chunk(self.chunk_start(sector, i), chunk)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn write<'a>(&'a self, sector: u64, data: &'a [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
+        Box::pin(async move {
+            libos::block::check_request(&self.info(), sector, data.len())?;
+            if !self.info().writable {
+                return Err(BlockError::ReadOnly);
+            }
+            for (i, chunk) in data.chunks(C::CHUNK).enumerate() {
+                self.0
+                    .write_chunk(self.chunk_start(sector, i), chunk)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
+        Box::pin(self.0.flush_cache())
     }
 }

@@ -6,6 +6,7 @@
 use super::entry;
 use super::executor::{self, Sleep};
 use super::hvt::devices::{HvtBlock, HvtNet};
+use super::one_request::Disk;
 use super::sys::{self, Board};
 use super::virtio::{self, blk::VirtioBlk, net::VirtioNet};
 use super::xen::{blkfront::Blkfront, netfront::Netfront};
@@ -81,9 +82,9 @@ pub enum GuestBlock {
     /// nym's monitor serves the file.
     Hvt(HvtBlock),
     /// QEMU or libvirt attached the file as a virtio-blk disk.
-    Virtio(VirtioBlk),
+    Virtio(Disk<VirtioBlk>),
     /// `xl` attached it as the domain's vbd (blkfront).
-    Xen(Blkfront),
+    Xen(Disk<Blkfront>),
 }
 
 impl Block for GuestBlock {
@@ -166,20 +167,26 @@ impl Netif for GuestNet {
 }
 
 /// The virtio bus of a QEMU board.
-fn virtio_bus(device: &str, hint: &str) -> Result<virtio::Find, MakeError> {
-    match sys::board() {
-        Board::Microvm => Ok(virtio::on_mmio),
-        Board::Q35 => Ok(virtio::on_pci),
-        Board::Xen => Err(Unsupported::error(device, "Xen (it has PV devices)")),
-        Board::Hvt => Err(MakeError::from(format!("{device}: {hint}"))),
-    }
-}
-
-fn probe_error(device: &str, hint: &str, e: virtio::ProbeError) -> MakeError {
-    match e {
-        virtio::ProbeError::Absent => MakeError::from(format!("no {device} ({hint})")),
-        other => MakeError::from(format!("{device}: {}", other.message())),
-    }
+/// The device of the board the guest runs on: the monitor's (`hvt`), the
+/// domain's PV device (`xen`), or the one `virtio` finds on the virtio bus
+/// (`what` names it in errors, `hint` says how to add one).
+fn board_device<T>(
+    what: &str,
+    hint: &str,
+    hvt: impl FnOnce() -> Result<T, MakeError>,
+    xen: impl FnOnce() -> Result<T, MakeError>,
+    virtio: impl FnOnce(virtio::Find) -> Result<T, virtio::ProbeError>,
+) -> Result<T, MakeError> {
+    let bus: virtio::Find = match sys::board() {
+        Board::Hvt => return hvt(),
+        Board::Xen => return xen(),
+        Board::Microvm => virtio::on_mmio,
+        Board::Q35 => virtio::on_pci,
+    };
+    virtio(bus).map_err(|e| match e {
+        virtio::ProbeError::Absent => MakeError::from(format!("no {what} ({hint})")),
+        other => MakeError::from(format!("{what}: {}", other.message())),
+    })
 }
 
 impl Platform for Guest {
@@ -212,39 +219,25 @@ impl Platform for Guest {
     /// The host already opened the file (the monitor) or attached it
     /// (QEMU, libvirt): the path and size are the host's business.
     fn block_file(&self, _path: &str, _size: u64) -> Result<GuestBlock, MakeError> {
-        const HINT: &str = "the host attaches block::file's file as the disk";
-        match sys::board() {
-            Board::Hvt => {
-                return HvtBlock::open()
-                    .map(GuestBlock::Hvt)
-                    .map_err(MakeError::from)
-            }
-            Board::Xen => {
-                return Blkfront::open()
-                    .map(GuestBlock::Xen)
-                    .map_err(MakeError::from)
-            }
-            Board::Microvm | Board::Q35 => {}
-        }
-        let bus = virtio_bus("a virtio-blk disk", HINT)?;
-        VirtioBlk::open(bus)
-            .map(GuestBlock::Virtio)
-            .map_err(|e| probe_error("virtio-blk disk", HINT, e))
+        board_device(
+            "virtio-blk disk",
+            "the host attaches block::file's file as the disk",
+            || Ok(GuestBlock::Hvt(HvtBlock::open()?)),
+            || Ok(GuestBlock::Xen(Disk(Blkfront::open()?))),
+            |bus| Ok(GuestBlock::Virtio(Disk(VirtioBlk::open(bus)?))),
+        )
     }
     fn kv_dir(&self, _: &str) -> Result<Unsupported, MakeError> {
         Err(Unsupported::error("kv::dir", "a unikernel (use kv::block)"))
     }
     fn netif_default(&self) -> Result<GuestNet, MakeError> {
-        const HINT: &str = "run with -p HOST:GUEST to add one";
-        match sys::board() {
-            Board::Hvt => return HvtNet::open().map(GuestNet::Hvt).map_err(MakeError::from),
-            Board::Xen => return Netfront::open().map(GuestNet::Xen).map_err(MakeError::from),
-            Board::Microvm | Board::Q35 => {}
-        }
-        let bus = virtio_bus("a virtio-net device", HINT)?;
-        VirtioNet::open(bus)
-            .map(GuestNet::Virtio)
-            .map_err(|e| probe_error("virtio-net device", HINT, e))
+        board_device(
+            "virtio-net device",
+            "run with -p HOST:GUEST to add one",
+            || Ok(GuestNet::Hvt(HvtNet::open()?)),
+            || Ok(GuestNet::Xen(Netfront::open()?)),
+            |bus| Ok(GuestNet::Virtio(VirtioNet::open(bus)?)),
+        )
     }
     fn tap(&self, _: &str) -> Result<Unsupported, MakeError> {
         Err(Unsupported::error(

@@ -4,9 +4,9 @@
 //! data, a status byte): a request whose future is dropped still completes
 //! into them, and the next one waits until it has.
 use super::{zeroed, DeviceType, ProbeError, Queue, Transport, DESC_NEXT, DESC_WRITE};
-use crate::runtime::one_request::{self, OneSlot, Slot};
+use crate::runtime::one_request::{self, Chunked, OneSlot, Slot};
 use alloc::boxed::Box;
-use libos::{Block, BlockError, BlockInfo, BoxFuture, IoError};
+use libos::{BlockError, BlockInfo, IoError};
 
 const F_RO: u64 = 1 << 5;
 const F_FLUSH: u64 = 1 << 9;
@@ -151,52 +151,35 @@ impl VirtioBlk {
     }
 }
 
-impl Block for VirtioBlk {
-    fn info(&self) -> BlockInfo {
+impl Chunked for VirtioBlk {
+    const CHUNK: usize = CHUNK;
+
+    fn geometry(&self) -> BlockInfo {
         self.info
     }
 
-    fn read<'a>(&'a self, sector: u64, buf: &'a mut [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
-        Box::pin(async move {
-            libos::block::check_request(&self.info, sector, buf.len())?;
-            for (i, chunk) in buf.chunks_mut(CHUNK).enumerate() {
-                let at = sector + (i * CHUNK / SECTOR) as u64;
-                let len = chunk.len();
-                self.request(T_IN, at, len, |_| {}, |data| chunk.copy_from_slice(data))
-                    .await?;
-            }
-            Ok(())
-        })
+    async fn read_chunk(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        let len = buf.len();
+        self.request(T_IN, sector, len, |_| {}, |data| buf.copy_from_slice(data))
+            .await
     }
 
-    fn write<'a>(&'a self, sector: u64, data: &'a [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
-        Box::pin(async move {
-            libos::block::check_request(&self.info, sector, data.len())?;
-            if !self.info.writable {
-                return Err(BlockError::ReadOnly);
-            }
-            for (i, chunk) in data.chunks(CHUNK).enumerate() {
-                let at = sector + (i * CHUNK / SECTOR) as u64;
-                self.request(
-                    T_OUT,
-                    at,
-                    chunk.len(),
-                    |buf| buf.copy_from_slice(chunk),
-                    |_| {},
-                )
-                .await?;
-            }
-            Ok(())
-        })
+    async fn write_chunk(&self, sector: u64, data: &[u8]) -> Result<(), BlockError> {
+        self.request(
+            T_OUT,
+            sector,
+            data.len(),
+            |buf| buf.copy_from_slice(data),
+            |_| {},
+        )
+        .await
     }
 
-    fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
-        Box::pin(async move {
-            if !self.dev.lock().flush {
-                // No volatile write cache to flush: writes are durable.
-                return Ok(());
-            }
-            self.request(T_FLUSH, 0, 0, |_| {}, |_| {}).await
-        })
+    async fn flush_cache(&self) -> Result<(), BlockError> {
+        if !self.dev.lock().flush {
+            // No volatile write cache to flush: writes are durable.
+            return Ok(());
+        }
+        self.request(T_FLUSH, 0, 0, |_| {}, |_| {}).await
     }
 }

@@ -2,7 +2,7 @@
 //! machine: eight fixed MMIO slots, slot `i` wired to I/O APIC pin
 //! `16 + i` (with ACPI on and `ioapic2=off`), which this transport routes
 //! to its own vector, `MMIO_VECTORS + i`.
-use super::{read_reg, write_reg, DeviceType, ProbeError, Queue, QUEUE};
+use super::{read_reg, write_reg, DeviceType, ProbeError, Queue, Registers, QUEUE};
 
 const MMIO_BASE: u64 = 0xfeb0_0000;
 const SLOT_SIZE: u64 = 0x200;
@@ -64,7 +64,16 @@ impl Mmio {
         write_reg(self.base + offset, value)
     }
 
-    pub(super) fn device_features(&self) -> u64 {
+    pub(super) fn acknowledge(&self) {
+        let status = self.reg(INTERRUPT_STATUS);
+        if status != 0 {
+            self.set(INTERRUPT_ACK, status);
+        }
+    }
+}
+
+impl Registers for Mmio {
+    fn device_features(&self) -> u64 {
         self.set(DEVICE_FEATURES_SEL, 0);
         let low = self.reg(DEVICE_FEATURES);
         self.set(DEVICE_FEATURES_SEL, 1);
@@ -72,22 +81,22 @@ impl Mmio {
         u64::from(high) << 32 | u64::from(low)
     }
 
-    pub(super) fn set_driver_features(&self, features: u64) {
+    fn set_driver_features(&self, features: u64) {
         self.set(DRIVER_FEATURES_SEL, 0);
         self.set(DRIVER_FEATURES, features as u32);
         self.set(DRIVER_FEATURES_SEL, 1);
         self.set(DRIVER_FEATURES, (features >> 32) as u32);
     }
 
-    pub(super) fn status(&self) -> u8 {
+    fn status(&self) -> u8 {
         self.reg(STATUS) as u8
     }
 
-    pub(super) fn set_status(&self, status: u8) {
+    fn set_status(&self, status: u8) {
         self.set(STATUS, u32::from(status));
     }
 
-    pub(super) fn set_queue(&self, index: u16, q: &Queue) -> bool {
+    fn set_queue(&self, index: u16, q: &Queue) -> bool {
         self.set(QUEUE_SEL, u32::from(index));
         if self.reg(QUEUE_NUM_MAX) < u32::from(QUEUE) {
             return false;
@@ -105,19 +114,12 @@ impl Mmio {
         true
     }
 
-    pub(super) fn notify(&self, index: u16) {
+    fn notify(&self, index: u16) {
         self.set(QUEUE_NOTIFY, u32::from(index));
     }
 
-    pub(super) fn config_u8(&self, offset: u64) -> u8 {
+    fn config_u8(&self, offset: u64) -> u8 {
         read_reg(self.base + CONFIG + offset)
-    }
-
-    pub(super) fn acknowledge(&self) {
-        let status = self.reg(INTERRUPT_STATUS);
-        if status != 0 {
-            self.set(INTERRUPT_ACK, status);
-        }
     }
 }
 

@@ -92,61 +92,37 @@ pub enum Transport {
     Pci(pci::Pci),
 }
 
-impl Transport {
+/// The registers every virtio transport has, in its own layout.
+pub trait Registers {
     /// The device's feature bits.
-    fn device_features(&self) -> u64 {
-        match self {
-            Transport::Mmio(t) => t.device_features(),
-            Transport::Pci(t) => t.device_features(),
-        }
-    }
-
-    fn set_driver_features(&self, features: u64) {
-        match self {
-            Transport::Mmio(t) => t.set_driver_features(features),
-            Transport::Pci(t) => t.set_driver_features(features),
-        }
-    }
-
-    fn status(&self) -> u8 {
-        match self {
-            Transport::Mmio(t) => t.status(),
-            Transport::Pci(t) => t.status(),
-        }
-    }
-
-    fn set_status(&self, status: u8) {
-        match self {
-            Transport::Mmio(t) => t.set_status(status),
-            Transport::Pci(t) => t.set_status(status),
-        }
-    }
-
+    fn device_features(&self) -> u64;
+    /// The features the driver takes.
+    fn set_driver_features(&self, features: u64);
+    /// The device status.
+    fn status(&self) -> u8;
+    /// Sets the device status.
+    fn set_status(&self, status: u8);
     /// Gives queue `index` to the device, or `false` if it has none that
     /// large.
-    fn set_queue(&self, index: u16, queue: &Queue) -> bool {
-        match self {
-            Transport::Mmio(t) => t.set_queue(index, queue),
-            Transport::Pci(t) => t.set_queue(index, queue),
-        }
-    }
-
+    fn set_queue(&self, index: u16, queue: &Queue) -> bool;
     /// Tells the device that queue `index` has new buffers.
-    fn notify(&self, index: u16) {
-        match self {
-            Transport::Mmio(t) => t.notify(index),
-            Transport::Pci(t) => t.notify(index),
-        }
-    }
-
+    fn notify(&self, index: u16);
     /// Byte `offset` of the device's configuration space.
-    fn config_u8(&self, offset: u64) -> u8 {
+    fn config_u8(&self, offset: u64) -> u8;
+}
+
+impl core::ops::Deref for Transport {
+    type Target = dyn Registers;
+
+    fn deref(&self) -> &(dyn Registers + 'static) {
         match self {
-            Transport::Mmio(t) => t.config_u8(offset),
-            Transport::Pci(t) => t.config_u8(offset),
+            Transport::Mmio(t) => t,
+            Transport::Pci(t) => t,
         }
     }
+}
 
+impl Transport {
     /// Acknowledges the device's interrupt (virtio-mmio's line stays up
     /// until then; MSI-X needs nothing), before the rings are read, so no
     /// completion is missed.

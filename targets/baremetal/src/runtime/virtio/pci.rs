@@ -5,7 +5,7 @@
 //! the virtio capabilities (common, notify, device configuration) in BARs
 //! the firmware assigned, and their queues' interrupts delivered as MSI-X
 //! messages to a vector of this device's own.
-use super::{read_reg, write_reg, DeviceType, ProbeError, Queue, QUEUE};
+use super::{read_reg, write_reg, DeviceType, ProbeError, Queue, Registers, QUEUE};
 use crate::runtime::port::{inl, outl};
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -216,8 +216,10 @@ impl Pci {
         write_reg::<u16>(pci.common + CONFIG_MSIX_VECTOR, NO_VECTOR);
         Ok(pci)
     }
+}
 
-    pub(super) fn device_features(&self) -> u64 {
+impl Registers for Pci {
+    fn device_features(&self) -> u64 {
         write_reg::<u32>(self.common + DEVICE_FEATURE_SELECT, 0);
         let low = read_reg::<u32>(self.common + DEVICE_FEATURE);
         write_reg::<u32>(self.common + DEVICE_FEATURE_SELECT, 1);
@@ -225,22 +227,22 @@ impl Pci {
         u64::from(high) << 32 | u64::from(low)
     }
 
-    pub(super) fn set_driver_features(&self, features: u64) {
+    fn set_driver_features(&self, features: u64) {
         write_reg::<u32>(self.common + DRIVER_FEATURE_SELECT, 0);
         write_reg::<u32>(self.common + DRIVER_FEATURE, features as u32);
         write_reg::<u32>(self.common + DRIVER_FEATURE_SELECT, 1);
         write_reg::<u32>(self.common + DRIVER_FEATURE, (features >> 32) as u32);
     }
 
-    pub(super) fn status(&self) -> u8 {
+    fn status(&self) -> u8 {
         read_reg(self.common + DEVICE_STATUS)
     }
 
-    pub(super) fn set_status(&self, status: u8) {
+    fn set_status(&self, status: u8) {
         write_reg(self.common + DEVICE_STATUS, status);
     }
 
-    pub(super) fn set_queue(&self, index: u16, q: &Queue) -> bool {
+    fn set_queue(&self, index: u16, q: &Queue) -> bool {
         write_reg(self.common + QUEUE_SELECT, index);
         if read_reg::<u16>(self.common + QUEUE_SIZE) < QUEUE {
             return false;
@@ -264,7 +266,7 @@ impl Pci {
         true
     }
 
-    pub(super) fn notify(&self, index: u16) {
+    fn notify(&self, index: u16) {
         write_reg(self.common + QUEUE_SELECT, index);
         let off = read_reg::<u16>(self.common + QUEUE_NOTIFY_OFF);
         write_reg(
@@ -273,7 +275,7 @@ impl Pci {
         );
     }
 
-    pub(super) fn config_u8(&self, offset: u64) -> u8 {
+    fn config_u8(&self, offset: u64) -> u8 {
         read_reg(self.device + offset)
     }
 }

@@ -16,11 +16,11 @@
 use super::page::Shared;
 use super::xenbus::{DeviceError, Frontend};
 use super::{evtchn, grant};
-use crate::runtime::one_request::{self, OneSlot, Slot};
+use crate::runtime::one_request::{self, Chunked, OneSlot, Slot};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
-use libos::{Block, BlockError, BlockInfo, BoxFuture, IoError};
+use libos::{BlockError, BlockInfo, IoError};
 use nym_xen_abi::blkif::{self, Request, MAX_SEGMENTS, SECTOR};
 use nym_xen_abi::ring::FrontRing;
 use nym_xen_abi::xenbus::State;
@@ -233,55 +233,36 @@ impl Blkfront {
     }
 }
 
-impl Block for Blkfront {
-    fn info(&self) -> BlockInfo {
+impl Chunked for Blkfront {
+    const CHUNK: usize = CHUNK;
+
+    fn geometry(&self) -> BlockInfo {
         self.info
     }
 
-    fn read<'a>(&'a self, sector: u64, buf: &'a mut [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
-        Box::pin(async move {
-            libos::block::check_request(&self.info, sector, buf.len())?;
-            let per = CHUNK / self.info.sector_size as usize;
-            for (i, chunk) in buf.chunks_mut(CHUNK).enumerate() {
-                let at = sector + (i * per) as u64;
-                let len = chunk.len();
-                self.request(blkif::OP_READ, at, len, |_| {}, |d| d.copy_out(chunk))
-                    .await?;
-            }
-            Ok(())
-        })
+    async fn read_chunk(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        let len = buf.len();
+        self.request(blkif::OP_READ, sector, len, |_| {}, |d| d.copy_out(buf))
+            .await
     }
 
-    fn write<'a>(&'a self, sector: u64, data: &'a [u8]) -> BoxFuture<'a, Result<(), BlockError>> {
-        Box::pin(async move {
-            libos::block::check_request(&self.info, sector, data.len())?;
-            if !self.info.writable {
-                return Err(BlockError::ReadOnly);
-            }
-            let per = CHUNK / self.info.sector_size as usize;
-            for (i, chunk) in data.chunks(CHUNK).enumerate() {
-                let at = sector + (i * per) as u64;
-                self.request(
-                    blkif::OP_WRITE,
-                    at,
-                    chunk.len(),
-                    |d| d.copy_in(chunk),
-                    |_| {},
-                )
-                .await?;
-            }
-            Ok(())
-        })
+    async fn write_chunk(&self, sector: u64, data: &[u8]) -> Result<(), BlockError> {
+        self.request(
+            blkif::OP_WRITE,
+            sector,
+            data.len(),
+            |d| d.copy_in(data),
+            |_| {},
+        )
+        .await
     }
 
-    fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
-        Box::pin(async move {
-            if !self.flush {
-                // No write cache to flush: the backend's writes are durable.
-                return Ok(());
-            }
-            self.request(blkif::OP_FLUSH_DISKCACHE, 0, 0, |_| {}, |_| {})
-                .await
-        })
+    async fn flush_cache(&self) -> Result<(), BlockError> {
+        if !self.flush {
+            // No write cache to flush: the backend's writes are durable.
+            return Ok(());
+        }
+        self.request(blkif::OP_FLUSH_DISKCACHE, 0, 0, |_| {}, |_| {})
+            .await
     }
 }
