@@ -272,13 +272,15 @@ pub(crate) fn build(
             write(
                 &xml,
                 nym_driver::libvirt::domain_xml(&nym_driver::libvirt::Domain {
-                    name: &name,
-                    image: &out,
-                    mem: 32 << 20,
-                    cmdline: &cmdline,
-                    net,
+                    guest: nym_driver::guest::Domain {
+                        name: &name,
+                        image: &out,
+                        mem: 32 << 20,
+                        cmdline: &cmdline,
+                        net,
+                        disk: block,
+                    },
                     forwards: &[],
-                    block,
                     console: &console,
                 }),
             )?;

@@ -173,6 +173,42 @@ impl Options {
     }
 }
 
+/// A guest as the engines that run an image as a domain describe it
+/// (libvirt's XML, `xl`'s config).
+#[derive(Debug, Clone, Copy)]
+pub struct Domain<'a> {
+    /// Its name (`virsh list`, `xl list`).
+    pub name: &'a str,
+    /// The PVH image, a path on the host that runs the domain.
+    pub image: &'a std::path::Path,
+    /// Memory in bytes.
+    pub mem: u64,
+    /// The guest's command line (its keys).
+    pub cmdline: &'a str,
+    /// Whether the guest has a network device.
+    pub net: bool,
+    /// The disk's host file, if the graph has one.
+    pub disk: Option<&'a std::path::Path>,
+}
+
+/// What the host prepares for a guest under QEMU, libvirt or Xen before
+/// its image builds: the command line, the keys, and the disk's file
+/// (created if missing); a forward nothing can serve is refused first.
+fn host_side(
+    project: &Project,
+    graph: &Graph,
+    options: &Options,
+) -> Result<(String, nym_unix::keys::Keys, Option<nym_hvt::BlockFile>), Error> {
+    let cmdline = guest_cmdline(graph, &options.key_args)?;
+    let keys = nym_unix::keys::Keys::parse(key_defaults(graph), &options.key_args)?;
+    let block = kvm::block_file(project, graph, &keys, options.block.as_deref())?;
+    if let Some(b) = &block {
+        kvm::create_block_file(b)?;
+    }
+    qemu::check_forwards(&options.forwards)?;
+    Ok((cmdline, keys, block))
+}
+
 /// Parses a port forward, `HOST:GUEST`.
 pub fn parse_forward(text: &str) -> Result<(u16, u16), String> {
     let bad = || format!("`{text}` is not a port forward; write it HOST:GUEST, like 8080:80");
@@ -264,13 +300,7 @@ pub fn run(
             Ok(outcome.status().clamp(0, 255) as u8)
         }
         Target::Qemu | Target::Libvirt => {
-            let cmdline = guest_cmdline(graph, &options.key_args)?;
-            let keys = nym_unix::keys::Keys::parse(key_defaults(graph), &options.key_args)?;
-            let block = kvm::block_file(project, graph, &keys, options.block.as_deref())?;
-            if let Some(b) = &block {
-                kvm::create_block_file(b)?;
-            }
-            qemu::check_forwards(&options.forwards)?;
+            let (cmdline, _, block) = host_side(project, graph, options)?;
             if graph.target == Target::Qemu {
                 // libvirt's daemon runs its own QEMU.
                 qemu::check_version()?;
@@ -284,13 +314,15 @@ pub fn run(
                 let name = libvirt::domain_name(&graph.name);
                 let (xml, console_file) = libvirt::files(&image);
                 let domain = libvirt::Domain {
-                    name: &name,
-                    image: &image,
-                    mem: options.mem,
-                    cmdline: &cmdline,
-                    net: !options.forwards.is_empty(),
+                    guest: Domain {
+                        name: &name,
+                        image: &image,
+                        mem: options.mem,
+                        cmdline: &cmdline,
+                        net: !options.forwards.is_empty(),
+                        disk: block,
+                    },
                     forwards: &options.forwards,
-                    block,
                     console: &console_file,
                 };
                 return libvirt::run(&domain, &xml, console, out, stop);
@@ -306,13 +338,7 @@ pub fn run(
             Ok(qemu::run(&vm, console, out, stop)?)
         }
         Target::Xen => {
-            let cmdline = guest_cmdline(graph, &options.key_args)?;
-            let keys = nym_unix::keys::Keys::parse(key_defaults(graph), &options.key_args)?;
-            let block = kvm::block_file(project, graph, &keys, options.block.as_deref())?;
-            if let Some(b) = &block {
-                kvm::create_block_file(b)?;
-            }
-            qemu::check_forwards(&options.forwards)?;
+            let (cmdline, keys, block) = host_side(project, graph, options)?;
             let net = graph.nodes.iter().any(|n| n.imp.name == "netif::default");
             // dom0 boots (if none is up) while the image builds.
             let dom0 = xen::Dom0::start(out)?;
@@ -325,7 +351,7 @@ pub fn run(
                 prefix: 24,
             };
             let run = xen::Run {
-                domain: xen::config::Domain {
+                domain: Domain {
                     name: &graph.name,
                     image: &image,
                     mem: options.mem,

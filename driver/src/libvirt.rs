@@ -75,21 +75,11 @@ pub enum LibvirtError {
 /// The domain for one image.
 #[derive(Debug, Clone)]
 pub struct Domain<'a> {
-    /// The domain's name.
-    pub name: &'a str,
-    /// The PVH image.
-    pub image: &'a Path,
-    /// Guest memory in bytes.
-    pub mem: u64,
-    /// The guest's command line (its keys).
-    pub cmdline: &'a str,
-    /// Whether the guest has a network (virtio-net on QEMU's user
-    /// network).
-    pub net: bool,
+    /// The guest (its network is virtio-net on QEMU's user network, its
+    /// disk virtio-blk).
+    pub guest: crate::guest::Domain<'a>,
     /// Host ports forwarded to guest ports over that network.
     pub forwards: &'a [(u16, u16)],
-    /// The disk's host file, if the graph has one.
-    pub block: Option<&'a Path>,
     /// Where the serial console goes.
     pub console: &'a Path,
 }
@@ -109,7 +99,7 @@ pub fn domain_xml(d: &Domain) -> String {
         "    <controller type='usb' model='none'/>\n    <memballoon model='none'/>\n    <serial type='file'>\n      <source path='{}'/>\n      <target port='0'/>\n    </serial>\n",
         escape(&d.console.display().to_string())
     );
-    if let Some(file) = d.block {
+    if let Some(file) = d.guest.disk {
         devices.push_str(&format!(
             "    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw' cache='none'/>\n      <source file='{}'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n",
             escape(&file.display().to_string())
@@ -119,7 +109,7 @@ pub fn domain_xml(d: &Domain) -> String {
         "-device".to_owned(),
         "isa-debug-exit,iobase=0xf4,iosize=4".to_owned(),
     ];
-    if d.net || !d.forwards.is_empty() {
+    if d.guest.net || !d.forwards.is_empty() {
         args.extend([
             "-netdev".to_owned(),
             crate::qemu::user_netdev(d.forwards),
@@ -147,10 +137,10 @@ pub fn domain_xml(d: &Domain) -> String {
          \x20 <devices>\n{devices}  </devices>\n\
          \x20 <qemu:commandline>\n{qemu_args}  </qemu:commandline>\n\
          </domain>\n",
-        name = escape(d.name),
-        image = escape(&d.image.display().to_string()),
-        mem = d.mem >> 10,
-        cmdline = escape(d.cmdline),
+        name = escape(d.guest.name),
+        image = escape(&d.guest.image.display().to_string()),
+        mem = d.guest.mem >> 10,
+        cmdline = escape(d.guest.cmdline),
     )
 }
 
@@ -239,21 +229,21 @@ pub fn run(
     stop: &Stop,
 ) -> Result<u8, Error> {
     let io = |what: String| move |source| LibvirtError::Io { what, source };
-    claim(d.name)?;
+    claim(d.guest.name)?;
     std::fs::write(xml, domain_xml(d)).map_err(io(format!("writing {}", xml.display())))?;
     // The console file is libvirt's to create; an old one would be read
     // as this run's.
     let _ = std::fs::remove_file(d.console);
     virsh(&["define", &xml.display().to_string()])?;
-    let defined = Defined { name: d.name };
-    virsh(&["start", d.name])?;
+    let defined = Defined { name: d.guest.name };
+    virsh(&["start", d.guest.name])?;
     out.line(&format!(
         "nym: started the libvirt domain {} ({}); its console is {}",
-        d.name,
+        d.guest.name,
         xml.display(),
         d.console.display()
     ));
-    let mut follow = Follow::new(d.console, d.image);
+    let mut follow = Follow::new(d.console, d.guest.image);
     let status = loop {
         follow.read(console, out);
         if let Some(status) = follow.status {
@@ -262,7 +252,7 @@ pub fn run(
         if stop.requested() {
             break Ok(130);
         }
-        match state(d.name)? {
+        match state(d.guest.name)? {
             Some(s) if s == "running" || s == "paused" || s == "in shutdown" => {}
             _ => {
                 // Ended: read what it wrote last.

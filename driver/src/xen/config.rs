@@ -4,7 +4,6 @@
 //! directly, its keys on the command line, a vif on the bridge when the
 //! graph has a network and a vbd when it has a disk.
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// The bridge a domain's vif joins: Debian's and Xen's documentation
 /// call the host's bridge `xenbr0`, and nym's dom0 makes one of that name.
@@ -13,23 +12,9 @@ pub const BRIDGE: &str = "xenbr0";
 /// The guest's disk as the domain sees it (`/dev/xvda` in a Linux guest).
 pub const VDEV: &str = "xvda";
 
-/// What a domain is made of.
-#[derive(Debug, Clone, Copy)]
-pub struct Domain<'a> {
-    /// Its name (`xl list` shows it).
-    pub name: &'a str,
-    /// The PVH image, a path on the host that runs `xl`.
-    pub image: &'a Path,
-    /// Memory in bytes (rounded down to MiB).
-    pub mem: u64,
-    /// The guest's command line (its keys).
-    pub cmdline: &'a str,
-    /// A vif on [`BRIDGE`] (netfront).
-    pub net: bool,
-    /// A raw image file as the domain's disk (blkfront), a path on the
-    /// host that runs `xl`.
-    pub disk: Option<&'a Path>,
-}
+/// What a domain is made of: its image and disk are paths on the host
+/// that runs `xl`, its memory is rounded down to MiB.
+pub use crate::guest::Domain;
 
 /// Why a domain cannot be written as an `xl` config.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +89,7 @@ pub fn xl_config(d: &Domain) -> Result<String, ConfigError> {
 mod tests {
     use super::*;
     use expect_test::expect;
+    use std::path::Path;
 
     #[test]
     fn a_domain_with_a_network_and_a_disk() {
