@@ -65,6 +65,44 @@ pub struct Param {
     pub doc: &'static str,
 }
 
+impl Param {
+    const fn new(name: &'static str, ty: ParamType, doc: &'static str) -> Param {
+        Param {
+            name,
+            ty,
+            default: None,
+            range: None,
+            doc,
+        }
+    }
+
+    /// A required parameter taking a value of type `ty`.
+    pub const fn value(name: &'static str, ty: ValueType, doc: &'static str) -> Param {
+        Param::new(name, ParamType::Value(ty), doc)
+    }
+
+    /// A required parameter taking a device of `kind`.
+    pub const fn device(name: &'static str, kind: Kind, doc: &'static str) -> Param {
+        Param::new(name, ParamType::Device(kind), doc)
+    }
+
+    /// The parameter, optional: `default` when not given.
+    pub const fn or(self, default: Default) -> Param {
+        Param {
+            default: Some(default),
+            ..self
+        }
+    }
+
+    /// The parameter, its integers allowed from `low` to `high`.
+    pub const fn within(self, low: i64, high: i64) -> Param {
+        Param {
+            range: Some((low, high)),
+            ..self
+        }
+    }
+}
+
 /// Builds an implementation's device in-process: the platform, and the
 /// arguments in the catalog's parameter order.
 pub type Build = fn(&DynPlatform, &mut Args) -> Result<Arg, MakeError>;
@@ -232,33 +270,12 @@ macro_rules! imp {
 const ALL_TARGETS: &[Target] = Target::ALL;
 const UNIX: &[Target] = &[Target::Unix];
 
-const fn device(name: &'static str, kind: Kind, doc: &'static str) -> Param {
-    Param {
-        name,
-        ty: ParamType::Device(kind),
-        default: None,
-        range: None,
-        doc,
-    }
-}
-
-const fn value(name: &'static str, ty: ValueType, doc: &'static str) -> Param {
-    Param {
-        name,
-        ty: ParamType::Value(ty),
-        default: None,
-        range: None,
-        doc,
-    }
-}
-
-const FACTOR: Param = Param {
-    name: "factor",
-    ty: ParamType::Value(ValueType::Int),
-    default: None,
-    range: Some((1, 1_000_000)),
-    doc: "how many times faster than the wrapped device",
-};
+const FACTOR: Param = Param::value(
+    "factor",
+    ValueType::Int,
+    "how many times faster than the wrapped device",
+)
+.within(1, 1_000_000);
 
 /// The catalog.
 pub static CATALOG: &[Implementation] = &[
@@ -288,7 +305,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "clock::scaled" -> MonoClock,
-        params: [device("clock", Kind::MonoClock, "the clock to speed up"), FACTOR],
+        params: [Param::device("clock", Kind::MonoClock, "the clock to speed up"), FACTOR],
         targets: ALL_TARGETS,
         instead: None,
         doc: "A monotonic clock running `factor` times faster than `clock`.\nFor testing expiry logic without waiting.",
@@ -304,7 +321,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "time::scaled" -> Time,
-        params: [device("time", Kind::Time, "the sleeper to speed up"), FACTOR],
+        params: [Param::device("time", Kind::Time, "the sleeper to speed up"), FACTOR],
         targets: ALL_TARGETS,
         instead: None,
         doc: "Sleeps `factor` times shorter than asked.\nThe partner of `clock::scaled` for tests that wait.",
@@ -320,7 +337,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "random::seeded" -> Random,
-        params: [value("seed", ValueType::Int, "the seed")],
+        params: [Param::value("seed", ValueType::Int, "the seed")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "A deterministic generator (SplitMix64): the same seed gives the same bytes everywhere.\nFor reproducible runs and tests; never for secrets.",
@@ -339,7 +356,7 @@ pub static CATALOG: &[Implementation] = &[
     Implementation {
         name: "kv::baked",
         provides: Kind::KvRo,
-        params: &[value("dir", ValueType::Str, "the directory to bake in, relative to the project")],
+        params: &[Param::value("dir", ValueType::Str, "the directory to bake in, relative to the project")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "The files of a directory, read-only, baked into the program when it is built.\nKeys are paths relative to the directory, with `/` separators.",
@@ -349,7 +366,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "kv::full" -> Kv,
-        params: [device("kv", Kind::Kv, "the store to wrap")],
+        params: [Param::device("kv", Kind::Kv, "the store to wrap")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "A chaos device: every write fails with \"no space\".\nReads and removals go to the wrapped store.",
@@ -357,7 +374,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "kv::dir" -> Kv,
-        params: [value("path", ValueType::Str, "the directory holding one file per key")],
+        params: [Param::value("path", ValueType::Str, "the directory holding one file per key")],
         targets: UNIX,
         instead: Some("kv::mem"),
         doc: "A key-value store in a host directory, one file per key.\nWrites are crash-safe (temporary file, fsync, rename): a value is old or new, never torn.",
@@ -365,7 +382,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "kv::block" -> Kv,
-        params: [device("block", Kind::Block, "the block device to keep the store on")],
+        params: [Param::device("block", Kind::Block, "the block device to keep the store on")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "A key-value store kept on a block device, read into memory on first use.\nEach write stores the whole store as one checksummed snapshot, alternately in the two halves of the device: a crash leaves every value old or new, never torn. It holds up to half the device, less a sector. A device of zeros is an empty store; one holding anything else that is not a store is refused, never overwritten.",
@@ -374,14 +391,8 @@ pub static CATALOG: &[Implementation] = &[
     imp! {
         "block::file" -> Block,
         params: [
-            value("path", ValueType::Str, "the backing file"),
-            Param {
-                name: "size",
-                ty: ParamType::Value(ValueType::Int),
-                default: Some(Default::Int(1 << 20)),
-                range: Some((512, 1 << 40)),
-                doc: "the size of a new file, in bytes, a multiple of 512",
-            },
+            Param::value("path", ValueType::Str, "the backing file"),
+            Param::value("size", ValueType::Int, "the size of a new file, in bytes, a multiple of 512").or(Default::Int(1 << 20)).within(512, 1 << 40),
         ],
         targets: ALL_TARGETS,
         instead: None,
@@ -390,13 +401,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "block::mem" -> Block,
-        params: [Param {
-            name: "size",
-            ty: ParamType::Value(ValueType::Int),
-            default: Some(Default::Int(1 << 20)),
-            range: Some((512, 1 << 30)),
-            doc: "the size in bytes, rounded down to a multiple of 512",
-        }],
+        params: [Param::value("size", ValueType::Int, "the size in bytes, rounded down to a multiple of 512").or(Default::Int(1 << 20)).within(512, 1 << 30)],
         targets: ALL_TARGETS,
         instead: None,
         doc: "An in-memory block device of 512-byte sectors, all zeros at first.\nIts contents last as long as the program (and survive a hot reload); only sectors written with something other than zeros take memory.",
@@ -413,8 +418,8 @@ pub static CATALOG: &[Implementation] = &[
     imp! {
         "stack::direct" -> Stack,
         params: [
-            device("netif", Kind::Netif, "the interface carrying the stack's Ethernet frames"),
-            value("ipv4", ValueType::Cidr, "the stack's address and subnet, `10.0.0.2/24`"),
+            Param::device("netif", Kind::Netif, "the interface carrying the stack's Ethernet frames"),
+            Param::value("ipv4", ValueType::Cidr, "the stack's address and subnet, `10.0.0.2/24`"),
         ],
         targets: ALL_TARGETS,
         instead: None,
@@ -423,7 +428,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "stack::dhcp" -> Stack,
-        params: [device("netif", Kind::Netif, "the interface carrying the stack's Ethernet frames")],
+        params: [Param::device("netif", Kind::Netif, "the interface carrying the stack's Ethernet frames")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "`stack::direct` with its address, subnet and router from a DHCP server on the link.\nUntil a lease arrives the stack listens but cannot connect; a lost lease takes the address away (`:inspect` shows the lease). QEMU's user network (`--target qemu -p`) runs a DHCP server that hands out 10.0.2.15.",
@@ -431,7 +436,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "netif::tap" -> Netif,
-        params: [value("name", ValueType::Str, "the tap device, `tap0`")],
+        params: [Param::value("name", ValueType::Str, "the tap device, `tap0`")],
         targets: UNIX,
         instead: Some("netif::pair"),
         doc: "A Linux tap device: Ethernet frames to and from the host's network.\nThe device must exist (`ip tuntap add tap0 mode tap user $USER`) or nym must run as root; the host configures its side of the link.",
@@ -447,7 +452,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "netif::pair" -> Netif,
-        params: [value("name", ValueType::Str, "the link; the two ends share it")],
+        params: [Param::value("name", ValueType::Str, "the link; the two ends share it")],
         targets: ALL_TARGETS,
         instead: None,
         doc: "One end of an in-memory Ethernet link: the two `netif::pair` with the same name are wired to each other.\nTwo stacks over a pair talk inside one program, for tests and demos.",
@@ -456,21 +461,9 @@ pub static CATALOG: &[Implementation] = &[
     imp! {
         "netif::lossy" -> Netif,
         params: [
-            device("netif", Kind::Netif, "the interface to make lossy"),
-            Param {
-                name: "percent",
-                ty: ParamType::Value(ValueType::Int),
-                default: None,
-                range: Some((0, 100)),
-                doc: "the share of frames lost, each way",
-            },
-            Param {
-                name: "seed",
-                ty: ParamType::Value(ValueType::Int),
-                default: Some(Default::Int(1)),
-                range: None,
-                doc: "the seed choosing which frames are lost: a failing run can be replayed",
-            },
+            Param::device("netif", Kind::Netif, "the interface to make lossy"),
+            Param::value("percent", ValueType::Int, "the share of frames lost, each way").within(0, 100),
+            Param::value("seed", ValueType::Int, "the seed choosing which frames are lost: a failing run can be replayed").or(Default::Int(1)),
         ],
         targets: ALL_TARGETS,
         instead: None,
@@ -480,8 +473,8 @@ pub static CATALOG: &[Implementation] = &[
     imp! {
         "tls::server" -> Stack,
         params: [
-            device("stack", Kind::Stack, "the stack whose connections are wrapped"),
-            device("certs", Kind::KvRo, "holds `cert.pem` (the certificate chain, leaf first) and `key.pem` (its PKCS#8 private key)"),
+            Param::device("stack", Kind::Stack, "the stack whose connections are wrapped"),
+            Param::device("certs", Kind::KvRo, "holds `cert.pem` (the certificate chain, leaf first) and `key.pem` (its PKCS#8 private key)"),
         ],
         targets: ALL_TARGETS,
         instead: None,
@@ -491,9 +484,9 @@ pub static CATALOG: &[Implementation] = &[
     imp! {
         "tls::client" -> Stack,
         params: [
-            device("stack", Kind::Stack, "the stack whose connections are wrapped"),
-            device("roots", Kind::KvRo, "holds `ca.pem`, the certificates to trust"),
-            value("name", ValueType::Str, "the name servers must prove, `example.com` or an IP address"),
+            Param::device("stack", Kind::Stack, "the stack whose connections are wrapped"),
+            Param::device("roots", Kind::KvRo, "holds `ca.pem`, the certificates to trust"),
+            Param::value("name", ValueType::Str, "the name servers must prove, `example.com` or an IP address"),
         ],
         targets: ALL_TARGETS,
         instead: None,

@@ -5,7 +5,7 @@
 //!
 //! The table follows the traits in `libos` (a test holds every trait
 //! method to an entry); `libos::call` runs the callable ones on a device.
-use crate::catalog::{Default, Param, ParamType};
+use crate::catalog::{Default, Param};
 use crate::types::{Kind, ValueType};
 
 /// One method of a device kind's trait.
@@ -54,24 +54,9 @@ impl Method {
     }
 }
 
-const fn param(name: &'static str, ty: ValueType, doc: &'static str) -> Param {
-    Param {
-        name,
-        ty: ParamType::Value(ty),
-        default: None,
-        range: None,
-        doc,
-    }
-}
-
-const KEY: Param = param("key", ValueType::Str, "the key");
-const SECTOR: Param = Param {
-    name: "sector",
-    ty: ParamType::Value(ValueType::Int),
-    default: None,
-    range: Some((0, i64::MAX)),
-    doc: "the first sector",
-};
+const KEY: Param = Param::value("key", ValueType::Str, "the key");
+const SECTOR: Param =
+    Param::value("sector", ValueType::Int, "the first sector").within(0, i64::MAX);
 
 const fn method(
     kind: Kind,
@@ -111,14 +96,14 @@ pub static METHODS: &[Method] = &[
     method(
         Kind::Console,
         "write",
-        &[param("text", ValueType::Str, "the text, as it is")],
+        &[Param::value("text", ValueType::Str, "the text, as it is")],
         "()",
         "Writes text to the console.",
     ),
     method(
         Kind::Console,
         "log",
-        &[param(
+        &[Param::value(
             "line",
             ValueType::Str,
             "the line, without its newline",
@@ -143,26 +128,20 @@ pub static METHODS: &[Method] = &[
     method(
         Kind::Time,
         "sleep",
-        &[Param {
-            name: "duration",
-            ty: ParamType::Value(ValueType::Duration),
-            default: None,
-            range: None,
-            doc: "how long, `500ms`",
-        }],
+        &[Param::value(
+            "duration",
+            ValueType::Duration,
+            "how long, `500ms`",
+        )],
         "()",
         "Waits for a duration (on this device: a scaled sleeper sleeps shorter).",
     ),
     method(
         Kind::Random,
         "fill",
-        &[Param {
-            name: "len",
-            ty: ParamType::Value(ValueType::Int),
-            default: Some(Default::Int(16)),
-            range: Some((1, 4096)),
-            doc: "how many bytes",
-        }],
+        &[Param::value("len", ValueType::Int, "how many bytes")
+            .or(Default::Int(16))
+            .within(1, 4096)],
         "bytes",
         "Random bytes.",
     ),
@@ -177,20 +156,17 @@ pub static METHODS: &[Method] = &[
     method(
         Kind::KvRo,
         "list",
-        &[Param {
-            name: "prefix",
-            ty: ParamType::Value(ValueType::Str),
-            default: Some(Default::Str("")),
-            range: None,
-            doc: "only keys starting with it",
-        }],
+        &[
+            Param::value("prefix", ValueType::Str, "only keys starting with it")
+                .or(Default::Str("")),
+        ],
         "list",
         "The keys starting with a prefix, in order.",
     ),
     method(
         Kind::Kv,
         "set",
-        &[KEY, param("value", ValueType::Str, "the value")],
+        &[KEY, Param::value("value", ValueType::Str, "the value")],
         "()",
         "Sets a key's value.",
     ),
@@ -207,13 +183,9 @@ pub static METHODS: &[Method] = &[
         "read",
         &[
             SECTOR,
-            Param {
-                name: "count",
-                ty: ParamType::Value(ValueType::Int),
-                default: Some(Default::Int(1)),
-                range: Some((1, 64)),
-                doc: "how many sectors",
-            },
+            Param::value("count", ValueType::Int, "how many sectors")
+                .or(Default::Int(1))
+                .within(1, 64),
         ],
         "bytes",
         "Reads whole sectors.",
@@ -223,7 +195,7 @@ pub static METHODS: &[Method] = &[
         "write",
         &[
             SECTOR,
-            param(
+            Param::value(
                 "data",
                 ValueType::Str,
                 "whole sectors of it (a multiple of the sector size)",
