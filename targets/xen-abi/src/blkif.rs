@@ -51,25 +51,25 @@ impl Request {
     /// Writes it at `off`.
     pub fn write(&self, ring: &impl Mem, off: usize) {
         let n = usize::from(self.nr_segments).min(MAX_SEGMENTS);
-        ring.write_u8(off, self.operation);
-        ring.write_u8(off + 1, n as u8);
-        ring.write_u16(off + 2, self.handle);
-        ring.write_u32(off + 4, 0);
-        ring.write_u64(off + 8, self.id);
-        ring.write_u64(off + 16, self.sector);
+        ring.write::<u8>(off, self.operation);
+        ring.write::<u8>(off + 1, n as u8);
+        ring.write::<u16>(off + 2, self.handle);
+        ring.write::<u32>(off + 4, 0);
+        ring.write::<u64>(off + 8, self.id);
+        ring.write::<u64>(off + 16, self.sector);
         for (i, &(gref, first, last)) in self.segments[..n].iter().enumerate() {
             let s = off + 24 + i * 8;
-            ring.write_u32(s, gref);
-            ring.write_u8(s + 4, first);
-            ring.write_u8(s + 5, last);
-            ring.write_u16(s + 6, 0);
+            ring.write::<u32>(s, gref);
+            ring.write::<u8>(s + 4, first);
+            ring.write::<u8>(s + 5, last);
+            ring.write::<u16>(s + 6, 0);
         }
     }
 }
 
 /// `struct blkif_response`: `(id, status)`.
 pub fn response(ring: &impl Mem, off: usize) -> (u64, i16) {
-    (ring.read_u64(off), ring.read_u16(off + 10) as i16)
+    (ring.read::<u64>(off), ring.read::<u16>(off + 10) as i16)
 }
 
 /// The segments that move `len` bytes (a multiple of 512, at most
@@ -107,17 +107,17 @@ mod tests {
             nr_segments: n,
         }
         .write(&page, 64);
-        assert_eq!(page.read_u8(64), OP_WRITE);
-        assert_eq!(page.read_u8(65), 2);
-        assert_eq!(page.read_u16(66), 51712);
-        assert_eq!(page.read_u64(72), 9);
-        assert_eq!(page.read_u64(80), 1234);
-        assert_eq!(page.read_u32(88), 20);
-        assert_eq!((page.read_u8(92), page.read_u8(93)), (0, 7));
-        assert_eq!(page.read_u32(96), 21);
-        assert_eq!((page.read_u8(100), page.read_u8(101)), (0, 1));
-        page.write_u64(304, 9);
-        page.write_u16(314, (-1i16) as u16);
+        assert_eq!(page.read::<u8>(64), OP_WRITE);
+        assert_eq!(page.read::<u8>(65), 2);
+        assert_eq!(page.read::<u16>(66), 51712);
+        assert_eq!(page.read::<u64>(72), 9);
+        assert_eq!(page.read::<u64>(80), 1234);
+        assert_eq!(page.read::<u32>(88), 20);
+        assert_eq!((page.read::<u8>(92), page.read::<u8>(93)), (0, 7));
+        assert_eq!(page.read::<u32>(96), 21);
+        assert_eq!((page.read::<u8>(100), page.read::<u8>(101)), (0, 1));
+        page.write::<u64>(304, 9);
+        page.write::<u16>(314, (-1i16) as u16);
         assert_eq!(response(&page, 304), (9, -1));
     }
 

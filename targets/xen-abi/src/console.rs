@@ -17,8 +17,8 @@ const OUT_PROD: usize = 3084;
 /// consumer index past the producer, or more than the ring's size behind
 /// it, is an error.
 pub fn unread(page: &impl Mem) -> Result<u32, RingError> {
-    let cons = page.read_u32(OUT_CONS);
-    let prod = page.read_u32(OUT_PROD);
+    let cons = page.read::<u32>(OUT_CONS);
+    let prod = page.read::<u32>(OUT_PROD);
     page.fence();
     let n = prod.wrapping_sub(cons);
     if n > OUT_SIZE {
@@ -30,14 +30,14 @@ pub fn unread(page: &impl Mem) -> Result<u32, RingError> {
 /// Writes as much of `bytes` to `out` as fits; how much that was.
 pub fn write(page: &impl Mem, bytes: &[u8]) -> Result<usize, RingError> {
     let used = unread(page)?;
-    let prod = page.read_u32(OUT_PROD);
+    let prod = page.read::<u32>(OUT_PROD);
     let n = (OUT_SIZE - used).min(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
     for (i, b) in bytes[..n as usize].iter().enumerate() {
         let at = prod.wrapping_add(i as u32) & (OUT_SIZE - 1);
-        page.write_u8(OUT + at as usize, *b);
+        page.write::<u8>(OUT + at as usize, *b);
     }
     page.fence();
-    page.write_u32(OUT_PROD, prod.wrapping_add(n));
+    page.write::<u32>(OUT_PROD, prod.wrapping_add(n));
     page.fence();
     Ok(n as usize)
 }
@@ -46,14 +46,14 @@ pub fn write(page: &impl Mem, bytes: &[u8]) -> Result<usize, RingError> {
 /// the `in` ring never fills. An `in` producer more than the ring's size
 /// ahead is an error.
 pub fn discard_input(page: &impl Mem) -> Result<(), RingError> {
-    let cons = page.read_u32(IN_CONS);
-    let prod = page.read_u32(IN_PROD);
+    let cons = page.read::<u32>(IN_CONS);
+    let prod = page.read::<u32>(IN_PROD);
     page.fence();
     let most = IN_SIZE;
     if prod.wrapping_sub(cons) > most {
         return Err(RingError::ProducerAhead { prod, cons, most });
     }
-    page.write_u32(IN_CONS, prod);
+    page.write::<u32>(IN_CONS, prod);
     page.fence();
     Ok(())
 }
@@ -65,22 +65,22 @@ mod tests {
 
     fn out(page: &TestPage, from: u32, n: u32) -> alloc::vec::Vec<u8> {
         (0..n)
-            .map(|i| page.read_u8(OUT + (from.wrapping_add(i) & (OUT_SIZE - 1)) as usize))
+            .map(|i| page.read::<u8>(OUT + (from.wrapping_add(i) & (OUT_SIZE - 1)) as usize))
             .collect()
     }
 
     #[test]
     fn writes_wrap_and_stop_when_full() {
         let page = TestPage::new();
-        page.write_u32(OUT_CONS, 2040);
-        page.write_u32(OUT_PROD, 2040);
+        page.write::<u32>(OUT_CONS, 2040);
+        page.write::<u32>(OUT_PROD, 2040);
         assert_eq!(write(&page, b"hello, world\n"), Ok(13));
         assert_eq!(out(&page, 2040, 13), b"hello, world\n");
         assert_eq!(unread(&page), Ok(13));
         let big = [b'x'; 4000];
         assert_eq!(write(&page, &big), Ok(2048 - 13));
         assert_eq!(write(&page, b"more"), Ok(0), "full until xenconsoled reads");
-        page.write_u32(OUT_CONS, 2040 + 100);
+        page.write::<u32>(OUT_CONS, 2040 + 100);
         assert_eq!(write(&page, b"more"), Ok(4));
     }
 
@@ -88,22 +88,22 @@ mod tests {
     fn hostile_indices_are_refused_and_nothing_is_written() {
         let page = TestPage::new();
         // The consumer past the producer.
-        page.write_u32(OUT_CONS, 10);
-        page.write_u32(OUT_PROD, 5);
+        page.write::<u32>(OUT_CONS, 10);
+        page.write::<u32>(OUT_PROD, 5);
         assert!(matches!(
             write(&page, b"x"),
             Err(RingError::ConsumerAhead { prod: 5, cons: 10 })
         ));
         // The producer moved by dom0 more than the ring's size on.
-        page.write_u32(OUT_CONS, 0);
-        page.write_u32(OUT_PROD, 4096);
+        page.write::<u32>(OUT_CONS, 0);
+        page.write::<u32>(OUT_PROD, 4096);
         assert!(write(&page, b"x").is_err());
-        assert_eq!(page.read_u32(OUT_PROD), 4096, "left alone");
-        page.write_u32(IN_CONS, 0);
-        page.write_u32(IN_PROD, 5000);
+        assert_eq!(page.read::<u32>(OUT_PROD), 4096, "left alone");
+        page.write::<u32>(IN_CONS, 0);
+        page.write::<u32>(IN_PROD, 5000);
         assert!(discard_input(&page).is_err());
-        page.write_u32(IN_PROD, 7);
+        page.write::<u32>(IN_PROD, 7);
         assert_eq!(discard_input(&page), Ok(()));
-        assert_eq!(page.read_u32(IN_CONS), 7);
+        assert_eq!(page.read::<u32>(IN_CONS), 7);
     }
 }

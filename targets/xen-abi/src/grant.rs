@@ -86,18 +86,18 @@ impl Refs {
 /// other domain never sees a permitted entry with a stale frame.
 pub fn permit(table: &impl Mem, r: u32, domid: DomId, frame: u32, readonly: bool) {
     let off = (r % PER_FRAME) as usize * ENTRY;
-    table.write_u16(off + 2, domid);
-    table.write_u32(off + 4, frame);
+    table.write::<u16>(off + 2, domid);
+    table.write::<u32>(off + 4, frame);
     table.fence();
     let flags = GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 };
-    table.write_u16(off, flags);
+    table.write::<u16>(off, flags);
     table.fence();
 }
 
 /// Whether the other domain has entry `r` mapped right now.
 pub fn in_use(table: &impl Mem, r: u32) -> bool {
     let off = (r % PER_FRAME) as usize * ENTRY;
-    table.read_u16(off) & (GTF_READING | GTF_WRITING) != 0
+    table.read::<u16>(off) & (GTF_READING | GTF_WRITING) != 0
 }
 
 #[cfg(test)]
@@ -132,11 +132,11 @@ mod tests {
     fn an_entry_is_permitted_last() {
         let t = TestPage::new();
         permit(&t, 9, 0, 0x1234, true);
-        assert_eq!(t.read_u16(72), GTF_PERMIT_ACCESS | GTF_READONLY);
-        assert_eq!(t.read_u16(74), 0);
-        assert_eq!(t.read_u32(76), 0x1234);
+        assert_eq!(t.read::<u16>(72), GTF_PERMIT_ACCESS | GTF_READONLY);
+        assert_eq!(t.read::<u16>(74), 0);
+        assert_eq!(t.read::<u32>(76), 0x1234);
         assert!(!in_use(&t, 9));
-        t.write_u16(72, GTF_PERMIT_ACCESS | GTF_WRITING);
+        t.write::<u16>(72, GTF_PERMIT_ACCESS | GTF_WRITING);
         assert!(in_use(&t, 9));
     }
 }

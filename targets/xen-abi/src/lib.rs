@@ -56,7 +56,7 @@ pub mod shared_info;
 pub mod xenbus;
 pub mod xenstore;
 
-pub use mem::Mem;
+pub use mem::{Mem, Word};
 
 /// The size of a page, of a grant, and of every shared ring.
 pub const PAGE: usize = 4096;

@@ -14,26 +14,46 @@
 pub trait Mem {
     /// The size in bytes.
     fn size(&self) -> usize;
-    /// The byte at `off`.
-    fn read_u8(&self, off: usize) -> u8;
-    /// Writes the byte at `off`.
-    fn write_u8(&self, off: usize, v: u8);
-    /// The little-endian `u16` at `off`.
-    fn read_u16(&self, off: usize) -> u16;
-    /// Writes the `u16` at `off`.
-    fn write_u16(&self, off: usize, v: u16);
-    /// The `u32` at `off`.
-    fn read_u32(&self, off: usize) -> u32;
-    /// Writes the `u32` at `off`.
-    fn write_u32(&self, off: usize, v: u32);
-    /// The `u64` at `off`.
-    fn read_u64(&self, off: usize) -> u64;
-    /// Writes the `u64` at `off`.
-    fn write_u64(&self, off: usize, v: u64);
+    /// The little-endian word at `off`.
+    fn read<W: Word>(&self, off: usize) -> W;
+    /// Writes the word `v` at `off`.
+    fn write<W: Word>(&self, off: usize, v: W);
     /// Orders every access before it against every access after it, for
     /// the other domain too (a full barrier).
     fn fence(&self);
 }
+
+/// What one access moves: `u8`, `u16`, `u32` or `u64`, little-endian.
+pub trait Word: Copy + Default + sealed::Sealed {
+    /// Its size in bytes.
+    const SIZE: usize;
+    /// The word the first [`Word::SIZE`] bytes of `bytes` hold.
+    fn from_le(bytes: &[u8]) -> Self;
+    /// Writes it into the first [`Word::SIZE`] bytes of `out`.
+    fn to_le(self, out: &mut [u8]);
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! words {
+    ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl Word for $t {
+            const SIZE: usize = core::mem::size_of::<$t>();
+            fn from_le(bytes: &[u8]) -> $t {
+                let mut b = [0; core::mem::size_of::<$t>()];
+                b.copy_from_slice(&bytes[..Self::SIZE]);
+                <$t>::from_le_bytes(b)
+            }
+            fn to_le(self, out: &mut [u8]) {
+                out[..Self::SIZE].copy_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+words!(u8, u16, u32, u64);
 
 /// A page in ordinary memory, for tests: what a hostile backend would
 /// write, written by the test.
@@ -45,16 +65,6 @@ impl TestPage {
     pub(crate) fn new() -> TestPage {
         TestPage(core::array::from_fn(|_| core::cell::Cell::new(0)))
     }
-
-    fn get<const N: usize>(&self, off: usize) -> [u8; N] {
-        core::array::from_fn(|i| self.0[off + i].get())
-    }
-
-    fn set(&self, off: usize, bytes: &[u8]) {
-        for (i, b) in bytes.iter().enumerate() {
-            self.0[off + i].set(*b);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -62,35 +72,31 @@ impl Mem for TestPage {
     fn size(&self) -> usize {
         crate::PAGE
     }
-    fn read_u8(&self, off: usize) -> u8 {
-        self.0[off].get()
+    fn read<W: Word>(&self, off: usize) -> W {
+        assert_eq!(
+            off % W::SIZE,
+            0,
+            "misaligned {}-byte read at {off}",
+            W::SIZE
+        );
+        let mut bytes = [0u8; 8];
+        for (b, cell) in bytes.iter_mut().zip(&self.0[off..off + W::SIZE]) {
+            *b = cell.get();
+        }
+        W::from_le(&bytes)
     }
-    fn write_u8(&self, off: usize, v: u8) {
-        self.0[off].set(v)
-    }
-    fn read_u16(&self, off: usize) -> u16 {
-        assert_eq!(off % 2, 0, "misaligned u16 at {off}");
-        u16::from_le_bytes(self.get(off))
-    }
-    fn write_u16(&self, off: usize, v: u16) {
-        assert_eq!(off % 2, 0, "misaligned u16 at {off}");
-        self.set(off, &v.to_le_bytes())
-    }
-    fn read_u32(&self, off: usize) -> u32 {
-        assert_eq!(off % 4, 0, "misaligned u32 at {off}");
-        u32::from_le_bytes(self.get(off))
-    }
-    fn write_u32(&self, off: usize, v: u32) {
-        assert_eq!(off % 4, 0, "misaligned u32 at {off}");
-        self.set(off, &v.to_le_bytes())
-    }
-    fn read_u64(&self, off: usize) -> u64 {
-        assert_eq!(off % 8, 0, "misaligned u64 at {off}");
-        u64::from_le_bytes(self.get(off))
-    }
-    fn write_u64(&self, off: usize, v: u64) {
-        assert_eq!(off % 8, 0, "misaligned u64 at {off}");
-        self.set(off, &v.to_le_bytes())
+    fn write<W: Word>(&self, off: usize, v: W) {
+        assert_eq!(
+            off % W::SIZE,
+            0,
+            "misaligned {}-byte write at {off}",
+            W::SIZE
+        );
+        let mut bytes = [0u8; 8];
+        v.to_le(&mut bytes);
+        for (cell, b) in self.0[off..off + W::SIZE].iter().zip(bytes) {
+            cell.set(b);
+        }
     }
     fn fence(&self) {}
 }

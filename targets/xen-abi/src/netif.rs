@@ -37,17 +37,17 @@ pub struct TxRequest {
 impl TxRequest {
     /// Writes it at `off`.
     pub fn write(&self, ring: &impl Mem, off: usize) {
-        ring.write_u32(off, self.gref);
-        ring.write_u16(off + 4, self.offset);
-        ring.write_u16(off + 6, self.flags);
-        ring.write_u16(off + 8, self.id);
-        ring.write_u16(off + 10, self.size);
+        ring.write::<u32>(off, self.gref);
+        ring.write::<u16>(off + 4, self.offset);
+        ring.write::<u16>(off + 6, self.flags);
+        ring.write::<u16>(off + 8, self.id);
+        ring.write::<u16>(off + 10, self.size);
     }
 }
 
 /// `struct netif_tx_response`: `(id, status)`.
 pub fn tx_response(ring: &impl Mem, off: usize) -> (u16, i16) {
-    (ring.read_u16(off), ring.read_u16(off + 2) as i16)
+    (ring.read::<u16>(off), ring.read::<u16>(off + 2) as i16)
 }
 
 /// `struct netif_rx_request`.
@@ -62,9 +62,9 @@ pub struct RxRequest {
 impl RxRequest {
     /// Writes it at `off`.
     pub fn write(&self, ring: &impl Mem, off: usize) {
-        ring.write_u16(off, self.id);
-        ring.write_u16(off + 2, 0);
-        ring.write_u32(off + 4, self.gref);
+        ring.write::<u16>(off, self.id);
+        ring.write::<u16>(off + 2, 0);
+        ring.write::<u32>(off + 4, self.gref);
     }
 }
 
@@ -115,10 +115,10 @@ impl core::fmt::Display for RxError {
 /// `buffers`, the frame inside its page, and no flag asking for a
 /// feature that was never negotiated.
 pub fn rx_response(ring: &impl Mem, off: usize, buffers: u16) -> Result<RxFrame, RxError> {
-    let id = ring.read_u16(off);
-    let offset = usize::from(ring.read_u16(off + 2));
-    let flags = ring.read_u16(off + 4);
-    let status = ring.read_u16(off + 6) as i16;
+    let id = ring.read::<u16>(off);
+    let offset = usize::from(ring.read::<u16>(off + 2));
+    let flags = ring.read::<u16>(off + 4);
+    let status = ring.read::<u16>(off + 6) as i16;
     if id >= buffers {
         return Err(RxError::Ring(RingError::UnknownId { id: u64::from(id) }));
     }
@@ -149,10 +149,10 @@ mod tests {
     use crate::mem::TestPage;
 
     fn rsp(page: &TestPage, id: u16, offset: u16, flags: u16, status: i16) {
-        page.write_u16(64, id);
-        page.write_u16(66, offset);
-        page.write_u16(68, flags);
-        page.write_u16(70, status as u16);
+        page.write::<u16>(64, id);
+        page.write::<u16>(66, offset);
+        page.write::<u16>(68, flags);
+        page.write::<u16>(70, status as u16);
     }
 
     #[test]
@@ -166,14 +166,14 @@ mod tests {
             size: 1514,
         }
         .write(&page, 64);
-        assert_eq!(page.read_u32(64), 0x0102_0304);
-        assert_eq!(page.read_u16(72), 7);
-        assert_eq!(page.read_u16(74), 1514);
+        assert_eq!(page.read::<u32>(64), 0x0102_0304);
+        assert_eq!(page.read::<u16>(72), 7);
+        assert_eq!(page.read::<u16>(74), 1514);
         RxRequest { id: 3, gref: 99 }.write(&page, 128);
-        assert_eq!(page.read_u16(128), 3);
-        assert_eq!(page.read_u32(132), 99);
-        page.write_u16(200, 4);
-        page.write_u16(202, (-1i16) as u16);
+        assert_eq!(page.read::<u16>(128), 3);
+        assert_eq!(page.read::<u32>(132), 99);
+        page.write::<u16>(200, 4);
+        page.write::<u16>(202, (-1i16) as u16);
         assert_eq!(tx_response(&page, 200), (4, -1));
     }
 

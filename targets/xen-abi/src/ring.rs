@@ -89,10 +89,10 @@ impl FrontRing {
     /// Initialises the shared ring in `page` (`SHARED_RING_INIT`) for
     /// entries of `entry` bytes, and the frontend's state of it.
     pub fn init(page: &impl Mem, entry: usize) -> FrontRing {
-        page.write_u32(REQ_PROD, 0);
-        page.write_u32(RSP_PROD, 0);
-        page.write_u32(REQ_EVENT, 1);
-        page.write_u32(RSP_EVENT, 1);
+        page.write::<u32>(REQ_PROD, 0);
+        page.write::<u32>(RSP_PROD, 0);
+        page.write::<u32>(REQ_EVENT, 1);
+        page.write::<u32>(RSP_EVENT, 1);
         page.fence();
         FrontRing {
             req_prod_pvt: 0,
@@ -131,12 +131,12 @@ impl FrontRing {
     /// (`RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`); whether the backend asked
     /// to be notified of them.
     pub fn push(&mut self, page: &impl Mem) -> bool {
-        let old = page.read_u32(REQ_PROD);
+        let old = page.read::<u32>(REQ_PROD);
         let new = self.req_prod_pvt;
         page.fence();
-        page.write_u32(REQ_PROD, new);
+        page.write::<u32>(REQ_PROD, new);
         page.fence();
-        let event = page.read_u32(REQ_EVENT);
+        let event = page.read::<u32>(REQ_EVENT);
         new.wrapping_sub(event) < new.wrapping_sub(old)
     }
 
@@ -145,7 +145,7 @@ impl FrontRing {
     /// (`RING_FINAL_CHECK_FOR_RESPONSES`).
     pub fn next_response(&mut self, page: &impl Mem) -> Result<Option<usize>, RingError> {
         if self.unconsumed(page)? == 0 {
-            page.write_u32(RSP_EVENT, self.rsp_cons.wrapping_add(1));
+            page.write::<u32>(RSP_EVENT, self.rsp_cons.wrapping_add(1));
             page.fence();
             if self.unconsumed(page)? == 0 {
                 return Ok(None);
@@ -159,7 +159,7 @@ impl FrontRing {
     /// Responses produced and not consumed, checked against the requests
     /// outstanding.
     fn unconsumed(&self, page: &impl Mem) -> Result<u32, RingError> {
-        let prod = page.read_u32(RSP_PROD);
+        let prod = page.read::<u32>(RSP_PROD);
         page.fence();
         let most = self.req_prod_pvt.wrapping_sub(self.rsp_cons);
         let n = prod.wrapping_sub(self.rsp_cons);
@@ -250,12 +250,12 @@ mod tests {
         assert_eq!(ring.next_request(), Some(64 + 112));
         // The backend waits for the first request: req_event = 1.
         assert!(ring.push(&page));
-        assert_eq!(page.read_u32(REQ_PROD), 2);
+        assert_eq!(page.read::<u32>(REQ_PROD), 2);
         // It answers one.
-        page.write_u32(RSP_PROD, 1);
+        page.write::<u32>(RSP_PROD, 1);
         assert_eq!(ring.next_response(&page), Ok(Some(64)));
         assert_eq!(ring.next_response(&page), Ok(None));
-        assert_eq!(page.read_u32(RSP_EVENT), 2, "asks for the next one");
+        assert_eq!(page.read::<u32>(RSP_EVENT), 2, "asks for the next one");
         // A backend that has not asked (req_event behind) is not notified.
         assert_eq!(ring.next_request(), Some(64 + 2 * 112));
         assert!(!ring.push(&page));
@@ -270,7 +270,7 @@ mod tests {
         }
         assert_eq!(ring.next_request(), None);
         ring.push(&page);
-        page.write_u32(RSP_PROD, 1);
+        page.write::<u32>(RSP_PROD, 1);
         assert!(ring.next_response(&page).unwrap().is_some());
         assert!(ring.next_request().is_some(), "a slot came back");
     }
@@ -284,7 +284,7 @@ mod tests {
         // One request out, and the backend claims two answers; then a
         // producer more than the ring's size ahead; then one behind.
         for prod in [2, 257, u32::MAX] {
-            page.write_u32(RSP_PROD, prod);
+            page.write::<u32>(RSP_PROD, prod);
             assert!(
                 matches!(
                     ring.next_response(&page),
@@ -293,7 +293,7 @@ mod tests {
                 "rsp_prod {prod}"
             );
         }
-        page.write_u32(RSP_PROD, 1);
+        page.write::<u32>(RSP_PROD, 1);
         assert_eq!(ring.next_response(&page), Ok(Some(64)));
     }
 
@@ -303,12 +303,12 @@ mod tests {
         let mut ring = FrontRing::init(&page, 112);
         ring.req_prod_pvt = u32::MAX;
         ring.rsp_cons = u32::MAX;
-        page.write_u32(REQ_PROD, u32::MAX);
-        page.write_u32(RSP_PROD, u32::MAX);
+        page.write::<u32>(REQ_PROD, u32::MAX);
+        page.write::<u32>(RSP_PROD, u32::MAX);
         assert_eq!(ring.next_request(), Some(64 + 31 * 112));
         assert_eq!(ring.next_request(), Some(64));
         ring.push(&page);
-        page.write_u32(RSP_PROD, 1);
+        page.write::<u32>(RSP_PROD, 1);
         assert_eq!(ring.next_response(&page), Ok(Some(64 + 31 * 112)));
         assert_eq!(ring.next_response(&page), Ok(Some(64)));
         assert_eq!(ring.next_response(&page), Ok(None));

@@ -144,8 +144,8 @@ pub fn request(op: Op, req_id: u32, parts: &[&[u8]]) -> Result<Vec<u8>, XsError>
 
 /// Writes as much of `bytes` to the request ring as fits; how much.
 pub fn send(page: &impl Mem, bytes: &[u8]) -> Result<usize, XsError> {
-    let cons = page.read_u32(REQ_CONS);
-    let prod = page.read_u32(REQ_PROD);
+    let cons = page.read::<u32>(REQ_CONS);
+    let prod = page.read::<u32>(REQ_PROD);
     page.fence();
     let used = prod.wrapping_sub(cons);
     if used > RING {
@@ -154,10 +154,10 @@ pub fn send(page: &impl Mem, bytes: &[u8]) -> Result<usize, XsError> {
     let n = ((RING - used) as usize).min(bytes.len());
     for (i, b) in bytes[..n].iter().enumerate() {
         let at = prod.wrapping_add(i as u32) & (RING - 1);
-        page.write_u8(REQ + at as usize, *b);
+        page.write::<u8>(REQ + at as usize, *b);
     }
     page.fence();
-    page.write_u32(REQ_PROD, prod.wrapping_add(n as u32));
+    page.write::<u32>(REQ_PROD, prod.wrapping_add(n as u32));
     page.fence();
     Ok(n)
 }
@@ -246,8 +246,8 @@ impl Incoming {
     /// Moves what xenstored produced from the response ring into the
     /// buffer; whether there was anything.
     pub fn fill(&mut self, page: &impl Mem) -> Result<bool, XsError> {
-        let cons = page.read_u32(RSP_CONS);
-        let prod = page.read_u32(RSP_PROD);
+        let cons = page.read::<u32>(RSP_CONS);
+        let prod = page.read::<u32>(RSP_PROD);
         page.fence();
         let n = prod.wrapping_sub(cons);
         if n > RING {
@@ -259,10 +259,10 @@ impl Incoming {
         }
         for i in 0..n {
             let at = cons.wrapping_add(i) & (RING - 1);
-            self.buf.push(page.read_u8(RSP + at as usize));
+            self.buf.push(page.read::<u8>(RSP + at as usize));
         }
         page.fence();
-        page.write_u32(RSP_CONS, prod);
+        page.write::<u32>(RSP_CONS, prod);
         page.fence();
         Ok(n > 0)
     }
@@ -307,12 +307,12 @@ mod tests {
             bytes.extend_from_slice(&w.to_le_bytes());
         }
         bytes.extend_from_slice(payload);
-        let prod = page.read_u32(RSP_PROD);
+        let prod = page.read::<u32>(RSP_PROD);
         for (i, b) in bytes.iter().enumerate() {
             let at = prod.wrapping_add(i as u32) & (RING - 1);
-            page.write_u8(RSP + at as usize, *b);
+            page.write::<u8>(RSP + at as usize, *b);
         }
-        page.write_u32(RSP_PROD, prod.wrapping_add(bytes.len() as u32));
+        page.write::<u32>(RSP_PROD, prod.wrapping_add(bytes.len() as u32));
     }
 
     fn one(page: &TestPage) -> Result<Option<Message>, XsError> {
@@ -327,15 +327,15 @@ mod tests {
         let req = request(Op::Write, 7, &[b"device/vif/0/state\0", b"4"]).unwrap();
         assert_eq!(req.len(), 16 + 20);
         assert_eq!(send(&page, &req), Ok(36));
-        assert_eq!(page.read_u32(REQ_PROD), 36);
-        assert_eq!(page.read_u32(0), 11);
-        assert_eq!(page.read_u32(4), 7);
-        assert_eq!(page.read_u32(12), 20);
+        assert_eq!(page.read::<u32>(REQ_PROD), 36);
+        assert_eq!(page.read::<u32>(0), 11);
+        assert_eq!(page.read::<u32>(4), 7);
+        assert_eq!(page.read::<u32>(12), 20);
         // A full ring takes what fits, and the rest later.
         let big = request(Op::Write, 8, &[&[b'a'; 2000]]).unwrap();
         assert_eq!(send(&page, &big), Ok(1024 - 36));
         assert_eq!(send(&page, &big[988..]), Ok(0));
-        page.write_u32(REQ_CONS, 1024);
+        page.write::<u32>(REQ_CONS, 1024);
         assert_eq!(send(&page, &big[988..]), Ok(1024));
         assert!(request(Op::Write, 9, &[&[0; 5000]]).is_err());
     }
@@ -365,30 +365,30 @@ mod tests {
         reply(&page, 2, 1, b"abc");
         reply(&page, 2, 2, b"de");
         // Only the first 10 bytes produced so far.
-        page.write_u32(RSP_PROD, 10);
+        page.write::<u32>(RSP_PROD, 10);
         inc.fill(&page).unwrap();
         assert_eq!(inc.message(), Ok(None));
-        page.write_u32(RSP_PROD, 37);
+        page.write::<u32>(RSP_PROD, 37);
         inc.fill(&page).unwrap();
         assert_eq!(inc.message().unwrap().unwrap().text(), Ok("abc"));
         assert_eq!(inc.message().unwrap().unwrap().text(), Ok("de"));
         assert_eq!(inc.message(), Ok(None));
-        assert_eq!(page.read_u32(RSP_CONS), 37);
+        assert_eq!(page.read::<u32>(RSP_CONS), 37);
     }
 
     #[test]
     fn hostile_rings_and_messages_are_refused() {
         // A producer more than a ring ahead: nothing is read.
         let page = TestPage::new();
-        page.write_u32(RSP_PROD, 1025);
+        page.write::<u32>(RSP_PROD, 1025);
         assert!(matches!(
             Incoming::default().fill(&page),
             Err(XsError::Ring(RingError::ProducerAhead { .. }))
         ));
-        assert_eq!(page.read_u32(RSP_CONS), 0);
+        assert_eq!(page.read::<u32>(RSP_CONS), 0);
         // A request consumer past the producer.
         let page = TestPage::new();
-        page.write_u32(REQ_CONS, 2000);
+        page.write::<u32>(REQ_CONS, 2000);
         assert!(send(&page, b"x").is_err());
         // A length past the page and the protocol.
         let page = TestPage::new();
@@ -397,9 +397,9 @@ mod tests {
             .flat_map(|w| w.to_le_bytes())
             .enumerate()
         {
-            page.write_u8(RSP + i, b);
+            page.write::<u8>(RSP + i, b);
         }
-        page.write_u32(RSP_PROD, 16);
+        page.write::<u32>(RSP_PROD, 16);
         assert_eq!(one(&page), Err(XsError::TooLong { len: 70_000 }));
         // Unterminated strings, bad UTF-8, unknown errors, a reply of the
         // wrong type, a watch event missing its token.

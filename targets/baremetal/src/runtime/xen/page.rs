@@ -4,7 +4,7 @@
 #![allow(unsafe_code)] // volatile accesses to shared pages
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{fence, Ordering};
-use nym_xen_abi::{Mem, PAGE};
+use nym_xen_abi::{Mem, Word, PAGE};
 
 /// One page at a (identity-mapped) physical address.
 #[derive(Clone, Copy)]
@@ -43,22 +43,6 @@ impl Shared {
             .then(|| self.base + off as u64)
     }
 
-    fn read<T: Copy + Default>(&self, off: usize) -> T {
-        match self.at_offset(off, core::mem::size_of::<T>()) {
-            // SAFETY: inside the page (checked), aligned, and the page is
-            // mapped for the guest's life (see `at`).
-            Some(a) => unsafe { read_volatile(a as *const T) },
-            None => T::default(),
-        }
-    }
-
-    fn write<T: Copy>(&self, off: usize, v: T) {
-        if let Some(a) = self.at_offset(off, core::mem::size_of::<T>()) {
-            // SAFETY: as in `read`.
-            unsafe { write_volatile(a as *mut T, v) }
-        }
-    }
-
     /// Copies `src` into the page at `off` (clamped to the page).
     pub fn copy_in(&self, off: usize, src: &[u8]) {
         let n = src.len().min(PAGE.saturating_sub(off));
@@ -88,30 +72,23 @@ impl Mem for Shared {
     fn size(&self) -> usize {
         PAGE
     }
-    fn read_u8(&self, off: usize) -> u8 {
-        self.read(off)
+
+    fn read<W: Word>(&self, off: usize) -> W {
+        match self.at_offset(off, W::SIZE) {
+            // SAFETY: inside the page (checked), aligned, and the page is
+            // mapped for the guest's life (see `at`).
+            Some(a) => unsafe { read_volatile(a as *const W) },
+            None => W::default(),
+        }
     }
-    fn write_u8(&self, off: usize, v: u8) {
-        self.write(off, v)
+
+    fn write<W: Word>(&self, off: usize, v: W) {
+        if let Some(a) = self.at_offset(off, W::SIZE) {
+            // SAFETY: as in `read`.
+            unsafe { write_volatile(a as *mut W, v) }
+        }
     }
-    fn read_u16(&self, off: usize) -> u16 {
-        self.read(off)
-    }
-    fn write_u16(&self, off: usize, v: u16) {
-        self.write(off, v)
-    }
-    fn read_u32(&self, off: usize) -> u32 {
-        self.read(off)
-    }
-    fn write_u32(&self, off: usize, v: u32) {
-        self.write(off, v)
-    }
-    fn read_u64(&self, off: usize) -> u64 {
-        self.read(off)
-    }
-    fn write_u64(&self, off: usize, v: u64) {
-        self.write(off, v)
-    }
+
     fn fence(&self) {
         fence(Ordering::SeqCst)
     }
