@@ -255,6 +255,14 @@ enum Command {
 
 use nym_driver::guest::{parse_forward, parse_mem};
 
+/// Ends nym as clap ends it for flags that conflict: `message` says why.
+fn conflict(message: &str) -> ! {
+    use clap::CommandFactory;
+    Cli::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
+}
+
 fn main() -> ExitCode {
     // Rust cells run in this program re-executed as evcxr's runtime: in
     // that role it serves the cells and never returns from here.
@@ -310,26 +318,14 @@ fn main() -> ExitCode {
             max_conns: Some(_),
             ..
         } if project.target != TargetArg::Kvm => {
-            use clap::CommandFactory;
-            Cli::command()
-                .error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    "--max-conns caps the connections nym's monitor forwards (--target kvm); under QEMU, QEMU forwards -p itself",
-                )
-                .exit()
+            conflict("--max-conns caps the connections nym's monitor forwards (--target kvm); under QEMU, QEMU forwards -p itself")
         }
         Command::Run {
             project,
             timeout: Some(_),
             ..
         } if project.target != TargetArg::Xen => {
-            use clap::CommandFactory;
-            Cli::command()
-                .error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    "--timeout destroys a xen guest's domain (--target xen); other targets end with nym (Ctrl-C)",
-                )
-                .exit()
+            conflict("--timeout destroys a xen guest's domain (--target xen); other targets end with nym (Ctrl-C)")
         }
         Command::Run {
             project,

@@ -35,6 +35,27 @@ struct Traced<D> {
     name: Arc<str>,
 }
 
+impl<D> Traced<D> {
+    /// `call` of `method`, which hands out a device (a listener, a flow):
+    /// it is lent traced under this device's name.
+    fn call_lending<'a, R: Send + 'a, W: 'a>(
+        &'a self,
+        method: &'static str,
+        fut: BoxFuture<'a, Result<R, NetError>>,
+        lend: impl FnOnce(Traced<R>) -> W + Send + 'a,
+    ) -> BoxFuture<'a, Result<W, NetError>> {
+        let name = self.name.clone();
+        call(
+            &self.name,
+            method,
+            Box::pin(async move {
+                let inner = fut.await?;
+                Ok(lend(Traced { inner, name }))
+            }),
+        )
+    }
+}
+
 impl Console for Traced<Arc<dyn Console>> {
     fn write<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<(), ConsoleError>> {
         call(&self.name, "write", self.inner.write(text))
@@ -109,26 +130,10 @@ impl Netif for Traced<Arc<dyn Netif>> {
 
 impl Stack for Traced<Arc<dyn Stack>> {
     fn listen(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn Listener>, NetError>> {
-        let name = self.name.clone();
-        call(
-            &self.name,
-            "listen",
-            Box::pin(async move {
-                let inner = self.inner.listen(port).await?;
-                Ok(Box::new(Traced { inner, name }) as Box<dyn Listener>)
-            }),
-        )
+        self.call_lending("listen", self.inner.listen(port), |l| Box::new(l) as _)
     }
     fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>> {
-        let name = self.name.clone();
-        call(
-            &self.name,
-            "connect",
-            Box::pin(async move {
-                let inner = self.inner.connect(addr).await?;
-                Ok(Box::new(Traced { inner, name }) as Box<dyn Flow>)
-            }),
-        )
+        self.call_lending("connect", self.inner.connect(addr), |f| Box::new(f) as _)
     }
     fn udp(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn UdpSocket>, NetError>> {
         call(&self.name, "udp", self.inner.udp(port))
