@@ -315,11 +315,7 @@ impl Parser {
             TokenKind::Ident(k) if k == "job" => {
                 self.bump();
                 let path = self.path()?;
-                if !self.at(&TokenKind::LParen) {
-                    self.unexpected("`(` after the job's function");
-                    return Err(());
-                }
-                let (args, close) = self.args(depth)?;
+                let (args, close) = self.args(depth, "`(` after the job's function")?;
                 Ok(Expr {
                     span: t.span.to(self.prev_span()),
                     kind: ExprKind::Job { path, args, close },
@@ -328,7 +324,7 @@ impl Parser {
             TokenKind::Ident(k) if !is_keyword(k) => {
                 let path = self.path()?;
                 if self.at(&TokenKind::LParen) {
-                    let (args, close) = self.args(depth)?;
+                    let (args, close) = self.args(depth, "`(`")?;
                     Ok(Expr {
                         span: path.span.to(self.prev_span()),
                         kind: ExprKind::Call { path, args, close },
@@ -337,11 +333,7 @@ impl Parser {
                     let receiver = path.segments.into_iter().next().ok_or(())?;
                     self.bump();
                     let method = self.ident("a method name after `.`")?;
-                    if !self.at(&TokenKind::LParen) {
-                        self.unexpected("`(` to call the method");
-                        return Err(());
-                    }
-                    let (args, close) = self.args(depth)?;
+                    let (args, close) = self.args(depth, "`(` to call the method")?;
                     Ok(Expr {
                         span: receiver.span.to(self.prev_span()),
                         kind: ExprKind::Method {
@@ -448,8 +440,10 @@ impl Parser {
     }
 
     /// `( arg, name = arg, ... )`: returns the arguments and the `)` span.
-    fn args(&mut self, depth: usize) -> PResult<(Vec<Arg>, Span)> {
-        self.expect(TokenKind::LParen, "`(`")?;
+    /// `(args)`: the arguments and the closing parenthesis; `opening`
+    /// says what is expected when the `(` is missing.
+    fn args(&mut self, depth: usize, opening: &str) -> PResult<(Vec<Arg>, Span)> {
+        self.expect(TokenKind::LParen, opening)?;
         let mut args = Vec::new();
         loop {
             if self.at(&TokenKind::RParen) {
