@@ -7,16 +7,25 @@
 //! status bar (target, run state, reloads, the last build and swap times) and
 //! a line of keys.
 //!
+//! Two panes follow the running stack on demand. The *history* pane
+//! (`:history NAME [KEY]` in a cell opens it, Ctrl-Y shows or hides it) takes
+//! the graph's place and lists the newest changes of that store as they
+//! happen. The *timeline* pane (`:trace on` opens it, Ctrl-L shows or hides
+//! it) runs across the bottom: a row per job over the last seconds, marking
+//! when it was polled and which device call it waited on.
+//!
 //! Every binding has a Ctrl+letter form, since terminals (and tmux) send
 //! nothing distinct for Ctrl+Enter or Shift+Enter. The file is Markdown
 //! with fenced cells ([`nym_repl::notebook`]); outputs are not stored.
 #![allow(unsafe_code)] // redirects file descriptor 2 while the terminal is owned
 use nym_repl::notebook::{self, Cell, CellKind};
+use nym_repl::session::{CallEnd, StoreChanges, TraceWindow};
 use nym_repl::{Reply, Session, Status};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
+use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use std::path::{Path, PathBuf};
@@ -108,10 +117,29 @@ pub struct App {
     dirty: bool,
     message: String,
     quit: bool,
+    /// Whether the history pane shows (in the graph's place).
+    history: bool,
+    /// How many times `:history NAME` had named a store when last seen.
+    follows_seen: u64,
+    /// What the history pane shows, read on the last tick.
+    changes: Result<StoreChanges, String>,
+    /// Whether the timeline pane shows.
+    timeline: bool,
+    /// What the timeline pane shows, read on the last tick (`None`: not
+    /// tracing).
+    window: Option<TraceWindow>,
 }
 
 const KEYS_NAV: &str =
     "⏎ edit ^R run ^A all ^N/^P new ^D del ^K/^J move ^T kind ^O fold ^S save ^Q quit";
+/// The keys, the panes' included, where the line has room for them (the
+/// panes' titles say their key otherwise).
+const KEYS_NAV_WIDE: &str =
+    "⏎ edit ^R run ^A all ^N/^P new ^D del ^K/^J move ^T kind ^O fold ^Y hist ^L time ^S save ^Q quit";
+/// The most changes the history pane reads.
+const HISTORY_ROWS: usize = 50;
+/// How far back the timeline pane looks.
+const TIMELINE: Duration = Duration::from_secs(5);
 const KEYS_EDIT: &str = "editing: Esc done  ^R run  arrows move  ⏎ new line";
 
 impl App {
@@ -137,6 +165,11 @@ impl App {
             dirty: false,
             message: String::new(),
             quit: false,
+            history: false,
+            follows_seen: 0,
+            changes: Err(String::new()),
+            timeline: false,
+            window: None,
         })
     }
 
@@ -156,6 +189,7 @@ impl App {
     /// Tells the guide of reloads and runs the session made on its own
     /// (a save of src/ under `:run`); called on every tick.
     pub fn tick(&mut self) {
+        self.read_panes();
         let st = self.session.status();
         let now = (st.reloads, st.state.to_string());
         if now != self.heard {
@@ -166,6 +200,16 @@ impl App {
             };
             self.heard = now;
             self.tell(what);
+        }
+    }
+
+    /// Reads what the open panes show from the session.
+    fn read_panes(&mut self) {
+        if self.history {
+            self.changes = self.session.store_changes(HISTORY_ROWS);
+        }
+        if self.timeline {
+            self.window = self.session.timeline(TIMELINE);
         }
     }
 
@@ -185,8 +229,17 @@ impl App {
         let Some(view) = self.cells.get(i) else {
             return false;
         };
+        let tracing = self.session.tracing();
         let reply = self.session.eval_cell(&view.cell);
         let ok = !reply.error;
+        // `:history NAME` and `:trace on` open the panes that follow them.
+        if self.session.history_follows() != self.follows_seen {
+            self.follows_seen = self.session.history_follows();
+            self.history = true;
+        }
+        if self.session.tracing() && !tracing {
+            self.timeline = true;
+        }
         self.tell("cell");
         if reply.quit {
             self.quit = true;
@@ -267,6 +320,14 @@ impl App {
                 return;
             }
             (true, KeyCode::Char('s')) => return self.save(),
+            (true, KeyCode::Char('y')) => {
+                self.history = !self.history;
+                return self.read_panes();
+            }
+            (true, KeyCode::Char('l')) => {
+                self.timeline = !self.timeline;
+                return self.read_panes();
+            }
             (true, KeyCode::Char('q')) => {
                 self.quit = true;
                 return;
@@ -341,6 +402,24 @@ impl App {
             Constraint::Length(1),
         ])
         .areas(f.area());
+        let main = if self.timeline {
+            let lines = timeline_lines(
+                self.window.as_ref(),
+                main.width.saturating_sub(2) as usize,
+                (main.height / 2).saturating_sub(2) as usize,
+            );
+            let height = (lines.len() as u16 + 2).min(main.height / 2);
+            let [top, bottom] =
+                Layout::vertical([Constraint::Min(3), Constraint::Length(height)]).areas(main);
+            let block = Block::new().borders(Borders::ALL).title(format!(
+                " timeline · last {} s · ^L hides ",
+                TIMELINE.as_secs()
+            ));
+            f.render_widget(Paragraph::new(lines).block(block), bottom);
+            top
+        } else {
+            main
+        };
         let [book, side] =
             Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
                 .areas(main);
@@ -357,7 +436,11 @@ impl App {
         let [graph, log] =
             Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(side);
         self.draw_cells(f, book);
-        self.draw_graph(f, graph);
+        if self.history {
+            self.draw_history(f, graph);
+        } else {
+            self.draw_graph(f, graph);
+        }
         self.draw_log(f, log);
         let st = self.session.status();
         let name = self
@@ -369,10 +452,10 @@ impl App {
             Paragraph::new(bar).style(Style::new().bg(Color::Blue).fg(Color::White)),
             status,
         );
-        let help = if self.edit.is_some() {
-            KEYS_EDIT
-        } else {
-            KEYS_NAV
+        let help = match self.edit {
+            Some(_) => KEYS_EDIT,
+            None if keys.width as usize >= KEYS_NAV_WIDE.chars().count() => KEYS_NAV_WIDE,
+            None => KEYS_NAV,
         };
         f.render_widget(
             Paragraph::new(help).style(Style::new().add_modifier(Modifier::DIM)),
@@ -481,6 +564,33 @@ impl App {
         f.render_widget(Paragraph::new(text).block(block), area);
     }
 
+    fn draw_history(&self, f: &mut Frame, area: Rect) {
+        let width = area.width.saturating_sub(2) as usize;
+        let height = area.height.saturating_sub(2) as usize;
+        let (title, lines) = match &self.changes {
+            Ok(c) => {
+                let of = c
+                    .key
+                    .as_ref()
+                    .map_or_else(String::new, |k| format!(" {k:?}"));
+                (
+                    format!(" history · {}{of} · ^Y hides ", c.store),
+                    history_lines(c, width, height),
+                )
+            }
+            Err(why) => (
+                " history · ^Y hides ".to_owned(),
+                vec![Line::styled(why.clone(), Style::new().fg(Color::Gray))],
+            ),
+        };
+        f.render_widget(
+            Paragraph::new(lines)
+                .block(Block::new().borders(Borders::ALL).title(title))
+                .wrap(ratatui::widgets::Wrap { trim: false }),
+            area,
+        );
+    }
+
     fn draw_log(&self, f: &mut Frame, area: Rect) {
         let n = area.height.saturating_sub(2) as usize;
         let width = area.width.saturating_sub(2) as usize;
@@ -520,6 +630,185 @@ fn draw_guide(f: &mut Frame, area: Rect, guide: &dyn Guide) {
             .wrap(ratatui::widgets::Wrap { trim: false }),
         area,
     );
+}
+
+/// The history pane's lines for `c` within `width` × `height`: the newest
+/// changes that fit, oldest first, each on one line (`#3 12:04:05.120
+/// greeting "hello" → "hi"`) or, where that is too wide, on two (number,
+/// time and key; then old → new).
+fn history_lines(c: &StoreChanges, width: usize, height: usize) -> Vec<Line<'static>> {
+    let dim = Style::new().fg(Color::Gray);
+    if c.rows.is_empty() {
+        let what = match &c.key {
+            Some(k) => format!("no change of {k:?} yet"),
+            None => "no changes yet".to_owned(),
+        };
+        return vec![Line::styled(
+            format!("{what} (it keeps the last {})", c.bound),
+            dim,
+        )];
+    }
+    let mut groups: Vec<Vec<Line<'static>>> = Vec::new();
+    for r in &c.rows {
+        let number = format!("#{}", r.seq);
+        let time = format!(" {} ", r.time);
+        let note = r
+            .note
+            .as_deref()
+            .map_or_else(String::new, |n| format!(" [{n}]"));
+        let values = format!("{} → {}{note}", r.old, r.new);
+        let head = number.chars().count() + time.chars().count();
+        let head_spans = |key: String| {
+            vec![
+                Span::styled(number.clone(), Style::new().fg(Color::Yellow)),
+                Span::styled(time.clone(), dim),
+                Span::styled(key, Style::new().add_modifier(Modifier::BOLD)),
+            ]
+        };
+        if head + r.key.chars().count() + 1 + values.chars().count() <= width {
+            let mut spans = head_spans(r.key.clone());
+            spans.push(Span::raw(format!(" {values}")));
+            groups.push(vec![Line::from(spans)]);
+        } else {
+            groups.push(vec![
+                Line::from(head_spans(cut(&r.key, width.saturating_sub(head)))),
+                Line::raw(cut(&format!("  {values}"), width)),
+            ]);
+        }
+    }
+    let mut shown: Vec<Vec<Line<'static>>> = Vec::new();
+    let mut used = 0;
+    for g in groups.into_iter().rev() {
+        if used + g.len() > height.max(1) {
+            break;
+        }
+        used += g.len();
+        shown.push(g);
+    }
+    shown.into_iter().rev().flatten().collect()
+}
+
+/// `s` cut to `width` characters, its end marked.
+fn cut(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_owned();
+    }
+    let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+/// In the timeline, a slice of time in which a job was polled.
+const POLLED: char = '█';
+/// In the timeline, a slice of time in which a job was woken.
+const WOKEN: char = '·';
+/// The letters of the device calls in the timeline, in the order they are met.
+const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// The timeline pane's lines within `width` × `height` for `window` (none:
+/// not tracing): a row per track, its name then a column per slice of
+/// time, marked `█` where it was polled, with the letter of the device call
+/// it waited on, or `·` where it was woken; then the legend.
+fn timeline_lines(window: Option<&TraceWindow>, width: usize, height: usize) -> Vec<Line<'static>> {
+    let dim = Style::new().fg(Color::Gray);
+    let Some(w) = window else {
+        return vec![Line::styled(
+            "not tracing: `:trace on` in a cell records the jobs' polls and device calls (`:trace off` writes them to a file)",
+            dim,
+        )];
+    };
+    let mut out = Vec::new();
+    if w.dropped > 0 {
+        out.push(Line::styled(
+            format!(
+                "the trace is full ({} events dropped): `:trace off`, then `:trace on` starts anew",
+                w.dropped
+            ),
+            Style::new().fg(Color::Red),
+        ));
+    }
+    if w.tracks.is_empty() {
+        out.push(Line::styled(
+            "no job was polled or waited on a device in this time (`:run` starts the stack)",
+            dim,
+        ));
+        return out;
+    }
+    // The calls' names, each once, in the order they are met; and which
+    // of them wait still.
+    let mut names: Vec<(&str, bool)> = Vec::new();
+    for c in w.tracks.iter().flat_map(|t| &t.calls) {
+        let waiting = c.end == CallEnd::Waiting;
+        match names.iter_mut().find(|(n, _)| *n == c.name) {
+            Some((_, w)) => *w |= waiting,
+            None => names.push((&c.name, waiting)),
+        }
+    }
+    let letter = |name: &str| {
+        (names.iter().position(|(n, _)| *n == name))
+            .and_then(|i| LETTERS.get(i))
+            .map_or('?', |b| *b as char)
+    };
+    let mut legend = vec![format!("{POLLED} polled  {WOKEN} woken")];
+    for (name, waiting) in &names {
+        let item = format!(
+            "{} {name}{}",
+            letter(name),
+            if *waiting { " (waiting)" } else { "" }
+        );
+        match legend.last_mut() {
+            Some(l) if l.chars().count() + 2 + item.chars().count() <= width => {
+                l.push_str("  ");
+                l.push_str(&item);
+            }
+            _ => legend.push(item),
+        }
+    }
+    let name_width = (w.tracks.iter().map(|t| t.name.chars().count()))
+        .max()
+        .unwrap_or(0)
+        .min(16)
+        .min(width / 3);
+    let cols = width.saturating_sub(name_width + 1).max(1);
+    let span = w.to_ns.saturating_sub(w.from_ns).max(1);
+    let col = |t: u64| {
+        let c = u128::from(t.saturating_sub(w.from_ns)) * cols as u128 / u128::from(span);
+        (c as usize).min(cols - 1)
+    };
+    let rows = height.saturating_sub(legend.len() + out.len()).max(1);
+    let (shown, more) = match w.tracks.len() {
+        n if n <= rows => (n, 0),
+        n => (rows - 1, n - (rows - 1)),
+    };
+    for t in &w.tracks[..shown] {
+        let mut cells = vec![' '; cols];
+        for &at in &t.wakes {
+            cells[col(at)] = WOKEN;
+        }
+        let mut mark = |from: u64, to: u64, glyph: char| {
+            let (a, b) = (col(from), col(to));
+            cells[a..=b.max(a)].fill(glyph);
+        };
+        for c in &t.calls {
+            mark(c.from_ns, c.to_ns, letter(&c.name));
+        }
+        for &(from, to) in &t.polls {
+            mark(from, to, POLLED);
+        }
+        out.push(Line::from(vec![
+            Span::styled(
+                format!("{:<name_width$}", cut(&t.name, name_width)),
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+            Span::styled("│", dim),
+            Span::raw(cells.into_iter().collect::<String>()),
+        ]));
+    }
+    if more > 0 {
+        out.push(Line::styled(format!("… {more} more track(s)"), dim));
+    }
+    out.extend(legend.into_iter().map(|l| Line::styled(l, dim)));
+    out
 }
 
 /// The last `rows` rows of `lines` wrapped at `width` columns: a long
@@ -984,6 +1273,258 @@ mod tests {
         );
     }
 
+    /// A wall clock that reads 12:04:05.120 and a second more each time.
+    struct Clock(std::sync::atomic::AtomicU64);
+    impl libos::WallClock for Clock {
+        fn now_unix_ns(&self) -> u64 {
+            let s = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ((12 * 3600 + 4 * 60 + 5 + s) * 1000 + 120) * 1_000_000
+        }
+    }
+
+    /// The changes a real store history records of a few writes, as the
+    /// session hands them to the pane.
+    fn recorded_changes() -> StoreChanges {
+        use libos::Kv as _;
+        let h = libos::kv::History::new(
+            libos::kv::Mem::new(),
+            100,
+            Clock(std::sync::atomic::AtomicU64::new(0)),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            h.set("greeting", b"hello").await.unwrap();
+            h.set("greeting", b"hi").await.unwrap();
+            h.set("visits", b"1").await.unwrap();
+            h.remove("greeting").await.unwrap();
+            h.set("a-rather-long-key-name", &[0, 1, 2]).await.unwrap();
+        });
+        StoreChanges {
+            store: "state".into(),
+            key: None,
+            kept: h.kept().0,
+            bound: h.bound(),
+            rows: h
+                .changes(None)
+                .iter()
+                .map(nym_repl::session::ChangeRow::of)
+                .collect(),
+        }
+    }
+
+    fn text(lines: &[Line]) -> String {
+        let rows: Vec<String> = (lines.iter())
+            .map(|l| l.to_string().trim_end().to_owned())
+            .collect();
+        rows.join("\n")
+    }
+
+    #[test]
+    fn history_lines_show_the_newest_changes_that_fit_one_or_two_lines_each() {
+        let c = recorded_changes();
+        let wide = history_lines(&c, 60, 10);
+        expect![[r#"
+            #1 12:04:05.120 greeting (none) → "hello"
+            #2 12:04:06.120 greeting "hello" → "hi"
+            #3 12:04:07.120 visits (none) → "1"
+            #4 12:04:08.120 greeting "hi" → (none)
+            #5 12:04:09.120 a-rather-long-key-name (none) → <3 bytes>"#]]
+        .assert_eq(&text(&wide));
+        // The side pane of an 80-column screen: too narrow for one line
+        // each; the oldest change that does not fit is left out, never half of one.
+        let narrow = history_lines(&c, 30, 7);
+        expect![[r##"
+            #3 12:04:07.120 visits
+              (none) → "1"
+            #4 12:04:08.120 greeting
+              "hi" → (none)
+            #5 12:04:09.120 a-rather-long…
+              (none) → <3 bytes>"##]]
+        .assert_eq(&text(&narrow));
+        assert!(narrow.iter().all(|l| l.width() <= 30));
+        let none = StoreChanges {
+            rows: Vec::new(),
+            key: Some("k".into()),
+            ..c
+        };
+        assert_eq!(
+            text(&history_lines(&none, 30, 7)),
+            "no change of \"k\" yet (it keeps the last 100)"
+        );
+    }
+
+    #[test]
+    fn history_opens_the_pane_in_the_graphs_place_and_ctrl_y_toggles_it() {
+        let (_d, mut app) = app();
+        app.cells[0] = View::new(Cell::new(CellKind::Nym, ":history store"));
+        key(&mut app, KeyCode::Char('r'), true);
+        assert!(app.history, "`:history NAME` opens the pane");
+        app.tick();
+        let s = render(&app, 80, 24);
+        assert!(s.contains("┌ history · ^Y hides"), "{s}");
+        assert!(s.contains("│store: histories are kept"), "{s}");
+        assert!(!s.contains("graph · unix"), "{s}");
+        key(&mut app, KeyCode::Char('y'), true);
+        assert!(render(&app, 80, 24).contains("graph · unix"));
+        key(&mut app, KeyCode::Char('y'), true);
+        // What it shows of a store's real changes, within 80×24.
+        app.changes = Ok(recorded_changes());
+        screen(
+            &app,
+            80,
+            24,
+            expect![[r#"
+                ┌ [1] nym ✗ ───────────────────────────────────┐┌ history · state · ^Y hides ──┐
+                │:history store                                ││#2 12:04:06.120 greeting      │
+                │histories are kept while the stack runs, and n││  "hello" → "hi"              │
+                └──────────────────────────────────────────────┘│#3 12:04:07.120 visits        │
+                ┌ [2] nym ─────────────────────────────────────┐│  (none) → "1"                │
+                │let spare = kv::mem();                        ││#4 12:04:08.120 greeting      │
+                │:devices                                      ││  "hi" → (none)               │
+                └──────────────────────────────────────────────┘│#5 12:04:09.120 a-rather-long…│
+                ┌ [3] nym ─────────────────────────────────────┐│  (none) → <3 bytes>          │
+                │let oops = kv::nope();                        ││                              │
+                └──────────────────────────────────────────────┘└──────────────────────────────┘
+                                                                ┌ log ─────────────────────────┐
+                                                                │                              │
+                                                                │                              │
+                                                                │                              │
+                                                                │                              │
+                                                                │                              │
+                                                                │                              │
+                                                                │                              │
+                                                                │                              │
+                                                                │                              │
+                                                                └──────────────────────────────┘
+                 nb.md │ unix │ stopped │ reloads 0 │ cell 1 failed
+                ⏎ edit ^R run ^A all ^N/^P new ^D del ^K/^J move ^T kind ^O fold ^S save ^Q quit
+            "#]],
+        );
+        // Where the line has room, it names the panes' keys too.
+        assert!(render(&app, 100, 24).contains("^Y hist ^L time"));
+    }
+
+    /// The trace recorder is process-wide: the tests that turn it on take turns.
+    static TRACING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn the_timeline_says_how_to_trace_then_draws_the_jobs_polls_and_calls() {
+        use nym_unix::trace::{call, Traced};
+        use std::future::Future;
+        let _one = TRACING.lock().unwrap_or_else(|p| p.into_inner());
+        let (_d, mut app) = app();
+        key(&mut app, KeyCode::Char('l'), true);
+        app.tick();
+        let s = render(&app, 80, 24);
+        assert!(s.contains("┌ timeline · last 5 s"), "{s}");
+        assert!(s.contains("not tracing: `:trace on` in a cell"), "{s}");
+
+        // `:trace on` in a cell: the recorder runs, and real jobs with it.
+        key(&mut app, KeyCode::Char('l'), true);
+        app.cells[0] = View::new(Cell::new(CellKind::Nym, ":trace on"));
+        key(&mut app, KeyCode::Char('r'), true);
+        assert!(app.timeline, "`:trace on` opens the timeline");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let store: std::sync::Arc<str> = "state".into();
+        rt.block_on(Traced::new("job writer", async {
+            for _ in 0..2 {
+                let set: libos::BoxFuture<'_, ()> =
+                    Box::pin(tokio::time::sleep(Duration::from_millis(1)));
+                call(&store, "set", set).await;
+            }
+        }));
+        let net: std::sync::Arc<str> = "net".into();
+        let mut server = Box::pin(Traced::new("job server", async move {
+            let accept: libos::BoxFuture<'_, ()> = Box::pin(std::future::pending());
+            call(&net, "accept", accept).await;
+        }));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(server.as_mut().poll(&mut cx).is_pending());
+        // The server waits on its call a while (no timing is asserted:
+        // the wait only spreads the window over the columns).
+        std::thread::sleep(Duration::from_millis(30));
+
+        app.tick();
+        let mut window = app.window.clone().expect("tracing");
+        // All of it happened within the pane's last column of 5 s; the
+        // window from the writer's first poll spreads it out.
+        let writer = window.tracks.iter().find(|t| t.name == "job writer");
+        window.from_ns = writer.expect("the writer's track").polls[0].0;
+        let lines = timeline_lines(Some(&window), 78, 8);
+        let rows: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        let row = |name: &str| {
+            rows.iter()
+                .find(|r| r.starts_with(name))
+                .unwrap_or_else(|| panic!("no row for {name}: {rows:#?}"))
+                .clone()
+        };
+        let writer = row("job writer");
+        let server_row = row("job server");
+        // Names padded to one width, then time across.
+        let bar = writer.find('│').unwrap();
+        assert_eq!(server_row.find('│'), Some(bar), "{rows:#?}");
+        assert!(writer.contains(POLLED), "{writer}");
+        // The server waits on its call until now: the letter reaches the
+        // right edge.
+        let legend = rows.last().unwrap();
+        assert!(legend.starts_with("█ polled  · woken"), "{legend}");
+        let letter_of = |name: &str| {
+            let at = legend
+                .find(name)
+                .unwrap_or_else(|| panic!("{name}: {legend}"));
+            legend[..at].trim_end().chars().last().unwrap()
+        };
+        assert!(legend.contains("net.accept (waiting)"), "{legend}");
+        assert!(legend.contains("state.set"), "{legend}");
+        assert!(!legend.contains("state.set (waiting)"), "{legend}");
+        let accept = letter_of("net.accept");
+        assert!(server_row.ends_with(accept), "{server_row}");
+        assert!(
+            server_row.contains(&format!("{POLLED}{accept}")),
+            "polled, then waits: {server_row}"
+        );
+        assert!(rows.iter().all(|r| r.chars().count() <= 78), "{rows:#?}");
+        // On the screen, at the bottom, across the notebook's width.
+        let s = render(&app, 80, 24);
+        assert!(s.contains("│job writer"), "{s}");
+        assert!(s.contains("net.accept (waiting)"), "{s}");
+        drop(server);
+        let r = app.session.eval(":trace off");
+        assert!(!r.error, "{}", r.text);
+        app.tick();
+        assert!(render(&app, 80, 24).contains("not tracing"));
+    }
+
+    #[test]
+    fn a_timeline_of_many_tracks_keeps_within_its_height() {
+        let track = |name: &str| nym_repl::session::TrackActivity {
+            name: name.into(),
+            polls: vec![(10, 20)],
+            ..Default::default()
+        };
+        let w = TraceWindow {
+            from_ns: 0,
+            to_ns: 100,
+            tracks: (0..9).map(|i| track(&format!("job {i}"))).collect(),
+            dropped: 0,
+        };
+        let lines = timeline_lines(Some(&w), 30, 5);
+        expect![[r#"
+            job 0│  ███
+            job 1│  ███
+            job 2│  ███
+            … 6 more track(s)
+            █ polled  · woken"#]]
+        .assert_eq(&text(&lines));
+        let empty = TraceWindow::default();
+        assert!(text(&timeline_lines(Some(&empty), 30, 5)).starts_with("no job was polled"));
+    }
+
     #[test]
     fn a_small_terminal_still_draws() {
         let (_d, mut app) = app();
@@ -992,5 +1533,15 @@ mod tests {
         t.draw(|f| app.draw(f)).unwrap();
         let mut t = Terminal::new(TestBackend::new(1, 1)).unwrap();
         t.draw(|f| app.draw(f)).unwrap();
+        // With both panes open, too.
+        key(&mut app, KeyCode::Char('y'), true);
+        key(&mut app, KeyCode::Char('l'), true);
+        app.changes = Ok(recorded_changes());
+        for (w, h) in [(20, 6), (1, 1), (3, 9)] {
+            let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+            t.draw(|f| app.draw(f)).unwrap();
+        }
+        assert!(history_lines(&recorded_changes(), 0, 0).len() <= 2);
+        assert!(!timeline_lines(Some(&TraceWindow::default()), 0, 0).is_empty());
     }
 }

@@ -2,8 +2,11 @@
 //! its changes (`libos::kv::History`, applied by the runner), and the
 //! session reads them: `:history NAME [KEY]` lists them, `:diff NAME N M`
 //! compares two versions, `:revert NAME N` writes the values from before
-//! change N back through the live store (itself recorded).
-use super::supervisor::Request;
+//! change N back through the live store (itself recorded). The store
+//! `:history NAME [KEY]` last named is *followed*: a front end's pane
+//! reads its newest changes with [`Session::store_changes`] as the stack
+//! runs.
+use super::supervisor::{Request, Running};
 use super::{Reply, Session};
 use libos::kv::{Change, HistoryError};
 use nym_unix::runner::StoreHistory;
@@ -26,7 +29,92 @@ pub(super) enum Ask {
     Revert(u64),
     /// Every store keeps this many changes from now on.
     Bound(usize),
+    /// The handles to every store's history, for a pane that follows one.
+    Handles(std::sync::mpsc::Sender<Vec<(String, Arc<StoreHistory>)>>),
 }
+
+/// One change of a store as a pane shows it, its values already short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    /// Its number (`:diff`, `:revert` take it).
+    pub seq: u64,
+    /// When it completed, `HH:MM:SS.mmm` (UTC).
+    pub time: String,
+    /// The key.
+    pub key: String,
+    /// The value before, short (`(none)`: the key was new).
+    pub old: String,
+    /// The value after, short (`(none)`: removed).
+    pub new: String,
+    /// Why it was made, when not by the store's users.
+    pub note: Option<String>,
+}
+
+impl ChangeRow {
+    /// `c`, as a pane shows it.
+    pub fn of(c: &Change) -> ChangeRow {
+        ChangeRow {
+            seq: c.seq,
+            time: time_of_day(c.at_unix_ns),
+            key: c.key.clone(),
+            old: value(c.old.as_deref()),
+            new: value(c.new.as_deref()),
+            note: c.note.clone(),
+        }
+    }
+}
+
+/// The newest changes of the store a pane follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreChanges {
+    /// The store's binding.
+    pub store: String,
+    /// The one key followed, if `:history NAME KEY` named one.
+    pub key: Option<String>,
+    /// How many changes the store keeps now, and at most.
+    pub kept: usize,
+    /// The most it keeps.
+    pub bound: usize,
+    /// The newest changes (of the key), oldest first.
+    pub rows: Vec<ChangeRow>,
+}
+
+/// The store `:history NAME [KEY]` named last, and the handle to its
+/// history once the running stack has lent it.
+pub(super) struct Follow {
+    store: String,
+    key: Option<String>,
+    handle: Handle,
+}
+
+/// Where the followed store's history handle stands. A handle belongs to
+/// one stack (its request channel) at one reload: a re-wire may make the
+/// store anew, so it is asked for again.
+enum Handle {
+    None,
+    Asked(
+        Stamp,
+        std::sync::mpsc::Receiver<Vec<(String, Arc<StoreHistory>)>>,
+    ),
+    Got(Stamp, Option<Arc<StoreHistory>>),
+}
+
+/// Which running stack, after how many reloads.
+struct Stamp(tokio::sync::mpsc::UnboundedSender<Request>, u32);
+
+impl Stamp {
+    fn of(running: &Running, reloads: u32) -> Stamp {
+        Stamp(running.requests.clone(), reloads)
+    }
+
+    fn is(&self, running: &Running, reloads: u32) -> bool {
+        self.1 == reloads && self.0.same_channel(&running.requests)
+    }
+}
+
+/// How long a pane's read waits for the running stack to lend a history
+/// before trying again on its next read (the stack may be mid-reload).
+const LEND_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Session {
     /// `:history [NAME [KEY]]`, `:history --bound N`.
@@ -48,11 +136,15 @@ impl Session {
                     "`:history --bound N`: N is a number of changes, at least 1, not `{n}`"
                 )),
             },
-            [name] => self.ask_history(Some(name), Ask::List(None)),
-            [name, key] => self.ask_history(
-                Some(name),
-                Ask::List(Some(key.trim_matches('"').to_owned())),
-            ),
+            [name] => {
+                self.follow(name, None);
+                self.ask_history(Some(name), Ask::List(None))
+            }
+            [name, key] => {
+                let key = key.trim_matches('"').to_owned();
+                self.follow(name, Some(key.clone()));
+                self.ask_history(Some(name), Ask::List(Some(key)))
+            }
             _ => Reply::err(
                 "`:history NAME [KEY]`: a store's changes (`:history` alone lists the stores)",
             ),
@@ -83,6 +175,109 @@ impl Session {
         }
     }
 
+    /// Follows the store `name` (of one `key`) from now on, if it is one.
+    fn follow(&mut self, name: &str, key: Option<String>) {
+        if self.store_binding(name).is_ok() {
+            self.follow = Some(Follow {
+                store: name.to_owned(),
+                key,
+                handle: Handle::None,
+            });
+            self.follows += 1;
+        }
+    }
+
+    /// How many times `:history NAME [KEY]` has named a store to follow: a
+    /// front end opens its history pane when this grows.
+    pub fn history_follows(&self) -> u64 {
+        self.follows
+    }
+
+    /// The newest `n` changes of the store `:history NAME [KEY]` named
+    /// last, read without blocking on the running stack for long; the
+    /// error says why there are none to show.
+    pub fn store_changes(&mut self, n: usize) -> Result<StoreChanges, String> {
+        let reloads = self.status().reloads;
+        let Some(f) = &mut self.follow else {
+            return Err(
+                "`:history NAME` in a cell picks the store to follow (`:history` alone lists them)"
+                    .into(),
+            );
+        };
+        let Some(running) = &self.running else {
+            return Err(format!(
+                "{}: histories are kept while the stack runs: `:run` starts it",
+                f.store
+            ));
+        };
+        let current = match &f.handle {
+            Handle::Got(stamp, h) if stamp.is(running, reloads) => h.clone(),
+            Handle::Asked(stamp, rx) if stamp.is(running, reloads) => {
+                match rx.recv_timeout(LEND_WAIT) {
+                    Ok(all) => {
+                        let h = (all.into_iter())
+                            .find(|(label, _)| *label == f.store)
+                            .map(|(_, h)| h);
+                        f.handle = Handle::Got(Stamp::of(running, reloads), h.clone());
+                        h
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        return Err(format!("{}: asking the running stack…", f.store))
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        f.handle = Handle::None;
+                        return Err(format!("{}: the running stack did not answer", f.store));
+                    }
+                }
+            }
+            _ => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let (done, _) = oneshot::channel();
+                let request = Request::History(None, Ask::Handles(tx), done);
+                if running.requests.send(request).is_err() {
+                    return Err("the running stack is gone".into());
+                }
+                f.handle = Handle::Asked(Stamp::of(running, reloads), rx);
+                return self.store_changes(n);
+            }
+        };
+        let Some(h) = current else {
+            return Err(format!(
+                "`{}` is not in the running stack (no registered job reaches it) or keeps no history",
+                f.store
+            ));
+        };
+        let changes = h.changes(f.key.as_deref());
+        let skip = changes.len().saturating_sub(n);
+        Ok(StoreChanges {
+            store: f.store.clone(),
+            key: f.key.clone(),
+            kept: h.kept().0,
+            bound: h.bound(),
+            rows: changes[skip..].iter().map(ChangeRow::of).collect(),
+        })
+    }
+
+    /// Why `name` has no history, unless it is a store's binding.
+    fn store_binding(&self, name: &str) -> Result<(), String> {
+        let analysis = self.analysis();
+        let bound = analysis
+            .checked
+            .bindings
+            .iter()
+            .find(|b| b.name.name == name);
+        match bound.map(|b| b.ty) {
+            None => Err(format!("no binding `{name}` (`:history` lists the stores)")),
+            Some(nym_graph::Type::Device(nym_graph::Kind::Kv)) => Ok(()),
+            Some(nym_graph::Type::Device(nym_graph::Kind::KvRo)) => Err(format!(
+                "`{name}` is read-only: nothing changes it, so it has no history"
+            )),
+            Some(ty) => Err(format!(
+                "`{name}` is a {ty}: only stores (`Kv`) keep a history"
+            )),
+        }
+    }
+
     fn ask_history(&mut self, name: Option<&str>, ask: Ask) -> Reply {
         self.poll();
         let Some(running) = &self.running else {
@@ -92,27 +287,8 @@ impl Session {
             });
         };
         if let Some(name) = name {
-            let analysis = self.analysis();
-            let bound = analysis
-                .checked
-                .bindings
-                .iter()
-                .find(|b| b.name.name == name);
-            match bound.map(|b| b.ty) {
-                None => {
-                    return Reply::err(format!("no binding `{name}` (`:history` lists the stores)"))
-                }
-                Some(nym_graph::Type::Device(nym_graph::Kind::Kv)) => {}
-                Some(nym_graph::Type::Device(nym_graph::Kind::KvRo)) => {
-                    return Reply::err(format!(
-                        "`{name}` is read-only: nothing changes it, so it has no history"
-                    ))
-                }
-                Some(ty) => {
-                    return Reply::err(format!(
-                        "`{name}` is a {ty}: only stores (`Kv`) keep a history"
-                    ))
-                }
+            if let Err(e) = self.store_binding(name) {
+                return Reply::err(e);
             }
         }
         let (tx, rx) = oneshot::channel();
@@ -137,10 +313,17 @@ fn change_number(word: &str) -> Result<u64, String> {
 /// The stores with a history, a line each (for `:history` alone), after
 /// setting their bound if asked.
 pub(super) fn stores(histories: &[(String, Arc<StoreHistory>)], ask: &Ask) -> String {
-    if let Ask::Bound(n) = ask {
-        for (_, h) in histories {
-            h.set_bound(*n);
+    match ask {
+        Ask::Bound(n) => {
+            for (_, h) in histories {
+                h.set_bound(*n);
+            }
         }
+        Ask::Handles(lend) => {
+            let _ = lend.send(histories.to_vec());
+            return String::new();
+        }
+        _ => {}
     }
     if histories.is_empty() {
         return "no store of the running stack keeps a history (it has no `Kv`)".into();
@@ -210,6 +393,7 @@ pub(super) async fn answer(label: &str, h: &StoreHistory, ask: Ask) -> Result<St
             h.set_bound(n);
             Ok(format!("{label} keeps its last {n} changes"))
         }
+        Ask::Handles(_) => Err("a history's handle is lent for every store at once".into()),
         Ask::Revert(n) => {
             let before = h.latest();
             let written = h.revert(n).await.map_err(err)?;
@@ -309,5 +493,63 @@ mod tests {
         );
         assert_eq!(change_number("#12"), Ok(12));
         assert!(change_number("twelve").is_err());
+    }
+
+    #[test]
+    fn history_names_the_store_a_pane_follows_and_says_why_it_has_nothing_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::write_project(
+            dir.path(),
+            "pub async fn start(c: impl libos::Console, kv: impl libos::Kv) -> Result<(), libos::ConsoleError> { Ok(()) }\n",
+            "let console = console::default();\nlet store = kv::mem();\nlet app = job app::start(console, store);\nregister(\"app\", [app]);\n",
+        )
+        .unwrap();
+        let mut s = Session::open(dir.path(), None).unwrap();
+        let e = s.store_changes(10).unwrap_err();
+        assert!(
+            e.contains("`:history NAME` in a cell picks the store"),
+            "{e}"
+        );
+        // Not a store: nothing followed.
+        assert!(s.eval(":history console").error);
+        assert_eq!(s.history_follows(), 0);
+        // A store, while nothing runs: followed, and the pane says why it is empty.
+        assert!(s.eval(":history store greeting").error);
+        assert_eq!(s.history_follows(), 1);
+        let e = s.store_changes(10).unwrap_err();
+        assert_eq!(
+            e,
+            "store: histories are kept while the stack runs: `:run` starts it"
+        );
+    }
+
+    #[test]
+    fn the_running_stack_lends_every_histories_handle_with_its_label() {
+        use libos::Kv as _;
+        let store: Arc<dyn libos::Kv> = Arc::new(libos::kv::Mem::new());
+        let clock: Arc<dyn libos::WallClock> =
+            Arc::new(nym_unix::devices::clock::Wall::new().unwrap());
+        let h = Arc::new(StoreHistory::new(store, 10, clock));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(h.set("greeting", b"hi")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let all = vec![("state".to_owned(), h.clone())];
+        assert_eq!(stores(&all, &Ask::Handles(tx)), "");
+        let lent = rx.try_recv().unwrap();
+        assert_eq!(lent[0].0, "state");
+        assert!(Arc::ptr_eq(&lent[0].1, &h), "the live history, not a copy");
+        let rows: Vec<ChangeRow> = lent[0].1.changes(None).iter().map(ChangeRow::of).collect();
+        assert_eq!(
+            (
+                rows[0].seq,
+                rows[0].key.as_str(),
+                rows[0].old.as_str(),
+                rows[0].new.as_str()
+            ),
+            (1, "greeting", "(none)", "\"hi\"")
+        );
+        assert_eq!(rows[0].time.len(), "12:04:05.120".len());
     }
 }

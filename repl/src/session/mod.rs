@@ -29,6 +29,8 @@ mod tests;
 mod trace;
 
 pub use commands::COMMANDS;
+pub use history::{ChangeRow, StoreChanges};
+pub use nym_unix::trace::{CallEnd, CallSpan, TrackActivity, Window as TraceWindow};
 pub use reply::{Reply, RunState, Status};
 pub use statements::{balanced, is_complete};
 
@@ -64,6 +66,10 @@ pub struct Session {
     journal: Option<crate::journal::Journal>,
     /// Where `:trace off` writes the trace `:trace on` started.
     trace_file: Option<PathBuf>,
+    /// The store `:history NAME` named last, for a pane that follows it.
+    follow: Option<history::Follow>,
+    /// How many times `:history NAME` named a store to follow.
+    follows: u64,
 }
 
 impl Session {
@@ -98,6 +104,8 @@ impl Session {
             interruptible: false,
             journal: None,
             trace_file: None,
+            follow: None,
+            follows: 0,
         };
         let text = s.project.as_ref().map(|p| p.source.clone());
         if let Some(text) = text {

@@ -1,6 +1,7 @@
 //! `:trace on [FILE]` and `:trace off`: the scheduler's log of the stack
 //! running in-process (`nym_unix::trace`), written in the Trace Event
-//! format that Perfetto and chrome://tracing open.
+//! format that Perfetto and chrome://tracing open. While it records, a
+//! front end reads the last seconds of it ([`Session::timeline`]).
 use super::{Reply, Session};
 use std::path::PathBuf;
 
@@ -66,6 +67,21 @@ impl Session {
             return Reply::err("not tracing (`:trace on [FILE]` starts)");
         };
         write_trace(&trace, &path, "nym session")
+    }
+
+    /// Whether `:trace on` records now.
+    pub fn tracing(&self) -> bool {
+        self.trace_file.is_some()
+    }
+
+    /// What the jobs did in the last `window` of the trace `:trace on`
+    /// records (`None`: not tracing), copied while it goes on: what a
+    /// timeline pane draws.
+    pub fn timeline(&self, window: std::time::Duration) -> Option<super::TraceWindow> {
+        if !self.tracing() {
+            return None;
+        }
+        nym_unix::trace::recent(u64::try_from(window.as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// Stops a trace left on, writing it (the session ends).

@@ -6,14 +6,19 @@
 //! and beside it the job's device calls, on as many lanes as were in
 //! flight at once.
 //!
+//! While it records, [`recent`] copies what the tracks did in the last
+//! stretch of time (the calls still waiting included) without stopping
+//! it: the notebook's timeline pane draws that.
+//!
 //! Off (the default), a traced poll or call costs one relaxed atomic load.
 //! `nym run --trace FILE` and a session's `:trace on` turn it on. One
 //! process runs one stack, so the recorder is process-wide.
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
@@ -25,6 +30,8 @@ static ON: AtomicBool = AtomicBool::new(false);
 static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
 /// Names of the tracks (jobs, background tasks), by id, kept across traces.
 static TRACKS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Numbers the device calls begun, across traces, for the ones in flight.
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// The track whose poll runs on this thread now, if any.
@@ -59,6 +66,8 @@ struct Recorder {
     start: Instant,
     events: Vec<Event>,
     dropped: u64,
+    /// The calls begun and not ended yet, by number: track, name, start.
+    open: HashMap<u64, (u32, Arc<str>, u64)>,
 }
 
 /// Whether the tracing code is in the path at all: `NYM_TRACE_CODE=0`
@@ -82,6 +91,7 @@ pub fn start() {
         start: Instant::now(),
         events: Vec::new(),
         dropped: 0,
+        open: HashMap::new(),
     });
     ON.store(true, Ordering::Release);
 }
@@ -203,7 +213,8 @@ pub struct Call<'a, T> {
     inner: libos::BoxFuture<'a, T>,
     name: &'static str,
     device: Arc<str>,
-    begun: Option<(u32, u64)>,
+    /// Once polled: its track, its start and its number, with its name.
+    begun: Option<(u32, u64, u64, Arc<str>)>,
 }
 
 /// `fut`, the future of `device.name(…)`, traced.
@@ -224,9 +235,24 @@ pub fn call<'a, T: 'a>(
 }
 
 impl<T> Call<'_, T> {
+    fn begin(&mut self, track: u32) {
+        let name: Arc<str> = format!("{}.{}", self.device, self.name).into();
+        let id = CALLS.fetch_add(1, Ordering::Relaxed);
+        let mut r = lock(&RECORDER);
+        let at = r
+            .as_ref()
+            .map_or(0, |r| r.start.elapsed().as_nanos() as u64);
+        if let Some(r) = r.as_mut() {
+            r.open.insert(id, (track, name.clone(), at));
+        }
+        self.begun = Some((track, at, id, name));
+    }
+
     fn end(&mut self, done: bool) {
-        if let Some((track, at)) = self.begun.take() {
-            let name: Arc<str> = format!("{}.{}", self.device, self.name).into();
+        if let Some((track, at, id, name)) = self.begun.take() {
+            if let Some(r) = lock(&RECORDER).as_mut() {
+                r.open.remove(&id);
+            }
             record(|now| Event::Call {
                 track,
                 name,
@@ -245,7 +271,7 @@ impl<T> Future for Call<'_, T> {
             let track = CURRENT
                 .with(Cell::get)
                 .unwrap_or_else(|| track(SESSION_TRACK));
-            self.begun = Some((track, now()));
+            self.begin(track);
         }
         let r = self.inner.as_mut().poll(cx);
         if r.is_ready() {
@@ -260,6 +286,138 @@ impl<T> Drop for Call<'_, T> {
         // Dropped before its answer: the span ends here, marked.
         self.end(false);
     }
+}
+
+/// How far before a window's start [`recent`] still reads: events are
+/// appended in about the order they end, not exactly (a poll's end is
+/// taken before the recorder's lock).
+const WINDOW_SLACK_NS: u64 = 1_000_000_000;
+
+/// What the tracks did over a stretch of the trace running now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Its start, in nanoseconds since the trace started.
+    pub from_ns: u64,
+    /// Its end: when it was read.
+    pub to_ns: u64,
+    /// The tracks that did anything in it (or wait on a call), by id.
+    pub tracks: Vec<TrackActivity>,
+    /// Events the trace had to drop: past [`MAX_EVENTS`] it records no more.
+    pub dropped: u64,
+}
+
+/// What one track (a job, a background task) did in a [`Window`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackActivity {
+    /// The track's name (`job app`, `task: …`, `session`).
+    pub name: String,
+    /// Its polls, start and end in nanoseconds since the trace started,
+    /// in order.
+    pub polls: Vec<(u64, u64)>,
+    /// Its wake-ups, in order.
+    pub wakes: Vec<u64>,
+    /// Its device calls, in the order they began.
+    pub calls: Vec<CallSpan>,
+}
+
+/// A device call in a [`Window`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSpan {
+    /// `device.method`.
+    pub name: String,
+    /// When it began, in nanoseconds since the trace started.
+    pub from_ns: u64,
+    /// When it ended, or the window's end if it waits still.
+    pub to_ns: u64,
+    /// How it ended.
+    pub end: CallEnd,
+}
+
+/// How a device call in a [`Window`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEnd {
+    /// Answered.
+    Answered,
+    /// Dropped before its answer (a `select!` took another branch).
+    Dropped,
+    /// Not yet: it waits still.
+    Waiting,
+}
+
+/// What the tracks did in the last `window_ns` of the trace running now
+/// (`None` when off). A copy: the trace goes on.
+pub fn recent(window_ns: u64) -> Option<Window> {
+    let mut by_track: HashMap<u32, TrackActivity> = HashMap::new();
+    let (from, to, dropped) = {
+        let r = lock(&RECORDER);
+        let r = r.as_ref()?;
+        let to = r.start.elapsed().as_nanos() as u64;
+        let from = to.saturating_sub(window_ns);
+        for e in r.events.iter().rev() {
+            let (track, end) = match e {
+                Event::Poll { track, at, dur } | Event::Call { track, at, dur, .. } => {
+                    (*track, at + dur)
+                }
+                Event::Wake { track, at } => (*track, *at),
+            };
+            if end.saturating_add(WINDOW_SLACK_NS) < from {
+                break;
+            }
+            if end < from {
+                continue;
+            }
+            let a = by_track.entry(track).or_default();
+            match e {
+                Event::Poll { at, dur, .. } => a.polls.push((*at, at + dur)),
+                Event::Wake { at, .. } => a.wakes.push(*at),
+                Event::Call {
+                    name,
+                    at,
+                    dur,
+                    done,
+                    ..
+                } => a.calls.push(CallSpan {
+                    name: name.to_string(),
+                    from_ns: *at,
+                    to_ns: at + dur,
+                    end: if *done {
+                        CallEnd::Answered
+                    } else {
+                        CallEnd::Dropped
+                    },
+                }),
+            }
+        }
+        for (track, name, at) in r.open.values() {
+            by_track.entry(*track).or_default().calls.push(CallSpan {
+                name: name.to_string(),
+                from_ns: *at,
+                to_ns: to,
+                end: CallEnd::Waiting,
+            });
+        }
+        (from, to, r.dropped)
+    };
+    let names = lock(&TRACKS).clone();
+    let mut ids: Vec<u32> = by_track.keys().copied().collect();
+    ids.sort_unstable();
+    let tracks = ids
+        .into_iter()
+        .filter_map(|id| {
+            let mut a = by_track.remove(&id)?;
+            a.name = names.get(id as usize).cloned().unwrap_or_default();
+            a.polls.sort_unstable();
+            a.wakes.sort_unstable();
+            a.calls.sort_by_key(|c| c.from_ns);
+            Some(a)
+        })
+        .collect();
+    Some(Window {
+        from_ns: from,
+        to_ns: to,
+        tracks,
+        dropped,
+    })
 }
 
 /// What one trace recorded.
@@ -533,5 +691,68 @@ mod tests {
         rt.block_on(Traced::new("job ticker", async {}));
         assert!(stop().is_none());
         assert_eq!(quote("a\"b\\\n"), "\"a\\\"b\\\\\\u000a\"");
+    }
+
+    #[test]
+    fn recent_copies_the_last_polls_and_calls_and_the_calls_still_waiting() {
+        let _one = lock(&SERIAL);
+        assert!(recent(1_000_000_000).is_none(), "off: nothing to copy");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        start();
+        let device: Arc<str> = "store".into();
+        rt.block_on(Traced::new("job writer", async {
+            let set: libos::BoxFuture<'_, ()> =
+                Box::pin(tokio::time::sleep(std::time::Duration::from_millis(1)));
+            call(&device, "set", set).await;
+        }));
+        // A job polled once, its call left waiting.
+        let net: Arc<str> = "net".into();
+        let mut waiting = Box::pin(Traced::new("job server", async move {
+            let accept: libos::BoxFuture<'_, ()> = Box::pin(std::future::pending());
+            call(&net, "accept", accept).await;
+        }));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+
+        let w = recent(60_000_000_000).unwrap();
+        assert!(enabled(), "reading does not stop the trace");
+        let names: Vec<&str> = w.tracks.iter().map(|t| t.name.as_str()).collect();
+        assert!(
+            names.contains(&"job writer") && names.contains(&"job server"),
+            "{w:?}"
+        );
+        let writer = w.tracks.iter().find(|t| t.name == "job writer").unwrap();
+        assert!(writer.polls.len() >= 2, "{writer:?}");
+        assert!(writer.polls.iter().all(|(a, b)| a <= b && *b <= w.to_ns));
+        assert_eq!(writer.calls.len(), 1, "{writer:?}");
+        assert_eq!(
+            (writer.calls[0].name.as_str(), writer.calls[0].end),
+            ("store.set", CallEnd::Answered)
+        );
+        let server = w.tracks.iter().find(|t| t.name == "job server").unwrap();
+        assert_eq!(server.calls.len(), 1, "{server:?}");
+        let accept = &server.calls[0];
+        assert_eq!(
+            (accept.name.as_str(), accept.end),
+            ("net.accept", CallEnd::Waiting)
+        );
+        assert_eq!(accept.to_ns, w.to_ns, "a waiting call lasts until now");
+
+        // Dropped, the call ends, marked; a window past it is empty.
+        drop(waiting);
+        let w = recent(60_000_000_000).unwrap();
+        let server = w.tracks.iter().find(|t| t.name == "job server").unwrap();
+        assert_eq!(server.calls[0].end, CallEnd::Dropped);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(recent(1_000).unwrap().tracks.is_empty());
+        let t = stop().unwrap();
+        let calls = |name: &str| t.counts().iter().find(|c| c.name == name).map(|c| c.calls);
+        assert_eq!(
+            (calls("job writer"), calls("job server")),
+            (Some(1), Some(1))
+        );
     }
 }
