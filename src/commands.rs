@@ -158,6 +158,8 @@ pub(crate) fn run(
         return Err(CliError::ForwardTarget(target));
     }
     let (project, graph) = load(cwd, args)?;
+    let trace = options.trace.as_deref().map(trace_file).transpose()?;
+    let graph_name = graph.name.clone();
     match target {
         Target::Kvm => {
             let kvm_options = kvm::Options {
@@ -170,13 +172,16 @@ pub(crate) fn run(
                 block: options.block.as_deref(),
                 release: options.release,
             };
-            return boot(kvm::prepare(
-                cwd,
-                &project,
-                &graph,
-                kvm_options,
-                &Out::stderr(),
-            )?);
+            let mut config = kvm::prepare(cwd, &project, &graph, kvm_options, &Out::stderr())?;
+            let sink = trace.map(|file| (file, nym_hvt::trace::TraceSink::default()));
+            config.trace = sink.as_ref().map(|(_, s)| s.clone());
+            let code = boot(config)?;
+            if let Some((file, sink)) = sink {
+                let log = sink.lock().unwrap_or_else(|p| p.into_inner());
+                let process = format!("nym run --target kvm: {graph_name}");
+                write_trace(file, &kvm::guest_trace(&log), &process)?;
+            }
+            return Ok(code);
         }
         Target::Qemu | Target::Libvirt | Target::Xen => {
             let stop = nym_driver::guest::Stop::default();
@@ -195,6 +200,9 @@ pub(crate) fn run(
     }
     let key_args = &options.key_args;
     let keys = key_values(&graph, key_args)?;
+    if trace.is_some() {
+        nym_unix::trace::start();
+    }
     let runtime = runtime()?;
     let ended = runtime.block_on(async {
         // Watched from before the build: a Ctrl-C at any point is an
@@ -218,7 +226,42 @@ pub(crate) fn run(
         Ok::<_, CliError>(ended)
     })?;
     nym_unix::jobs::report("nym", &ended);
+    if let (Some(file), Some(t)) = (trace, nym_unix::trace::stop()) {
+        write_trace(file, &t, &format!("nym run: {}", graph_name))?;
+    }
     Ok(ended.exit_code())
+}
+
+/// `--trace FILE`: the file, opened now: one that cannot be written is
+/// said before anything runs, and a guest's monitor (whose allowlist
+/// opens no files) writes through the handle at the end.
+fn trace_file(file: &Path) -> Result<(&Path, std::fs::File), CliError> {
+    let handle = std::fs::File::create(file).map_err(|source| CliError::Io {
+        what: format!("writing the trace to {}", file.display()),
+        source,
+    })?;
+    Ok((file, handle))
+}
+
+/// Writes `trace` of `process` into the trace file and says so.
+fn write_trace(
+    (file, mut handle): (&Path, std::fs::File),
+    trace: &nym_unix::trace::Trace,
+    process: &str,
+) -> Result<(), CliError> {
+    use std::io::Write as _;
+    handle
+        .write_all(trace.json(process).as_bytes())
+        .map_err(|source| CliError::Io {
+            what: format!("writing the trace to {}", file.display()),
+            source,
+        })?;
+    eprintln!(
+        "nym: trace: {}\nnym: written to {} (open it in ui.perfetto.dev or chrome://tracing)",
+        trace.summary(),
+        file.display()
+    );
+    Ok(())
 }
 
 /// [`Live::start`] watched by `stop` (from [`nym_unix::jobs::interrupted`],
@@ -389,6 +432,7 @@ pub(crate) fn debug(
         gdb: Some(listener),
         net: None,
         stop: None,
+        trace: None,
     };
     // nym's gdb extension (`break JOB`, `info nym-tasks`), beside the
     // image so that a gdb started by hand can load it too (`-x`).

@@ -111,6 +111,11 @@ enum Command {
         /// src/ or the graph changes, keeping the devices and their state.
         #[arg(long, short = 'w', conflicts_with = "gdb")]
         watch: bool,
+        /// Record the jobs' polls, wake-ups, sleeps and device calls
+        /// (unix, in-process; kvm, in the guest) into FILE, in the Trace Event format that
+        /// Perfetto (ui.perfetto.dev) and chrome://tracing open.
+        #[arg(long, value_name = "FILE", conflicts_with = "watch")]
+        trace: Option<PathBuf>,
         /// Forward a host port to the guest (kvm, qemu, libvirt, xen): `-p
         /// 8080:80` accepts on 127.0.0.1:8080 and connects to the guest's
         /// port 80. Repeatable.
@@ -322,6 +327,13 @@ fn main() -> ExitCode {
         }
         Command::Run {
             project,
+            trace: Some(_),
+            ..
+        } if !matches!(project.target, TargetArg::Unix | TargetArg::Kvm) => {
+            conflict("--trace records the scheduler in-process (--target unix) and on nym's monitor (--target kvm); other engines' guests are not traced")
+        }
+        Command::Run {
+            project,
             timeout: Some(_),
             ..
         } if project.target != TargetArg::Xen => {
@@ -339,6 +351,7 @@ fn main() -> ExitCode {
             machine,
             release,
             timeout,
+            trace,
             keys,
             ..
         } => commands::run(
@@ -356,6 +369,7 @@ fn main() -> ExitCode {
                 machine: machine.unwrap_or_default(),
                 release,
                 timeout,
+                trace: trace.map(|f| cwd.join(f)),
             },
         ),
         Command::Debug {
@@ -392,6 +406,7 @@ fn main() -> ExitCode {
                     block,
                     seccomp: true,
                     stop: None,
+                    trace: None,
                     gdb,
                     net: nym_driver::kvm::net_config(
                         &forwards,

@@ -255,3 +255,102 @@ fn device_calls_reach_the_devices_the_running_http_template_serves_from() {
     let r = s.eval("state.get(\"greeting\")");
     assert!(r.error && r.text.contains("nothing runs"), "{}", r.text);
 }
+
+/// Versioned device state: every store of the running stack records its
+/// changes, whoever made them (an HTTP PUT, a call from the session);
+/// `:history`, `:diff` and `:revert` read and roll them back through the
+/// live store, so the server serves the old page again; a change that
+/// fell off the bound says so.
+#[test]
+fn history_diff_and_revert_roll_back_what_the_running_server_serves() {
+    let (_tmp, dir) = project("web", "http");
+    std::env::set_var("CARGO_TARGET_DIR", common::shared_target());
+    let port = common::free_port();
+    let mut s = Session::open(&dir, None).unwrap();
+    let ok = |s: &mut Session, input: &str| {
+        let r = s.eval(input);
+        assert!(!r.error, "{input}: {}", r.text);
+        r.text
+    };
+    let r = s.eval(&format!(":run -- --port {port}"));
+    assert!(
+        !r.error,
+        "{}\nlog:\n{}",
+        r.text,
+        s.log().tail(50).join("\n")
+    );
+    wait_for_body(port, "/", "Hello from nym!\n");
+
+    put(port, "/kv/page", "first version");
+    ok(&mut s, "state.set(\"page\", \"second version\")");
+    put(port, "/kv/other", "x");
+    put(port, "/kv/page", "third version");
+    assert_eq!(get(port, "/kv/page").unwrap(), "third version");
+
+    let h = ok(&mut s, ":history state");
+    let lines: Vec<&str> = h.lines().collect();
+    assert_eq!(lines.len(), 4, "{h}");
+    assert!(
+        lines[0].starts_with("#1 ") && lines[0].ends_with("set page = \"first version\" (new key)"),
+        "{h}"
+    );
+    assert!(
+        lines[1].ends_with("set page = \"second version\" (was \"first version\")"),
+        "{h}"
+    );
+    assert!(lines[3].starts_with("#4 "), "{h}");
+    assert_eq!(ok(&mut s, ":history state page").lines().count(), 3);
+    let all = ok(&mut s, ":history");
+    assert!(
+        all.contains("state: 4 change(s), #1–#4 (keeps 1000)"),
+        "{all}"
+    );
+    let i = ok(&mut s, ":inspect state");
+    assert!(i.contains("history: 4 change(s) kept, #1–#4"), "{i}");
+
+    let d = ok(&mut s, ":diff state 1 4");
+    assert_eq!(
+        d,
+        "state #1 → #4: 2 key(s) differ\n  other: (none) → \"x\"\n  page: \"first version\" → \"third version\""
+    );
+
+    // Back to before #2: the first version is served again; the revert is
+    // itself recorded, so it can be undone.
+    let r = ok(&mut s, ":revert state 2");
+    assert!(
+        r.contains("2 key(s) written through the live store (recorded as #5–#6)"),
+        "{r}"
+    );
+    assert_eq!(get(port, "/kv/page").unwrap(), "first version");
+    let h = ok(&mut s, ":history state page");
+    assert!(
+        h.lines().last().unwrap().contains("[revert to before #2]"),
+        "{h}"
+    );
+    ok(&mut s, ":revert state 5");
+    assert_eq!(get(port, "/kv/page").unwrap(), "third version");
+
+    // A bound of 2: #1 has fallen off.
+    ok(&mut s, ":history --bound 2");
+    let r = s.eval(":revert state 1");
+    assert!(
+        r.error
+            && r.text.contains(
+                "change #1 fell off the history (it keeps the last 2; the oldest kept is #7)"
+            ),
+        "{}",
+        r.text
+    );
+    let r = s.eval(":diff state 1 8");
+    assert!(r.error && r.text.contains("fell off"), "{}", r.text);
+    let r = s.eval(":history files");
+    assert!(r.error && r.text.contains("read-only"), "{}", r.text);
+    let r = s.eval(":revert state 99");
+    assert!(
+        r.error && r.text.contains("there is no change #99 yet"),
+        "{}",
+        r.text
+    );
+    assert_eq!(get(port, "/kv/page").unwrap(), "third version");
+    assert!(s.eval(":stop").text.contains("stopped the stack"));
+}

@@ -122,6 +122,8 @@ pub struct Options {
     pub release: bool,
     /// How long a xen guest may run before its domain is destroyed.
     pub timeout: Option<Duration>,
+    /// Record the scheduler's log into this file (unix, kvm).
+    pub trace: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -136,6 +138,7 @@ impl Default for Options {
             machine: qemu::Machine::default(),
             release: false,
             timeout: None,
+            trace: None,
         }
     }
 }

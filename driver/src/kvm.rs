@@ -66,6 +66,7 @@ pub fn prepare(
         gdb: options.gdb,
         net,
         stop: None,
+        trace: None,
     })
 }
 
@@ -209,6 +210,55 @@ pub fn listen(addr: Option<&str>, remote: bool) -> Result<Option<std::net::TcpLi
         return Err(Error::GdbRemote(a.to_owned()));
     }
     Ok(Some(listener))
+}
+
+/// A guest's scheduler log, collected by its monitor, as a trace: its
+/// tracks (the jobs, the background tasks, the executor) and their polls,
+/// wake-ups, sleeps and device calls. An event on a track the guest
+/// never named keeps its id as its name.
+pub fn guest_trace(log: &nym_hvt::trace::GuestLog) -> nym_unix::trace::Trace {
+    use nym_hvt::abi;
+    use nym_unix::trace::Event;
+    let mut names: std::collections::HashMap<u64, std::sync::Arc<str>> = Default::default();
+    let events = log
+        .events
+        .iter()
+        .filter_map(|e| {
+            let track = u32::try_from(e.track).ok()?;
+            Some(match e.kind {
+                abi::TRACE_POLL => Event::Poll {
+                    track,
+                    at: e.at,
+                    dur: e.dur,
+                },
+                abi::TRACE_WAKE => Event::Wake { track, at: e.at },
+                abi::TRACE_CALL => Event::Call {
+                    track,
+                    name: names
+                        .entry(e.name)
+                        .or_insert_with(|| log.name(e.name).into())
+                        .clone(),
+                    at: e.at,
+                    dur: e.dur,
+                    done: true,
+                },
+                _ => return None,
+            })
+        })
+        .collect::<Vec<_>>();
+    let tracks = events
+        .iter()
+        .map(|e| match e {
+            Event::Poll { track, .. } | Event::Wake { track, .. } | Event::Call { track, .. } => {
+                *track as usize
+            }
+        })
+        .chain([log.names.len().saturating_sub(1)])
+        .max()
+        .map_or(Vec::new(), |last| {
+            (0..=last as u64).map(|id| log.name(id)).collect()
+        });
+    nym_unix::trace::Trace::from_events(tracks, events, log.dropped)
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@
 //! | 11 | `NET_INFO` | [`NetInfo`] | the network interface's MAC address and MTU |
 //! | 12 | `NET_WRITE` | [`NetIo`] | send the Ethernet frame of `len` bytes at `data` |
 //! | 13 | `NET_READ` | [`NetIo`] | take the next frame for the guest into `data` (`len` bytes of room); `len` = its length, 0 if none waits |
+//! | 14 | `TRACE` | [`Trace`] | hand over `count` [`TraceEvent`]s of the scheduler's log at `data` (0: ask); `on` = 1 if the monitor records it |
 //!
 //! ## The network
 //!
@@ -103,6 +104,8 @@ macro_rules! hypercall_table {
             NetWrite NET_WRITE = 12 => NetIo,
             /// [`NetIo`]: receive a frame.
             NetRead NET_READ = 13 => NetIo,
+            /// [`Trace`]: hand the monitor the scheduler's log.
+            Trace TRACE = 14 => Trace,
         }
     };
 }
@@ -115,7 +118,7 @@ macro_rules! abi_structs {
     ($m:ident) => {
         $m!(
             BootInfo, Time, Puts, Wait, BlockInfo, BlockIo, Random, Exit, NetInfo, NetIo, Fault,
-            FaultFrame
+            FaultFrame, Trace, TraceEvent
         );
     };
 }
@@ -296,6 +299,55 @@ pub struct NetIo {
     /// Out (read): the frame's length, 0 if none was waiting.
     pub len: u64,
 }
+
+/// `TRACE`: the guest's scheduler log (`nym run --target kvm --trace
+/// FILE`). At start the guest asks with `count` 0 whether the monitor
+/// records one; while it does, the guest hands over its events in batches
+/// of at most [`TRACE_MAX`], the last before it exits.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// In: guest-physical address of `count` [`TraceEvent`]s.
+    pub data: u64,
+    /// In: how many.
+    pub count: u64,
+    /// Out: 1 if the monitor records the guest's log, else 0.
+    pub on: u64,
+}
+
+/// The most events one `TRACE` hands over.
+pub const TRACE_MAX: u64 = 1024;
+
+/// The longest name a [`TRACE_NAME`] event gives.
+pub const TRACE_NAME_MAX: u64 = 256;
+
+/// One event of the guest's log; times are the guest's monotonic clock
+/// (`MONOTIME`), in nanoseconds.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// [`TRACE_POLL`], [`TRACE_WAKE`], [`TRACE_CALL`] or [`TRACE_NAME`].
+    pub kind: u64,
+    /// The track (a job, the background tasks): a name's id.
+    pub track: u64,
+    /// When it began; for [`TRACE_NAME`], the guest-physical address of
+    /// the name (UTF-8).
+    pub at: u64,
+    /// How long it lasted; for [`TRACE_NAME`], the name's length.
+    pub dur: u64,
+    /// For [`TRACE_CALL`], the id of the call's name (`block.read`).
+    pub name: u64,
+}
+
+/// A poll of the track's future.
+pub const TRACE_POLL: u64 = 1;
+/// The track was woken (an instant: `dur` is 0).
+pub const TRACE_WAKE: u64 = 2;
+/// A device call or sleep made by the track.
+pub const TRACE_CALL: u64 = 3;
+/// Gives id `track` the name at `at`, `dur` bytes long: later events use
+/// the id.
+pub const TRACE_NAME: u64 = 4;
 
 /// `BLOCK_INFO`.
 #[repr(C)]

@@ -135,6 +135,21 @@ impl Guest<'_> {
                 };
                 let _ = self.mem.write(at, &io);
             }
+            Call::Trace { at, batch, count } => {
+                let on = match &self.trace {
+                    None => 0,
+                    Some(sink) => {
+                        let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Err(v) = log.take(&self.mem, batch, count) {
+                            return Ok(Some(Outcome::Violation(v)));
+                        }
+                        1
+                    }
+                };
+                let mut t: abi::Trace = self.mem.read(at).unwrap_or_default();
+                t.on = on;
+                let _ = self.mem.write(at, &t);
+            }
         }
         Ok(None)
     }

@@ -71,6 +71,15 @@ pub enum Call {
         /// The buffer.
         buf: GuestRange,
     },
+    /// Take a batch of the guest's log (none: is it recorded?).
+    Trace {
+        /// The struct (for `on`).
+        at: u64,
+        /// The events.
+        batch: GuestRange,
+        /// How many, at most [`abi::TRACE_MAX`].
+        count: u64,
+    },
 }
 
 /// A hypercall that broke the ABI.
@@ -186,6 +195,22 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
             Call::NetRead {
                 at,
                 buf: mem.range(io.data, io.len).map_err(bad)?,
+            }
+        }
+        Hypercall::Trace => {
+            let t = load!(abi::Trace);
+            if t.count > abi::TRACE_MAX {
+                return Err(violation(format!(
+                    "handed over {} events; at most {} per call",
+                    t.count,
+                    abi::TRACE_MAX
+                )));
+            }
+            let size = core::mem::size_of::<abi::TraceEvent>() as u64;
+            Call::Trace {
+                at,
+                batch: mem.range(t.data, t.count * size).map_err(bad)?,
+                count: t.count,
             }
         }
     })

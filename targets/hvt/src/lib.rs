@@ -30,6 +30,7 @@ pub mod memory;
 pub mod monitor;
 pub mod net;
 pub mod seccomp;
+pub mod trace;
 mod vcpu;
 
 pub use error::MonitorError;

@@ -36,6 +36,8 @@ pub struct Config {
     pub net: Option<crate::net::NetConfig>,
     /// Ends the guest from another thread when asked.
     pub stop: Option<crate::Stopper>,
+    /// Record the guest's scheduler log here (`TRACE`).
+    pub trace: Option<crate::trace::TraceSink>,
 }
 
 /// A host file served as the guest's block device.
@@ -227,6 +229,7 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         random: Some(random),
         net,
         stop: stop.clone(),
+        trace: config.trace.clone(),
     };
 
     let kvm_fd = Kvm::new().map_err(kvm("opening /dev/kvm"))?;

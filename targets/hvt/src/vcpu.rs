@@ -90,6 +90,8 @@ pub(crate) struct Guest<'c> {
     pub(crate) net: Option<crate::net::Net>,
     /// Asked from outside to end the guest.
     pub(crate) stop: crate::Stopper,
+    /// Where the guest's log goes, if it is recorded.
+    pub(crate) trace: Option<crate::trace::TraceSink>,
 }
 
 impl Guest<'_> {

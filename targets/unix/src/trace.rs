@@ -42,22 +42,37 @@ thread_local! {
 /// recorded on this track.
 pub const SESSION_TRACK: &str = "session";
 
+/// One event of a trace: on a track (its id), at nanoseconds since the
+/// trace started, lasting `dur` nanoseconds.
 #[derive(Debug, Clone)]
-enum Event {
+pub enum Event {
+    /// A poll of the track's future.
     Poll {
+        /// The track.
         track: u32,
+        /// When.
         at: u64,
+        /// How long.
         dur: u64,
     },
+    /// The track was woken.
     Wake {
+        /// The track.
         track: u32,
+        /// When.
         at: u64,
     },
+    /// A device call (a sleep is `time.sleep`).
     Call {
+        /// The track that made it.
         track: u32,
+        /// `device.method`.
         name: Arc<str>,
+        /// When it began.
         at: u64,
+        /// How long it took.
         dur: u64,
+        /// Whether it was answered (else dropped before).
         done: bool,
     },
 }
@@ -445,6 +460,25 @@ pub struct Counts {
 }
 
 impl Trace {
+    /// A trace recorded elsewhere (a guest's, collected by its monitor):
+    /// `tracks` names the tracks by id, `dropped` events were not kept.
+    pub fn from_events(tracks: Vec<String>, events: Vec<Event>, dropped: u64) -> Trace {
+        let duration_ns = events
+            .iter()
+            .map(|e| match e {
+                Event::Poll { at, dur, .. } | Event::Call { at, dur, .. } => at + dur,
+                Event::Wake { at, .. } => *at,
+            })
+            .max()
+            .unwrap_or(0);
+        Trace {
+            events,
+            dropped,
+            tracks,
+            duration_ns,
+        }
+    }
+
     /// How many events it holds, and how many it had to drop.
     pub fn len(&self) -> (usize, u64) {
         (self.events.len(), self.dropped)

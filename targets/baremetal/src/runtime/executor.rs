@@ -2,7 +2,7 @@
 //! none is runnable sleeps in the platform's wait primitive until the
 //! earliest timer deadline, so an idle guest costs the host nothing.
 #![allow(unsafe_code)] // the executor's raw waker
-use super::sys;
+use super::{sys, trace};
 use alloc::{string::String, vec::Vec};
 use core::future::Future;
 use core::pin::Pin;
@@ -122,13 +122,31 @@ pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
         slot.set(1);
     }
     let no_slot = TaskSlot::empty();
+    trace::start();
+    let tracks: Vec<u64> = jobs
+        .iter()
+        .flatten()
+        .map(|(name, _)| match trace::enabled() {
+            true => trace::name(alloc::boxed::Box::leak(
+                alloc::format!("job {name}").into_boxed_str(),
+            )),
+            false => 0,
+        })
+        .collect();
+    let devices = if trace::enabled() {
+        trace::name("devices (background tasks)")
+    } else {
+        0
+    };
     let mut background: Vec<BoxFuture<'static, ()>> = Vec::new();
     let waker = waker();
     let mut cx = Context::from_waker(&waker);
     loop {
         if WOKEN.swap(false, Ordering::AcqRel) {
             background.append(&mut BACKGROUND.lock());
-            background.retain_mut(|t| t.as_mut().poll(&mut cx).is_pending());
+            trace::poll(devices, || {
+                background.retain_mut(|t| t.as_mut().poll(&mut cx).is_pending())
+            });
             NYM_EXECUTOR[0].store(background.len() as u64, Ordering::Relaxed);
             NYM_EXECUTOR[1].fetch_add(1, Ordering::Relaxed);
             for (i, slot) in jobs.iter_mut().enumerate() {
@@ -136,7 +154,8 @@ pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
                 let shown = NYM_TASKS.get(i).unwrap_or(&no_slot);
                 shown.set(4);
                 shown.polls.fetch_add(1, Ordering::Relaxed);
-                match fut.as_mut().poll(&mut cx) {
+                let track = tracks.get(i).copied().unwrap_or(0);
+                match trace::poll(track, || fut.as_mut().poll(&mut cx)) {
                     Poll::Pending => shown.set(1),
                     Poll::Ready(Ok(())) => {
                         shown.set(2);
@@ -169,6 +188,7 @@ pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
         if sys::monotime() < deadline {
             sys::wait(deadline);
         }
+        trace::wake();
         let ready: Vec<Waker> = core::mem::take(&mut *IO.lock());
         ready.into_iter().for_each(Waker::wake);
         let now = sys::monotime();
@@ -209,6 +229,7 @@ impl Future for Sleep {
         let nanos = u64::try_from(self.duration.as_nanos()).unwrap_or(u64::MAX);
         let deadline = *self.deadline.get_or_insert(now.saturating_add(nanos));
         if now >= deadline {
+            trace::span("time.sleep", deadline.saturating_sub(nanos), now);
             return Poll::Ready(());
         }
         if !self.registered {

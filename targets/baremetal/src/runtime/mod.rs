@@ -14,6 +14,7 @@ mod port;
 mod pvh;
 mod qemu;
 mod sys;
+mod trace;
 mod virtio;
 mod xen;
 

@@ -110,7 +110,11 @@ pub fn report_fault(f: &mut abi::Fault) {
 /// (Xen, libvirt).
 pub fn exit(status: i32) -> ! {
     match board() {
-        Board::Hvt => hvt::exit(status),
+        Board::Hvt => {
+            // The scheduler's log, if the monitor records it, before the end.
+            super::trace::flush();
+            hvt::exit(status)
+        }
         Board::Microvm | Board::Q35 => {
             let mut line = [0u8; 40];
             puts(status_line(status, &mut line));

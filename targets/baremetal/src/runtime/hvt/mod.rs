@@ -9,7 +9,21 @@ use libos::{IoError, RandomError};
 use nym_hvt_abi::{self as abi, PORT_BASE};
 
 /// Makes hypercall `nr` with `arg`, which the monitor may update in place.
+/// The device calls among them are traced (see [`super::trace`]).
 pub fn call<T>(nr: u16, arg: &mut T) {
+    let device = match nr {
+        abi::nr::PUTS => "console.puts",
+        abi::nr::BLOCK_READ => "block.read",
+        abi::nr::BLOCK_WRITE => "block.write",
+        abi::nr::NET_WRITE => "netif.send",
+        abi::nr::NET_READ => "netif.recv",
+        abi::nr::RANDOM => "random.fill",
+        _ => return raw_call(nr, arg),
+    };
+    super::trace::call(device, || raw_call(nr, arg))
+}
+
+fn raw_call<T>(nr: u16, arg: &mut T) {
     let addr = arg as *mut T as usize as u32;
     // SAFETY: the monitor reads and writes only `*arg` (checked against guest
     // memory) and resumes after the `out`; no other state changes.
