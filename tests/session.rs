@@ -354,3 +354,64 @@ fn history_diff_and_revert_roll_back_what_the_running_server_serves() {
     assert_eq!(get(port, "/kv/page").unwrap(), "third version");
     assert!(s.eval(":stop").text.contains("stopped the stack"));
 }
+
+/// A `stack::direct` keeps the same history view as a store: its sockets'
+/// states (and the neighbours it learns, unit-tested in libos), read-only.
+#[test]
+fn a_direct_stacks_sockets_have_a_history_that_cannot_be_reverted() {
+    let (_tmp, dir) = project("web", "http");
+    std::env::set_var("CARGO_TARGET_DIR", common::shared_target());
+    let graph = std::fs::read_to_string(dir.join("unikernel.nym")).unwrap();
+    let graph = graph.replace(
+        "unix => stack::socket(),",
+        "unix => stack::direct(netif::pair(\"lan\"), key(\"ipv4\", \"10.0.0.1/24\")),",
+    );
+    std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
+    let mut s = Session::open(&dir, None).unwrap();
+    let ok = |s: &mut Session, input: &str| {
+        let r = s.eval(input);
+        assert!(!r.error, "{input}: {}", r.text);
+        r.text
+    };
+    let r = s.eval(":run -- --port 8080");
+    assert!(
+        !r.error,
+        "{}\nlog:\n{}",
+        r.text,
+        s.log().tail(50).join("\n")
+    );
+    // The job listens: its listening sockets are the stack's first changes.
+    let mut h = String::new();
+    for _ in 0..100 {
+        h = ok(&mut s, ":history stack");
+        if h.contains("LISTEN :8080") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        h.lines().next().is_some_and(|l| l.starts_with("#1 "))
+            && h.contains("set tcp #")
+            && h.contains("= \"LISTEN :8080\" (new key)"),
+        "{h}"
+    );
+    let all = ok(&mut s, ":history");
+    assert!(
+        all.contains("stack: ") && all.contains("state: no changes yet"),
+        "{all}"
+    );
+    let r = s.eval(":revert stack 1");
+    assert!(
+        r.error
+            && r.text
+                .contains("is a record of what happened: it cannot be put back"),
+        "{}",
+        r.text
+    );
+    let i = ok(&mut s, ":inspect stack");
+    assert!(
+        i.contains("listening on [8080]") && i.contains("history: "),
+        "{i}"
+    );
+    assert!(ok(&mut s, ":stop").contains("stopped"));
+}

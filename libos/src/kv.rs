@@ -10,7 +10,8 @@
 //! read, diff and revert.
 pub use crate::kv_block::Block;
 pub use crate::kv_history::{
-    Change, Diff, History, HistoryError, Plan, Stored, MAX_BYTES as HISTORY_MAX_BYTES,
+    Change, ChangeLog, Diff, History, HistoryError, Plan, Stored, Versioned,
+    MAX_BYTES as HISTORY_MAX_BYTES,
 };
 use crate::BoxFuture;
 use alloc::{borrow::Cow, boxed::Box, collections::BTreeMap, string::String, vec::Vec};

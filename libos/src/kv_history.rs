@@ -61,6 +61,13 @@ pub enum HistoryError {
         /// The latest change (0: none).
         latest: u64,
     },
+    /// The history is a record of what happened, not a store to write
+    /// back (a stack's neighbours and sockets).
+    #[error("{what} is a record of what happened: it cannot be put back")]
+    ReadOnly {
+        /// What it records.
+        what: &'static str,
+    },
     /// Writing an old value back failed.
     #[error("writing `{key}` back: {error}")]
     Write {
@@ -81,7 +88,11 @@ pub type Stored = Option<Vec<u8>>;
 /// What [`History::revert_plan`] answers: each key with the value to write.
 pub type Plan = Vec<(String, Stored)>;
 
-struct Log {
+/// Changes, numbered from 1, the newest `bound` kept (and at most
+/// [`MAX_BYTES`] of values): what a [`History`] keeps, and what other
+/// recorded state (a stack's neighbours and sockets) keeps the same way.
+#[derive(Debug)]
+pub struct ChangeLog {
     changes: VecDeque<Change>,
     /// The number the next change gets.
     next: u64,
@@ -89,12 +100,23 @@ struct Log {
     bytes: usize,
 }
 
-impl Log {
+impl ChangeLog {
+    /// An empty log keeping the newest `bound` changes (at least one).
+    pub fn new(bound: usize) -> ChangeLog {
+        ChangeLog {
+            changes: VecDeque::new(),
+            next: 1,
+            bound: bound.max(1),
+            bytes: 0,
+        }
+    }
+
     fn oldest(&self) -> u64 {
         self.changes.front().map_or(self.next, |c| c.seq)
     }
 
-    fn push(&mut self, mut change: Change) {
+    /// Records `change`, numbering it (its `seq` is set here).
+    pub fn push(&mut self, mut change: Change) {
         change.seq = self.next;
         self.next += 1;
         self.bytes += change.bytes();
@@ -109,6 +131,36 @@ impl Log {
                 self.bytes -= c.bytes();
             }
         }
+    }
+
+    /// How many changes it keeps.
+    pub fn bound(&self) -> usize {
+        self.bound
+    }
+
+    /// Keeps the newest `bound` changes (at least one) from now on.
+    pub fn set_bound(&mut self, bound: usize) {
+        self.bound = bound.max(1);
+        self.trim();
+    }
+
+    /// The number of the latest change (0: none yet).
+    pub fn latest(&self) -> u64 {
+        self.next - 1
+    }
+
+    /// The changes kept, oldest first; only those of `key` if given.
+    pub fn changes(&self, key: Option<&str>) -> Vec<Change> {
+        self.changes
+            .iter()
+            .filter(|c| key.is_none_or(|k| c.key == k))
+            .cloned()
+            .collect()
+    }
+
+    /// The number of changes kept and the oldest's number.
+    pub fn kept(&self) -> (usize, u64) {
+        (self.changes.len(), self.oldest())
     }
 
     /// Checks that the state after change `n` can be told from the log: 0
@@ -128,81 +180,17 @@ impl Log {
         }
         Ok(())
     }
-}
-
-/// A store whose changes are recorded (`kv::history(kv, bound)`): see the
-/// [module](self).
-pub struct History<K, C> {
-    inner: K,
-    clock: C,
-    log: spin::Mutex<Log>,
-}
-
-impl<K: Kv, C: WallClock> History<K, C> {
-    /// Records the changes of `inner`, keeping the newest `bound` (at
-    /// least one), timed by `clock`.
-    pub fn new(inner: K, bound: usize, clock: C) -> Self {
-        History {
-            inner,
-            clock,
-            log: spin::Mutex::new(Log {
-                changes: VecDeque::new(),
-                next: 1,
-                bound: bound.max(1),
-                bytes: 0,
-            }),
-        }
-    }
-
-    /// The wrapped store.
-    pub fn inner(&self) -> &K {
-        &self.inner
-    }
-
-    /// How many changes it keeps.
-    pub fn bound(&self) -> usize {
-        self.log.lock().bound
-    }
-
-    /// Keeps the newest `bound` changes (at least one) from now on.
-    pub fn set_bound(&self, bound: usize) {
-        let mut log = self.log.lock();
-        log.bound = bound.max(1);
-        log.trim();
-    }
-
-    /// The number of the latest change (0: none yet).
-    pub fn latest(&self) -> u64 {
-        self.log.lock().next - 1
-    }
-
-    /// The changes kept, oldest first; only those of `key` if given.
-    pub fn changes(&self, key: Option<&str>) -> Vec<Change> {
-        let log = self.log.lock();
-        log.changes
-            .iter()
-            .filter(|c| key.is_none_or(|k| c.key == k))
-            .cloned()
-            .collect()
-    }
-
-    /// The number of changes kept and the oldest's number.
-    pub fn kept(&self) -> (usize, u64) {
-        let log = self.log.lock();
-        (log.changes.len(), log.oldest())
-    }
 
     /// The keys whose values differ between the state after change `from`
     /// and after change `to` (0: before the first), in key order, each with
     /// its value then and now.
     pub fn diff(&self, from: u64, to: u64) -> Result<Diff, HistoryError> {
-        let log = self.log.lock();
-        log.version(from)?;
-        log.version(to)?;
+        self.version(from)?;
+        self.version(to)?;
         let (lo, hi) = (from.min(to), from.max(to));
         let mut keys: alloc::collections::BTreeMap<&str, (Stored, Stored)> =
             alloc::collections::BTreeMap::new();
-        for c in log.changes.iter().filter(|c| lo < c.seq && c.seq <= hi) {
+        for c in self.changes.iter().filter(|c| lo < c.seq && c.seq <= hi) {
             let entry = keys.entry(&c.key).or_insert_with(|| (c.old.clone(), None));
             entry.1 = c.new.clone();
         }
@@ -219,37 +207,88 @@ impl<K: Kv, C: WallClock> History<K, C> {
             .collect())
     }
 
-    /// What [`revert`](Self::revert) would write: each key changed by
-    /// change `n` or later, with its value before `n` (`None`: remove it).
-    pub fn revert_plan(&self, n: u64) -> Result<Plan, HistoryError> {
+    /// Each key changed by change `n` or later, with its value before `n`
+    /// (`None`: it had none).
+    fn revert_plan(&self, n: u64) -> Result<Plan, HistoryError> {
         if n == 0 {
             return Err(HistoryError::NotYet {
                 asked: 0,
                 latest: self.latest(),
             });
         }
-        let log = self.log.lock();
-        if n < log.oldest() {
+        if n < self.oldest() {
             return Err(HistoryError::FellOff {
                 asked: n,
-                oldest: log.oldest(),
-                bound: log.bound,
+                oldest: self.oldest(),
+                bound: self.bound,
             });
         }
-        log.version(n)?;
+        self.version(n)?;
         let mut plan: Plan = Vec::new();
-        for c in log.changes.iter().filter(|c| c.seq >= n) {
+        for c in self.changes.iter().filter(|c| c.seq >= n) {
             if !plan.iter().any(|(k, _)| *k == c.key) {
                 plan.push((c.key.clone(), c.old.clone()));
             }
         }
         Ok(plan)
     }
+}
+
+/// Recorded state a session reads (`:history`, `:diff`) and, where it can
+/// be written back, rolls back (`:revert`): a store's [`History`], a
+/// stack's neighbours and sockets.
+pub trait Versioned: Send + Sync {
+    /// How many changes it keeps.
+    fn bound(&self) -> usize;
+    /// Keeps the newest `bound` changes (at least one) from now on.
+    fn set_bound(&self, bound: usize);
+    /// The number of the latest change (0: none yet).
+    fn latest(&self) -> u64;
+    /// The changes kept, oldest first; only those of `key` if given.
+    fn changes(&self, key: Option<&str>) -> Vec<Change>;
+    /// The number of changes kept and the oldest's number.
+    fn kept(&self) -> (usize, u64);
+    /// What differs between the state after change `from` and after `to`.
+    fn diff(&self, from: u64, to: u64) -> Result<Diff, HistoryError>;
+    /// Puts the state back as it was before change `n`, answering how many
+    /// keys were written; [`HistoryError::ReadOnly`] where it cannot be.
+    fn revert(&self, n: u64) -> BoxFuture<'_, Result<usize, HistoryError>>;
+}
+
+/// A store whose changes are recorded (`kv::history(kv, bound)`): see the
+/// [module](self).
+pub struct History<K, C> {
+    inner: K,
+    clock: C,
+    log: spin::Mutex<ChangeLog>,
+}
+
+impl<K: Kv, C: WallClock> History<K, C> {
+    /// Records the changes of `inner`, keeping the newest `bound` (at
+    /// least one), timed by `clock`.
+    pub fn new(inner: K, bound: usize, clock: C) -> Self {
+        History {
+            inner,
+            clock,
+            log: spin::Mutex::new(ChangeLog::new(bound)),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &K {
+        &self.inner
+    }
+
+    /// What [`revert`](Versioned::revert) would write: each key changed by
+    /// change `n` or later, with its value before `n` (`None`: remove it).
+    pub fn revert_plan(&self, n: u64) -> Result<Plan, HistoryError> {
+        self.log.lock().revert_plan(n)
+    }
 
     /// Puts the store back as it was before change `n`: the old values
     /// written back through the wrapped store, each recorded as a change
     /// of its own. Answers how many keys it wrote.
-    pub async fn revert(&self, n: u64) -> Result<usize, HistoryError> {
+    async fn put_back(&self, n: u64) -> Result<usize, HistoryError> {
         let plan = self.revert_plan(n)?;
         let note = format!("revert to before #{n}");
         let mut written = 0;
@@ -295,6 +334,30 @@ impl<K: Kv, C: WallClock> History<K, C> {
             note,
         });
         Ok(())
+    }
+}
+
+impl<K: Kv, C: WallClock> Versioned for History<K, C> {
+    fn bound(&self) -> usize {
+        self.log.lock().bound()
+    }
+    fn set_bound(&self, bound: usize) {
+        self.log.lock().set_bound(bound)
+    }
+    fn latest(&self) -> u64 {
+        self.log.lock().latest()
+    }
+    fn changes(&self, key: Option<&str>) -> Vec<Change> {
+        self.log.lock().changes(key)
+    }
+    fn kept(&self) -> (usize, u64) {
+        self.log.lock().kept()
+    }
+    fn diff(&self, from: u64, to: u64) -> Result<Diff, HistoryError> {
+        self.log.lock().diff(from, to)
+    }
+    fn revert(&self, n: u64) -> BoxFuture<'_, Result<usize, HistoryError>> {
+        Box::pin(self.put_back(n))
     }
 }
 

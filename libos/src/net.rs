@@ -5,9 +5,11 @@
 //! `Netif`) and [`crate::netif`] (in-memory links, a lossy wrapper); host
 //! sockets and tap devices in `targets/unix`, the monitor's virtual link in
 //! `targets/baremetal`.
-use crate::{BoxFuture, Flow};
+use crate::kv::Versioned;
+use crate::{BoxFuture, Flow, WallClock};
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::SocketAddrV4;
 
@@ -141,6 +143,17 @@ pub trait Stack: Send + Sync {
     fn describe(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Starts recording the stack's changes (its neighbours, its sockets'
+    /// states), the newest `bound` kept, timed by `clock`, and answers the
+    /// record; `None` for a stack that keeps none (`stack::direct` does).
+    fn record_changes(
+        &self,
+        clock: Arc<dyn WallClock>,
+        bound: usize,
+    ) -> Option<Arc<dyn Versioned>> {
+        let _ = (clock, bound);
+        None
+    }
 }
 
 crate::delegate_arc!(Stack {
@@ -148,4 +161,5 @@ crate::delegate_arc!(Stack {
     fn connect(&self, addr: SocketAddrV4) -> BoxFuture<'_, Result<Box<dyn Flow>, NetError>>;
     fn udp(&self, port: u16) -> BoxFuture<'_, Result<Box<dyn UdpSocket>, NetError>>;
     fn describe(&self) -> Vec<String>;
+    fn record_changes(&self, clock: Arc<dyn WallClock>, bound: usize) -> Option<Arc<dyn Versioned>>;
 });

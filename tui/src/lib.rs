@@ -1026,6 +1026,7 @@ pub fn run_guided(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libos::kv::Versioned as _;
     use expect_test::{expect, Expect};
     use ratatui::backend::TestBackend;
     use ratatui::Terminal;

@@ -147,6 +147,11 @@ impl Shared {
         let st = &mut *guard;
         st.now = now;
         let at = Instant::from_micros(now);
+        let learned = st.learn_neighbours();
+        let mut history = self.history.lock();
+        if let Some(r) = history.as_mut() {
+            r.neighbours(learned);
+        }
         let mut dev = Frames {
             rx: &mut st.rx,
             tx: &mut st.tx,
@@ -170,6 +175,10 @@ impl Shared {
         if let Some(h) = st.dhcp {
             st.lease_event(h);
         }
+        if let Some(r) = history.as_mut() {
+            r.sockets(st);
+        }
+        drop(history);
         let backlogged = st.tx.len() >= QUEUE || !st.rx.is_empty();
         st.reap_orphans(now);
         let delay = st

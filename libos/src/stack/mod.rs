@@ -11,6 +11,7 @@
 mod dhcp;
 mod driver;
 mod frames;
+mod record;
 mod tcp;
 #[cfg(test)]
 mod testkit;
@@ -125,6 +126,8 @@ struct Shared {
     state: spin::Mutex<State_>,
     poke: Poke,
     stopped: AtomicBool,
+    /// The neighbours and sockets recorded, once a session asks.
+    history: spin::Mutex<Option<record::Recorder>>,
 }
 
 // `State` is smoltcp's TCP state; this is the stack's.
@@ -148,6 +151,8 @@ struct State_ {
     parked: BTreeMap<u16, Vec<SocketHandle>>,
     /// Sockets whose flow was dropped: closed gracefully, removed when done.
     orphans: Vec<Orphan>,
+    /// The neighbours learned from ARP (as smoltcp's cache is filled).
+    neighbours: BTreeMap<Ipv4Addr, EthernetAddress>,
     next_port: u16,
     /// Monotonic microseconds at the last poll.
     now: i64,
@@ -232,11 +237,13 @@ impl Direct {
                     lease: None,
                     parked: BTreeMap::new(),
                     orphans: Vec::new(),
+                    neighbours: BTreeMap::new(),
                     next_port,
                     now,
                 }),
                 poke: Poke::default(),
                 stopped: AtomicBool::new(false),
+                history: spin::Mutex::new(None),
             }),
             parts: spin::Mutex::new(Some(DriverParts {
                 netif: Arc::new(netif),
@@ -314,8 +321,20 @@ impl Stack for Direct {
             ));
         }
         lines.extend(st.describe_lease());
+        lines.extend(
+            (st.neighbours.iter())
+                .map(|(ip, mac)| alloc::format!("neighbour {ip} is {}", record::mac_text(*mac))),
+        );
         drop(st);
         lines.extend(self.socket_states());
         lines
+    }
+
+    fn record_changes(
+        &self,
+        clock: Arc<dyn crate::WallClock>,
+        bound: usize,
+    ) -> Option<Arc<dyn crate::kv::Versioned>> {
+        Some(self.start_recording(clock, bound))
     }
 }

@@ -9,8 +9,7 @@
 use super::supervisor::{Request, Running};
 use super::{Reply, Session};
 use libos::kv::{Change, HistoryError};
-use nym_unix::runner::StoreHistory;
-use std::sync::Arc;
+use nym_unix::runner::Recorded;
 use tokio::sync::oneshot;
 
 /// How many changes each store keeps unless `:history --bound N` says.
@@ -30,7 +29,7 @@ pub(super) enum Ask {
     /// Every store keeps this many changes from now on.
     Bound(usize),
     /// The handles to every store's history, for a pane that follows one.
-    Handles(std::sync::mpsc::Sender<Vec<(String, Arc<StoreHistory>)>>),
+    Handles(std::sync::mpsc::Sender<Vec<(String, Recorded)>>),
 }
 
 /// One change of a store as a pane shows it, its values already short.
@@ -92,11 +91,8 @@ pub(super) struct Follow {
 /// store anew, so it is asked for again.
 enum Handle {
     None,
-    Asked(
-        Stamp,
-        std::sync::mpsc::Receiver<Vec<(String, Arc<StoreHistory>)>>,
-    ),
-    Got(Stamp, Option<Arc<StoreHistory>>),
+    Asked(Stamp, std::sync::mpsc::Receiver<Vec<(String, Recorded)>>),
+    Got(Stamp, Option<Recorded>),
 }
 
 /// Which running stack, after how many reloads.
@@ -268,12 +264,12 @@ impl Session {
             .find(|b| b.name.name == name);
         match bound.map(|b| b.ty) {
             None => Err(format!("no binding `{name}` (`:history` lists the stores)")),
-            Some(nym_graph::Type::Device(nym_graph::Kind::Kv)) => Ok(()),
+            Some(nym_graph::Type::Device(nym_graph::Kind::Kv | nym_graph::Kind::Stack)) => Ok(()),
             Some(nym_graph::Type::Device(nym_graph::Kind::KvRo)) => Err(format!(
                 "`{name}` is read-only: nothing changes it, so it has no history"
             )),
             Some(ty) => Err(format!(
-                "`{name}` is a {ty}: only stores (`Kv`) keep a history"
+                "`{name}` is a {ty}: only stores (`Kv`) and `stack::direct` keep a history"
             )),
         }
     }
@@ -312,7 +308,7 @@ fn change_number(word: &str) -> Result<u64, String> {
 
 /// The stores with a history, a line each (for `:history` alone), after
 /// setting their bound if asked.
-pub(super) fn stores(histories: &[(String, Arc<StoreHistory>)], ask: &Ask) -> String {
+pub(super) fn stores(histories: &[(String, Recorded)], ask: &Ask) -> String {
     match ask {
         Ask::Bound(n) => {
             for (_, h) in histories {
@@ -326,7 +322,7 @@ pub(super) fn stores(histories: &[(String, Arc<StoreHistory>)], ask: &Ask) -> St
         _ => {}
     }
     if histories.is_empty() {
-        return "no store of the running stack keeps a history (it has no `Kv`)".into();
+        return "nothing in the running stack keeps a history (it has no `Kv` and no `stack::direct`)".into();
     }
     let mut out = String::new();
     for (label, h) in histories {
@@ -343,7 +339,7 @@ pub(super) fn stores(histories: &[(String, Arc<StoreHistory>)], ask: &Ask) -> St
 
 /// Answers `ask` of the history of the store labelled `label`; a revert
 /// writes through the live store.
-pub(super) async fn answer(label: &str, h: &StoreHistory, ask: Ask) -> Result<String, String> {
+pub(super) async fn answer(label: &str, h: &Recorded, ask: Ask) -> Result<String, String> {
     let err = |e: HistoryError| format!("{label}: {e}");
     match ask {
         Ask::List(key) => {
@@ -462,6 +458,7 @@ fn value(v: Option<&[u8]>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn changes_read_as_a_log_and_values_stay_short() {
@@ -529,17 +526,21 @@ mod tests {
         let store: Arc<dyn libos::Kv> = Arc::new(libos::kv::Mem::new());
         let clock: Arc<dyn libos::WallClock> =
             Arc::new(nym_unix::devices::clock::Wall::new().unwrap());
-        let h = Arc::new(StoreHistory::new(store, 10, clock));
+        let h: Arc<nym_unix::runner::StoreHistory> =
+            Arc::new(nym_unix::runner::StoreHistory::new(store, 10, clock));
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         rt.block_on(h.set("greeting", b"hi")).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let all = vec![("state".to_owned(), h.clone())];
+        let all = vec![("state".to_owned(), h.clone() as Recorded)];
         assert_eq!(stores(&all, &Ask::Handles(tx)), "");
         let lent = rx.try_recv().unwrap();
         assert_eq!(lent[0].0, "state");
-        assert!(Arc::ptr_eq(&lent[0].1, &h), "the live history, not a copy");
+        assert!(
+            Arc::ptr_eq(&lent[0].1, &(h.clone() as Recorded)),
+            "the live history, not a copy"
+        );
         let rows: Vec<ChangeRow> = lent[0].1.changes(None).iter().map(ChangeRow::of).collect();
         assert_eq!(
             (

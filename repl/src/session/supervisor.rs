@@ -344,6 +344,10 @@ fn history(
     let Some(h) = found.and_then(|i| live.devices().history(i)).cloned() else {
         let _ = done.send(Err(match found {
             None => format!("`{node}` is not in the running stack (no registered job reaches it, or the stack runs an older graph)"),
+            Some(i) if labels[i].imp.provides == nym_graph::Kind::Stack => format!(
+                "`{node}` keeps no history: only `stack::direct` records its neighbours and sockets (this is `{}`)",
+                labels[i].imp.name
+            ),
             Some(_) => format!("`{node}` keeps no history: it was made before histories were recorded"),
         }));
         return;
@@ -404,25 +408,8 @@ async fn inspect(live: &Live, node: usize) -> Vec<String> {
     let Some(dev) = live.devices().node(node) else {
         return vec!["(not in the running graph: it is re-wired on the next change)".into()];
     };
-    match dev {
-        Arg::Kv(kv) => {
-            let mut lines = kv_contents(&**kv).await;
-            if let Some(h) = live.devices().history(node) {
-                let (n, oldest) = h.kept();
-                lines.push(match n {
-                    0 => format!(
-                        "history: no changes yet (keeps {}; `:history NAME`)",
-                        h.bound()
-                    ),
-                    n => format!(
-                        "history: {n} change(s) kept, #{oldest}–#{} (keeps {}; `:history NAME`)",
-                        h.latest(),
-                        h.bound()
-                    ),
-                });
-            }
-            lines
-        }
+    let mut lines = match dev {
+        Arg::Kv(kv) => kv_contents(&**kv).await,
         Arg::KvRo(kv) => kv_contents(&**kv).await,
         Arg::Stack(s) => s.describe(),
         Arg::MonoClock(c) => vec![format!(
@@ -436,7 +423,22 @@ async fn inspect(live: &Live, node: usize) -> Vec<String> {
         }
         Arg::Console(_) => vec!["writes to the session's log (`:logs`)".into()],
         _ => vec!["(no state to show)".into()],
+    };
+    if let Some(h) = live.devices().history(node) {
+        let (n, oldest) = h.kept();
+        lines.push(match n {
+            0 => format!(
+                "history: no changes yet (keeps {}; `:history NAME`)",
+                h.bound()
+            ),
+            n => format!(
+                "history: {n} change(s) kept, #{oldest}–#{} (keeps {}; `:history NAME`)",
+                h.latest(),
+                h.bound()
+            ),
+        });
     }
+    lines
 }
 
 /// Up to 50 keys of a KV store with their values.

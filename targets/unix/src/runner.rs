@@ -25,6 +25,10 @@ use std::sync::Mutex;
 /// runner made it).
 pub type StoreHistory = libos::kv::History<Arc<dyn libos::Kv>, Arc<dyn libos::WallClock>>;
 
+/// A device's recorded changes: a store's ([`StoreHistory`]), or a
+/// stack's neighbours and sockets (`stack::direct`).
+pub type Recorded = Arc<dyn libos::kv::Versioned>;
+
 /// How many changes each store made from now on records (0: none).
 static HISTORY_BOUND: AtomicUsize = AtomicUsize::new(0);
 
@@ -211,7 +215,7 @@ pub struct Devices {
     sockets: Vec<(usize, devices::socket::Socket)>,
     /// Each node's recorded changes, for the stores made while
     /// [`record_history`] asked for them.
-    histories: Vec<Option<Arc<StoreHistory>>>,
+    histories: Vec<Option<Recorded>>,
     /// What `console::default()` is, when not standard output (a session's log).
     console: Option<Arc<dyn Console>>,
 }
@@ -249,9 +253,9 @@ impl Devices {
         self.nodes.get(index)
     }
 
-    /// The recorded changes of node `index`, a store made while
+    /// The recorded changes of node `index`, a store or a stack made while
     /// [`record_history`] asked for them.
-    pub fn history(&self, index: usize) -> Option<&Arc<StoreHistory>> {
+    pub fn history(&self, index: usize) -> Option<&Recorded> {
         self.histories.get(index)?.as_ref()
     }
 
@@ -389,22 +393,29 @@ impl Devices {
     }
 }
 
-/// `made` with its changes recorded, if it is a read-write store and
-/// [`record_history`] asks for it.
-fn recorded(made: Arg, platform: &InProcess) -> Result<(Arg, Option<Arc<StoreHistory>>), RunError> {
+/// `made` with its changes recorded, if it is a read-write store or a
+/// stack that records its own and [`record_history`] asks for it.
+fn recorded(made: Arg, platform: &InProcess) -> Result<(Arg, Option<Recorded>), RunError> {
     let bound = history_bound();
-    match made {
-        Arg::Kv(kv) if bound > 0 => {
-            let clock = platform.wall_clock().map_err(|e| RunError::Init {
-                node: "history".into(),
-                imp: "kv::history",
-                message: e.message().to_owned(),
-            })?;
-            let history = Arc::new(StoreHistory::new(kv, bound, clock));
-            Ok((Arg::Kv(history.clone()), Some(history)))
-        }
-        other => Ok((other, None)),
+    if bound == 0 || !matches!(made, Arg::Kv(_) | Arg::Stack(_)) {
+        return Ok((made, None));
     }
+    let clock = platform.wall_clock().map_err(|e| RunError::Init {
+        node: "history".into(),
+        imp: "kv::history",
+        message: e.message().to_owned(),
+    })?;
+    Ok(match made {
+        Arg::Kv(kv) => {
+            let history = Arc::new(StoreHistory::new(kv, bound, clock));
+            (Arg::Kv(history.clone()), Some(history as Recorded))
+        }
+        Arg::Stack(stack) => {
+            let history = stack.record_changes(clock, bound);
+            (Arg::Stack(stack), history)
+        }
+        other => (other, None),
+    })
 }
 
 /// The host as a platform of trait objects, for one node's constructor:
