@@ -415,3 +415,53 @@ fn a_direct_stacks_sockets_have_a_history_that_cannot_be_reverted() {
     );
     assert!(ok(&mut s, ":stop").contains("stopped"));
 }
+
+/// `kv::history(kv, bound)` in the graph is the store's history in the
+/// session: its bound, not the session's, and the store it wraps is not
+/// recorded twice.
+#[test]
+fn a_kv_history_of_the_graph_keeps_its_own_bound() {
+    let (_tmp, dir) = project("web", "http");
+    std::env::set_var("CARGO_TARGET_DIR", common::shared_target());
+    let graph = std::fs::read_to_string(dir.join("unikernel.nym")).unwrap();
+    let graph = graph.replace(
+        "let state   = kv::mem();",
+        "let state   = kv::history(kv::mem(), bound = 2);",
+    );
+    std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
+    let port = common::free_port();
+    let mut s = Session::open(&dir, None).unwrap();
+    let ok = |s: &mut Session, input: &str| {
+        let r = s.eval(input);
+        assert!(!r.error, "{input}: {}", r.text);
+        r.text
+    };
+    let r = s.eval(&format!(":run -- --port {port}"));
+    assert!(
+        !r.error,
+        "{}\nlog:\n{}",
+        r.text,
+        s.log().tail(50).join("\n")
+    );
+    wait_for_body(port, "/", "Hello from nym!\n");
+    for v in ["one", "two", "three"] {
+        put(port, "/kv/page", v);
+    }
+    let h = ok(&mut s, ":history state");
+    assert_eq!(h.lines().count(), 3, "{h}");
+    assert!(
+        h.starts_with("#2 ") && h.contains("(changes before #2 fell off: it keeps the last 2)"),
+        "{h}"
+    );
+    let all = ok(&mut s, ":history");
+    assert_eq!(
+        all.matches("change(s)").count(),
+        1,
+        "one store recorded, once: {all}"
+    );
+    let r = s.eval(":revert state 1");
+    assert!(r.error && r.text.contains("fell off"), "{}", r.text);
+    ok(&mut s, ":revert state 3");
+    assert_eq!(get(port, "/kv/page").unwrap(), "two");
+    assert!(ok(&mut s, ":stop").contains("stopped"));
+}

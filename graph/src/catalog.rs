@@ -373,6 +373,17 @@ pub static CATALOG: &[Implementation] = &[
         make: kv_full(kv: Kv),
     },
     imp! {
+        "kv::history" -> Kv,
+        params: [
+            Param::device("kv", Kind::Kv, "the store whose changes are kept"),
+            Param::value("bound", ValueType::Int, "how many changes it keeps, the newest").or(Default::Int(1000)).within(1, 1_000_000),
+        ],
+        targets: ALL_TARGETS,
+        instead: None,
+        doc: "A store that remembers its changes: every write and removal that reaches `kv`, with its time, key, old and new value, the newest `bound` kept.\nIn a session, `:history NAME`, `:diff NAME N M` and `:revert NAME N` read it and roll the store back (the revert itself recorded). A session records every store's changes anyway; this makes it part of the graph, with its bound.",
+        make: kv_history(kv: Kv, bound: Int),
+    },
+    imp! {
         "kv::dir" -> Kv,
         params: [Param::value("path", ValueType::Str, "the directory holding one file per key")],
         targets: UNIX,

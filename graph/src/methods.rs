@@ -270,6 +270,12 @@ pub static METHODS: &[Method] = &[
         "The stack's state: address, listeners, connections.",
     ),
     uncallable(
+        Kind::Stack,
+        "record_changes",
+        "Starts recording the stack's neighbours and sockets.",
+        "a session records them itself: `:history NAME` reads them",
+    ),
+    uncallable(
         Kind::Flow,
         "read",
         "Reads bytes.",

@@ -123,7 +123,7 @@ fn an_unclosed_call_is_one_error_and_what_follows_is_still_checked() {
              2 │ let w = kv::full(store;
              3 │ let typo = kv::mme();
                ·            ───┬───
-               ·               ╰── `kv` has: mem, baked, full, dir, block
+               ·               ╰── `kv` has: mem, baked, full, history, dir, block
              4 │ let open = kv::full(
                ╰────
               help: did you mean `kv::mem`?
@@ -168,7 +168,7 @@ register("hello", [j]);
              2 │ let l = netif::lossy(netif::pair("a"),
              3 │ let m = kv::mme();
                ·         ───┬───
-               ·            ╰── `kv` has: mem, baked, full, dir, block
+               ·            ╰── `kv` has: mem, baked, full, history, dir, block
              4 │ let j = job hello::store(c, kv::mem()
                ╰────
               help: did you mean `kv::mem`?
@@ -211,7 +211,7 @@ register("hello", [j]);
              1 │ let console = console::default();
              2 │ let kv = kv::memm();
                ·          ────┬───
-               ·              ╰── `kv` has: mem, baked, full, dir, block
+               ·              ╰── `kv` has: mem, baked, full, history, dir, block
              3 │ let j = job hello::store(consle, kv);
                ╰────
               help: did you mean `kv::mem`?
@@ -252,7 +252,7 @@ register("hello", [j, c]);
                ·                  ╰── this is a `Console` device
              3 │ let d = kv::dir("a", "b");
                ╰────
-              help: implementations providing Kv on unix: kv::mem, kv::full, kv::dir, kv::block
+              help: implementations providing Kv on unix: kv::mem, kv::full, kv::history, kv::dir, kv::block
             nym::arity
 
               × `kv::dir` takes 1 argument but 2 were given

@@ -405,6 +405,7 @@ fn completion_after_a_module_offers_its_implementations() {
             Implementation kv::mem            kv::mem() -> Kv
             Implementation kv::baked          kv::baked(dir: string) -> KvRo
             Implementation kv::full           kv::full(kv: Kv) -> Kv
+            Implementation kv::history        kv::history(kv: Kv, bound: int = 1000) -> Kv
             Implementation kv::dir            kv::dir(path: string) -> Kv
             Implementation kv::block          kv::block(block: Block) -> Kv
         "#]],
@@ -426,6 +427,7 @@ let w = kv::full($0"#,
         expect![[r#"
             Implementation kv::mem            kv::mem() -> Kv
             Implementation kv::full           kv::full(kv: Kv) -> Kv
+            Implementation kv::history        kv::history(kv: Kv, bound: int = 1000) -> Kv
             Implementation kv::dir            kv::dir(path: string) -> Kv
             Implementation kv::block          kv::block(block: Block) -> Kv
             Binding        base               Kv
@@ -591,6 +593,7 @@ $0"#,
             Implementation kv::mem            kv::mem() -> Kv
             Implementation kv::baked          kv::baked(dir: string) -> KvRo
             Implementation kv::full           kv::full(kv: Kv) -> Kv
+            Implementation kv::history        kv::history(kv: Kv, bound: int = 1000) -> Kv
             Implementation kv::dir            kv::dir(path: string) -> Kv
             Implementation kv::block          kv::block(block: Block) -> Kv
             Implementation block::file        block::file(path: string, size: int = 1048576) -> Block

@@ -447,10 +447,10 @@ let f = kv::full(clock::mono());
             expect![[r#"
                 error nym::kind at 1:18 "console::default()": `kv::full` expects a `Kv` device for `kv`, found a `Console` device
                   label: this is a `Console` device
-                  help: implementations providing Kv on unix: kv::mem, kv::full, kv::dir, kv::block
+                  help: implementations providing Kv on unix: kv::mem, kv::full, kv::history, kv::dir, kv::block
                 error nym::kind at 2:18 "\"store\"": `kv::full` expects a `Kv` device for `kv`, found a string
                   label: this is a string
-                  help: implementations providing Kv on unix: kv::mem, kv::full, kv::dir, kv::block
+                  help: implementations providing Kv on unix: kv::mem, kv::full, kv::history, kv::dir, kv::block
                 error nym::kind at 3:17 "kv::mem()": `kv::dir` expects a string for `path`, found a `Kv` device
                   label: this is a `Kv` device
                 error nym::kind at 4:50 "true": `netif::lossy` expects an int for `percent`, found a bool
@@ -459,7 +459,7 @@ let f = kv::full(clock::mono());
                   label: this is a list
                 error nym::kind at 6:18 "clock::mono()": `kv::full` expects a `Kv` device for `kv`, found a `MonoClock` device
                   label: this is a `MonoClock` device
-                  help: implementations providing Kv on unix: kv::mem, kv::full, kv::dir, kv::block
+                  help: implementations providing Kv on unix: kv::mem, kv::full, kv::history, kv::dir, kv::block
             "#]],
         );
     }
@@ -483,7 +483,7 @@ register("hello", [a, b, c, d]);
                   label: this is a string
                 error nym::kind at 4:46 "kv::baked(\"www\")": `hello::store` expects a `Kv` device for `kv`, found a `KvRo` device
                   label: this is a `KvRo` device
-                  help: implementations providing Kv on unix: kv::mem, kv::full, kv::dir, kv::block
+                  help: implementations providing Kv on unix: kv::mem, kv::full, kv::history, kv::dir, kv::block
             "#]],
         );
     }

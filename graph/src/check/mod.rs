@@ -662,7 +662,7 @@ let broken = kv::nope();
 "#,
             expect![[r#"
                 error nym::unknown-impl at 3:14 "kv::nope": unknown implementation `kv::nope`
-                  label: `kv` has: mem, baked, full, dir, block
+                  label: `kv` has: mem, baked, full, history, dir, block
             "#]],
         );
     }

@@ -262,7 +262,7 @@ let d = widget();
 "#,
             expect![[r#"
                 error nym::unknown-impl at 1:9 "kv::mme": unknown implementation `kv::mme`
-                  label: `kv` has: mem, baked, full, dir, block
+                  label: `kv` has: mem, baked, full, history, dir, block
                   help: did you mean `kv::mem`?
                   fix "use `kv::mem`": 1:9 "kv::mme" -> "kv::mem"
                 error nym::unknown-impl at 2:9 "nope::mem": unknown implementation `nope::mem`
@@ -288,9 +288,9 @@ let d = widget();
 "#,
             expect![[r#"
                 error nym::unknown-impl at 1:9 "kv::nope": unknown implementation `kv::nope`
-                  label: `kv` has: mem, baked, full, dir, block
+                  label: `kv` has: mem, baked, full, history, dir, block
                 error nym::unknown-impl at 1:18 "kv::mme": unknown implementation `kv::mme`
-                  label: `kv` has: mem, baked, full, dir, block
+                  label: `kv` has: mem, baked, full, history, dir, block
                   help: did you mean `kv::mem`?
                   fix "use `kv::mem`": 1:18 "kv::mme" -> "kv::mem"
                 error nym::unknown-name at 1:29 "missing": unknown binding `missing`

@@ -335,17 +335,37 @@ impl Devices {
                     rewired.made.push(node.label.clone());
                     let mut platform = InProcess::new(root, self.console.clone());
                     platform.label = node.label.clone();
-                    let made = (node.imp.build)(&platform, &mut Args::new(args)).map_err(|e| {
-                        RunError::Init {
-                            node: node.label.clone(),
-                            imp: node.imp.name,
-                            message: e.message().to_owned(),
-                        }
-                    })?;
+                    let init = |message: String| RunError::Init {
+                        node: node.label.clone(),
+                        imp: node.imp.name,
+                        message,
+                    };
+                    // A `kv::history` of the graph is the store's history:
+                    // made here, so the session reads it (and wraps it no
+                    // further).
+                    if node.imp.name == "kv::history" {
+                        let (made, history) = history_node(args, &platform).map_err(init)?;
+                        devices.histories.push(Some(history));
+                        devices.nodes.push(made);
+                        devices.ids.push(id);
+                        continue;
+                    }
+                    let made = (node.imp.build)(&platform, &mut Args::new(args))
+                        .map_err(|e| init(e.message().to_owned()))?;
                     if let Some(socket) = platform.take_socket() {
                         devices.sockets.push((devices.nodes.len(), socket));
                     }
-                    let (made, history) = recorded(made, &platform)?;
+                    // A store a `kv::history` of the graph wraps is recorded
+                    // by it, not twice.
+                    let index = devices.nodes.len();
+                    let wrapped = graph.nodes.iter().any(|n| {
+                        n.imp.name == "kv::history"
+                            && matches!(n.args.first(), Some(GArg::Node(i)) if *i == index)
+                    });
+                    let (made, history) = match wrapped {
+                        true => (made, None),
+                        false => recorded(made, &platform)?,
+                    };
                     devices.histories.push(history);
                     made
                 }
@@ -391,6 +411,17 @@ impl Devices {
             }
         })
     }
+}
+
+/// `kv::history(kv, bound)` in-process: the store and its history.
+fn history_node(args: Vec<Arg>, platform: &InProcess) -> Result<(Arg, Recorded), String> {
+    let mut args = Args::new(args);
+    let kv = args.kv().map_err(|e| e.to_string())?;
+    let bound = args.int::<usize>("usize").map_err(|e| e.to_string())?;
+    args.finish().map_err(|e| e.to_string())?;
+    let clock = platform.wall_clock().map_err(|e| e.message().to_owned())?;
+    let history = Arc::new(StoreHistory::new(kv, bound, clock));
+    Ok((Arg::Kv(history.clone()), history))
 }
 
 /// `made` with its changes recorded, if it is a read-write store or a
