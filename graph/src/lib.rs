@@ -35,6 +35,7 @@ pub mod codegen;
 pub mod diagnostic;
 pub mod format;
 pub mod ide;
+pub mod incremental;
 pub mod jobs;
 pub mod lexer;
 pub mod methods;

@@ -5,13 +5,28 @@
 //! for diagnostics, and `nym_graph::ide` for hover, completion, definition
 //! and the outline. It holds documents and converts positions; it has no
 //! language logic of its own.
+//!
+//! ## One analysis per document version
+//!
+//! Every request about a document (diagnostics, completion, hover,
+//! semantic tokens, symbols, references, rename, inlay hints, signature
+//! help, ...) reads one cached [`Analysis`] and line index, made once per
+//! version of the document. The cache is keyed by the version, the target
+//! and the application crate: the crate's files the checker read (job
+//! signatures) are remembered with their contents and read again on each
+//! request, so an edit to `src/lib.rs` on disk is seen at the next request
+//! exactly as before the cache. A new version is analyzed by the document's
+//! [`Incremental`] analyzer, which re-parses and re-checks only the
+//! statements the edit touched (see `nym_graph::incremental`).
 use nym_graph::diagnostic::{Diagnostic, Severity};
 use nym_graph::ide::{self, CompletionKind, Definition};
+use nym_graph::incremental::Incremental;
 use nym_graph::syntax::Span;
-use nym_graph::{analyze, Analysis, RustCrate, Target};
+use nym_graph::{Analysis, RustCrate, Target};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
@@ -20,15 +35,31 @@ use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 /// Byte offsets ↔ LSP positions (lines and UTF-16 columns).
 pub struct LineIndex<'a> {
     src: &'a str,
-    starts: Vec<usize>,
+    starts: Cow<'a, [usize]>,
+}
+
+/// The byte offset of each line's start in `src`.
+fn line_starts(src: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
+    starts
 }
 
 impl<'a> LineIndex<'a> {
     /// Indexes `src`.
     pub fn new(src: &'a str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
-        Self { src, starts }
+        Self {
+            src,
+            starts: Cow::Owned(line_starts(src)),
+        }
+    }
+
+    /// The index of `src` whose line starts were already found.
+    fn with_starts(src: &'a str, starts: &'a [usize]) -> Self {
+        Self {
+            src,
+            starts: Cow::Borrowed(starts),
+        }
     }
 
     /// The position of byte `offset` (clamped to the text).
@@ -79,6 +110,49 @@ fn utf16_units(text: &str, offset: usize) -> u32 {
 struct Doc {
     text: String,
     version: i32,
+    /// The analysis of the current version, once a request asked for it.
+    cached: Option<Arc<Cached>>,
+    /// Re-analyzes the statements an edit touched.
+    incremental: Incremental,
+}
+
+/// What every request about one version of a document reads.
+struct Cached {
+    version: i32,
+    target: Target,
+    /// The application crate's root and name, if any.
+    krate: Option<(PathBuf, String)>,
+    /// The crate's files the checker read, with what they held.
+    reads: Reads,
+    text: String,
+    starts: Vec<usize>,
+    analysis: Analysis,
+}
+
+/// Files read through a [`RustCrate`], in order, with their contents.
+type Reads = Arc<Mutex<Vec<(PathBuf, Option<String>)>>>;
+
+impl Cached {
+    fn index(&self) -> LineIndex<'_> {
+        LineIndex::with_starts(&self.text, &self.starts)
+    }
+
+    /// Whether this is still the analysis of `version` for `target` and
+    /// the crate at `krate`: the crate's files it read are unchanged.
+    fn fresh(&self, version: i32, target: Target, krate: &Option<(PathBuf, String)>) -> bool {
+        if self.version != version || self.target != target || &self.krate != krate {
+            return false;
+        }
+        let Some((root, _)) = krate else {
+            return true;
+        };
+        let Ok(reads) = self.reads.lock() else {
+            return false;
+        };
+        reads
+            .iter()
+            .all(|(path, was)| std::fs::read_to_string(root.join(path)).ok() == *was)
+    }
 }
 
 /// The server's state.
@@ -88,10 +162,26 @@ pub struct Backend {
     target: Mutex<Target>,
 }
 
-/// The application crate of the project holding `file`.
-fn krate_for(uri: &Uri) -> Option<RustCrate> {
+/// The root and name of the application crate of the project holding `file`.
+fn project_of(uri: &Uri) -> Option<(PathBuf, String)> {
     let path: PathBuf = uri.to_file_path()?.into_owned();
-    RustCrate::find(path.parent()?).map(|(krate, _)| krate)
+    let (krate, root) = RustCrate::find(path.parent()?)?;
+    Some((root, krate.name().to_owned()))
+}
+
+/// The crate at `root` read from disk, every read recorded in `reads`.
+fn recording_crate(root: &std::path::Path, name: &str, reads: &Reads) -> RustCrate {
+    let (root, reads) = (root.to_owned(), reads.clone());
+    RustCrate::with_reader(
+        name,
+        Box::new(move |p| {
+            let text = std::fs::read_to_string(root.join(p)).ok();
+            if let Ok(mut r) = reads.lock() {
+                r.push((p.to_owned(), text.clone()));
+            }
+            text
+        }),
+    )
 }
 
 fn to_lsp(d: &Diagnostic, index: &LineIndex, uri: &Uri) -> tower_lsp_server::ls_types::Diagnostic {
@@ -123,33 +213,70 @@ fn to_lsp(d: &Diagnostic, index: &LineIndex, uri: &Uri) -> tower_lsp_server::ls_
 }
 
 impl Backend {
+    /// The analysis of the current version of `uri`: the cached one while
+    /// it is fresh, else made (incrementally) and cached.
+    fn cached(&self, uri: &Uri) -> Option<Arc<Cached>> {
+        let target = *self.target.lock().ok()?;
+        let krate = project_of(uri);
+        let mut docs = self.docs.lock().ok()?;
+        let doc = docs.get_mut(uri)?;
+        if let Some(c) = &doc.cached {
+            if c.fresh(doc.version, target, &krate) {
+                return Some(c.clone());
+            }
+        }
+        let reads = Reads::default();
+        let rust = krate
+            .as_ref()
+            .map(|(root, name)| recording_crate(root, name, &reads));
+        let analysis = doc.incremental.analyze(&doc.text, target, rust.as_ref());
+        let cached = Arc::new(Cached {
+            version: doc.version,
+            target,
+            krate,
+            reads,
+            text: doc.text.clone(),
+            starts: line_starts(&doc.text),
+            analysis,
+        });
+        // The old analysis of a big file takes a while to free: not on the
+        // way to the answer.
+        if let Some(old) = doc.cached.replace(cached.clone()) {
+            std::thread::spawn(move || drop(old));
+        }
+        Some(cached)
+    }
+
     fn with_doc<T>(
         &self,
         uri: &Uri,
-        f: impl FnOnce(&str, &Analysis, Option<&RustCrate>) -> T,
+        f: impl FnOnce(&str, &LineIndex, &Analysis, Option<&RustCrate>) -> T,
     ) -> Option<T> {
-        let text = self.docs.lock().ok()?.get(uri)?.text.clone();
-        let krate = krate_for(uri);
-        let target = *self.target.lock().ok()?;
-        let analysis = analyze(&text, target, krate.as_ref());
-        Some(f(&text, &analysis, krate.as_ref()))
+        let cached = self.cached(uri)?;
+        let krate = cached
+            .krate
+            .as_ref()
+            .map(|(root, name)| RustCrate::on_disk(name, root));
+        Some(f(
+            &cached.text,
+            &cached.index(),
+            &cached.analysis,
+            krate.as_ref(),
+        ))
     }
 
     async fn publish(&self, uri: Uri) {
-        let version = self
-            .docs
-            .lock()
-            .ok()
-            .and_then(|d| d.get(&uri).map(|d| d.version));
-        let Some(diags) = self.with_doc(&uri, |text, a, _| {
-            let index = LineIndex::new(text);
-            a.diagnostics()
-                .iter()
-                .map(|d| to_lsp(d, &index, &uri))
-                .collect::<Vec<_>>()
-        }) else {
+        let Some(cached) = self.cached(&uri) else {
             return;
         };
+        let index = cached.index();
+        let diags = cached
+            .analysis
+            .diagnostics()
+            .iter()
+            .map(|d| to_lsp(d, &index, &uri))
+            .collect::<Vec<_>>();
+        let version = Some(cached.version);
         self.client.publish_diagnostics(uri, diags, version).await;
     }
 }
@@ -235,6 +362,8 @@ impl LanguageServer for Backend {
                 Doc {
                     text: doc.text,
                     version: doc.version,
+                    cached: None,
+                    incremental: Incremental::default(),
                 },
             );
         }
@@ -272,8 +401,7 @@ impl LanguageServer for Backend {
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
         let pos = params.text_document_position_params;
         Ok(self
-            .with_doc(&pos.text_document.uri, |text, a, krate| {
-                let index = LineIndex::new(text);
+            .with_doc(&pos.text_document.uri, |_, index, a, krate| {
                 ide::hover(a, krate, index.offset(pos.position)).map(|(span, md)| Hover {
                     contents: HoverContents::Markup(MarkupContent {
                         kind: MarkupKind::Markdown,
@@ -287,25 +415,26 @@ impl LanguageServer for Backend {
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         let pos = params.text_document_position;
-        Ok(self.with_doc(&pos.text_document.uri, |text, a, krate| {
-            let index = LineIndex::new(text);
-            let items = ide::completions(text, a, krate, index.offset(pos.position))
-                .into_iter()
-                .map(|c| CompletionItem {
-                    label: c.label,
-                    detail: Some(c.detail),
-                    kind: Some(match c.kind {
-                        CompletionKind::Implementation => CompletionItemKind::FUNCTION,
-                        CompletionKind::Binding => CompletionItemKind::VARIABLE,
-                        CompletionKind::Key => CompletionItemKind::CONSTANT,
-                        CompletionKind::Keyword => CompletionItemKind::KEYWORD,
-                        CompletionKind::Method => CompletionItemKind::METHOD,
-                    }),
-                    ..Default::default()
-                })
-                .collect();
-            CompletionResponse::Array(items)
-        }))
+        Ok(
+            self.with_doc(&pos.text_document.uri, |text, index, a, krate| {
+                let items = ide::completions(text, a, krate, index.offset(pos.position))
+                    .into_iter()
+                    .map(|c| CompletionItem {
+                        label: c.label,
+                        detail: Some(c.detail),
+                        kind: Some(match c.kind {
+                            CompletionKind::Implementation => CompletionItemKind::FUNCTION,
+                            CompletionKind::Binding => CompletionItemKind::VARIABLE,
+                            CompletionKind::Key => CompletionItemKind::CONSTANT,
+                            CompletionKind::Keyword => CompletionItemKind::KEYWORD,
+                            CompletionKind::Method => CompletionItemKind::METHOD,
+                        }),
+                        ..Default::default()
+                    })
+                    .collect();
+                CompletionResponse::Array(items)
+            }),
+        )
     }
 
     async fn goto_definition(
@@ -315,8 +444,7 @@ impl LanguageServer for Backend {
         let pos = params.text_document_position_params;
         let uri = pos.text_document.uri;
         Ok(self
-            .with_doc(&uri, |text, a, krate| {
-                let index = LineIndex::new(text);
+            .with_doc(&uri, |_, index, a, krate| {
                 match ide::definition(a, krate, index.offset(pos.position))? {
                     Definition::Here(span) => Some(GotoDefinitionResponse::Scalar(Location::new(
                         uri.clone(),
@@ -375,8 +503,7 @@ impl LanguageServer for Backend {
         &self,
         params: SemanticTokensParams,
     ) -> Result<Option<SemanticTokensResult>> {
-        Ok(self.with_doc(&params.text_document.uri, |text, a, _| {
-            let index = LineIndex::new(text);
+        Ok(self.with_doc(&params.text_document.uri, |_, index, a, _| {
             let mut data = Vec::new();
             let (mut line, mut col) = (0, 0);
             for (start, len, kind) in ide::semantic_tokens(a) {
@@ -408,10 +535,9 @@ impl LanguageServer for Backend {
 
     async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
         Ok(self
-            .with_doc(&params.text_document.uri, |text, _, _| {
+            .with_doc(&params.text_document.uri, |text, index, _, _| {
                 // A file with syntax errors is left alone: no edits.
                 let formatted = nym_graph::format::format(text).ok()?;
-                let index = LineIndex::new(text);
                 (formatted != text).then(|| {
                     vec![TextEdit::new(
                         index.range(Span::new(0, text.len())),
@@ -429,8 +555,7 @@ impl LanguageServer for Backend {
     async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
         let pos = params.text_document_position;
         let uri = pos.text_document.uri;
-        let result = self.with_doc(&uri, |text, a, _| {
-            let index = LineIndex::new(text);
+        let result = self.with_doc(&uri, |_, index, a, _| {
             ide::rename(a, index.offset(pos.position), &params.new_name).map(|edits| {
                 edits
                     .into_iter()
@@ -452,8 +577,7 @@ impl LanguageServer for Backend {
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
         let uri = params.text_document.uri;
-        Ok(self.with_doc(&uri, |text, a, _| {
-            let index = LineIndex::new(text);
+        Ok(self.with_doc(&uri, |_, index, a, _| {
             let (start, end) = (
                 index.offset(params.range.start),
                 index.offset(params.range.end),
@@ -467,7 +591,7 @@ impl LanguageServer for Backend {
                     Some(CodeActionOrCommand::CodeAction(CodeAction {
                         title: fix.title.clone(),
                         kind: Some(CodeActionKind::QUICKFIX),
-                        diagnostics: Some(vec![to_lsp(d, &index, &uri)]),
+                        diagnostics: Some(vec![to_lsp(d, index, &uri)]),
                         edit: Some(WorkspaceEdit {
                             changes: Some(HashMap::from([(uri.clone(), vec![edit])])),
                             ..Default::default()
@@ -481,8 +605,7 @@ impl LanguageServer for Backend {
     }
 
     async fn inlay_hint(&self, params: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
-        Ok(self.with_doc(&params.text_document.uri, |text, a, _| {
-            let index = LineIndex::new(text);
+        Ok(self.with_doc(&params.text_document.uri, |_, index, a, _| {
             ide::inlay_hints(a)
                 .into_iter()
                 .map(|(offset, label)| InlayHint {
@@ -502,8 +625,7 @@ impl LanguageServer for Backend {
     async fn signature_help(&self, params: SignatureHelpParams) -> Result<Option<SignatureHelp>> {
         let pos = params.text_document_position_params;
         Ok(self
-            .with_doc(&pos.text_document.uri, |text, a, krate| {
-                let index = LineIndex::new(text);
+            .with_doc(&pos.text_document.uri, |_, index, a, krate| {
                 let sig = ide::signature_help(a, krate, index.offset(pos.position))?;
                 // Offsets, not text: a job's parameter is written in its
                 // Rust signature (`console: impl Console`), and an editor
@@ -538,8 +660,7 @@ impl LanguageServer for Backend {
         &self,
         params: DocumentSymbolParams,
     ) -> Result<Option<DocumentSymbolResponse>> {
-        Ok(self.with_doc(&params.text_document.uri, |text, a, _| {
-            let index = LineIndex::new(text);
+        Ok(self.with_doc(&params.text_document.uri, |_, index, a, _| {
             #[allow(deprecated)]
             let symbols = ide::symbols(a)
                 .into_iter()
@@ -563,8 +684,7 @@ impl Backend {
     async fn references_impl(&self, params: ReferenceParams) -> Option<Vec<Location>> {
         let pos = params.text_document_position;
         let uri = pos.text_document.uri;
-        self.with_doc(&uri, |text, a, _| {
-            let index = LineIndex::new(text);
+        self.with_doc(&uri, |_, index, a, _| {
             let spans = ide::occurrences(a, index.offset(pos.position))?;
             let skip = usize::from(!params.context.include_declaration);
             Some(
