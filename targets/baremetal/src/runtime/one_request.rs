@@ -130,29 +130,57 @@ impl<D: OneSlot> Drop for Pending<'_, D> {
     }
 }
 
+/// One request of a [`Chunked`] disk.
+pub enum Io<'a> {
+    /// Read into the buffer.
+    Read(&'a mut [u8]),
+    /// Write these bytes.
+    Write(&'a [u8]),
+    /// Flush the write cache.
+    Flush,
+}
+
+/// What a request does, for the driver's operation code.
+#[derive(Clone, Copy)]
+pub enum Op {
+    /// [`Io::Read`].
+    Read,
+    /// [`Io::Write`].
+    Write,
+    /// [`Io::Flush`].
+    Flush,
+}
+
+impl<'a> Io<'a> {
+    /// The operation, the bytes it moves, where a read's bytes go and
+    /// where a write's come from.
+    pub fn split(self) -> (Op, usize, Option<&'a mut [u8]>, Option<&'a [u8]>) {
+        match self {
+            Io::Read(buf) => (Op::Read, buf.len(), Some(buf), None),
+            Io::Write(data) => (Op::Write, data.len(), None, Some(data)),
+            Io::Flush => (Op::Flush, 0, None, None),
+        }
+    }
+}
+
 /// A disk whose driver moves at most [`Chunked::CHUNK`] bytes a request
 /// through its one slot (virtio-blk, blkfront). [`Disk`] serves
-/// [`Block`] over it: the checks every backend makes, and the split of
-/// large reads and writes into requests.
+/// [`Block`] over it: the checks every backend makes, the split of large
+/// reads and writes into requests, and flushes only of a disk with a
+/// write cache.
 pub trait Chunked: Send + Sync + 'static {
     /// The most data one request carries.
     const CHUNK: usize;
     /// The disk's geometry.
     fn geometry(&self) -> BlockInfo;
-    /// Reads `buf` (at most `CHUNK` bytes) from `sector` on.
-    fn read_chunk<'a>(
+    /// Whether it has a write cache to flush.
+    fn caches_writes(&self) -> bool;
+    /// One request from `sector` on, of at most `CHUNK` bytes.
+    fn request<'a>(
         &'a self,
         sector: u64,
-        buf: &'a mut [u8],
+        io: Io<'a>,
     ) -> impl Future<Output = Result<(), BlockError>> + Send + 'a;
-    /// Writes `data` (at most `CHUNK` bytes) from `sector` on.
-    fn write_chunk<'a>(
-        &'a self,
-        sector: u64,
-        data: &'a [u8],
-    ) -> impl Future<Output = Result<(), BlockError>> + Send + 'a;
-    /// Flushes the disk's write cache, if it has one.
-    fn flush_cache(&self) -> impl Future<Output = Result<(), BlockError>> + Send + '_;
 }
 
 /// [`Block`] over a [`Chunked`] disk.
@@ -174,9 +202,8 @@ impl<C: Chunked> Block for Disk<C> {
         Box::pin(async move {
             libos::block::check_request(&self.info(), sector, buf.len())?;
             for (i, chunk) in buf.chunks_mut(C::CHUNK).enumerate() {
-                self.0
-                    .read_chunk(self.chunk_start(sector, i), chunk)
-                    .await?;
+                let at = self.chunk_start(sector, i);
+                self.0.request(at, Io::Read(chunk)).await?;
             }
             Ok(())
         })
@@ -189,15 +216,20 @@ impl<C: Chunked> Block for Disk<C> {
                 return Err(BlockError::ReadOnly);
             }
             for (i, chunk) in data.chunks(C::CHUNK).enumerate() {
-                self.0
-                    .write_chunk(self.chunk_start(sector, i), chunk)
-                    .await?;
+                let at = self.chunk_start(sector, i);
+                self.0.request(at, Io::Write(chunk)).await?;
             }
             Ok(())
         })
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), BlockError>> {
-        Box::pin(self.0.flush_cache())
+        Box::pin(async move {
+            if !self.0.caches_writes() {
+                // No write cache to flush: writes are durable.
+                return Ok(());
+            }
+            self.0.request(0, Io::Flush).await
+        })
     }
 }

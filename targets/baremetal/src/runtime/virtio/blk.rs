@@ -4,7 +4,7 @@
 //! data, a status byte): a request whose future is dropped still completes
 //! into them, and the next one waits until it has.
 use super::{zeroed, DeviceType, ProbeError, Queue, Transport, DESC_NEXT, DESC_WRITE};
-use crate::runtime::one_request::{self, Chunked, OneSlot, Slot};
+use crate::runtime::one_request::{self, Chunked, Io, OneSlot, Op, Slot};
 use alloc::boxed::Box;
 use libos::{BlockError, BlockInfo, IoError};
 
@@ -114,30 +114,44 @@ impl VirtioBlk {
             },
         })
     }
+}
 
-    /// One request: `kind` at `sector`, moving `len` bytes through the data
-    /// buffer (`fill` copies a write's bytes in, `take` a read's out).
-    async fn request(
-        &self,
-        kind: u32,
-        sector: u64,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-        take: impl FnOnce(&[u8]),
-    ) -> Result<(), BlockError> {
+impl Chunked for VirtioBlk {
+    const CHUNK: usize = CHUNK;
+
+    fn geometry(&self) -> BlockInfo {
+        self.info
+    }
+
+    fn caches_writes(&self) -> bool {
+        self.dev.lock().flush
+    }
+
+    async fn request(&self, sector: u64, io: Io<'_>) -> Result<(), BlockError> {
+        let (op, len, read, write) = io.split();
+        let kind = match op {
+            Op::Read => T_IN,
+            Op::Write => T_OUT,
+            Op::Flush => T_FLUSH,
+        };
         let status = one_request::run(
             self.dev,
             |d| {
-                // SAFETY: the slot is idle, so the data buffer is the
-                // driver's; `len` is at most CHUNK.
-                fill(unsafe { core::slice::from_raw_parts_mut(d.data as *mut u8, len) });
+                if let Some(src) = write {
+                    // SAFETY: the slot is idle, so the data buffer is the
+                    // driver's; `len` is at most CHUNK.
+                    unsafe { core::slice::from_raw_parts_mut(d.data as *mut u8, len) }
+                        .copy_from_slice(src);
+                }
                 d.submit(kind, sector, len)
             },
             |d, status| {
-                if status == S_OK {
+                if let (S_OK, Some(dst)) = (status, read) {
                     // SAFETY: our request is done and its slot not yet
                     // freed: the data buffer holds what the device wrote.
-                    take(unsafe { core::slice::from_raw_parts(d.data as *const u8, len) });
+                    dst.copy_from_slice(unsafe {
+                        core::slice::from_raw_parts(d.data as *const u8, len)
+                    });
                 }
             },
         )
@@ -148,38 +162,5 @@ impl VirtioBlk {
                 "the virtio-blk device failed the request",
             ))),
         }
-    }
-}
-
-impl Chunked for VirtioBlk {
-    const CHUNK: usize = CHUNK;
-
-    fn geometry(&self) -> BlockInfo {
-        self.info
-    }
-
-    async fn read_chunk(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        let len = buf.len();
-        self.request(T_IN, sector, len, |_| {}, |data| buf.copy_from_slice(data))
-            .await
-    }
-
-    async fn write_chunk(&self, sector: u64, data: &[u8]) -> Result<(), BlockError> {
-        self.request(
-            T_OUT,
-            sector,
-            data.len(),
-            |buf| buf.copy_from_slice(data),
-            |_| {},
-        )
-        .await
-    }
-
-    async fn flush_cache(&self) -> Result<(), BlockError> {
-        if !self.dev.lock().flush {
-            // No volatile write cache to flush: writes are durable.
-            return Ok(());
-        }
-        self.request(T_FLUSH, 0, 0, |_| {}, |_| {}).await
     }
 }

@@ -16,7 +16,7 @@
 use super::page::Shared;
 use super::xenbus::{DeviceError, Frontend};
 use super::{evtchn, grant};
-use crate::runtime::one_request::{self, Chunked, OneSlot, Slot};
+use crate::runtime::one_request::{self, Chunked, Io, OneSlot, Op, Slot};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
@@ -195,28 +195,38 @@ impl Blkfront {
             flush,
         })
     }
+}
 
-    /// One request: `operation` at the disk's `sector`, moving `len`
-    /// bytes through the data pages (`fill` copies a write's bytes in,
-    /// `take` a read's out).
-    async fn request(
-        &self,
-        operation: u8,
-        sector: u64,
-        len: usize,
-        fill: impl FnOnce(&Blk),
-        take: impl FnOnce(&Blk),
-    ) -> Result<(), BlockError> {
+impl Chunked for Blkfront {
+    const CHUNK: usize = CHUNK;
+
+    fn geometry(&self) -> BlockInfo {
+        self.info
+    }
+
+    fn caches_writes(&self) -> bool {
+        self.flush
+    }
+
+    /// `sector` is the disk's; the backend counts 512-byte sectors.
+    async fn request(&self, sector: u64, io: Io<'_>) -> Result<(), BlockError> {
+        let (op, len, read, write) = io.split();
+        let operation = match op {
+            Op::Read => blkif::OP_READ,
+            Op::Write => blkif::OP_WRITE,
+            Op::Flush => blkif::OP_FLUSH_DISKCACHE,
+        };
         let status = one_request::run(
             self.dev,
             |d| {
-                fill(d);
-                let at = sector * d.scale;
-                d.submit(operation, at, len)
+                if let Some(src) = write {
+                    d.copy_in(src);
+                }
+                d.submit(operation, sector * d.scale, len)
             },
             |d, status| {
-                if status == blkif::RSP_OKAY {
-                    take(d);
+                if let (blkif::RSP_OKAY, Some(dst)) = (status, read) {
+                    d.copy_out(dst);
                 }
             },
         )
@@ -230,39 +240,5 @@ impl Blkfront {
                 "the Xen block backend failed the request",
             ))),
         }
-    }
-}
-
-impl Chunked for Blkfront {
-    const CHUNK: usize = CHUNK;
-
-    fn geometry(&self) -> BlockInfo {
-        self.info
-    }
-
-    async fn read_chunk(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        let len = buf.len();
-        self.request(blkif::OP_READ, sector, len, |_| {}, |d| d.copy_out(buf))
-            .await
-    }
-
-    async fn write_chunk(&self, sector: u64, data: &[u8]) -> Result<(), BlockError> {
-        self.request(
-            blkif::OP_WRITE,
-            sector,
-            data.len(),
-            |d| d.copy_in(data),
-            |_| {},
-        )
-        .await
-    }
-
-    async fn flush_cache(&self) -> Result<(), BlockError> {
-        if !self.flush {
-            // No write cache to flush: the backend's writes are durable.
-            return Ok(());
-        }
-        self.request(blkif::OP_FLUSH_DISKCACHE, 0, 0, |_| {}, |_| {})
-            .await
     }
 }
