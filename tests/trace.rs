@@ -143,6 +143,49 @@ fn nym_run_trace_on_kvm_collects_the_guests_log() {
     assert!(!stderr(&out).contains("trace"), "{}", stderr(&out));
 }
 
+/// A server on kvm is stopped with Ctrl-C: the monitor stops the guest
+/// and reads the events still in its buffer, and the trace is written
+/// with the job's polls and the device calls each request made.
+#[test]
+fn an_interrupted_kvm_server_leaves_its_trace() {
+    if !common::kvm_available() {
+        return;
+    }
+    let (_tmp, dir) = project("web", "http");
+    let port = free_port();
+    let mut server = nym(&dir)
+        .args(["run", "--target", "kvm", "--trace", "web.json", "-p"])
+        .arg(format!("{port}:8080"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_body(port, "/", "Hello from nym!\n");
+    for _ in 0..5 {
+        get(port, "/").unwrap();
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    common::exit_within(
+        &mut server,
+        Duration::from_secs(60),
+        "an interrupted traced guest ends",
+    );
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("written to"), "{err}");
+    let findings = checked(&dir.join("web.json"));
+    assert!(
+        count(&findings, "job web") >= 6,
+        "a poll per request at least: {findings}"
+    );
+    assert!(count(&findings, "call netif.recv") > 0, "{findings}");
+    assert!(count(&findings, "call netif.send") >= 6, "{findings}");
+}
+
 #[test]
 fn a_session_traces_the_http_example_under_wrk_and_shows_every_job() {
     let (_tmp, dir) = project("web", "http");

@@ -66,7 +66,11 @@ impl Stop {
 
 /// Stops the guest when this process gets SIGINT, SIGTERM or SIGHUP (the
 /// terminal's Ctrl-C, a `kill`, a closed terminal), so that what it runs
-/// outside this process (a libvirt domain) is removed too.
+/// outside this process (a libvirt domain) is removed too. The signals are
+/// taken by a thread of their own and blocked in the calling thread (and
+/// the threads it starts after): a handler must never run on a thread
+/// under the monitor's allowlist, which is what the calling thread
+/// becomes in `nym run --target kvm`.
 pub fn stop_on_signals(stop: &Stop) {
     let stop = stop.clone();
     std::thread::spawn(move || {
@@ -93,6 +97,22 @@ pub fn stop_on_signals(stop: &Stop) {
         });
         stop.stop();
     });
+    block_stop_signals();
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread.
+#[allow(unsafe_code)] // pthread_sigmask
+fn block_stop_signals() {
+    // SAFETY: `set` is a local signal set, initialised by sigemptyset
+    // before use; pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

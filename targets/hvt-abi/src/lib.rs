@@ -43,7 +43,7 @@
 //! | 11 | `NET_INFO` | [`NetInfo`] | the network interface's MAC address and MTU |
 //! | 12 | `NET_WRITE` | [`NetIo`] | send the Ethernet frame of `len` bytes at `data` |
 //! | 13 | `NET_READ` | [`NetIo`] | take the next frame for the guest into `data` (`len` bytes of room); `len` = its length, 0 if none waits |
-//! | 14 | `TRACE` | [`Trace`] | hand over `count` [`TraceEvent`]s of the scheduler's log at `data` (0: ask); `on` = 1 if the monitor records it |
+//! | 14 | `TRACE` | [`Trace`] | hand over `count` [`TraceEvent`]s of the scheduler's log at `data` (0: ask, naming the buffer and its `pending` count); `on` = 1 if the monitor records it |
 //!
 //! ## The network
 //!
@@ -302,17 +302,25 @@ pub struct NetIo {
 
 /// `TRACE`: the guest's scheduler log (`nym run --target kvm --trace
 /// FILE`). At start the guest asks with `count` 0 whether the monitor
-/// records one; while it does, the guest hands over its events in batches
-/// of at most [`TRACE_MAX`], the last before it exits.
+/// records one, naming its buffer (`data`, room for [`TRACE_MAX`] events)
+/// and the word that counts the events waiting there (`pending`); while
+/// the monitor records, the guest hands over its events in batches of at
+/// most [`TRACE_MAX`], the last before it exits. A guest stopped from
+/// outside (Ctrl-C) hands nothing over: the monitor reads what waits in
+/// the buffer itself.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Trace {
-    /// In: guest-physical address of `count` [`TraceEvent`]s.
+    /// In: guest-physical address of `count` [`TraceEvent`]s (asking: of
+    /// the buffer).
     pub data: u64,
-    /// In: how many.
+    /// In: how many (0: asking).
     pub count: u64,
     /// Out: 1 if the monitor records the guest's log, else 0.
     pub on: u64,
+    /// In (asking): guest-physical address of the `u64` counting the
+    /// events waiting in the buffer.
+    pub pending: u64,
 }
 
 /// The most events one `TRACE` hands over.

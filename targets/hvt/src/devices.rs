@@ -135,12 +135,19 @@ impl Guest<'_> {
                 };
                 let _ = self.mem.write(at, &io);
             }
-            Call::Trace { at, batch, count } => {
+            Call::Trace {
+                at,
+                batch,
+                count,
+                pending,
+            } => {
                 let on = match &self.trace {
                     None => 0,
                     Some(sink) => {
                         let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Err(v) = log.take(&self.mem, batch, count) {
+                        if count == 0 {
+                            log.buffer = (pending != 0).then(|| (batch.start(), pending));
+                        } else if let Err(v) = log.take(&self.mem, batch, count) {
                             return Ok(Some(Outcome::Violation(v)));
                         }
                         1

@@ -77,8 +77,11 @@ pub enum Call {
         at: u64,
         /// The events.
         batch: GuestRange,
-        /// How many, at most [`abi::TRACE_MAX`].
+        /// How many, at most [`abi::TRACE_MAX`] (0: asking).
         count: u64,
+        /// Asking: where the guest counts the events waiting in its
+        /// buffer (`batch` then names the buffer's address).
+        pending: u64,
     },
 }
 
@@ -113,6 +116,13 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
         problem,
     };
     let bad = |e: BadAddress| violation(e.to_string());
+    // A call that moves at most `max` things per call: "asked for 5 bytes".
+    let at_most = |n: u64, max: u64, verb: &str, things: &str| match n <= max {
+        true => Ok(()),
+        false => Err(violation(format!(
+            "{verb} {n} {things}; at most {max} per call"
+        ))),
+    };
     let Ok(bytes) = <[u8; 4]>::try_from(data) else {
         return Err(violation(format!(
             "the argument must be a 4-byte guest address, got {} byte(s)",
@@ -165,13 +175,7 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
         }
         Hypercall::Random => {
             let r = load!(abi::Random);
-            if r.len > abi::RANDOM_MAX {
-                return Err(violation(format!(
-                    "asked for {} bytes; at most {} per call",
-                    r.len,
-                    abi::RANDOM_MAX
-                )));
-            }
+            at_most(r.len, abi::RANDOM_MAX, "asked for", "bytes")?;
             Call::Random {
                 at,
                 buf: mem.range(r.data, r.len).map_err(bad)?,
@@ -199,18 +203,13 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
         }
         Hypercall::Trace => {
             let t = load!(abi::Trace);
-            if t.count > abi::TRACE_MAX {
-                return Err(violation(format!(
-                    "handed over {} events; at most {} per call",
-                    t.count,
-                    abi::TRACE_MAX
-                )));
-            }
+            at_most(t.count, abi::TRACE_MAX, "handed over", "events")?;
             let size = core::mem::size_of::<abi::TraceEvent>() as u64;
             Call::Trace {
                 at,
                 batch: mem.range(t.data, t.count * size).map_err(bad)?,
                 count: t.count,
+                pending: t.pending,
             }
         }
     })

@@ -265,6 +265,12 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     guest.started = Instant::now();
     let ran = run_vcpu(config, &mut guest, &mut vcpu);
     stop.detach();
+    if let Some(sink) = &guest.trace {
+        // A guest stopped from outside left its last events in its buffer.
+        sink.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(&guest.mem);
+    }
     ran
 }
 

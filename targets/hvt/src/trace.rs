@@ -23,6 +23,9 @@ pub struct GuestLog {
     pub dropped: u64,
     /// Batches handed over.
     pub batches: u64,
+    /// The guest's buffer and the address of its count of waiting events,
+    /// as the guest named them when it asked.
+    pub buffer: Option<(u64, u64)>,
 }
 
 /// Where a monitor puts its guest's log: the caller keeps a clone and
@@ -38,6 +41,24 @@ impl GuestLog {
             .filter(|n| !n.is_empty())
             .cloned()
             .unwrap_or_else(|| format!("#{id}"))
+    }
+
+    /// Takes the events still waiting in the guest's buffer, when the
+    /// guest ended without handing them over (stopped from outside). What
+    /// is not inside guest memory, or a count past the buffer's room, is
+    /// left: the guest is gone, and its log ends there.
+    pub(crate) fn drain(&mut self, mem: &GuestMemory) {
+        let Some((data, pending)) = self.buffer.take() else {
+            return;
+        };
+        let Ok(count) = mem.read::<u64>(pending) else {
+            return;
+        };
+        let count = count.min(abi::TRACE_MAX);
+        let size = std::mem::size_of::<abi::TraceEvent>() as u64;
+        if let Ok(batch) = mem.range(data, count * size) {
+            let _ = self.take(mem, batch, count);
+        }
     }
 
     /// Takes a batch of `count` events at `batch` (checked to be inside
@@ -120,7 +141,7 @@ mod tests {
         let t = abi::Trace {
             data: 0x4000,
             count,
-            on: 0,
+            ..Default::default()
         };
         m.write(0x2000, &t).unwrap();
         let port = abi::PORT_BASE + nr::TRACE;
@@ -177,11 +198,39 @@ mod tests {
             &abi::Trace {
                 data: MIN_SIZE - 40,
                 count: 2,
-                on: 0,
+                ..Default::default()
             },
         )
         .unwrap();
         let err = decode(&m, abi::PORT_BASE + nr::TRACE, &0x2000u32.to_le_bytes()).unwrap_err();
         assert!(err.to_string().contains("reach past the end"), "{err}");
+    }
+
+    /// A guest stopped from outside leaves events in its buffer: the
+    /// monitor reads as many as its count says, at most the buffer's room,
+    /// and nothing from a count outside memory.
+    #[test]
+    fn a_stopped_guests_waiting_events_are_drained_from_its_buffer() {
+        let mut m = GuestMemory::new(MIN_SIZE).unwrap();
+        let mut log = GuestLog::default();
+        for i in 0..3u64 {
+            m.write(0x4000 + 40 * i, &event(abi::TRACE_POLL, 1, 10 * i, 5, 0))
+                .unwrap();
+        }
+        m.write(0x3000, &2u64).unwrap();
+        log.buffer = Some((0x4000, 0x3000));
+        log.drain(&m);
+        assert_eq!(log.events.len(), 2, "the count, not the buffer's room");
+        assert_eq!(log.buffer, None, "drained once");
+        log.drain(&m);
+        assert_eq!(log.events.len(), 2);
+
+        m.write(0x3000, &u64::MAX).unwrap();
+        log.buffer = Some((MIN_SIZE - 80, 0x3000));
+        log.drain(&m);
+        assert_eq!(log.events.len(), 2, "a buffer past memory is left");
+        log.buffer = Some((0x4000, MIN_SIZE + 8));
+        log.drain(&m);
+        assert_eq!(log.events.len(), 2, "a count outside memory is left");
     }
 }

@@ -14,6 +14,10 @@ use nym_hvt_abi as abi;
 
 static ON: AtomicBool = AtomicBool::new(false);
 
+/// How many events wait in the recorder's buffer: the monitor reads it
+/// (and them) when the guest is stopped before it hands them over.
+static PENDING: AtomicU64 = AtomicU64::new(0);
+
 /// The track being polled now (0: none, the executor's own).
 static CURRENT: AtomicU64 = AtomicU64::new(0);
 
@@ -36,10 +40,18 @@ pub fn start() {
     if sys::board() != sys::Board::Hvt {
         return;
     }
-    let mut t = abi::Trace::default();
+    // The buffer never grows past its room (it is handed over when full),
+    // so the address the monitor is given stays the buffer's.
+    let mut r = RECORDER.lock();
+    r.events.reserve_exact(abi::TRACE_MAX as usize);
+    let mut t = abi::Trace {
+        data: r.events.as_ptr() as u64,
+        pending: PENDING.as_ptr() as u64,
+        ..Default::default()
+    };
+    drop(r);
     hvt::call(abi::nr::TRACE, &mut t);
     if t.on == 1 {
-        RECORDER.lock().events.reserve(abi::TRACE_MAX as usize);
         ON.store(true, Ordering::Relaxed);
         name("executor");
     }
@@ -75,19 +87,25 @@ pub fn name(text: &'static str) -> u64 {
 
 fn push(r: &mut Recorder, e: abi::TraceEvent) {
     r.events.push(e);
+    PENDING.store(r.events.len() as u64, Ordering::Relaxed);
     if r.events.len() as u64 >= abi::TRACE_MAX {
         flush_locked(r);
     }
 }
 
 fn flush_locked(r: &mut Recorder) {
+    if r.events.is_empty() {
+        // A count of 0 would be asking again.
+        return;
+    }
     let mut t = abi::Trace {
         data: r.events.as_ptr() as u64,
         count: r.events.len() as u64,
-        on: 0,
+        ..Default::default()
     };
     hvt::call(abi::nr::TRACE, &mut t);
     r.events.clear();
+    PENDING.store(0, Ordering::Relaxed);
 }
 
 /// Hands what is recorded to the monitor (before the guest exits). A
