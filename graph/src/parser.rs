@@ -16,10 +16,21 @@ use libos::value::{parse_duration, parse_int, Value};
 
 /// Parses `src`, returning the tree and the syntax errors.
 pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
+    parse_until(src, usize::MAX)
+}
+
+/// Parses the statements of `src` that start before byte `stop`: what
+/// [`parse`] makes of them when `src` goes on past `stop` with a `let`
+/// (`src` holds that `let` too, as the token that ends the last
+/// statement). A `let` is only ever taken as the start of a statement, so
+/// a file cut before each `let` that begins a line parses piece by piece
+/// into the same statements and errors as the whole: what
+/// [`crate::incremental`] re-uses.
+pub(crate) fn parse_until(src: &str, stop: usize) -> (File, Vec<Diagnostic>) {
     let (tokens, comments) = lex(src);
     let mut p = Parser::new(src, tokens);
     let mut stmts = Vec::new();
-    while !p.at(&TokenKind::Eof) {
+    while !p.at(&TokenKind::Eof) && p.peek().span.start < stop {
         let before = p.pos;
         match p.stmt() {
             Ok(s) => stmts.push(s),

@@ -126,7 +126,7 @@ struct Cached {
     reads: Reads,
     text: String,
     starts: Vec<usize>,
-    analysis: Analysis,
+    analysis: Arc<Analysis>,
 }
 
 /// Files read through a [`RustCrate`], in order, with their contents.
@@ -225,6 +225,9 @@ impl Backend {
                 return Some(c.clone());
             }
         }
+        // Let go of the old analysis first: the analyzer then moves its
+        // statements into the new one instead of copying them.
+        doc.cached = None;
         let reads = Reads::default();
         let rust = krate
             .as_ref()
@@ -239,11 +242,7 @@ impl Backend {
             starts: line_starts(&doc.text),
             analysis,
         });
-        // The old analysis of a big file takes a while to free: not on the
-        // way to the answer.
-        if let Some(old) = doc.cached.replace(cached.clone()) {
-            std::thread::spawn(move || drop(old));
-        }
+        doc.cached = Some(cached.clone());
         Some(cached)
     }
 
@@ -825,6 +824,40 @@ mod tests {
         assert_eq!(reject(br#"[1, 2]"#).unwrap()["error"]["code"], -32600);
         assert!(reject(br#"{"jsonrpc":"2.0","method":"initialized","params":{}}"#).is_none());
         assert!(reject(br#"{"jsonrpc":"2.0","id":1,"result":null}"#).is_none());
+    }
+
+    #[test]
+    fn a_cached_analysis_goes_stale_when_a_crate_file_it_read_changes() {
+        let root = std::env::temp_dir().join(format!("nym-lsp-cache-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(root.join("Cargo.toml"), "[package]\nname = \"app\"\n").unwrap();
+        let lib = root.join("src/lib.rs");
+        std::fs::write(&lib, "pub async fn start(c: impl libos::Console) {}\n").unwrap();
+        let text = "let j = job app::start(console::default());\nregister(\"app\", [j]);\n";
+        let krate = Some((root.clone(), "app".to_owned()));
+        let reads = Reads::default();
+        let rust = recording_crate(&root, "app", &reads);
+        let analysis = Incremental::default().analyze(text, Target::Unix, Some(&rust));
+        assert!(!analysis.has_errors(), "{:?}", analysis.diagnostics());
+        let cached = Cached {
+            version: 3,
+            target: Target::Unix,
+            krate: krate.clone(),
+            reads,
+            text: text.into(),
+            starts: line_starts(text),
+            analysis,
+        };
+        assert!(cached.fresh(3, Target::Unix, &krate));
+        assert!(!cached.fresh(4, Target::Unix, &krate), "a new version");
+        assert!(!cached.fresh(3, Target::Kvm, &krate), "another target");
+        assert!(!cached.fresh(3, Target::Unix, &None), "no crate any more");
+        std::fs::write(&lib, "pub async fn begin(c: impl libos::Console) {}\n").unwrap();
+        assert!(
+            !cached.fresh(3, Target::Unix, &krate),
+            "the job's source changed"
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

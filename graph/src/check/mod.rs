@@ -32,6 +32,7 @@ mod calls;
 mod fixture;
 mod jobs;
 mod keys;
+mod memo;
 mod prune;
 mod resolve;
 mod targets;
@@ -39,6 +40,7 @@ mod targets;
 pub(crate) use args::a_value;
 pub use calls::DeviceCall;
 pub use keys::valid_key_name;
+pub use memo::Memo;
 pub use resolve::closest;
 
 /// A graph that passed the checker: what the runners and code generation take.
@@ -177,7 +179,7 @@ struct Checker<'a> {
     diags: Vec<Diagnostic>,
     scope: HashMap<String, Bound>,
     bindings: Vec<Binding>,
-    later: HashMap<String, Span>,
+    later: HashMap<&'a str, Span>,
     early_uses: HashMap<String, Vec<Span>>,
     nodes: Vec<Node>,
     keys: Vec<keys::Declared>,
@@ -198,11 +200,46 @@ pub fn check(
     krate: Option<&RustCrate>,
     complete: bool,
 ) -> Checked {
+    check_with(file, src_len, target, krate, complete, None)
+}
+
+/// [`check`], with `file` parsed from `src`, re-using what `memo` kept
+/// from checking earlier versions of it (and keeping what this check
+/// finds): the same result, for less work when few statements changed.
+pub fn check_incremental(
+    file: &File,
+    src: &str,
+    target: Target,
+    krate: Option<&RustCrate>,
+    complete: bool,
+    memo: &mut Memo,
+) -> Checked {
+    memo.start(target);
+    let checked = check_with(
+        file,
+        src.len(),
+        target,
+        krate,
+        complete,
+        Some((src, &mut *memo)),
+    );
+    memo.finish();
+    checked
+}
+
+fn check_with<'a>(
+    file: &'a File,
+    src_len: usize,
+    target: Target,
+    krate: Option<&'a RustCrate>,
+    complete: bool,
+    mut memo: Option<(&str, &mut Memo)>,
+) -> Checked {
     let later = file
         .stmts
         .iter()
         .filter_map(|s| match s {
-            Stmt::Let { name, .. } => Some((name.name.clone(), name.span)),
+            Stmt::Let { name, .. } => Some((name.name.as_str(), name.span)),
             _ => None,
         })
         .collect();
@@ -210,25 +247,30 @@ pub fn check(
         target,
         krate,
         diags: Vec::new(),
-        scope: HashMap::new(),
-        bindings: Vec::new(),
+        // Sized for the file up front: a long file's state is not copied
+        // over and over while it grows.
+        scope: HashMap::with_capacity(file.stmts.len()),
+        bindings: Vec::with_capacity(file.stmts.len()),
         later,
         early_uses: HashMap::new(),
-        nodes: Vec::new(),
+        nodes: Vec::with_capacity(file.stmts.len()),
         keys: Vec::new(),
         jobs: Vec::new(),
         register: None,
-        types: Vec::new(),
+        types: Vec::with_capacity(3 * file.stmts.len()),
         calls: Vec::new(),
     };
     for stmt in &file.stmts {
-        c.stmt(stmt);
+        match &mut memo {
+            Some((src, memo)) => c.stmt_memo(stmt, src, memo),
+            None => c.stmt_fresh(stmt),
+        }
     }
     c.finish(src_len, complete)
 }
 
 impl Checker<'_> {
-    fn stmt(&mut self, stmt: &Stmt) {
+    fn stmt_fresh(&mut self, stmt: &Stmt) {
         match stmt {
             Stmt::Let { name, value, span } => {
                 if let ExprKind::Call { path, args, close } = &value.kind {

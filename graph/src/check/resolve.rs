@@ -20,7 +20,7 @@ impl Checker<'_> {
             id.span,
             format!("unknown binding `{}`", id.name),
         );
-        if let Some(at) = self.later.get(&id.name) {
+        if let Some(at) = self.later.get(id.name.as_str()) {
             // Counted as a use, so the later `let` is not also called unused.
             self.early_uses
                 .entry(id.name.clone())
@@ -62,7 +62,7 @@ impl Checker<'_> {
     pub(super) fn use_elsewhere(&mut self, id: &Ident) {
         if let Some(b) = self.scope.get(&id.name) {
             self.bindings[b.index].uses.push(id.span);
-        } else if self.later.contains_key(&id.name) {
+        } else if self.later.contains_key(id.name.as_str()) {
             self.early_uses
                 .entry(id.name.clone())
                 .or_default()

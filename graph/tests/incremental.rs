@@ -1,0 +1,165 @@
+//! The incremental analysis the language server uses equals a full
+//! analysis, after every one of many random one-character edits of real
+//! graphs (the examples, the tutorials' steps, a long generated chain):
+//! the same tree, diagnostics, bindings, types and graph, for each target
+//! in turn.
+use nym_graph::incremental::Incremental;
+use nym_graph::{analyze, RustCrate, Target};
+use std::path::{Path, PathBuf};
+
+/// What an edit inserts: the characters that move statement and token
+/// boundaries, and some that only change a name or a value.
+const CHARS: &[&str] = &[
+    "\n",
+    ";",
+    "(",
+    ")",
+    ",",
+    "\"",
+    "\\",
+    " ",
+    "l",
+    "e",
+    "t",
+    "let ",
+    "\nlet x = kv::mem();\n",
+    "=",
+    "1",
+    "k",
+    "[",
+    "]",
+    "/",
+    "{",
+    "}",
+    "ä",
+    ".",
+    ":",
+];
+
+/// A small deterministic generator (xorshift), so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self, below: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % below.max(1) as u64) as usize
+    }
+}
+
+/// `text` with one random edit: a character inserted, deleted or replaced.
+fn edit(text: &str, rng: &mut Rng) -> String {
+    let boundaries: Vec<usize> = (0..=text.len())
+        .filter(|&i| text.is_char_boundary(i))
+        .collect();
+    let at = boundaries[rng.next(boundaries.len())];
+    let next = boundaries.iter().copied().find(|&i| i > at).unwrap_or(at);
+    let insert = CHARS[rng.next(CHARS.len())];
+    match rng.next(3) {
+        0 => format!("{}{insert}{}", &text[..at], &text[at..]),
+        1 => format!("{}{}", &text[..at], &text[next..]),
+        _ => format!("{}{insert}{}", &text[..at], &text[next..]),
+    }
+}
+
+/// The graphs of the examples (with their own crates) and of the
+/// tutorials' lessons (with the lesson's crate where it has one).
+fn graphs() -> Vec<(PathBuf, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = Vec::new();
+    let mut dirs = vec![root.join("examples"), root.join("tutorials/lessons")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.ends_with("target") {
+                dirs.push(path);
+            } else if path.file_name().is_some_and(|n| n == "unikernel.nym") {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    found.push((path, text));
+                }
+            }
+        }
+    }
+    found.sort();
+    assert!(found.len() >= 5, "the examples' graphs are found");
+    found
+}
+
+/// Edits `text` at random `edits` times (each version one or two edits
+/// away from `text`), comparing after each; the
+/// statements re-used along the way, as (pieces, checks).
+fn agree(
+    name: &str,
+    text: &str,
+    krate: Option<&RustCrate>,
+    seed: u64,
+    edits: usize,
+) -> (usize, usize) {
+    let mut reused = (0, 0);
+    // Now and then a version is still held (a request in flight) when the
+    // next comes: its statements are copied, not moved.
+    let mut held = None;
+    let mut rng = Rng(seed);
+    let mut inc = Incremental::default();
+    let (base, mut text) = (text, text.to_owned());
+    let targets = [Target::Unix, Target::Kvm];
+    for i in 0..edits {
+        let target = targets[(i / 40) % targets.len()];
+        let full = analyze(&text, target, krate);
+        let incremental = inc.analyze(&text, target, krate);
+        assert!(
+            *incremental == full,
+            "{name}, edit {i} (seed {seed}), for {target:?}: the incremental analysis differs for\n{text}"
+        );
+        if i % 3 == 0 {
+            held = Some(incremental);
+        } else {
+            held.take();
+        }
+        let (pieces, checks) = inc.reused();
+        reused = (reused.0 + pieces, reused.1 + checks);
+        // One or two edits away from the graph, in turn.
+        text = edit(if i % 2 == 0 { base } else { &text }, &mut rng);
+    }
+    reused
+}
+
+#[test]
+fn incremental_analysis_equals_a_full_one_after_random_edits_of_the_examples() {
+    let mut reused = 0;
+    for (i, (path, text)) in graphs().into_iter().enumerate() {
+        let krate = path.parent().and_then(RustCrate::find).map(|(k, _)| k);
+        reused += agree(
+            &path.display().to_string(),
+            &text,
+            krate.as_ref(),
+            0x9e37_79b9_7f4a_7c15 ^ i as u64,
+            200,
+        )
+        .1;
+    }
+    assert!(reused > 0, "some statements were replayed");
+}
+
+#[test]
+fn incremental_analysis_equals_a_full_one_on_a_long_chain() {
+    let mut text = String::from("let console = console::default();\nlet t0 = time::default();\n");
+    for i in 1..300 {
+        text.push_str(&format!(
+            "let t{i} = time::scaled(t{}, factor = 2);\n",
+            i - 1
+        ));
+    }
+    text.push_str("let n = 3;\nlet j = job hello::start(console, t299, key(\"count\", 3));\nregister(\"hello\", [j]);\n");
+    let files = [(PathBuf::from("src/lib.rs"), "use libos::{Console, Time};\npub async fn start(console: impl Console, time: impl Time, count: u32) {}\n".to_owned())];
+    let krate = RustCrate::in_memory("hello", files.into());
+    let (pieces, checks) = agree("chain", &text, Some(&krate), 7, 300);
+    // Not a vacuous comparison: most of the chain was taken from the
+    // previous version, not parsed and checked again.
+    assert!(pieces > 200 * 300, "pieces re-used: {pieces}");
+    assert!(checks > 50 * 300, "statements replayed: {checks}");
+}
