@@ -1026,8 +1026,8 @@ pub fn run_guided(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libos::kv::Versioned as _;
     use expect_test::{expect, Expect};
+    use libos::kv::Versioned as _;
     use ratatui::backend::TestBackend;
     use ratatui::Terminal;
 
