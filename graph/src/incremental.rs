@@ -10,8 +10,9 @@
 //!   own into exactly the statements, comments and syntax errors the whole
 //!   file gives there ([`crate::parser`]'s `parse_until`: the piece is
 //!   parsed with the next piece's `let` after it, which is all the parser
-//!   looks at past a statement). Pieces are kept by their text, spans
-//!   relative to their start; an unchanged piece is shifted into place.
+//!   looks at past a statement). Pieces are known by their text: an
+//!   unchanged piece's statements are moved out of the last analysis (when
+//!   nothing else holds it any more, else copied) and shifted into place.
 //! - Checking, per statement: [`crate::check::check_incremental`] replays
 //!   a plain `let` (an application of implementations over names and
 //!   literals) whose text and whose names' bindings are unchanged, and
@@ -151,10 +152,9 @@ impl Incremental {
     fn parse(&mut self, src: &str) -> (File, Vec<Diagnostic>) {
         let (mut old_stmts, old_comments) = match self.last.take().map(Arc::try_unwrap) {
             Some(Ok(last)) => {
-                // Freed off the way to the answer: a big file's findings
-                // take a while.
-                let Analysis { file, checked } = last;
-                std::thread::spawn(move || drop(checked));
+                // Freed here, not on a thread: freeing from another thread
+                // made the allocator slower for the next analysis.
+                let Analysis { file, .. } = last;
                 (file.stmts, file.comments)
             }
             Some(Err(shared)) => (shared.file.stmts.clone(), shared.file.comments.clone()),
@@ -224,8 +224,6 @@ impl Incremental {
                 },
             );
         }
-        // What this edit replaced goes off the way to the answer too.
-        std::thread::spawn(move || drop((old_stmts, old_pieces)));
         (file, errors)
     }
 }
