@@ -178,7 +178,12 @@ impl Incremental {
             };
             let stmts_from = file.stmts.len();
             let comments_from = file.comments.len();
-            let (key, piece_errors) = match old_pieces.remove_entry(window) {
+            // Where the last analysis has the piece (always in range: the
+            // ranges were made with it; checked all the same, not trusted).
+            let found = old_pieces.remove_entry(window).filter(|(_, old)| {
+                old.stmts.end <= old_stmts.len() && old.comments.end <= old_comments.len()
+            });
+            let (key, piece_errors) = match found {
                 Some((key, old)) => {
                     self.reused += 1;
                     for s in &mut old_stmts[old.stmts] {
