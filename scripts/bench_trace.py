@@ -6,7 +6,7 @@ not wrapped), in-process, in one run, alternating the three; then on
 kvm, off and on (the guest records, the monitor collects). Prints a
 Markdown section for BENCHMARKS.md.
 
-    cargo build --release && scripts/bench_trace.py [--rounds 3]
+    cargo build --release && scripts/bench_trace.py [--rounds 3] [--no-kvm]
 """
 import argparse, os, statistics, subprocess, sys, tempfile
 
@@ -36,6 +36,7 @@ def rate(d, args, env_extra=None, host_port=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-kvm", action="store_true", help="the in-process modes only")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp()
     d = project(tmp, "http")
@@ -52,24 +53,26 @@ def main():
     kvm = [
         ("kvm, tracing off", lambda p: ["--target", "kvm", "-p", f"{p}:8080"]),
         ("kvm, tracing on", lambda p: ["--target", "kvm", "--trace", trace, "-p", f"{p}:8080"]),
-    ]
+    ][: 0 if a.no_kvm else 2]
     for label, _ in kvm:
         got[label] = []
     for _ in range(a.rounds):
         for label, args in kvm:
             got[label].append(rate(d, args))
     print("### The scheduler's trace\n")
-    print(f"Command: `cargo build --release && scripts/bench_trace.py --rounds {a.rounds}`"
+    flags = f"--rounds {a.rounds}" + (" --no-kvm" if a.no_kvm else "")
+    print(f"Command: `cargo build --release && scripts/bench_trace.py {flags}`"
           f" (`wrk -t1 -c8 -d{SECONDS}s` on `GET /` of the http template; the modes"
           " alternate, median of the rounds; in-process the app builds in the dev profile,"
           " the kvm image too)\n")
-    print("| run | HTTP requests/s | ratio to tracing off |")
-    print("|---|---|---|")
-    for group in (modes, kvm):
+    print("| run | HTTP requests/s (median) | ratio to tracing off | every round |")
+    print("|---|---|---|---|")
+    for group in (g for g in (modes, kvm) if g):
         base = statistics.median(got[group[0][0]])
         for m in group:
             r = statistics.median(got[m[0]])
-            print(f"| {m[0]} | {r:,.0f} | {r / base:.3f} |")
+            rounds = ", ".join(f"{x:,.0f}" for x in got[m[0]])
+            print(f"| {m[0]} | {r:,.0f} | {r / base:.3f} | {rounds} |")
 
 
 if __name__ == "__main__":
