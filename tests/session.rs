@@ -177,21 +177,25 @@ fn a_session_boots_kvm_in_process_confines_only_the_vcpu_and_stops_it() {
     );
 }
 
-/// Device calls from the session reach the live devices of the running
-/// http template: a value set from the REPL is served over HTTP, one PUT
-/// over HTTP is read back, a device's error is printed while the stack
-/// serves on, and what cannot be called says why.
-#[test]
-fn device_calls_reach_the_devices_the_running_http_template_serves_from() {
-    let (_tmp, dir) = project("web", "http");
+/// `input`'s reply, which must not be an error.
+fn ok(s: &mut Session, input: &str) -> String {
+    let r = s.eval(input);
+    assert!(!r.error, "{input}: {}", r.text);
+    r.text
+}
+
+/// A session serving the http template (its graph with `edit.0` replaced
+/// by `edit.1`) on a free port: the project, the session, the port.
+fn serving_http(edit: (&str, &str)) -> (tempfile::TempDir, std::path::PathBuf, Session, u16) {
+    let (tmp, dir) = project("web", "http");
     std::env::set_var("CARGO_TARGET_DIR", common::shared_target());
+    if !edit.0.is_empty() {
+        let graph = std::fs::read_to_string(dir.join("unikernel.nym")).unwrap();
+        assert!(graph.contains(edit.0), "{graph}");
+        std::fs::write(dir.join("unikernel.nym"), graph.replace(edit.0, edit.1)).unwrap();
+    }
     let port = common::free_port();
     let mut s = Session::open(&dir, None).unwrap();
-    let ok = |s: &mut Session, input: &str| {
-        let r = s.eval(input);
-        assert!(!r.error, "{input}: {}", r.text);
-        r.text
-    };
     let r = s.eval(&format!(":run -- --port {port}"));
     assert!(
         !r.error,
@@ -200,6 +204,16 @@ fn device_calls_reach_the_devices_the_running_http_template_serves_from() {
         s.log().tail(50).join("\n")
     );
     wait_for_body(port, "/", "Hello from nym!\n");
+    (tmp, dir, s, port)
+}
+
+/// Device calls from the session reach the live devices of the running
+/// http template: a value set from the REPL is served over HTTP, one PUT
+/// over HTTP is read back, a device's error is printed while the stack
+/// serves on, and what cannot be called says why.
+#[test]
+fn device_calls_reach_the_devices_the_running_http_template_serves_from() {
+    let (_tmp, _dir, mut s, port) = serving_http(("", ""));
 
     assert_eq!(
         ok(&mut s, "state.set(\"greeting\", \"set from the REPL\")"),
@@ -263,23 +277,7 @@ fn device_calls_reach_the_devices_the_running_http_template_serves_from() {
 /// fell off the bound says so.
 #[test]
 fn history_diff_and_revert_roll_back_what_the_running_server_serves() {
-    let (_tmp, dir) = project("web", "http");
-    std::env::set_var("CARGO_TARGET_DIR", common::shared_target());
-    let port = common::free_port();
-    let mut s = Session::open(&dir, None).unwrap();
-    let ok = |s: &mut Session, input: &str| {
-        let r = s.eval(input);
-        assert!(!r.error, "{input}: {}", r.text);
-        r.text
-    };
-    let r = s.eval(&format!(":run -- --port {port}"));
-    assert!(
-        !r.error,
-        "{}\nlog:\n{}",
-        r.text,
-        s.log().tail(50).join("\n")
-    );
-    wait_for_body(port, "/", "Hello from nym!\n");
+    let (_tmp, _dir, mut s, port) = serving_http(("", ""));
 
     put(port, "/kv/page", "first version");
     ok(&mut s, "state.set(\"page\", \"second version\")");
@@ -368,11 +366,6 @@ fn a_direct_stacks_sockets_have_a_history_that_cannot_be_reverted() {
     );
     std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
     let mut s = Session::open(&dir, None).unwrap();
-    let ok = |s: &mut Session, input: &str| {
-        let r = s.eval(input);
-        assert!(!r.error, "{input}: {}", r.text);
-        r.text
-    };
     let r = s.eval(":run -- --port 8080");
     assert!(
         !r.error,
@@ -421,29 +414,10 @@ fn a_direct_stacks_sockets_have_a_history_that_cannot_be_reverted() {
 /// recorded twice.
 #[test]
 fn a_kv_history_of_the_graph_keeps_its_own_bound() {
-    let (_tmp, dir) = project("web", "http");
-    std::env::set_var("CARGO_TARGET_DIR", common::shared_target());
-    let graph = std::fs::read_to_string(dir.join("unikernel.nym")).unwrap();
-    let graph = graph.replace(
+    let (_tmp, _dir, mut s, port) = serving_http((
         "let state   = kv::mem();",
         "let state   = kv::history(kv::mem(), bound = 2);",
-    );
-    std::fs::write(dir.join("unikernel.nym"), graph).unwrap();
-    let port = common::free_port();
-    let mut s = Session::open(&dir, None).unwrap();
-    let ok = |s: &mut Session, input: &str| {
-        let r = s.eval(input);
-        assert!(!r.error, "{input}: {}", r.text);
-        r.text
-    };
-    let r = s.eval(&format!(":run -- --port {port}"));
-    assert!(
-        !r.error,
-        "{}\nlog:\n{}",
-        r.text,
-        s.log().tail(50).join("\n")
-    );
-    wait_for_body(port, "/", "Hello from nym!\n");
+    ));
     for v in ["one", "two", "three"] {
         put(port, "/kv/page", v);
     }

@@ -379,20 +379,24 @@ impl<K: Kv, C: WallClock> Kv for History<K, C> {
     }
 }
 
+/// A wall clock for tests whose every reading is one nanosecond later.
+#[cfg(test)]
+pub(crate) struct Ticks(pub(crate) core::sync::atomic::AtomicU64);
+
+#[cfg(test)]
+impl WallClock for Ticks {
+    fn now_unix_ns(&self) -> u64 {
+        self.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::job::block_on;
     use crate::kv::Mem;
     use alloc::{string::ToString, vec};
-    use core::sync::atomic::{AtomicU64, Ordering};
-
-    struct Ticks(AtomicU64);
-    impl WallClock for Ticks {
-        fn now_unix_ns(&self) -> u64 {
-            self.0.fetch_add(1, Ordering::Relaxed)
-        }
-    }
+    use core::sync::atomic::AtomicU64;
 
     fn store(bound: usize) -> History<Mem, Ticks> {
         History::new(Mem::new(), bound, Ticks(AtomicU64::new(100)))

@@ -218,17 +218,11 @@ impl Direct {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv_history::Ticks;
     use crate::stack::testkit::{run, two, until, A, B};
     use crate::Stack;
     use core::net::SocketAddrV4;
-    use core::sync::atomic::{AtomicU64, Ordering};
-
-    struct Ticks(AtomicU64);
-    impl WallClock for Ticks {
-        fn now_unix_ns(&self) -> u64 {
-            self.0.fetch_add(1, Ordering::Relaxed)
-        }
-    }
+    use core::sync::atomic::AtomicU64;
 
     fn text(v: &Option<Vec<u8>>) -> Option<&str> {
         v.as_deref().map(|b| core::str::from_utf8(b).unwrap())

@@ -347,6 +347,20 @@ pub struct TraceEvent {
     pub name: u64,
 }
 
+impl TraceEvent {
+    /// An event of `kind` on `track`, from `at` for `dur` (for a call,
+    /// named by id `name`).
+    pub const fn new(kind: u64, track: u64, at: u64, dur: u64, name: u64) -> TraceEvent {
+        TraceEvent {
+            kind,
+            track,
+            at,
+            dur,
+            name,
+        }
+    }
+}
+
 /// A poll of the track's future.
 pub const TRACE_POLL: u64 = 1;
 /// The track was woken (an instant: `dur` is 0).

@@ -117,15 +117,7 @@ mod tests {
     use crate::memory::MIN_SIZE;
     use abi::nr;
 
-    fn event(kind: u64, track: u64, at: u64, dur: u64, name: u64) -> abi::TraceEvent {
-        abi::TraceEvent {
-            kind,
-            track,
-            at,
-            dur,
-            name,
-        }
-    }
+    use abi::TraceEvent as E;
 
     /// Writes `events` at 0x4000 and a `Trace` naming `count` of them at
     /// 0x2000; what the decoder and the log make of it.
@@ -157,10 +149,10 @@ mod tests {
         let mut log = GuestLog::default();
         m.write_from(m.range(0x3000, 9).unwrap(), b"job hello");
         let batch = [
-            event(abi::TRACE_NAME, 1, 0x3000, 9, 0),
-            event(abi::TRACE_POLL, 1, 100, 20, 0),
-            event(abi::TRACE_CALL, 1, 105, 5, 7),
-            event(abi::TRACE_WAKE, 0, 130, 0, 0),
+            E::new(abi::TRACE_NAME, 1, 0x3000, 9, 0),
+            E::new(abi::TRACE_POLL, 1, 100, 20, 0),
+            E::new(abi::TRACE_CALL, 1, 105, 5, 7),
+            E::new(abi::TRACE_WAKE, 0, 130, 0, 0),
         ];
         hand_over(&mut m, &mut log, &batch, 4).unwrap();
         assert_eq!(log.name(1), "job hello");
@@ -173,17 +165,17 @@ mod tests {
         for (events, count, expect) in [
             (vec![], abi::TRACE_MAX + 1, "at most 1024 per call"),
             (
-                vec![event(abi::TRACE_NAME, 2, MIN_SIZE - 4, 9, 0)],
+                vec![E::new(abi::TRACE_NAME, 2, MIN_SIZE - 4, 9, 0)],
                 1,
                 "name 2: ",
             ),
             (
-                vec![event(abi::TRACE_NAME, 2, 0x3000, 4096, 0)],
+                vec![E::new(abi::TRACE_NAME, 2, 0x3000, 4096, 0)],
                 1,
                 "at most 256 bytes",
             ),
             (
-                vec![event(abi::TRACE_NAME, u64::MAX, 0x3000, 9, 0)],
+                vec![E::new(abi::TRACE_NAME, u64::MAX, 0x3000, 9, 0)],
                 1,
                 "ids below",
             ),
@@ -214,7 +206,7 @@ mod tests {
         let mut m = GuestMemory::new(MIN_SIZE).unwrap();
         let mut log = GuestLog::default();
         for i in 0..3u64 {
-            m.write(0x4000 + 40 * i, &event(abi::TRACE_POLL, 1, 10 * i, 5, 0))
+            m.write(0x4000 + 40 * i, &E::new(abi::TRACE_POLL, 1, 10 * i, 5, 0))
                 .unwrap();
         }
         m.write(0x3000, &2u64).unwrap();

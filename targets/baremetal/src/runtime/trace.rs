@@ -72,16 +72,9 @@ pub fn name(text: &'static str) -> u64 {
     }
     r.names.push(text);
     let id = r.names.len() as u64 - 1;
-    push(
-        &mut r,
-        abi::TraceEvent {
-            kind: abi::TRACE_NAME,
-            track: id,
-            at: text.as_ptr() as u64,
-            dur: (text.len() as u64).min(abi::TRACE_NAME_MAX),
-            name: 0,
-        },
-    );
+    let len = (text.len() as u64).min(abi::TRACE_NAME_MAX);
+    let named = abi::TraceEvent::new(abi::TRACE_NAME, id, text.as_ptr() as u64, len, 0);
+    push(&mut r, named);
     id
 }
 
@@ -122,13 +115,7 @@ pub fn flush() {
 fn record(kind: u64, track: u64, at: u64, dur: u64, name: u64) {
     push(
         &mut RECORDER.lock(),
-        abi::TraceEvent {
-            kind,
-            track,
-            at,
-            dur,
-            name,
-        },
+        abi::TraceEvent::new(kind, track, at, dur, name),
     );
 }
 
