@@ -284,7 +284,8 @@ fn ctrl_c_interrupts_a_sleeping_guest() {
             "-ex",
             "continue",
             "-ex",
-            "bt 2",
+            // The port write, the hypercall (traced or not), WAIT.
+            "bt 3",
             "-ex",
             "kill",
         ])
