@@ -412,6 +412,7 @@ mod tests {
                 at 17
                 kv::mem  kv::mem() -> Kv
                 kv::full  kv::full(kv: Kv) -> Kv
+                kv::history  kv::history(kv: Kv, bound: int = 1000) -> Kv
                 kv::dir  kv::dir(path: string) -> Kv
                 kv::block  kv::block(block: Block) -> Kv
                 state  Kv
