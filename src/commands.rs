@@ -263,11 +263,9 @@ fn write_trace(
             what: format!("writing the trace to {}", file.display()),
             source,
         })?;
-    eprintln!(
-        "nym: trace: {}\nnym: written to {} (open it in ui.perfetto.dev or chrome://tracing)",
-        trace.summary(),
-        file.display()
-    );
+    for line in trace.written(file).lines() {
+        eprintln!("nym: {line}");
+    }
     Ok(())
 }
 

@@ -246,18 +246,9 @@ pub fn guest_trace(log: &nym_hvt::trace::GuestLog) -> nym_unix::trace::Trace {
             })
         })
         .collect::<Vec<_>>();
-    let tracks = events
-        .iter()
-        .map(|e| match e {
-            Event::Poll { track, .. } | Event::Wake { track, .. } | Event::Call { track, .. } => {
-                *track as usize
-            }
-        })
-        .chain([log.names.len().saturating_sub(1)])
-        .max()
-        .map_or(Vec::new(), |last| {
-            (0..=last as u64).map(|id| log.name(id)).collect()
-        });
+    // Every id the guest named or an event uses.
+    let ids = (events.iter().map(|e| e.track() as usize + 1)).fold(log.names.len(), usize::max);
+    let tracks = (0..ids as u64).map(|id| log.name(id)).collect();
     nym_unix::trace::Trace::from_events(tracks, events, log.dropped)
 }
 

@@ -96,11 +96,7 @@ impl Session {
 /// Writes `trace` to `path`: what it holds, or why it was not written.
 pub(super) fn write_trace(trace: &nym_unix::trace::Trace, path: &PathBuf, process: &str) -> Reply {
     match std::fs::write(path, trace.json(process)) {
-        Ok(()) => Reply::ok(format!(
-            "trace: {}\nwritten to {} (open it in ui.perfetto.dev or chrome://tracing)",
-            trace.summary(),
-            path.display()
-        )),
+        Ok(()) => Reply::ok(trace.written(path)),
         Err(e) => Reply::err(format!("cannot write the trace to {}: {e}", path.display())),
     }
 }

@@ -314,6 +314,13 @@ impl Devices {
             console: self.console.clone(),
         };
         let mut rewired = Rewired::default();
+        // The nodes a `kv::history` of the graph wraps.
+        let mut by_history = vec![false; graph.nodes.len()];
+        for n in graph.nodes.iter().filter(|n| n.imp.name == "kv::history") {
+            if let Some(GArg::Node(i)) = n.args.first() {
+                by_history[*i] = true;
+            }
+        }
         for ((node, id), reused) in graph.nodes.iter().zip(ids).zip(reuse) {
             let args = node
                 .args
@@ -341,30 +348,21 @@ impl Devices {
                         message,
                     };
                     // A `kv::history` of the graph is the store's history:
-                    // made here, so the session reads it (and wraps it no
-                    // further).
-                    if node.imp.name == "kv::history" {
+                    // made here, so the session reads it, and the store it
+                    // wraps is not recorded twice.
+                    let (made, history) = if node.imp.name == "kv::history" {
                         let (made, history) = history_node(args, &platform).map_err(init)?;
-                        devices.histories.push(Some(history));
-                        devices.nodes.push(made);
-                        devices.ids.push(id);
-                        continue;
-                    }
-                    let made = (node.imp.build)(&platform, &mut Args::new(args))
-                        .map_err(|e| init(e.message().to_owned()))?;
-                    if let Some(socket) = platform.take_socket() {
-                        devices.sockets.push((devices.nodes.len(), socket));
-                    }
-                    // A store a `kv::history` of the graph wraps is recorded
-                    // by it, not twice.
-                    let index = devices.nodes.len();
-                    let wrapped = graph.nodes.iter().any(|n| {
-                        n.imp.name == "kv::history"
-                            && matches!(n.args.first(), Some(GArg::Node(i)) if *i == index)
-                    });
-                    let (made, history) = match wrapped {
-                        true => (made, None),
-                        false => recorded(made, &platform)?,
+                        (made, Some(history))
+                    } else {
+                        let made = (node.imp.build)(&platform, &mut Args::new(args))
+                            .map_err(|e| init(e.message().to_owned()))?;
+                        if let Some(socket) = platform.take_socket() {
+                            devices.sockets.push((devices.nodes.len(), socket));
+                        }
+                        match by_history[devices.nodes.len()] {
+                            true => (made, None),
+                            false => recorded(made, &platform)?,
+                        }
                     };
                     devices.histories.push(history);
                     made

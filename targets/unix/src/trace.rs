@@ -77,6 +77,25 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The track it is on.
+    pub fn track(&self) -> u32 {
+        match self {
+            Event::Poll { track, .. } | Event::Wake { track, .. } | Event::Call { track, .. } => {
+                *track
+            }
+        }
+    }
+
+    /// When it ended (a wake-up: when it happened).
+    pub fn end_ns(&self) -> u64 {
+        match self {
+            Event::Poll { at, dur, .. } | Event::Call { at, dur, .. } => at + dur,
+            Event::Wake { at, .. } => *at,
+        }
+    }
+}
+
 struct Recorder {
     start: Instant,
     events: Vec<Event>,
@@ -369,12 +388,7 @@ pub fn recent(window_ns: u64) -> Option<Window> {
         let to = r.start.elapsed().as_nanos() as u64;
         let from = to.saturating_sub(window_ns);
         for e in r.events.iter().rev() {
-            let (track, end) = match e {
-                Event::Poll { track, at, dur } | Event::Call { track, at, dur, .. } => {
-                    (*track, at + dur)
-                }
-                Event::Wake { track, at } => (*track, *at),
-            };
+            let (track, end) = (e.track(), e.end_ns());
             if end.saturating_add(WINDOW_SLACK_NS) < from {
                 break;
             }
@@ -463,20 +477,23 @@ impl Trace {
     /// A trace recorded elsewhere (a guest's, collected by its monitor):
     /// `tracks` names the tracks by id, `dropped` events were not kept.
     pub fn from_events(tracks: Vec<String>, events: Vec<Event>, dropped: u64) -> Trace {
-        let duration_ns = events
-            .iter()
-            .map(|e| match e {
-                Event::Poll { at, dur, .. } | Event::Call { at, dur, .. } => at + dur,
-                Event::Wake { at, .. } => *at,
-            })
-            .max()
-            .unwrap_or(0);
+        let duration_ns = events.iter().map(Event::end_ns).max().unwrap_or(0);
         Trace {
             events,
             dropped,
             tracks,
             duration_ns,
         }
+    }
+
+    /// What a user is told once it is written to `path`: its summary and
+    /// where to open it.
+    pub fn written(&self, path: &std::path::Path) -> String {
+        format!(
+            "trace: {}\nwritten to {} (open it in ui.perfetto.dev or chrome://tracing)",
+            self.summary(),
+            path.display()
+        )
     }
 
     /// How many events it holds, and how many it had to drop.

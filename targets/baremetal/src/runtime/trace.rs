@@ -66,7 +66,10 @@ pub fn enabled() -> bool {
 /// The id of `text` (a track's or a call's name), given to the monitor
 /// the first time.
 pub fn name(text: &'static str) -> u64 {
-    let mut r = RECORDER.lock();
+    name_locked(&mut RECORDER.lock(), text)
+}
+
+fn name_locked(r: &mut Recorder, text: &'static str) -> u64 {
     if let Some(i) = r.names.iter().position(|n| *n == text) {
         return i as u64;
     }
@@ -74,7 +77,7 @@ pub fn name(text: &'static str) -> u64 {
     let id = r.names.len() as u64 - 1;
     let len = (text.len() as u64).min(abi::TRACE_NAME_MAX);
     let named = abi::TraceEvent::new(abi::TRACE_NAME, id, text.as_ptr() as u64, len, 0);
-    push(&mut r, named);
+    push(r, named);
     id
 }
 
@@ -151,9 +154,12 @@ pub fn call<R>(what: &'static str, call: impl FnOnce() -> R) -> R {
 /// being polled.
 pub fn span(what: &'static str, at: u64, end: u64) {
     if enabled() {
-        let id = name(what);
+        // One lock for the name and the event.
+        let mut r = RECORDER.lock();
+        let id = name_locked(&mut r, what);
         let track = CURRENT.load(Ordering::Relaxed);
-        record(abi::TRACE_CALL, track, at, end.saturating_sub(at), id);
+        let e = abi::TraceEvent::new(abi::TRACE_CALL, track, at, end.saturating_sub(at), id);
+        push(&mut r, e);
     }
 }
 
