@@ -198,47 +198,39 @@ pub(crate) fn signature(
     (text, ranges)
 }
 
-/// Takes one argument of the given kind or value type from `Args`.
-macro_rules! take {
-    ($a:ident, Console) => {
-        $a.console()?
-    };
-    ($a:ident, MonoClock) => {
-        $a.mono_clock()?
-    };
-    ($a:ident, WallClock) => {
-        $a.wall_clock()?
-    };
-    ($a:ident, Time) => {
-        $a.time()?
-    };
-    ($a:ident, Random) => {
-        $a.random()?
-    };
-    ($a:ident, KvRo) => {
-        $a.kv_ro()?
-    };
-    ($a:ident, Kv) => {
-        $a.kv()?
-    };
-    ($a:ident, Block) => {
-        $a.block()?
-    };
-    ($a:ident, Netif) => {
-        $a.netif()?
-    };
-    ($a:ident, Stack) => {
-        $a.stack()?
-    };
-    ($a:ident, Int) => {
-        $a.int::<i64>("i64")?
-    };
-    ($a:ident, Str) => {
-        $a.string()?
-    };
-    ($a:ident, Cidr) => {
-        $a.cidr()?
-    };
+/// How `imp!` takes each parameter type it names from `Args`: one function
+/// per type, named as the type is (`taken::MonoClock(args)`). Every device
+/// kind is listed, whether or not today's catalog has a parameter of it.
+#[allow(non_snake_case, dead_code)]
+mod taken {
+    use libos::abi::{ArgError, Args};
+    use libos::{Block, Console, MonoClock, Random, Time, WallClock};
+    use libos::{Ipv4Cidr, Kv, KvRo, Netif, Stack};
+    use std::sync::Arc;
+
+    macro_rules! taken {
+        ($($kind:ident -> $ty:ty = $method:ident($($arg:expr)?);)*) => {
+            $(pub(super) fn $kind(a: &mut Args) -> Result<$ty, ArgError> {
+                a.$method($($arg)?)
+            })*
+        };
+    }
+
+    taken! {
+        Console -> Arc<dyn Console> = console();
+        MonoClock -> Arc<dyn MonoClock> = mono_clock();
+        WallClock -> Arc<dyn WallClock> = wall_clock();
+        Time -> Arc<dyn Time> = time();
+        Random -> Arc<dyn Random> = random();
+        KvRo -> Arc<dyn KvRo> = kv_ro();
+        Kv -> Arc<dyn Kv> = kv();
+        Block -> Arc<dyn Block> = block();
+        Netif -> Arc<dyn Netif> = netif();
+        Stack -> Arc<dyn Stack> = stack();
+        Int -> i64 = int("i64");
+        Str -> String = string();
+        Cidr -> Ipv4Cidr = cidr();
+    }
 }
 
 /// One catalog entry whose device `libos::make::$make` builds, from its
@@ -261,7 +253,7 @@ macro_rules! imp {
             instead: $instead,
             doc: $doc,
             rust: concat!("libos::make::", stringify!($make), "(p", $(", {", stringify!($arg), "}",)* ")?"),
-            build: |p, _a| Ok(Arg::$kind(Arc::new(libos::make::$make(p, $(take!(_a, $ty)),*)?))),
+            build: |p, _a| Ok(Arg::$kind(Arc::new(libos::make::$make(p, $(taken::$ty(_a)?),*)?))),
             make_params: &[$((stringify!($arg), stringify!($ty))),*],
         }
     };
@@ -276,6 +268,18 @@ const FACTOR: Param = Param::value(
     "how many times faster than the wrapped device",
 )
 .within(1, 1_000_000);
+
+const FRAMES: Param = Param::device(
+    "netif",
+    Kind::Netif,
+    "the interface carrying the stack's Ethernet frames",
+);
+
+const WRAPPED: Param = Param::device(
+    "stack",
+    Kind::Stack,
+    "the stack whose connections are wrapped",
+);
 
 /// The catalog.
 pub static CATALOG: &[Implementation] = &[
@@ -429,7 +433,7 @@ pub static CATALOG: &[Implementation] = &[
     imp! {
         "stack::direct" -> Stack,
         params: [
-            Param::device("netif", Kind::Netif, "the interface carrying the stack's Ethernet frames"),
+            FRAMES,
             Param::value("ipv4", ValueType::Cidr, "the stack's address and subnet, `10.0.0.2/24`"),
         ],
         targets: ALL_TARGETS,
@@ -439,7 +443,7 @@ pub static CATALOG: &[Implementation] = &[
     },
     imp! {
         "stack::dhcp" -> Stack,
-        params: [Param::device("netif", Kind::Netif, "the interface carrying the stack's Ethernet frames")],
+        params: [FRAMES],
         targets: ALL_TARGETS,
         instead: None,
         doc: "`stack::direct` with its address, subnet and router from a DHCP server on the link.\nUntil a lease arrives the stack listens but cannot connect; a lost lease takes the address away (`:inspect` shows the lease). QEMU's user network (`--target qemu -p`) runs a DHCP server that hands out 10.0.2.15.",
@@ -484,7 +488,7 @@ pub static CATALOG: &[Implementation] = &[
     imp! {
         "tls::server" -> Stack,
         params: [
-            Param::device("stack", Kind::Stack, "the stack whose connections are wrapped"),
+            WRAPPED,
             Param::device("certs", Kind::KvRo, "holds `cert.pem` (the certificate chain, leaf first) and `key.pem` (its PKCS#8 private key)"),
         ],
         targets: ALL_TARGETS,
@@ -495,7 +499,7 @@ pub static CATALOG: &[Implementation] = &[
     imp! {
         "tls::client" -> Stack,
         params: [
-            Param::device("stack", Kind::Stack, "the stack whose connections are wrapped"),
+            WRAPPED,
             Param::device("roots", Kind::KvRo, "holds `ca.pem`, the certificates to trust"),
             Param::value("name", ValueType::Str, "the name servers must prove, `example.com` or an IP address"),
         ],

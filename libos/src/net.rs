@@ -109,6 +109,15 @@ where
     }
 }
 
+/// Listens on `port`, with the error a server job returns when it cannot:
+/// the port and why (`cannot listen on port 80: address in use`).
+pub async fn listen<S: Stack + ?Sized>(stack: &S, port: u16) -> Result<Box<dyn Listener>, String> {
+    stack
+        .listen(port)
+        .await
+        .map_err(|e| alloc::format!("cannot listen on port {port}: {e}"))
+}
+
 /// A bound UDP socket: datagrams to and from any address.
 pub trait UdpSocket: Send {
     /// Sends one datagram to `to`.

@@ -117,6 +117,15 @@ impl Unsupported {
     pub fn error(device: &str, platform: &str) -> MakeError {
         MakeError(alloc::format!("{device} is not available on {platform}"))
     }
+
+    /// The error of a platform whose `kv::baked` files were baked in when
+    /// its program was built, asked to read a directory at run time.
+    pub fn bake(dir: &str, platform: &str) -> MakeError {
+        Self::error(
+            &alloc::format!("reading kv::baked(\"{dir}\") at run time"),
+            platform,
+        )
+    }
 }
 
 mod unsupported {

@@ -410,21 +410,10 @@ impl<F: Flow> TlsFlow<F> {
             plain.clear();
             self.plain_at = 0;
         }
+        let incoming = &mut self.incoming;
         match &mut self.conn {
-            Conn::Client(c) => handle(
-                c.process_tls_records(&mut self.incoming),
-                goal,
-                send,
-                out,
-                plain,
-            ),
-            Conn::Server(c) => handle(
-                c.process_tls_records(&mut self.incoming),
-                goal,
-                send,
-                out,
-                plain,
-            ),
+            Conn::Client(c) => handle(c.process_tls_records(incoming), goal, send, out, plain),
+            Conn::Server(c) => handle(c.process_tls_records(incoming), goal, send, out, plain),
         }
     }
 

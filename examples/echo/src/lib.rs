@@ -9,10 +9,7 @@ use libos::{Console, Flow, Stack};
 
 /// The job: listens on `port` and echoes each connection until it closes.
 pub async fn start(console: impl Console, stack: impl Stack, port: u16) -> Result<(), String> {
-    let mut listener = stack
-        .listen(port)
-        .await
-        .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+    let mut listener = libos::net::listen(&stack, port).await?;
     let _ = console
         .log(&format!("echo: listening on port {port}"))
         .await;

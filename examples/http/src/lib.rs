@@ -29,10 +29,7 @@ pub async fn start(
     state: impl Kv,
     port: u16,
 ) -> Result<(), String> {
-    let mut listener = stack
-        .listen(port)
-        .await
-        .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+    let mut listener = libos::net::listen(&stack, port).await?;
     let _ = console
         .log(&format!("http: listening on port {port}"))
         .await;

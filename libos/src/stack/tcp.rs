@@ -182,54 +182,67 @@ struct DirectFlow {
     handle: SocketHandle,
 }
 
+impl DirectFlow {
+    /// Polls the connection's socket under the stack's lock: an empty
+    /// buffer is done at once; otherwise `act` answers, saying too whether
+    /// data moved, in which case the driver is poked (to send, or to tell
+    /// the peer the window opened) once the lock is released.
+    fn poll_socket(
+        &self,
+        empty: bool,
+        act: impl FnOnce(&mut tcp::Socket<'static>) -> (Poll<Result<usize, FlowError>>, bool),
+    ) -> Poll<Result<usize, FlowError>> {
+        if empty {
+            return Poll::Ready(Ok(0));
+        }
+        let mut st = self.shared.state.lock();
+        let (answer, moved) = act(st.sockets.get_mut::<tcp::Socket>(self.handle));
+        drop(st);
+        if moved {
+            self.shared.poke.poke();
+        }
+        answer
+    }
+}
+
 impl Flow for DirectFlow {
     fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, Result<usize, FlowError>> {
         Box::pin(poll_fn(move |cx| {
-            if buf.is_empty() {
-                return Poll::Ready(Ok(0));
-            }
-            let mut st = self.shared.state.lock();
-            let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
-            if s.can_recv() {
-                let n = s.recv_slice(buf).unwrap_or(0);
-                drop(st);
-                // The window opened: let the driver tell the peer.
-                self.shared.poke.poke();
-                return Poll::Ready(Ok(n));
-            }
-            if !s.may_recv() {
-                return Poll::Ready(match s.state() {
-                    // Closed without the peer's FIN: a reset or a timeout.
-                    State::Closed if s.remote_endpoint().is_none() => Err(FlowError::Reset),
-                    _ => Ok(0),
-                });
-            }
-            s.register_recv_waker(cx.waker());
-            Poll::Pending
+            self.poll_socket(buf.is_empty(), |s| {
+                if s.can_recv() {
+                    return (Poll::Ready(Ok(s.recv_slice(buf).unwrap_or(0))), true);
+                }
+                if !s.may_recv() {
+                    return match s.state() {
+                        // Closed without the peer's FIN: a reset or a timeout.
+                        State::Closed if s.remote_endpoint().is_none() => {
+                            (Poll::Ready(Err(FlowError::Reset)), false)
+                        }
+                        _ => (Poll::Ready(Ok(0)), false),
+                    };
+                }
+                s.register_recv_waker(cx.waker());
+                (Poll::Pending, false)
+            })
         }))
     }
 
     fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, Result<usize, FlowError>> {
         Box::pin(poll_fn(move |cx| {
-            if data.is_empty() {
-                return Poll::Ready(Ok(0));
-            }
-            let mut st = self.shared.state.lock();
-            let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
-            if !s.may_send() {
-                return Poll::Ready(Err(match s.state() {
-                    State::Closed | State::TimeWait => FlowError::Reset,
-                    _ => FlowError::Closed,
-                }));
-            }
-            if s.can_send() {
-                let n = s.send_slice(data).unwrap_or(0);
-                drop(st);
-                self.shared.poke.poke();
-                return Poll::Ready(Ok(n));
-            }
-            s.register_send_waker(cx.waker());
-            Poll::Pending
+            self.poll_socket(data.is_empty(), |s| {
+                if !s.may_send() {
+                    let err = match s.state() {
+                        State::Closed | State::TimeWait => FlowError::Reset,
+                        _ => FlowError::Closed,
+                    };
+                    return (Poll::Ready(Err(err)), false);
+                }
+                if s.can_send() {
+                    return (Poll::Ready(Ok(s.send_slice(data).unwrap_or(0))), true);
+                }
+                s.register_send_waker(cx.waker());
+                (Poll::Pending, false)
+            })
         }))
     }
 

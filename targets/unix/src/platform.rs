@@ -62,10 +62,7 @@ impl Platform for Unix {
     }
     fn bake(&self, dir: &str) -> Result<Vec<(String, Vec<u8>)>, MakeError> {
         // A standalone program has its files baked in when it is built.
-        Err(Unsupported::error(
-            &format!("reading kv::baked(\"{dir}\") at run time"),
-            "a compiled program",
-        ))
+        Err(Unsupported::bake(dir, "a compiled program"))
     }
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         tokio::spawn(task);

@@ -252,8 +252,8 @@ impl Platform for Guest {
         ))
     }
     fn bake(&self, dir: &str) -> Result<Vec<(String, Vec<u8>)>, MakeError> {
-        Err(Unsupported::error(
-            &format!("reading kv::baked(\"{dir}\") at run time"),
+        Err(Unsupported::bake(
+            dir,
             "a unikernel (its files are baked in)",
         ))
     }
