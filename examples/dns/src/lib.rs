@@ -1,0 +1,141 @@
+//! dns: an authoritative DNS server answering A, AAAA, CNAME, NS and SOA
+//! questions from zones baked into the program (try `dig @127.0.0.1 -p
+//! 5300 www.example.test` after `nym run -- --port 5300`).
+//!
+//! Two jobs share one port number: [`udp`] answers datagrams, [`tcp`]
+//! answers connections (for answers too large for a datagram, which UDP
+//! answers with TC set so the client asks again over TCP, and for clients
+//! that ask over TCP to begin with). Each reads the zones at start: every
+//! `*.zone` file of the store, in the format [`zone`] describes.
+//!
+//! The rooms: [`wire`] reads and writes messages, [`zone`] reads zone files
+//! and looks questions up, [`answer`] turns a query's bytes into the
+//! response's (FORMERR for what cannot be read, never a panic).
+#![no_std]
+extern crate alloc;
+
+pub mod answer;
+pub mod wire;
+pub mod zone;
+
+pub use answer::{respond, Transport};
+pub use zone::Zones;
+
+use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
+use libos::{Console, Flow, KvRo, NetError, Stack};
+
+/// The UDP job: answers datagrams on `port` until the stack fails.
+pub async fn udp(
+    console: impl Console,
+    stack: impl Stack,
+    zone: impl KvRo,
+    port: u16,
+) -> Result<(), String> {
+    let zones = load(&zone).await?;
+    let mut socket = stack
+        .udp(port)
+        .await
+        .map_err(|e| format!("cannot bind UDP port {port}: {e}"))?;
+    let _ = console
+        .log(&format!(
+            "dns: listening on port {port} (UDP) for {}",
+            zones.describe()
+        ))
+        .await;
+    // Larger than any query over UDP this server answers.
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, peer) = match socket.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(NetError::FrameTooLarge { .. }) => continue,
+            Err(e) => return Err(format!("UDP port {port}: {e}")),
+        };
+        let Some(reply) = respond(&zones, &buf[..n], Transport::Udp) else {
+            continue;
+        };
+        // A datagram that cannot go is lost, as datagrams are; the client
+        // asks again.
+        if let Err(NetError::Down) = socket.send_to(&reply, peer).await {
+            return Err(format!("UDP port {port}: {}", NetError::Down));
+        }
+    }
+}
+
+/// The TCP job: answers connections on `port` until the stack fails, each
+/// connection query after query (RFC 7766), many connections at once.
+pub async fn tcp(
+    console: impl Console,
+    stack: impl Stack,
+    zone: impl KvRo,
+    port: u16,
+) -> Result<(), String> {
+    let zones = load(&zone).await?;
+    let mut listener = stack
+        .listen(port)
+        .await
+        .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+    let _ = console
+        .log(&format!(
+            "dns: listening on port {port} (TCP) for {}",
+            zones.describe()
+        ))
+        .await;
+    let err = libos::net::serve(&mut *listener, |flow, _peer| serve(flow, &zones)).await;
+    Err(format!("port {port}: {err}"))
+}
+
+/// The zones of every `*.zone` file in `store`.
+pub async fn load(store: &impl KvRo) -> Result<Zones, String> {
+    let keys = store
+        .list("")
+        .await
+        .map_err(|e| format!("cannot list the zone files: {e}"))?;
+    let mut texts: Vec<(String, String)> = Vec::new();
+    for key in keys.into_iter().filter(|k| k.ends_with(".zone")) {
+        let bytes = store
+            .get(&key)
+            .await
+            .map_err(|e| format!("cannot read zone {key}: {e}"))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| format!("zone {key}: the file is not UTF-8"))?;
+        texts.push((key, text));
+    }
+    let zones = Zones::parse(texts.iter().map(|(k, t)| (k.as_str(), t.as_str())))
+        .map_err(|e| format!("{e}"))?;
+    if zones.is_empty() {
+        return Err("no zone: the store has no `*.zone` file".into());
+    }
+    Ok(zones)
+}
+
+/// Serves one TCP connection: messages after their 2-byte lengths, each
+/// answered in turn, until the client closes.
+async fn serve(mut flow: Box<dyn Flow>, zones: &Zones) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    'conn: loop {
+        while let [hi, lo, ..] = buf[..] {
+            let len = usize::from(u16::from_be_bytes([hi, lo]));
+            if buf.len() < 2 + len {
+                break;
+            }
+            let reply = respond(zones, &buf[2..2 + len], Transport::Tcp);
+            buf.drain(..2 + len);
+            if let Some(reply) = reply {
+                // At most 65,535 bytes: `respond` truncates past it.
+                let prefix = u16::try_from(reply.len()).unwrap_or(u16::MAX).to_be_bytes();
+                let mut out = Vec::with_capacity(2 + reply.len());
+                out.extend_from_slice(&prefix);
+                out.extend_from_slice(&reply);
+                if flow.write_all(&out).await.is_err() {
+                    break 'conn;
+                }
+            }
+        }
+        match flow.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let _ = flow.close().await;
+}
