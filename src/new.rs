@@ -21,6 +21,8 @@ pub(crate) enum Template {
     Http,
     /// The web server over TLS on port 8443, with a CA and certificate of its own.
     Https,
+    /// A DNS server answering from a baked zone, over UDP and TCP on port 53.
+    Dns,
 }
 
 impl Template {
@@ -32,6 +34,7 @@ impl Template {
             Template::Echo => "echo",
             Template::Http => "http",
             Template::Https => "https",
+            Template::Dns => "dns",
         }
     }
 
@@ -47,9 +50,23 @@ impl Template {
                 include_str!("../examples/http/www/style.css"),
             ),
         ];
+        // The application's other modules, and its zone.
+        const DNS: &[(&str, &str)] = &[
+            (
+                "src/answer.rs",
+                include_str!("../examples/dns/src/answer.rs"),
+            ),
+            ("src/wire.rs", include_str!("../examples/dns/src/wire.rs")),
+            ("src/zone.rs", include_str!("../examples/dns/src/zone.rs")),
+            (
+                "zone/example.test.zone",
+                include_str!("../examples/dns/zone/example.test.zone"),
+            ),
+        ];
         match self {
             // https's tls/ is made for each project: `certs::Certs`.
             Template::Http | Template::Https => WWW,
+            Template::Dns => DNS,
             _ => &[],
         }
     }
@@ -85,6 +102,10 @@ impl Template {
             Template::Https => (
                 include_str!("../examples/https/unikernel.nym"),
                 include_str!("../examples/http/src/lib.rs"),
+            ),
+            Template::Dns => (
+                include_str!("../examples/dns/unikernel.nym"),
+                include_str!("../examples/dns/src/lib.rs"),
             ),
         }
     }
