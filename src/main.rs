@@ -7,6 +7,7 @@ mod cache;
 mod commands;
 mod guide;
 mod new;
+mod sim;
 mod tutorial;
 mod watch;
 
@@ -219,6 +220,25 @@ enum Command {
         #[command(subcommand)]
         command: Option<cache::CacheCommand>,
     },
+    /// Run many graphs on one simulated network, on virtual time: the same
+    /// seed gives the same run; faults and properties come from the
+    /// topology file (TOML: nodes, links, events, properties).
+    Sim {
+        /// The topology file.
+        topology: PathBuf,
+        /// The seed of every random choice (default: the file's `seed`, or 1).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run every seed of a range, `1..100`, and report those that fail.
+        #[arg(long, value_name = "A..B")]
+        seeds: Option<String>,
+        /// How much simulated time a run lasts, `10m` (default: the file's `until`, or 60s).
+        #[arg(long)]
+        until: Option<String>,
+        /// Write the frames a node sends and receives to a pcap file (repeatable).
+        #[arg(long = "pcap", value_name = "NODE=FILE")]
+        pcaps: Vec<String>,
+    },
     /// Serve the Language Server Protocol on stdio for *.nym files.
     Lsp,
     /// Guided lessons, every step checked: `nym tutorial` lists them,
@@ -307,6 +327,22 @@ fn main() -> ExitCode {
         }
         Command::Check { project, short } => commands::check(&cwd, &project, short),
         Command::Dom0 => commands::dom0(),
+        Command::Sim {
+            topology,
+            seed,
+            seeds,
+            until,
+            pcaps,
+        } => sim::run(
+            &cwd,
+            sim::Args {
+                topology: &topology,
+                seed,
+                seeds: seeds.as_deref(),
+                until: until.as_deref(),
+                pcaps: &pcaps,
+            },
+        ),
         Command::Fmt { file, check } => commands::fmt(&cwd, file.as_deref(), check),
         Command::Graph { project, dot } => commands::graph(&cwd, &project, dot),
         Command::Run {

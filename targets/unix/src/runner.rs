@@ -12,7 +12,7 @@ use crate::devices;
 use crate::keys::Keys;
 use crate::platform::Unix;
 use libos::abi::{self, Arg, Args, JobFuture, JobTable};
-use libos::platform::{MakeError, Platform};
+use libos::platform::{DynPlatform, MakeError, Platform};
 use libos::{BoxFuture, Console};
 use nym_graph::check::{GArg, Graph};
 use std::ffi::{c_char, CStr};
@@ -28,6 +28,10 @@ pub type StoreHistory = libos::kv::History<Arc<dyn libos::Kv>, Arc<dyn libos::Wa
 /// A device's recorded changes: a store's ([`StoreHistory`]), or a
 /// stack's neighbours and sockets (`stack::direct`).
 pub type Recorded = Arc<dyn libos::kv::Versioned>;
+
+/// Makes the platform a node is built on, given the node's label, in place
+/// of the host's own ([`InProcess`]): a simulated machine's (`nym sim`).
+pub type Host = Arc<dyn Fn(&str) -> Box<DynPlatform> + Send + Sync>;
 
 /// How many changes each store made from now on records (0: none).
 static HISTORY_BOUND: AtomicUsize = AtomicUsize::new(0);
@@ -218,6 +222,8 @@ pub struct Devices {
     histories: Vec<Option<Recorded>>,
     /// What `console::default()` is, when not standard output (a session's log).
     console: Option<Arc<dyn Console>>,
+    /// The platform nodes are built on, when not the host's.
+    host: Option<Host>,
 }
 
 /// What [`Devices::rewire`] did, by node label.
@@ -245,6 +251,16 @@ impl Devices {
             sockets: Vec::new(),
             histories: Vec::new(),
             console,
+            host: None,
+        }
+    }
+
+    /// No devices yet; every node will be built on the platform `host`
+    /// makes for it rather than on the host's own.
+    pub fn on(host: Host) -> Devices {
+        Devices {
+            host: Some(host),
+            ..Devices::none(None)
         }
     }
 
@@ -312,6 +328,7 @@ impl Devices {
             sockets: Vec::new(),
             histories: Vec::with_capacity(graph.nodes.len()),
             console: self.console.clone(),
+            host: self.host.clone(),
         };
         let mut rewired = Rewired::default();
         // The nodes a `kv::history` of the graph wraps.
@@ -340,8 +357,13 @@ impl Devices {
                 }
                 None => {
                     rewired.made.push(node.label.clone());
-                    let mut platform = InProcess::new(root, self.console.clone());
-                    platform.label = node.label.clone();
+                    let mut in_process = InProcess::new(root, self.console.clone());
+                    in_process.label = node.label.clone();
+                    let hosted = self.host.as_ref().map(|h| h(&node.label));
+                    let platform: &DynPlatform = match &hosted {
+                        Some(p) => &**p,
+                        None => &in_process,
+                    };
                     let init = |message: String| RunError::Init {
                         node: node.label.clone(),
                         imp: node.imp.name,
@@ -351,17 +373,17 @@ impl Devices {
                     // made here, so the session reads it, and the store it
                     // wraps is not recorded twice.
                     let (made, history) = if node.imp.name == "kv::history" {
-                        let (made, history) = history_node(args, &platform).map_err(init)?;
+                        let (made, history) = history_node(args, platform).map_err(init)?;
                         (made, Some(history))
                     } else {
-                        let made = (node.imp.build)(&platform, &mut Args::new(args))
+                        let made = (node.imp.build)(platform, &mut Args::new(args))
                             .map_err(|e| init(e.message().to_owned()))?;
-                        if let Some(socket) = platform.take_socket() {
+                        if let Some(socket) = in_process.take_socket() {
                             devices.sockets.push((devices.nodes.len(), socket));
                         }
                         match by_history[devices.nodes.len()] {
                             true => (made, None),
-                            false => recorded(made, &platform)?,
+                            false => recorded(made, platform)?,
                         }
                     };
                     devices.histories.push(history);
@@ -412,7 +434,7 @@ impl Devices {
 }
 
 /// `kv::history(kv, bound)` in-process: the store and its history.
-fn history_node(args: Vec<Arg>, platform: &InProcess) -> Result<(Arg, Recorded), String> {
+fn history_node(args: Vec<Arg>, platform: &DynPlatform) -> Result<(Arg, Recorded), String> {
     let mut args = Args::new(args);
     let kv = args.kv().map_err(|e| e.to_string())?;
     let bound = args.int::<usize>("usize").map_err(|e| e.to_string())?;
@@ -424,7 +446,7 @@ fn history_node(args: Vec<Arg>, platform: &InProcess) -> Result<(Arg, Recorded),
 
 /// `made` with its changes recorded, if it is a read-write store or a
 /// stack that records its own and [`record_history`] asks for it.
-fn recorded(made: Arg, platform: &InProcess) -> Result<(Arg, Option<Recorded>), RunError> {
+fn recorded(made: Arg, platform: &DynPlatform) -> Result<(Arg, Option<Recorded>), RunError> {
     let bound = history_bound();
     if bound == 0 || !matches!(made, Arg::Kv(_) | Arg::Stack(_)) {
         return Ok((made, None));
