@@ -104,7 +104,13 @@ pub fn respond(zones: &Zones, query: &[u8], transport: Transport) -> Option<Vec<
     } else {
         let found = zones.lookup(&q.question.name, qtype);
         m.header.aa = found.authoritative;
+        // Records owned by the name asked carry it in the question's case
+        // (so they point at it), as clients that vary case expect.
+        let asked = q.question.name.lower();
         m.answers = found.answers;
+        for r in m.answers.iter_mut().filter(|r| r.name == asked) {
+            r.name = q.question.name.clone();
+        }
         m.authority = found.authority;
         m.additional = found.additional;
         found.rcode
@@ -210,7 +216,16 @@ www   300 A   192.0.2.10
             b"\x03WWW\x07example\x04test\x00"
         );
         assert_eq!(m.answers.len(), 1);
+        assert_eq!(m.answers[0].name, m.questions[0].name);
         assert!(m.additional.is_empty(), "no OPT without EDNS");
+        // A pointer to the question's name: 12 + 18 + 4.
+        let bytes = respond(
+            &zones(),
+            &query("WWW.example.test", rtype::A, None),
+            Transport::Udp,
+        )
+        .expect("an answer");
+        assert_eq!(&bytes[34..36], &[0xc0, 12]);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! the pointer, so no pointer can loop), a label is at most 63 bytes and a
 //! name at most 255, and labels of the reserved types (a length byte of
 //! 64 to 191) are errors. Writing compresses names (RFC 1035, 4.1.4) or
-//! not, as asked.
+//! not, as asked; a pointer stands only for the same name in the same
+//! case.
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -649,7 +650,8 @@ impl<'a> Reader<'a> {
 struct Writer {
     buf: Vec<u8>,
     compress: bool,
-    /// Each name suffix written (lowercased wire form) and its offset.
+    /// Each name suffix written (wire form) and its offset. Matching keeps
+    /// case: a name never takes another's case through a pointer.
     written: Vec<(Vec<u8>, u16)>,
 }
 
@@ -678,13 +680,13 @@ impl Writer {
                 break;
             }
             if self.compress {
-                let suffix = wire[i..].to_ascii_lowercase();
-                if let Some(&(_, at)) = self.written.iter().find(|(s, _)| *s == suffix) {
+                let suffix = &wire[i..];
+                if let Some(&(_, at)) = self.written.iter().find(|(s, _)| s == suffix) {
                     self.u16(0xc000 | at);
                     return;
                 }
                 if self.buf.len() < POINTER_REACH {
-                    self.written.push((suffix, self.buf.len() as u16));
+                    self.written.push((suffix.to_vec(), self.buf.len() as u16));
                 }
             }
             let end = (i + 1 + usize::from(len)).min(wire.len());
