@@ -38,7 +38,8 @@ ensure_backports() {
 # Debian packages: binary to look for, package that provides it.
 missing=()
 for pair in dot:graphviz gdb:gdb nvim:neovim curl:curl openssl:openssl ip:iproute2 tmux:tmux \
-    virsh:libvirt-clients libvirtd:libvirt-daemon-system testssl:testssl.sh wrk:wrk dig:bind9-dnsutils; do
+    virsh:libvirt-clients libvirtd:libvirt-daemon-system testssl:testssl.sh wrk:wrk dig:bind9-dnsutils \
+    tshark:tshark; do
     bin=${pair%%:*} pkg=${pair#*:}
     command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || missing+=("$pkg")
 done
