@@ -238,6 +238,10 @@ enum Command {
         /// Write the frames a node sends and receives to a pcap file (repeatable).
         #[arg(long = "pcap", value_name = "NODE=FILE")]
         pcaps: Vec<String>,
+        /// Write the scheduler's log, on simulated time, as Trace Event JSON
+        /// (Perfetto, chrome://tracing): a track per node's job and task.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
     },
     /// Serve the Language Server Protocol on stdio for *.nym files.
     Lsp,
@@ -333,6 +337,7 @@ fn main() -> ExitCode {
             seeds,
             until,
             pcaps,
+            trace,
         } => sim::run(
             &cwd,
             sim::Args {
@@ -341,6 +346,7 @@ fn main() -> ExitCode {
                 seeds: seeds.as_deref(),
                 until: until.as_deref(),
                 pcaps: &pcaps,
+                trace: trace.as_deref(),
             },
         ),
         Command::Fmt { file, check } => commands::fmt(&cwd, file.as_deref(), check),

@@ -15,6 +15,7 @@ pub(crate) struct Args<'a> {
     pub(crate) seeds: Option<&'a str>,
     pub(crate) until: Option<&'a str>,
     pub(crate) pcaps: &'a [String],
+    pub(crate) trace: Option<&'a Path>,
 }
 
 fn other(message: String) -> CliError {
@@ -63,6 +64,11 @@ pub(crate) fn run(cwd: &Path, args: Args<'_>) -> Result<ExitCode, CliError> {
     }
     let seeds: Vec<u64> = match (args.seed, args.seeds) {
         (Some(_), Some(_)) => return Err(other("give --seed or --seeds, not both".into())),
+        (_, Some(_)) if args.trace.is_some() => {
+            return Err(other(
+                "--trace records one run: give --seed, not --seeds".into(),
+            ))
+        }
         (_, Some(range)) => seed_range(range)?.collect(),
         (Some(s), None) => vec![s],
         (None, None) => vec![topology.seed],
@@ -89,6 +95,7 @@ pub(crate) fn run(cwd: &Path, args: Args<'_>) -> Result<ExitCode, CliError> {
             until,
             pcaps: if many { Vec::new() } else { pcaps.clone() },
             state: state.clone(),
+            trace: args.trace.is_some() && !many,
         };
         let wall = Instant::now();
         let outcome = if many {
@@ -98,6 +105,12 @@ pub(crate) fn run(cwd: &Path, args: Args<'_>) -> Result<ExitCode, CliError> {
         }
         .map_err(|e| other(e.to_string()))?;
         report(&outcome, wall.elapsed(), &shown, many);
+        if let (Some(file), Some(trace)) = (args.trace, &outcome.trace) {
+            let file = cwd.join(file);
+            std::fs::write(&file, trace.json(&format!("nym sim {shown} --seed {seed}")))
+                .map_err(|e| other(format!("cannot write {}: {e}", file.display())))?;
+            eprintln!("{}", trace.written(&file));
+        }
         if outcome.violation.is_some() {
             failed.push(seed);
         }

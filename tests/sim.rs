@@ -328,3 +328,38 @@ fn mistakes_in_the_topology_are_named_before_anything_runs() {
     assert!(err.contains("checked for kvm"), "{err}");
     assert!(err.contains("stack::socket"), "{err}");
 }
+
+#[test]
+fn a_trace_is_on_simulated_time_with_a_track_per_nodes_job() {
+    let (tmp, topo) = echo_pair(&b_reaches_a("echo", "30s", "5s"));
+    let out = sim(&topo, &["--trace", "t.json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("t.json")).unwrap()).unwrap();
+    let events = json["traceEvents"].as_array().unwrap();
+    let named = |name: &str| {
+        events
+            .iter()
+            .any(|e| e["ph"] == "M" && e["args"]["name"].as_str() == Some(name))
+    };
+    for track in [
+        "job a: echo",
+        "job b: echo",
+        "task: a.stack",
+        "task: b.stack",
+    ] {
+        assert!(named(track), "a track {track:?}");
+    }
+    // a's echo reads what b sent at 30 s, simulated: its trace says so.
+    let read_at: Vec<f64> = events
+        .iter()
+        .filter(|e| e["name"] == "stack.read")
+        .map(|e| e["ts"].as_f64().unwrap())
+        .collect();
+    assert!(
+        read_at.iter().any(|&t| (30e6..31e6).contains(&t)),
+        "{read_at:?}"
+    );
+    let out = sim(&topo, &["--trace", "t.json", "--seeds", "1..2"]);
+    assert!(stderr(&out).contains("--trace records one run"));
+}

@@ -252,7 +252,13 @@ impl Platform for SimPlatform {
         Ok(entries)
     }
     fn spawn(&self, task: BoxFuture<'static, ()>) {
-        let handle = tokio::spawn(task).abort_handle();
+        let handle = if nym_unix::trace::installed() {
+            let track = format!("task: {}.{}", self.shared.name, self.label);
+            tokio::spawn(nym_unix::trace::Traced::new(&track, task))
+        } else {
+            tokio::spawn(task)
+        }
+        .abort_handle();
         self.shared
             .tasks
             .lock()
@@ -369,6 +375,12 @@ impl Machine {
                 return;
             }
         };
+        // Each job's track in a trace says whose it is.
+        let name = &self.shared.name;
+        let jobs = jobs
+            .into_iter()
+            .map(|(job, f)| (format!("{name}: {job}"), f))
+            .collect();
         let mut running = Running::start(jobs);
         let s = self.shared.clone();
         let watch = tokio::spawn(async move {

@@ -25,6 +25,9 @@ pub struct RunOptions {
     pub pcaps: Vec<(usize, PathBuf)>,
     /// Where each node keeps its files, in a folder per node (emptied first).
     pub state: PathBuf,
+    /// Record the scheduler's log (jobs' polls, wake-ups and device calls)
+    /// on simulated time.
+    pub trace: bool,
 }
 
 /// A property that did not hold.
@@ -53,6 +56,8 @@ pub struct Outcome {
     pub lines: usize,
     /// What the network did.
     pub counts: Counts,
+    /// The scheduler's log, when asked for.
+    pub trace: Option<nym_unix::trace::Trace>,
 }
 
 /// Runs `topology`'s nodes (their `programs`, in the topology's node
@@ -79,6 +84,9 @@ async fn run_on(
     sink: impl Fn(&str) + Send + Sync + 'static,
 ) -> Result<Outcome, SimError> {
     let start = Instant::now();
+    if options.trace {
+        nym_unix::trace::start();
+    }
     let net = Network::new(topology, options.seed);
     for (node, path) in &options.pcaps {
         let pcap = Pcap::create(path)
@@ -188,6 +196,11 @@ async fn run_on(
         simulated,
         lines: log.len(),
         counts: net.counts(),
+        trace: if options.trace {
+            nym_unix::trace::stop()
+        } else {
+            None
+        },
     })
 }
 

@@ -21,7 +21,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Instant;
+// tokio's clock, which is the host's but for a runtime whose clock is
+// paused (`nym sim`): there a trace is on simulated time, as its runs are.
+use tokio::time::Instant;
 
 /// The most events kept; later ones are counted, not kept.
 pub const MAX_EVENTS: usize = 4_000_000;
