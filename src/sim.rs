@@ -136,10 +136,13 @@ pub(crate) fn run(cwd: &Path, args: Args<'_>) -> Result<ExitCode, CliError> {
 }
 
 fn report(o: &Outcome, wall: std::time::Duration, topology: &str, brief: bool) {
-    let c = o.counts;
-    let time = nym_sim::run::secs(o.simulated);
     match (&o.violation, brief) {
-        (None, true) => eprintln!("seed {}: {} properties held ({time})", o.seed, o.held),
+        (None, true) => eprintln!(
+            "seed {}: {} properties held ({})",
+            o.seed,
+            o.held,
+            nym_sim::run::secs(o.simulated)
+        ),
         (Some(v), true) => eprintln!(
             "seed {}: property `{}` violated at {}: {}",
             o.seed,
@@ -147,16 +150,6 @@ fn report(o: &Outcome, wall: std::time::Duration, topology: &str, brief: bool) {
             nym_sim::run::secs(v.at),
             v.why
         ),
-        (None, false) => eprintln!(
-            "sim: {time} simulated in {:.2} s (seed {}): {} properties held; frames: {} sent, {} delivered, {} lost, {} cut, {} reordered, {} duplicated",
-            wall.as_secs_f64(), o.seed, o.held, c.sent, c.delivered, c.lost, c.cut, c.reordered, c.duplicated
-        ),
-        (Some(v), false) => eprintln!(
-            "sim: property `{}` violated at {}: {}\n  reproduce: nym sim {topology} --seed {}",
-            v.property,
-            nym_sim::run::secs(v.at),
-            v.why,
-            o.seed
-        ),
+        (_, false) => eprintln!("{}", o.summary(wall, &format!("nym sim {topology}"))),
     }
 }

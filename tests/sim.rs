@@ -363,3 +363,51 @@ fn a_trace_is_on_simulated_time_with_a_track_per_nodes_job() {
     let out = sim(&topo, &["--trace", "t.json", "--seeds", "1..2"]);
     assert!(stderr(&out).contains("--trace records one run"));
 }
+
+#[test]
+fn a_session_simulates_shows_a_nodes_console_and_inspects_its_devices_after_the_run() {
+    let (tmp, _) = project("kv", "kv");
+    std::fs::write(
+        tmp.path().join("kv.toml"),
+        "until = \"30s\"\n[nodes.a]\nproject = \"kv\"\n[nodes.b]\nproject = \"kv\"\n[[events]]\nat = \"10s\"\nrestart = \"a\"\n",
+    )
+    .unwrap();
+    std::env::set_var("CARGO_TARGET_DIR", common::shared_target());
+    let mut s = nym_repl::Session::open(tmp.path(), None).unwrap();
+    let r = s.eval(":sim kv.toml --until 20s");
+    assert!(!r.error, "{}", r.text);
+    assert!(r.text.contains("simulating 2 node(s): a, b"), "{}", r.text);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !s.log().tail(200).iter().any(|l| l.starts_with("sim: ")) {
+        assert!(Instant::now() < deadline, "{}", s.log().tail(50).join("\n"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let summary = s.log().tail(200).join("\n");
+    assert!(summary.contains("sim: 20.000000s simulated"), "{summary}");
+    let a = s.eval(":logs a");
+    assert!(a.text.contains("[  10.000000] a | run #2"), "{}", a.text);
+    assert!(!a.text.contains("b |"), "{}", a.text);
+    let i = s.eval(":inspect a.store");
+    assert!(!i.error, "{}", i.text);
+    assert!(i.text.contains("runs = \"2\""), "{}", i.text);
+    let i = s.eval(":inspect b.store");
+    assert!(i.text.contains("runs = \"1\""), "{}", i.text);
+    let i = s.eval(":inspect a.nothing");
+    assert!(
+        i.error && i.text.contains("a has no device `nothing`"),
+        "{}",
+        i.text
+    );
+    let bad = s.eval(":sim nowhere.toml");
+    assert!(
+        bad.error && bad.text.contains("nowhere.toml"),
+        "{}",
+        bad.text
+    );
+    let stop = s.eval(":stop");
+    assert!(
+        stop.text.contains("put the simulation away"),
+        "{}",
+        stop.text
+    );
+}

@@ -413,6 +413,15 @@ impl Machine {
         self.say("nym: crashed");
     }
 
+    /// Stops its jobs and background tasks but keeps its devices, as
+    /// they were: the state a finished run is inspected in.
+    pub fn halt(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.abort();
+        }
+        self.abort_tasks();
+    }
+
     fn abort_tasks(&self) {
         for t in self
             .shared

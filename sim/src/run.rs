@@ -60,6 +60,25 @@ pub struct Outcome {
     pub trace: Option<nym_unix::trace::Trace>,
 }
 
+/// A question about a finished run's devices: `:inspect NODE.DEVICE`.
+pub struct Query {
+    /// The node's name.
+    pub node: String,
+    /// The device's label in its graph.
+    pub device: String,
+    /// Where the answer goes: the device's state, a line per fact.
+    pub reply: std::sync::mpsc::Sender<Result<Vec<String>, String>>,
+}
+
+/// After a run: what to tell of its end, and the questions to answer about
+/// its devices, frozen as they were, until the asker hangs up.
+pub struct Serve {
+    /// Called once the run has ended, with how.
+    pub ended: Box<dyn FnOnce(&Outcome)>,
+    /// The questions.
+    pub queries: tokio::sync::mpsc::UnboundedReceiver<Query>,
+}
+
 /// Runs `topology`'s nodes (their `programs`, in the topology's node
 /// order) once, each console line shown through `sink`.
 pub fn run(
@@ -68,13 +87,25 @@ pub fn run(
     options: &RunOptions,
     sink: impl Fn(&str) + Send + Sync + 'static,
 ) -> Result<Outcome, SimError> {
+    run_serving(topology, programs, options, sink, None)
+}
+
+/// [`run`], then, with `serve`, answers questions about the nodes' devices
+/// as the run left them (their jobs and tasks stopped).
+pub fn run_serving(
+    topology: &Topology,
+    programs: &[Rc<Program>],
+    options: &RunOptions,
+    sink: impl Fn(&str) + Send + Sync + 'static,
+    serve: Option<Serve>,
+) -> Result<Outcome, SimError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .map_err(|e| SimError::Io(format!("starting the runtime: {e}")))?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, run_on(topology, programs, options, sink))
+    local.block_on(&rt, run_on(topology, programs, options, sink, serve))
 }
 
 async fn run_on(
@@ -82,6 +113,7 @@ async fn run_on(
     programs: &[Rc<Program>],
     options: &RunOptions,
     sink: impl Fn(&str) + Send + Sync + 'static,
+    serve: Option<Serve>,
 ) -> Result<Outcome, SimError> {
     let start = Instant::now();
     if options.trace {
@@ -186,10 +218,9 @@ async fn run_on(
     for c in checks {
         c.abort();
     }
-    machines.borrow_mut().clear();
     net.finish_captures()
         .map_err(|e| SimError::Io(format!("writing a capture: {e}")))?;
-    Ok(Outcome {
+    let outcome = Outcome {
         seed: options.seed,
         violation,
         held: held.len(),
@@ -201,7 +232,64 @@ async fn run_on(
         } else {
             None
         },
-    })
+    };
+    if let Some(mut serve) = serve {
+        machines.borrow_mut().iter_mut().for_each(Machine::halt);
+        (serve.ended)(&outcome);
+        while let Some(q) = serve.queries.recv().await {
+            let answer = answer(&q, topology, &machines.borrow(), programs);
+            let answer = match answer {
+                Ok(dev) => Ok(nym_unix::runner::describe(&dev).await),
+                Err(e) => Err(e),
+            };
+            let _ = q.reply.send(answer);
+        }
+    }
+    machines.borrow_mut().clear();
+    Ok(outcome)
+}
+
+/// The device a query names.
+fn answer(
+    q: &Query,
+    topology: &Topology,
+    machines: &[Machine],
+    programs: &[Rc<Program>],
+) -> Result<Arg, String> {
+    let Some(n) = topology.nodes.iter().position(|n| n.name == q.node) else {
+        let names: Vec<&str> = topology.nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(format!(
+            "no node `{}` (nodes: {})",
+            q.node,
+            names.join(", ")
+        ));
+    };
+    machines[n].device(&programs[n], &q.device)
+}
+
+impl Outcome {
+    /// How the run ended, for a person: what held and what the network
+    /// did, or the property violated and how to run it again
+    /// (`reproduce`, the command without its seed).
+    pub fn summary(&self, wall: Duration, reproduce: &str) -> String {
+        let time = secs(self.simulated);
+        match &self.violation {
+            None => {
+                let c = self.counts;
+                format!(
+                    "sim: {time} simulated in {:.2} s (seed {}): {} properties held; frames: {} sent, {} delivered, {} lost, {} cut, {} reordered, {} duplicated",
+                    wall.as_secs_f64(), self.seed, self.held, c.sent, c.delivered, c.lost, c.cut, c.reordered, c.duplicated
+                )
+            }
+            Some(v) => format!(
+                "sim: property `{}` violated at {}: {}\n  reproduce: {reproduce} --seed {}",
+                v.property,
+                secs(v.at),
+                v.why,
+                self.seed
+            ),
+        }
+    }
 }
 
 /// Seconds, as the log prints times.

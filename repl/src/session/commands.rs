@@ -40,7 +40,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
         ":boot",
         "build and run on the target (kvm, qemu, xen or unix)",
     ),
-    (":logs", "the last lines of the log: `:logs 50`"),
+    (
+        ":sim",
+        "`:sim TOPOLOGY.toml [--seed N] [--until 10m]`: many graphs on one simulated network (`nym sim`); `:inspect NODE.DEVICE` once it ends",
+    ),
+    (
+        ":logs",
+        "the last lines of the log: `:logs 50`; a simulated node's alone: `:logs NODE 50`",
+    ),
     (":devices", "the graph's devices and jobs"),
     (
         ":inspect",
@@ -122,9 +129,20 @@ impl Session {
             ":stop" => self.stop(),
             ":build" => self.build(),
             ":boot" => self.boot(rest),
+            ":sim" => self.simulate(rest),
             ":logs" => {
-                let n = rest.parse().unwrap_or(20);
-                Reply::ok(self.log.tail(n).join("\n"))
+                let mut words = rest.split_whitespace();
+                let first = words.next().unwrap_or("");
+                match first.parse() {
+                    Ok(n) => Reply::ok(self.log.tail(n).join("\n")),
+                    Err(_) if first.is_empty() => Reply::ok(self.log.tail(20).join("\n")),
+                    Err(_) => {
+                        let n = words.next().and_then(|w| w.parse().ok()).unwrap_or(20);
+                        self.node_logs(first, n).unwrap_or_else(|| {
+                            Reply::err(format!("`:logs {first}`: no simulated node `{first}` (`:logs N` for the last N lines)"))
+                        })
+                    }
+                }
             }
             ":devices" => self.devices(),
             ":inspect" => self.inspect(rest),
@@ -328,6 +346,9 @@ impl Session {
                 said.push("asked the guest to stop (its build finishes first)");
             }
         }
+        if self.stop_sim() {
+            said.push("put the simulation away");
+        }
         if said.is_empty() {
             return Reply::ok("nothing is running");
         }
@@ -461,6 +482,9 @@ impl Session {
     fn inspect(&mut self, name: &str) -> Reply {
         if name.is_empty() {
             return Reply::err("`:inspect NAME`: which device? (`:devices` lists them)");
+        }
+        if let Some(reply) = self.inspect_sim(name) {
+            return reply;
         }
         let analysis = analyze(&self.source(), Target::Unix, self.krate().as_ref());
         let found = (analysis.checked.graph)

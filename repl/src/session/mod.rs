@@ -21,6 +21,7 @@
 mod commands;
 mod history;
 mod reply;
+mod sim;
 mod snapshots;
 mod statements;
 mod supervisor;
@@ -70,6 +71,8 @@ pub struct Session {
     follow: Option<history::Follow>,
     /// How many times `:history NAME` named a store to follow.
     follows: u64,
+    /// The simulation `:sim` started, running or ended.
+    sim: Option<sim::SimRun>,
 }
 
 impl Session {
@@ -106,6 +109,7 @@ impl Session {
             trace_file: None,
             follow: None,
             follows: 0,
+            sim: None,
         };
         let text = s.project.as_ref().map(|p| p.source.clone());
         if let Some(text) = text {

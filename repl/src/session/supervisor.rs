@@ -402,28 +402,12 @@ async fn snapshot(live: &Live, node: &str) -> Result<libos::snapshot::Snapshot, 
     })
 }
 
-/// A device's live state, a line per fact.
+/// A device's live state, a line per fact, and the size of its history.
 async fn inspect(live: &Live, node: usize) -> Vec<String> {
-    use libos::abi::Arg;
     let Some(dev) = live.devices().node(node) else {
         return vec!["(not in the running graph: it is re-wired on the next change)".into()];
     };
-    let mut lines = match dev {
-        Arg::Kv(kv) => kv_contents(&**kv).await,
-        Arg::KvRo(kv) => kv_contents(&**kv).await,
-        Arg::Stack(s) => s.describe(),
-        Arg::MonoClock(c) => vec![format!(
-            "now: {:.3} s since it started",
-            c.elapsed_ns() as f64 / 1e9
-        )],
-        Arg::WallClock(c) => vec![format!("now: {} ns since 1970", c.now_unix_ns())],
-        Arg::Block(b) => {
-            let i = b.info();
-            vec![format!("{} sectors of {} bytes", i.sectors, i.sector_size)]
-        }
-        Arg::Console(_) => vec!["writes to the session's log (`:logs`)".into()],
-        _ => vec!["(no state to show)".into()],
-    };
+    let mut lines = nym_unix::runner::describe(dev).await;
     if let Some(h) = live.devices().history(node) {
         let (n, oldest) = h.kept();
         lines.push(match n {
@@ -439,31 +423,4 @@ async fn inspect(live: &Live, node: usize) -> Vec<String> {
         });
     }
     lines
-}
-
-/// Up to 50 keys of a KV store with their values.
-async fn kv_contents(kv: &dyn libos::KvRo) -> Vec<String> {
-    let keys = match kv.list("").await {
-        Ok(k) => k,
-        Err(e) => return vec![format!("cannot list it: {e}")],
-    };
-    let mut out = vec![format!("{} key(s)", keys.len())];
-    for k in keys.iter().take(50) {
-        let v = match kv.get(k).await {
-            Ok(v) => {
-                let text = String::from_utf8_lossy(&v);
-                let mut t: String = text.chars().take(60).collect();
-                if text.chars().count() > 60 {
-                    t.push('…');
-                }
-                format!("{t:?} ({} bytes)", v.len())
-            }
-            Err(e) => format!("<{e}>"),
-        };
-        out.push(format!("{k} = {v}"));
-    }
-    if keys.len() > 50 {
-        out.push(format!("… and {} more", keys.len() - 50));
-    }
-    out
 }

@@ -433,6 +433,55 @@ impl Devices {
     }
 }
 
+/// A device's state, a line per fact: a store's keys and values, a
+/// stack's sockets and neighbours, a clock's reading (what `:inspect`
+/// shows, in a session and of a simulation's node).
+pub async fn describe(dev: &Arg) -> Vec<String> {
+    match dev {
+        Arg::Kv(kv) => kv_contents(&**kv).await,
+        Arg::KvRo(kv) => kv_contents(&**kv).await,
+        Arg::Stack(s) => s.describe(),
+        Arg::MonoClock(c) => vec![format!(
+            "now: {:.3} s since it started",
+            c.elapsed_ns() as f64 / 1e9
+        )],
+        Arg::WallClock(c) => vec![format!("now: {} ns since 1970", c.now_unix_ns())],
+        Arg::Block(b) => {
+            let i = b.info();
+            vec![format!("{} sectors of {} bytes", i.sectors, i.sector_size)]
+        }
+        Arg::Console(_) => vec!["writes to the log (`:logs`)".into()],
+        _ => vec!["(no state to show)".into()],
+    }
+}
+
+/// Up to 50 keys of a KV store with their values.
+async fn kv_contents(kv: &dyn libos::KvRo) -> Vec<String> {
+    let keys = match kv.list("").await {
+        Ok(k) => k,
+        Err(e) => return vec![format!("cannot list it: {e}")],
+    };
+    let mut out = vec![format!("{} key(s)", keys.len())];
+    for k in keys.iter().take(50) {
+        let v = match kv.get(k).await {
+            Ok(v) => {
+                let text = String::from_utf8_lossy(&v);
+                let mut t: String = text.chars().take(60).collect();
+                if text.chars().count() > 60 {
+                    t.push('…');
+                }
+                format!("{t:?} ({} bytes)", v.len())
+            }
+            Err(e) => format!("<{e}>"),
+        };
+        out.push(format!("{k} = {v}"));
+    }
+    if keys.len() > 50 {
+        out.push(format!("… and {} more", keys.len() - 50));
+    }
+    out
+}
+
 /// `kv::history(kv, bound)` in-process: the store and its history.
 fn history_node(args: Vec<Arg>, platform: &DynPlatform) -> Result<(Arg, Recorded), String> {
     let mut args = Args::new(args);
