@@ -12,7 +12,9 @@
 //! the graph's place and lists the newest changes of that store as they
 //! happen. The *timeline* pane (`:trace on` opens it, Ctrl-L shows or hides
 //! it) runs across the bottom: a row per job over the last seconds, marking
-//! when it was polled and which device call it waited on.
+//! when it was polled and which device call it waited on. After a `:sim`,
+//! Ctrl-G steps the log pane through the simulated nodes, one node's
+//! console at a time, then every line again.
 //!
 //! Every binding has a Ctrl+letter form, since terminals (and tmux) send
 //! nothing distinct for Ctrl+Enter or Shift+Enter. The file is Markdown
@@ -130,6 +132,8 @@ pub struct App {
     /// What the timeline pane shows, read on the last tick (`None`: not
     /// tracing).
     window: Option<TraceWindow>,
+    /// The simulated node whose console alone the log pane shows (Ctrl-G).
+    log_node: Option<String>,
 }
 
 const KEYS_NAV: &str =
@@ -172,6 +176,7 @@ impl App {
             changes: Err(String::new()),
             timeline: false,
             window: None,
+            log_node: None,
         })
     }
 
@@ -329,6 +334,11 @@ impl App {
             (true, KeyCode::Char('l')) => {
                 self.timeline = !self.timeline;
                 return self.read_panes();
+            }
+            (true, KeyCode::Char('g')) => {
+                let lines = self.session.log().tail(usize::MAX);
+                self.log_node = panes::next_node(&lines, self.log_node.as_deref());
+                return;
             }
             (true, KeyCode::Char('q')) => {
                 self.quit = true;
@@ -596,12 +606,19 @@ impl App {
     fn draw_log(&self, f: &mut Frame, area: Rect) {
         let n = area.height.saturating_sub(2) as usize;
         let width = area.width.saturating_sub(2) as usize;
-        let lines: Vec<Line> = wrapped_tail(&self.session.log().tail(n), width, n)
+        let (tail, title) = match &self.log_node {
+            None => (self.session.log().tail(n), " log ".to_owned()),
+            Some(node) => (
+                panes::node_tail(&self.session.log().tail(usize::MAX), node, n),
+                format!(" log: {node} (^G next) "),
+            ),
+        };
+        let lines: Vec<Line> = wrapped_tail(&tail, width, n)
             .into_iter()
             .map(Line::raw)
             .collect();
         f.render_widget(
-            Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" log ")),
+            Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(title)),
             area,
         );
     }
@@ -1096,6 +1113,62 @@ mod tests {
             wrapped_tail(&["abcdef".into(), "gh".into()], 4, 2),
             vec!["ef".to_owned(), "gh".into()]
         );
+    }
+
+    /// Ctrl-G steps the log pane through a simulation's nodes, then back
+    /// to every line.
+    #[test]
+    fn ctrl_g_shows_one_simulated_nodes_console_at_a_time() {
+        let (_d, mut app) = app();
+        for line in [
+            "   Compiling echo",
+            "[   0.000000] a | echo: listening on port 7",
+            "[   0.000000] b | echo: listening on port 7",
+            "[   1.250000] b | got 4 bytes",
+            "sim: 60.000000s simulated",
+        ] {
+            app.session.log().push(line);
+        }
+        let log_pane = |app: &App| {
+            let screen = render(app, 100, 24);
+            let title = screen
+                .lines()
+                .find_map(|l| l.split_once("┌ log").map(|(_, t)| t.to_owned()))
+                .unwrap_or_default();
+            let body: Vec<String> = screen
+                .lines()
+                .skip_while(|l| !l.contains("┌ log"))
+                .skip(1)
+                .map(|l| l.rsplit('│').nth(1).unwrap_or("").trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect();
+            (title, body)
+        };
+        let (title, body) = log_pane(&app);
+        let all = body.concat();
+        assert!(title.starts_with(" ─"), "{title}");
+        assert!(
+            all.contains("Compiling echo") && all.contains("b | got 4 bytes"),
+            "{all}"
+        );
+        key(&mut app, KeyCode::Char('g'), true);
+        let (title, body) = log_pane(&app);
+        let a = body.concat();
+        assert!(title.starts_with(": a (^G next)"), "{title}");
+        assert!(
+            a.contains("[   0.000000] a | echo: listening on port 7"),
+            "{a}"
+        );
+        assert!(!a.contains("] b | ") && !a.contains("Compiling"), "{a}");
+        key(&mut app, KeyCode::Char('g'), true);
+        let b = log_pane(&app).1.concat();
+        assert!(
+            b.contains("] b | echo") && b.contains("] b | got 4 bytes"),
+            "{b}"
+        );
+        assert!(!b.contains("] a | ") && !b.contains("sim: "), "{b}");
+        key(&mut app, KeyCode::Char('g'), true);
+        assert_eq!(log_pane(&app).1.concat(), all, "back to every line");
     }
 
     /// A wall clock that reads 12:04:05.120 and a second more each time.

@@ -187,3 +187,37 @@ pub(crate) fn timeline_lines(
     out.extend(legend.into_iter().map(|l| Line::styled(l, dim)));
     out
 }
+
+/// The node a simulation's console line is from: `[   1.500000] a | text`.
+fn node_of(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix('[')?;
+    let (time, rest) = rest.split_once("] ")?;
+    if !time.trim().chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let (node, _) = rest.split_once(" | ")?;
+    (!node.is_empty() && !node.contains(' ')).then_some(node)
+}
+
+/// The node after `current` among those the log's simulation lines name,
+/// in name order; `None` (every line) after the last.
+pub(crate) fn next_node(lines: &[String], current: Option<&str>) -> Option<String> {
+    let nodes: std::collections::BTreeSet<&str> = lines.iter().filter_map(|l| node_of(l)).collect();
+    match current {
+        None => nodes.first().map(|n| (*n).to_owned()),
+        Some(c) => nodes
+            .range::<&str, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded))
+            .next()
+            .map(|n| (*n).to_owned()),
+    }
+}
+
+/// The last `n` lines of node `node`'s console.
+pub(crate) fn node_tail(lines: &[String], node: &str, n: usize) -> Vec<String> {
+    let mine: Vec<String> = lines
+        .iter()
+        .filter(|l| node_of(l) == Some(node))
+        .cloned()
+        .collect();
+    mine[mine.len().saturating_sub(n)..].to_vec()
+}
