@@ -139,3 +139,41 @@ async fn serve(mut flow: Box<dyn Flow>, zones: &Zones) {
     }
     let _ = flow.close().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::future::Future;
+    use core::task::{Context, Poll, Waker};
+    use libos::kv::Baked;
+
+    /// The output of a future that is ready at once (a baked store's).
+    fn now<F: Future>(fut: F) -> F::Output {
+        let mut fut = core::pin::pin!(fut);
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("a baked store made the job wait"),
+        }
+    }
+
+    fn store(files: &[(&str, &[u8])]) -> Baked {
+        Baked::from_entries(files.iter().map(|(k, v)| (String::from(*k), v.to_vec())))
+    }
+
+    #[test]
+    fn the_zone_files_of_the_store_load_and_others_are_ignored() {
+        let zone = include_bytes!("../zone/example.test.zone");
+        let zones = now(load(&store(&[
+            ("example.test.zone", zone),
+            ("README.md", b"\xff not a zone"),
+        ])))
+        .expect("loads");
+        assert_eq!(zones.describe(), "example.test.");
+        let none = now(load(&store(&[("README.md", b"hi")]))).expect_err("no zone");
+        assert_eq!(none, "no zone: the store has no `*.zone` file");
+        let binary = now(load(&store(&[("x.zone", b"\xff")]))).expect_err("not text");
+        assert_eq!(binary, "zone x.zone: the file is not UTF-8");
+        let bad = now(load(&store(&[("x.zone", b"www 60 A 1.2.3.4\n")]))).expect_err("bad");
+        assert!(bad.starts_with("zone x.zone line 1: "), "{bad}");
+    }
+}
