@@ -96,6 +96,11 @@ pub(crate) fn run(cwd: &Path, args: Args<'_>) -> Result<ExitCode, CliError> {
             pcaps: if many { Vec::new() } else { pcaps.clone() },
             state: state.clone(),
             trace: args.trace.is_some() && !many,
+            // The run's thread is held by the node: nothing to wait for.
+            stuck: Some(std::sync::Arc::new(|message: &str| {
+                eprintln!("{message}");
+                std::process::exit(2);
+            })),
         };
         let wall = Instant::now();
         let outcome = if many {

@@ -411,3 +411,32 @@ fn a_session_simulates_shows_a_nodes_console_and_inspects_its_devices_after_the_
         stop.text
     );
 }
+
+#[test]
+fn a_node_that_never_waits_is_named_not_waited_on_for_ever() {
+    let (tmp, dir) = project("spin", "hello");
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "#![no_std]\nuse libos::{Console, ConsoleError};\npub async fn start(console: impl Console) -> Result<(), ConsoleError> {\n    console.log(\"spinning\").await?;\n    loop {\n        core::hint::spin_loop();\n    }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("unikernel.nym"),
+        "let s = job spin::start(console::default());\nregister(\"spin\", [s]);\n",
+    )
+    .unwrap();
+    let topo = tmp.path().join("spin.toml");
+    std::fs::write(&topo, "[nodes.n]\nproject = \"spin\"\n").unwrap();
+    let started = Instant::now();
+    let out = run(nym(tmp.path())
+        .args(["sim", "spin.toml"])
+        .env("NYM_SIM_STUCK_SECS", "2"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).contains("n | spinning"));
+    assert!(
+        stderr(&out).contains("simulated time has stood still at about 0.0s for 2 s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}

@@ -11,11 +11,25 @@ use libos::abi::Arg;
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Told when simulated time stands still (a message saying so).
+pub type Stuck = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How long simulated time may stand still, in wall time, before
+/// [`RunOptions::stuck`] is told: 30 s, or `NYM_SIM_STUCK_SECS`.
+pub fn stuck_after() -> Duration {
+    let secs = std::env::var("NYM_SIM_STUCK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    Duration::from_secs(secs.unwrap_or(30))
+}
+
 /// How one run goes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// The seed of every random choice.
     pub seed: u64,
@@ -28,6 +42,10 @@ pub struct RunOptions {
     /// Record the scheduler's log (jobs' polls, wake-ups and device calls)
     /// on simulated time.
     pub trace: bool,
+    /// Told if simulated time stands still for [`stuck_after`] of wall
+    /// time: a node that never waits holds the one thread (a busy loop),
+    /// and the run cannot go on.
+    pub stuck: Option<Stuck>,
 }
 
 /// A property that did not hold.
@@ -150,6 +168,7 @@ async fn run_on(
     for (i, m) in machines.borrow_mut().iter_mut().enumerate() {
         m.boot(&programs[i]);
     }
+    let watch = options.stuck.clone().map(Watchdog::start);
     // The events, in order, on one task.
     let events = {
         let (machines, programs, net) = (machines.clone(), programs.to_vec(), net.clone());
@@ -218,6 +237,7 @@ async fn run_on(
     for c in checks {
         c.abort();
     }
+    drop(watch);
     net.finish_captures()
         .map_err(|e| SimError::Io(format!("writing a capture: {e}")))?;
     let outcome = Outcome {
@@ -449,5 +469,54 @@ async fn request(
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) => return Err(format!("read: {e}")),
         }
+    }
+}
+
+/// Simulated time's progress, counted by a task that wakes every 100 ms of
+/// it, and a thread that says so when the count stops moving.
+struct Watchdog {
+    ticker: tokio::task::JoinHandle<()>,
+    done: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    fn start(stuck: Stuck) -> Watchdog {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let counted = ticks.clone();
+        let ticker = tokio::task::spawn_local(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let finished = done.clone();
+        let after = stuck_after();
+        std::thread::spawn(move || {
+            let (mut last, mut since) = (0, std::time::Instant::now());
+            while !finished.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                let now = ticks.load(Ordering::Relaxed);
+                if now != last {
+                    (last, since) = (now, std::time::Instant::now());
+                } else if since.elapsed() >= after {
+                    stuck(&format!(
+                        "sim: simulated time has stood still at about {}.{}s for {} s of wall time: a node runs without ever waiting (a busy loop?), and the run cannot go on",
+                        now / 10,
+                        now % 10,
+                        after.as_secs()
+                    ));
+                    return;
+                }
+            }
+        });
+        Watchdog { ticker, done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        self.done.store(true, Ordering::Relaxed);
     }
 }

@@ -89,6 +89,10 @@ impl Session {
                 .join("target/nym/sim")
                 .join(stem),
             trace: false,
+            stuck: Some({
+                let log = self.log.clone();
+                Arc::new(move |message: &str| log.push(message))
+            }),
         };
         let (log, done) = (self.log.clone(), ended.clone());
         let shown = format!(":sim {file}");
