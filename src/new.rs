@@ -59,6 +59,12 @@ impl Template {
             ("src/wire.rs", include_str!("../examples/dns/src/wire.rs")),
             ("src/zone.rs", include_str!("../examples/dns/src/zone.rs")),
             (
+                "src/resolve.rs",
+                include_str!("../examples/dns/src/resolve.rs"),
+            ),
+            ("resolver.nym", include_str!("../examples/dns/resolver.nym")),
+            ("sim.toml", include_str!("../examples/dns/sim.toml")),
+            (
                 "zone/example.test.zone",
                 include_str!("../examples/dns/zone/example.test.zone"),
             ),
@@ -169,7 +175,15 @@ pub(crate) fn create(parent: &Path, name: &str, template: Template) -> Result<Pa
         (".gitignore", template.gitignore().to_owned()),
     ]
     .into_iter()
-    .chain(template.extra().iter().map(|&(p, t)| (p, t.to_owned())))
+    .chain(template.extra().iter().map(|&(p, t)| {
+        // Another graph of the template's (dns's resolver.nym) names the
+        // crate's jobs as the main one does.
+        let text = match p.ends_with(".nym") {
+            true => t.replace(&format!("job {example}::"), &format!("job {rust_name}::")),
+            false => t.to_owned(),
+        };
+        (p, text)
+    }))
     .map(|(rel, text)| File::public(rel, text))
     .collect();
     if template == Template::Https {

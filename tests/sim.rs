@@ -440,3 +440,46 @@ fn a_node_that_never_waits_is_named_not_waited_on_for_ever() {
     );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[test]
+fn the_dns_template_answers_a_resolver_across_a_lossy_link() {
+    let (_tmp, dir) = project("names", "dns");
+    let out = run(nym(&dir).args(["sim", "sim.toml", "--pcap", "resolver=r.pcap"]));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains(
+            "resolver | resolve: web.example.test = alias of www.example.test., 192.0.2.10"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("resolver | resolve: nope.example.test = no such name"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("2 properties held"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("lost"), "{}", stderr(&out));
+    if common::required(common::runs("tshark"), "tshark is not installed") {
+        let shown = run(std::process::Command::new("tshark")
+            .args([
+                "-r",
+                "r.pcap",
+                "-Y",
+                "dns",
+                "-T",
+                "fields",
+                "-e",
+                "dns.flags.response",
+                "-e",
+                "dns.qry.name",
+            ])
+            .current_dir(&dir));
+        let lines = stdout(&shown);
+        assert!(lines.contains("0\tweb.example.test"), "a query: {lines}");
+        assert!(lines.contains("1\tweb.example.test"), "its answer: {lines}");
+    }
+}

@@ -57,7 +57,8 @@ pub enum SimError {
 /// Opens, checks and builds every node's project (each project once, its
 /// code shared by the nodes that run it): the programs in node order.
 pub fn prepare(topology: &Topology, out: &Out) -> Result<Vec<Rc<Program>>, SimError> {
-    let mut built: BTreeMap<PathBuf, (Project, Arc<nym_unix::runner::Library>)> = BTreeMap::new();
+    let mut built: BTreeMap<(PathBuf, Vec<String>), (Project, Arc<nym_unix::runner::Library>)> =
+        BTreeMap::new();
     let mut programs = Vec::new();
     for node in &topology.nodes {
         let fail = |message: String| SimError::Node {
@@ -88,7 +89,15 @@ pub fn prepare(topology: &Topology, out: &Out) -> Result<Vec<Rc<Program>>, SimEr
         };
         let keys =
             nym_driver::build::key_values(&graph, &node.keys).map_err(|e| fail(e.to_string()))?;
-        let key = project.root.clone();
+        // A shim holds the jobs its graph registers: one per project and
+        // set of jobs (a project may hold a server's graph and a client's).
+        let mut jobs: Vec<String> = graph
+            .registered
+            .iter()
+            .map(|&j| graph.jobs[j].sig.path.to_string())
+            .collect();
+        jobs.sort();
+        let key = (project.root.clone(), jobs);
         if !built.contains_key(&key) {
             let so = nym_driver::build::build_shim(&project, &graph, out)
                 .map_err(|e| fail(e.to_string()))?;

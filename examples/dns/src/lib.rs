@@ -8,6 +8,9 @@
 //! that ask over TCP to begin with). Each reads the zones at start: every
 //! `*.zone` file of the store, in the format [`zone`] describes.
 //!
+//! A third job, [`resolve`], is the other side: a stub resolver asking a
+//! server over UDP (a simulation's resolver node).
+//!
 //! The rooms: [`wire`] reads and writes messages, [`zone`] reads zone files
 //! and looks questions up, [`answer`] turns a query's bytes into the
 //! response's (FORMERR for what cannot be read, never a panic).
@@ -15,6 +18,7 @@
 extern crate alloc;
 
 pub mod answer;
+pub mod resolve;
 pub mod wire;
 pub mod zone;
 
@@ -22,7 +26,8 @@ pub use answer::{respond, Transport};
 pub use zone::Zones;
 
 use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
-use libos::{Console, Flow, KvRo, NetError, Stack};
+use core::time::Duration;
+use libos::{Console, Flow, KvRo, NetError, Stack, Time};
 
 /// The UDP job: answers datagrams on `port` until the stack fails.
 pub async fn udp(
@@ -82,6 +87,21 @@ pub async fn tcp(
         .await;
     let err = libos::net::serve(&mut *listener, |flow, _peer| serve(flow, &zones)).await;
     Err(format!("port {port}: {err}"))
+}
+
+/// The resolver job: asks `server:port` over UDP for the A records of
+/// each of `names` (comma-separated), each try waiting `timeout`, and
+/// prints what came back (see [`resolve::run`]).
+pub async fn resolve(
+    console: impl Console,
+    stack: impl Stack,
+    time: impl Time,
+    server: String,
+    port: u16,
+    names: String,
+    timeout: Duration,
+) -> Result<(), String> {
+    resolve::run(console, stack, time, server, port, names, timeout).await
 }
 
 /// The zones of every `*.zone` file in `store`.
