@@ -104,9 +104,10 @@ pub(crate) fn run(cwd: &Path, args: Args<'_>) -> Result<ExitCode, CliError> {
         };
         let wall = Instant::now();
         let outcome = if many {
-            nym_sim::run(&topology, &programs, &options, |_| {})
+            nym_sim::run(&topology, &programs, &options, |_| {}, None)
         } else {
-            nym_sim::run(&topology, &programs, &options, |line| println!("{line}"))
+            let show = |line: &str| println!("{line}");
+            nym_sim::run(&topology, &programs, &options, show, None)
         }
         .map_err(|e| other(e.to_string()))?;
         report(&outcome, wall.elapsed(), &shown, many);

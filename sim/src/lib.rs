@@ -30,7 +30,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use topology::Topology;
 
-pub use run::{run, run_serving, Outcome, Query, RunOptions, Serve, Violation};
+pub use run::{run, Outcome, Query, RunOptions, Serve, Violation};
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]

@@ -98,19 +98,10 @@ pub struct Serve {
 }
 
 /// Runs `topology`'s nodes (their `programs`, in the topology's node
-/// order) once, each console line shown through `sink`.
+/// order) once, each console line shown through `sink`; then, with
+/// `serve`, answers questions about the nodes' devices as the run left
+/// them (their jobs and tasks stopped).
 pub fn run(
-    topology: &Topology,
-    programs: &[Rc<Program>],
-    options: &RunOptions,
-    sink: impl Fn(&str) + Send + Sync + 'static,
-) -> Result<Outcome, SimError> {
-    run_serving(topology, programs, options, sink, None)
-}
-
-/// [`run`], then, with `serve`, answers questions about the nodes' devices
-/// as the run left them (their jobs and tasks stopped).
-pub fn run_serving(
     topology: &Topology,
     programs: &[Rc<Program>],
     options: &RunOptions,

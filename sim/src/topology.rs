@@ -626,29 +626,6 @@ mod tests {
     #[test]
     fn links_events_and_properties_are_read_and_events_sorted() {
         let t = parse(&format!(
-            r#"{TWO}
-            until = "10m"
-            [[links]]
-            between = ["b", "a"]
-            latency = "20ms"
-            loss = 10
-            [[events]]
-            at = "2s"
-            heal = true
-            [[events]]
-            at = "1s"
-            partition = [["a"], ["b"]]
-            [[events]]
-            at = "3s"
-            skew = "b"
-            by = "-5s"
-            [[properties]]
-            request = {{ from = "b.stack", to = "10.0.0.1:7", send = "x", expect = "x", within = "1s" }}
-            "#
-        ));
-        // TOML tables after [[properties]] belong to it; put `until` first.
-        assert!(t.is_err(), "until after a table is a property's field");
-        let t = parse(&format!(
             r#"until = "10m"
             {TWO}
             [[links]]

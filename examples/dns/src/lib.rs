@@ -41,12 +41,7 @@ pub async fn udp(
         .udp(port)
         .await
         .map_err(|e| format!("cannot bind UDP port {port}: {e}"))?;
-    let _ = console
-        .log(&format!(
-            "dns: listening on port {port} (UDP) for {}",
-            zones.describe()
-        ))
-        .await;
+    announce(&console, port, "UDP", &zones).await;
     // Larger than any query over UDP this server answers.
     let mut buf = vec![0u8; 4096];
     loop {
@@ -75,16 +70,8 @@ pub async fn tcp(
     port: u16,
 ) -> Result<(), String> {
     let zones = load(&zone).await?;
-    let mut listener = stack
-        .listen(port)
-        .await
-        .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
-    let _ = console
-        .log(&format!(
-            "dns: listening on port {port} (TCP) for {}",
-            zones.describe()
-        ))
-        .await;
+    let mut listener = libos::net::listen(&stack, port).await?;
+    announce(&console, port, "TCP", &zones).await;
     let err = libos::net::serve(&mut *listener, |flow, _peer| serve(flow, &zones)).await;
     Err(format!("port {port}: {err}"))
 }
@@ -101,7 +88,18 @@ pub async fn resolve(
     names: String,
     timeout: Duration,
 ) -> Result<(), String> {
-    resolve::run(console, stack, time, server, port, names, timeout).await
+    let ip: core::net::Ipv4Addr = server
+        .parse()
+        .map_err(|_| format!("`{server}` is not an IPv4 address"))?;
+    let to = core::net::SocketAddrV4::new(ip, port);
+    resolve::run(&console, &stack, &time, to, &names, timeout).await
+}
+
+/// Says where a job listens and for which zones.
+async fn announce(console: &impl Console, port: u16, transport: &str, zones: &Zones) {
+    let zones = zones.describe();
+    let said = format!("dns: listening on port {port} ({transport}) for {zones}");
+    let _ = console.log(&said).await;
 }
 
 /// The zones of every `*.zone` file in `store`.

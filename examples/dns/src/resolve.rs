@@ -3,7 +3,7 @@
 use crate::wire::{class, rcode, rtype, Header, Message, Name, Question, Rdata};
 use alloc::{format, string::String, vec, vec::Vec};
 use core::future::{poll_fn, Future};
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::SocketAddrV4;
 use core::pin::pin;
 use core::task::Poll;
 use core::time::Duration;
@@ -12,24 +12,17 @@ use libos::{Console, Stack, Time};
 /// Tries per name before giving up on it.
 pub const TRIES: u16 = 5;
 
-/// The body of [`crate::resolve`]: asks `server:port` over UDP for the A records of each of
-/// `names` (comma-separated) in turn, each try waiting `timeout` for its
-/// answer, and prints what came back (`resolve: web.example.test =
-/// 192.0.2.10 (try 2)`), or that nothing did after [`TRIES`] tries. Then
-/// `resolve: done`.
+/// The body of [`crate::resolve`]: each of `names` asked of `to`, up to
+/// [`TRIES`] times, what came back said on `console` (`resolve:
+/// web.example.test = 192.0.2.10 (try 2)`), then `resolve: done`.
 pub async fn run(
-    console: impl Console,
-    stack: impl Stack,
-    time: impl Time,
-    server: String,
-    port: u16,
-    names: String,
+    console: &impl Console,
+    stack: &impl Stack,
+    time: &impl Time,
+    to: SocketAddrV4,
+    names: &str,
     timeout: Duration,
 ) -> Result<(), String> {
-    let ip: Ipv4Addr = server
-        .parse()
-        .map_err(|_| format!("`{server}` is not an IPv4 address"))?;
-    let to = SocketAddrV4::new(ip, port);
     let mut socket = stack
         .udp(0)
         .await

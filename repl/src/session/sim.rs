@@ -191,7 +191,7 @@ fn simulate(
         queries,
     };
     let lines = log.clone();
-    let run = nym_sim::run_serving(
+    let run = nym_sim::run(
         &topology,
         &programs,
         &options,
