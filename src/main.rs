@@ -119,9 +119,11 @@ enum Command {
         trace: Option<PathBuf>,
         /// Forward a host port to the guest (kvm, qemu, libvirt, xen): `-p
         /// 8080:80` accepts on 127.0.0.1:8080 and connects to the guest's
-        /// port 80. Repeatable.
-        #[arg(long = "publish", short = 'p', value_name = "HOST:GUEST", value_parser = parse_forward)]
-        forwards: Vec<(u16, u16)>,
+        /// port 80 (TCP; `/tcp` says so); `-p 5300:53/udp` sends datagrams
+        /// to 127.0.0.1:5300 on to the guest's port 53 and its answers back
+        /// (kvm, qemu, libvirt). Repeatable.
+        #[arg(long = "publish", short = 'p', value_name = "HOST:GUEST[/udp]", value_parser = parse_forward)]
+        forwards: Vec<PortForward>,
         /// Put the guest on a tap device's network (kvm), instead of
         /// forwarding ports: the host configures the tap, the guest takes
         /// an address on its subnet (`-- --ipv4 10.0.3.2/24`).
@@ -189,9 +191,10 @@ enum Command {
         #[arg(long, requires = "gdb")]
         gdb_allow_remote: bool,
         /// Forward a host port to the guest (kvm): `-p 8080:80` accepts on
-        /// 127.0.0.1:8080 and connects to the guest's port 80. Repeatable.
-        #[arg(long = "publish", short = 'p', value_name = "HOST:GUEST", value_parser = parse_forward)]
-        forwards: Vec<(u16, u16)>,
+        /// 127.0.0.1:8080 and connects to the guest's port 80 (TCP);
+        /// `-p 5300:53/udp` forwards datagrams. Repeatable.
+        #[arg(long = "publish", short = 'p', value_name = "HOST:GUEST[/udp]", value_parser = parse_forward)]
+        forwards: Vec<PortForward>,
         /// Put the guest on a tap device's network instead of forwarding
         /// ports (give it an address on the tap's subnet: `-- --ipv4 …`).
         #[arg(long, value_name = "NAME", conflicts_with = "forwards")]
@@ -282,7 +285,7 @@ enum Command {
     },
 }
 
-use nym_driver::guest::{parse_forward, parse_mem};
+use nym_driver::guest::{parse_forward, parse_mem, PortForward};
 
 /// Ends nym as clap ends it for flags that conflict: `message` says why.
 fn conflict(message: &str) -> ! {

@@ -126,8 +126,9 @@ pub struct Options {
     pub key_args: Vec<String>,
     /// Guest memory in bytes.
     pub mem: u64,
-    /// Host ports forwarded to guest ports (kvm and qemu).
-    pub forwards: Vec<(u16, u16)>,
+    /// Host ports forwarded to guest ports (kvm, qemu, libvirt; xen: TCP
+    /// only).
+    pub forwards: Vec<PortForward>,
     /// A tap device for a kvm guest's network instead of forwards.
     pub tap: Option<String>,
     /// Connections each of a kvm guest's forwards has open at once
@@ -164,7 +165,7 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Reads the options of `:boot`: `-p HOST:GUEST` (repeated), `-m SIZE`,
+    /// Reads the options of `:boot`: `-p HOST:GUEST[/udp]` (repeated), `-m SIZE`,
     /// `--tap NAME`, `--block FILE`, `--machine microvm|q35`, then `--` and
     /// the key arguments.
     pub fn parse(text: &str) -> Result<Options, String> {
@@ -187,7 +188,7 @@ impl Options {
                 }
                 other => {
                     return Err(format!(
-                    "`{other}`: :boot takes -p HOST:GUEST, -m SIZE, --tap NAME, then -- and keys"
+                    "`{other}`: :boot takes -p HOST:GUEST[/udp], -m SIZE, --tap NAME, then -- and keys"
                 ))
                 }
             }
@@ -232,12 +233,73 @@ fn host_side(
     Ok((cmdline, keys, block))
 }
 
-/// Parses a port forward, `HOST:GUEST`.
-pub fn parse_forward(text: &str) -> Result<(u16, u16), String> {
-    let bad = || format!("`{text}` is not a port forward; write it HOST:GUEST, like 8080:80");
-    let (host, guest) = text.split_once(':').ok_or_else(bad)?;
+/// The protocol a port forward carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// TCP: each connection copied to one to the guest (no suffix, or `/tcp`).
+    #[default]
+    Tcp,
+    /// UDP: each datagram sent on to the guest, its answers sent back
+    /// (`/udp`).
+    Udp,
+}
+
+impl Protocol {
+    /// `tcp` or `udp`, as QEMU's `hostfwd` and `-p`'s suffix spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// A port forward: `-p HOST:GUEST`, `HOST:GUEST/tcp` or `HOST:GUEST/udp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortForward {
+    /// The port on the host's loopback.
+    pub host: u16,
+    /// The guest's port.
+    pub guest: u16,
+    /// What it carries.
+    pub protocol: Protocol,
+}
+
+impl std::fmt::Display for PortForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}/{}", self.host, self.guest, self.protocol.name())
+    }
+}
+
+/// Parses a port forward, `HOST:GUEST` (TCP), `HOST:GUEST/tcp` or
+/// `HOST:GUEST/udp`.
+pub fn parse_forward(text: &str) -> Result<PortForward, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a port forward; -p takes HOST:GUEST (TCP), HOST:GUEST/tcp or HOST:GUEST/udp, like 8080:80 or 5300:53/udp"
+        )
+    };
+    let (ports, protocol) = match text.split_once('/') {
+        None => (text, Protocol::Tcp),
+        Some((ports, p)) if p.eq_ignore_ascii_case("tcp") => (ports, Protocol::Tcp),
+        Some((ports, p)) if p.eq_ignore_ascii_case("udp") => (ports, Protocol::Udp),
+        Some((_, p)) => {
+            let what = match p {
+                "" => "and nothing follows `/`".to_owned(),
+                p => format!("not `{p}`"),
+            };
+            return Err(format!(
+                "`{text}` is not a port forward: -p forwards tcp or udp, {what}; write HOST:GUEST/tcp or HOST:GUEST/udp (no suffix is TCP), like 5300:53/udp"
+            ));
+        }
+    };
+    let (host, guest) = ports.split_once(':').ok_or_else(bad)?;
     let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(bad);
-    Ok((port(host)?, port(guest)?))
+    Ok(PortForward {
+        host: port(host)?,
+        guest: port(guest)?,
+        protocol,
+    })
 }
 
 /// Parses a QEMU machine: `microvm` or `q35`.
@@ -361,6 +423,9 @@ pub fn run(
             Ok(qemu::run(&vm, console, out, stop)?)
         }
         Target::Xen => {
+            // dom0 relays TCP only: refused before anything starts.
+            xen::refuse_udp(&options.forwards)?;
+            let tcp: Vec<(u16, u16)> = options.forwards.iter().map(|f| (f.host, f.guest)).collect();
             let (cmdline, keys, block) = host_side(project, graph, options)?;
             let net = graph.nodes.iter().any(|n| n.imp.name == "netif::default");
             // dom0 boots (if none is up) while the image builds.
@@ -383,7 +448,7 @@ pub fn run(
                     disk: block.as_ref().map(|b| b.path.as_path()),
                 },
                 address: net.then(|| kvm::guest_cidr(graph, &keys).unwrap_or(conventional)),
-                forwards: &options.forwards,
+                forwards: &tcp,
                 timeout: options.timeout,
             };
             Ok(xen::run(dom0, &run, console, out, stop)?)
@@ -459,5 +524,83 @@ impl Booted {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwards_are_tcp_unless_they_say_udp_and_bad_ones_say_what_is_taken() {
+        let fwd = |host, guest, protocol| PortForward {
+            host,
+            guest,
+            protocol,
+        };
+        assert_eq!(parse_forward("8080:80"), Ok(fwd(8080, 80, Protocol::Tcp)));
+        assert_eq!(
+            parse_forward("8080:80/tcp"),
+            Ok(fwd(8080, 80, Protocol::Tcp))
+        );
+        assert_eq!(
+            parse_forward("5300:53/udp"),
+            Ok(fwd(5300, 53, Protocol::Udp))
+        );
+        assert_eq!(
+            parse_forward("5300:53/UDP"),
+            Ok(fwd(5300, 53, Protocol::Udp))
+        );
+        for bad in [
+            "5300:53/sctp",
+            "/",
+            "5300:53/UDPX",
+            "5300:53/",
+            "/udp",
+            "0:53/udp",
+            "80",
+        ] {
+            let err = parse_forward(bad).unwrap_err();
+            assert!(
+                err.contains(&format!("`{bad}` is not a port forward")),
+                "{err}"
+            );
+            assert!(err.contains("-p") && err.contains("/udp"), "{err}");
+        }
+        assert!(parse_forward("5300:53/sctp")
+            .unwrap_err()
+            .contains("not `sctp`"));
+        assert_eq!(fwd(5300, 53, Protocol::Udp).to_string(), "5300:53/udp");
+        let boot = Options::parse("-p 8080:80 -p 5300:53/udp").unwrap();
+        assert_eq!(
+            boot.forwards,
+            [fwd(8080, 80, Protocol::Tcp), fwd(5300, 53, Protocol::Udp)]
+        );
+    }
+
+    #[test]
+    fn qemu_forwards_udp_with_a_udp_hostfwd_and_xen_refuses_it() {
+        let forwards = [
+            PortForward {
+                host: 8080,
+                guest: 80,
+                protocol: Protocol::Tcp,
+            },
+            PortForward {
+                host: 5300,
+                guest: 53,
+                protocol: Protocol::Udp,
+            },
+        ];
+        assert_eq!(
+            qemu::user_netdev(&forwards),
+            "user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:5300-:53"
+        );
+        assert!(xen::refuse_udp(&forwards[..1]).is_ok());
+        let err = xen::refuse_udp(&forwards).unwrap_err().to_string();
+        assert!(
+            err.starts_with("-p 5300:53/udp: a xen guest's forwards are TCP only"),
+            "{err}"
+        );
     }
 }

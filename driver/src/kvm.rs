@@ -5,6 +5,7 @@
 //! bound, tap opened) before anything is built, so a port in use is
 //! reported at once.
 use crate::build::{build_program, guest_cmdline, key_defaults};
+use crate::guest::{PortForward, Protocol};
 use crate::project::Project;
 use crate::{Error, Out};
 use nym_graph::check::GArg;
@@ -19,8 +20,8 @@ pub struct Options<'a> {
     pub key_args: &'a [String],
     /// Guest memory in bytes.
     pub mem: u64,
-    /// Host ports forwarded to guest ports.
-    pub forwards: &'a [(u16, u16)],
+    /// Host ports forwarded to guest ports (TCP or UDP).
+    pub forwards: &'a [PortForward],
     /// A tap device for the guest's network instead of forwards.
     pub tap: Option<&'a str>,
     /// Connections each forward has open at once (`None`:
@@ -140,10 +141,10 @@ pub fn guest_cidr(graph: &Graph, keys: &Keys) -> Option<libos::value::Ipv4Cidr> 
 
 /// The guest's network: `forwards` bound on the host's loopback now (so a
 /// port in use is reported before anything boots), to `guest_ip` or the
-/// conventional 10.0.2.15, each with at most `max_conns` connections open
-/// at once. `None` without forwards.
+/// conventional 10.0.2.15, each TCP one with at most `max_conns`
+/// connections open at once. `None` without forwards.
 pub fn net_config(
-    forwards: &[(u16, u16)],
+    forwards: &[PortForward],
     guest_ip: Option<std::net::Ipv4Addr>,
     tap: Option<&str>,
     max_conns: usize,
@@ -167,13 +168,19 @@ pub fn net_config(
     }
     let forwards = forwards
         .iter()
-        .map(|&(host, guest)| {
-            Ok(nym_hvt::Forward {
-                listener: nym_hvt::net::Listener {
-                    socket: bind_forward(host)?,
+        .map(|f| {
+            let listener = match f.protocol {
+                Protocol::Tcp => nym_hvt::net::Listener::Tcp {
+                    socket: bind_forward(f.host)?,
                     max_conns: max_conns.max(1),
                 },
-                guest_port: guest,
+                Protocol::Udp => nym_hvt::net::Listener::Udp {
+                    socket: bind_udp_forward(f.host)?,
+                },
+            };
+            Ok(nym_hvt::Forward {
+                listener,
+                guest_port: f.guest,
             })
         })
         .collect::<Result<_, Error>>()?;
@@ -189,6 +196,15 @@ pub fn net_config(
 pub fn bind_forward(port: u16) -> Result<std::net::TcpListener, Error> {
     std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
         .map_err(|source| Error::Forward { port, source })
+}
+
+/// Binds 127.0.0.1:`port` (UDP) for a forward to a guest; an error names
+/// the port and the protocol (a port in use).
+pub fn bind_udp_forward(port: u16) -> Result<std::net::UdpSocket, Error> {
+    std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, port)).map_err(|e| Error::Forward {
+        port,
+        source: std::io::Error::new(e.kind(), format!("127.0.0.1:{port}/udp: {e}")),
+    })
 }
 
 /// Listens for gdb on `addr`, if given.
@@ -255,6 +271,37 @@ pub fn guest_trace(log: &nym_hvt::trace::GuestLog) -> nym_unix::trace::Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_udp_forward_binds_a_udp_port_and_one_in_use_is_named() {
+        let taken = std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let udp = |host| PortForward {
+            host,
+            guest: 53,
+            protocol: Protocol::Udp,
+        };
+        let err = net_config(&[udp(port)], None, None, 64)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "cannot forward port {port}: 127.0.0.1:{port}/udp: "
+            )),
+            "{err}"
+        );
+        drop(taken);
+        let net = net_config(&[udp(port)], None, None, 64).unwrap().unwrap();
+        assert!(matches!(
+            net.forwards[..],
+            [nym_hvt::Forward {
+                listener: nym_hvt::net::Listener::Udp { .. },
+                guest_port: 53
+            }]
+        ));
+        // A tap takes no forwards, UDP ones included.
+        assert!(net_config(&[udp(port)], None, Some("tap0"), 64).is_err());
+    }
 
     #[test]
     fn block_files_are_refused_before_a_build_as_the_monitor_would() {

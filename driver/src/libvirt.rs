@@ -78,8 +78,8 @@ pub struct Domain<'a> {
     /// The guest (its network is virtio-net on QEMU's user network, its
     /// disk virtio-blk).
     pub guest: crate::guest::Domain<'a>,
-    /// Host ports forwarded to guest ports over that network.
-    pub forwards: &'a [(u16, u16)],
+    /// Host ports forwarded to guest ports (TCP or UDP) over that network.
+    pub forwards: &'a [crate::guest::PortForward],
     /// Where the serial console goes.
     pub console: &'a Path,
 }

@@ -3,7 +3,7 @@
 //! its serial console on our stdout, its isa-debug-exit status turned back
 //! into the guest's own, and a crash line (`nym-fault: …`) symbolised from
 //! the image, as nym's monitor would.
-use crate::guest::Stop;
+use crate::guest::{PortForward, Protocol, Stop};
 use crate::Out;
 use nym_hvt::elf::Image;
 use std::io::{BufRead, BufReader, Write};
@@ -86,9 +86,9 @@ pub struct Vm<'a> {
     pub mem: u64,
     /// The guest's command line (its keys).
     pub cmdline: &'a str,
-    /// Host ports forwarded to guest ports, through a virtio-net device on
-    /// QEMU's user network; empty for no network.
-    pub forwards: &'a [(u16, u16)],
+    /// Host ports forwarded to guest ports (TCP or UDP), through a
+    /// virtio-net device on QEMU's user network; empty for no network.
+    pub forwards: &'a [PortForward],
     /// The disk: a host file attached as a virtio-blk device.
     pub block: Option<&'a Path>,
     /// microvm or q35.
@@ -161,20 +161,27 @@ pub fn args(vm: &Vm) -> Vec<String> {
     a
 }
 
-/// QEMU's user network with `forwards`, each host port on 127.0.0.1 only.
-pub fn user_netdev(forwards: &[(u16, u16)]) -> String {
+/// QEMU's user network with `forwards` (`hostfwd=tcp:…` or
+/// `hostfwd=udp:…`), each host port on 127.0.0.1 only.
+pub fn user_netdev(forwards: &[PortForward]) -> String {
     let rules: String = forwards
         .iter()
-        .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
+        .map(|f| {
+            let (proto, host, guest) = (f.protocol.name(), f.host, f.guest);
+            format!(",hostfwd={proto}:127.0.0.1:{host}-:{guest}")
+        })
         .collect();
     format!("user,id=net0{rules}")
 }
 
-/// Fails, naming the port, if a forwarded host port is taken: QEMU's own
-/// message for it comes late and names no port.
-pub fn check_forwards(forwards: &[(u16, u16)]) -> Result<(), crate::Error> {
-    for &(port, _) in forwards {
-        crate::kvm::bind_forward(port)?;
+/// Fails, naming the port, if a forwarded host port is taken (for its
+/// protocol): QEMU's own message for it comes late and names no port.
+pub fn check_forwards(forwards: &[PortForward]) -> Result<(), crate::Error> {
+    for f in forwards {
+        match f.protocol {
+            Protocol::Tcp => drop(crate::kvm::bind_forward(f.host)?),
+            Protocol::Udp => drop(crate::kvm::bind_udp_forward(f.host)?),
+        }
     }
     Ok(())
 }

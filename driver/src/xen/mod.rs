@@ -93,6 +93,9 @@ pub enum XenError {
     /// A forward dom0 cannot take.
     #[error("host port {0} cannot be forwarded to a xen guest (dom0's agent listens there)")]
     AgentPort(u16),
+    /// A UDP forward (`-p HOST:GUEST/udp`): dom0 relays TCP only.
+    #[error("-p {0}: a xen guest's forwards are TCP only (dom0 relays each connection with nc, which has no way to send a datagram's answer back to its client)\n  hint: forward TCP (-p {1}:{2}), or run the guest with --target kvm or --target qemu, which forward UDP")]
+    UdpForward(String, u16, u16),
     /// Stopped before the guest ran.
     #[error("stopped")]
     Stopped,
@@ -146,6 +149,18 @@ pub struct Run<'a> {
     pub forwards: &'a [(u16, u16)],
     /// Destroy it after this long.
     pub timeout: Option<Duration>,
+}
+
+/// Refuses UDP forwards ([`XenError::UdpForward`]): dom0's relay copies
+/// TCP connections only.
+pub fn refuse_udp(forwards: &[crate::guest::PortForward]) -> Result<(), XenError> {
+    match forwards
+        .iter()
+        .find(|f| f.protocol == crate::guest::Protocol::Udp)
+    {
+        Some(f) => Err(XenError::UdpForward(f.to_string(), f.host, f.guest)),
+        None => Ok(()),
+    }
 }
 
 /// The address dom0 takes on the guest's subnet: `.2` of the network

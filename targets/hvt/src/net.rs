@@ -5,7 +5,9 @@
 //! (smoltcp, at `10.0.2.2`), run by the *netd* thread. For each forward
 //! `HOST:GUEST` netd accepts connections on `127.0.0.1:HOST`, opens a TCP
 //! connection over the link to the guest's port `GUEST`, and copies bytes
-//! both ways, as QEMU's user-mode networking does. The vCPU thread only
+//! both ways, as QEMU's user-mode networking does; for each UDP forward
+//! `HOST:GUEST/udp` it sends each datagram on to the guest's port and its
+//! answers back, a source port on the link per client ([`udp`]). The vCPU thread only
 //! moves frames in and out of two queues ([`Link`]); a guest frame is never
 //! parsed by anything but smoltcp. The link is memory to memory, so neither
 //! end computes or checks IP and TCP checksums (the guest's `Netif` says
@@ -20,6 +22,8 @@
 //! socket go), and a connection whose host side has ended gets [`LINGER`]
 //! to close on the guest's side before netd resets it.
 #![allow(unsafe_code)] // eventfd, poll and the tap's descriptor
+pub mod udp;
+
 use libos::stack::Frames;
 use nym_hvt_abi as abi;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
@@ -28,7 +32,7 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -75,23 +79,38 @@ pub struct Forward {
     pub guest_port: u16,
 }
 
-/// A forward's host end: the bound socket and how many connections it
-/// forwards at once.
+/// A forward's host end: a TCP listener and how many connections it
+/// forwards at once, or a UDP socket.
 #[derive(Debug)]
-pub struct Listener {
-    /// Bound on the host (by the caller, so "port in use" is its error).
-    pub socket: TcpListener,
-    /// Connections forwarded at once ([`MAX_CONNS`] by default); more wait
-    /// in `socket`'s accept queue. At least one.
-    pub max_conns: usize,
+pub enum Listener {
+    /// TCP (`-p HOST:GUEST`): each connection accepted is copied to one
+    /// netd opens to the guest.
+    Tcp {
+        /// Bound on the host (by the caller, so "port in use" is its error).
+        socket: TcpListener,
+        /// Connections forwarded at once ([`MAX_CONNS`] by default); more
+        /// wait in `socket`'s accept queue. At least one.
+        max_conns: usize,
+    },
+    /// UDP (`-p HOST:GUEST/udp`): each datagram is sent on to the guest,
+    /// and its answers back to the client that sent it ([`udp`]).
+    Udp {
+        /// Bound on the host (by the caller, so "port in use" is its error).
+        socket: UdpSocket,
+    },
 }
 
 impl Listener {
     /// Another handle to the same socket, with the same cap.
     pub fn try_clone(&self) -> io::Result<Listener> {
-        Ok(Listener {
-            socket: self.socket.try_clone()?,
-            max_conns: self.max_conns,
+        Ok(match self {
+            Listener::Tcp { socket, max_conns } => Listener::Tcp {
+                socket: socket.try_clone()?,
+                max_conns: *max_conns,
+            },
+            Listener::Udp { socket } => Listener::Udp {
+                socket: socket.try_clone()?,
+            },
         })
     }
 }
@@ -209,7 +228,10 @@ impl Drop for Net {
 pub fn start(config: NetConfig, seccomp: bool) -> io::Result<Net> {
     let link = Link::new()?;
     for f in &config.forwards {
-        f.listener.socket.set_nonblocking(true)?;
+        match &f.listener {
+            Listener::Tcp { socket, .. } => socket.set_nonblocking(true)?,
+            Listener::Udp { socket } => socket.set_nonblocking(true)?,
+        }
     }
     let netd_link = link.clone();
     let tap = config.tap.is_some();
@@ -274,7 +296,14 @@ struct Conn {
     host_ended: Option<Instant>,
 }
 
-/// What netd knows of a forward besides its listener.
+/// A TCP forward as netd keeps it.
+struct TcpForward {
+    socket: TcpListener,
+    max_conns: usize,
+    guest_port: u16,
+}
+
+/// What netd knows of a TCP forward besides its listener.
 #[derive(Default)]
 struct Port {
     /// Connections open through it.
@@ -285,7 +314,11 @@ struct Port {
 
 struct Netd {
     link: Arc<Link>,
-    config: NetConfig,
+    /// The TCP forwards.
+    forwards: Vec<TcpForward>,
+    /// The UDP forwards and their flows.
+    udp: udp::Udp,
+    guest_ip: Ipv4Addr,
     iface: Interface,
     sockets: SocketSet<'static>,
     rx: VecDeque<Vec<u8>>,
@@ -327,10 +360,26 @@ impl Netd {
                 24,
             ));
         });
-        let ports = config.forwards.iter().map(|_| Port::default()).collect();
+        let (mut forwards, mut udp) = (Vec::new(), Vec::new());
+        for f in config.forwards {
+            match f.listener {
+                Listener::Tcp { socket, max_conns } => forwards.push(TcpForward {
+                    socket,
+                    max_conns,
+                    guest_port: f.guest_port,
+                }),
+                Listener::Udp { socket } => udp.push(udp::Forward {
+                    socket,
+                    guest_port: f.guest_port,
+                }),
+            }
+        }
+        let ports = forwards.iter().map(|_| Port::default()).collect();
         Netd {
             link,
-            config,
+            forwards,
+            udp: udp::Udp::new(udp),
+            guest_ip: config.guest_ip,
             iface,
             sockets: SocketSet::new(Vec::new()),
             rx,
@@ -383,6 +432,10 @@ impl Netd {
                 }
                 moved |= self.accept();
                 moved |= self.pump();
+                let now = Instant::now();
+                moved |= self
+                    .udp
+                    .pump(&mut self.sockets, self.guest_ip, now, self.trace);
                 moved |= self.give_guest_frames();
                 if !moved {
                     break;
@@ -428,14 +481,14 @@ impl Netd {
     fn accept(&mut self) -> bool {
         let mut any = false;
         let now = Instant::now();
-        for i in 0..self.config.forwards.len() {
+        for i in 0..self.forwards.len() {
             if self.ports[i].resting_until.is_some_and(|t| now < t) {
                 continue;
             }
             self.ports[i].resting_until = None;
-            let guest_port = self.config.forwards[i].guest_port;
-            while self.ports[i].open < self.config.forwards[i].listener.max_conns {
-                let stream = match self.config.forwards[i].listener.socket.accept() {
+            let guest_port = self.forwards[i].guest_port;
+            while self.ports[i].open < self.forwards[i].max_conns {
+                let stream = match self.forwards[i].socket.accept() {
                     Ok((stream, _)) => stream,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     // The client gave up while queued: the next one.
@@ -473,7 +526,7 @@ impl Netd {
                 s.set_timeout(Some(smoltcp::time::Duration::from_secs(30)));
                 let local = self.next_port;
                 self.next_port = if local >= 60000 { 40000 } else { local + 1 };
-                let remote = (IpAddress::Ipv4(self.config.guest_ip), guest_port);
+                let remote = (IpAddress::Ipv4(self.guest_ip), guest_port);
                 if let Err(e) = s.connect(self.iface.context(), remote, local) {
                     if self.trace {
                         eprintln!("net: a forwarded connection is dropped: {e:?}");
@@ -546,17 +599,22 @@ impl Netd {
     fn sleep(&mut self, delay: Option<Duration>) {
         let now = Instant::now();
         let mut fds = vec![pollfd(self.link.wake.as_raw_fd(), libc::POLLIN)];
-        // The earliest of smoltcp's timers, a resting listener's wake-up
-        // and a lingering connection's deadline.
+        // The earliest of smoltcp's timers, a resting listener's wake-up,
+        // a lingering connection's deadline and a UDP flow's going idle.
         let mut until = delay.map(|d| now + d);
         let mut due = |t: Instant| until = Some(until.map_or(t, |u| u.min(t)));
-        for (f, p) in self.config.forwards.iter().zip(&self.ports) {
+        if let Some(t) = self.udp.deadline() {
+            due(t);
+        }
+        // UDP sockets are always read to the end: always polled.
+        fds.extend(self.udp.fds().map(|fd| pollfd(fd, libc::POLLIN)));
+        for (f, p) in self.forwards.iter().zip(&self.ports) {
             // At its cap, or resting, a listener is left out: its queued
             // connections would keep it readable.
             match p.resting_until {
                 Some(t) => due(t),
-                None if p.open < f.listener.max_conns => {
-                    fds.push(pollfd(f.listener.socket.as_raw_fd(), libc::POLLIN))
+                None if p.open < f.max_conns => {
+                    fds.push(pollfd(f.socket.as_raw_fd(), libc::POLLIN))
                 }
                 None => {}
             }
@@ -804,7 +862,7 @@ pub fn fuzz_frames(frames: &[&[u8]]) -> io::Result<Vec<Vec<u8>>> {
     socket.set_nonblocking(true)?;
     let config = NetConfig {
         forwards: vec![Forward {
-            listener: Listener {
+            listener: Listener::Tcp {
                 socket,
                 max_conns: MAX_CONNS,
             },
@@ -905,6 +963,95 @@ mod tests {
         }
     }
 
+    /// A UDP echo server on the guest's port 7: each datagram comes back
+    /// as `echo:` and itself; every source it saw, in order.
+    struct Echo {
+        guest: Guest,
+        socket: SocketHandle,
+        seen: Vec<smoltcp::wire::IpEndpoint>,
+    }
+
+    impl Echo {
+        fn new() -> Echo {
+            use smoltcp::socket::udp as u;
+            let mut guest = Guest::new(0);
+            let buffer =
+                || u::PacketBuffer::new(vec![u::PacketMetadata::EMPTY; 16], vec![0; 16 * 1500]);
+            let mut s = u::Socket::new(buffer(), buffer());
+            s.bind(7).unwrap();
+            let socket = guest.sockets.add(s);
+            Echo {
+                guest,
+                socket,
+                seen: Vec::new(),
+            }
+        }
+
+        /// Runs the guest against netd, echoing, until `done` holds, for at
+        /// most `within`; whether it did.
+        fn until(&mut self, link: &Link, within: Duration, mut done: impl FnMut() -> bool) -> bool {
+            let deadline = Instant::now() + within;
+            while Instant::now() < deadline {
+                let g = &mut self.guest;
+                while let Some(f) = link.to_guest() {
+                    g.rx.push_back(f);
+                }
+                let now = SmolInstant::from_micros(g.epoch.elapsed().as_micros() as i64);
+                g.iface
+                    .poll(now, &mut frames(&mut g.rx, &mut g.tx), &mut g.sockets);
+                let s = g
+                    .sockets
+                    .get_mut::<smoltcp::socket::udp::Socket>(self.socket);
+                let mut answers = Vec::new();
+                while let Ok((data, meta)) = s.recv() {
+                    self.seen.push(meta.endpoint);
+                    answers.push(([b"echo:", data].concat(), meta.endpoint));
+                }
+                for (answer, to) in answers {
+                    s.send_slice(&answer, to).unwrap();
+                }
+                g.iface
+                    .poll(now, &mut frames(&mut g.rx, &mut g.tx), &mut g.sockets);
+                g.tx.drain(..).for_each(|f| link.from_guest(f));
+                if done() {
+                    return true;
+                }
+                link.wait(Duration::from_millis(5));
+            }
+            false
+        }
+    }
+
+    /// netd (confined by its seccomp allowlist, as `nym run` has it)
+    /// forwarding a loopback UDP port to the guest's port 7; the port.
+    fn udp_netd() -> (Net, u16) {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let config = NetConfig {
+            forwards: vec![Forward {
+                listener: Listener::Udp { socket },
+                guest_port: 7,
+            }],
+            guest_ip: abi::NET_GUEST_IP.into(),
+            tap: None,
+        };
+        (start(config, true).unwrap(), port)
+    }
+
+    fn client() -> UdpSocket {
+        let c = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        c.set_nonblocking(true).unwrap();
+        c
+    }
+
+    /// What `c` has received (datagrams, and whom from).
+    fn received(c: &UdpSocket, into: &mut Vec<(Vec<u8>, std::net::SocketAddr)>) {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = c.recv_from(&mut buf) {
+            into.push((buf[..n].to_vec(), from));
+        }
+    }
+
     fn frames<'a>(rx: &'a mut VecDeque<Vec<u8>>, tx: &'a mut VecDeque<Vec<u8>>) -> Frames<'a> {
         Frames {
             rx,
@@ -921,7 +1068,7 @@ mod tests {
         let port = socket.local_addr().unwrap().port();
         let config = NetConfig {
             forwards: vec![Forward {
-                listener: Listener { socket, max_conns },
+                listener: Listener::Tcp { socket, max_conns },
                 guest_port: 7,
             }],
             guest_ip: abi::NET_GUEST_IP.into(),
@@ -1005,6 +1152,73 @@ mod tests {
             !guest.until(&net.link, Duration::from_millis(500), |s| established(s)
                 > 2)
         );
+    }
+
+    #[test]
+    fn a_datagram_goes_to_the_guest_and_its_answer_back_and_too_large_ones_are_dropped() {
+        let (net, port) = udp_netd();
+        let mut guest = Echo::new();
+        let c = client();
+        // Larger than a frame carries: dropped; the next one goes.
+        c.send_to(
+            &vec![b'x'; udp::MAX_PAYLOAD + 1],
+            (Ipv4Addr::LOCALHOST, port),
+        )
+        .unwrap();
+        c.send_to(b"hello", (Ipv4Addr::LOCALHOST, port)).unwrap();
+        let mut got = Vec::new();
+        let answered = guest.until(&net.link, Duration::from_secs(5), || {
+            received(&c, &mut got);
+            !got.is_empty()
+        });
+        assert!(answered, "no answer; the guest saw {:?}", guest.seen);
+        let from = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        assert_eq!(got, [(b"echo:hello".to_vec(), from)]);
+        assert_eq!(guest.seen.len(), 1, "{:?}", guest.seen);
+        let host_ip = IpAddress::Ipv4(Ipv4Addr::from(abi::NET_HOST_IP));
+        assert_eq!(guest.seen[0].addr, host_ip);
+        // The largest that fits a frame goes whole.
+        let largest = vec![b'y'; udp::MAX_PAYLOAD - 5];
+        c.send_to(&largest, (Ipv4Addr::LOCALHOST, port)).unwrap();
+        got.clear();
+        assert!(guest.until(&net.link, Duration::from_secs(5), || {
+            received(&c, &mut got);
+            !got.is_empty()
+        }));
+        assert_eq!(got[0].0, [b"echo:".as_slice(), &largest].concat());
+    }
+
+    #[test]
+    fn clients_each_get_their_own_answers_from_a_port_of_their_own() {
+        let (net, port) = udp_netd();
+        let mut guest = Echo::new();
+        let (a, b) = (client(), client());
+        let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+        for round in 0..3 {
+            a.send_to(format!("a{round}").as_bytes(), (Ipv4Addr::LOCALHOST, port))
+                .unwrap();
+            b.send_to(format!("b{round}").as_bytes(), (Ipv4Addr::LOCALHOST, port))
+                .unwrap();
+            let want = round + 1;
+            let both = guest.until(&net.link, Duration::from_secs(5), || {
+                received(&a, &mut got_a);
+                received(&b, &mut got_b);
+                got_a.len() == want && got_b.len() == want
+            });
+            assert!(both, "round {round}: {got_a:?} {got_b:?}");
+        }
+        let texts = |got: &[(Vec<u8>, std::net::SocketAddr)]| -> Vec<String> {
+            got.iter()
+                .map(|(d, _)| String::from_utf8_lossy(d).into_owned())
+                .collect()
+        };
+        assert_eq!(texts(&got_a), ["echo:a0", "echo:a1", "echo:a2"]);
+        assert_eq!(texts(&got_b), ["echo:b0", "echo:b1", "echo:b2"]);
+        // Two source ports on the link, one per client, kept across rounds.
+        let mut ports: Vec<u16> = guest.seen.iter().map(|e| e.port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 2, "{:?}", guest.seen);
     }
 }
 
