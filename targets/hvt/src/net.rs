@@ -22,7 +22,12 @@
 //! socket go), and a connection whose host side has ended gets [`LINGER`]
 //! to close on the guest's side before netd resets it.
 #![allow(unsafe_code)] // eventfd, poll and the tap's descriptor
+mod tap;
+mod trace;
 pub mod udp;
+
+use tap::TapBridge;
+use trace::trace;
 
 use libos::stack::Frames;
 use nym_hvt_abi as abi;
@@ -736,118 +741,11 @@ impl Conn {
     }
 }
 
-/// netd over a tap device: frames pass between the guest and the tap as
-/// they are, with no stack in the monitor.
-struct TapBridge {
-    link: Arc<Link>,
-    tap: OwnedFd,
-    /// Where a frame from the tap is read (allocated before the allowlist).
-    buf: Vec<u8>,
-}
-
-impl TapBridge {
-    fn new(link: Arc<Link>, tap: OwnedFd) -> TapBridge {
-        TapBridge {
-            link,
-            tap,
-            buf: vec![0; MTU],
-        }
-    }
-
-    fn run(mut self) {
-        while !self.link.stop.load(Ordering::Acquire) {
-            let frames: Vec<Vec<u8>> = self
-                .link
-                .from_guest
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .drain(..)
-                .collect();
-            for f in frames {
-                // SAFETY: writes the frame's bytes to our tap descriptor. A
-                // frame the tap refuses (full queue) is lost, as on a wire.
-                unsafe { libc::write(self.tap.as_raw_fd(), f.as_ptr().cast(), f.len()) };
-            }
-            let mut arrived = false;
-            loop {
-                // SAFETY: reads at most `buf.len()` bytes into `buf`; the
-                // descriptor is non-blocking.
-                let n = unsafe {
-                    libc::read(
-                        self.tap.as_raw_fd(),
-                        self.buf.as_mut_ptr().cast(),
-                        self.buf.len(),
-                    )
-                };
-                let Ok(n @ 1..) = usize::try_from(n) else {
-                    break;
-                };
-                let mut q = self.link.to_guest.lock().unwrap_or_else(|p| p.into_inner());
-                if q.len() < QUEUE {
-                    q.push_back(self.buf[..n].to_vec());
-                }
-                arrived = true;
-            }
-            if arrived {
-                self.link.arrived.notify_all();
-            }
-            let mut fds = [
-                pollfd(self.link.wake.as_raw_fd(), libc::POLLIN),
-                pollfd(self.tap.as_raw_fd(), libc::POLLIN),
-            ];
-            // SAFETY: `fds` is a live array of two pollfd structs.
-            unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
-            let mut sink = [0u8; 8];
-            // SAFETY: reads the eventfd's counter into a local (resetting it).
-            unsafe { libc::read(self.link.wake.as_raw_fd(), sink.as_mut_ptr().cast(), 8) };
-        }
-    }
-}
-
 fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
     libc::pollfd {
         fd,
         events,
         revents: 0,
-    }
-}
-
-/// One line on stderr for a frame: milliseconds since boot, who sent it,
-/// and for TCP the ports, flags and payload length.
-fn trace(from: &str, f: &[u8], epoch: Instant) {
-    use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, TcpPacket};
-    let ms = epoch.elapsed().as_millis();
-    let Ok(eth) = EthernetFrame::new_checked(f) else {
-        return eprintln!("net {ms:>6} {from:<7} {} bytes, not Ethernet", f.len());
-    };
-    let tcp = (eth.ethertype() == EthernetProtocol::Ipv4)
-        .then(|| Ipv4Packet::new_checked(eth.payload()).ok())
-        .flatten()
-        .and_then(|ip| {
-            TcpPacket::new_checked(ip.payload()).ok().map(|t| {
-                (
-                    t.src_port(),
-                    t.dst_port(),
-                    [t.syn(), t.ack(), t.fin(), t.rst()],
-                    t.payload().len(),
-                )
-            })
-        });
-    match tcp {
-        Some((src, dst, flags, len)) => {
-            let flags: String = flags
-                .iter()
-                .zip(["SYN ", "ACK ", "FIN ", "RST "])
-                .filter(|(on, _)| **on)
-                .map(|(_, name)| name)
-                .collect();
-            eprintln!("net {ms:>6} {from:<7} tcp {src} > {dst} {flags}len {len}");
-        }
-        None => eprintln!(
-            "net {ms:>6} {from:<7} {} ({} bytes)",
-            eth.ethertype(),
-            f.len()
-        ),
     }
 }
 

@@ -6,7 +6,9 @@
 //!   vCPU ioctls (by request number, nothing else), the console, the block
 //!   file, clocks, waiting, allocation; no sockets, no files opened;
 //! - **netd** (the guest's network) also polls, accepts and reads and
-//!   writes sockets, and its one ioctl makes them non-blocking;
+//!   writes sockets (forwarded connections, and forwarded UDP's datagrams
+//!   with `recvfrom` and `sendto` on sockets bound before the filter), and
+//!   its one ioctl makes them non-blocking;
 //! - the vCPU thread **under gdb** adds what the stub needs: its socket,
 //!   the debug ioctls, `FIONBIO`;
 //! - the **kicker** (gdb's Ctrl-C) only sleeps and signals the vCPU thread.
@@ -102,8 +104,8 @@ const CALLS: &[(i64, u8, &str)] = &[
     (libc::SYS_ppoll, N | D, "waiting (libc may use ppoll for poll)"),
     (libc::SYS_accept4, N, "accepting forwarded connections"),
     (libc::SYS_accept, N, "accepting forwarded connections"),
-    (libc::SYS_recvfrom, N | D, "reading forwarded connections, gdb's packets, peeking for Ctrl-C"),
-    (libc::SYS_sendto, N | D, "writing forwarded connections, answering gdb"),
+    (libc::SYS_recvfrom, N | D, "reading forwarded connections and datagrams, gdb's packets, peeking for Ctrl-C"),
+    (libc::SYS_sendto, N | D, "writing forwarded connections and datagrams, answering gdb"),
     (libc::SYS_shutdown, N | D, "passing a guest's FIN on, closing gdb's connection"),
     (libc::SYS_setsockopt, N | D, "no Nagle on forwarded connections, gdb's connection options"),
     (libc::SYS_getpid, K, "pthread_kill"),
