@@ -11,12 +11,14 @@ checked (id, QR, NOERROR, one answer). Paths:
 - `nym run` (the in-process runner, host sockets; it builds the
   application in debug, as in-process runs always do);
 - the standalone program of `nym build --target unix --release`;
-- the release kvm image under `nym boot -p`: TCP only, since the
-  monitor forwards TCP connections, not datagrams;
+- the release kvm image under `nym boot -p`: UDP through `-p PORT:53/udp`
+  (the monitor's netd sends each datagram on, a source port per client)
+  and TCP through `-p PORT:53`;
 - the same image over a tap in a network namespace (`--tap`), UDP and TCP
   (needs root; skipped otherwise).
 
-Prints a Markdown section for BENCHMARKS.md.
+Prints a Markdown section for BENCHMARKS.md. `--only-forwarded` measures
+the kvm `-p` row alone (no root needed).
 
     cargo build --release --bin nym && sudo scripts/bench_dns.py
 """
@@ -205,6 +207,8 @@ def main():
     ap.add_argument("--queries", type=int, default=20000, help="queries per in-process measurement")
     ap.add_argument("--kvm-queries", type=int, default=2000, help="queries per kvm measurement")
     ap.add_argument("--window", type=int, default=1, help="queries in flight")
+    ap.add_argument("--only-forwarded", action="store_true",
+                    help="measure only the kvm image through -p (UDP and TCP)")
     a = ap.parse_args()
     tap = os.geteuid() == 0
     rows = []
@@ -216,30 +220,36 @@ def main():
         stripped = os.path.join(tmp, "dns.stripped.elf")
         sh("strip", "-o", stripped, image)
         sizes = (os.path.getsize(image), os.path.getsize(stripped))
-        program = build(d, "unix")
+        program = None if a.only_forwarded else build(d, "unix")
 
         def run(label, cmd, host, port, protos, n, netns=None):
+            """`port`: one for all `protos`, or a port per protocol."""
             proc = Proc(cmd, d, netns)
             try:
                 result = {}
                 for proto in protos:
-                    wait_ready(proc, host, port, proto, netns)
-                    result[proto] = measure(proto, host, port, n, a.window, netns)
+                    at = port[proto] if isinstance(port, dict) else port
+                    wait_ready(proc, host, at, proto, netns)
+                    result[proto] = measure(proto, host, at, n, a.window, netns)
                 rows.append((label, result, n))
             finally:
                 proc.stop()
 
-        port = free_port()
-        run("`nym run` (in-process runner, debug application, host sockets)",
-            [NYM, "run", "--", "--port", str(port)], "127.0.0.1", port,
-            ["udp", "tcp"], a.queries)
-        port = free_port()
-        run("standalone `nym build --target unix --release`", [program, "--port", str(port)],
-            "127.0.0.1", port, ["udp", "tcp"], a.queries)
-        port = free_port()
-        run("kvm, `nym boot -p` (TCP forwarded)", [NYM, "boot", image, "-p", f"{port}:53"],
-            "127.0.0.1", port, ["tcp"], a.kvm_queries)
-        if tap:
+        if not a.only_forwarded:
+            port = free_port()
+            run("`nym run` (in-process runner, debug application, host sockets)",
+                [NYM, "run", "--", "--port", str(port)], "127.0.0.1", port,
+                ["udp", "tcp"], a.queries)
+            port = free_port()
+            run("standalone `nym build --target unix --release`", [program, "--port", str(port)],
+                "127.0.0.1", port, ["udp", "tcp"], a.queries)
+        ports = {"tcp": free_port(), "udp": free_port()}
+        while ports["udp"] == ports["tcp"]:
+            ports["udp"] = free_port()
+        run("kvm, `nym boot -p PORT:53 -p PORT:53/udp`",
+            [NYM, "boot", image, "-p", f"{ports['tcp']}:53", "-p", f"{ports['udp']}:53/udp"],
+            "127.0.0.1", ports, ["udp", "tcp"], a.kvm_queries)
+        if tap and not a.only_forwarded:
             netns_up()
             try:
                 run("kvm, `nym boot --tap` in a netns", [NYM, "boot", image, "--tap", "tap0", "--",
@@ -261,7 +271,7 @@ def main():
             rate, lost = result[proto]
             return f"{rate:,.0f}" + (f" ({lost} lost, asked again)" if lost else "")
         print(f"| {label} | {cell('udp')} | {cell('tcp')} |")
-    if not tap:
+    if not tap and not a.only_forwarded:
         print("\n(Not root: the tap row was skipped.)")
 
 
