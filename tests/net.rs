@@ -279,6 +279,31 @@ fn a_forwarded_port_in_use_and_forwards_off_kvm_are_clear_errors() {
     );
     let out = common::run(nym(&dir).args(["run", "--target", "kvm", "-p", "80"]));
     assert!(common::stderr(&out).contains("not a port forward"));
+    // UDP: a suffix other than tcp or udp says what -p takes; a UDP port
+    // in use is named as a TCP one is; xen's dom0 relays TCP only.
+    let out = common::run(nym(&dir).args(["run", "--target", "kvm", "-p", "5300:7/sctp"]));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("--publish") && err.contains("-p forwards tcp or udp, not `sctp`"),
+        "{err}"
+    );
+    let taken = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let udp = format!("{port}:7/udp");
+    let out = common::run(nym(&dir).args(["run", "--target", "kvm", "-p", &udp]));
+    assert_ne!(out.status.code(), Some(0));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains(&format!("cannot forward port {port}: 127.0.0.1:{port}/udp")),
+        "{err}"
+    );
+    let out = common::run(nym(&dir).args(["run", "--target", "xen", "-p", "5300:7/udp"]));
+    assert_ne!(out.status.code(), Some(0));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("-p 5300:7/udp: a xen guest's forwards are TCP only"),
+        "{err}"
+    );
 }
 
 #[test]

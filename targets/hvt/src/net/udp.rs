@@ -93,6 +93,7 @@ pub(super) struct Udp {
 }
 
 impl Udp {
+    /// `forwards`, with no flows yet.
     pub(super) fn new(forwards: Vec<Forward>) -> Udp {
         Udp {
             forwards,
