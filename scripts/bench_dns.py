@@ -257,7 +257,10 @@ def main():
             finally:
                 subprocess.run(["ip", "netns", "del", NS])
     print("## The DNS appliance (issue 23)\n")
-    print(f"Command: `cargo build --release --bin nym && sudo scripts/bench_dns.py --window {a.window}`"
+    flags = f"--queries {a.queries} --kvm-queries {a.kvm_queries} --window {a.window}"
+    if a.only_forwarded:
+        flags += " --only-forwarded"
+    print(f"Command: `cargo build --release --bin nym && sudo scripts/bench_dns.py {flags}`"
           f" ({a.queries} queries per in-process measurement, {a.kvm_queries} on kvm, `{NAME} A` each,"
           f" {a.window} in flight)\n")
     print("| image | with debug info | stripped | the seeds' DNS appliance |\n|---|---|---|---|")
