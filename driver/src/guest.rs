@@ -596,6 +596,22 @@ mod tests {
             qemu::user_netdev(&forwards),
             "user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:5300-:53"
         );
+        let xml = libvirt::domain_xml(&libvirt::Domain {
+            guest: Domain {
+                name: "dns",
+                image: std::path::Path::new("/tmp/dns.elf"),
+                mem: 32 << 20,
+                cmdline: "",
+                net: true,
+                disk: None,
+            },
+            forwards: &forwards,
+            console: std::path::Path::new("/tmp/dns.console"),
+        });
+        assert!(
+            xml.contains("hostfwd=udp:127.0.0.1:5300-:53"),
+            "libvirt's qemu:commandline: {xml}"
+        );
         assert!(xen::refuse_udp(&forwards[..1]).is_ok());
         let err = xen::refuse_udp(&forwards).unwrap_err().to_string();
         assert!(

@@ -7,16 +7,18 @@
 //! connection over the link to the guest's port `GUEST`, and copies bytes
 //! both ways, as QEMU's user-mode networking does; for each UDP forward
 //! `HOST:GUEST/udp` it sends each datagram on to the guest's port and its
-//! answers back, a source port on the link per client ([`udp`]). The vCPU thread only
-//! moves frames in and out of two queues ([`Link`]); a guest frame is never
+//! answers back, a source port on the link per client ([`udp`]). The vCPU
+//! thread only moves frames in and out of two queues ([`Link`]); a guest frame is never
 //! parsed by anything but smoltcp. The link is memory to memory, so neither
 //! end computes or checks IP and TCP checksums (the guest's `Netif` says
 //! it is `reliable`): a guest's CPU is the scarce thing under nested KVM.
 //!
-//! netd never spins and holds a bounded amount: a forward has at most
-//! [`MAX_CONNS`] connections open (or its own [`Listener::max_conns`]), and
-//! more wait in the kernel's accept queue of the host port, served in turn
-//! as others close; a descriptor is polled only while netd wants something
+//! netd never spins and holds a bounded amount: a TCP forward has at most
+//! [`MAX_CONNS`] connections open (or its own `max_conns`, in
+//! [`Listener::Tcp`]), and more wait in the kernel's accept queue of the
+//! host port, served in turn as others close; UDP forwards have at most
+//! [`udp::MAX_FLOWS`] clients between them, each with a few datagrams
+//! queued, and drop what does not fit; a descriptor is polled only while netd wants something
 //! from it or its host may still reset it; a host side that hangs up or
 //! fails ends the guest's side too (a reset netd sends before it lets the
 //! socket go), and a connection whose host side has ended gets [`LINGER`]
