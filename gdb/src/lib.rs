@@ -13,6 +13,10 @@
 //! The monitor (`targets/hvt`) implements [`Debuggee`] with KVM's
 //! guest-debug interface; the tests here use a fake. This crate knows
 //! nothing of KVM.
+mod conn;
+
+pub use conn::TcpConnection;
+
 use gdbstub::common::Signal;
 use gdbstub::conn::ConnectionExt;
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
@@ -193,7 +197,13 @@ impl<'d, D: Debuggee> Stub<'d, D> {
                 },
                 _ => SingleThreadStopReason::HwBreak(()),
             },
-            Stop::Step => SingleThreadStopReason::DoneStep,
+            // `T05thread:…;` rather than `S05`: a stop that names its
+            // thread spares gdb asking for the thread list after every
+            // step (two round trips of the few a `stepi` makes).
+            Stop::Step => SingleThreadStopReason::SignalWithThread {
+                tid: (),
+                signal: Signal::SIGTRAP,
+            },
             Stop::Interrupted => SingleThreadStopReason::Signal(Signal::SIGINT),
             Stop::Exited(code) => SingleThreadStopReason::Exited(code),
             Stop::Crashed => SingleThreadStopReason::Terminated(Signal::SIGSEGV),

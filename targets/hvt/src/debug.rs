@@ -56,7 +56,7 @@ pub(crate) fn debug_session(
         // vCPU's, nothing else.
         crate::seccomp::install(crate::seccomp::Thread::Debugger)?;
     }
-    let ending = nym_gdb::serve(&mut debugged, stream);
+    let ending = nym_gdb::serve(&mut debugged, nym_gdb::TcpConnection::new(stream));
     let outcome = debugged.release()?;
     match ending {
         nym_gdb::Ending::Killed => {
