@@ -150,7 +150,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// `-p` with a target that has no forwarding.
-    #[error("-p forwards host ports to a unikernel on kvm, qemu, libvirt or xen; with --target {0} the stack uses the host's ports directly")]
+    #[error("-p forwards host ports to a unikernel on kvm, qemu, libvirt or xen (TCP, or UDP with /udp); with --target {0} the stack uses the host's ports directly")]
     ForwardTarget(Target),
     /// `--block` for an in-process run.
     #[error("--block gives a guest its disk; in-process, block::file's own path is the file (edit the graph, or use a key: block::file(key(\"disk\", \"disk.img\")))")]

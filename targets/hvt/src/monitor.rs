@@ -201,7 +201,7 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     let needs_net = manifest.devices & abi::DEVICE_NET != 0;
     if needs_net && config.net.is_none() {
         return Err(MonitorError::MissingDevice(
-            "a network (netif::default): forward a port to it with -p HOST:GUEST",
+            "a network (netif::default): forward a port to it with -p HOST:GUEST (or HOST:GUEST/udp)",
         ));
     }
 
