@@ -365,4 +365,5 @@ lessons! {
     lesson_09_retarget => "retarget",
     lesson_10_debug => "debug",
     lesson_11_notebook => "notebook",
+    lesson_12_simulate => "simulate",
 }

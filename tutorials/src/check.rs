@@ -34,6 +34,8 @@ pub enum Check {
     Notebook(NotebookCheck),
     /// A value given with `nym tutorial check --answer`.
     Answer(AnswerCheck),
+    /// A simulation (`nym sim`) of a topology of the lesson: how it ends.
+    Sim(SimCheck),
 }
 
 /// `kind = "graph"`.
@@ -166,6 +168,31 @@ pub struct RunCheck {
 
 fn one() -> u32 {
     1
+}
+
+/// `kind = "sim"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimCheck {
+    /// The topology file, in the lesson folder (default: sim.toml).
+    #[serde(default = "sim_toml")]
+    pub topology: String,
+    /// More arguments, as after `nym sim TOPOLOGY` (`--seed 3`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Text its output (consoles and verdict) must hold.
+    #[serde(default)]
+    pub contains: Vec<String>,
+    /// Text it must not hold.
+    #[serde(default)]
+    pub lacks: Vec<String>,
+    /// A property must be violated (`nym sim` exits non-zero).
+    #[serde(default)]
+    pub fails: bool,
+}
+
+fn sim_toml() -> String {
+    "sim.toml".into()
 }
 
 /// `kind = "http"`.
@@ -327,6 +354,7 @@ impl Check {
             Check::Session(_) => "your session".into(),
             Check::Notebook(c) => c.path.clone(),
             Check::Answer(_) => "your answer".into(),
+            Check::Sim(c) => format!("a simulation of {}", c.topology),
         }
     }
 
@@ -345,6 +373,7 @@ impl Check {
             Check::Session(c) => crate::checks::session(cx, c),
             Check::Notebook(c) => crate::checks::notebook(cx, c),
             Check::Answer(c) => crate::checks::answer(cx, c),
+            Check::Sim(c) => crate::runs::sim(cx, c),
         }
     }
 }

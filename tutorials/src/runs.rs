@@ -3,7 +3,7 @@
 //! server they left running), through the same `nym` they use, on ports
 //! the engine picks, each wait bounded.
 #![allow(unsafe_code)] // sends SIGINT to the `nym` a check started, so it stops its guest
-use crate::check::{EchoCheck, Failure, HttpCheck, ReloadCheck, Request, RunCheck};
+use crate::check::{EchoCheck, Failure, HttpCheck, ReloadCheck, Request, RunCheck, SimCheck};
 use crate::engine::Context;
 use crate::files;
 use std::collections::BTreeMap;
@@ -265,25 +265,49 @@ pub(crate) fn run(cx: &mut Context<'_>, c: &RunCheck) -> Result<(), Failure> {
                 ));
             }
         }
-        if c.fails == status.success() {
-            return Err(Failure::new(
-                if c.fails {
-                    format!("`{}` to fail", p.what)
-                } else {
-                    format!("`{}` to succeed", p.what)
-                },
-                format!("it ended ({status}) saying:\n{}", last_lines(&last, 20)),
-            ));
-        }
+        ended(&p.what, status, &last, c.fails)?;
     }
-    let out = program_output(&last);
-    if let Some(missing) = c.contains.iter().find(|s| !out.contains(s.as_str())) {
+    said(&last, &c.contains, &c.lacks)
+}
+
+/// `nym sim` on a copy of the lesson: how the simulation ends.
+pub(crate) fn sim(cx: &mut Context<'_>, c: &SimCheck) -> Result<(), Failure> {
+    let dir = scratch(cx, "sim", &current(cx))?;
+    (cx.say)(&format!("simulating {}", c.topology));
+    let mut args = vec!["sim".to_owned(), c.topology.clone()];
+    args.extend(c.args.iter().cloned());
+    let mut p = Proc::start(cx, &dir, &args)?;
+    let (status, _) = p.finish(RUN)?;
+    let out = p.output();
+    ended(&p.what, status, &out, c.fails)?;
+    said(&out, &c.contains, &c.lacks)
+}
+
+/// Whether a run ended as the check wants: failing if `fails`, else well.
+fn ended(what: &str, status: ExitStatus, out: &str, fails: bool) -> Result<(), Failure> {
+    if fails != status.success() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        match fails {
+            true => format!("`{what}` to fail"),
+            false => format!("`{what}` to succeed"),
+        },
+        format!("it ended ({status}) saying:\n{}", last_lines(out, 20)),
+    ))
+}
+
+/// Whether a run's output (cargo's lines aside) holds each of `contains`
+/// and none of `lacks`.
+fn said(out: &str, contains: &[String], lacks: &[String]) -> Result<(), Failure> {
+    let out = program_output(out);
+    if let Some(missing) = contains.iter().find(|s| !out.contains(s.as_str())) {
         return Err(Failure::new(
             format!("the output to hold {missing:?}"),
             format!("it said:\n{}", last_lines(&out, 20)),
         ));
     }
-    if let Some(there) = c.lacks.iter().find(|s| out.contains(s.as_str())) {
+    if let Some(there) = lacks.iter().find(|s| out.contains(s.as_str())) {
         return Err(Failure::new(
             format!("the output not to hold {there:?}"),
             format!("it said:\n{}", last_lines(&out, 20)),
