@@ -108,4 +108,56 @@ fn rust_cells() {
         "Rust cells: first with a cold build directory {:.2} s; first of a later session: median {:.2} s, worst {:.2} s; second: median {:.2} s, worst {:.2} s",
         s(cold), s(firsts[2]), s(firsts[4]), s(seconds[2]), s(seconds[4])
     );
+    mixed_cells(&mut session());
+}
+
+/// Issue 20's mixed set, after a session's first cell: expressions, `let`
+/// bindings, calls into the crate, and a cell that fails to compile
+/// followed by one that must not pay for it; three rounds.
+fn mixed_cells(s: &mut Session) {
+    let first = s.eval_rust("app::double(1)");
+    assert!(!first.error, "{}", first.text);
+    let mut all = Vec::new();
+    let mut after_error = Vec::new();
+    for round in 0..3u32 {
+        let cells: [(String, Option<String>); 8] = [
+            ("40 + 3".into(), Some("43".into())),
+            (
+                format!("let v{round} = vec![1, 2, 3]; v{round}.len()"),
+                Some("3".into()),
+            ),
+            (
+                format!("app::double({round})"),
+                Some((2 * round).to_string()),
+            ),
+            (format!("let s{round} = String::from(\"nym\");"), None),
+            (format!("s{round}.len() + v{round}.len()"), Some("6".into())),
+            ("let broken: u32 = \"not a number\";".into(), None),
+            ("app::double(20) + 2".into(), Some("42".into())),
+            ("format!(\"{}-{}\", 1, 2)".into(), Some("\"1-2\"".into())),
+        ];
+        for (i, (code, want)) in cells.iter().enumerate() {
+            let t = Instant::now();
+            let r = s.eval_rust(code);
+            let took = t.elapsed();
+            match want {
+                Some(w) => assert!(!r.error && r.text == *w, "{code} => {}", r.text),
+                None if code.contains("broken") => assert!(r.error, "{code} => {}", r.text),
+                None => assert!(!r.error, "{code} => {}", r.text),
+            }
+            if i == 6 {
+                after_error.push(took);
+            }
+            println!("  cell {code:?}: {:.3} s", took.as_secs_f64());
+            all.push(took);
+        }
+    }
+    all.sort();
+    after_error.sort();
+    println!(
+        "Rust cells, the mixed set after the first (3 rounds of 8): median {:.3} s, worst {:.3} s; the cell after a failing one: median {:.3} s",
+        all[all.len() / 2].as_secs_f64(),
+        all[all.len() - 1].as_secs_f64(),
+        after_error[1].as_secs_f64()
+    );
 }
