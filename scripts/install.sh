@@ -51,6 +51,13 @@ if [ ${#missing[@]} -gt 0 ] || [ -n "$need_qemu" ]; then
         exit 1
     fi
     [ -n "$need_qemu" ] && ensure_backports
+    # An install cut off part-way (a machine shut down under apt) leaves dpkg
+    # refusing every later one until it is finished: finish it first.
+    if [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ] || dpkg --audit 2>/dev/null | grep -q .; then
+        say "finishing an interrupted package install (dpkg --configure -a)"
+        sudo_if_needed env DEBIAN_FRONTEND=noninteractive dpkg --configure -a >/dev/null || true
+        sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -f -y -qq >/dev/null
+    fi
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
