@@ -526,6 +526,34 @@ pub fn semantic_tokens(a: &Analysis) -> Vec<(usize, usize, u32)> {
     out
 }
 
+/// The name or path being typed at `offset`: what completion matches.
+pub fn word_before(src: &str, offset: usize) -> &str {
+    let before = &src[..src.floor_char_boundary(offset.min(src.len()))];
+    let start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+        .map_or(0, |i| i + 1);
+    &before[start..]
+}
+
+/// At most `limit` of `items`, for `word` typed: all of them when they
+/// are that few; else those that begin with the word, bindings nearest
+/// the cursor first (they come in file order), and `true`: the list is
+/// incomplete, to be asked for again as the word grows (a graph of 50,000
+/// bindings offers them all in an argument).
+pub fn limit(items: Vec<Completion>, word: &str, limit: usize) -> (Vec<Completion>, bool) {
+    if items.len() <= limit {
+        return (items, false);
+    }
+    let (bindings, mut out): (Vec<Completion>, Vec<Completion>) = items
+        .into_iter()
+        .filter(|c| c.label.starts_with(word))
+        .partition(|c| matches!(c.kind, CompletionKind::Binding));
+    out.truncate(limit);
+    let room = limit - out.len();
+    out.extend(bindings.into_iter().rev().take(room));
+    (out, true)
+}
+
 /// Completions at `offset` in `src`: after `module::` the module's
 /// implementations; in an argument, what fits the parameter (implementations
 /// providing a fitting kind, bindings of that type); elsewhere everything.
@@ -537,10 +565,8 @@ pub fn completions(
 ) -> Vec<Completion> {
     let offset = offset.min(src.len());
     let before = &src[..src.floor_char_boundary(offset)];
-    let word_start = before
-        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-        .map_or(0, |i| i + 1);
-    let word = &before[word_start..];
+    let word = word_before(src, offset);
+    let word_start = before.len() - word.len();
     // After `device.`: the methods of the device's kind.
     if let Some(receiver) = before[..word_start].strip_suffix('.') {
         let name_start = receiver

@@ -10,19 +10,23 @@
 //!   own into exactly the statements, comments and syntax errors the whole
 //!   file gives there ([`crate::parser`]'s `parse_until`: the piece is
 //!   parsed with the next piece's `let` after it, which is all the parser
-//!   looks at past a statement). Pieces are known by their text: an
-//!   unchanged piece's statements are moved out of the last analysis (when
-//!   nothing else holds it any more, else copied) and shifted into place.
-//! - Checking, per statement: [`crate::check::check_incremental`] replays
-//!   a plain `let` (an application of implementations over names and
-//!   literals) whose text and whose names' bindings are unchanged, and
-//!   checks everything else as usual (see `check/memo.rs`). What depends
-//!   on the whole file (unused bindings, a missing `register`, the graph)
-//!   is worked out each time.
+//!   looks at past a statement). The pieces before the first byte the
+//!   edit changed stay where they are, statements and all; after it,
+//!   pieces are known by their text: an unchanged piece's statements are
+//!   moved out of the last analysis (when nothing else holds it any more,
+//!   else copied) and shifted into place.
+//! - Checking, per statement: [`crate::check::check_resumable`] takes
+//!   the statements before the first one the edit touched as they were
+//!   (the checker's state is cut back to where it stood after them, see
+//!   `check/resume.rs`), then replays each plain `let` (an application of
+//!   implementations over names and literals) whose text and whose names'
+//!   bindings are unchanged, and checks everything else as usual (see
+//!   `check/memo.rs`). What depends on the whole file (unused bindings, a
+//!   missing `register`, the graph) is worked out each time.
 //!
 //! The result is always [`crate::analyze`]'s; `graph/tests/incremental.rs`
 //! compares the two over random edits of the example graphs.
-use crate::check::{self, Memo};
+use crate::check::{self, Resume};
 use crate::diagnostic::Diagnostic;
 use crate::jobs::RustCrate;
 use crate::parser;
@@ -40,17 +44,19 @@ pub struct Incremental {
     /// The last analysis: its statements are moved into the next one when
     /// nothing else holds it any more, else copied.
     last: Option<Arc<Analysis>>,
-    /// Where the pieces of the last version are in `last`, by the text
-    /// parsed (the piece and the `let` after it, if any).
-    pieces: FastMap<String, Piece>,
-    memo: Memo,
+    /// The last version's text.
+    src: String,
+    /// Its pieces, in order.
+    pieces: Vec<Piece>,
+    resume: Resume,
     reused: usize,
 }
 
 /// A parsed piece of the last version.
 struct Piece {
-    /// Where it started.
+    /// Where it started, and where the text it parsed ended.
     start: usize,
+    end: usize,
     /// Its statements and comments in the last analysis.
     stmts: Range<usize>,
     comments: Range<usize>,
@@ -127,10 +133,25 @@ impl Incremental {
         target: Target,
         krate: Option<&RustCrate>,
     ) -> Arc<Analysis> {
-        let (file, mut syntax_errors) = self.parse(src);
+        // The last analysis, taken apart when nothing else holds it: its
+        // statements move into the new tree, its bindings and types back
+        // into the checker. Freed here, not on a thread: freeing from
+        // another thread made the allocator slower for the next analysis.
+        let (old, last) = match self.last.take().map(Arc::try_unwrap) {
+            Some(Ok(Analysis { file, checked })) => (file, Some(checked)),
+            Some(Err(shared)) => (shared.file.clone(), None),
+            None => Default::default(),
+        };
+        let (file, mut syntax_errors) = self.parse(src, old);
         let complete = syntax_errors.is_empty();
-        let mut checked =
-            check::check_incremental(&file, src, target, krate, complete, &mut self.memo);
+        let mut checked = check::check_resumable(
+            &file,
+            src,
+            (target, krate),
+            complete,
+            &mut self.resume,
+            last,
+        );
         if !complete {
             syntax_errors.append(&mut checked.diagnostics);
             syntax_errors.sort_by_key(|d| (d.span.start, d.span.end));
@@ -143,64 +164,108 @@ impl Incremental {
     }
 
     /// What the last analysis re-used: pieces not parsed again, statements
-    /// not checked again.
-    pub fn reused(&self) -> (usize, usize) {
-        (self.reused, self.memo.replayed())
+    /// taken as they were (from the top), statements replayed.
+    pub fn reused(&self) -> (usize, usize, usize) {
+        (self.reused, self.resume.skipped(), self.resume.replayed())
     }
 
-    /// [`parser::parse`], piece by piece.
-    fn parse(&mut self, src: &str) -> (File, Vec<Diagnostic>) {
-        let (mut old_stmts, old_comments) = match self.last.take().map(Arc::try_unwrap) {
-            Some(Ok(last)) => {
-                // Freed here, not on a thread: freeing from another thread
-                // made the allocator slower for the next analysis.
-                let Analysis { file, .. } = last;
-                (file.stmts, file.comments)
-            }
-            Some(Err(shared)) => (shared.file.stmts.clone(), shared.file.comments.clone()),
-            None => Default::default(),
-        };
-        let mut old_pieces = std::mem::take(&mut self.pieces);
-        self.pieces.reserve(old_pieces.len());
-        self.reused = 0;
+    /// [`parser::parse`], piece by piece, taking the pieces `old` (the last
+    /// version's tree) has.
+    fn parse(&mut self, src: &str, old: File) -> (File, Vec<Diagnostic>) {
+        let File {
+            stmts: mut old_stmts,
+            comments: mut old_comments,
+        } = old;
+        let old_src = std::mem::replace(&mut self.src, src.to_owned());
         let cuts = cuts(src);
         let starts = std::iter::once(0).chain(cuts.iter().map(|c| c.0));
-        let ends = cuts.iter().map(|&(next, let_end)| Some((next, let_end)));
-        let mut file = File {
-            stmts: Vec::with_capacity(old_stmts.len()),
-            comments: Vec::with_capacity(old_comments.len()),
+        let ends = cuts
+            .iter()
+            .map(|&(next, let_end)| (let_end, next))
+            .chain([(src.len(), usize::MAX)]);
+        let windows: Vec<(usize, usize, usize)> = starts
+            .zip(ends)
+            .map(|(start, (end, stop))| (start, end, stop.saturating_sub(start)))
+            .collect();
+        // The pieces before the first changed byte parsed the same text at
+        // the same place: they stay, with their statements (always in
+        // range: the ranges were made with them; checked all the same).
+        let same = crate::check::common_prefix(old_src.as_bytes(), src.as_bytes());
+        let kept = windows
+            .iter()
+            .zip(&self.pieces)
+            .take_while(|((start, end, _), p)| {
+                p.start == *start
+                    && p.end == *end
+                    && *end <= same
+                    && p.stmts.end <= old_stmts.len()
+                    && p.comments.end <= old_comments.len()
+            })
+            .count();
+        let (stmts_kept, comments_kept) = match kept {
+            0 => (0, 0),
+            n => (
+                self.pieces[n - 1].stmts.end,
+                self.pieces[n - 1].comments.end,
+            ),
         };
-        let mut errors = Vec::new();
-        for (start, end) in starts.zip(ends.chain([None])) {
-            let (window, stop) = match end {
-                Some((next, let_end)) => (&src[start..let_end], next - start),
-                None => (&src[start..], usize::MAX),
-            };
+        let mut tail_stmts = old_stmts.split_off(stmts_kept);
+        let tail_comments = old_comments.split_off(comments_kept);
+        let mut old_pieces = self.pieces.split_off(kept);
+        for p in &mut old_pieces {
+            p.stmts = p.stmts.start - stmts_kept..p.stmts.end - stmts_kept;
+            p.comments = p.comments.start - comments_kept..p.comments.end - comments_kept;
+        }
+        let mut errors: Vec<Diagnostic> = Vec::new();
+        for p in &self.pieces {
+            errors.extend(p.errors.iter().map(|d| {
+                let mut d = d.clone();
+                shift_diagnostic(&mut d, 0, p.start);
+                d
+            }));
+        }
+        self.reused = kept;
+        let mut file = File {
+            stmts: old_stmts,
+            comments: old_comments,
+        };
+        // The rest of the last version's pieces are found by the text
+        // they parsed (the piece and the `let` after it, if any).
+        let mut found_at: FastMap<&str, usize> = FastMap::default();
+        for (i, p) in old_pieces.iter().enumerate() {
+            if let Some(text) = old_src.get(p.start..p.end) {
+                found_at.insert(text, i);
+            }
+        }
+        for &(start, end, stop) in &windows[kept..] {
+            let window = &src[start..end];
             let stmts_from = file.stmts.len();
             let comments_from = file.comments.len();
-            // Where the last analysis has the piece (always in range: the
-            // ranges were made with it; checked all the same, not trusted).
-            let found = old_pieces.remove_entry(window).filter(|(_, old)| {
-                old.stmts.end <= old_stmts.len() && old.comments.end <= old_comments.len()
-            });
-            let (key, piece_errors) = match found {
-                Some((key, old)) => {
+            let found = found_at
+                .remove(window)
+                .map(|i| &mut old_pieces[i])
+                .filter(|old| {
+                    old.stmts.end <= tail_stmts.len() && old.comments.end <= tail_comments.len()
+                });
+            let piece_errors = match found {
+                Some(old) => {
                     self.reused += 1;
-                    for s in &mut old_stmts[old.stmts] {
+                    for s in &mut tail_stmts[old.stmts.clone()] {
                         let mut s = std::mem::replace(s, hole());
                         if start != old.start {
                             shift_stmt(&mut s, old.start, start);
                         }
                         file.stmts.push(s);
                     }
-                    file.comments
-                        .extend(old_comments[old.comments].iter().map(|c| {
-                            Span::new(c.start - old.start + start, c.end - old.start + start)
-                        }));
-                    (key, old.errors)
+                    file.comments.extend(
+                        tail_comments[old.comments.clone()]
+                            .iter()
+                            .map(|c| at(*c, old.start, start)),
+                    );
+                    std::mem::take(&mut old.errors)
                 }
                 None => {
-                    let (parsed, errors) = parser::parse_until(window, stop);
+                    let (parsed, piece_errors) = parser::parse_until(window, stop);
                     for mut s in parsed.stmts {
                         shift_stmt(&mut s, 0, start);
                         file.stmts.push(s);
@@ -211,7 +276,7 @@ impl Incremental {
                             .iter()
                             .map(|c| Span::new(c.start + start, c.end + start)),
                     );
-                    (window.to_owned(), errors)
+                    piece_errors
                 }
             };
             errors.extend(piece_errors.iter().map(|d| {
@@ -219,15 +284,13 @@ impl Incremental {
                 shift_diagnostic(&mut d, 0, start);
                 d
             }));
-            self.pieces.insert(
-                key,
-                Piece {
-                    start,
-                    stmts: stmts_from..file.stmts.len(),
-                    comments: comments_from..file.comments.len(),
-                    errors: piece_errors,
-                },
-            );
+            self.pieces.push(Piece {
+                start,
+                end,
+                stmts: stmts_from..file.stmts.len(),
+                comments: comments_from..file.comments.len(),
+                errors: piece_errors,
+            });
         }
         (file, errors)
     }

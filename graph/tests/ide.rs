@@ -1289,3 +1289,29 @@ fn hover_and_signature_help_on_a_device_call() {
         "#]],
     );
 }
+
+/// A graph with more bindings than one answer carries: the answer holds
+/// those that begin with the word typed, the nearest first, and says it
+/// is incomplete; a short list goes back whole.
+#[test]
+fn completions_past_the_limit_begin_with_the_word_nearest_first() {
+    let mut text = String::from("let k0 = kv::mem();\n");
+    for i in 1..300 {
+        text += &format!("let k{i} = kv::full(k{});\n", i - 1);
+    }
+    text += "let s = kv::full(k2$0);\n";
+    let f = fixture(&text);
+    let all = ide::completions(&f.src, &f.analysis(), Some(f.krate()), f.offset());
+    assert!(all.len() > 300, "every store fits: {}", all.len());
+    let word = ide::word_before(&f.src, f.offset());
+    assert_eq!(word, "k2");
+    let (some, incomplete) = ide::limit(all.clone(), word, 20);
+    assert!(incomplete);
+    let labels: Vec<&str> = some.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(labels[..3], ["k299", "k298", "k297"], "{labels:?}");
+    assert_eq!(labels.len(), 20);
+    assert!(labels.iter().all(|l| l.starts_with("k2")), "{labels:?}");
+    let (whole, incomplete) = ide::limit(all.clone(), word, all.len());
+    assert!(!incomplete);
+    assert_eq!(whole.len(), all.len());
+}

@@ -89,17 +89,20 @@ fn graphs() -> Vec<(PathBuf, String)> {
     found
 }
 
+/// What an analysis took from the last one: pieces not parsed again,
+/// statements not checked again (taken as they were, from the top),
+/// statements replayed.
+#[derive(Default, Debug)]
+struct Reused {
+    pieces: usize,
+    skipped: usize,
+    replayed: usize,
+}
+
 /// Edits `text` at random `edits` times (each version one or two edits
-/// away from `text`), comparing after each; the
-/// statements re-used along the way, as (pieces, checks).
-fn agree(
-    name: &str,
-    text: &str,
-    krate: Option<&RustCrate>,
-    seed: u64,
-    edits: usize,
-) -> (usize, usize) {
-    let mut reused = (0, 0);
+/// away from `text`), comparing after each; what was re-used along the way.
+fn agree(name: &str, text: &str, krate: Option<&RustCrate>, seed: u64, edits: usize) -> Reused {
+    let mut reused = Reused::default();
     // Now and then a version is still held (a request in flight) when the
     // next comes: its statements are copied, not moved.
     let mut held = None;
@@ -120,8 +123,10 @@ fn agree(
         } else {
             held.take();
         }
-        let (pieces, checks) = inc.reused();
-        reused = (reused.0 + pieces, reused.1 + checks);
+        let (pieces, skipped, replayed) = inc.reused();
+        reused.pieces += pieces;
+        reused.skipped += skipped;
+        reused.replayed += replayed;
         // One or two edits away from the graph, in turn.
         text = edit(if i % 2 == 0 { base } else { &text }, &mut rng);
     }
@@ -130,19 +135,21 @@ fn agree(
 
 #[test]
 fn incremental_analysis_equals_a_full_one_after_random_edits_of_the_examples() {
-    let mut reused = 0;
+    let (mut skipped, mut replayed) = (0, 0);
     for (i, (path, text)) in graphs().into_iter().enumerate() {
         let krate = path.parent().and_then(RustCrate::find).map(|(k, _)| k);
-        reused += agree(
+        let r = agree(
             &path.display().to_string(),
             &text,
             krate.as_ref(),
             0x9e37_79b9_7f4a_7c15 ^ i as u64,
             200,
-        )
-        .1;
+        );
+        skipped += r.skipped;
+        replayed += r.replayed;
     }
-    assert!(reused > 0, "some statements were replayed");
+    assert!(skipped > 0, "some statements were taken as they were");
+    assert!(replayed > 0, "some statements were replayed");
 }
 
 #[test]
@@ -153,13 +160,91 @@ fn incremental_analysis_equals_a_full_one_on_a_long_chain() {
             "let t{i} = time::scaled(t{}, factor = 2);\n",
             i - 1
         ));
+        // A second name for a device built further up relabels its node.
+        if i == 150 {
+            text.push_str("let alias = t75;\n");
+        }
     }
     text.push_str("let n = 3;\nlet j = job hello::start(console, t299, key(\"count\", 3));\nregister(\"hello\", [j]);\n");
     let files = [(PathBuf::from("src/lib.rs"), "use libos::{Console, Time};\npub async fn start(console: impl Console, time: impl Time, count: u32) {}\n".to_owned())];
     let krate = RustCrate::in_memory("hello", files.into());
-    let (pieces, checks) = agree("chain", &text, Some(&krate), 7, 300);
+    let r = agree("chain", &text, Some(&krate), 7, 300);
     // Not a vacuous comparison: most of the chain was taken from the
     // previous version, not parsed and checked again.
-    assert!(pieces > 200 * 300, "pieces re-used: {pieces}");
-    assert!(checks > 50 * 300, "statements replayed: {checks}");
+    assert!(r.pieces > 200 * 300, "{r:?}");
+    assert!(r.skipped > 50 * 300, "{r:?}");
+    assert!(r.replayed > 50 * 300, "{r:?}");
+}
+
+/// What a job says it takes is read again at every check: a job's
+/// statement is not taken as it was when the crate may have changed.
+#[test]
+fn a_changed_crate_is_read_again_though_the_graph_is_the_same() {
+    let text = "let console = console::default();\nlet j = job hello::start(console);\nlet t = time::default();\nregister(\"hello\", [j]);\n";
+    let krate = |sig: &str| {
+        let files = [(
+            PathBuf::from("src/lib.rs"),
+            format!("pub async fn start({sig}) {{}}\n"),
+        )];
+        RustCrate::in_memory("hello", files.into())
+    };
+    let (one, two) = (
+        krate("c: impl libos::Console"),
+        krate("c: impl libos::Console, n: u32"),
+    );
+    let mut inc = Incremental::default();
+    for k in [&one, &two, &two, &one] {
+        let a = inc.analyze(text, Target::Unix, Some(k));
+        assert_eq!(*a, analyze(text, Target::Unix, Some(k)));
+    }
+    assert_ne!(
+        analyze(text, Target::Unix, Some(&one)).diagnostics(),
+        analyze(text, Target::Unix, Some(&two)).diagnostics(),
+        "the two crates fit the graph differently"
+    );
+}
+
+/// A `let` giving a device a second name relabels its node; an edit of
+/// that `let` gives the node back its first name.
+#[test]
+fn an_edited_second_name_gives_the_node_back_its_first() {
+    let files = [(
+        PathBuf::from("src/lib.rs"),
+        "pub async fn store(c: impl libos::Console, kv: impl libos::Kv) {}\n".to_owned(),
+    )];
+    let krate = RustCrate::in_memory("hello", files.into());
+    let graph = |alias: &str| {
+        format!("let c = console::default();\nlet a = kv::mem();\nlet b = kv::mem();\nlet {alias};\nregister(\"hello\", [job hello::store(c, a), job hello::store(c, b)]);\n")
+    };
+    let mut inc = Incremental::default();
+    for (i, alias) in ["x = a", "x = b", "y = 1", "x = a"].into_iter().enumerate() {
+        let text = graph(alias);
+        let a = inc.analyze(&text, Target::Unix, Some(&krate));
+        assert_eq!(*a, analyze(&text, Target::Unix, Some(&krate)), "{text}");
+        assert!(
+            i == 0 || inc.reused().1 == 3,
+            "the first three statements were taken as they were"
+        );
+    }
+}
+
+/// A name used before its `let` is told where that `let` is: an edit of
+/// the `let`, further down, is an edit of what the use says.
+#[test]
+fn a_use_before_its_let_follows_the_let() {
+    let files = [(
+        PathBuf::from("src/lib.rs"),
+        "pub async fn store(c: impl libos::Console, kv: impl libos::Kv) {}\n".to_owned(),
+    )];
+    let krate = RustCrate::in_memory("hello", files.into());
+    let mut inc = Incremental::default();
+    for later in [
+        "let b = kv::mem();",
+        "let bb = kv::mem();",
+        "\nlet b = kv::mem();",
+    ] {
+        let text = format!("let c = console::default();\nlet a = kv::full(b);\n{later}\nregister(\"hello\", [job hello::store(c, a)]);\n");
+        let a = inc.analyze(&text, Target::Unix, Some(&krate));
+        assert_eq!(*a, analyze(&text, Target::Unix, Some(&krate)), "{text}");
+    }
 }

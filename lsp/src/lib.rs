@@ -106,6 +106,11 @@ fn utf16_units(text: &str, offset: usize) -> u32 {
     text[..end].encode_utf16().count() as u32
 }
 
+/// The most completion items one answer carries; past it the list says
+/// it is incomplete and the editor asks again as the user types (clangd
+/// answers at most 100 by default).
+const COMPLETION_LIMIT: usize = 200;
+
 /// An open document.
 struct Doc {
     text: String,
@@ -416,7 +421,11 @@ impl LanguageServer for Backend {
         let pos = params.text_document_position;
         Ok(
             self.with_doc(&pos.text_document.uri, |text, index, a, krate| {
-                let items = ide::completions(text, a, krate, index.offset(pos.position))
+                let offset = index.offset(pos.position);
+                let all = ide::completions(text, a, krate, offset);
+                let (items, incomplete) =
+                    ide::limit(all, ide::word_before(text, offset), COMPLETION_LIMIT);
+                let items = items
                     .into_iter()
                     .map(|c| CompletionItem {
                         label: c.label,
@@ -431,7 +440,10 @@ impl LanguageServer for Backend {
                         ..Default::default()
                     })
                     .collect();
-                CompletionResponse::Array(items)
+                CompletionResponse::List(CompletionList {
+                    is_incomplete: incomplete,
+                    items,
+                })
             }),
         )
     }

@@ -19,6 +19,8 @@ impl Checker<'_> {
         close: Span,
     ) -> (Type, Eval) {
         let segments: Vec<String> = path.segments.iter().map(|s| s.name.clone()).collect();
+        // What the crate says may change between two checks of one text.
+        self.track.first_crate = self.track.first_crate.min(self.at);
         let Some(krate) = self.krate else {
             self.diags.push(
                 Diagnostic::error(

@@ -25,7 +25,7 @@ use libos::Value;
 /// Per-statement results kept between checks of successive versions of a
 /// file (for one target).
 #[derive(Default)]
-pub struct Memo {
+pub(super) struct Memo {
     target: Option<Target>,
     generation: u64,
     entries: FastMap<String, Vec<(u64, Replay)>>,
@@ -44,12 +44,18 @@ impl Memo {
     }
 
     /// How many statements the last check replayed.
-    pub fn replayed(&self) -> usize {
+    pub(super) fn replayed(&self) -> usize {
         self.replayed
     }
 
-    /// Ends a check: only what that check used or kept stays.
-    pub(super) fn finish(&mut self) {
+    /// Ends a check of a file of `stmts` statements. A resumed check does
+    /// not visit the statements it skipped, so what they kept stays until
+    /// the memo holds more than twice the file; then only what this check
+    /// used or kept stays.
+    pub(super) fn finish(&mut self, stmts: usize) {
+        if self.entries.len() <= 2 * stmts + 64 {
+            return;
+        }
         let generation = self.generation;
         self.entries.retain(|_, v| {
             v.retain(|(g, _)| *g == generation);

@@ -35,13 +35,16 @@ mod keys;
 mod memo;
 mod prune;
 mod resolve;
+mod resume;
 mod targets;
 
 pub(crate) use args::a_value;
 pub use calls::DeviceCall;
 pub use keys::valid_key_name;
-pub use memo::Memo;
+use memo::Memo;
 pub use resolve::closest;
+pub(crate) use resume::common_prefix;
+pub use resume::{check_resumable, Resume};
 
 /// A graph that passed the checker: what the runners and code generation take.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,10 +179,15 @@ struct Bound {
 struct Checker<'a> {
     target: Target,
     krate: Option<&'a RustCrate>,
+    file: &'a File,
+    /// The statement being checked, by index into `file.stmts`.
+    at: usize,
+    /// Where each `let` of the file binds its name: made the first time a
+    /// name is not in scope (a file with no mistake never needs it).
+    later: Option<HashMap<&'a str, Span>>,
     diags: Vec<Diagnostic>,
     scope: HashMap<String, Bound>,
     bindings: Vec<Binding>,
-    later: HashMap<&'a str, Span>,
     early_uses: HashMap<String, Vec<Span>>,
     nodes: Vec<Node>,
     keys: Vec<keys::Declared>,
@@ -187,6 +195,8 @@ struct Checker<'a> {
     register: Option<(String, Vec<usize>, Span)>,
     types: Vec<(Span, Type)>,
     calls: Vec<DeviceCall>,
+    /// What the next check needs to resume after this one.
+    track: resume::Track,
 }
 
 /// Checks `file` (parsed from a source of `src_len` bytes) for `target`
@@ -200,73 +210,75 @@ pub fn check(
     krate: Option<&RustCrate>,
     complete: bool,
 ) -> Checked {
-    check_with(file, src_len, target, krate, complete, None)
+    let mut c = Checker::new(file, target, krate, Resume::default());
+    for stmt in &file.stmts {
+        c.next(stmt, None);
+    }
+    c.finish(src_len, complete, true).0
 }
 
-/// [`check`], with `file` parsed from `src`, re-using what `memo` kept
-/// from checking earlier versions of it (and keeping what this check
-/// finds): the same result, for less work when few statements changed.
-pub fn check_incremental(
-    file: &File,
-    src: &str,
-    target: Target,
-    krate: Option<&RustCrate>,
-    complete: bool,
-    memo: &mut Memo,
-) -> Checked {
-    memo.start(target);
-    let checked = check_with(
-        file,
-        src.len(),
-        target,
-        krate,
-        complete,
-        Some((src, &mut *memo)),
-    );
-    memo.finish();
-    checked
-}
-
-fn check_with<'a>(
-    file: &'a File,
-    src_len: usize,
-    target: Target,
-    krate: Option<&'a RustCrate>,
-    complete: bool,
-    mut memo: Option<(&str, &mut Memo)>,
-) -> Checked {
-    let later = file
-        .stmts
-        .iter()
-        .filter_map(|s| match s {
-            Stmt::Let { name, .. } => Some((name.name.as_str(), name.span)),
-            _ => None,
-        })
-        .collect();
-    let mut c = Checker {
-        target,
-        krate,
-        diags: Vec::new(),
+impl<'a> Checker<'a> {
+    /// A checker for `file` holding the state `from` left (what the
+    /// statements before `from`'s resume point did; empty for a new check).
+    fn new(file: &'a File, target: Target, krate: Option<&'a RustCrate>, from: Resume) -> Self {
+        let n = file.stmts.len();
+        let r = from.state;
+        let mut c = Checker {
+            target,
+            krate,
+            file,
+            at: 0,
+            later: None,
+            diags: r.diags,
+            scope: r.scope,
+            bindings: r.bindings,
+            early_uses: r.early_uses,
+            nodes: r.nodes,
+            keys: r.keys,
+            jobs: r.jobs,
+            register: r.register,
+            types: r.types,
+            calls: r.calls,
+            track: r.track,
+        };
         // Sized for the file up front: a long file's state is not copied
         // over and over while it grows.
-        scope: HashMap::with_capacity(file.stmts.len()),
-        bindings: Vec::with_capacity(file.stmts.len()),
-        later,
-        early_uses: HashMap::new(),
-        nodes: Vec::with_capacity(file.stmts.len()),
-        keys: Vec::new(),
-        jobs: Vec::new(),
-        register: None,
-        types: Vec::with_capacity(3 * file.stmts.len()),
-        calls: Vec::new(),
-    };
-    for stmt in &file.stmts {
-        match &mut memo {
-            Some((src, memo)) => c.stmt_memo(stmt, src, memo),
-            None => c.stmt_fresh(stmt),
-        }
+        c.scope.reserve(n.saturating_sub(c.scope.len()));
+        c.bindings.reserve(n.saturating_sub(c.bindings.len()));
+        c.nodes.reserve(n.saturating_sub(c.nodes.len()));
+        c.types.reserve((3 * n).saturating_sub(c.types.len()));
+        c.at = c.track.marks.len();
+        c
     }
-    c.finish(src_len, complete)
+
+    /// Checks the next statement, from `memo` when it has it.
+    fn next(&mut self, stmt: &Stmt, memo: Option<(&str, &mut Memo)>) {
+        self.track.marks.push(self.mark(stmt.span()));
+        match memo {
+            Some((src, memo)) => self.stmt_memo(stmt, src, memo),
+            None => self.stmt_fresh(stmt),
+        }
+        self.at += 1;
+    }
+
+    /// Where `name`'s `let` is, for a name not in scope (which makes the
+    /// statements from this one on depend on the rest of the file).
+    fn later(&mut self, name: &str) -> Option<Span> {
+        self.track.first_miss = self.track.first_miss.min(self.at);
+        let file = self.file;
+        self.later
+            .get_or_insert_with(|| {
+                file.stmts
+                    .iter()
+                    .filter_map(|s| match s {
+                        Stmt::Let { name, .. } => Some((name.name.as_str(), name.span)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .get(name)
+            .copied()
+    }
 }
 
 impl Checker<'_> {
@@ -317,10 +329,12 @@ impl Checker<'_> {
                     return;
                 }
                 if let Eval::Node(n) = eval {
-                    self.nodes[n].label = name.name.clone();
+                    let old = std::mem::replace(&mut self.nodes[n].label, name.name.clone());
+                    self.relabeled(false, n, old);
                 }
                 if let Eval::Job(j) = eval {
-                    self.jobs[j].label = name.name.clone();
+                    let old = std::mem::replace(&mut self.jobs[j].label, name.name.clone());
+                    self.relabeled(true, j, old);
                 }
                 self.scope.insert(
                     name.name.clone(),
@@ -436,10 +450,16 @@ impl Checker<'_> {
         }
     }
 
-    fn finish(mut self, src_len: usize, complete: bool) -> Checked {
+    /// The findings made once the whole file is seen, and the result: the
+    /// bindings, types and calls move into it (and the nodes, when the
+    /// graph keeps every one as it is), the rest stays to resume from.
+    /// `want_graph` false leaves the graph out (a file with syntax errors
+    /// has none).
+    fn finish(mut self, src_len: usize, complete: bool, want_graph: bool) -> (Checked, Resume) {
+        let mut diags = self.diags.clone();
         for b in &self.bindings {
             if b.uses.is_empty() && b.ty != Type::Error && complete {
-                self.diags.push(
+                diags.push(
                     Diagnostic::warning(
                         "nym::unused",
                         b.name.span,
@@ -472,7 +492,7 @@ impl Checker<'_> {
             .label("the graph ends here");
             // With no job to list, a `register` would be an error of its
             // own: say what to write, offer no edit.
-            self.diags.push(if jobs.is_empty() {
+            diags.push(if jobs.is_empty() {
                 d.help(format!(
                     "make a job with `let j = job {krate}::function(devices...);` and end the graph with `register(\"{name}\", [j]);`"
                 ))
@@ -485,17 +505,18 @@ impl Checker<'_> {
                 )
             });
         }
-        self.diags.sort_by_key(|d| (d.span.start, d.span.end));
-        let graph = (!self.diags.iter().any(Diagnostic::is_error))
+        diags.sort_by_key(|d| (d.span.start, d.span.end));
+        let graph = (want_graph && !diags.iter().any(Diagnostic::is_error))
             .then(|| self.graph())
             .flatten();
-        Checked {
-            diagnostics: self.diags,
+        let checked = Checked {
+            diagnostics: diags,
             graph,
-            bindings: self.bindings,
-            types: self.types,
-            calls: self.calls,
-        }
+            bindings: std::mem::take(&mut self.bindings),
+            types: std::mem::take(&mut self.types),
+            calls: std::mem::take(&mut self.calls),
+        };
+        (checked, Resume::from_checker(self))
     }
 }
 

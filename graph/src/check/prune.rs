@@ -3,8 +3,10 @@
 use super::{Checker, Eval, GArg, Graph, JobNode, Node, Unused};
 
 impl Checker<'_> {
-    /// Keeps only what the registered jobs reach, renumbered.
-    pub(super) fn graph(&self) -> Option<Graph> {
+    /// Keeps only what the registered jobs reach, renumbered. When that
+    /// is every node and key, the nodes move into the graph as they are
+    /// (lent: the next check takes them back, see `resume`).
+    pub(super) fn graph(&mut self) -> Option<Graph> {
         let (name, registered, _) = self.register.clone()?;
         let mut node_live = vec![false; self.nodes.len()];
         let mut key_live = vec![false; self.keys.len()];
@@ -41,6 +43,19 @@ impl Checker<'_> {
                 })
                 .collect::<Vec<_>>()
         };
+        let unused = self.unused(&node_live, &registered);
+        if node_live.iter().all(|l| *l) && key_live.iter().all(|l| *l) {
+            self.track.nodes_lent = true;
+            return Some(Graph {
+                name,
+                target: self.target,
+                nodes: std::mem::take(&mut self.nodes),
+                keys: self.keys.iter().map(|k| k.key.clone()).collect(),
+                registered: (0..registered.len()).collect(),
+                jobs: registered.iter().map(|&j| self.jobs[j].clone()).collect(),
+                unused,
+            });
+        }
         let (node_map, key_map) = (renumber(&node_live), renumber(&key_live));
         let remap = |args: &[GArg]| -> Vec<GArg> {
             args.iter()
@@ -75,7 +90,6 @@ impl Checker<'_> {
                 ..self.jobs[j].clone()
             })
             .collect();
-        let unused = self.unused(&node_live, &registered);
         Some(Graph {
             name,
             target: self.target,
@@ -90,10 +104,12 @@ impl Checker<'_> {
     /// The device and job bindings, in order, that `register` does not
     /// reach: `node_live` says which nodes it reaches.
     fn unused(&self, node_live: &[bool], registered: &[usize]) -> Vec<Unused> {
-        self.bindings
-            .iter()
-            .filter_map(|b| {
-                let bound = self.scope.get(&b.name.name)?;
+        // Read off the scope's entries as they lie (a lookup per binding
+        // costs more than the rest of a resumed check), then in order.
+        let mut found: Vec<(usize, String)> = self
+            .scope
+            .values()
+            .filter_map(|bound| {
                 let what = match bound.eval {
                     Eval::Node(n) if !node_live[n] => self.nodes[n].imp.name.to_owned(),
                     Eval::Job(j) if !registered.contains(&j) => {
@@ -101,12 +117,20 @@ impl Checker<'_> {
                     }
                     _ => return None,
                 };
-                Some(Unused {
+                Some((bound.index, what))
+            })
+            .collect();
+        found.sort_unstable_by_key(|f| f.0);
+        found
+            .into_iter()
+            .map(|(i, what)| {
+                let b = &self.bindings[i];
+                Unused {
                     label: b.name.name.clone(),
                     ty: b.ty,
                     what,
                     span: b.stmt,
-                })
+                }
             })
             .collect()
     }

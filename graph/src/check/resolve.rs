@@ -20,7 +20,7 @@ impl Checker<'_> {
             id.span,
             format!("unknown binding `{}`", id.name),
         );
-        if let Some(at) = self.later.get(id.name.as_str()) {
+        if let Some(at) = self.later(&id.name) {
             // Counted as a use, so the later `let` is not also called unused.
             self.early_uses
                 .entry(id.name.clone())
@@ -28,7 +28,7 @@ impl Checker<'_> {
                 .push(id.span);
             d = d
                 .label("used before its `let`")
-                .related(*at, "bound here, later")
+                .related(at, "bound here, later")
                 .help("move the `let` above its first use");
         } else {
             d = d.label("not bound by any `let` above");
@@ -62,7 +62,7 @@ impl Checker<'_> {
     pub(super) fn use_elsewhere(&mut self, id: &Ident) {
         if let Some(b) = self.scope.get(&id.name) {
             self.bindings[b.index].uses.push(id.span);
-        } else if self.later.contains_key(id.name.as_str()) {
+        } else if self.later(&id.name).is_some() {
             self.early_uses
                 .entry(id.name.clone())
                 .or_default()
