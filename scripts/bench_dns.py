@@ -22,30 +22,12 @@ the kvm `-p` row alone (no root needed).
 
     cargo build --release --bin nym && sudo scripts/bench_dns.py
 """
-import argparse, os, shutil, socket, struct, subprocess, sys, tempfile, time
+import argparse, os, socket, struct, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NYM = os.path.join(ROOT, "target", "release", "nym")
-ENV = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "e2e"))
+from benchlib import NYM, Proc, build, free_port, netns_up, sh
+
 NS = "nym-bench-dns"
 NAME = "www.example.test"
-
-
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, env=ENV, **kw)
-
-
-def free_port():
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("0.0.0.0", port))
-            return port
-        except OSError:
-            continue
 
 
 def query(qid):
@@ -159,40 +141,6 @@ def measure(proto, host, port, n, window, netns=None, quiet=False):
     return float(rate), int(lost)
 
 
-class Proc:
-    def __init__(self, cmd, cwd, netns=None):
-        full = (["ip", "netns", "exec", netns] if netns else []) + cmd
-        self.p = subprocess.Popen(full, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-
-    def stop(self):
-        self.p.send_signal(2)
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-
-
-def build(d, target):
-    out = subprocess.run([NYM, "build", "--target", target, "--release"], cwd=d, env=ENV,
-                         capture_output=True, text=True)
-    if out.returncode:
-        sys.exit(out.stderr)
-    name = os.path.basename(d)
-    return os.path.join(d, "target", "nym", target, name + (".elf" if target == "kvm" else ""))
-
-
-def netns_up():
-    subprocess.run(["ip", "netns", "del", NS], stderr=subprocess.DEVNULL)
-    for cmd in (["ip", "netns", "add", NS],
-                ["ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up"],
-                ["ip", "netns", "exec", NS, "ip", "tuntap", "add", "tap0", "mode", "tap"],
-                ["ip", "netns", "exec", NS, "ip", "addr", "add", "10.0.0.1/24", "dev", "tap0"],
-                ["ip", "netns", "exec", NS, "ip", "link", "set", "tap0", "up"]):
-        subprocess.run(cmd, check=True)
-
-
 def main():
     if len(sys.argv) == 7 and sys.argv[1] == "--measure":
         proto, host, port, n, window = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
@@ -236,21 +184,21 @@ def main():
                 proc.stop()
 
         if not a.only_forwarded:
-            port = free_port()
+            port = free_port(udp_too=True)
             run("`nym run` (in-process runner, debug application, host sockets)",
                 [NYM, "run", "--", "--port", str(port)], "127.0.0.1", port,
                 ["udp", "tcp"], a.queries)
-            port = free_port()
+            port = free_port(udp_too=True)
             run("standalone `nym build --target unix --release`", [program, "--port", str(port)],
                 "127.0.0.1", port, ["udp", "tcp"], a.queries)
-        ports = {"tcp": free_port(), "udp": free_port()}
+        ports = {"tcp": free_port(udp_too=True), "udp": free_port(udp_too=True)}
         while ports["udp"] == ports["tcp"]:
-            ports["udp"] = free_port()
+            ports["udp"] = free_port(udp_too=True)
         run("kvm, `nym boot -p PORT:53 -p PORT:53/udp`",
             [NYM, "boot", image, "-p", f"{ports['tcp']}:53", "-p", f"{ports['udp']}:53/udp"],
             "127.0.0.1", ports, ["udp", "tcp"], a.kvm_queries)
         if tap and not a.only_forwarded:
-            netns_up()
+            netns_up(NS)
             try:
                 run("kvm, `nym boot --tap` in a netns", [NYM, "boot", image, "--tap", "tap0", "--",
                     "--ipv4", "10.0.0.2/24"], "10.0.0.2", 53, ["udp", "tcp"], a.kvm_queries, NS)

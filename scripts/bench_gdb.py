@@ -6,59 +6,26 @@ section for BENCHMARKS.md.
 
     scripts/bench_gdb.py
 """
-import os, re, socket, subprocess, tempfile, time
+import os, subprocess, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NYM = os.path.join(ROOT, "target", "release", "nym")
-APP = """#![no_std]
-use libos::Console;
-pub async fn start(console: impl Console, count: u32) {
-    let mut sum = 0u64;
-    for i in 0..count {
-        sum = sum.wrapping_add(u64::from(i));
-        core::hint::black_box(sum);
-    }
-    let _ = console.log(if sum > 0 { "done" } else { "none" }).await;
-}
-"""
-LOOP_LINE = 6  # `sum = sum.wrapping_add(...)`
-
-
-def port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from benchlib import NYM, STEPPER_LOOP_LINE as LOOP_LINE, free_port, stepper_image
 
 
 def session(image, commands, keys):
-    p = port()
+    p = free_port()
     monitor = subprocess.Popen([NYM, "boot", image, "--gdb", f"127.0.0.1:{p}", "--", *keys],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     monitor.stderr.readline()  # "waits for gdb"
     args = ["gdb", "-batch", "-nx", "-ex", f"target remote 127.0.0.1:{p}"]
     for c in commands:
         args += ["-ex", c]
-    start = None
     out = subprocess.run(args + [image], capture_output=True, text=True)
     monitor.wait(timeout=60)
     return out.stdout
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "--bin", "nym"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    work = tempfile.mkdtemp(prefix="nym-bench-gdb-")
-    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "bench"))
-    subprocess.run([NYM, "new", "stepper"], cwd=work, env=env, check=True, stderr=subprocess.DEVNULL)
-    proj = os.path.join(work, "stepper")
-    with open(os.path.join(proj, "src", "lib.rs"), "w") as f:
-        f.write(APP)
-    with open(os.path.join(proj, "unikernel.nym"), "w") as f:
-        f.write('let j = job stepper::start(console::default(), key("count", 100000));\nregister("stepper", [j]);\n')
-    image = subprocess.run([NYM, "build", "--target", "kvm"], cwd=proj, env=env, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    image = stepper_image()
 
     steps = 2000
     t0 = time.perf_counter()

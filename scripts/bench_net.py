@@ -10,25 +10,14 @@ network namespace. Prints a Markdown section for BENCHMARKS.md.
 """
 import os, shutil, socket, subprocess, sys, tempfile, threading, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NYM = os.path.join(ROOT, "target", "release", "nym")
+from benchlib import NYM, Proc, build, free_port, netns_up, sh
+
 NS = "nym-bench"
-ENV = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "e2e"))
 SECONDS = 5
 ECHO_BYTES = 20 << 20
 # Guest code runs about a thousand times slower than the host on these
 # nested-KVM machines (BENCHMARKS.md), so a kvm guest echoes less.
 ECHO_BYTES_KVM = 256 << 10
-
-
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, env=ENV, **kw)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(host, port, netns=None, timeout=120):
@@ -80,20 +69,6 @@ def echo_rate(host, port, netns=None, total=ECHO_BYTES):
     return got / (time.time() - t0) / 1e6
 
 
-class Proc:
-    def __init__(self, cmd, cwd, netns=None):
-        full = (["ip", "netns", "exec", netns] if netns else []) + cmd
-        self.p = subprocess.Popen(full, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-
-
 def project(tmp, template, graph_edit=None):
     sh(NYM, "new", template, "--template", template, cwd=tmp,
        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -103,25 +78,6 @@ def project(tmp, template, graph_edit=None):
         text = open(g).read()
         open(g, "w").write(text.replace("stack::socket()", graph_edit))
     return d
-
-
-def build(d, target):
-    out = subprocess.run([NYM, "build", "--target", target, "--release"], cwd=d, env=ENV,
-                         capture_output=True, text=True)
-    if out.returncode:
-        sys.exit(out.stderr)
-    name = os.path.basename(d)
-    return os.path.join(d, "target", "nym", target, name + (".elf" if target == "kvm" else ""))
-
-
-def netns_up():
-    subprocess.run(["ip", "netns", "del", NS], stderr=subprocess.DEVNULL)
-    for cmd in (["ip", "netns", "add", NS],
-                ["ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up"],
-                ["ip", "netns", "exec", NS, "ip", "tuntap", "add", "tap0", "mode", "tap"],
-                ["ip", "netns", "exec", NS, "ip", "addr", "add", "10.0.0.1/24", "dev", "tap0"],
-                ["ip", "netns", "exec", NS, "ip", "link", "set", "tap0", "up"]):
-        subprocess.run(cmd, check=True)
 
 
 def main():
@@ -145,7 +101,7 @@ def main():
                 d = project(sub, template, edit)
                 exe = build(d, target)
                 if netns:
-                    netns_up()
+                    netns_up(NS)
                 port = free_port()
                 if target == "kvm" and netns:
                     proc = Proc([NYM, "boot", exe, "--tap", "tap0", "--",

@@ -12,24 +12,13 @@ SOLO5 at it:
     (cd /tmp/solo5-bench/solo5 && ./configure.sh && make)   # libseccomp-dev
     cargo build --release && SOLO5=/tmp/solo5-bench/solo5 scripts/bench_stepi.py
 """
-import os, re, socket, statistics, subprocess, sys, tempfile, time
+import os, re, statistics, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NYM = os.path.join(ROOT, "target", "release", "nym")
+from benchlib import NYM, STEPPER_LOOP_LINE, free_port, stepper_image
+
 SOLO5 = os.environ.get("SOLO5", "/tmp/solo5-bench/solo5")
 STEPS = int(os.environ.get("STEPS", "500"))
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
-APP = """#![no_std]
-use libos::Console;
-pub async fn start(console: impl Console, count: u32) {
-    let mut sum = 0u64;
-    for i in 0..count {
-        sum = sum.wrapping_add(u64::from(i));
-        core::hint::black_box(sum);
-    }
-    let _ = console.log(if sum > 0 { "done" } else { "none" }).await;
-}
-"""
 DRIVE = """
 import gdb, time
 gdb.execute("stepi", to_string=True)
@@ -38,14 +27,6 @@ for _ in range({steps}):
     gdb.execute("stepi", to_string=True)
 print("STEPS_PER_S %.1f" % ({steps} / (time.perf_counter() - t0)))
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def gdb_rate(target, elf, setup):
@@ -68,7 +49,7 @@ def nym_round(image):
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     monitor.stderr.readline()  # waits for gdb
     try:
-        return gdb_rate(f"127.0.0.1:{p}", image, ["break lib.rs:6", "continue", "delete"])
+        return gdb_rate(f"127.0.0.1:{p}", image, [f"break lib.rs:{STEPPER_LOOP_LINE}", "continue", "delete"])
     finally:
         monitor.kill()
         monitor.wait()
@@ -93,18 +74,7 @@ def main():
     for f in (tender, kernel):
         if not os.path.exists(f):
             sys.exit(f"{f} is missing: build Solo5 first (see this script's docstring)")
-    subprocess.run(["cargo", "build", "--release", "--bin", "nym"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    work = tempfile.mkdtemp(prefix="nym-bench-stepi-")
-    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "bench"))
-    subprocess.run([NYM, "new", "stepper"], cwd=work, env=env, check=True, stderr=subprocess.DEVNULL)
-    proj = os.path.join(work, "stepper")
-    with open(os.path.join(proj, "src", "lib.rs"), "w") as f:
-        f.write(APP)
-    with open(os.path.join(proj, "unikernel.nym"), "w") as f:
-        f.write('let j = job stepper::start(console::default(), key("count", 100000));\nregister("stepper", [j]);\n')
-    image = subprocess.run([NYM, "build", "--target", "kvm"], cwd=proj, env=env, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    image = stepper_image()
     nym, solo5 = [], []
     for _ in range(ROUNDS):
         nym.append(nym_round(image))
