@@ -175,13 +175,12 @@ pub(crate) fn run(
             let mut config = kvm::prepare(cwd, &project, &graph, kvm_options, &Out::stderr())?;
             let sink = trace.map(|file| (file, nym_hvt::trace::TraceSink::default()));
             config.trace = sink.as_ref().map(|(_, s)| s.clone());
-            if config.trace.is_some() {
-                // Ctrl-C stops the guest at its next exit, and the trace
-                // is still written.
-                let stop = nym_driver::guest::Stop::default();
-                nym_driver::guest::stop_on_signals(&stop);
-                config.stop = Some(stop.monitor());
-            }
+            // Ctrl-C (or a kill) stops the guest at its next exit, and a
+            // trace is still written; so too where SIGINT came ignored (a
+            // job a script put in the background).
+            let stop = nym_driver::guest::Stop::default();
+            nym_driver::guest::stop_on_signals(&stop);
+            config.stop = Some(stop.monitor());
             let code = boot(config)?;
             if let Some((file, sink)) = sink {
                 let log = sink.lock().unwrap_or_else(|p| p.into_inner());

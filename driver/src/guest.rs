@@ -71,8 +71,14 @@ impl Stop {
 /// the threads it starts after): a handler must never run on a thread
 /// under the monitor's allowlist, which is what the calling thread
 /// becomes in `nym run --target kvm`.
+///
+/// It returns once the handlers are in place: a signal sent as soon as the
+/// guest has started is never lost (nor ignored, for a process started
+/// with SIGINT ignored, as a shell does for a job it puts in the
+/// background).
 pub fn stop_on_signals(stop: &Stop) {
     let stop = stop.clone();
+    let (ready, in_place) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -89,6 +95,7 @@ pub fn stop_on_signals(stop: &Stop) {
             ) else {
                 return;
             };
+            let _ = ready.send(());
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
@@ -97,6 +104,8 @@ pub fn stop_on_signals(stop: &Stop) {
         });
         stop.stop();
     });
+    // Bounded: a thread that could not set them up says nothing.
+    let _ = in_place.recv_timeout(Duration::from_secs(2));
     block_stop_signals();
 }
 
