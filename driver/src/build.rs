@@ -21,9 +21,14 @@ pub fn build_shim(project: &Project, graph: &Graph, out: &Out) -> Result<PathBuf
     let (package, krate) = rust_name(project)?;
     let src = cargo::nym_src();
     let jobs: Vec<_> = graph.registered.iter().map(|&j| &graph.jobs[j]).collect();
+    // The library is linked without the debug information of what it
+    // holds (symbols stay, and a panic still names its file and line):
+    // linking it was most of a hot reload's rebuild, 11 MB written each
+    // time, and each reload copies and loads it.
     let manifest = format!(
         "[package]\nname = \"nym-shim-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [lib]\ncrate-type = [\"cdylib\"]\npath = \"lib.rs\"\n\n[dependencies]\n{}{}\n[workspace]\n",
+         [lib]\ncrate-type = [\"cdylib\"]\npath = \"lib.rs\"\n\n[dependencies]\n{}{}\n[workspace]\n\n\
+         [profile.dev.package.nym-shim-{package}]\nstrip = \"debuginfo\"\n",
         cargo::path_dep(&package, &project.root, ""),
         cargo::path_dep("libos", &src.join("libos"), ""),
     );
