@@ -204,15 +204,20 @@ fn a_changed_crate_is_read_again_though_the_graph_is_the_same() {
     );
 }
 
+/// A crate `hello` whose job `store` takes a console and a store.
+fn store_crate() -> RustCrate {
+    let lib = "pub async fn store(c: impl libos::Console, kv: impl libos::Kv) {}\n";
+    RustCrate::in_memory(
+        "hello",
+        [(PathBuf::from("src/lib.rs"), lib.to_owned())].into(),
+    )
+}
+
 /// A `let` giving a device a second name relabels its node; an edit of
 /// that `let` gives the node back its first name.
 #[test]
 fn an_edited_second_name_gives_the_node_back_its_first() {
-    let files = [(
-        PathBuf::from("src/lib.rs"),
-        "pub async fn store(c: impl libos::Console, kv: impl libos::Kv) {}\n".to_owned(),
-    )];
-    let krate = RustCrate::in_memory("hello", files.into());
+    let krate = store_crate();
     let graph = |alias: &str| {
         format!("let c = console::default();\nlet a = kv::mem();\nlet b = kv::mem();\nlet {alias};\nregister(\"hello\", [job hello::store(c, a), job hello::store(c, b)]);\n")
     };
@@ -232,11 +237,7 @@ fn an_edited_second_name_gives_the_node_back_its_first() {
 /// the `let`, further down, is an edit of what the use says.
 #[test]
 fn a_use_before_its_let_follows_the_let() {
-    let files = [(
-        PathBuf::from("src/lib.rs"),
-        "pub async fn store(c: impl libos::Console, kv: impl libos::Kv) {}\n".to_owned(),
-    )];
-    let krate = RustCrate::in_memory("hello", files.into());
+    let krate = store_crate();
     let mut inc = Incremental::default();
     for later in [
         "let b = kv::mem();",
