@@ -249,3 +249,29 @@ fn a_use_before_its_let_follows_the_let() {
         assert_eq!(*a, analyze(&text, Target::Unix, Some(&krate)), "{text}");
     }
 }
+
+/// A string key used where a CIDR goes becomes a CIDR key: an edit of
+/// that use, after the key's own `let`, gives the key back its first type
+/// (here it is then used where a string goes, which a CIDR key is not).
+#[test]
+fn an_edited_use_gives_a_key_back_its_type() {
+    let lib = "pub async fn net(c: impl libos::Console, s: impl libos::Stack) {}\n";
+    let krate = RustCrate::in_memory(
+        "hello",
+        [(PathBuf::from("src/lib.rs"), lib.to_owned())].into(),
+    );
+    let graph = |link: &str, addr: &str| {
+        format!("let c = console::default();\nlet addr = key(\"addr\", \"10.0.0.2/24\");\nlet n = netif::pair({link});\nlet s = stack::direct(n, {addr});\nregister(\"hello\", [job hello::net(c, s)]);\n")
+    };
+    let mut inc = Incremental::default();
+    let versions = [
+        ("key(\"link\", \"tap\")", "addr"),
+        ("addr", "\"10.0.0.3/24\""),
+        ("key(\"link\", \"tap\")", "addr"),
+    ];
+    for (link, addr) in versions {
+        let text = graph(link, addr);
+        let a = inc.analyze(&text, Target::Unix, Some(&krate));
+        assert_eq!(*a, analyze(&text, Target::Unix, Some(&krate)), "{text}");
+    }
+}

@@ -15,6 +15,7 @@ use crate::types::{Type, ValueType};
 use libos::Value;
 
 /// A key as the checker knows it.
+#[derive(Clone)]
 pub(super) struct Declared {
     /// The key as it goes into the graph (its type and default after the
     /// uses: a CIDR where a string default became one).
@@ -124,7 +125,10 @@ impl Checker<'_> {
             self.two_types(k, span, "a string", cidr, "an IPv4 CIDR");
             return None;
         }
-        self.keys[k].as_string.get_or_insert(span);
+        if self.keys[k].as_string.is_none() {
+            self.key_changing(k);
+            self.keys[k].as_string = Some(span);
+        }
         Some(())
     }
 
@@ -162,6 +166,7 @@ impl Checker<'_> {
                         self.two_types(k, span, "an IPv4 CIDR", string, "a string");
                         return None;
                     }
+                    self.key_changing(k);
                     let d = &mut self.keys[k];
                     d.as_cidr.get_or_insert(span);
                     d.key.ty = ValueType::Cidr;

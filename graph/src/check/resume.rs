@@ -7,10 +7,12 @@
 //! The checker only appends while it goes down the file: diagnostics,
 //! bindings, nodes, keys, jobs, types, calls. So the state after statement
 //! `k` is the state after the whole file cut back to the lengths it had
-//! there (a [`Mark`] per statement), with three exceptions undone by hand:
+//! there (a [`Mark`] per statement), with four exceptions undone by hand:
 //! a later statement's uses of an earlier binding (popped: uses are in
 //! source order), a `let` naming an earlier device or job (its old label
-//! put back), and the scope's names (removed with their bindings).
+//! put back), a use of an earlier key that settles its type (a string key
+//! used as a CIDR: the key as it was put back), and the scope's names
+//! (removed with their bindings).
 //!
 //! What a statement finds may also depend on what comes *after* it or
 //! outside the file, and then resuming stops before that statement:
@@ -66,6 +68,9 @@ pub(super) struct Track {
     /// Labels that a statement changed on a node or job built before it:
     /// (the statement, a job rather than a node, which, the old label).
     relabels: Vec<(usize, bool, usize, String)>,
+    /// Keys that a statement changed, declared before it: (the statement,
+    /// which, the key as it was).
+    keys_changed: Vec<(usize, usize, super::keys::Declared)>,
     /// The first statement that looked for a name not in scope.
     pub(super) first_miss: usize,
     /// The first statement that read the application crate.
@@ -79,6 +84,7 @@ impl Default for Track {
         Track {
             marks: Vec::new(),
             relabels: Vec::new(),
+            keys_changed: Vec::new(),
             first_miss: usize::MAX,
             first_crate: usize::MAX,
             nodes_lent: false,
@@ -123,6 +129,18 @@ impl Checker<'_> {
         };
         if which < if job { m.jobs } else { m.nodes } {
             self.track.relabels.push((self.at, job, which, old));
+        }
+    }
+
+    /// Records key `k` as it is before the statement being checked changes
+    /// it, if an earlier statement declared it.
+    pub(super) fn key_changing(&mut self, k: usize) {
+        let Some(m) = self.track.marks.last() else {
+            return;
+        };
+        if k < m.keys {
+            let was = self.keys[k].clone();
+            self.track.keys_changed.push((self.at, k, was));
         }
     }
 }
@@ -184,6 +202,14 @@ impl Resume {
             };
             if let Some(label) = label {
                 *label = old;
+            }
+        }
+        while st.track.keys_changed.last().is_some_and(|c| c.0 >= k) {
+            let Some((_, which, was)) = st.track.keys_changed.pop() else {
+                break;
+            };
+            if let Some(key) = st.keys.get_mut(which) {
+                *key = was;
             }
         }
         st.diags.truncate(m.diags);
