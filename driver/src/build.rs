@@ -24,11 +24,13 @@ pub fn build_shim(project: &Project, graph: &Graph, out: &Out) -> Result<PathBuf
     // The library is linked without the debug information of what it
     // holds (symbols stay, and a panic still names its file and line):
     // linking it was most of a hot reload's rebuild, 11 MB written each
-    // time, and each reload copies and loads it.
+    // time, and each reload copies and loads it. The application and the
+    // shim, rebuilt at each save, make none to begin with.
     let manifest = format!(
         "[package]\nname = \"nym-shim-{package}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
          [lib]\ncrate-type = [\"cdylib\"]\npath = \"lib.rs\"\n\n[dependencies]\n{}{}\n[workspace]\n\n\
-         [profile.dev.package.nym-shim-{package}]\nstrip = \"debuginfo\"\n",
+         [profile.dev.package.nym-shim-{package}]\nstrip = \"debuginfo\"\ndebug = 0\n\n\
+         [profile.dev.package.{package}]\ndebug = 0\n",
         cargo::path_dep(&package, &project.root, ""),
         cargo::path_dep("libos", &src.join("libos"), ""),
     );
