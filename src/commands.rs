@@ -279,7 +279,16 @@ pub(crate) async fn start_unless_interrupted(
     stop: &mut (impl std::future::Future<Output = ()> + Unpin),
 ) -> Result<Option<Live>, CliError> {
     let started = Live::start(project, graph, keys, None, out).await;
-    if nym_unix::jobs::fired(stop).await {
+    let interrupted = match &started {
+        Ok(_) => nym_unix::jobs::fired(stop).await,
+        // Ctrl-C at a terminal ends cargo as it reaches this process: the
+        // build can be seen failing a moment before the signal is, so a
+        // failed build waits that moment for it.
+        Err(_) => tokio::time::timeout(std::time::Duration::from_millis(250), &mut *stop)
+            .await
+            .is_ok(),
+    };
+    if interrupted {
         // At the terminal, Ctrl-C stopped cargo too: that is why a build
         // failed, if it did.
         if let Ok(mut live) = started {
