@@ -201,8 +201,8 @@ same = { key = "runs", stores = ["a.store", "b.store"], at = "5s" }
 #[test]
 fn a_skewed_wall_clock_is_what_the_node_reads() {
     let (tmp, dir) = project("clock", "hello");
-    std::fs::write(
-        dir.join("src/lib.rs"),
+    common::rewrite(
+        &dir,
         r#"#![no_std]
 extern crate alloc;
 use libos::{Console, ConsoleError, Time, WallClock};
@@ -213,13 +213,8 @@ pub async fn start(console: impl Console, wall: impl WallClock, time: impl Time)
     }
 }
 "#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("unikernel.nym"),
         "let c = job clock::start(console::default(), clock::wall(), time::default());\nregister(\"clock\", [c]);\n",
-    )
-    .unwrap();
+    );
     let topo = tmp.path().join("skew.toml");
     // 2030-01-01 is 1893456000; at 30 s the clock jumps an hour ahead.
     std::fs::write(
@@ -415,16 +410,11 @@ fn a_session_simulates_shows_a_nodes_console_and_inspects_its_devices_after_the_
 #[test]
 fn a_node_that_never_waits_is_named_not_waited_on_for_ever() {
     let (tmp, dir) = project("spin", "hello");
-    std::fs::write(
-        dir.join("src/lib.rs"),
+    common::rewrite(
+        &dir,
         "#![no_std]\nuse libos::{Console, ConsoleError};\npub async fn start(console: impl Console) -> Result<(), ConsoleError> {\n    console.log(\"spinning\").await?;\n    loop {\n        core::hint::spin_loop();\n    }\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("unikernel.nym"),
         "let s = job spin::start(console::default());\nregister(\"spin\", [s]);\n",
-    )
-    .unwrap();
+    );
     let topo = tmp.path().join("spin.toml");
     std::fs::write(&topo, "[nodes.n]\nproject = \"spin\"\n").unwrap();
     let started = Instant::now();
