@@ -142,11 +142,15 @@ impl Incremental {
             Some(Err(shared)) => (shared.file.clone(), None),
             None => Default::default(),
         };
-        let (file, mut syntax_errors) = self.parse(src, old);
+        // How far the text is the last version's: the parse and the check
+        // both keep what lies before.
+        let old_src = std::mem::replace(&mut self.src, src.to_owned());
+        let same = check::common_prefix(old_src.as_bytes(), src.as_bytes());
+        let (file, mut syntax_errors) = self.parse(src, (&old_src, same), old);
         let complete = syntax_errors.is_empty();
         let mut checked = check::check_resumable(
             &file,
-            src,
+            (src, same),
             (target, krate),
             complete,
             &mut self.resume,
@@ -170,13 +174,18 @@ impl Incremental {
     }
 
     /// [`parser::parse`], piece by piece, taking the pieces `old` (the last
-    /// version's tree) has.
-    fn parse(&mut self, src: &str, old: File) -> (File, Vec<Diagnostic>) {
+    /// version's tree, parsed from `old_src`, whose first `same` bytes
+    /// `src` begins with) has.
+    fn parse(
+        &mut self,
+        src: &str,
+        (old_src, same): (&str, usize),
+        old: File,
+    ) -> (File, Vec<Diagnostic>) {
         let File {
             stmts: mut old_stmts,
             comments: mut old_comments,
         } = old;
-        let old_src = std::mem::replace(&mut self.src, src.to_owned());
         let cuts = cuts(src);
         let starts = std::iter::once(0).chain(cuts.iter().map(|c| c.0));
         let ends = cuts
@@ -190,7 +199,6 @@ impl Incremental {
         // The pieces before the first changed byte parsed the same text at
         // the same place: they stay, with their statements (always in
         // range: the ranges were made with them; checked all the same).
-        let same = crate::check::common_prefix(old_src.as_bytes(), src.as_bytes());
         let kept = windows
             .iter()
             .zip(&self.pieces)

@@ -43,8 +43,7 @@ pub use calls::DeviceCall;
 pub use keys::valid_key_name;
 use memo::Memo;
 pub use resolve::closest;
-pub(crate) use resume::common_prefix;
-pub use resume::{check_resumable, Resume};
+pub(crate) use resume::{check_resumable, common_prefix, Resume};
 
 /// A graph that passed the checker: what the runners and code generation take.
 #[derive(Debug, Clone, PartialEq)]

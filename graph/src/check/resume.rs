@@ -35,10 +35,10 @@ use std::collections::HashMap;
 
 /// What one check of a file leaves for checking its next version.
 #[derive(Default)]
-pub struct Resume {
+pub(crate) struct Resume {
     pub(super) state: State,
-    /// The target checked for, and the text checked.
-    checked: Option<(Target, String)>,
+    /// The target checked for, once a check was made.
+    checked: Option<Target>,
     /// How many statements the last check took as they were.
     skipped: usize,
     /// What checking plain `let`s did, to replay.
@@ -169,12 +169,12 @@ impl Resume {
 
     /// How many statements, from the top, the last check took as they
     /// were instead of checking them again.
-    pub fn skipped(&self) -> usize {
+    pub(crate) fn skipped(&self) -> usize {
         self.skipped
     }
 
     /// How many statements the last check replayed.
-    pub fn replayed(&self) -> usize {
+    pub(crate) fn replayed(&self) -> usize {
         self.memo.replayed()
     }
 
@@ -229,16 +229,17 @@ impl Resume {
         st.track.first_crate = usize::MAX;
     }
 
-    /// The first statement of `file` (parsed from `src`) not known to
-    /// check as it did last time; takes back what `last` borrowed.
+    /// The first statement of `file` (parsed from `src`, whose first
+    /// `same` bytes are the last text's) not known to check as it did last
+    /// time; takes back what `last` borrowed.
     fn resume_point(
         &mut self,
         file: &File,
-        src: &str,
+        (src, same): (&str, usize),
         target: Target,
         last: Option<Checked>,
     ) -> usize {
-        let Some((was_target, was)) = self.checked.take() else {
+        let Some(was_target) = self.checked.take() else {
             return 0;
         };
         let st = &mut self.state;
@@ -254,7 +255,6 @@ impl Resume {
                 None => return 0,
             }
         }
-        let same = common_prefix(was.as_bytes(), src.as_bytes());
         let marks = &st.track.marks;
         let k = file
             .stmts
@@ -292,18 +292,20 @@ pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 /// [`super::check`] of `file`, parsed from `src`, resuming after the
 /// statements it shares with the version `resume` saw (`last` is that
 /// version's result, handed back; `None` checks from the top) and
-/// replaying the plain `let`s it kept after that. The same result as a
-/// check from scratch. `complete` false (syntax errors) leaves the graph
-/// out.
-pub fn check_resumable(
+/// replaying the plain `let`s it kept after that. `same` is how many bytes
+/// `src` begins with that the text `resume` last saw began with too
+/// ([`common_prefix`] of the two): the caller keeps that text. The same
+/// result as a check from scratch. `complete` false (syntax errors) leaves
+/// the graph out.
+pub(crate) fn check_resumable(
     file: &File,
-    src: &str,
+    (src, same): (&str, usize),
     (target, krate): (Target, Option<&RustCrate>),
     complete: bool,
     resume: &mut Resume,
     last: Option<Checked>,
 ) -> Checked {
-    let k = resume.resume_point(file, src, target, last);
+    let k = resume.resume_point(file, (src, same), target, last);
     let mut memo = std::mem::take(&mut resume.memo);
     let mut from = std::mem::take(resume);
     if k == 0 {
@@ -318,7 +320,7 @@ pub fn check_resumable(
     }
     memo.finish(file.stmts.len());
     let (checked, mut next) = c.finish(src.len(), complete, complete);
-    next.checked = Some((target, src.to_owned()));
+    next.checked = Some(target);
     next.skipped = k;
     next.memo = memo;
     *resume = next;
