@@ -44,18 +44,6 @@ impl Checker<'_> {
                 .collect::<Vec<_>>()
         };
         let unused = self.unused(&node_live, &registered);
-        if node_live.iter().all(|l| *l) && key_live.iter().all(|l| *l) {
-            self.track.nodes_lent = true;
-            return Some(Graph {
-                name,
-                target: self.target,
-                nodes: std::mem::take(&mut self.nodes),
-                keys: self.keys.iter().map(|k| k.key.clone()).collect(),
-                registered: (0..registered.len()).collect(),
-                jobs: registered.iter().map(|&j| self.jobs[j].clone()).collect(),
-                unused,
-            });
-        }
         let (node_map, key_map) = (renumber(&node_live), renumber(&key_live));
         let remap = |args: &[GArg]| -> Vec<GArg> {
             args.iter()
@@ -66,16 +54,21 @@ impl Checker<'_> {
                 })
                 .collect()
         };
-        let nodes = self
-            .nodes
-            .iter()
-            .zip(&node_live)
-            .filter(|(_, l)| **l)
-            .map(|(n, _)| Node {
-                args: remap(&n.args),
-                ..n.clone()
-            })
-            .collect();
+        let nodes = if node_live.iter().all(|l| *l) && key_live.iter().all(|l| *l) {
+            // Nothing renumbered: the nodes are lent as they are.
+            self.track.nodes_lent = true;
+            std::mem::take(&mut self.nodes)
+        } else {
+            self.nodes
+                .iter()
+                .zip(&node_live)
+                .filter(|(_, l)| **l)
+                .map(|(n, _)| Node {
+                    args: remap(&n.args),
+                    ..n.clone()
+                })
+                .collect()
+        };
         let keys = self
             .keys
             .iter()
