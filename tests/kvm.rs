@@ -64,6 +64,37 @@ fn hello_on_kvm_prints_what_it_prints_in_process() {
     assert!(stdout(&bad_key).contains("`--count many`: not an integer"));
 }
 
+/// Under the monitor the guest keeps time with its TSC at the rate the
+/// monitor passes at boot, without an exit: a wrong rate makes its sleeps
+/// end early (too low a rate) or late (too high) against the host's clock.
+#[test]
+fn the_guests_clock_keeps_the_hosts_pace() {
+    if !kvm_available() {
+        return;
+    }
+    let (_tmp, dir) = project("kvmclock", "hello");
+    let built = run(nym(&dir).args(["build", "--target", "kvm", "--release"]));
+    assert!(built.status.success(), "{}", stderr(&built));
+    let image = dir.join("target/nym/kvm/kvmclock.elf");
+    let started = std::time::Instant::now();
+    // Four greetings 400 ms apart: 1.2 s of the guest's own sleeping.
+    let booted = run(nym(&dir)
+        .arg("boot")
+        .arg(&image)
+        .args(["--", "--count", "4", "--pause", "400ms"]));
+    let took = started.elapsed();
+    assert!(booted.status.success(), "{}", stderr(&booted));
+    assert!(stdout(&booted).ends_with("4 greetings; the clock agrees: ok\n"));
+    assert!(
+        took >= std::time::Duration::from_millis(1200),
+        "the guest slept 1.2 s of its time in {took:?} of the host's"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(12),
+        "the guest's 1.2 s of sleep took {took:?}"
+    );
+}
+
 const FAILING: &str = r#"#![no_std]
 extern crate alloc;
 use libos::Console;

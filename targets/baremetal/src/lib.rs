@@ -28,6 +28,8 @@
 #[cfg(target_os = "none")]
 extern crate alloc;
 
+#[cfg(any(target_os = "none", test))]
+mod allocator;
 #[cfg(target_os = "none")]
 mod runtime;
 #[cfg(target_os = "none")]

@@ -238,7 +238,17 @@ pub struct BootInfo {
     pub cmdline: u64,
     /// Its length in bytes.
     pub cmdline_len: u64,
+    /// The rate of the guest's time-stamp counter in Hz, constant: the
+    /// guest keeps monotonic time with `rdtsc` and no exit. 0 when the
+    /// monitor could not tell; the guest then asks by `MONOTIME`.
+    pub tsc_hz: u64,
+    /// `BOOT_*` bits.
+    pub flags: u64,
 }
+
+/// [`BootInfo::flags`]: the monitor records no trace log, so the guest
+/// need not ask by `TRACE` (a monitor that leaves the bit clear is asked).
+pub const BOOT_NO_TRACE: u64 = 1;
 
 /// `WALLTIME`, `MONOTIME`.
 #[repr(C)]

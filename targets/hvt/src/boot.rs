@@ -64,8 +64,15 @@ pub enum BootError {
 }
 
 /// Copies the image's segments into memory, writes the GDT, page tables,
-/// boot info and command line. Returns the boot info.
-pub fn load(mem: &mut GuestMemory, image: &Image, cmdline: &str) -> Result<BootInfo, BootError> {
+/// boot info and command line. Returns the boot info, which also carries
+/// the guest's TSC rate (`tsc_hz`, 0 if unknown) and the `BOOT_*` `flags`.
+pub fn load(
+    mem: &mut GuestMemory,
+    image: &Image,
+    cmdline: &str,
+    tsc_hz: u64,
+    flags: u64,
+) -> Result<BootInfo, BootError> {
     for seg in image.segments() {
         let dst = mem.range(seg.paddr, seg.mem_size)?;
         let file = &image.bytes()[seg.file_range.clone()];
@@ -94,6 +101,8 @@ pub fn load(mem: &mut GuestMemory, image: &Image, cmdline: &str) -> Result<BootI
         heap_end,
         cmdline: CMDLINE,
         cmdline_len: cmdline.len() as u64,
+        tsc_hz,
+        flags,
     };
     mem.write(BOOT_INFO, &info)?;
     Ok(info)

@@ -205,8 +205,7 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         ));
     }
 
-    let mut mem = GuestMemory::new(config.mem_size)?;
-    boot::load(&mut mem, &image, &config.cmdline)?;
+    let mem = GuestMemory::new(config.mem_size)?;
 
     // Everything the run loop touches is open before the allowlist goes on.
     let net = match config.net.as_ref().filter(|_| needs_net) {
@@ -246,6 +245,15 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     // declared later still): the mapping outlives the VM.
     unsafe { vm.set_user_memory_region(region) }.map_err(kvm("mapping guest memory"))?;
     let mut vcpu = vm.create_vcpu(0).map_err(kvm("creating the vCPU"))?;
+    // The guest's clock: its TSC at the rate KVM gives it (without the
+    // rate, the guest asks for the time by hypercall, an exit each).
+    let tsc_hz = vcpu.get_tsc_khz().map_or(0, |khz| u64::from(khz) * 1000);
+    let flags = if config.trace.is_none() {
+        abi::BOOT_NO_TRACE
+    } else {
+        0
+    };
+    boot::load(&mut guest.mem, &guest.image, &config.cmdline, tsc_hz, flags)?;
     let cpuid = kvm_fd
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(kvm("reading CPUID"))?;

@@ -1,7 +1,7 @@
 //! Entry from nym's monitor (64-bit, boot info in `rdi`) to `nym_main`,
 //! and the panic handler.
 #![allow(unsafe_code)] // the entry from the monitor and the boot info it passes
-use super::{exceptions, heap, sys};
+use super::{exceptions, heap, hvt, sys};
 use nym_hvt_abi::BootInfo;
 
 core::arch::global_asm!(
@@ -36,6 +36,7 @@ pub fn cmdline() -> &'static str {
 
 extern "C" fn hvt_entry(info: &BootInfo) -> ! {
     heap::init(info.heap_start, info.heap_end);
+    hvt::boot(info);
     exceptions::install();
     // SAFETY: the monitor wrote `cmdline_len` bytes at `cmdline` (inside
     // guest memory, identity-mapped); they are never written again.

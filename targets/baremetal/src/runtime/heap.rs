@@ -1,10 +1,11 @@
-//! The heap: everything between the end of the image and the stack.
+//! The heap: everything between the end of the image and the stack, served
+//! by [`crate::allocator`].
 #![allow(unsafe_code)] // the heap's memory range
+use crate::allocator::Allocator;
 use alloc::alloc::{alloc_zeroed, Layout};
-use linked_list_allocator::LockedHeap;
 
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: Allocator = Allocator::empty();
 
 /// Hands `[start, end)` to the allocator. Called once, at boot.
 pub fn init(start: u64, end: u64) {
@@ -12,7 +13,7 @@ pub fn init(start: u64, end: u64) {
     // SAFETY: the monitor reserved this range for the heap (BootInfo); it is
     // mapped, unused by anything else, and `init` runs once before any
     // allocation.
-    unsafe { HEAP.lock().init(start as *mut u8, size) };
+    unsafe { HEAP.init(start as *mut u8, size) };
 }
 
 /// `size` zeroed bytes aligned to `align`, kept for the guest's life: a

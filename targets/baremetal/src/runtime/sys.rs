@@ -51,8 +51,9 @@ pub fn puts(bytes: &[u8]) {
     }
 }
 
-/// Nanoseconds since boot. Under nym's monitor time comes by hypercall:
-/// measured, that is cheaper under nested virtualisation than kvmclock,
+/// Nanoseconds since boot. Under nym's monitor it is the TSC at the rate
+/// the monitor passed at boot (no exit; by hypercall if it passed none):
+/// measured, both are cheaper under nested virtualisation than kvmclock,
 /// whose updates make every VM entry dearer.
 pub fn monotime() -> u64 {
     match board() {

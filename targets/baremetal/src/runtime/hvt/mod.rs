@@ -5,6 +5,8 @@
 #![allow(unsafe_code)] // hypercalls to nym's monitor (port I/O)
 pub mod devices;
 
+use super::kvmclock::rdtsc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use libos::{IoError, RandomError};
 use nym_hvt_abi::{self as abi, PORT_BASE};
 
@@ -54,8 +56,36 @@ pub fn puts(bytes: &[u8]) {
     call(abi::nr::PUTS, &mut p);
 }
 
-/// The monotonic time in nanoseconds.
+/// The TSC at boot, and nanoseconds per tick as a 32.32 fixed-point
+/// number (0: the monitor gave no rate; time comes by `MONOTIME`).
+static TSC_START: AtomicU64 = AtomicU64::new(0);
+static NS_PER_TICK: AtomicU64 = AtomicU64::new(0);
+/// The monitor records no trace log ([`abi::BOOT_NO_TRACE`]).
+static NO_TRACE: AtomicBool = AtomicBool::new(false);
+
+/// Takes what the monitor says at boot: the TSC's rate (monotonic time is
+/// then read without an exit) and whether tracing is off.
+pub fn boot(info: &abi::BootInfo) {
+    NO_TRACE.store(info.flags & abi::BOOT_NO_TRACE != 0, Ordering::Relaxed);
+    // (10^9 << 32) fits in 64 bits; a rate under 1 Hz is no rate.
+    if let Some(per_tick) = (1_000_000_000u64 << 32).checked_div(info.tsc_hz) {
+        TSC_START.store(rdtsc(), Ordering::Relaxed);
+        NS_PER_TICK.store(per_tick, Ordering::Relaxed);
+    }
+}
+
+/// Whether the monitor said it records no trace log.
+pub fn no_trace() -> bool {
+    NO_TRACE.load(Ordering::Relaxed)
+}
+
+/// The monotonic time in nanoseconds since boot.
 pub fn monotime() -> u64 {
+    let per_tick = NS_PER_TICK.load(Ordering::Relaxed);
+    if per_tick != 0 {
+        let ticks = rdtsc().wrapping_sub(TSC_START.load(Ordering::Relaxed));
+        return ((u128::from(ticks) * u128::from(per_tick)) >> 32) as u64;
+    }
     let mut t = abi::Time::default();
     call(abi::nr::MONOTIME, &mut t);
     t.nanos

@@ -1,0 +1,180 @@
+//! The guest's allocator: small blocks from free lists, one per power-of-two
+//! size class, large ones from a first-fit list.
+//!
+//! A guest's allocations are mostly small and short-lived (a formatted
+//! line, a boxed future, a key's value), and under nested KVM every guest
+//! instruction is dear (BENCHMARKS.md: about a microsecond), so the common
+//! case must be a handful of instructions. A block of up to [`SMALL_MAX`]
+//! bytes takes the head of its class's free list, or is cut from the
+//! current chunk ([`CHUNK`] bytes, itself taken from the large list); a
+//! freed small block goes back on its class's list and is never merged or
+//! returned, so memory held by small blocks is bounded by the most each
+//! class ever held at once. Everything larger (network buffers, page-sized
+//! shared pages) goes through `linked_list_allocator`'s first-fit list,
+//! which merges free neighbours. Before this, every allocation took the
+//! first-fit path: about 110 instructions a call, half of the hello image's
+//! instructions before its first line.
+//!
+//! Built for the guest and, for its unit tests, on the host.
+#![allow(unsafe_code)] // the allocator hands out raw memory
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{self, NonNull};
+
+/// The smallest class: room for a free-list link, and the alignment every
+/// block has at least.
+const SMALL_MIN: usize = 16;
+/// The largest block served from a size class.
+pub const SMALL_MAX: usize = 2048;
+/// log2(SMALL_MAX / SMALL_MIN) + 1.
+const CLASSES: usize = 8;
+/// What a class takes from the large list when its chunk is used up.
+pub const CHUNK: usize = 64 << 10;
+
+/// The state behind [`Allocator`]'s lock. Free lists hold addresses, not
+/// pointers, so the state is `Send` as the lock wants.
+struct State {
+    /// Each class's free blocks: the first word of a free block is the
+    /// next one's address (0 ends the list).
+    free: [usize; CLASSES],
+    /// The current chunk's unused part, `[next, end)`.
+    next: usize,
+    end: usize,
+    large: linked_list_allocator::Heap,
+}
+
+/// The allocator (`#[global_allocator]` in the runtime). Empty until
+/// [`Allocator::init`] hands it memory.
+pub struct Allocator(spin::Mutex<State>);
+
+/// The class of a request: its size and alignment rounded up to a power of
+/// two no smaller than [`SMALL_MIN`]; `None` if that is above [`SMALL_MAX`].
+#[inline(always)]
+fn class(layout: &Layout) -> Option<usize> {
+    let size = layout.size().max(layout.align()).max(SMALL_MIN);
+    if size > SMALL_MAX {
+        return None;
+    }
+    // ceil(log2(size)) - log2(SMALL_MIN)
+    Some((usize::BITS - (size - 1).leading_zeros()) as usize - SMALL_MIN.trailing_zeros() as usize)
+}
+
+/// The bytes of a block of class `c` (also its alignment).
+const fn class_size(c: usize) -> usize {
+    SMALL_MIN << c
+}
+
+impl Allocator {
+    /// An allocator with no memory: every request fails until `init`.
+    pub const fn empty() -> Allocator {
+        Allocator(spin::Mutex::new(State {
+            free: [0; CLASSES],
+            next: 0,
+            end: 0,
+            large: linked_list_allocator::Heap::empty(),
+        }))
+    }
+
+    /// Hands `[start, start + size)` to the allocator.
+    ///
+    /// # Safety
+    ///
+    /// The range must be writable memory used by nothing else for as long
+    /// as the allocator is, and `init` must be called once, before any
+    /// allocation.
+    pub unsafe fn init(&self, start: *mut u8, size: usize) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.0.lock().large.init(start, size) }
+    }
+}
+
+impl State {
+    #[inline(always)]
+    fn small(&mut self, c: usize) -> *mut u8 {
+        let head = self.free[c];
+        if head != 0 {
+            // SAFETY: `head` is a free block of this class, which holds the
+            // next one's address in its first word (written by `dealloc`);
+            // nothing else uses it.
+            self.free[c] = unsafe { *(head as *const usize) };
+            return head as *mut u8;
+        }
+        let size = class_size(c);
+        let mut at = self.next.next_multiple_of(size);
+        if at + size > self.end {
+            let chunk = Layout::from_size_align(CHUNK, SMALL_MAX).expect("constant layout");
+            let Ok(p) = self.large.allocate_first_fit(chunk) else {
+                // Nearly full: the block alone, if it still fits.
+                let block = Layout::from_size_align(size, size).expect("a power of two");
+                return self
+                    .large
+                    .allocate_first_fit(block)
+                    .map_or(ptr::null_mut(), |p| p.as_ptr());
+            };
+            // The old chunk's rest (less than a block of this class) is left.
+            at = p.as_ptr() as usize;
+            self.end = at + CHUNK;
+        }
+        self.next = at + size;
+        at as *mut u8
+    }
+}
+
+// SAFETY: blocks never overlap: a small block is either on one free list
+// or handed out, and is cut from a chunk only once (`next` only grows
+// within a chunk, and a chunk is the large list's, handed out once); large
+// blocks are the large list's, which keeps its own books. A block of class
+// `c` is `class_size(c)` bytes at a multiple of that size (chunks are
+// aligned to the largest class), which covers the layout's size and
+// alignment.
+unsafe impl GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let mut s = self.0.lock();
+        match class(&layout) {
+            Some(c) => s.small(c),
+            None => s
+                .large
+                .allocate_first_fit(layout)
+                .map_or(ptr::null_mut(), |p| p.as_ptr()),
+        }
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        let mut s = self.0.lock();
+        match class(&layout) {
+            Some(c) => {
+                // SAFETY: `p` is a block of this class (the caller allocated
+                // it with this layout) and is no longer used: it becomes a
+                // free-list link.
+                unsafe { *(p as *mut usize) = s.free[c] };
+                s.free[c] = p as usize;
+            }
+            // SAFETY: `p` came from the large list with this layout.
+            None => unsafe { s.large.deallocate(NonNull::new_unchecked(p), layout) },
+        }
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's promise: `new_size` rounded to the alignment
+        // does not overflow, so the layout is valid.
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        match (class(&layout), class(&new)) {
+            // A string or vector growing within its block's class stays.
+            (Some(a), Some(b)) if a == b => p,
+            _ => {
+                // SAFETY: as `GlobalAlloc::realloc`'s default: a fresh block,
+                // the common bytes copied, the old block freed.
+                unsafe {
+                    let q = self.alloc(new);
+                    if !q.is_null() {
+                        ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
+                        self.dealloc(p, layout);
+                    }
+                    q
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
