@@ -118,11 +118,21 @@ pub fn install() {
     // loaded with `lidt` and read by the CPU.
     unsafe {
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
-        for (entry, &handler) in idt.iter_mut().zip(nym_exc_table.iter()) {
-            // Interrupt gate (0x8E), code selector 0x08, no IST.
-            entry[0] =
-                (handler & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
-            entry[1] = handler >> 32;
+        // The stubs sit together, in order, so their addresses mostly share
+        // all but the low 16 bits: the gates then differ only there, and
+        // filling the table is a few instructions a vector (each one dear
+        // under emulation).
+        let (first, last) = (nym_exc_table[0], nym_exc_table[31]);
+        if first >> 16 == last >> 16 {
+            let [shared, high] = gate(first & !0xffff);
+            for (entry, &handler) in idt.iter_mut().zip(nym_exc_table.iter()) {
+                entry[0] = shared | (handler & 0xffff);
+                entry[1] = high;
+            }
+        } else {
+            for (entry, &handler) in idt.iter_mut().zip(nym_exc_table.iter()) {
+                *entry = gate(handler);
+            }
         }
         let idtr = Idtr {
             limit: (core::mem::size_of::<[[u64; 2]; 256]>() - 1) as u16,
