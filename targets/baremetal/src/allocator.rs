@@ -88,6 +88,26 @@ impl Allocator {
 }
 
 impl State {
+    /// The large list's paths, kept out of line so that the small ones,
+    /// the common case, stay short.
+    #[cold]
+    #[inline(never)]
+    fn large_alloc(&mut self, layout: Layout) -> *mut u8 {
+        self.large
+            .allocate_first_fit(layout)
+            .map_or(ptr::null_mut(), |p| p.as_ptr())
+    }
+
+    /// # Safety
+    ///
+    /// `p` came from the large list with `layout`, and is not used after.
+    #[cold]
+    #[inline(never)]
+    unsafe fn large_dealloc(&mut self, p: *mut u8, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { self.large.deallocate(NonNull::new_unchecked(p), layout) }
+    }
+
     #[inline(always)]
     fn small(&mut self, c: usize) -> *mut u8 {
         let head = self.free[c];
@@ -99,21 +119,27 @@ impl State {
             return head as *mut u8;
         }
         let size = class_size(c);
-        let mut at = self.next.next_multiple_of(size);
+        let at = self.next.next_multiple_of(size);
         if at + size > self.end {
-            let chunk = Layout::from_size_align(CHUNK, SMALL_MAX).expect("constant layout");
-            let Ok(p) = self.large.allocate_first_fit(chunk) else {
-                // Nearly full: the block alone, if it still fits.
-                let block = Layout::from_size_align(size, size).expect("a power of two");
-                return self
-                    .large
-                    .allocate_first_fit(block)
-                    .map_or(ptr::null_mut(), |p| p.as_ptr());
-            };
-            // The old chunk's rest (less than a block of this class) is left.
-            at = p.as_ptr() as usize;
-            self.end = at + CHUNK;
+            return self.refill(size);
         }
+        self.next = at + size;
+        at as *mut u8
+    }
+
+    /// A block of `size` bytes from a new chunk, which becomes the current
+    /// one; the old chunk's rest (less than that block) is left.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, size: usize) -> *mut u8 {
+        let chunk = Layout::from_size_align(CHUNK, SMALL_MAX).expect("constant layout");
+        let Ok(p) = self.large.allocate_first_fit(chunk) else {
+            // Nearly full: the block alone, if it still fits.
+            let block = Layout::from_size_align(size, size).expect("a power of two");
+            return self.large_alloc(block);
+        };
+        let at = p.as_ptr() as usize;
+        self.end = at + CHUNK;
         self.next = at + size;
         at as *mut u8
     }
@@ -131,10 +157,7 @@ unsafe impl GlobalAlloc for Allocator {
         let mut s = self.0.lock();
         match class(&layout) {
             Some(c) => s.small(c),
-            None => s
-                .large
-                .allocate_first_fit(layout)
-                .map_or(ptr::null_mut(), |p| p.as_ptr()),
+            None => s.large_alloc(layout),
         }
     }
 
@@ -149,7 +172,7 @@ unsafe impl GlobalAlloc for Allocator {
                 s.free[c] = p as usize;
             }
             // SAFETY: `p` came from the large list with this layout.
-            None => unsafe { s.large.deallocate(NonNull::new_unchecked(p), layout) },
+            None => unsafe { s.large_dealloc(p, layout) },
         }
     }
 
