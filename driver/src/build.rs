@@ -100,7 +100,7 @@ fn guest_profile(tls: bool) -> String {
         profile.push_str(&format!("[profile.dev.package.{krate}]\nopt-level = 2\n"));
     }
     profile.push_str(
-        "\n[profile.release]\npanic = \"abort\"\nopt-level = \"z\"\nlto = true\ncodegen-units = 1\ndebug = true\n",
+        "\n[profile.release]\npanic = \"abort\"\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\ndebug = true\n",
     );
     profile
 }
