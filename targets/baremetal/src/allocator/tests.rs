@@ -66,6 +66,15 @@ fn a_request_takes_the_smallest_class_that_holds_its_size_and_alignment() {
     assert_eq!(l(2049, 8), None);
     assert_eq!(l(8, 4096), None);
     assert_eq!(class_size(CLASSES - 1), SMALL_MAX);
+    // Every small size takes the smallest class that holds it.
+    for size in 1..=SMALL_MAX {
+        let c = l(size, 1).unwrap();
+        assert!(class_size(c) >= size, "{size} bytes in class {c}");
+        assert!(
+            c == 0 || class_size(c - 1) < size,
+            "{size} bytes in class {c}"
+        );
+    }
 }
 
 #[test]
