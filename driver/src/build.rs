@@ -87,9 +87,10 @@ pub fn key_values(graph: &Graph, key_args: &[String]) -> Result<Keys, Error> {
 }
 
 /// The cargo profiles of a guest image. Debug builds optimise what is too
-/// slow unoptimised (libos, smoltcp and the allocator cannot answer a SYN
-/// in time; a TLS handshake's arithmetic takes minutes) and leave the rest
-/// steppable in gdb.
+/// slow unoptimised (libos, smoltcp and the large blocks' allocator cannot
+/// answer a SYN in time; a TLS handshake's arithmetic takes minutes) and
+/// leave the rest steppable in gdb, the runtime's size classes included
+/// (a few dozen instructions a call unoptimised).
 fn guest_profile(tls: bool) -> String {
     let mut fast = vec!["smoltcp", "linked_list_allocator", "libos"];
     if tls {

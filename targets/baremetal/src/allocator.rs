@@ -5,11 +5,12 @@
 //! line, a boxed future, a key's value), and under nested KVM every guest
 //! instruction is dear (BENCHMARKS.md: about a microsecond), so the common
 //! case must be a handful of instructions. A block of up to [`SMALL_MAX`]
-//! bytes takes the head of its class's free list, or is cut from the
-//! current chunk ([`CHUNK`] bytes, itself taken from the large list); a
-//! freed small block goes back on its class's list and is never merged or
-//! returned, so memory held by small blocks is bounded by the most each
-//! class ever held at once. Everything larger (network buffers, page-sized
+//! bytes takes the head of its class's free list, or is cut from its
+//! class's own chunk ([`CHUNK`] bytes, itself taken from the large list,
+//! a whole number of blocks of every class, so nothing is left between or
+//! after them); a freed small block goes back on its class's list and is
+//! never merged or returned, so memory held by small blocks is bounded by
+//! the most each class ever held at once, rounded up to whole chunks. Everything larger (network buffers, page-sized
 //! shared pages) goes through `linked_list_allocator`'s first-fit list,
 //! which merges free neighbours. Before this, every allocation took the
 //! first-fit path: about 110 instructions a call, half of the hello image's
@@ -27,8 +28,9 @@ const SMALL_MIN: usize = 16;
 pub const SMALL_MAX: usize = 2048;
 /// log2(SMALL_MAX / SMALL_MIN) + 1.
 const CLASSES: usize = 8;
-/// What a class takes from the large list when its chunk is used up.
-pub const CHUNK: usize = 64 << 10;
+/// What a class takes from the large list when its chunk is used up:
+/// eight blocks of the largest class, a thousand of the smallest.
+pub const CHUNK: usize = 16 << 10;
 
 /// The state behind [`Allocator`]'s lock. Free lists hold addresses, not
 /// pointers, so the state is `Send` as the lock wants.
@@ -36,9 +38,9 @@ struct State {
     /// Each class's free blocks: the first word of a free block is the
     /// next one's address (0 ends the list).
     free: [usize; CLASSES],
-    /// The current chunk's unused part, `[next, end)`.
-    next: usize,
-    end: usize,
+    /// Each class's current chunk's unused part, `[next, end)`.
+    next: [usize; CLASSES],
+    end: [usize; CLASSES],
     large: linked_list_allocator::Heap,
 }
 
@@ -81,8 +83,8 @@ impl Allocator {
     pub const fn empty() -> Allocator {
         Allocator(spin::Mutex::new(State {
             free: [0; CLASSES],
-            next: 0,
-            end: 0,
+            next: [0; CLASSES],
+            end: [0; CLASSES],
             large: linked_list_allocator::Heap::empty(),
         }))
     }
@@ -131,21 +133,20 @@ impl State {
             self.free[c] = unsafe { *(head as *const usize) };
             return head as *mut u8;
         }
-        let size = class_size(c);
-        // `size` is a power of two: round `next` up to it.
-        let at = (self.next + size - 1) & !(size - 1);
-        if at + size > self.end {
-            return self.refill(size);
+        let at = self.next[c];
+        if at == self.end[c] {
+            return self.refill(c);
         }
-        self.next = at + size;
+        self.next[c] = at + class_size(c);
         at as *mut u8
     }
 
-    /// A block of `size` bytes from a new chunk, which becomes the current
-    /// one; the old chunk's rest (less than that block) is left.
+    /// A block of class `c` from a new chunk, which becomes the class's
+    /// current one (the old one is used up exactly).
     #[cold]
     #[inline(never)]
-    fn refill(&mut self, size: usize) -> *mut u8 {
+    fn refill(&mut self, c: usize) -> *mut u8 {
+        let size = class_size(c);
         let chunk = Layout::from_size_align(CHUNK, SMALL_MAX).expect("constant layout");
         let Ok(p) = self.large.allocate_first_fit(chunk) else {
             // Nearly full: the block alone, if it still fits.
@@ -153,19 +154,19 @@ impl State {
             return self.large_alloc(block);
         };
         let at = p.as_ptr() as usize;
-        self.end = at + CHUNK;
-        self.next = at + size;
+        self.end[c] = at + CHUNK;
+        self.next[c] = at + size;
         at as *mut u8
     }
 }
 
 // SAFETY: blocks never overlap: a small block is either on one free list
-// or handed out, and is cut from a chunk only once (`next` only grows
-// within a chunk, and a chunk is the large list's, handed out once); large
-// blocks are the large list's, which keeps its own books. A block of class
-// `c` is `class_size(c)` bytes at a multiple of that size (chunks are
-// aligned to the largest class), which covers the layout's size and
-// alignment.
+// or handed out, and is cut from its class's chunk only once (`next` only
+// grows within a chunk, and a chunk is the large list's, handed out once to
+// one class); large blocks are the large list's, which keeps its own books.
+// A block of class `c` is `class_size(c)` bytes at a multiple of that size
+// (chunks are aligned to the largest class, and are a whole number of
+// blocks of every class), which covers the layout's size and alignment.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let mut s = self.0.lock();

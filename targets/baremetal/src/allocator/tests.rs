@@ -107,17 +107,34 @@ fn a_large_block_comes_from_the_first_fit_list_and_goes_back_to_it() {
 }
 
 #[test]
-fn small_blocks_are_cut_from_chunks_of_the_large_list() {
+fn each_class_cuts_its_blocks_from_its_own_chunks_of_the_large_list() {
     let h = Arena::new(1 << 20);
     let before = h.a.large_free();
     let first = h.alloc(8, 8);
     assert_eq!(before - h.a.large_free(), CHUNK);
-    // A chunk's worth of 2 KiB blocks, then one more takes a second chunk.
+    // Another class takes a chunk of its own, and uses it up exactly.
     for _ in 0..CHUNK / SMALL_MAX {
         assert!(!h.alloc(SMALL_MAX, 8).is_null());
     }
     assert_eq!(before - h.a.large_free(), 2 * CHUNK);
-    assert!(h.contains(first, 8));
+    assert!(!h.alloc(SMALL_MAX, 8).is_null());
+    assert_eq!(before - h.a.large_free(), 3 * CHUNK);
+    // The first class's chunk still serves it.
+    let second = h.alloc(16, 16);
+    assert_eq!(second as usize, first as usize + 16);
+}
+
+/// A small block and a 2 KiB buffer, over and over (a request's header
+/// and its body): no memory is lost between classes, so a heap with room
+/// for the blocks themselves and a chunk per class serves them all.
+#[test]
+fn interleaved_classes_waste_nothing_between_their_blocks() {
+    let pairs = 200;
+    let h = Arena::new(pairs * SMALL_MAX + 3 * CHUNK);
+    for i in 0..pairs {
+        assert!(!h.alloc(16, 8).is_null(), "the small block of pair {i}");
+        assert!(!h.alloc(SMALL_MAX, 8).is_null(), "the buffer of pair {i}");
+    }
 }
 
 #[test]
