@@ -446,6 +446,7 @@ pub(crate) fn debug(
         net: None,
         stop: None,
         trace: None,
+        stats: None,
     };
     // nym's gdb extension (`break JOB`, `info nym-tasks`), beside the
     // image so that a gdb started by hand can load it too (`-x`).
@@ -482,9 +483,13 @@ pub(crate) fn debug(
 }
 
 /// Boots an image in nym's monitor; the guest's status becomes nym's.
+/// With `config.stats`, what the run cost is printed last (`--stats`).
 pub(crate) fn boot(config: nym_hvt::Config) -> Result<ExitCode, CliError> {
     let outcome = nym_hvt::run(&config, &mut std::io::stdout())?;
     report(&outcome);
+    if let Some(stats) = &config.stats {
+        eprintln!("nym: {}", stats.lock().unwrap_or_else(|p| p.into_inner()));
+    }
     Ok(ExitCode::from(outcome.status().clamp(0, 255) as u8))
 }
 

@@ -199,6 +199,10 @@ enum Command {
         /// ports (give it an address on the tap's subnet: `-- --ipv4 …`).
         #[arg(long, value_name = "NAME", conflicts_with = "forwards")]
         tap: Option<String>,
+        /// When the guest ends, print its exits to the monitor by kind and
+        /// the time it ran (inside KVM_RUN), to standard error.
+        #[arg(long)]
+        stats: bool,
         /// The command line (its keys), after `--`.
         #[arg(last = true)]
         args: Vec<String>,
@@ -437,6 +441,7 @@ fn main() -> ExitCode {
             gdb_allow_remote,
             forwards,
             tap,
+            stats,
             args,
         } => {
             let block = block.map(|path| nym_hvt::BlockFile {
@@ -452,6 +457,7 @@ fn main() -> ExitCode {
                     seccomp: true,
                     stop: None,
                     trace: None,
+                    stats: stats.then(nym_hvt::StatsSink::default),
                     gdb,
                     net: nym_driver::kvm::net_config(
                         &forwards,

@@ -65,10 +65,12 @@ fn hello_on_kvm_prints_what_it_prints_in_process() {
 }
 
 /// Under the monitor the guest keeps time with its TSC at the rate the
-/// monitor passes at boot, without an exit: a wrong rate makes its sleeps
-/// end early (too low a rate) or late (too high) against the host's clock.
+/// monitor passes at boot, without an exit, and an untraced guest does not
+/// ask whether it is traced: `--stats` shows the exits, none of them
+/// `MONOTIME` or `TRACE`. A wrong rate makes the guest's sleeps end early
+/// (too low a rate) or late (too high) against the host's clock.
 #[test]
-fn the_guests_clock_keeps_the_hosts_pace() {
+fn the_guests_clock_keeps_the_hosts_pace_without_an_exit() {
     if !kvm_available() {
         return;
     }
@@ -78,20 +80,49 @@ fn the_guests_clock_keeps_the_hosts_pace() {
     let image = dir.join("target/nym/kvm/kvmclock.elf");
     let started = std::time::Instant::now();
     // Four greetings 400 ms apart: 1.2 s of the guest's own sleeping.
-    let booted = run(nym(&dir)
+    let mut boot = nym(&dir)
         .arg("boot")
         .arg(&image)
-        .args(["--", "--count", "4", "--pause", "400ms"]));
+        .args(["--stats", "--", "--count", "4", "--pause", "400ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = common::exit_within(
+        &mut boot,
+        std::time::Duration::from_secs(10),
+        "1.2 s of the guest's sleep ended",
+    );
     let took = started.elapsed();
-    assert!(booted.status.success(), "{}", stderr(&booted));
+    let booted = boot.wait_with_output().unwrap();
+    assert!(status.success(), "{}", stderr(&booted));
     assert!(stdout(&booted).ends_with("4 greetings; the clock agrees: ok\n"));
     assert!(
         took >= std::time::Duration::from_millis(1200),
         "the guest slept 1.2 s of its time in {took:?} of the host's"
     );
     assert!(
-        took < std::time::Duration::from_secs(12),
+        took < std::time::Duration::from_millis(1200 * 3),
         "the guest's 1.2 s of sleep took {took:?}"
+    );
+    // Five lines, the sleeps (three, or a few more if the host woke the
+    // guest a hair early), the exit; no clock or trace question.
+    let stats = stderr(&booted);
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("nym: ") && l.contains(" exits ("))
+        .unwrap_or_else(|| panic!("no --stats line in {stats:?}"));
+    assert!(line.contains("EXIT 1, PUTS 5, WAIT "), "{line}");
+    let waits: u32 = line
+        .split("WAIT ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no WAIT count in {line}"));
+    assert!((3..=6).contains(&waits), "{line}");
+    assert!(
+        !line.contains("MONOTIME") && !line.contains("TRACE"),
+        "{line}"
     );
 }
 

@@ -137,7 +137,8 @@ fn nym_run_trace_on_kvm_collects_the_guests_log() {
         "{findings}"
     );
 
-    // Without --trace the monitor records nothing and the guest asks once.
+    // Without --trace the monitor records nothing (and says so at boot:
+    // the guest does not ask).
     let out = run(nym(&dir).args(["run", "--target", "kvm", "--", "--count", "1"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("trace"), "{}", stderr(&out));

@@ -68,6 +68,7 @@ pub fn prepare(
         net,
         stop: None,
         trace: None,
+        stats: None,
     })
 }
 

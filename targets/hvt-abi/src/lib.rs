@@ -31,7 +31,7 @@
 //! | number | name | struct | what it does |
 //! |---|---|---|---|
 //! | 1 | `WALLTIME` | [`Time`] | `nanos` = ns since the Unix epoch |
-//! | 2 | `MONOTIME` | [`Time`] | `nanos` = ns since the guest started (guests with kvmclock read time without an exit) |
+//! | 2 | `MONOTIME` | [`Time`] | `nanos` = ns since the guest started (a guest given [`BootInfo::tsc_hz`] reads its TSC instead, without an exit) |
 //! | 3 | `PUTS` | [`Puts`] | write `len` bytes at `data` to the console |
 //! | 4 | `WAIT` | [`Wait`] | block the vCPU for at most `timeout` ns (no busy loop), or until a frame waits for the guest |
 //! | 5 | `BLOCK_INFO` | [`BlockInfo`] | the block device's geometry |
@@ -312,7 +312,7 @@ pub struct NetIo {
 
 /// `TRACE`: the guest's scheduler log (`nym run --target kvm --trace
 /// FILE`). At start the guest asks with `count` 0 whether the monitor
-/// records one, naming its buffer (`data`, room for [`TRACE_MAX`] events)
+/// records one (unless the boot info says it does not: [`BOOT_NO_TRACE`]), naming its buffer (`data`, room for [`TRACE_MAX`] events)
 /// and the word that counts the events waiting there (`pending`); while
 /// the monitor records, the guest hands over its events in batches of at
 /// most [`TRACE_MAX`], the last before it exits. A guest stopped from
@@ -340,7 +340,7 @@ pub const TRACE_MAX: u64 = 1024;
 pub const TRACE_NAME_MAX: u64 = 256;
 
 /// One event of the guest's log; times are the guest's monotonic clock
-/// (`MONOTIME`), in nanoseconds.
+/// (its TSC since boot, or `MONOTIME`), in nanoseconds.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TraceEvent {

@@ -30,6 +30,7 @@ pub mod memory;
 pub mod monitor;
 pub mod net;
 pub mod seccomp;
+pub mod stats;
 pub mod trace;
 mod vcpu;
 
@@ -38,4 +39,5 @@ pub use kick::Stopper;
 pub use monitor::{run, BlockFile, Config};
 pub use net::{Forward, NetConfig};
 pub use nym_hvt_abi as abi;
+pub use stats::{Stats, StatsSink};
 pub use vcpu::Outcome;

@@ -9,7 +9,7 @@ use crate::error::{kvm, MonitorError};
 use crate::memory::GuestMemory;
 use crate::vcpu::{Guest, Outcome};
 use kvm_ioctls::Kvm;
-use nym_hvt_abi as abi;
+use nym_hvt_abi::{self as abi, BootInfo};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,9 @@ pub struct Config {
     pub stop: Option<crate::Stopper>,
     /// Record the guest's scheduler log here (`TRACE`).
     pub trace: Option<crate::trace::TraceSink>,
+    /// Hand the run's exits and time here when the guest ends (not
+    /// counted while gdb drives the guest).
+    pub stats: Option<crate::StatsSink>,
 }
 
 /// A host file served as the guest's block device.
@@ -205,7 +208,16 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         ));
     }
 
-    let mem = GuestMemory::new(config.mem_size)?;
+    let mut mem = GuestMemory::new(config.mem_size)?;
+    // Laid out before any set-up, so that an image or a command line that
+    // cannot boot is refused first; the TSC's rate is added once the vCPU
+    // exists.
+    let flags = if config.trace.is_none() {
+        abi::BOOT_NO_TRACE
+    } else {
+        0
+    };
+    let info = boot::load(&mut mem, &image, &config.cmdline, 0, flags)?;
 
     // Everything the run loop touches is open before the allowlist goes on.
     let net = match config.net.as_ref().filter(|_| needs_net) {
@@ -229,6 +241,7 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
         net,
         stop: stop.clone(),
         trace: config.trace.clone(),
+        stats: crate::Stats::default(),
     };
 
     let kvm_fd = Kvm::new().map_err(kvm("opening /dev/kvm"))?;
@@ -245,15 +258,19 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     // declared later still): the mapping outlives the VM.
     unsafe { vm.set_user_memory_region(region) }.map_err(kvm("mapping guest memory"))?;
     let mut vcpu = vm.create_vcpu(0).map_err(kvm("creating the vCPU"))?;
-    // The guest's clock: its TSC at the rate KVM gives it (without the
-    // rate, the guest asks for the time by hypercall, an exit each).
-    let tsc_hz = vcpu.get_tsc_khz().map_or(0, |khz| u64::from(khz) * 1000);
-    let flags = if config.trace.is_none() {
-        abi::BOOT_NO_TRACE
-    } else {
-        0
-    };
-    boot::load(&mut guest.mem, &guest.image, &config.cmdline, tsc_hz, flags)?;
+    // The guest's clock: its TSC at the rate KVM gives it. KVM refuses
+    // (EIO) when the host's TSC is unstable; then the rate stays 0 and the
+    // guest asks for the time by hypercall, an exit each.
+    if let Ok(khz) = vcpu.get_tsc_khz() {
+        let info = BootInfo {
+            tsc_hz: u64::from(khz) * 1000,
+            ..info
+        };
+        guest
+            .mem
+            .write(BOOT_INFO, &info)
+            .map_err(boot::BootError::from)?;
+    }
     let cpuid = kvm_fd
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(kvm("reading CPUID"))?;
@@ -273,6 +290,9 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     guest.started = Instant::now();
     let ran = run_vcpu(config, &mut guest, &mut vcpu);
     stop.detach();
+    if let Some(sink) = &config.stats {
+        *sink.lock().unwrap_or_else(|p| p.into_inner()) = guest.stats.clone();
+    }
     if let Some(sink) = &guest.trace {
         // A guest stopped from outside left its last events in its buffer.
         sink.lock()

@@ -50,6 +50,26 @@ pub(crate) enum Exit {
     Other(String),
 }
 
+impl Exit {
+    /// What [`crate::Stats`] counts it as: a hypercall's name, or what
+    /// else stopped the vCPU.
+    fn kind(&self) -> &'static str {
+        match self {
+            Exit::Out(port, _) if hypercall::is_hypercall(*port) => {
+                abi::Hypercall::try_from(port.wrapping_sub(abi::PORT_BASE))
+                    .map_or("unknown hypercall", abi::Hypercall::name)
+            }
+            Exit::Out(..) | Exit::In(_) => "port I/O",
+            Exit::Hlt => "hlt",
+            Exit::Shutdown => "triple fault",
+            Exit::Mmio(_) => "MMIO",
+            Exit::Debug(_) => "debug",
+            Exit::Kicked => "interrupted",
+            Exit::Other(_) => "other",
+        }
+    }
+}
+
 /// Runs the vCPU until its next exit.
 pub(crate) fn next_exit(vcpu: &mut VcpuFd) -> Result<Exit, MonitorError> {
     Ok(match vcpu.run() {
@@ -92,6 +112,8 @@ pub(crate) struct Guest<'c> {
     pub(crate) stop: crate::Stopper,
     /// Where the guest's log goes, if it is recorded.
     pub(crate) trace: Option<crate::trace::TraceSink>,
+    /// Its exits and run time so far.
+    pub(crate) stats: crate::Stats,
 }
 
 impl Guest<'_> {
@@ -100,7 +122,10 @@ impl Guest<'_> {
             if self.stop.requested() {
                 return Ok(Outcome::Stopped);
             }
+            let entered = Instant::now();
             let exit = next_exit(vcpu)?;
+            self.stats.in_guest += entered.elapsed();
+            *self.stats.exits.entry(exit.kind()).or_default() += 1;
             if let Some(outcome) = self.handle(exit, vcpu)? {
                 return Ok(outcome);
             }

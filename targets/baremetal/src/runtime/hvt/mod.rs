@@ -83,7 +83,9 @@ pub fn no_trace() -> bool {
 pub fn monotime() -> u64 {
     let per_tick = NS_PER_TICK.load(Ordering::Relaxed);
     if per_tick != 0 {
-        let ticks = rdtsc().wrapping_sub(TSC_START.load(Ordering::Relaxed));
+        // A TSC that stepped back (it should not: KVM refuses the rate of
+        // an unstable one) reads as boot, not as a time far ahead.
+        let ticks = rdtsc().saturating_sub(TSC_START.load(Ordering::Relaxed));
         return ((u128::from(ticks) * u128::from(per_tick)) >> 32) as u64;
     }
     let mut t = abi::Time::default();
