@@ -89,7 +89,10 @@ impl Allocator {
         }))
     }
 
-    /// Hands `[start, start + size)` to the allocator.
+    /// Hands `[start, start + size)` to the allocator, and gives every
+    /// class its first chunk in one cut (when the heap has room for all
+    /// of them and as much again), so that a class's first block costs no
+    /// search of the large list.
     ///
     /// # Safety
     ///
@@ -97,8 +100,19 @@ impl Allocator {
     /// as the allocator is, and `init` must be called once, before any
     /// allocation.
     pub unsafe fn init(&self, start: *mut u8, size: usize) {
+        let mut s = self.0.lock();
         // SAFETY: the caller's promise, passed on.
-        unsafe { self.0.lock().large.init(start, size) }
+        unsafe { s.large.init(start, size) };
+        if size < 2 * CLASSES * CHUNK {
+            return;
+        }
+        let all = Layout::from_size_align(CLASSES * CHUNK, SMALL_MAX).expect("constant layout");
+        if let Ok(p) = s.large.allocate_first_fit(all) {
+            for c in 0..CLASSES {
+                s.next[c] = p.as_ptr() as usize + c * CHUNK;
+                s.end[c] = s.next[c] + CHUNK;
+            }
+        }
     }
 }
 

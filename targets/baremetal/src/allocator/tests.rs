@@ -108,20 +108,31 @@ fn a_large_block_comes_from_the_first_fit_list_and_goes_back_to_it() {
 
 #[test]
 fn each_class_cuts_its_blocks_from_its_own_chunks_of_the_large_list() {
-    let h = Arena::new(1 << 20);
-    let before = h.a.large_free();
+    let size = 1 << 20;
+    let h = Arena::new(size);
+    // Every class got its first chunk at init, in one cut.
+    let start = h.a.large_free();
+    assert!(size - start >= CLASSES * CHUNK && size - start < CLASSES * CHUNK + 4096);
     let first = h.alloc(8, 8);
-    assert_eq!(before - h.a.large_free(), CHUNK);
-    // Another class takes a chunk of its own, and uses it up exactly.
+    assert_eq!(h.a.large_free(), start);
+    // A class uses its chunk up exactly, then takes another.
     for _ in 0..CHUNK / SMALL_MAX {
         assert!(!h.alloc(SMALL_MAX, 8).is_null());
     }
-    assert_eq!(before - h.a.large_free(), 2 * CHUNK);
+    assert_eq!(h.a.large_free(), start);
     assert!(!h.alloc(SMALL_MAX, 8).is_null());
-    assert_eq!(before - h.a.large_free(), 3 * CHUNK);
+    assert_eq!(start - h.a.large_free(), CHUNK);
     // The first class's chunk still serves it.
     let second = h.alloc(16, 16);
     assert_eq!(second as usize, first as usize + 16);
+}
+
+#[test]
+fn a_heap_too_small_for_every_class_gives_each_its_chunk_when_first_used() {
+    let h = Arena::new(4 * CHUNK);
+    let before = h.a.large_free();
+    assert!(!h.alloc(8, 8).is_null());
+    assert_eq!(before - h.a.large_free(), CHUNK);
 }
 
 /// A small block and a 2 KiB buffer, over and over (a request's header
@@ -130,7 +141,7 @@ fn each_class_cuts_its_blocks_from_its_own_chunks_of_the_large_list() {
 #[test]
 fn interleaved_classes_waste_nothing_between_their_blocks() {
     let pairs = 200;
-    let h = Arena::new(pairs * SMALL_MAX + 3 * CHUNK);
+    let h = Arena::new(pairs * SMALL_MAX + (CLASSES + 2) * CHUNK);
     for i in 0..pairs {
         assert!(!h.alloc(16, 8).is_null(), "the small block of pair {i}");
         assert!(!h.alloc(SMALL_MAX, 8).is_null(), "the buffer of pair {i}");
