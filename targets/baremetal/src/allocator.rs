@@ -10,11 +10,11 @@
 //! a whole number of blocks of every class, so nothing is left between or
 //! after them); a freed small block goes back on its class's list and is
 //! never merged or returned, so memory held by small blocks is bounded by
-//! the most each class ever held at once, rounded up to whole chunks. Everything larger (network buffers, page-sized
-//! shared pages) goes through `linked_list_allocator`'s first-fit list,
-//! which merges free neighbours. Before this, every allocation took the
-//! first-fit path: about 110 instructions a call, half of the hello image's
-//! instructions before its first line.
+//! the most each class ever held at once, rounded up to whole chunks.
+//! Everything larger (network buffers, page-sized shared pages) goes
+//! through `linked_list_allocator`'s first-fit list, which merges free
+//! neighbours. Before this, every allocation took the first-fit path:
+//! about 110 instructions a call, half of the hello image's instructions.
 //!
 //! Built for the guest and, for its unit tests, on the host.
 #![allow(unsafe_code)] // the allocator hands out raw memory
