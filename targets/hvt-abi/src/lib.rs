@@ -312,8 +312,9 @@ pub struct NetIo {
 
 /// `TRACE`: the guest's scheduler log (`nym run --target kvm --trace
 /// FILE`). At start the guest asks with `count` 0 whether the monitor
-/// records one (unless the boot info says it does not: [`BOOT_NO_TRACE`]), naming its buffer (`data`, room for [`TRACE_MAX`] events)
-/// and the word that counts the events waiting there (`pending`); while
+/// records one (unless the boot info says it does not: [`BOOT_NO_TRACE`]),
+/// naming its buffer (`data`, room for [`TRACE_MAX`] events) and the word
+/// that counts the events waiting there (`pending`); while
 /// the monitor records, the guest hands over its events in batches of at
 /// most [`TRACE_MAX`], the last before it exits. A guest stopped from
 /// outside (Ctrl-C) hands nothing over: the monitor reads what waits in

@@ -64,13 +64,12 @@ pub enum BootError {
 }
 
 /// Copies the image's segments into memory, writes the GDT, page tables,
-/// boot info and command line. Returns the boot info, which also carries
-/// the guest's TSC rate (`tsc_hz`, 0 if unknown) and the `BOOT_*` `flags`.
+/// boot info (with the `BOOT_*` `flags`; the TSC's rate is unknown until
+/// the vCPU exists, so 0 here) and command line. Returns the boot info.
 pub fn load(
     mem: &mut GuestMemory,
     image: &Image,
     cmdline: &str,
-    tsc_hz: u64,
     flags: u64,
 ) -> Result<BootInfo, BootError> {
     for seg in image.segments() {
@@ -101,7 +100,7 @@ pub fn load(
         heap_end,
         cmdline: CMDLINE,
         cmdline_len: cmdline.len() as u64,
-        tsc_hz,
+        tsc_hz: 0,
         flags,
     };
     mem.write(BOOT_INFO, &info)?;

@@ -107,10 +107,15 @@ pub fn is_hypercall(port: u16) -> bool {
     (abi::PORT_BASE..abi::PORT_BASE + abi::PORT_COUNT).contains(&port)
 }
 
+/// The hypercall an `out` to `port` makes; `Err` with its number if
+/// there is none.
+pub fn at_port(port: u16) -> Result<Hypercall, u16> {
+    Hypercall::try_from(port.wrapping_sub(abi::PORT_BASE))
+}
+
 /// Decodes the guest's `out` of `data` to hypercall `port`.
 pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violation> {
-    let n = port.wrapping_sub(abi::PORT_BASE);
-    let call = Hypercall::try_from(n);
+    let call = at_port(port);
     let violation = |problem: String| Violation {
         call: call.map_or("unknown", Hypercall::name).into(),
         problem,
@@ -136,11 +141,14 @@ pub fn decode(mem: &GuestMemory, port: u16, data: &[u8]) -> Result<Call, Violati
             mem.read::<$t>(at).map_err(bad)?
         };
     }
-    let Ok(call) = call else {
-        return Err(Violation {
-            call: format!("on port {port:#x}"),
-            problem: format!("there is no hypercall number {n}"),
-        });
+    let call = match call {
+        Ok(call) => call,
+        Err(n) => {
+            return Err(Violation {
+                call: format!("on port {port:#x}"),
+                problem: format!("there is no hypercall number {n}"),
+            })
+        }
     };
     // One arm per call of the table: a call added there without a decoder
     // here does not compile.

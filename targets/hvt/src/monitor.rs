@@ -217,7 +217,7 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     } else {
         0
     };
-    let info = boot::load(&mut mem, &image, &config.cmdline, 0, flags)?;
+    let info = boot::load(&mut mem, &image, &config.cmdline, flags)?;
 
     // Everything the run loop touches is open before the allowlist goes on.
     let net = match config.net.as_ref().filter(|_| needs_net) {
@@ -291,7 +291,7 @@ pub fn run(config: &Config, console: &mut dyn Write) -> Result<Outcome, MonitorE
     let ran = run_vcpu(config, &mut guest, &mut vcpu);
     stop.detach();
     if let Some(sink) = &config.stats {
-        *sink.lock().unwrap_or_else(|p| p.into_inner()) = guest.stats.clone();
+        *sink.lock().unwrap_or_else(|p| p.into_inner()) = std::mem::take(&mut guest.stats);
     }
     if let Some(sink) = &guest.trace {
         // A guest stopped from outside left its last events in its buffer.

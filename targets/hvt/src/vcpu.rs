@@ -56,8 +56,7 @@ impl Exit {
     fn kind(&self) -> &'static str {
         match self {
             Exit::Out(port, _) if hypercall::is_hypercall(*port) => {
-                abi::Hypercall::try_from(port.wrapping_sub(abi::PORT_BASE))
-                    .map_or("unknown hypercall", abi::Hypercall::name)
+                hypercall::at_port(*port).map_or("unknown hypercall", abi::Hypercall::name)
             }
             Exit::Out(..) | Exit::In(_) => "port I/O",
             Exit::Hlt => "hlt",
