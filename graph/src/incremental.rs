@@ -226,11 +226,7 @@ impl Incremental {
         }
         let mut errors: Vec<Diagnostic> = Vec::new();
         for p in &self.pieces {
-            errors.extend(p.errors.iter().map(|d| {
-                let mut d = d.clone();
-                shift_diagnostic(&mut d, 0, p.start);
-                d
-            }));
+            errors.extend(placed(&p.errors, p.start));
         }
         self.reused = kept;
         let mut file = File {
@@ -278,20 +274,12 @@ impl Incremental {
                         shift_stmt(&mut s, 0, start);
                         file.stmts.push(s);
                     }
-                    file.comments.extend(
-                        parsed
-                            .comments
-                            .iter()
-                            .map(|c| Span::new(c.start + start, c.end + start)),
-                    );
+                    file.comments
+                        .extend(parsed.comments.iter().map(|c| at(*c, 0, start)));
                     piece_errors
                 }
             };
-            errors.extend(piece_errors.iter().map(|d| {
-                let mut d = d.clone();
-                shift_diagnostic(&mut d, 0, start);
-                d
-            }));
+            errors.extend(placed(&piece_errors, start));
             self.pieces.push(Piece {
                 start,
                 end,
@@ -307,6 +295,16 @@ impl Incremental {
 /// `span` moved from a piece starting at `from` to one starting at `to`.
 fn at(span: Span, from: usize, to: usize) -> Span {
     Span::new(span.start - from + to, span.end - from + to)
+}
+
+/// A piece's syntax errors (relative to the piece), placed in the file at
+/// the piece's `start`.
+fn placed(errors: &[Diagnostic], start: usize) -> impl Iterator<Item = Diagnostic> + '_ {
+    errors.iter().map(move |d| {
+        let mut d = d.clone();
+        shift_diagnostic(&mut d, 0, start);
+        d
+    })
 }
 
 fn shift_diagnostic(d: &mut Diagnostic, from: usize, to: usize) {
