@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
-cargo build --release --bin nym
+cargo build --release --bin nym --bin nym-studio
 echo "[setup] nym is at target/release/nym; running examples/hello in-process:" >&2
 cd examples/hello
 exec ../../target/release/nym run

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 /// What `nym cache` does.
 #[derive(Debug, Clone, Copy, clap::Subcommand)]
-pub(crate) enum CacheCommand {
+pub enum CacheCommand {
     /// Print the cache's directory alone (for scripts).
     Dir,
     /// Remove the shared builds and the Rust cells' builds; the next build

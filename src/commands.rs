@@ -1,7 +1,7 @@
 //! The subcommands. Each opens the project, asks `nym-graph` for the
 //! checked graph, and hands it to a target.
+use crate::cli::ProjectArgs;
 use crate::new::{self, Template};
-use crate::ProjectArgs;
 use nym_driver::build::{build_program, guest_cmdline, key_defaults, key_values, runtime};
 use nym_driver::kvm::{self, block_file, listen};
 use nym_driver::live::Live;
@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub(crate) use nym_driver::Error as CliError;
+pub use nym_driver::Error as CliError;
 
 fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
@@ -406,7 +406,7 @@ pub(crate) fn debug(
     let (project, graph) = load(
         cwd,
         &ProjectArgs {
-            target: crate::TargetArg::Kvm,
+            target: crate::cli::TargetArg::Kvm,
             ..args.clone()
         },
     )?;

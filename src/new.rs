@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// A project template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Template {
+pub enum Template {
     /// Console, clock and sleep: a greeting `count` times.
     Hello,
     /// A key-value store whose counter survives restarts.

@@ -3,8 +3,8 @@
 //! checked again and the application rebuilt and swapped in under the
 //! running devices ([`nym_driver::live`]). On any error the old version
 //! keeps running.
+use crate::cli::ProjectArgs;
 use crate::commands::{checked, load, start_unless_interrupted, CliError};
-use crate::ProjectArgs;
 use nym_driver::build::{build_shim, key_values};
 use nym_driver::live::Live;
 use nym_driver::watch::{next_change, short, watch};

@@ -367,3 +367,49 @@ fn fmt_formats_in_place_checks_and_refuses_broken_files() {
         "a broken file is left as it was"
     );
 }
+
+/// `nym` runs the commands that build, run and boot itself, without the
+/// REPL's, notebook's and language server's crates; it hands those
+/// commands to `nym-studio` beside it, with their arguments, exit status
+/// and terminal. A `nym` copied alone says what is missing.
+#[test]
+fn interactive_commands_are_handed_to_nym_studio_beside_nym() {
+    let nym_exe = env!("CARGO_BIN_EXE_nym");
+    let studio = std::path::Path::new(nym_exe).with_file_name("nym-studio");
+    assert!(studio.is_file(), "{} is built with nym", studio.display());
+    // What only the studio links is not in nym (its symbols are kept).
+    let names = |exe: &std::path::Path| {
+        let out = Command::new("nm").arg("-C").arg(exe).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (lean, full) = (names(std::path::Path::new(nym_exe)), names(&studio));
+    for krate in ["evcxr::", "ratatui::", "tower_lsp_server::"] {
+        assert!(full.contains(krate), "nym-studio links {krate}");
+        assert!(!lean.contains(krate), "nym links {krate}");
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let repl = run(nym(tmp.path()).args(["repl", "--help"]));
+    assert!(repl.status.success(), "{}", stderr(&repl));
+    assert!(
+        stdout(&repl).contains("Usage: nym repl"),
+        "{}",
+        stdout(&repl)
+    );
+    let bad = run(nym(tmp.path()).args(["tutorial", "start", "no-such-lesson"]));
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(stderr(&bad).contains("no-such-lesson"), "{}", stderr(&bad));
+
+    let alone = tmp.path().join("nym");
+    std::fs::copy(nym_exe, &alone).unwrap();
+    let out = run(Command::new(&alone).args(["lsp"]).current_dir(tmp.path()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "this command is run by nym-studio, which should be beside nym at {}",
+            tmp.path().join("nym-studio").display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}

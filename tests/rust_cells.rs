@@ -20,8 +20,9 @@ fn rust_cells_call_the_project_build_a_device_keep_variables_and_show_errors() {
     // a user's shell has none, and cells must load all the same.
     std::env::remove_var("LD_LIBRARY_PATH");
     let mut s = Session::open(&dir, None).unwrap();
-    // This test's own binary cannot be evcxr's runtime; nym can.
-    s.set_rust_runtime(env!("CARGO_BIN_EXE_nym").into());
+    // This test's own binary cannot be evcxr's runtime; nym-studio, which
+    // runs the REPL, can.
+    s.set_rust_runtime(env!("CARGO_BIN_EXE_nym-studio").into());
     let eval = |s: &mut Session, code: &str| {
         let r = s.eval_rust(code);
         assert!(!r.error, "{code}\n=> {}", r.text);

@@ -9,8 +9,9 @@
 //! Rust cells (evcxr), in a project whose crate is `app`: the first cell
 //! of a session whose build directory is cold (evcxr compiles libos and
 //! the crate), the first cell of a later session (warm directory), and a
-//! second cell. Cells run in a `nym` binary: `$NYM_BIN`, else
-//! `target/release/nym` (so `cargo build --release` first).
+//! second cell. Cells run in the binary that serves the REPL,
+//! `nym-studio`: `$NYM_BIN`, else `target/release/nym-studio` (so `cargo
+//! build --release` first).
 use nym_repl::Session;
 use std::time::{Duration, Instant};
 
@@ -65,7 +66,7 @@ fn main() {
 
 fn rust_cells() {
     let nym = std::env::var_os("NYM_BIN").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/nym"),
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/nym-studio"),
         std::path::PathBuf::from,
     );
     assert!(

@@ -1,54 +1,13 @@
 //! `nym tutorial`: the guided lessons. The lessons and the engine that
 //! checks them live in `nym-tutorials`; this is the command line over them
 //! (and the lesson pane of `nym tutorial open`).
-use crate::commands::CliError;
+use nym::cli::TutorialCommand;
+use nym::CliError;
 use nym_tutorials::engine::{State, Tutorial, Verdict};
 use nym_tutorials::{Lesson, Step};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-
-/// `nym tutorial …`.
-#[derive(clap::Subcommand)]
-pub(crate) enum TutorialCommand {
-    /// Lay a lesson out in DIR/NAME (default ./nym-tutorial/NAME) and print
-    /// its first step.
-    Start {
-        /// The lesson (`nym tutorial` lists them).
-        name: String,
-        /// Where to put the lesson's folder.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-    },
-    /// Check the current step: on success record it and print the next;
-    /// on failure say what was expected and what was seen.
-    Check {
-        /// The answer the step asks for.
-        #[arg(long, value_name = "VALUE")]
-        answer: Option<String>,
-        /// Check this step (by id) instead of the current one.
-        #[arg(long, value_name = "ID")]
-        step: Option<String>,
-    },
-    /// Check again on every save, as `nym run --watch` rebuilds.
-    Watch,
-    /// The next hint for the current step: a nudge, then the command, last
-    /// the solution's diff.
-    Hint,
-    /// Lay the lesson's files back as they were laid out (progress kept;
-    /// your versions are saved first).
-    Reset {
-        /// As they are at the start of the current step instead.
-        #[arg(long)]
-        step: bool,
-    },
-    /// The lesson in `nym tui`: its notebook, and its steps in a pane,
-    /// checked again after each cell, save, reload or run.
-    Open {
-        /// The lesson (default: the one here); laid out if it is not yet.
-        name: Option<String>,
-    },
-}
 
 /// Where lessons are laid out unless `--dir` says.
 const DEFAULT_DIR: &str = "nym-tutorial";
@@ -57,11 +16,15 @@ fn tutorial_error(e: nym_tutorials::Error) -> CliError {
     CliError::Other(Box::new(e))
 }
 
+/// The `nym` a lesson's commands are run with: the one beside this
+/// program, which is what the learner types.
 fn nym_exe() -> Result<PathBuf, CliError> {
-    std::env::current_exe().map_err(|source| CliError::Io {
-        what: "finding this program".into(),
-        source,
-    })
+    std::env::current_exe()
+        .map(|exe| exe.with_file_name("nym"))
+        .map_err(|source| CliError::Io {
+            what: "finding this program".into(),
+            source,
+        })
 }
 
 /// Runs a `nym tutorial` command.
@@ -490,7 +453,7 @@ mod tests {
             for (place, line) in nym_tutorials::audit::nym_commands(&l) {
                 seen += 1;
                 let words = nym_tutorials::audit::words(&line);
-                if let Err(e) = crate::Cli::try_parse_from(&words) {
+                if let Err(e) = nym::cli::Cli::try_parse_from(&words) {
                     panic!("{place}: `{line}` does not parse:\n{e}");
                 }
             }
