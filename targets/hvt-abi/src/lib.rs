@@ -249,6 +249,25 @@ pub struct BootInfo {
 /// [`BootInfo::flags`]: the monitor records no trace log, so the guest
 /// need not ask by `TRACE` (a monitor that leaves the bit clear is asked).
 pub const BOOT_NO_TRACE: u64 = 1;
+/// [`BootInfo::flags`]: the monitor has loaded an IDT whose first
+/// [`EXCEPTION_VECTORS`] gates ([`idt_gate`]) enter the handlers the
+/// image's [`NOTE_EXCEPTIONS`] note names, so the guest keeps it instead of
+/// filling its own (a few hundred instructions, each dear under nested
+/// KVM, where the monitor's are cheap).
+pub const BOOT_IDT: u64 = 1 << 1;
+
+/// The exception vectors an IDT routes to an image's handlers.
+pub const EXCEPTION_VECTORS: usize = 32;
+
+/// The 16-byte IDT entry of an interrupt gate (type 0x8E, present, DPL 0,
+/// no IST) to `handler` through code selector 0x08, as two little-endian
+/// words: what the guest writes, and the monitor when it loads the IDT.
+pub const fn idt_gate(handler: u64) -> [u64; 2] {
+    [
+        (handler & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48,
+        handler >> 32,
+    ]
+}
 
 /// `WALLTIME`, `MONOTIME`.
 #[repr(C)]
@@ -512,6 +531,11 @@ pub struct FaultFrame {
 pub const NOTE_NAME: &[u8] = b"nym";
 /// The ELF note type of the [`Manifest`].
 pub const NOTE_MANIFEST: u32 = 0x6e79_6d01;
+/// The ELF note type whose descriptor (a little-endian u64) is the
+/// address of a table of the image's exception handlers:
+/// [`EXCEPTION_VECTORS`] addresses (u64), vector 0 first, each in an
+/// executable segment. See [`BOOT_IDT`].
+pub const NOTE_EXCEPTIONS: u32 = 0x6e79_6d02;
 
 /// The devices an image needs, from its ELF note.
 #[repr(C)]

@@ -1,7 +1,6 @@
 //! Why a guest could not be booted or served.
 use crate::boot::BootError;
 use crate::elf::ElfError;
-use crate::memory::MemoryError;
 use std::path::PathBuf;
 
 /// Why the guest could not be booted.
@@ -29,10 +28,7 @@ pub enum MonitorError {
     /// The image needs a device it was not given.
     #[error("the image uses {0}, but the monitor was given none")]
     MissingDevice(&'static str),
-    /// Guest memory.
-    #[error(transparent)]
-    Memory(#[from] MemoryError),
-    /// Layout.
+    /// Guest memory and its layout.
     #[error(transparent)]
     Boot(#[from] BootError),
     /// The block file.

@@ -180,11 +180,6 @@ impl GuestMemory {
                 source: std::io::Error::last_os_error(),
             });
         }
-        // Transparent huge pages: a guest touching its memory then takes one
-        // fault per 2 MiB instead of one per 4 KiB (each is costly under
-        // nested virtualisation). Advice only: failure changes nothing.
-        // SAFETY: advising on the mapping just made.
-        unsafe { libc::madvise(ptr, size as usize, libc::MADV_HUGEPAGE) };
         let base = NonNull::new(ptr.cast()).ok_or(MemoryError::Map {
             size,
             source: std::io::Error::other("null mapping"),
@@ -193,6 +188,31 @@ impl GuestMemory {
             base,
             size: size as usize,
         })
+    }
+
+    /// Advises transparent huge pages for `r` (whole 2 MiB pages inside
+    /// it): a guest touching that memory then takes one fault per 2 MiB
+    /// instead of one per 4 KiB (each costly under nested virtualisation),
+    /// but each first touch zeroes 2 MiB. Advice only: failure changes
+    /// nothing.
+    pub fn huge_pages(&self, r: GuestRange) {
+        const HUGE: u64 = 2 << 20;
+        let start = (r.start as u64).next_multiple_of(HUGE);
+        let end = (r.start + r.len) as u64 / HUGE * HUGE;
+        if end > start {
+            // SAFETY: advice on whole pages inside the mapping (`r` is a
+            // range of it); it does not change their contents.
+            unsafe {
+                libc::madvise(
+                    self.base
+                        .as_ptr()
+                        .add(start as usize)
+                        .cast::<libc::c_void>(),
+                    (end - start) as usize,
+                    libc::MADV_HUGEPAGE,
+                )
+            };
+        }
     }
 
     /// The size in bytes.

@@ -37,13 +37,21 @@ pub fn cmdline() -> &'static str {
 extern "C" fn hvt_entry(info: &BootInfo) -> ! {
     heap::init(info.heap_start, info.heap_end);
     hvt::boot(info);
-    exceptions::install();
+    if info.flags & nym_hvt_abi::BOOT_IDT == 0 {
+        exceptions::install();
+    }
     // SAFETY: the monitor wrote `cmdline_len` bytes at `cmdline` (inside
     // guest memory, identity-mapped); they are never written again.
     let bytes = unsafe {
         core::slice::from_raw_parts(info.cmdline as *const u8, info.cmdline_len as usize)
     };
-    start(core::str::from_utf8(bytes).unwrap_or(""))
+    // An ASCII line (the usual one) is checked a word at a time.
+    let line = match bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        true => unsafe { core::str::from_utf8_unchecked(bytes) },
+        false => core::str::from_utf8(bytes).unwrap_or(""),
+    };
+    start(line)
 }
 
 /// Runs the program with `cmdline` as its arguments, then exits with its

@@ -66,28 +66,31 @@ core::arch::global_asm!(
     ".global nym_irq_spurious",
     "nym_irq_spurious:",
     "    iretq",
+    ".balign 8",
     ".global nym_exc_table",
     "nym_exc_table:",
     ".irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
     "    .quad nym_exc_\\v",
     ".endr",
+    // The note that lets nym's monitor load the IDT (BOOT_IDT): name
+    // "nym", an 8-byte descriptor, the table's address.
+    ".pushsection .note.nym, \"a\", @note",
+    ".balign 4",
+    ".long 4, 8, {note}",
+    ".asciz \"nym\"",
+    ".quad nym_exc_table",
+    ".popsection",
     handler = sym exception,
+    note = const abi::NOTE_EXCEPTIONS,
 );
 
 extern "C" {
-    static nym_exc_table: [u64; 32];
+    static nym_exc_table: [u64; abi::EXCEPTION_VECTORS];
     fn nym_irq_timer();
     fn nym_irq_spurious();
 }
 
-/// An interrupt-gate descriptor for `handler`.
-fn gate(handler: u64) -> [u64; 2] {
-    // Interrupt gate (0x8E), code selector 0x08, no IST.
-    [
-        (handler & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48,
-        handler >> 32,
-    ]
-}
+use abi::idt_gate as gate;
 
 /// Routes `vectors` (the timer's, devices') to a handler that acknowledges
 /// the local APIC and returns, and `spurious` to one that just returns

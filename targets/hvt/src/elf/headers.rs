@@ -132,17 +132,20 @@ record! {
     }
 }
 
+/// The program headers, from `bytes`, the head of a file of `len` bytes
+/// (see [`boot_len`]).
 pub(super) fn program_headers(
     bytes: &[u8],
     header: &Header,
+    len: usize,
 ) -> Result<Vec<ProgramHeader>, ElfError> {
     let entry = u64::from(header.phentsize);
     let size = entry * u64::from(header.phnum); // u16 * u16: cannot overflow
-    let table = file_range(Part::ProgramHeaders, header.phoff, size, bytes.len())?;
+    let table = file_range(Part::ProgramHeaders, header.phoff, size, len)?;
     let truncated = || ElfError::Truncated {
         part: Part::ProgramHeaders,
         end: header.phoff.saturating_add(size),
-        len: bytes.len(),
+        len,
     };
     bytes
         .get(table)

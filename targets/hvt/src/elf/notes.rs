@@ -70,22 +70,18 @@ pub(super) fn align_up(n: usize, align: usize) -> Option<usize> {
 impl Image {
     /// The descriptor of the first note named `name` (without its NUL) of type
     /// `ty`, from the `PT_NOTE` segments, then from `SHT_NOTE` sections.
+    /// The segments' notes are in the head booting reads; the sections
+    /// are read (with the rest of the file) only if they are not there.
     pub fn note(&self, name: &[u8], ty: u32) -> Option<&[u8]> {
-        let in_segments = self
-            .notes
-            .iter()
-            .map(|area| (area.range.clone(), area.align));
-        let in_sections = self
-            .sections
-            .iter()
-            .filter(|s| s.ty == SHT_NOTE)
-            .filter_map(|s| Some((s.data.clone()?, s.align)));
-        in_segments
-            .chain(in_sections)
-            .filter_map(|(range, align)| Notes::new(self.bytes.get(range)?, align))
-            .flatten()
-            .find(|note| note.name == name && note.ty == ty)
-            .map(|note| note.desc)
+        let segments = self.notes.iter().map(|a| (a.range.clone(), a.align));
+        find_note(&self.bytes, segments, name, ty).or_else(|| {
+            let sections = self
+                .sections()
+                .iter()
+                .filter(|s| s.ty == SHT_NOTE)
+                .filter_map(|s| Some((s.data.clone()?, s.align)));
+            find_note(self.file(), sections, name, ty)
+        })
     }
 
     /// The image's [`Manifest`], if it has one; a manifest of the wrong size
@@ -117,4 +113,19 @@ impl Image {
             _ => None,
         }
     }
+}
+
+/// The descriptor of the first note named `name` of type `ty` in `areas`
+/// (ranges of `bytes`, with their alignment).
+fn find_note<'a>(
+    bytes: &'a [u8],
+    areas: impl Iterator<Item = (Range<usize>, u64)>,
+    name: &[u8],
+    ty: u32,
+) -> Option<&'a [u8]> {
+    areas
+        .filter_map(|(range, align)| Notes::new(bytes.get(range)?, align))
+        .flatten()
+        .find(|note| note.name == name && note.ty == ty)
+        .map(|note| note.desc)
 }

@@ -40,7 +40,7 @@ impl Image {
                     .find(|s| s.flags.exec && s.contains_vaddr(addr))?;
                 segment.contains_vaddr(nearest.addr).then_some(nearest)
             })?;
-        let raw = self.bytes.get(symbol.name.clone())?;
+        let raw = self.file().get(symbol.name.clone())?;
         Some(Symbol {
             name: format!(
                 "{:#}",
@@ -56,7 +56,7 @@ impl Image {
     pub fn function_names(&self) -> impl Iterator<Item = String> + '_ {
         let symbols = self.symbols.get_or_init(|| self.read_symbols());
         symbols.iter().filter_map(|s| {
-            let raw = self.bytes.get(s.name.clone())?;
+            let raw = self.file().get(s.name.clone())?;
             Some(format!(
                 "{:#}",
                 rustc_demangle::demangle(&String::from_utf8_lossy(raw))
@@ -68,15 +68,15 @@ impl Image {
     /// (assembly stubs), sorted by address; empty if anything is off.
     pub(super) fn read_symbols(&self) -> Vec<FuncSymbol> {
         let read = || -> Option<Vec<FuncSymbol>> {
-            let symtab = self.sections.iter().find(|s| s.ty == SHT_SYMTAB)?;
-            let strtab = self.sections.get(usize::try_from(symtab.link).ok()?)?;
+            let symtab = self.sections().iter().find(|s| s.ty == SHT_SYMTAB)?;
+            let strtab = self.sections().get(usize::try_from(symtab.link).ok()?)?;
             let strtab = strtab.data.clone()?;
             let entry_size = match usize::try_from(symtab.entry_size).ok()? {
                 0 => SYM_SIZE,
                 n if n < SYM_SIZE => return None,
                 n => n,
             };
-            let table = self.bytes.get(symtab.data.clone()?)?;
+            let table = self.file().get(symtab.data.clone()?)?;
             let mut symbols: Vec<FuncSymbol> = table
                 .chunks_exact(entry_size)
                 .filter_map(|entry| {
@@ -84,8 +84,8 @@ impl Image {
                     if !self.is_code_symbol(&raw) {
                         return None;
                     }
-                    let name = cstr_range(&self.bytes, strtab.clone(), raw.name)?;
-                    let text = self.bytes.get(name.clone())?;
+                    let name = cstr_range(self.file(), strtab.clone(), raw.name)?;
+                    let text = self.file().get(name.clone())?;
                     let label = text.starts_with(b".L") || text.starts_with(b"$");
                     (!text.is_empty() && !label).then_some(FuncSymbol {
                         addr: raw.value,
@@ -107,7 +107,7 @@ impl Image {
                 sym.section != SHN_UNDEF
                     && sym.section < SHN_LORESERVE
                     && self
-                        .sections
+                        .sections()
                         .get(usize::from(sym.section))
                         .is_some_and(|s| s.flags & SHF_EXECINSTR != 0)
             }
@@ -155,10 +155,10 @@ impl Image {
     /// The bytes of the (uncompressed) section called `name`.
     pub(super) fn section_data(&self, name: &str) -> Option<&[u8]> {
         let section = self
-            .sections
+            .sections()
             .iter()
             .find(|s| s.name == name.as_bytes() && s.flags & SHF_COMPRESSED == 0)?;
-        self.bytes.get(section.data.clone()?)
+        self.file().get(section.data.clone()?)
     }
 }
 

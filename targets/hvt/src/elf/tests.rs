@@ -1144,3 +1144,126 @@ fn host_pie_is_refused() {
         other => panic!("/bin/true: {other:?}"),
     }
 }
+
+/// The head of `bytes` that booting reads, as `load_image` reads it: a
+/// prefix, grown until [`boot_len`] is satisfied.
+fn head_of(bytes: &[u8], first: usize) -> Vec<u8> {
+    let mut head = bytes[..first.min(bytes.len())].to_vec();
+    for _ in 0..2 {
+        let need = boot_len(&head, bytes.len());
+        if need > head.len() {
+            head = bytes[..need].to_vec();
+        }
+    }
+    head
+}
+
+#[test]
+fn an_image_read_by_its_head_boots_from_it_and_reads_the_rest_for_symbols() {
+    let bytes = TestElf::full().build();
+    let len = bytes.len();
+    let whole = Image::parse(bytes.clone()).unwrap();
+    // A head of 100 bytes holds the ELF header but not every program
+    // header: `boot_len` asks for more, twice at most.
+    let head = head_of(&bytes, 100);
+    let shoff = u64::at(&bytes, 40).unwrap() as usize;
+    assert!(head.len() < shoff, "the section table is not read to boot");
+    let rest = bytes.clone();
+    let image = Image::parse_head(
+        head.clone(),
+        len,
+        Some(Box::new(move || Some(rest.clone()))),
+    )
+    .unwrap();
+    for (a, b) in image.segments().iter().zip(whole.segments()) {
+        assert_eq!(image.segment_data(a), whole.segment_data(b));
+    }
+    assert_eq!(image.manifest().unwrap(), whole.manifest().unwrap());
+    let name = |i: &Image| i.symbolize(TEXT + 0x14).map(|s| s.name);
+    assert_eq!(name(&image), Some("hello::start".into()));
+    assert_eq!(name(&image), name(&whole));
+
+    // A file changed since its head was read (rewritten in place) gives
+    // no symbols rather than someone else's; booting is unaffected.
+    let mut changed = bytes.clone();
+    changed[1] ^= 0xff;
+    let image = Image::parse_head(
+        head.clone(),
+        len,
+        Some(Box::new(move || Some(changed.clone()))),
+    )
+    .unwrap();
+    assert_eq!(name(&image), None);
+    assert_eq!(image.manifest().unwrap(), whole.manifest().unwrap());
+    let gone = Image::parse_head(head.clone(), len, Some(Box::new(|| None))).unwrap();
+    assert_eq!(name(&gone), None);
+
+    // A head short of what the segments need is refused, not sliced.
+    let short = head[..head.len() - 1].to_vec();
+    assert!(matches!(
+        Image::parse_head(short, len, None),
+        Err(ElfError::Truncated { .. })
+    ));
+}
+
+/// An image whose `NOTE_EXCEPTIONS` note names a table of handlers at
+/// `table` (in the text segment, whose 32 entries are `handlers`).
+fn with_exception_table(table: u64, handlers: &[u64]) -> Image {
+    let mut elf = TestElf::good();
+    let mut text = vec![0x90; 0x100];
+    for h in handlers {
+        text.extend(h.to_le_bytes());
+    }
+    elf.segs[0] = Seg::load(PF_R | PF_X, TEXT, &text, 0x1000);
+    elf.segs.push(Seg::other(
+        PT_NOTE,
+        &note(
+            NOTE_NAME,
+            nym_hvt_abi::NOTE_EXCEPTIONS,
+            &table.to_le_bytes(),
+        ),
+    ));
+    elf.parse().unwrap()
+}
+
+#[test]
+fn the_monitor_loads_the_idt_an_image_names_and_no_idt_it_cannot_trust() {
+    use crate::boot::{load, IDT};
+    use nym_hvt_abi::{idt_gate, BOOT_IDT, EXCEPTION_VECTORS};
+    let size = crate::memory::MIN_SIZE;
+    let table = TEXT + 0x100;
+    let handlers: Vec<u64> = (0..EXCEPTION_VECTORS as u64)
+        .map(|i| TEXT + 8 * i)
+        .collect();
+    let (mem, info) = load(size, &with_exception_table(table, &handlers), "", 0).unwrap();
+    assert_eq!(info.flags & BOOT_IDT, BOOT_IDT);
+    for (i, &h) in handlers.iter().enumerate() {
+        let at = IDT + 16 * i as u64;
+        assert_eq!(
+            [
+                mem.read::<u64>(at).unwrap(),
+                mem.read::<u64>(at + 8).unwrap()
+            ],
+            idt_gate(h)
+        );
+    }
+    let mut sregs = kvm_bindings::kvm_sregs::default();
+    sregs = crate::boot::sregs(sregs, &info);
+    assert_eq!((sregs.idt.base, sregs.idt.limit), (IDT, 16 * 32 - 1));
+
+    // A handler outside executable memory (here in the data segment), a
+    // table outside memory, or no note: no IDT, and the guest fills its own.
+    let mut data = handlers.clone();
+    data[14] = DATA;
+    for image in [
+        with_exception_table(table, &data),
+        with_exception_table(u64::MAX - 8, &handlers),
+        TestElf::good().parse().unwrap(),
+    ] {
+        let (mem, info) = load(size, &image, "", 0).unwrap();
+        assert_eq!(info.flags & BOOT_IDT, 0);
+        assert_eq!(mem.read::<u64>(IDT), Ok(0));
+        let sregs = crate::boot::sregs(kvm_bindings::kvm_sregs::default(), &info);
+        assert_eq!(sregs.idt.base, 0);
+    }
+}
