@@ -141,6 +141,14 @@ pub async fn start(console: impl Console, how: u32) -> Result<(), &'static str> 
             let _ = console.log(&alloc::format!("read {v}")).await;
             Ok(())
         }
+        3 => {
+            // Lines that fit the guest console's line buffer with their
+            // newline, and lines that do not.
+            for (c, n) in [("a", 255), ("b", 256), ("c", 300)] {
+                let _ = console.log(&c.repeat(n)).await;
+            }
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -189,6 +197,18 @@ fn errors_panics_and_crashes_are_reported_with_their_place() {
     assert!(
         !stdout(&crash).contains("read "),
         "nothing after the fault runs"
+    );
+
+    let lines = run(nym(&dir).arg("boot").arg(&image).args(["--", "--how", "3"]));
+    assert!(lines.status.success(), "{}", stderr(&lines));
+    assert_eq!(
+        stdout(&lines),
+        format!(
+            "about to fail\n{}\n{}\n{}\n",
+            "a".repeat(255),
+            "b".repeat(256),
+            "c".repeat(300)
+        )
     );
 }
 

@@ -104,12 +104,11 @@ impl Keys {
                 return Err(KeyError::NotAFlag(arg.into()));
             };
             let (name, text) = match flag.split_once('=') {
-                Some((n, t)) => (n, t.to_owned()),
+                Some(pair) => pair,
                 None => (
                     flag,
                     it.next()
-                        .ok_or_else(|| KeyError::MissingValue(flag.into()))?
-                        .to_owned(),
+                        .ok_or_else(|| KeyError::MissingValue(flag.into()))?,
                 ),
             };
             let Some(slot) = values.iter_mut().find(|(k, _)| k == name) else {
@@ -119,9 +118,9 @@ impl Keys {
                     known,
                 });
             };
-            slot.1 = parse_value(slot.1.ty(), &text).map_err(|source| KeyError::Bad {
+            slot.1 = parse_value(slot.1.ty(), text).map_err(|source| KeyError::Bad {
                 name: name.into(),
-                text,
+                text: text.into(),
                 source,
             })?;
         }

@@ -19,6 +19,7 @@
 //! Built for the guest and, for its unit tests, on the host.
 #![allow(unsafe_code)] // the allocator hands out raw memory
 use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
 
 /// The smallest class: room for a free-list link, and the alignment every
@@ -32,8 +33,7 @@ const CLASSES: usize = 8;
 /// eight blocks of the largest class, a thousand of the smallest.
 pub const CHUNK: usize = 16 << 10;
 
-/// The state behind [`Allocator`]'s lock. Free lists hold addresses, not
-/// pointers, so the state is `Send` as the lock wants.
+/// The allocator's books.
 struct State {
     /// Each class's free blocks: the first word of a free block is the
     /// next one's address (0 ends the list).
@@ -46,7 +46,19 @@ struct State {
 
 /// The allocator (`#[global_allocator]` in the runtime). Empty until
 /// [`Allocator::init`] hands it memory.
-pub struct Allocator(spin::Mutex<State>);
+///
+/// It takes no lock: a guest runs one vCPU, and allocates only from its
+/// one thread of execution (no interrupt or exception handler allocates:
+/// the timer's acknowledges and returns, a fault is reported and ends the
+/// guest). A spin lock cost a locked compare-and-swap and its branches on
+/// every allocation and free, and could only ever deadlock on one CPU.
+pub struct Allocator(UnsafeCell<State>);
+
+// SAFETY: see the type's docs: in the guest, one thread uses it, never
+// re-entered. The host builds it only for unit tests, which use each
+// allocator from one thread and do not need it `Sync`.
+#[cfg(target_os = "none")]
+unsafe impl Sync for Allocator {}
 
 /// The class of a request: its size and alignment rounded up to a power of
 /// two no smaller than [`SMALL_MIN`]; `None` if that is above [`SMALL_MAX`].
@@ -81,7 +93,7 @@ const fn class_size(c: usize) -> usize {
 impl Allocator {
     /// An allocator with no memory: every request fails until `init`.
     pub const fn empty() -> Allocator {
-        Allocator(spin::Mutex::new(State {
+        Allocator(UnsafeCell::new(State {
             free: [0; CLASSES],
             next: [0; CLASSES],
             end: [0; CLASSES],
@@ -89,10 +101,24 @@ impl Allocator {
         }))
     }
 
+    /// The books, mutably.
+    ///
+    /// # Safety
+    ///
+    /// No other reference from `state` is alive: each method below takes it
+    /// once, at its start, and calls none that takes it again.
+    #[allow(clippy::mut_from_ref)] // the point, under the promise above
+    #[inline(always)]
+    unsafe fn state(&self) -> &mut State {
+        // SAFETY: the caller's promise; one thread (the type's docs).
+        unsafe { &mut *self.0.get() }
+    }
+
     /// Hands `[start, start + size)` to the allocator, and gives every
-    /// class its first chunk in one cut (when the heap has room for all
-    /// of them and as much again), so that a class's first block costs no
-    /// search of the large list.
+    /// class its first chunk (when the heap has room for all of them and
+    /// as much again), cut from the range's start before the rest goes to
+    /// the large list, so that a class's first block costs no search of
+    /// the large list, and `init` none either.
     ///
     /// # Safety
     ///
@@ -100,19 +126,27 @@ impl Allocator {
     /// as the allocator is, and `init` must be called once, before any
     /// allocation.
     pub unsafe fn init(&self, start: *mut u8, size: usize) {
-        let mut s = self.0.lock();
-        // SAFETY: the caller's promise, passed on.
-        unsafe { s.large.init(start, size) };
-        if size < 2 * CLASSES * CHUNK {
-            return;
-        }
-        let all = Layout::from_size_align(CLASSES * CHUNK, SMALL_MAX).expect("constant layout");
-        if let Ok(p) = s.large.allocate_first_fit(all) {
-            for c in 0..CLASSES {
-                s.next[c] = p.as_ptr() as usize + c * CHUNK;
-                s.end[c] = s.next[c] + CHUNK;
+        // SAFETY: called once, before any allocation: nothing else holds
+        // the books.
+        let s = unsafe { self.state() };
+        // Chunks are aligned to the largest class (see `GlobalAlloc`).
+        let skip = (start as usize).next_multiple_of(SMALL_MAX) - start as usize;
+        let (start, size) = match size.checked_sub(skip) {
+            Some(rest) if rest >= 2 * CLASSES * CHUNK => {
+                let first = start as usize + skip;
+                for c in 0..CLASSES {
+                    s.next[c] = first + c * CHUNK;
+                    s.end[c] = s.next[c] + CHUNK;
+                }
+                // SAFETY: still inside the caller's range.
+                let rest_start = unsafe { start.add(skip + CLASSES * CHUNK) };
+                (rest_start, rest - CLASSES * CHUNK)
             }
-        }
+            _ => (start, size),
+        };
+        // SAFETY: the caller's promise, passed on for what the classes did
+        // not take.
+        unsafe { s.large.init(start, size) };
     }
 }
 
@@ -183,7 +217,8 @@ impl State {
 // blocks of every class), which covers the layout's size and alignment.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let mut s = self.0.lock();
+        // SAFETY: taken once here; nothing below takes it again.
+        let s = unsafe { self.state() };
         match class(&layout) {
             Some(c) => s.small(c),
             None => s.large_alloc(layout),
@@ -191,7 +226,8 @@ unsafe impl GlobalAlloc for Allocator {
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        let mut s = self.0.lock();
+        // SAFETY: taken once here; nothing below takes it again.
+        let s = unsafe { self.state() };
         match class(&layout) {
             Some(c) => {
                 // SAFETY: `p` is a block of this class (the caller allocated

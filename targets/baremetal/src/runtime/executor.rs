@@ -123,16 +123,19 @@ pub fn run(jobs: Vec<(&'static str, JobFuture)>) -> Ended {
     }
     let no_slot = TaskSlot::empty();
     trace::start();
-    let tracks: Vec<u64> = jobs
-        .iter()
-        .flatten()
-        .map(|(name, _)| match trace::enabled() {
-            true => trace::name(alloc::boxed::Box::leak(
-                alloc::format!("job {name}").into_boxed_str(),
-            )),
-            false => 0,
-        })
-        .collect();
+    // Each job's trace track (none untraced: `tracks.get` then gives 0).
+    let tracks: Vec<u64> = match trace::enabled() {
+        true => jobs
+            .iter()
+            .flatten()
+            .map(|(name, _)| {
+                trace::name(alloc::boxed::Box::leak(
+                    alloc::format!("job {name}").into_boxed_str(),
+                ))
+            })
+            .collect(),
+        false => Vec::new(),
+    };
     let devices = if trace::enabled() {
         trace::name("devices (background tasks)")
     } else {

@@ -51,6 +51,30 @@ pub fn puts(bytes: &[u8]) {
     }
 }
 
+/// Writes `line` and a newline as one console write (two for a line of
+/// [`LINE`] bytes or more).
+#[allow(unsafe_code)] // an uninitialised buffer: zeroing it cost as much as the copy
+pub fn puts_line(line: &[u8]) {
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); LINE];
+    if line.len() >= LINE {
+        puts(line);
+        puts(b"\n");
+        return;
+    }
+    // SAFETY: the first `line.len() + 1 <= LINE` bytes of `buf` are written
+    // (the line, then the newline) before they are read as a slice.
+    let out = unsafe {
+        let p = buf.as_mut_ptr().cast::<u8>();
+        core::ptr::copy_nonoverlapping(line.as_ptr(), p, line.len());
+        p.add(line.len()).write(b'\n');
+        core::slice::from_raw_parts(p, line.len() + 1)
+    };
+    puts(out);
+}
+
+/// The longest line [`puts_line`] writes at once, with its newline.
+const LINE: usize = 256;
+
 /// Nanoseconds since boot. Under nym's monitor it is the TSC at the rate
 /// the monitor passed at boot (no exit; by hypercall if it passed none):
 /// measured, both are cheaper under nested virtualisation than kvmclock,
