@@ -109,7 +109,7 @@ def main():
     if args.server:
         server = [args.server]
     else:
-        subprocess.run(["cargo", "build", "--release", "--bin", "nym"], cwd=ROOT, check=True,
+        subprocess.run(["cargo", "build", "--release", "--bin", "nym", "--bin", "nym-studio"], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         server = [NYM, "lsp"]
     # The project `nym new big` makes, as far as the server reads it: its

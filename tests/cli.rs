@@ -389,13 +389,16 @@ fn interactive_commands_are_handed_to_nym_studio_beside_nym() {
     }
 
     let tmp = tempfile::tempdir().unwrap();
-    let repl = run(nym(tmp.path()).args(["repl", "--help"]));
+    // Served by the studio (clap in nym answers only `--help`): the
+    // session's banner, then its goodbye at the end of its input.
+    let repl = run(nym(tmp.path()).arg("repl"));
     assert!(repl.status.success(), "{}", stderr(&repl));
     assert!(
-        stdout(&repl).contains("Usage: nym repl"),
+        stdout(&repl).starts_with("nym repl — no project"),
         "{}",
         stdout(&repl)
     );
+    assert!(stdout(&repl).ends_with("bye\n"), "{}", stdout(&repl));
     let bad = run(nym(tmp.path()).args(["tutorial", "start", "no-such-lesson"]));
     assert_ne!(bad.status.code(), Some(0));
     assert!(stderr(&bad).contains("no-such-lesson"), "{}", stderr(&bad));

@@ -199,8 +199,14 @@ fn errors_panics_and_crashes_are_reported_with_their_place() {
         "nothing after the fault runs"
     );
 
-    let lines = run(nym(&dir).arg("boot").arg(&image).args(["--", "--how", "3"]));
+    let lines = run(nym(&dir)
+        .arg("boot")
+        .arg(&image)
+        .args(["--stats", "--", "--how", "3"]));
     assert!(lines.status.success(), "{}", stderr(&lines));
+    // One console write a line with its newline up to 256 bytes, two
+    // beyond: 1 + 1 + 2 + 2.
+    assert!(stderr(&lines).contains("PUTS 6)"), "{}", stderr(&lines));
     assert_eq!(
         stdout(&lines),
         format!(

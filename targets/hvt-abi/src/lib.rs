@@ -17,6 +17,14 @@
 //! | `rsp` | top of the stack, 16-byte aligned |
 //! | `rflags` | `0x2` (interrupts off) |
 //!
+//! If the image names its exception handlers (a [`NOTE_EXCEPTIONS`] note in
+//! a `PT_NOTE` segment), the monitor also loads an IDT of
+//! [`EXCEPTION_VECTORS`] interrupt gates ([`idt_gate`]) to them (the IDT
+//! register's base is guest-physical `0x4000`, its limit 511) and sets
+//! [`BOOT_IDT`] in [`BootInfo::flags`]; otherwise the IDT register is
+//! empty and the guest loads its own. The guest's CPUID is empty: a guest
+//! needs no feature beyond x86-64's baseline.
+//!
 //! ## Hypercalls
 //!
 //! A hypercall is `out dx, eax` with `dx = PORT_BASE + number` and `eax` the
@@ -61,7 +69,9 @@
 //! An image carries an ELF note (name [`NOTE_NAME`], type
 //! [`NOTE_MANIFEST`]) whose descriptor is a [`Manifest`]: the devices it
 //! needs. The monitor refuses to boot an image whose devices it was not
-//! given (a block file), naming what is missing.
+//! given (a block file), naming what is missing. A second note of the
+//! same name, type [`NOTE_EXCEPTIONS`], names the exception handlers (see
+//! "Boot").
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 

@@ -145,8 +145,10 @@ fn write_gdt(mem: &mut GuestMemory) -> Result<(), BadAddress> {
 /// where a sound image has them (its guest then fills its own IDT, as it
 /// would under a monitor that does not do this).
 fn write_idt(mem: &mut GuestMemory, image: &Image) -> Result<bool, BadAddress> {
+    // The segments' notes only: an image without the note must not cost
+    // reading the whole file to look in its sections.
     let Some(table) = image
-        .note(abi::NOTE_NAME, abi::NOTE_EXCEPTIONS)
+        .segment_note(abi::NOTE_NAME, abi::NOTE_EXCEPTIONS)
         .and_then(|d| Some(u64::from_le_bytes(d.try_into().ok()?)))
     else {
         return Ok(false);

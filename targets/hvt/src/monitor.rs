@@ -128,7 +128,7 @@ impl BlockFile {
 /// Loads and validates an image, checking that it fits `mem_size`. A file
 /// larger than [`MAX_IMAGE_SIZE`](crate::elf::MAX_IMAGE_SIZE) is refused
 /// before it is read. Only the file's head is read now, what booting needs
-/// (headers, segments, notes: [`boot_len`]); the rest (symbols and DWARF,
+/// (headers, segments, notes: [`crate::elf::boot_len`]); the rest (symbols and DWARF,
 /// most of an unstripped image) is read through the same open file if a
 /// crash report or a debugger asks, so a build that replaces the file
 /// meanwhile does not change what is read.
@@ -144,7 +144,22 @@ pub fn load_image(path: &Path, mem_size: u64) -> Result<Image, MonitorError> {
         source,
     };
     let file = File::open(path).map_err(read)?;
-    let len = file.metadata().map_err(read)?.len();
+    let meta = file.metadata().map_err(read)?;
+    if !meta.is_file() {
+        // A pipe or a device has no length to read a head of: read it
+        // whole, never more than the cap (`/dev/zero` included).
+        let mut bytes = Vec::new();
+        file.take(MAX_IMAGE_SIZE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        if bytes.len() as u64 > MAX_IMAGE_SIZE {
+            return Err(elf(ElfError::TooLarge(bytes.len() as u64)));
+        }
+        let image = Image::parse(bytes).map_err(elf)?;
+        image.check_fits(mem_size, boot::IMAGE_MIN).map_err(elf)?;
+        return Ok(image);
+    }
+    let len = meta.len();
     if len > MAX_IMAGE_SIZE {
         return Err(elf(ElfError::TooLarge(len)));
     }
@@ -446,6 +461,37 @@ mod tests {
         // A new file of part of a sector is not made at all.
         assert!(refused(&at("new.img", 100)).contains("a new file of 100 bytes"));
         assert!(!tmp.path().join("new.img").exists());
+    }
+
+    /// A regular file is read by its head (symbols later); a pipe, which
+    /// has no length, is read whole, up to the cap, and boots the same.
+    #[test]
+    fn an_image_loads_from_a_file_and_from_a_pipe_alike() {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny.elf");
+        let bytes = std::fs::read(fixture).unwrap();
+        let whole = Image::parse(bytes.clone()).unwrap();
+        let from_file = load_image(Path::new(fixture), 64 << 20).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("image.fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path; mkfifo reads it only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let writer = {
+            let (fifo, bytes) = (fifo.clone(), bytes.clone());
+            std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+        };
+        let from_pipe = load_image(&fifo, 64 << 20).unwrap();
+        writer.join().unwrap();
+        for image in [&from_file, &from_pipe] {
+            assert_eq!(image.entry(), whole.entry());
+            assert_eq!(image.segments(), whole.segments());
+            for (a, b) in image.segments().iter().zip(whole.segments()) {
+                assert_eq!(image.segment_data(a), whole.segment_data(b));
+            }
+            let name = |i: &Image| i.symbolize(whole.entry()).map(|s| s.name);
+            assert_eq!(name(image), name(&whole));
+            assert!(name(image).is_some());
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ const CALLS: &[(i64, u8, &str)] = &[
     (libc::SYS_rseq, ALL, "a thread registering itself"),
     (libc::SYS_exit, ALL, "thread exit"),
     (libc::SYS_exit_group, ALL, "process exit"),
-    (libc::SYS_pread64, V, "block reads"),
+    (libc::SYS_pread64, V, "block reads, and the image's symbols read for a crash report or gdb"),
     (libc::SYS_pwrite64, V, "block writes"),
     (libc::SYS_fdatasync, V, "block writes are durable before the guest resumes"),
     (libc::SYS_fsync, V, "block writes are durable before the guest resumes"),

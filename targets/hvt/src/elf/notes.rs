@@ -73,8 +73,7 @@ impl Image {
     /// The segments' notes are in the head booting reads; the sections
     /// are read (with the rest of the file) only if they are not there.
     pub fn note(&self, name: &[u8], ty: u32) -> Option<&[u8]> {
-        let segments = self.notes.iter().map(|a| (a.range.clone(), a.align));
-        find_note(&self.bytes, segments, name, ty).or_else(|| {
+        self.segment_note(name, ty).or_else(|| {
             let sections = self
                 .sections()
                 .iter()
@@ -82,6 +81,13 @@ impl Image {
                 .filter_map(|s| Some((s.data.clone()?, s.align)));
             find_note(self.file(), sections, name, ty)
         })
+    }
+
+    /// As [`Image::note`], from the `PT_NOTE` segments only: what booting
+    /// reads, never the rest of the file.
+    pub fn segment_note(&self, name: &[u8], ty: u32) -> Option<&[u8]> {
+        let segments = self.notes.iter().map(|a| (a.range.clone(), a.align));
+        find_note(&self.bytes, segments, name, ty)
     }
 
     /// The image's [`Manifest`], if it has one; a manifest of the wrong size

@@ -1252,12 +1252,16 @@ fn the_monitor_loads_the_idt_an_image_names_and_no_idt_it_cannot_trust() {
     assert_eq!((sregs.idt.base, sregs.idt.limit), (IDT, 16 * 32 - 1));
 
     // A handler outside executable memory (here in the data segment), a
-    // table outside memory, or no note: no IDT, and the guest fills its own.
+    // table past the end of memory, one whose entries would wrap the
+    // address space, a misaligned one, or no note: no IDT, and the guest
+    // fills its own.
     let mut data = handlers.clone();
     data[14] = DATA;
     for image in [
         with_exception_table(table, &data),
-        with_exception_table(u64::MAX - 8, &handlers),
+        with_exception_table(size, &handlers),
+        with_exception_table(u64::MAX - 7, &handlers),
+        with_exception_table(table + 1, &handlers),
         TestElf::good().parse().unwrap(),
     ] {
         let (mem, info) = load(size, &image, "", 0).unwrap();
@@ -1266,4 +1270,21 @@ fn the_monitor_loads_the_idt_an_image_names_and_no_idt_it_cannot_trust() {
         let sregs = crate::boot::sregs(kvm_bindings::kvm_sregs::default(), &info);
         assert_eq!(sregs.idt.base, 0);
     }
+
+    // Looking for the note reads nothing past the head: an image without
+    // it (here one with sections, whose rest is never asked for) boots
+    // from its head alone.
+    let bytes = TestElf::full().build();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rest: ReadRest = {
+        let (asked, bytes) = (asked.clone(), bytes.clone());
+        Box::new(move || {
+            asked.store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(bytes.clone())
+        })
+    };
+    let image = Image::parse_head(head_of(&bytes, 64), bytes.len(), Some(rest)).unwrap();
+    let (_, info) = load(size, &image, "", 0).unwrap();
+    assert_eq!(info.flags & BOOT_IDT, 0);
+    assert!(!asked.load(std::sync::atomic::Ordering::Relaxed));
 }
