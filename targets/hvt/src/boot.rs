@@ -14,7 +14,7 @@
 //! mem - STACK  the stack, growing down from the top of memory
 //! ```
 use crate::elf::{Flags, Image};
-use crate::memory::{BadAddress, GuestMemory, MemoryError};
+use crate::memory::{BadAddress, GuestMemory, MemoryError, HUGE};
 use nym_hvt_abi::{self as abi, BootInfo};
 
 /// Where the GDT lives.
@@ -35,7 +35,6 @@ pub const IMAGE_MIN: u64 = 0x10_0000;
 pub const STACK_SIZE: u64 = 1 << 20;
 
 const PAGE: u64 = 0x1000;
-const HUGE: u64 = 2 << 20;
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
 const HUGE_PAGE: u64 = 1 << 7;
@@ -123,7 +122,7 @@ pub fn load(
     // at the bottom (image, tables, the allocator's first chunks) nor the
     // stack's, which every guest touches sparsely. Zeroing three 2 MiB
     // pages for hello's few dozen 4 KiB ones took 0.2 ms of its boot.
-    let fine_end = image.end().max(HUGE).div_ceil(HUGE) * HUGE;
+    let fine_end = fine_end(image);
     if let Some(len) = heap_end.checked_sub(fine_end) {
         mem.huge_pages(mem.range(fine_end, len)?);
     }
@@ -153,19 +152,13 @@ fn write_idt(mem: &mut GuestMemory, image: &Image) -> Result<bool, BadAddress> {
     else {
         return Ok(false);
     };
-    let executable = |addr: u64| {
-        image
-            .segments()
-            .iter()
-            .any(|s| s.flags.exec && s.paddr <= addr && addr - s.paddr < s.mem_size)
-    };
     let mut handlers = [0u64; abi::EXCEPTION_VECTORS];
     for (i, h) in handlers.iter_mut().enumerate() {
         match table
             .checked_add(8 * i as u64)
             .map(|at| mem.read::<u64>(at))
         {
-            Some(Ok(addr)) if executable(addr) => *h = addr,
+            Some(Ok(addr)) if image.exec_segment(addr).is_some() => *h = addr,
             _ => return Ok(false),
         }
     }
@@ -177,12 +170,18 @@ fn write_idt(mem: &mut GuestMemory, image: &Image) -> Result<bool, BadAddress> {
     Ok(true)
 }
 
+/// The end of the 4 KiB-mapped memory: the first 2 MiB boundary past the
+/// image (and at least 2 MiB).
+fn fine_end(image: &Image) -> u64 {
+    image.end().max(HUGE).div_ceil(HUGE) * HUGE
+}
+
 /// Identity-maps all of memory: 4 KiB pages up to the first 2 MiB boundary
 /// past the image (each page with its segment's permissions; everything
 /// else read-write, never executable; page 0 absent), 2 MiB pages above.
 fn page_tables(mem: &mut GuestMemory, image: &Image) -> Result<(), BootError> {
     let size = mem.size();
-    let fine_end = image.end().max(HUGE).div_ceil(HUGE) * HUGE;
+    let fine_end = fine_end(image);
     let pts = fine_end / HUGE;
     let pds = size.div_ceil(1 << 30);
     // PML4, PDPT, the PDs, then the PTs.

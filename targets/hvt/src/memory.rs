@@ -147,6 +147,9 @@ nym_hvt_abi::abi_structs!(plain);
 // SAFETY: a u64 is plain.
 unsafe impl Plain for u64 {}
 
+/// A huge page (and a 2 MiB page table entry's reach): 2 MiB.
+pub const HUGE: u64 = 2 << 20;
+
 /// The guest's physical memory, mapped in the monitor.
 pub struct GuestMemory {
     base: NonNull<u8>,
@@ -196,7 +199,6 @@ impl GuestMemory {
     /// but each first touch zeroes 2 MiB. Advice only: failure changes
     /// nothing.
     pub fn huge_pages(&self, r: GuestRange) {
-        const HUGE: u64 = 2 << 20;
         let start = (r.start as u64).next_multiple_of(HUGE);
         let end = (r.start + r.len) as u64 / HUGE * HUGE;
         if end > start {
@@ -286,13 +288,6 @@ impl GuestMemory {
         v
     }
 
-    /// Sets every byte of `r` to `byte`.
-    pub fn fill(&mut self, r: GuestRange, byte: u8) {
-        let n = self.fit(r, r.len);
-        // SAFETY: `n` bytes from `ptr(r)` lie inside the mapping (`fit`).
-        unsafe { std::ptr::write_bytes(self.ptr(r), byte, n) };
-    }
-
     /// Reads a `T` at `addr`, which must be 8-byte aligned and inside
     /// memory: one volatile load of the whole struct, by value.
     pub fn read<T: Plain>(&self, addr: u64) -> Result<T, BadAddress> {
@@ -373,7 +368,7 @@ mod tests {
         let (head, tail) = r.split_at(3);
         assert_eq!((head.len(), tail.start(), tail.len()), (3, 0x1003, 7));
         assert_eq!(r.split_at(99), (r, m.range(0x100a, 0).unwrap()));
-        m.fill(tail, b'-');
+        m.write_from(tail, b"-------");
         assert_eq!(m.to_vec(r), b"012-------");
         let pieces: Vec<(u64, usize)> = r.chunks(4).map(|c| (c.start(), c.len())).collect();
         assert_eq!(pieces, [(0x1000, 4), (0x1004, 4), (0x1008, 2)]);

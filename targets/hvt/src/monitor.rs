@@ -133,8 +133,7 @@ impl BlockFile {
 /// crash report or a debugger asks, so a build that replaces the file
 /// meanwhile does not change what is read.
 pub fn load_image(path: &Path, mem_size: u64) -> Result<Image, MonitorError> {
-    use crate::elf::{boot_len, ElfError, MAX_IMAGE_SIZE};
-    use std::os::unix::fs::FileExt;
+    use crate::elf::{ElfError, MAX_IMAGE_SIZE};
     let read = |source| MonitorError::Read {
         path: path.to_owned(),
         source,
@@ -145,47 +144,52 @@ pub fn load_image(path: &Path, mem_size: u64) -> Result<Image, MonitorError> {
     };
     let file = File::open(path).map_err(read)?;
     let meta = file.metadata().map_err(read)?;
-    if !meta.is_file() {
+    let image = if meta.is_file() {
+        if meta.len() > MAX_IMAGE_SIZE {
+            return Err(elf(ElfError::TooLarge(meta.len())));
+        }
+        let len = meta.len() as usize;
+        let (head, rest) = read_head(file, len).map_err(read)?;
+        Image::parse_head(head, len, Some(rest))
+    } else {
         // A pipe or a device has no length to read a head of: read it
-        // whole, never more than the cap (`/dev/zero` included).
+        // whole, never more than one byte past the cap, which `parse`
+        // refuses (`/dev/zero` included).
         let mut bytes = Vec::new();
         file.take(MAX_IMAGE_SIZE + 1)
             .read_to_end(&mut bytes)
             .map_err(read)?;
-        if bytes.len() as u64 > MAX_IMAGE_SIZE {
-            return Err(elf(ElfError::TooLarge(bytes.len() as u64)));
-        }
-        let image = Image::parse(bytes).map_err(elf)?;
-        image.check_fits(mem_size, boot::IMAGE_MIN).map_err(elf)?;
-        return Ok(image);
+        Image::parse(bytes)
     }
-    let len = meta.len();
-    if len > MAX_IMAGE_SIZE {
-        return Err(elf(ElfError::TooLarge(len)));
-    }
-    let len = len as usize;
+    .map_err(elf)?;
+    image.check_fits(mem_size, boot::IMAGE_MIN).map_err(elf)?;
+    Ok(image)
+}
+
+/// The first bytes of an image file of `len` bytes that booting needs
+/// ([`crate::elf::boot_len`]), and the reader of the whole file through the
+/// same open file, for later.
+fn read_head(file: File, len: usize) -> std::io::Result<(Vec<u8>, ReadRest)> {
+    use std::os::unix::fs::FileExt;
     // A head that holds a small image's headers and segments at once;
     // `boot_len` says when more is needed (at most twice: the program
     // headers, then the segments they name).
     let mut head = vec![0; len.min(HEAD)];
-    file.read_exact_at(&mut head, 0).map_err(read)?;
+    file.read_exact_at(&mut head, 0)?;
     for _ in 0..2 {
-        let need = boot_len(&head, len);
+        let need = crate::elf::boot_len(&head, len);
         if need <= head.len() {
             break;
         }
         let have = head.len();
         head.resize(need, 0);
-        file.read_exact_at(&mut head[have..], have as u64)
-            .map_err(read)?;
+        file.read_exact_at(&mut head[have..], have as u64)?;
     }
     let rest: ReadRest = Box::new(move || {
         let mut whole = vec![0; len];
         file.read_exact_at(&mut whole, 0).ok().map(|()| whole)
     });
-    let image = Image::parse_head(head, len, Some(rest)).map_err(elf)?;
-    image.check_fits(mem_size, boot::IMAGE_MIN).map_err(elf)?;
-    Ok(image)
+    Ok((head, rest))
 }
 
 /// How much of an image file [`load_image`] reads first: hello's release

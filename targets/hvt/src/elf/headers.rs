@@ -67,6 +67,13 @@ impl Segment {
     }
 }
 
+/// The executable segment of `segments` that holds `addr`, if one does.
+pub(super) fn exec_segment(segments: &[Segment], addr: u64) -> Option<&Segment> {
+    segments
+        .iter()
+        .find(|s| s.flags.exec && s.contains_vaddr(addr))
+}
+
 impl Header {
     pub(super) fn parse(bytes: &[u8]) -> Result<Header, ElfError> {
         if bytes.is_empty() {

@@ -110,7 +110,7 @@ mod symbols;
 mod tests;
 
 pub use error::{ElfError, Part};
-use headers::{file_range, load_segment, program_headers, Header};
+use headers::{exec_segment, file_range, load_segment, program_headers, Header};
 pub use headers::{Flags, Segment};
 use notes::NoteArea;
 use sections::Section;
@@ -220,10 +220,7 @@ impl Image {
         }
         let segments: Vec<Segment> = loads.into_iter().map(|(_, segment)| segment).collect();
 
-        if !segments
-            .iter()
-            .any(|s| s.flags.exec && s.contains_vaddr(header.entry))
-        {
+        if exec_segment(&segments, header.entry).is_none() {
             return Err(ElfError::EntryNotExecutable(header.entry));
         }
 
@@ -289,6 +286,11 @@ impl Image {
     /// The whole file (read now if only its head was).
     pub fn bytes(&self) -> &[u8] {
         self.file()
+    }
+
+    /// The executable segment that holds `addr`, if one does.
+    pub fn exec_segment(&self, addr: u64) -> Option<&Segment> {
+        exec_segment(&self.segments, addr)
     }
 
     /// The file bytes of `segment` (one of [`Image::segments`]).

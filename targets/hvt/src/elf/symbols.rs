@@ -34,10 +34,7 @@ impl Image {
             .find(|s| addr - s.addr < s.size)
             .or_else(|| {
                 let nearest = below.last()?;
-                let segment = self
-                    .segments
-                    .iter()
-                    .find(|s| s.flags.exec && s.contains_vaddr(addr))?;
+                let segment = self.exec_segment(addr)?;
                 segment.contains_vaddr(nearest.addr).then_some(nearest)
             })?;
         let raw = self.file().get(symbol.name.clone())?;
