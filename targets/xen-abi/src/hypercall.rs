@@ -68,19 +68,19 @@ pub struct SchedPoll {
 /// The most ports one `SCHEDOP_poll` takes.
 pub const POLL_MAX_PORTS: usize = 128;
 
-/// Why a domain shuts down (`SHUTDOWN_*`), what `xl` acts on (`on_poweroff`,
-/// `on_crash`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum ShutdownReason {
-    /// A clean end.
-    Poweroff = 0,
-    /// Restart me.
-    Reboot = 1,
-    /// Suspended (not used by nym).
-    Suspend = 2,
-    /// Something failed.
-    Crash = 3,
+numbered! {
+    /// Why a domain shuts down (`SHUTDOWN_*`), what `xl` acts on (`on_poweroff`,
+    /// `on_crash`).
+    pub enum ShutdownReason: u32 {
+        /// A clean end.
+        Poweroff = 0,
+        /// Restart me.
+        Reboot = 1,
+        /// Suspended (not used by nym).
+        Suspend = 2,
+        /// Something failed.
+        Crash = 3,
+    }
 }
 
 impl ShutdownReason {

@@ -45,7 +45,42 @@
 
 extern crate alloc;
 
+/// An enum of the C headers' numbered constants (`enum xenbus_state`), each
+/// number and name written once: the enum, `from_number` (what arrives from
+/// dom0 is checked against the list) and `name` (for messages) all come
+/// from the one list.
+macro_rules! numbered {
+    ($(#[$meta:meta])* pub enum $enum:ident: $repr:ty {
+        $($(#[doc = $doc:literal])* $variant:ident = $n:literal,)*
+    }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr($repr)]
+        pub enum $enum {
+            $($(#[doc = $doc])* $variant = $n,)*
+        }
+
+        impl $enum {
+            /// The one numbered `n`; `None` if there is none.
+            pub fn from_number(n: $repr) -> Option<$enum> {
+                match n {
+                    $($n => Some($enum::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// Its name in messages (`InitWait`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($enum::$variant => stringify!($variant),)*
+                }
+            }
+        }
+    };
+}
+
 pub mod blkif;
+mod byte_ring;
 pub mod console;
 pub mod grant;
 pub mod hypercall;

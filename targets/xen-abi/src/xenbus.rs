@@ -3,59 +3,34 @@
 //! states, reading what the other wrote at each step. Keys are written by
 //! dom0 and are input: every value is parsed strictly.
 
-/// `enum xenbus_state`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
-    /// Not yet known.
-    Unknown = 0,
-    /// Being set up.
-    Initialising = 1,
-    /// The backend waits for the frontend's details.
-    InitWait = 2,
-    /// The frontend has written its details.
-    Initialised = 3,
-    /// Both ends work.
-    Connected = 4,
-    /// Going away.
-    Closing = 5,
-    /// Gone.
-    Closed = 6,
-    /// Being reconfigured.
-    Reconfiguring = 7,
-    /// Reconfigured.
-    Reconfigured = 8,
+numbered! {
+    /// `enum xenbus_state`.
+    pub enum State: u32 {
+        /// Not yet known.
+        Unknown = 0,
+        /// Being set up.
+        Initialising = 1,
+        /// The backend waits for the frontend's details.
+        InitWait = 2,
+        /// The frontend has written its details.
+        Initialised = 3,
+        /// Both ends work.
+        Connected = 4,
+        /// Going away.
+        Closing = 5,
+        /// Gone.
+        Closed = 6,
+        /// Being reconfigured.
+        Reconfiguring = 7,
+        /// Reconfigured.
+        Reconfigured = 8,
+    }
 }
 
 impl State {
     /// Parses a `state` key's value; `None` if it is not a state.
     pub fn parse(text: &str) -> Option<State> {
-        Some(match number(text)? {
-            0 => State::Unknown,
-            1 => State::Initialising,
-            2 => State::InitWait,
-            3 => State::Initialised,
-            4 => State::Connected,
-            5 => State::Closing,
-            6 => State::Closed,
-            7 => State::Reconfiguring,
-            8 => State::Reconfigured,
-            _ => return None,
-        })
-    }
-
-    /// Its name in messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            State::Unknown => "Unknown",
-            State::Initialising => "Initialising",
-            State::InitWait => "InitWait",
-            State::Initialised => "Initialised",
-            State::Connected => "Connected",
-            State::Closing => "Closing",
-            State::Closed => "Closed",
-            State::Reconfiguring => "Reconfiguring",
-            State::Reconfigured => "Reconfigured",
-        }
+        State::from_number(u32::try_from(number(text)?).ok()?)
     }
 
     /// Its value in a `state` key.
@@ -107,6 +82,14 @@ mod tests {
         }
         assert_eq!(State::Initialised.value(), "3");
         assert_eq!(State::parse(State::Closed.value()), Some(State::Closed));
+        // Past u32: not a state, not a wrapped one.
+        assert_eq!(State::parse("4294967300"), None);
+        assert_eq!(State::InitWait.name(), "InitWait");
+        for n in 0..9 {
+            let state = State::from_number(n).unwrap();
+            assert_eq!(state as u32, n);
+            assert_eq!(State::parse(state.value()), Some(state));
+        }
     }
 
     #[test]

@@ -12,59 +12,43 @@
 //! that claims more than a ring of bytes, a length past the protocol's
 //! limit, a list whose last string has no terminator, an error reply
 //! that names no known error, and text that is not UTF-8.
+use crate::byte_ring::{ByteRing, TwoRings};
 use crate::ring::RingError;
 use crate::Mem;
 use alloc::vec::Vec;
 
 /// Bytes in each ring.
 pub const RING: u32 = 1024;
-const REQ: usize = 0;
-const RSP: usize = 1024;
-const REQ_CONS: usize = 2048;
-const REQ_PROD: usize = 2052;
-const RSP_CONS: usize = 2056;
-const RSP_PROD: usize = 2060;
+
+/// The page: the request ring, then the response ring.
+type Page = TwoRings<{ RING as usize }, { RING as usize }>;
+const REQUESTS: ByteRing = Page::FIRST;
+const RESPONSES: ByteRing = Page::SECOND;
 
 /// The header's size.
 pub const HEADER: usize = 16;
 /// The longest payload xenstored sends or takes.
 pub const PAYLOAD_MAX: usize = 4096;
 
-/// The message types a guest uses (`enum xsd_sockmsg_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Op {
-    /// List a directory.
-    Directory = 1,
-    /// Read a value.
-    Read = 2,
-    /// Watch a path.
-    Watch = 4,
-    /// Stop watching.
-    Unwatch = 5,
-    /// Write a value.
-    Write = 11,
-    /// Remove a path.
-    Rm = 13,
-    /// A watch fired (from xenstored only).
-    WatchEvent = 15,
-    /// The request failed (from xenstored only).
-    Error = 16,
-}
-
-impl Op {
-    fn from_u32(v: u32) -> Option<Op> {
-        Some(match v {
-            1 => Op::Directory,
-            2 => Op::Read,
-            4 => Op::Watch,
-            5 => Op::Unwatch,
-            11 => Op::Write,
-            13 => Op::Rm,
-            15 => Op::WatchEvent,
-            16 => Op::Error,
-            _ => return None,
-        })
+numbered! {
+    /// The message types a guest uses (`enum xsd_sockmsg_type`).
+    pub enum Op: u32 {
+        /// List a directory.
+        Directory = 1,
+        /// Read a value.
+        Read = 2,
+        /// Watch a path.
+        Watch = 4,
+        /// Stop watching.
+        Unwatch = 5,
+        /// Write a value.
+        Write = 11,
+        /// Remove a path.
+        Rm = 13,
+        /// A watch fired (from xenstored only).
+        WatchEvent = 15,
+        /// The request failed (from xenstored only).
+        Error = 16,
     }
 }
 
@@ -111,6 +95,12 @@ impl XsError {
     }
 }
 
+impl From<RingError> for XsError {
+    fn from(e: RingError) -> XsError {
+        XsError::Ring(e)
+    }
+}
+
 impl core::fmt::Display for XsError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -144,22 +134,7 @@ pub fn request(op: Op, req_id: u32, parts: &[&[u8]]) -> Result<Vec<u8>, XsError>
 
 /// Writes as much of `bytes` to the request ring as fits; how much.
 pub fn send(page: &impl Mem, bytes: &[u8]) -> Result<usize, XsError> {
-    let cons = page.read::<u32>(REQ_CONS);
-    let prod = page.read::<u32>(REQ_PROD);
-    page.fence();
-    let used = prod.wrapping_sub(cons);
-    if used > RING {
-        return Err(XsError::Ring(RingError::ConsumerAhead { prod, cons }));
-    }
-    let n = ((RING - used) as usize).min(bytes.len());
-    for (i, b) in bytes[..n].iter().enumerate() {
-        let at = prod.wrapping_add(i as u32) & (RING - 1);
-        page.write::<u8>(REQ + at as usize, *b);
-    }
-    page.fence();
-    page.write::<u32>(REQ_PROD, prod.wrapping_add(n as u32));
-    page.fence();
-    Ok(n)
+    Ok(REQUESTS.write(page, bytes)?)
 }
 
 /// One message from xenstored.
@@ -174,7 +149,7 @@ pub struct Message {
 impl Message {
     /// Its type, if it is one a guest knows.
     pub fn op(&self) -> Option<Op> {
-        Op::from_u32(self.op)
+        Op::from_number(self.op)
     }
 
     /// Whether it is a watch event rather than a reply.
@@ -246,24 +221,7 @@ impl Incoming {
     /// Moves what xenstored produced from the response ring into the
     /// buffer; whether there was anything.
     pub fn fill(&mut self, page: &impl Mem) -> Result<bool, XsError> {
-        let cons = page.read::<u32>(RSP_CONS);
-        let prod = page.read::<u32>(RSP_PROD);
-        page.fence();
-        let n = prod.wrapping_sub(cons);
-        if n > RING {
-            return Err(XsError::Ring(RingError::ProducerAhead {
-                prod,
-                cons,
-                most: RING,
-            }));
-        }
-        for i in 0..n {
-            let at = cons.wrapping_add(i) & (RING - 1);
-            self.buf.push(page.read::<u8>(RSP + at as usize));
-        }
-        page.fence();
-        page.write::<u32>(RSP_CONS, prod);
-        page.fence();
+        let n = RESPONSES.consume(page, |b| self.buf.push(b))?;
         Ok(n > 0)
     }
 
@@ -307,12 +265,12 @@ mod tests {
             bytes.extend_from_slice(&w.to_le_bytes());
         }
         bytes.extend_from_slice(payload);
-        let prod = page.read::<u32>(RSP_PROD);
+        let prod = page.read::<u32>(RESPONSES.prod);
         for (i, b) in bytes.iter().enumerate() {
             let at = prod.wrapping_add(i as u32) & (RING - 1);
-            page.write::<u8>(RSP + at as usize, *b);
+            page.write::<u8>(RESPONSES.data + at as usize, *b);
         }
-        page.write::<u32>(RSP_PROD, prod.wrapping_add(bytes.len() as u32));
+        page.write::<u32>(RESPONSES.prod, prod.wrapping_add(bytes.len() as u32));
     }
 
     fn one(page: &TestPage) -> Result<Option<Message>, XsError> {
@@ -327,7 +285,7 @@ mod tests {
         let req = request(Op::Write, 7, &[b"device/vif/0/state\0", b"4"]).unwrap();
         assert_eq!(req.len(), 16 + 20);
         assert_eq!(send(&page, &req), Ok(36));
-        assert_eq!(page.read::<u32>(REQ_PROD), 36);
+        assert_eq!(page.read::<u32>(REQUESTS.prod), 36);
         assert_eq!(page.read::<u32>(0), 11);
         assert_eq!(page.read::<u32>(4), 7);
         assert_eq!(page.read::<u32>(12), 20);
@@ -335,7 +293,7 @@ mod tests {
         let big = request(Op::Write, 8, &[&[b'a'; 2000]]).unwrap();
         assert_eq!(send(&page, &big), Ok(1024 - 36));
         assert_eq!(send(&page, &big[988..]), Ok(0));
-        page.write::<u32>(REQ_CONS, 1024);
+        page.write::<u32>(REQUESTS.cons, 1024);
         assert_eq!(send(&page, &big[988..]), Ok(1024));
         assert!(request(Op::Write, 9, &[&[0; 5000]]).is_err());
     }
@@ -365,30 +323,30 @@ mod tests {
         reply(&page, 2, 1, b"abc");
         reply(&page, 2, 2, b"de");
         // Only the first 10 bytes produced so far.
-        page.write::<u32>(RSP_PROD, 10);
+        page.write::<u32>(RESPONSES.prod, 10);
         inc.fill(&page).unwrap();
         assert_eq!(inc.message(), Ok(None));
-        page.write::<u32>(RSP_PROD, 37);
+        page.write::<u32>(RESPONSES.prod, 37);
         inc.fill(&page).unwrap();
         assert_eq!(inc.message().unwrap().unwrap().text(), Ok("abc"));
         assert_eq!(inc.message().unwrap().unwrap().text(), Ok("de"));
         assert_eq!(inc.message(), Ok(None));
-        assert_eq!(page.read::<u32>(RSP_CONS), 37);
+        assert_eq!(page.read::<u32>(RESPONSES.cons), 37);
     }
 
     #[test]
     fn hostile_rings_and_messages_are_refused() {
         // A producer more than a ring ahead: nothing is read.
         let page = TestPage::new();
-        page.write::<u32>(RSP_PROD, 1025);
+        page.write::<u32>(RESPONSES.prod, 1025);
         assert!(matches!(
             Incoming::default().fill(&page),
             Err(XsError::Ring(RingError::ProducerAhead { .. }))
         ));
-        assert_eq!(page.read::<u32>(RSP_CONS), 0);
+        assert_eq!(page.read::<u32>(RESPONSES.cons), 0);
         // A request consumer past the producer.
         let page = TestPage::new();
-        page.write::<u32>(REQ_CONS, 2000);
+        page.write::<u32>(REQUESTS.cons, 2000);
         assert!(send(&page, b"x").is_err());
         // A length past the page and the protocol.
         let page = TestPage::new();
@@ -397,9 +355,9 @@ mod tests {
             .flat_map(|w| w.to_le_bytes())
             .enumerate()
         {
-            page.write::<u8>(RSP + i, b);
+            page.write::<u8>(RESPONSES.data + i, b);
         }
-        page.write::<u32>(RSP_PROD, 16);
+        page.write::<u32>(RESPONSES.prod, 16);
         assert_eq!(one(&page), Err(XsError::TooLong { len: 70_000 }));
         // Unterminated strings, bad UTF-8, unknown errors, a reply of the
         // wrong type, a watch event missing its token.
