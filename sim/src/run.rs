@@ -114,150 +114,142 @@ pub fn run(
         .build()
         .map_err(|e| SimError::Io(format!("starting the runtime: {e}")))?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, run_on(topology, programs, options, sink, serve))
-}
-
-async fn run_on(
-    topology: &Topology,
-    programs: &[Rc<Program>],
-    options: &RunOptions,
-    sink: impl Fn(&str) + Send + Sync + 'static,
-    serve: Option<Serve>,
-) -> Result<Outcome, SimError> {
-    let start = Instant::now();
-    if options.trace {
-        nym_unix::trace::start();
-    }
-    let net = Network::new(topology, options.seed);
-    for (node, path) in &options.pcaps {
-        let pcap = Pcap::create(path)
-            .map_err(|e| SimError::Io(format!("cannot write {}: {e}", path.display())))?;
-        net.capture(*node, pcap);
-    }
-    let log = Log::new(sink);
-    let mut machines = Vec::new();
-    for (i, node) in topology.nodes.iter().enumerate() {
-        let dir = options.state.join(&node.name);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| SimError::Io(format!("cannot empty {}: {e}", dir.display())))?;
+    local.block_on(&rt, async move {
+        let start = Instant::now();
+        if options.trace {
+            nym_unix::trace::start();
         }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| SimError::Io(format!("cannot create {}: {e}", dir.display())))?;
-        let root = programs[i].root.clone();
-        machines.push(Machine::new(
-            i,
-            &node.name,
-            net.clone(),
-            log.clone(),
-            options.seed,
-            root,
-            dir,
-        ));
-    }
-    let machines = Rc::new(RefCell::new(machines));
-    for (i, m) in machines.borrow_mut().iter_mut().enumerate() {
-        m.boot(&programs[i]);
-    }
-    let watch = options.stuck.clone().map(Watchdog::start);
-    // The events, in order, on one task.
-    let events = {
-        let (machines, programs, net) = (machines.clone(), programs.to_vec(), net.clone());
-        let events = topology.events.clone();
-        tokio::task::spawn_local(async move {
-            for e in events {
-                tokio::time::sleep_until(start + e.at).await;
-                apply(&e.action, &mut machines.borrow_mut(), &programs, &net);
+        let net = Network::new(topology, options.seed);
+        for (node, path) in &options.pcaps {
+            let pcap = Pcap::create(path)
+                .map_err(|e| SimError::Io(format!("cannot write {}: {e}", path.display())))?;
+            net.capture(*node, pcap);
+        }
+        let log = Log::new(sink);
+        let mut machines = Vec::new();
+        for (i, node) in topology.nodes.iter().enumerate() {
+            let dir = options.state.join(&node.name);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| SimError::Io(format!("cannot empty {}: {e}", dir.display())))?;
             }
-        })
-    };
-    // Each property on a task of its own; the first violation ends the run.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut checks = Vec::new();
-    for p in &topology.properties {
-        let (p, tx) = (p.clone(), tx.clone());
-        let (machines, programs, log) = (machines.clone(), programs.to_vec(), log.clone());
-        checks.push(tokio::task::spawn_local(async move {
-            let verdict = check(&p, start, &machines, &programs, &log).await;
-            let _ = tx.send((p.name.clone(), verdict));
-        }));
-    }
-    drop(tx);
-    let end = start + options.until;
-    let mut held = Vec::new();
-    let mut violation = None;
-    loop {
-        tokio::select! {
-            biased;
-            got = rx.recv() => match got {
-                Some((name, Ok(()))) => held.push(name),
-                Some((name, Err((at, why)))) => {
-                    violation = Some(Violation { property: name, at, why });
-                    break;
-                }
-                // Every property decided: run on to the end.
-                None => {
-                    tokio::time::sleep_until(end).await;
-                    break;
-                }
-            },
-            () = tokio::time::sleep_until(end) => break,
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| SimError::Io(format!("cannot create {}: {e}", dir.display())))?;
+            let root = programs[i].root.clone();
+            machines.push(Machine::new(
+                i,
+                &node.name,
+                net.clone(),
+                log.clone(),
+                options.seed,
+                root,
+                dir,
+            ));
         }
-    }
-    let simulated = Instant::now() - start;
-    if violation.is_none() && held.len() < topology.properties.len() {
-        // A property whose deadline lies past the end was never decided.
-        let undecided = topology
-            .properties
-            .iter()
-            .find(|p| !held.contains(&p.name))
-            .map_or_else(String::new, |p| {
-                debug_assert!(deadline(p) >= options.until);
-                p.name.clone()
+        let machines = Rc::new(RefCell::new(machines));
+        for (i, m) in machines.borrow_mut().iter_mut().enumerate() {
+            m.boot(&programs[i]);
+        }
+        let watch = options.stuck.clone().map(Watchdog::start);
+        // The events, in order, on one task.
+        let events = {
+            let (machines, programs, net) = (machines.clone(), programs.to_vec(), net.clone());
+            let events = topology.events.clone();
+            tokio::task::spawn_local(async move {
+                for e in events {
+                    tokio::time::sleep_until(start + e.at).await;
+                    apply(&e.action, &mut machines.borrow_mut(), &programs, &net);
+                }
+            })
+        };
+        // Each property on a task of its own; the first violation ends the run.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut checks = Vec::new();
+        for p in &topology.properties {
+            let (p, tx) = (p.clone(), tx.clone());
+            let (machines, programs, log) = (machines.clone(), programs.to_vec(), log.clone());
+            checks.push(tokio::task::spawn_local(async move {
+                let verdict = check(&p, start, &machines, &programs, &log).await;
+                let _ = tx.send((p.name.clone(), verdict));
+            }));
+        }
+        drop(tx);
+        let end = start + options.until;
+        let mut held = Vec::new();
+        let mut violation = None;
+        loop {
+            tokio::select! {
+                biased;
+                got = rx.recv() => match got {
+                    Some((name, Ok(()))) => held.push(name),
+                    Some((name, Err((at, why)))) => {
+                        violation = Some(Violation { property: name, at, why });
+                        break;
+                    }
+                    // Every property decided: run on to the end.
+                    None => {
+                        tokio::time::sleep_until(end).await;
+                        break;
+                    }
+                },
+                () = tokio::time::sleep_until(end) => break,
+            }
+        }
+        let simulated = Instant::now() - start;
+        if violation.is_none() && held.len() < topology.properties.len() {
+            // A property whose deadline lies past the end was never decided.
+            let undecided = topology
+                .properties
+                .iter()
+                .find(|p| !held.contains(&p.name))
+                .map_or_else(String::new, |p| {
+                    debug_assert!(deadline(p) >= options.until);
+                    p.name.clone()
+                });
+            violation = Some(Violation {
+                property: undecided,
+                at: simulated,
+                why: format!(
+                    "the run ended at {} before it could be decided (raise --until)",
+                    secs(simulated)
+                ),
             });
-        violation = Some(Violation {
-            property: undecided,
-            at: simulated,
-            why: format!(
-                "the run ended at {} before it could be decided (raise --until)",
-                secs(simulated)
-            ),
-        });
-    }
-    events.abort();
-    for c in checks {
-        c.abort();
-    }
-    drop(watch);
-    net.finish_captures()
-        .map_err(|e| SimError::Io(format!("writing a capture: {e}")))?;
-    let outcome = Outcome {
-        seed: options.seed,
-        violation,
-        held: held.len(),
-        simulated,
-        lines: log.len(),
-        counts: net.counts(),
-        trace: if options.trace {
-            nym_unix::trace::stop()
-        } else {
-            None
-        },
-    };
-    if let Some(mut serve) = serve {
-        machines.borrow_mut().iter_mut().for_each(Machine::halt);
-        (serve.ended)(&outcome);
-        while let Some(q) = serve.queries.recv().await {
-            let answer = answer(&q, topology, &machines.borrow(), programs);
-            let answer = match answer {
-                Ok(dev) => Ok(nym_unix::runner::describe(&dev).await),
-                Err(e) => Err(e),
-            };
-            let _ = q.reply.send(answer);
         }
-    }
-    machines.borrow_mut().clear();
-    Ok(outcome)
+        events.abort();
+        for c in checks {
+            c.abort();
+        }
+        drop(watch);
+        net.finish_captures()
+            .map_err(|e| SimError::Io(format!("writing a capture: {e}")))?;
+        let outcome = Outcome {
+            seed: options.seed,
+            violation,
+            held: held.len(),
+            simulated,
+            lines: log.len(),
+            counts: net.counts(),
+            trace: if options.trace {
+                nym_unix::trace::stop()
+            } else {
+                None
+            },
+        };
+        if let Some(mut serve) = serve {
+            machines.borrow_mut().iter_mut().for_each(Machine::halt);
+            (serve.ended)(&outcome);
+            while let Some(q) = serve.queries.recv().await {
+                let answer = answer(&q, topology, &machines.borrow(), programs);
+                let answer = match answer {
+                    Ok(dev) => Ok(nym_unix::runner::describe(&dev).await),
+                    Err(e) => Err(e),
+                };
+                let _ = q.reply.send(answer);
+            }
+        }
+        machines.borrow_mut().clear();
+        Ok(outcome)
+    })
 }
 
 /// The device a query names.

@@ -358,6 +358,11 @@ impl Topology {
             )),
         };
         let time = |what: &str, text: &str| duration(text).map_err(|m| invalid(what.to_owned(), m));
+        // A time that may be left out: from the start.
+        let since = |what: &str, text: &Option<String>| {
+            text.as_deref()
+                .map_or(Ok(Duration::ZERO), |t| time(what, t))
+        };
         let mut nodes = Vec::new();
         for (name, n) in &file.nodes {
             let mut keys = Vec::new();
@@ -502,10 +507,7 @@ impl Topology {
                 checks.push(Check::Console {
                     node: index(&what, &c.node)?,
                     text: c.prints.clone(),
-                    after: c
-                        .after
-                        .as_deref()
-                        .map_or(Ok(Duration::ZERO), |t| time(&what, t))?,
+                    after: since(&what, &c.after)?,
                     within: time(&what, &c.within)?,
                 });
             }
@@ -520,10 +522,7 @@ impl Topology {
                     to,
                     send: r.send.clone(),
                     expect: r.expect.clone(),
-                    at: r
-                        .at
-                        .as_deref()
-                        .map_or(Ok(Duration::ZERO), |t| time(&what, t))?,
+                    at: since(&what, &r.at)?,
                     within: time(&what, &r.within)?,
                 });
             }

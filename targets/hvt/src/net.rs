@@ -38,7 +38,11 @@ use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{
+    self,
+    ErrorKind::{ConnectionAborted, Interrupted},
+    Read, Write,
+};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -499,14 +503,7 @@ impl Netd {
                     Ok((stream, _)) => stream,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     // The client gave up while queued: the next one.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                        ) =>
-                    {
-                        continue
-                    }
+                    Err(e) if matches!(e.kind(), ConnectionAborted | Interrupted) => continue,
                     Err(e) => {
                         // Out of descriptors or memory: the connection stays
                         // queued and the listener readable, so rest.

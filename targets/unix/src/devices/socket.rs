@@ -11,7 +11,10 @@ use super::io_error;
 use libos::net::Accepted;
 use libos::{BoxFuture, Flow, FlowError, Listener, NetError, Stack, UdpSocket};
 use std::collections::HashMap;
-use std::io;
+use std::io::{
+    self,
+    ErrorKind::{ConnectionAborted, ConnectionReset},
+};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -176,14 +179,7 @@ impl Listener for SocketListener {
                     Ok((_, SocketAddr::V6(_))) => continue,
                     // A connection that died before it was accepted is the
                     // client's problem, not the listener's.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-                        ) =>
-                    {
-                        continue
-                    }
+                    Err(e) if matches!(e.kind(), ConnectionAborted | ConnectionReset) => continue,
                     Err(e) => return Err(net_error(&e)),
                 }
             }
