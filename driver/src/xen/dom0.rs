@@ -503,6 +503,56 @@ mod tests {
         );
     }
 
+    /// The relay run on this host with a stand-in `nc` that dies of
+    /// SIGSEGV its first `deaths` times and then exits with `last`: (the
+    /// relay's status, how many times nc ran).
+    fn relay_with(deaths: u32, last: i32) -> (i32, u32) {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("count");
+        let nc = dir.path().join("nc");
+        std::fs::write(
+            &nc,
+            format!(
+                "#!/bin/sh\n[ \"$*\" = \"10.0.2.15 8443\" ] || exit 99\n\
+                 echo x >> {count}\n\
+                 [ $(wc -l < {count}) -le {deaths} ] && kill -SEGV $$\n\
+                 exit {last}\n",
+                count = count.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&nc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(RELAY)
+            .env("PATH", path)
+            .env("NYM_RELAY_TO", "10.0.2.15 8443")
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        let runs = std::fs::read_to_string(&count)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        (status.code().unwrap_or(-1), runs as u32)
+    }
+
+    #[test]
+    fn the_relay_starts_nc_again_after_it_crashed_and_only_then() {
+        // Two crashes, then a clean end: the connection goes on.
+        assert_eq!(relay_with(2, 0), (0, 3));
+        // An nc that ends by itself (refused, or done) is not run again.
+        assert_eq!(relay_with(0, 1), (1, 1));
+        assert_eq!(relay_with(1, 1), (1, 2));
+        // A crash every time: five tries, then the crash is the status.
+        assert_eq!(relay_with(99, 0), (139, 5));
+    }
+
     #[test]
     fn a_state_file_of_a_dead_process_is_no_dom0() {
         let dir = std::env::temp_dir().join(format!("nym-dom0-test-{}", std::process::id()));
