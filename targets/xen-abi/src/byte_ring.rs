@@ -56,21 +56,13 @@ impl ByteRing {
     /// consumed. A consumer index past the producer, or more than the
     /// ring's size behind it, is an error.
     pub(crate) fn unread(self, page: &impl Mem) -> Result<u32, RingError> {
-        let cons = page.read::<u32>(self.cons);
-        let prod = page.read::<u32>(self.prod);
-        page.fence();
-        let n = prod.wrapping_sub(cons);
-        if n > self.size {
-            return Err(RingError::ConsumerAhead { prod, cons });
-        }
-        Ok(n)
+        self.produced(page).map(|(_, used)| used)
     }
 
     /// Writes as much of `bytes` as fits; how much that was. On an error
     /// nothing is written.
     pub(crate) fn write(self, page: &impl Mem, bytes: &[u8]) -> Result<usize, RingError> {
-        let used = self.unread(page)?;
-        let prod = page.read::<u32>(self.prod);
+        let (prod, used) = self.produced(page)?;
         let n = (self.size - used).min(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
         for (i, b) in bytes[..n as usize].iter().enumerate() {
             let at = prod.wrapping_add(i as u32) & (self.size - 1);
@@ -90,25 +82,58 @@ impl ByteRing {
         page: &impl Mem,
         mut take: impl FnMut(u8),
     ) -> Result<u32, RingError> {
+        let (cons, prod) = self.pending(page)?;
+        let n = prod.wrapping_sub(cons);
+        for i in 0..n {
+            let at = cons.wrapping_add(i) & (self.size - 1);
+            take(page.read::<u8>(self.data + at as usize));
+        }
+        self.release(page, prod);
+        Ok(n)
+    }
+
+    /// Like [`consume`](Self::consume), but drops what was produced
+    /// without reading it.
+    pub(crate) fn discard(self, page: &impl Mem) -> Result<(), RingError> {
+        let (_, prod) = self.pending(page)?;
+        self.release(page, prod);
+        Ok(())
+    }
+
+    /// This end's producer index and the bytes not yet consumed, the
+    /// indices each read once and checked.
+    fn produced(self, page: &impl Mem) -> Result<(u32, u32), RingError> {
         let cons = page.read::<u32>(self.cons);
         let prod = page.read::<u32>(self.prod);
         page.fence();
-        let n = prod.wrapping_sub(cons);
-        if n > self.size {
+        let used = prod.wrapping_sub(cons);
+        if used > self.size {
+            return Err(RingError::ConsumerAhead { prod, cons });
+        }
+        Ok((prod, used))
+    }
+
+    /// The other end's consumer and producer indices, each read once and
+    /// checked.
+    fn pending(self, page: &impl Mem) -> Result<(u32, u32), RingError> {
+        let cons = page.read::<u32>(self.cons);
+        let prod = page.read::<u32>(self.prod);
+        page.fence();
+        if prod.wrapping_sub(cons) > self.size {
             return Err(RingError::ProducerAhead {
                 prod,
                 cons,
                 most: self.size,
             });
         }
-        for i in 0..n {
-            let at = cons.wrapping_add(i) & (self.size - 1);
-            take(page.read::<u8>(self.data + at as usize));
-        }
+        Ok((cons, prod))
+    }
+
+    /// Consumes everything up to `prod`, after the reads before it.
+    fn release(self, page: &impl Mem, prod: u32) {
         page.fence();
         page.write::<u32>(self.cons, prod);
         page.fence();
-        Ok(n)
     }
 }
 

@@ -47,8 +47,8 @@ extern crate alloc;
 
 /// An enum of the C headers' numbered constants (`enum xenbus_state`), each
 /// number and name written once: the enum, `from_number` (what arrives from
-/// dom0 is checked against the list) and `name` (for messages) all come
-/// from the one list.
+/// dom0 is checked against the list), `decimal` (what a key holds) and
+/// `name` (for messages) all come from the one list.
 macro_rules! numbered {
     ($(#[$meta:meta])* pub enum $enum:ident: $repr:ty {
         $($(#[doc = $doc:literal])* $variant:ident = $n:literal,)*
@@ -66,6 +66,13 @@ macro_rules! numbered {
                 match n {
                     $($n => Some($enum::$variant),)*
                     _ => None,
+                }
+            }
+
+            /// Its number in decimal (`"2"`), as xenstore keys hold it.
+            pub fn decimal(self) -> &'static str {
+                match self {
+                    $($enum::$variant => stringify!($n),)*
                 }
             }
 

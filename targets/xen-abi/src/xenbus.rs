@@ -33,11 +33,6 @@ impl State {
         State::from_number(u32::try_from(number(text)?).ok()?)
     }
 
-    /// Its value in a `state` key.
-    pub fn value(self) -> &'static str {
-        ["0", "1", "2", "3", "4", "5", "6", "7", "8"][self as usize]
-    }
-
     /// Whether a backend in this state has gone or is going away.
     pub fn closing(self) -> bool {
         matches!(self, State::Closing | State::Closed)
@@ -80,15 +75,15 @@ mod tests {
         for bad in ["", "9", "-1", " 4", "4\n", "04x", "99999999999999999999999"] {
             assert_eq!(State::parse(bad), None, "{bad:?}");
         }
-        assert_eq!(State::Initialised.value(), "3");
-        assert_eq!(State::parse(State::Closed.value()), Some(State::Closed));
+        assert_eq!(State::Initialised.decimal(), "3");
+        assert_eq!(State::parse(State::Closed.decimal()), Some(State::Closed));
         // Past u32: not a state, not a wrapped one.
         assert_eq!(State::parse("4294967300"), None);
         assert_eq!(State::InitWait.name(), "InitWait");
         for n in 0..9 {
             let state = State::from_number(n).unwrap();
             assert_eq!(state as u32, n);
-            assert_eq!(State::parse(state.value()), Some(state));
+            assert_eq!(State::parse(state.decimal()), Some(state));
         }
     }
 

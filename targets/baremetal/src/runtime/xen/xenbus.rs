@@ -138,7 +138,7 @@ impl Frontend {
 
     /// Moves the frontend to `state`.
     pub fn switch(&self, state: State) -> Result<(), DeviceError> {
-        self.write("state", state.value())
+        self.write("state", state.decimal())
     }
 
     fn backend_state(&self) -> Result<Option<State>, DeviceError> {
